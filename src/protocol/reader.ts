@@ -81,9 +81,19 @@ export class Reader {
   }
 
   uvarint(): number {
+    return this.#unsignedVarint(5);
+  }
+
+  /** Zig-zag varlong (records' timestamp deltas): exact within 2^53. */
+  varlong(): number {
+    const raw = this.#unsignedVarint(10);
+    return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2;
+  }
+
+  #unsignedVarint(bytesMax: number): number {
     let value = 0;
     let shift = 0;
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < bytesMax; i++) {
       const at = this.#take(1);
       if (at < 0) return 0;
       const byte = this.buffer[at]!;
@@ -91,7 +101,7 @@ export class Reader {
       if ((byte & 0x80) === 0) return value;
       shift += 7;
     }
-    this.fail("Unsigned varint longer than 5 bytes");
+    this.fail(`Varint longer than ${bytesMax} bytes`);
     return 0;
   }
 

@@ -1,0 +1,91 @@
+/**
+ * CreateTopics (key 19), v0-v7.
+ * v1 validate_only; v2 throttle time; v4 default partitions and replication factor
+ * (-1); v5 flexible, and the created topic's partitions, replication factor and configs
+ * in the answer; v7 topic id. Manual replica assignments are accepted when they name
+ * existing brokers and agree with each other.
+ */
+import { TOPIC_CONFIGS, topicConfigValue } from "../cluster/topic-config.ts";
+import { planCreateTopic, topicErrorCode } from "../cluster/topics.ts";
+import { ErrorCode } from "../protocol/error-codes.ts";
+import { CreateTopicsRequest, CreateTopicsResponse } from "../protocol/generated/index.ts";
+import { ZERO_UUID } from "../protocol/reader.ts";
+import { defineHandler } from "../server/handler.ts";
+import type { BrokerServices } from "./services.ts";
+import { CONFIG_SOURCE } from "./describe-configs.ts";
+
+export function createCreateTopicsHandler(services: BrokerServices) {
+  return defineHandler({
+    request: CreateTopicsRequest,
+    response: CreateTopicsResponse,
+    versions: [0, 7],
+    async handle(request) {
+      const names = request.topics.map((t) => t.name);
+      const results = [];
+      for (const wanted of request.topics) {
+        const base = { name: wanted.name, topicId: ZERO_UUID, numPartitions: -1, replicationFactor: -1, configs: null };
+        if (names.indexOf(wanted.name) !== names.lastIndexOf(wanted.name)) {
+          results.push({ ...base, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: "Topic named more than once in the request" });
+          continue;
+        }
+        let numPartitions = wanted.numPartitions;
+        let replicationFactor = wanted.replicationFactor;
+        if (wanted.assignments.length > 0) {
+          if (numPartitions !== -1 || replicationFactor !== -1) {
+            results.push({ ...base, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: "Both assignments and partition count or replication factor given" });
+            continue;
+          }
+          const problem = assignmentProblem(services, wanted.assignments);
+          if (problem !== null) {
+            results.push({ ...base, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: problem });
+            continue;
+          }
+          numPartitions = wanted.assignments.length;
+          replicationFactor = wanted.assignments[0]!.brokerIds.length;
+        }
+        const plan = planCreateTopic(
+          services.image,
+          { name: wanted.name, numPartitions, replicationFactor, configs: wanted.configs },
+          services.topicDefaults,
+        );
+        if (!plan.ok) {
+          results.push({ ...base, errorCode: topicErrorCode(plan.error), errorMessage: plan.error.message });
+          continue;
+        }
+        if (!request.validateOnly) await services.metadata.append(plan.records);
+        const overrides = new Map(wanted.configs.filter((c) => c.value !== null).map((c) => [c.name, c.value!]));
+        results.push({
+          name: wanted.name,
+          topicId: request.validateOnly ? ZERO_UUID : plan.topicId,
+          errorCode: ErrorCode.NONE,
+          errorMessage: null,
+          numPartitions: plan.numPartitions,
+          replicationFactor: plan.replicationFactor,
+          configs: TOPIC_CONFIGS.map(({ name }) => ({
+            name,
+            value: topicConfigValue(overrides, name),
+            readOnly: false,
+            configSource: overrides.has(name) ? CONFIG_SOURCE.DYNAMIC_TOPIC_CONFIG : CONFIG_SOURCE.DEFAULT_CONFIG,
+            isSensitive: false,
+          })),
+        });
+      }
+      return { throttleTimeMs: 0, topics: results };
+    },
+  });
+}
+
+function assignmentProblem(
+  services: BrokerServices,
+  assignments: ReadonlyArray<{ partitionIndex: number; brokerIds: number[] }>,
+): string | null {
+  const size = assignments[0]!.brokerIds.length;
+  for (const [i, assignment] of assignments.entries()) {
+    if (assignment.partitionIndex !== i) return "Assignments must name partitions 0..n-1 in order";
+    if (assignment.brokerIds.length !== size || size === 0) return "Every partition needs the same number of replicas";
+    if (new Set(assignment.brokerIds).size !== size) return "A replica is named twice";
+    const unknown = assignment.brokerIds.find((id) => services.image.broker(id) === undefined);
+    if (unknown !== undefined) return `Unknown broker ${unknown}`;
+  }
+  return null;
+}

@@ -1,0 +1,123 @@
+/**
+ * Fetch (key 1), v4-v17.
+ * v4 brought isolation level, last stable offset and aborted transactions (message
+ * format 2 only, hence the floor: v0-v3 clients cannot read what Brook stores). v5 log
+ * start offset; v7 fetch sessions (KIP-227: Brook answers sessionless, session id 0,
+ * which every client accepts as "no session"); v9 current leader epoch; v11 rack id
+ * and preferred read replica; v12 flexible, diverging epoch; v13 topic ids instead of
+ * names; v15 replica state; v16 node endpoints; v17 replica directory id.
+ *
+ * Long poll: if less than min_bytes is ready, the request waits until an append to one
+ * of its partitions or max_wait_ms, whichever is first. Nothing polls.
+ */
+import { ErrorCode } from "../protocol/error-codes.ts";
+import {
+  FetchRequest,
+  type FetchRequestData,
+  FetchResponse,
+  type FetchResponseFetchableTopicResponse,
+  type FetchResponsePartitionData,
+} from "../protocol/generated/index.ts";
+import type { Encodable } from "../protocol/schema.ts";
+import { defineHandler, type RequestContext } from "../server/handler.ts";
+import type { BrokerServices } from "./services.ts";
+
+const TOPIC_IDS_FROM_VERSION = 13;
+/** Kafka's fetch.max.bytes cap on what one response may carry. */
+export const FETCH_RESPONSE_BYTES_MAX = 55 * 1024 * 1024;
+
+type TopicResponse = Encodable<FetchResponseFetchableTopicResponse>;
+type PartitionResponse = Encodable<FetchResponsePartitionData>;
+
+interface ReadPass {
+  topics: TopicResponse[];
+  bytes: number;
+  /** An error in any partition answers at once, as Kafka does. */
+  hasError: boolean;
+  /** Logs whose appends may bring the response to min_bytes. */
+  waitKeys: string[];
+}
+
+function partitionError(partition: number, errorCode: number): PartitionResponse {
+  return { partitionIndex: partition, errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: null };
+}
+
+function readOnce(services: BrokerServices, request: FetchRequestData, context: RequestContext): ReadPass {
+  const byId = context.apiVersion >= TOPIC_IDS_FROM_VERSION;
+  const responseBytesMax = Math.min(Math.max(request.maxBytes, 0), FETCH_RESPONSE_BYTES_MAX);
+  const pass: ReadPass = { topics: [], bytes: 0, hasError: false, waitKeys: [] };
+  for (const wanted of request.topics) {
+    const topic = byId ? services.image.topicById(wanted.topicId) : services.image.topic(wanted.topic);
+    const partitions: PartitionResponse[] = [];
+    pass.topics.push({ topic: wanted.topic, topicId: wanted.topicId, partitions });
+    for (const fetch of wanted.partitions) {
+      const image = topic?.partitions[fetch.partition];
+      if (topic === undefined || image === undefined) {
+        pass.hasError = true;
+        partitions.push(partitionError(fetch.partition, byId ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
+        continue;
+      }
+      if (image.leader !== services.nodeId) {
+        pass.hasError = true;
+        partitions.push(partitionError(fetch.partition, ErrorCode.NOT_LEADER_OR_FOLLOWER));
+        continue;
+      }
+      if (fetch.currentLeaderEpoch >= 0 && fetch.currentLeaderEpoch !== image.leaderEpoch) {
+        pass.hasError = true;
+        const code = fetch.currentLeaderEpoch < image.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
+        partitions.push(partitionError(fetch.partition, code));
+        continue;
+      }
+      const log = services.logs.get(topic.name, fetch.partition);
+      if (log === undefined) {
+        pass.hasError = true;
+        partitions.push(partitionError(fetch.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
+        continue;
+      }
+      const highWatermark = log.highWatermark;
+      const offsets = { highWatermark, lastStableOffset: highWatermark, logStartOffset: log.logStartOffset };
+      const budget = Math.min(fetch.partitionMaxBytes, responseBytesMax - pass.bytes);
+      // KIP-74: the first batch of the first non-empty partition is returned even when it
+      // exceeds the limits, so a consumer can never be stuck behind one large batch.
+      const read = budget > 0 || pass.bytes === 0
+        ? log.read(fetch.fetchOffset, Math.max(budget, 0), { minOneBatch: pass.bytes === 0, maxOffset: highWatermark })
+        : { ok: true as const, records: new Uint8Array(0) };
+      if (!read.ok) {
+        pass.hasError = true;
+        partitions.push({ ...partitionError(fetch.partition, ErrorCode.OFFSET_OUT_OF_RANGE), ...offsets });
+        continue;
+      }
+      pass.bytes += read.records.byteLength;
+      pass.waitKeys.push(services.logs.key(topic.name, fetch.partition));
+      partitions.push({
+        partitionIndex: fetch.partition,
+        errorCode: ErrorCode.NONE,
+        ...offsets,
+        abortedTransactions: null,
+        preferredReadReplica: -1,
+        records: read.records,
+      });
+    }
+  }
+  return pass;
+}
+
+export function createFetchHandler(services: BrokerServices) {
+  return defineHandler({
+    request: FetchRequest,
+    response: FetchResponse,
+    versions: [4, 17],
+    async handle(request, context) {
+      const deadline = services.clock.monotonicMs() + Math.max(request.maxWaitMs, 0);
+      let pass = readOnce(services, request, context);
+      while (!pass.hasError && pass.bytes < request.minBytes && pass.waitKeys.length > 0) {
+        const left = deadline - services.clock.monotonicMs();
+        if (left <= 0) break;
+        const woken = await services.logs.waitForAppend(pass.waitKeys, left);
+        if (!woken) break;
+        pass = readOnce(services, request, context);
+      }
+      return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses: pass.topics };
+    },
+  });
+}

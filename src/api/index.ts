@@ -1,0 +1,35 @@
+/**
+ * Every Kafka API this node answers, registered in one place.
+ */
+import { HandlerRegistry } from "../server/registry.ts";
+import type { ApiHandler } from "../server/handler.ts";
+import { createApiVersionsHandler } from "./api-versions.ts";
+import { createCreatePartitionsHandler } from "./create-partitions.ts";
+import { createCreateTopicsHandler } from "./create-topics.ts";
+import { createDeleteTopicsHandler } from "./delete-topics.ts";
+import { createDescribeClusterHandler } from "./describe-cluster.ts";
+import { createDescribeConfigsHandler } from "./describe-configs.ts";
+import { createFetchHandler } from "./fetch.ts";
+import { createListOffsetsHandler } from "./list-offsets.ts";
+import { createMetadataHandler } from "./metadata.ts";
+import { createProduceHandler } from "./produce.ts";
+import type { BrokerServices } from "./services.ts";
+
+export function createRegistry(
+  services: BrokerServices,
+  options: { brokerSettings: () => Record<string, string>; extraHandlers: readonly ApiHandler[] },
+): HandlerRegistry {
+  const registry = new HandlerRegistry();
+  registry.register(createApiVersionsHandler(registry));
+  registry.register(createMetadataHandler(services));
+  registry.register(createProduceHandler(services));
+  registry.register(createFetchHandler(services));
+  registry.register(createListOffsetsHandler(services));
+  registry.register(createCreateTopicsHandler(services));
+  registry.register(createDeleteTopicsHandler(services));
+  registry.register(createCreatePartitionsHandler(services));
+  registry.register(createDescribeConfigsHandler(services, options.brokerSettings));
+  registry.register(createDescribeClusterHandler(services));
+  for (const handler of options.extraHandlers) registry.register(handler);
+  return registry;
+}

@@ -1,0 +1,79 @@
+/**
+ * Produce (key 0), v3-v11.
+ * v3 brought RecordBatch v2 (magic 2) and transactional ids; v0-v2 can only carry the
+ * old message formats, which Brook does not store, so they are not advertised (as in
+ * Kafka 4). v5 adds log start offset; v8 record errors and an error message; v9 is
+ * flexible; v10 the current-leader and node-endpoint tags (sent on NOT_LEADER).
+ * acks=0 gets no response at all; acks=1 is answered once the batch is in the page
+ * cache; acks=-1 once the whole ISR has it (on one node: the leader alone), and needs at
+ * least min.insync.replicas in the ISR.
+ */
+import { topicConfigNumber } from "../cluster/topic-config.ts";
+import { ErrorCode } from "../protocol/error-codes.ts";
+import {
+  ProduceRequest,
+  ProduceResponse,
+  type ProduceResponsePartitionProduceResponse,
+} from "../protocol/generated/index.ts";
+import type { Encodable } from "../protocol/schema.ts";
+import type { AppendErrorKind } from "../storage/log-manager.ts";
+import { defineHandler, NO_RESPONSE } from "../server/handler.ts";
+import type { BrokerServices } from "./services.ts";
+
+type PartitionResponse = Encodable<ProduceResponsePartitionProduceResponse>;
+
+export function appendErrorCode(kind: AppendErrorKind): number {
+  switch (kind) {
+    case "corrupt": return ErrorCode.CORRUPT_MESSAGE;
+    case "unsupportedMagic": return ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    case "tooLarge": return ErrorCode.MESSAGE_TOO_LARGE;
+    case "invalidRecord": return ErrorCode.INVALID_RECORD;
+  }
+}
+
+function failed(index: number, errorCode: number, errorMessage: string | null): PartitionResponse {
+  return { index, errorCode, errorMessage, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+}
+
+export function createProduceHandler(services: BrokerServices) {
+  return defineHandler({
+    request: ProduceRequest,
+    response: ProduceResponse,
+    versions: [3, 11],
+    handle(request) {
+      const acks = request.acks;
+      const validAcks = acks === 0 || acks === 1 || acks === -1;
+      const responses = request.topicData.map((topicData) => {
+        const topic = services.image.topic(topicData.name);
+        return {
+          name: topicData.name,
+          partitionResponses: topicData.partitionData.map((data): PartitionResponse => {
+            if (!validAcks) return failed(data.index, ErrorCode.INVALID_REQUIRED_ACKS, `Acks must be 0, 1 or -1: ${acks}`);
+            const partition = topic?.partitions[data.index];
+            if (topic === undefined || partition === undefined) {
+              return failed(data.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, null);
+            }
+            if (partition.leader !== services.nodeId) return failed(data.index, ErrorCode.NOT_LEADER_OR_FOLLOWER, null);
+            if (acks === -1 && partition.isr.length < topicConfigNumber(topic.configs, "min.insync.replicas")) {
+              return failed(data.index, ErrorCode.NOT_ENOUGH_REPLICAS, "The ISR is smaller than min.insync.replicas");
+            }
+            if (data.records === null || data.records.byteLength === 0) {
+              return failed(data.index, ErrorCode.CORRUPT_MESSAGE, "No records");
+            }
+            const result = services.logs.append(topic.name, data.index, data.records, partition.leaderEpoch);
+            if (!result.ok) return failed(data.index, appendErrorCode(result.kind), result.message);
+            return {
+              index: data.index,
+              errorCode: ErrorCode.NONE,
+              baseOffset: result.baseOffset,
+              logAppendTimeMs: result.logAppendTimeMs,
+              logStartOffset: result.logStartOffset,
+            };
+          }),
+        };
+      });
+      if (acks === 0) return NO_RESPONSE;
+      return { responses, throttleTimeMs: 0 };
+    },
+  });
+}

@@ -1,0 +1,20 @@
+/**
+ * What the Kafka API handlers may use, passed in by `src/node.ts`. Handlers read the
+ * metadata image, write metadata through the writer, and reach partition logs through
+ * the log manager; none of them owns sockets or files.
+ */
+import type { MetadataImage } from "../cluster/metadata-image.ts";
+import type { MetadataWriter, TopicDefaults } from "../cluster/topics.ts";
+import type { LogManager } from "../storage/log-manager.ts";
+import type { Clock } from "../util/clock.ts";
+
+export interface BrokerServices {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly image: MetadataImage;
+  readonly metadata: MetadataWriter;
+  readonly logs: LogManager;
+  readonly clock: Clock;
+  readonly autoCreateTopics: boolean;
+  readonly topicDefaults: TopicDefaults;
+}

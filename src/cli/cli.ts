@@ -1,0 +1,80 @@
+/**
+ * The `brook` command line: yargs routing, help, version, and what an error turns into.
+ *
+ * Each command is one module in this folder exporting a function from `CliContext` to a
+ * yargs `CommandModule`; `COMMANDS` lists them. A command parses its own flags (the start
+ * command through `parseNodeConfig`) and throws `ConfigError` or `UsageError` for bad
+ * usage.
+ *
+ * Exit codes: 0 done (or, for `start`, a clean stop), 1 the command failed, 2 bad usage.
+ * Bad usage always prints exactly one line, `brook: <message>`, on stderr: yargs' own
+ * errors (unknown flag, missing value) included, never a usage dump.
+ */
+import yargs, { type Argv, type CommandModule } from "yargs";
+import pkg from "../../package.json" with { type: "json" };
+import { ConfigError } from "../config/node-config.ts";
+import { AssertionError } from "../util/assert.ts";
+import { startCommand } from "./start-command.ts";
+
+export interface CliContext {
+  /** Arguments after the executable (and script): `hideBin(process.argv)`. */
+  readonly args: string[];
+  readonly env: Record<string, string | undefined>;
+}
+
+/** Bad usage found by the CLI itself or by yargs: one line, exit code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export const VERSION: string = pkg.version;
+
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+/** Every command, in --help order. Add a command by adding its module here. */
+const COMMANDS: ReadonlyArray<(context: CliContext) => CommandModule> = [startCommand];
+
+export function buildCli(context: CliContext): Argv {
+  let cli = yargs(context.args)
+    .scriptName("brook")
+    .locale("en")
+    .strict()
+    .exitProcess(false) // Help and version print, then parseAsync returns.
+    .showHelpOnFail(false)
+    .fail((message: string | undefined, error: Error | undefined) => {
+      // yargs calls this for its own validation errors; rethrown errors of handlers
+      // arrive here too under some yargs versions: keep their type.
+      if (error !== undefined && !(error instanceof Error && error.name === "YError")) throw error;
+      throw new UsageError(message ?? error?.message ?? "Bad usage");
+    })
+    .version(VERSION)
+    .help()
+    .alias("help", "h")
+    .wrap(100);
+  for (const command of COMMANDS) cli = cli.command(command(context));
+  return cli;
+}
+
+/**
+ * Runs the command line. Returns when the command is done, or (start) when the node runs;
+ * on error prints one line and exits the process.
+ */
+export async function runCli(context: CliContext): Promise<void> {
+  try {
+    await buildCli(context).parseAsync();
+  } catch (error) {
+    exitWithError(error);
+  }
+}
+
+function exitWithError(error: unknown): never {
+  const usage = error instanceof UsageError || error instanceof ConfigError;
+  if (error instanceof AssertionError || !(error instanceof Error)) {
+    // A programmer error: the stack is worth more than one tidy line.
+    process.stderr.write(`brook: ${error instanceof Error ? error.stack : String(error)}\n`);
+  } else {
+    process.stderr.write(`brook: ${error.message.replace(/\s*[\r\n]+\s*/g, " ")}\n`);
+  }
+  process.exit(usage ? EXIT_USAGE : EXIT_FAILED);
+}

@@ -1,0 +1,152 @@
+/**
+ * The in-memory metadata image every handler reads: brokers, topics with ids and
+ * configs, partitions with replicas, leader, leader epoch and ISR. It changes only by
+ * applying metadata records in log order (`apply`), on one node from a local log and in
+ * a cluster from the Raft log; there is no other way to write it, so every node that
+ * applied the same records holds the same image.
+ */
+import { assert, unreachable } from "../util/assert.ts";
+
+export interface BrokerImage {
+  readonly nodeId: number;
+  readonly host: string;
+  readonly port: number;
+  readonly rack: string | null;
+}
+
+export interface PartitionImage {
+  readonly partition: number;
+  readonly replicas: readonly number[];
+  readonly leader: number;
+  readonly leaderEpoch: number;
+  readonly isr: readonly number[];
+}
+
+export interface TopicImage {
+  readonly name: string;
+  readonly topicId: string;
+  /** Overrides only; defaults live in topic-config.ts. */
+  readonly configs: ReadonlyMap<string, string>;
+  readonly partitions: readonly PartitionImage[];
+  readonly internal: boolean;
+}
+
+export type MetadataRecord =
+  | { type: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null }
+  | { type: "topic"; name: string; topicId: string; internal?: boolean }
+  | {
+      type: "partition";
+      topicId: string;
+      partition: number;
+      replicas: number[];
+      leader: number;
+      leaderEpoch: number;
+      isr: number[];
+    }
+  | { type: "config"; topicId: string; name: string; value: string | null }
+  | { type: "removeTopic"; topicId: string };
+
+interface MutableTopic {
+  name: string;
+  topicId: string;
+  configs: Map<string, string>;
+  partitions: PartitionImage[];
+  internal: boolean;
+}
+
+export type ImageListener = (record: MetadataRecord, image: MetadataImage) => void;
+
+export class MetadataImage {
+  readonly #brokers = new Map<number, BrokerImage>();
+  readonly #topicsByName = new Map<string, MutableTopic>();
+  readonly #topicsById = new Map<string, MutableTopic>();
+  readonly #listeners: ImageListener[] = [];
+  /** Number of records applied; a cheap version for caches of derived views. */
+  #appliedCount = 0;
+
+  get appliedCount(): number {
+    return this.#appliedCount;
+  }
+
+  /** Called after each applied record, in order (the log manager creates and drops logs). */
+  onApply(listener: ImageListener): void {
+    this.#listeners.push(listener);
+  }
+
+  apply(record: MetadataRecord): void {
+    switch (record.type) {
+      case "registerBroker":
+        this.#brokers.set(record.nodeId, {
+          nodeId: record.nodeId,
+          host: record.host,
+          port: record.port,
+          rack: record.rack,
+        });
+        break;
+      case "topic": {
+        assert(!this.#topicsByName.has(record.name), `Topic ${record.name} created twice`);
+        const topic: MutableTopic = {
+          name: record.name,
+          topicId: record.topicId,
+          configs: new Map(),
+          partitions: [],
+          internal: record.internal === true,
+        };
+        this.#topicsByName.set(record.name, topic);
+        this.#topicsById.set(record.topicId, topic);
+        break;
+      }
+      case "partition": {
+        const topic = this.#topicsById.get(record.topicId);
+        assert(topic !== undefined, `Partition record for unknown topic ${record.topicId}`);
+        assert(record.partition <= topic.partitions.length, "Partition records out of order");
+        topic.partitions[record.partition] = {
+          partition: record.partition,
+          replicas: record.replicas,
+          leader: record.leader,
+          leaderEpoch: record.leaderEpoch,
+          isr: record.isr,
+        };
+        break;
+      }
+      case "config": {
+        const topic = this.#topicsById.get(record.topicId);
+        assert(topic !== undefined, `Config record for unknown topic ${record.topicId}`);
+        if (record.value === null) topic.configs.delete(record.name);
+        else topic.configs.set(record.name, record.value);
+        break;
+      }
+      case "removeTopic": {
+        const topic = this.#topicsById.get(record.topicId);
+        assert(topic !== undefined, `Removal of unknown topic ${record.topicId}`);
+        this.#topicsById.delete(record.topicId);
+        this.#topicsByName.delete(topic.name);
+        break;
+      }
+      default:
+        unreachable(record);
+    }
+    this.#appliedCount++;
+    for (const listener of this.#listeners) listener(record, this);
+  }
+
+  brokers(): BrokerImage[] {
+    return [...this.#brokers.values()].sort((a, b) => a.nodeId - b.nodeId);
+  }
+
+  broker(nodeId: number): BrokerImage | undefined {
+    return this.#brokers.get(nodeId);
+  }
+
+  topics(): TopicImage[] {
+    return [...this.#topicsByName.values()];
+  }
+
+  topic(name: string): TopicImage | undefined {
+    return this.#topicsByName.get(name);
+  }
+
+  topicById(topicId: string): TopicImage | undefined {
+    return this.#topicsById.get(topicId);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The local metadata log of a single node: metadata records stored as JSON values in
+ * RecordBatch v2 batches of an ordinary partition log at
+ * `<data-dir>/__cluster_metadata-0/`, replayed into the image at start. One `append`
+ * is one batch, so a topic and its partitions appear together or not at all. The Raft
+ * quorum of a cluster replaces only how this log is agreed, not the records or image.
+ */
+import { join } from "node:path";
+import { buildBatch } from "../protocol/record-batch-builder.ts";
+import { decodeRecords } from "../protocol/records.ts";
+import { DEFAULT_LOG_CONFIG } from "../storage/log-config.ts";
+import { PartitionLog } from "../storage/partition-log.ts";
+import { assert } from "../util/assert.ts";
+import type { Clock } from "../util/clock.ts";
+import { logger } from "../util/log.ts";
+import type { MetadataImage, MetadataRecord } from "./metadata-image.ts";
+import type { MetadataWriter } from "./topics.ts";
+
+const log = logger("metadata-log");
+export const METADATA_LOG_DIR = "__cluster_metadata-0";
+const READ_BYTES = 1024 * 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class LocalMetadataLog implements MetadataWriter {
+  readonly #log: PartitionLog;
+  readonly #image: MetadataImage;
+  readonly #clock: Clock;
+
+  private constructor(partitionLog: PartitionLog, image: MetadataImage, clock: Clock) {
+    this.#log = partitionLog;
+    this.#image = image;
+    this.#clock = clock;
+  }
+
+  /** Opens the log and applies every stored record to `image`, in order. */
+  static open(options: { dataDir: string; image: MetadataImage; clock: Clock }): LocalMetadataLog {
+    const partitionLog = PartitionLog.open({
+      dir: join(options.dataDir, METADATA_LOG_DIR),
+      config: DEFAULT_LOG_CONFIG,
+      clock: options.clock,
+    });
+    let offset = partitionLog.logStartOffset;
+    let applied = 0;
+    while (offset < partitionLog.logEndOffset) {
+      const read = partitionLog.read(offset, READ_BYTES, { minOneBatch: true });
+      assert(read.ok, `Metadata log unreadable at offset ${offset}`);
+      let at = 0;
+      const bytes = read.records;
+      assert(bytes.byteLength > 0, `Metadata log returned nothing at offset ${offset}`);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      while (at < bytes.byteLength) {
+        const size = 12 + view.getInt32(at + 8);
+        const batch = bytes.subarray(at, at + size);
+        const records = decodeRecords(batch);
+        assert(records !== null, `Metadata batch at ${offset} is not readable`);
+        for (const record of records) {
+          options.image.apply(JSON.parse(decoder.decode(record.value!)) as MetadataRecord);
+          applied++;
+        }
+        offset = Number(view.getBigInt64(at)) + view.getInt32(at + 23) + 1;
+        at += size;
+      }
+    }
+    log.info("Metadata log replayed", { records: applied, endOffset: partitionLog.logEndOffset });
+    return new LocalMetadataLog(partitionLog, options.image, options.clock);
+  }
+
+  async append(records: MetadataRecord[]): Promise<void> {
+    assert(records.length > 0, "Empty metadata append");
+    const batch = buildBatch({
+      baseTimestamp: this.#clock.nowMs(),
+      records: records.map((record, i) => ({
+        key: null,
+        value: encoder.encode(JSON.stringify(record)),
+        headers: [],
+        timestampDelta: 0,
+        offsetDelta: i,
+      })),
+    });
+    const result = this.#log.append(batch, { leaderEpoch: 0 });
+    assert(result.ok, `Metadata append failed: ${result.ok ? "" : result.message}`);
+    // Metadata is rare and precious: make it durable before anyone acts on it.
+    this.#log.flush();
+    for (const record of records) this.#image.apply(record);
+  }
+
+  close(): void {
+    this.#log.close();
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Topic lifecycle as metadata records: creation (with name, partition count,
+ * replication factor and config validation), partition growth and deletion. Handlers of
+ * CreateTopics, Metadata auto-creation, CreatePartitions, DeleteTopics and the admin API
+ * all come here, so the rules live once. Results are values; Kafka codes come from the
+ * caller's mapping of `TopicError`.
+ */
+import { randomUUID } from "node:crypto";
+import { ErrorCode } from "../protocol/error-codes.ts";
+import type { MetadataImage, MetadataRecord, TopicImage } from "./metadata-image.ts";
+import { validateTopicConfig } from "./topic-config.ts";
+
+/** Kafka's limit: a topic name plus partition suffix must fit a file name. */
+export const TOPIC_NAME_LENGTH_MAX = 249;
+export const PARTITIONS_MAX = 10_000;
+
+export type TopicError =
+  | { kind: "invalidName"; message: string }
+  | { kind: "exists"; message: string }
+  | { kind: "unknown"; message: string }
+  | { kind: "invalidPartitions"; message: string }
+  | { kind: "invalidReplicationFactor"; message: string }
+  | { kind: "invalidConfig"; message: string }
+  | { kind: "invalidRequest"; message: string };
+
+export function topicErrorCode(error: TopicError): number {
+  switch (error.kind) {
+    case "invalidName": return ErrorCode.INVALID_TOPIC_EXCEPTION;
+    case "exists": return ErrorCode.TOPIC_ALREADY_EXISTS;
+    case "unknown": return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+    case "invalidPartitions": return ErrorCode.INVALID_PARTITIONS;
+    case "invalidReplicationFactor": return ErrorCode.INVALID_REPLICATION_FACTOR;
+    case "invalidConfig": return ErrorCode.INVALID_CONFIG;
+    case "invalidRequest": return ErrorCode.INVALID_REQUEST;
+  }
+}
+
+/** Null when Kafka would accept the name. */
+export function topicNameProblem(name: string): string | null {
+  if (name.length === 0) return "Topic name is empty";
+  if (name === "." || name === "..") return `Topic name cannot be "." or "..": ${name}`;
+  if (name.length > TOPIC_NAME_LENGTH_MAX) return `Topic name longer than ${TOPIC_NAME_LENGTH_MAX} characters`;
+  if (!/^[a-zA-Z0-9._-]+$/.test(name)) return `Topic name has characters other than [a-zA-Z0-9._-]: ${name}`;
+  return null;
+}
+
+/** Appends records to the metadata log and applies them to the image before resolving. */
+export interface MetadataWriter {
+  append(records: MetadataRecord[]): Promise<void>;
+}
+
+export interface CreateTopicRequest {
+  name: string;
+  /** -1: the broker default. */
+  numPartitions: number;
+  /** -1: the broker default. */
+  replicationFactor: number;
+  configs: ReadonlyArray<{ name: string; value: string | null }>;
+}
+
+export interface TopicDefaults {
+  numPartitions: number;
+  replicationFactor: number;
+}
+
+export type CreatePlan = { ok: true; records: MetadataRecord[]; topicId: string; numPartitions: number; replicationFactor: number } | { ok: false; error: TopicError };
+
+/** Checks a creation and builds its records; nothing is written. */
+export function planCreateTopic(
+  image: MetadataImage,
+  request: CreateTopicRequest,
+  defaults: TopicDefaults,
+  internal = false,
+): CreatePlan {
+  const nameProblem = topicNameProblem(request.name);
+  if (nameProblem !== null) return { ok: false, error: { kind: "invalidName", message: nameProblem } };
+  if (image.topic(request.name) !== undefined) {
+    return { ok: false, error: { kind: "exists", message: `Topic '${request.name}' already exists.` } };
+  }
+  const numPartitions = request.numPartitions === -1 ? defaults.numPartitions : request.numPartitions;
+  if (!Number.isInteger(numPartitions) || numPartitions < 1 || numPartitions > PARTITIONS_MAX) {
+    return { ok: false, error: { kind: "invalidPartitions", message: `Number of partitions must be in [1, ${PARTITIONS_MAX}]: ${numPartitions}` } };
+  }
+  const replicationFactor = request.replicationFactor === -1 ? defaults.replicationFactor : request.replicationFactor;
+  const brokers = image.brokers();
+  if (replicationFactor < 1 || replicationFactor > brokers.length) {
+    return {
+      ok: false,
+      error: {
+        kind: "invalidReplicationFactor",
+        message: `Replication factor ${replicationFactor} must be in [1, ${brokers.length}] (live brokers)`,
+      },
+    };
+  }
+  const seen = new Set<string>();
+  for (const config of request.configs) {
+    if (seen.has(config.name)) {
+      return { ok: false, error: { kind: "invalidRequest", message: `Config ${config.name} given twice` } };
+    }
+    seen.add(config.name);
+    const problem = validateTopicConfig(config.name, config.value);
+    if (problem !== null) return { ok: false, error: { kind: "invalidConfig", message: problem } };
+  }
+  const topicId = randomUUID();
+  const records: MetadataRecord[] = [{ type: "topic", name: request.name, topicId, internal }];
+  for (const config of request.configs) {
+    if (config.value !== null) records.push({ type: "config", topicId, name: config.name, value: config.value });
+  }
+  records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor));
+  return { ok: true, records, topicId, numPartitions, replicationFactor };
+}
+
+/**
+ * Replica placement as Kafka does without racks: round-robin over brokers from a start
+ * that moves with the partition, so leaders spread evenly.
+ */
+function partitionRecords(
+  image: MetadataImage,
+  topicId: string,
+  from: number,
+  to: number,
+  replicationFactor: number,
+): MetadataRecord[] {
+  const brokerIds = image.brokers().map((broker) => broker.nodeId);
+  const records: MetadataRecord[] = [];
+  for (let partition = from; partition < to; partition++) {
+    const replicas: number[] = [];
+    for (let r = 0; r < replicationFactor; r++) replicas.push(brokerIds[(partition + r) % brokerIds.length]!);
+    records.push({ type: "partition", topicId, partition, replicas, leader: replicas[0]!, leaderEpoch: 0, isr: [...replicas] });
+  }
+  return records;
+}
+
+export type PlanResult = { ok: true; records: MetadataRecord[] } | { ok: false; error: TopicError };
+
+export function planCreatePartitions(image: MetadataImage, name: string, count: number): PlanResult {
+  const topic = image.topic(name);
+  if (topic === undefined) return { ok: false, error: { kind: "unknown", message: `Topic '${name}' does not exist` } };
+  const current = topic.partitions.length;
+  if (!Number.isInteger(count) || count <= current) {
+    return {
+      ok: false,
+      error: { kind: "invalidPartitions", message: `Topic currently has ${current} partitions, ${count} would not be an increase.` },
+    };
+  }
+  if (count > PARTITIONS_MAX) {
+    return { ok: false, error: { kind: "invalidPartitions", message: `Number of partitions must be at most ${PARTITIONS_MAX}` } };
+  }
+  const replicationFactor = topic.partitions[0]?.replicas.length ?? 1;
+  return { ok: true, records: partitionRecords(image, topic.topicId, current, count, replicationFactor) };
+}
+
+export function planDeleteTopic(topic: TopicImage | undefined, name: string): PlanResult {
+  if (topic === undefined) return { ok: false, error: { kind: "unknown", message: `Topic '${name}' does not exist` } };
+  return { ok: true, records: [{ type: "removeTopic", topicId: topic.topicId }] };
+}

@@ -1,0 +1,88 @@
+/**
+ * Wires one node together: data dir, metadata image and log, partition logs, Kafka
+ * handlers, the Kafka listener and the admin API. Nothing here implements behaviour;
+ * each part lives in its folder and this file only connects them (STYLE.md: no god
+ * object).
+ */
+import { createAdminApp } from "./admin/app.ts";
+import { startAdminServer } from "./admin/server.ts";
+import { createRegistry } from "./api/index.ts";
+import type { BrokerServices } from "./api/services.ts";
+import { MetadataImage } from "./cluster/metadata-image.ts";
+import { LocalMetadataLog } from "./cluster/metadata-log.ts";
+import type { NodeConfig } from "./config/node-config.ts";
+import { startKafkaListener } from "./server/listener.ts";
+import { openDataDir } from "./storage/data-dir.ts";
+import { LogManager } from "./storage/log-manager.ts";
+import { systemClock } from "./util/clock.ts";
+import { logger } from "./util/log.ts";
+
+const log = logger("node");
+
+export interface RunningNode {
+  readonly nodeId: number;
+  readonly kafkaPort: number;
+  readonly adminPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const clock = systemClock;
+  const meta = openDataDir(config.dataDir, config.nodeId);
+  const nodeId = meta.nodeId;
+  const image = new MetadataImage();
+  const logs = new LogManager({ dataDir: config.dataDir, nodeId, clock, image });
+  const metadata = LocalMetadataLog.open({ dataDir: config.dataDir, image, clock });
+
+  let serving = false;
+  const services: BrokerServices = {
+    nodeId,
+    clusterId: meta.clusterId,
+    image,
+    metadata,
+    logs,
+    clock,
+    autoCreateTopics: config.autoCreateTopics,
+    topicDefaults: { numPartitions: config.numPartitions, replicationFactor: 1 },
+  };
+  const registry = createRegistry(services, {
+    brokerSettings: () => ({
+      "broker.id": String(nodeId),
+      "auto.create.topics.enable": String(config.autoCreateTopics),
+      "num.partitions": String(config.numPartitions),
+      "socket.request.max.bytes": String(config.socketRequestMaxBytes),
+      "log.dirs": config.dataDir,
+    }),
+    extraHandlers: [],
+  });
+  const listener = await startKafkaListener({
+    host: config.kafka.host,
+    port: config.kafka.port,
+    frameBytesMax: config.socketRequestMaxBytes,
+    registry,
+  });
+  // A port of 0 (tests) advertises the port actually bound.
+  const advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };
+  const known = image.broker(nodeId);
+  if (known === undefined || known.host !== advertised.host || known.port !== advertised.port) {
+    await metadata.append([{ type: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null }]);
+  }
+  const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, nodeId: () => nodeId }));
+  serving = true;
+  log.info("Node serving", { nodeId, clusterId: meta.clusterId, kafka: `${advertised.host}:${advertised.port}`, admin: `${admin.host}:${admin.port}` });
+
+  return {
+    nodeId,
+    kafkaPort: listener.port,
+    adminPort: admin.port,
+    async stop() {
+      serving = false;
+      await admin.stop();
+      await listener.stop();
+      logs.flushAll();
+      logs.close();
+      metadata.close();
+      log.info("Node stopped", { nodeId });
+    },
+  };
+}

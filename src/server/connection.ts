@@ -1,0 +1,277 @@
+/**
+ * One client connection: 4-byte length framing, decoding, and an ordered pipeline.
+ * Many requests may be in flight; responses leave strictly in request order (Kafka's
+ * guarantee to clients), whatever order the handlers finish in.
+ *
+ * Invariants: a frame larger than `frameBytesMax` or shorter than a request header
+ * closes this connection only; at most `inFlightMax` requests are pending, beyond that
+ * the socket is paused so one client cannot grow the broker's memory without bound.
+ */
+import { Buffer } from "node:buffer";
+import type { Socket } from "node:net";
+import { decode, encode } from "../protocol/codec.ts";
+import { ErrorCode } from "../protocol/error-codes.ts";
+import {
+  API_VERSIONS_KEY,
+  decodeRequestHeader,
+  encodeResponseHeader,
+  REQUEST_HEADER_BYTES_MIN,
+  requestHeaderVersion,
+  responseHeaderVersion,
+} from "../protocol/headers.ts";
+import { Reader } from "../protocol/reader.ts";
+import { inRange } from "../protocol/schema.ts";
+import { Writer } from "../protocol/writer.ts";
+import { logger } from "../util/log.ts";
+import { type ApiHandler, NO_RESPONSE, type RequestContext } from "./handler.ts";
+import type { HandlerRegistry } from "./registry.ts";
+
+const log = logger("connection");
+const FRAME_LENGTH_BYTES = 4;
+export const IN_FLIGHT_MAX = 256;
+
+interface Slot {
+  /** Encoded response chunks once ready; null while the handler runs; [] for no response. */
+  chunks: Uint8Array[] | null;
+}
+
+export interface ConnectionOptions {
+  readonly frameBytesMax: number;
+  readonly registry: HandlerRegistry;
+  readonly onClose: (connection: Connection) => void;
+}
+
+let nextConnectionId = 1;
+
+export class Connection {
+  readonly id = nextConnectionId++;
+  readonly remote: string;
+  readonly #socket: Socket;
+  readonly #options: ConnectionOptions;
+  /** Received bytes not yet forming a whole frame. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  readonly #slots: Slot[] = [];
+  #closed = false;
+  #paused = false;
+
+  constructor(socket: Socket, options: ConnectionOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    socket.on("data", (data: Buffer) => this.#onData(data));
+    socket.on("error", (error) => log.debug("Socket error", { connection: this.id, error: error.message }));
+    socket.on("close", () => this.#onClosed());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    log.warn(`Closing connection: ${reason}`, { connection: this.id, remote: this.remote });
+    this.#closed = true;
+    this.#slots.length = 0;
+    this.#pending = [];
+    this.#socket.destroy();
+  }
+
+  #onClosed(): void {
+    this.#closed = true;
+    this.#slots.length = 0;
+    this.#pending = [];
+    this.#options.onClose(this);
+  }
+
+  #onData(data: Buffer): void {
+    if (this.#closed) return;
+    this.#pending.push(data);
+    this.#pendingBytes += data.byteLength;
+    while (!this.#closed && this.#pendingBytes >= FRAME_LENGTH_BYTES) {
+      const size = this.#peekFrameLength();
+      if (size < REQUEST_HEADER_BYTES_MIN || size > this.#options.frameBytesMax) {
+        this.close(`Frame size ${size} outside [${REQUEST_HEADER_BYTES_MIN}, ${this.#options.frameBytesMax}]`);
+        return;
+      }
+      if (this.#pendingBytes < FRAME_LENGTH_BYTES + size) return;
+      const frame = this.#takeBytes(FRAME_LENGTH_BYTES + size).subarray(FRAME_LENGTH_BYTES);
+      this.#onFrame(frame);
+    }
+  }
+
+  #peekFrameLength(): number {
+    const first = this.#pending[0]!;
+    if (first.byteLength >= FRAME_LENGTH_BYTES) return first.readInt32BE(0);
+    const joined = Buffer.concat(this.#pending);
+    this.#pending = [joined];
+    return joined.readInt32BE(0);
+  }
+
+  /** Removes `size` bytes from the front of the pending chunks, copying only if split. */
+  #takeBytes(size: number): Buffer {
+    const first = this.#pending[0]!;
+    let taken: Buffer;
+    if (first.byteLength >= size) {
+      taken = first.subarray(0, size);
+      if (first.byteLength === size) this.#pending.shift();
+      else this.#pending[0] = first.subarray(size);
+    } else {
+      taken = Buffer.allocUnsafe(size);
+      let filled = 0;
+      while (filled < size) {
+        const chunk = this.#pending[0]!;
+        const use = Math.min(chunk.byteLength, size - filled);
+        chunk.copy(taken, filled, 0, use);
+        filled += use;
+        if (use === chunk.byteLength) this.#pending.shift();
+        else this.#pending[0] = chunk.subarray(use);
+      }
+    }
+    this.#pendingBytes -= size;
+    return taken;
+  }
+
+  #onFrame(frame: Buffer): void {
+    const reader = new Reader(frame);
+    const apiKey = reader.int16();
+    const apiVersion = reader.int16();
+    reader.offset = 0;
+    const handler = this.#options.registry.get(apiKey);
+    if (handler === undefined) {
+      if (apiKey === API_VERSIONS_KEY) return; // Registry always has ApiVersions.
+      this.close(`Unsupported api key ${apiKey}`);
+      return;
+    }
+    const supported = inRange(apiVersion, handler.versions);
+    if (!supported && apiKey !== API_VERSIONS_KEY) {
+      this.close(`Unsupported version ${apiVersion} of api key ${apiKey}`);
+      return;
+    }
+    // KIP-511: an ApiVersions request of a version the broker does not know is answered
+    // in v0 with UNSUPPORTED_VERSION and the supported ranges; its body is not decoded.
+    const headerVersion = supported ? requestHeaderVersion(handler.request, apiVersion) : 1;
+    const header = decodeRequestHeader(reader, headerVersion);
+    if (reader.failed) {
+      this.close(`Malformed request header: ${reader.failure}`);
+      return;
+    }
+    const context: RequestContext = {
+      apiKey,
+      apiVersion,
+      correlationId: header.correlationId,
+      clientId: header.clientId,
+      connectionId: this.id,
+      remote: this.remote,
+    };
+    if (!supported) {
+      this.#respondNow(handler, context, 0, {
+        errorCode: ErrorCode.UNSUPPORTED_VERSION,
+        apiKeys: this.#options.registry.apiVersionsList(),
+      });
+      return;
+    }
+    const request = decode(handler.request, apiVersion, reader);
+    if (!reader.complete()) {
+      this.close(`Malformed ${handler.request.name} v${apiVersion}: ${reader.failure || "trailing bytes"}`);
+      return;
+    }
+    this.#dispatch(handler, context, request);
+  }
+
+  #dispatch(handler: ApiHandler, context: RequestContext, request: unknown): void {
+    const slot: Slot = { chunks: null };
+    this.#slots.push(slot);
+    if (this.#slots.length >= IN_FLIGHT_MAX && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+    let result: unknown;
+    try {
+      result = handler.handle(request, context);
+    } catch (error) {
+      this.#fail(handler, context, slot, error);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value) => this.#complete(handler, context, slot, value),
+        (error) => this.#fail(handler, context, slot, error),
+      );
+    } else {
+      this.#complete(handler, context, slot, result);
+    }
+  }
+
+  #fail(handler: ApiHandler, context: RequestContext, slot: Slot, error: unknown): void {
+    const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    log.error(`Handler ${handler.request.name} failed`, { connection: this.id, error: message });
+    // Only a response with a top-level error code can say "unknown server error" without
+    // echoing the request; any other API closes the connection so the client retries.
+    if (handler.response.fields.some((field) => field.name === "errorCode")) {
+      this.#complete(handler, context, slot, { errorCode: ErrorCode.UNKNOWN_SERVER_ERROR });
+    } else {
+      this.close(`Handler ${handler.request.name} failed`);
+    }
+  }
+
+  #complete(handler: ApiHandler, context: RequestContext, slot: Slot, value: unknown): void {
+    if (this.#closed) return;
+    if (value === NO_RESPONSE) {
+      slot.chunks = [];
+    } else {
+      try {
+        slot.chunks = this.#encodeResponse(handler, context, value);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        log.error(`Encoding ${handler.response.name} v${context.apiVersion} failed`, { error: message });
+        this.close("Response could not be encoded");
+        return;
+      }
+    }
+    this.#flush();
+  }
+
+  #respondNow(handler: ApiHandler, context: RequestContext, version: number, value: unknown): void {
+    const slot: Slot = { chunks: null };
+    this.#slots.push(slot);
+    slot.chunks = this.#encodeResponse(handler, { ...context, apiVersion: version }, value);
+    this.#flush();
+  }
+
+  #encodeResponse(handler: ApiHandler, context: RequestContext, value: unknown): Uint8Array[] {
+    const writer = new Writer();
+    writer.int32(0); // Frame length, patched below.
+    encodeResponseHeader(
+      writer,
+      context.correlationId,
+      responseHeaderVersion(context.apiKey, handler.response, context.apiVersion),
+    );
+    encode(handler.response, context.apiVersion, value as never, writer);
+    const total = writer.length;
+    const chunks = writer.chunks();
+    const head = chunks[0]!;
+    new DataView(head.buffer, head.byteOffset, head.byteLength).setInt32(0, total - FRAME_LENGTH_BYTES);
+    return chunks;
+  }
+
+  /** Writes every ready response at the head of the queue, in order. */
+  #flush(): void {
+    if (this.#closed) return;
+    let wrote = false;
+    while (this.#slots.length > 0 && this.#slots[0]!.chunks !== null) {
+      const chunks = this.#slots.shift()!.chunks!;
+      if (!wrote && chunks.length > 0) {
+        this.#socket.cork();
+        wrote = true;
+      }
+      for (const chunk of chunks) this.#socket.write(chunk);
+    }
+    if (wrote) this.#socket.uncork();
+    if (this.#paused && this.#slots.length < IN_FLIGHT_MAX / 2) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The Kafka TCP listener. Accepts connections and hands each to a `Connection`; keeps
+ * the set of open connections so that a stop closes them all.
+ */
+import { createServer, type Server } from "node:net";
+import { logger } from "../util/log.ts";
+import { Connection } from "./connection.ts";
+import type { HandlerRegistry } from "./registry.ts";
+
+const log = logger("listener");
+
+export interface KafkaListener {
+  readonly port: number;
+  connectionCount(): number;
+  stop(): Promise<void>;
+}
+
+export async function startKafkaListener(options: {
+  host: string;
+  port: number;
+  frameBytesMax: number;
+  registry: HandlerRegistry;
+}): Promise<KafkaListener> {
+  const connections = new Set<Connection>();
+  const server: Server = createServer((socket) => {
+    const connection = new Connection(socket, {
+      frameBytesMax: options.frameBytesMax,
+      registry: options.registry,
+      onClose: (closed) => connections.delete(closed),
+    });
+    connections.add(connection);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: options.host, port: options.port }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : options.port;
+  log.info("Kafka listener serving", { host: options.host, port });
+  return {
+    port,
+    connectionCount: () => connections.size,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const connection of connections) connection.close("Broker stopping");
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * @module
+ * Per-partition log configuration: the subset of Kafka's topic configs the storage
+ * engine reads, with Kafka's defaults, and the one check every value passes before a
+ * log sees it (CreateTopics / AlterConfigs answer INVALID_CONFIG with its message).
+ */
+import { assert } from "../util/assert.ts";
+import {
+  BATCH_BYTES_MAX,
+  INDEX_INTERVAL_BYTES_MAX,
+  INT32_MAX,
+  SEGMENT_BYTES_MAX,
+  SEGMENT_BYTES_MIN,
+  SEGMENT_MS_MIN,
+} from "./limits.ts";
+
+export interface LogConfig {
+  /** segment.bytes: roll when the next append would make the active segment larger. */
+  segmentBytes: number;
+  /** segment.ms: roll when the active segment's first batch was appended this long ago. */
+  segmentMs: number;
+  /** index.interval.bytes: log bytes between two sparse index entries. */
+  indexIntervalBytes: number;
+  /**
+   * max.message.bytes: largest batch (whole, with its 12-byte log overhead). Kafka allows
+   * any int; batches above BATCH_BYTES_MAX are refused whatever this says.
+   */
+  maxMessageBytes: number;
+  /** message.timestamp.type: LogAppendTime makes the broker's clock every batch's time. */
+  messageTimestampType: "CreateTime" | "LogAppendTime";
+  /** retention.ms; -1 keeps forever. Stored only: retention is a later issue. */
+  retentionMs: number;
+  /** retention.bytes; -1 keeps everything. Stored only: retention is a later issue. */
+  retentionBytes: number;
+}
+
+/** Kafka's defaults. */
+export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
+  segmentBytes: 1073741824,
+  segmentMs: 604800000,
+  indexIntervalBytes: 4096,
+  maxMessageBytes: 1048588,
+  messageTimestampType: "CreateTime",
+  retentionMs: 604800000,
+  retentionBytes: -1,
+});
+
+export type LogConfigCheck = { ok: true } | { ok: false; message: string };
+
+function integerIn(name: string, value: number, min: number, max: number): string | null {
+  // Kafka's long configs reach 2^63 - 1 (e.g. "forever"), which a JS number holds as an
+  // inexact integer: fine for comparisons against clocks, so only integrality is checked.
+  if (!Number.isInteger(value)) return `${name} is not an integer: ${value}`;
+  if (value < min) return `${name} is below ${min}: ${value}`;
+  if (value > max) return `${name} is above ${max}: ${value}`;
+  return null;
+}
+
+/** Checks user-supplied values; the message names the first bad one. */
+export function checkLogConfig(config: LogConfig): LogConfigCheck {
+  const problem =
+    integerIn("segment.bytes", config.segmentBytes, SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX) ??
+    integerIn("segment.ms", config.segmentMs, SEGMENT_MS_MIN, Number.MAX_VALUE) ??
+    integerIn("index.interval.bytes", config.indexIntervalBytes, 0, INDEX_INTERVAL_BYTES_MAX) ??
+    integerIn("max.message.bytes", config.maxMessageBytes, 0, INT32_MAX) ??
+    integerIn("retention.ms", config.retentionMs, -1, Number.MAX_VALUE) ??
+    integerIn("retention.bytes", config.retentionBytes, -1, Number.MAX_VALUE) ??
+    (config.messageTimestampType === "CreateTime" || config.messageTimestampType === "LogAppendTime"
+      ? null
+      : `message.timestamp.type is not CreateTime or LogAppendTime: ${String(config.messageTimestampType)}`);
+  return problem === null ? { ok: true } : { ok: false, message: `Invalid log config: ${problem}` };
+}
+
+/** The batch size limit a log enforces: max.message.bytes, capped by BATCH_BYTES_MAX. */
+export function batchBytesLimit(config: LogConfig): number {
+  return Math.min(config.maxMessageBytes, BATCH_BYTES_MAX);
+}
+
+/** For callers that must have checked already: a bad config here is a programmer error. */
+export function assertLogConfig(config: LogConfig): void {
+  const check = checkLogConfig(config);
+  assert(check.ok, check.ok ? "" : check.message);
+}

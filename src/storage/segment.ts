@@ -1,0 +1,913 @@
+/**
+ * @module
+ * One log segment: `<base>.log` (RecordBatch v2 bytes as received, offsets stamped),
+ * `<base>.index` (sparse offset → position) and `<base>.timeindex` (sparse
+ * max-timestamp-so-far → offset), base being the 20-digit offset of its first batch.
+ *
+ * Lifecycle: a segment is created empty and *active* (it holds writable descriptors and
+ * its indexes in memory), takes appends, and is *sealed* when the log rolls: a closing
+ * time index entry is added, all three files are fsynced and closed. Sealed segments
+ * never change; their indexes and read descriptors live in the shared SegmentCache.
+ *
+ * Invariants:
+ * - `sizeBytes` covers whole batches only; nothing is ever read past it.
+ * - Batches are in increasing offset order; an index entry points at a batch start.
+ * - Only the active segment can have a torn tail (sealed ones were fsynced before the
+ *   next segment was created), so opening a log verifies only the last segment from its
+ *   last index entry on (`recover`); sealed ones are sanity-checked and rebuilt from
+ *   their .log when an index is missing, torn or implausibly short.
+ *
+ * All I/O is synchronous node:fs: page-cache reads and writes take microseconds, and
+ * synchronous calls keep the order of appends, reads and rolls trivial.
+ */
+import { Buffer } from "node:buffer";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import {
+  BATCH_HEADER_BYTES,
+  Compression,
+  MAGIC_V2,
+  batchCrcIsValid,
+  findRecordAtTimestamp,
+  readBaseOffset,
+  readBaseTimestamp,
+  readBatchSize,
+  readCompression,
+  readLastOffset,
+  readLastOffsetDelta,
+  readMagic,
+  readMaxTimestamp,
+  readRecordCount,
+  readTimestampType,
+} from "../protocol/record-batch.ts";
+import { assert } from "../util/assert.ts";
+import { logger } from "../util/log.ts";
+import {
+  BATCH_BYTES_MAX,
+  INDEX_ENTRIES_MAX,
+  LOCATE_CHUNK_BYTES_MAX,
+  OFFSET_INDEX_ENTRY_BYTES,
+  RELATIVE_OFFSET_MAX,
+  SCAN_CHUNK_BYTES,
+  TIME_INDEX_ENTRY_BYTES,
+} from "./limits.ts";
+import { OffsetIndex } from "./offset-index.ts";
+import type { SegmentCache } from "./segment-cache.ts";
+import { TimeIndex } from "./time-index.ts";
+
+const log = logger("storage");
+
+export const LOG_SUFFIX = ".log";
+export const INDEX_SUFFIX = ".index";
+export const TIME_INDEX_SUFFIX = ".timeindex";
+/** Index files being rebuilt are written under this suffix, then renamed into place. */
+export const REBUILD_SUFFIX = ".rebuild";
+/** `<20-digit base offset>.log`, `.index` or `.timeindex`. */
+export const SEGMENT_FILE_PATTERN = /^(\d{20})\.(log|index|timeindex)$/;
+
+export function segmentFileName(baseOffset: number, suffix: string): string {
+  assert(Number.isSafeInteger(baseOffset), "Segment base offset is not a safe integer");
+  assert(baseOffset >= 0, "Segment base offset is negative");
+  return `${String(baseOffset).padStart(20, "0")}${suffix}`;
+}
+
+/** An I/O failure (disk full, EIO) while changing a log; the log itself stays consistent. */
+export class StorageIoError extends Error {
+  override name = "StorageIoError";
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole-range I/O.
+
+/** Reads up to `length` bytes at `position`; fewer only at end of file. */
+export function readFully(fd: number, target: Uint8Array, targetAt: number, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, target, targetAt + done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+export function writeFully(fd: number, source: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < source.byteLength) {
+    done += writeSync(fd, source, done, source.byteLength - done, position + done);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scanning batch by batch: recovery, index rebuilds and the short scans after an index
+// lookup all use this.
+
+/**
+ * headers: the visitor gets at least the batch's 61-byte header; used on data already
+ * verified. verify: the visitor gets the whole batch, checked (magic, length, CRC,
+ * record count) first; used where a crash may have torn the data.
+ */
+export type ScanMode = "headers" | "verify";
+
+/**
+ * end: every batch in range was visited. found: the visitor stopped at `position`.
+ * partial: the range ends inside the batch at `position`. corrupt: the batch at
+ * `position` fails a check.
+ */
+export type ScanStop = "end" | "found" | "partial" | "corrupt";
+
+export interface ScanOutcome {
+  stop: ScanStop;
+  /** For "end", the end of the range; otherwise where the batch it stopped at starts. */
+  position: number;
+  /** Why a partial or corrupt batch was refused; empty otherwise. */
+  reason: string;
+}
+
+/**
+ * `buf` holds the batch at `at` (it starts at file `position` and has `size` bytes);
+ * valid only during the call. Return true to stop the scan there.
+ */
+export type BatchVisitor = (buf: Uint8Array, at: number, position: number, size: number) => boolean;
+
+/**
+ * Visits the batches of file range [from, to) in order, reading chunks of `chunkBytes`
+ * (grown to one whole batch in verify mode). Allocates one chunk per scan.
+ */
+export function scanBatches(
+  fd: number,
+  from: number,
+  to: number,
+  mode: ScanMode,
+  chunkBytes: number,
+  visit: BatchVisitor,
+): ScanOutcome {
+  assert(from >= 0, "Scan starts before the file");
+  assert(from <= to, "Scan range is inverted");
+  let chunk = Buffer.allocUnsafe(Math.max(BATCH_HEADER_BYTES, Math.min(chunkBytes, to - from)));
+  // File range held in `chunk`.
+  let chunkStart = from;
+  let chunkEnd = from;
+  let position = from;
+  while (position < to) {
+    const left = to - position;
+    if (left < BATCH_HEADER_BYTES) {
+      return { stop: "partial", position, reason: `Batch header is cut: ${left} bytes left` };
+    }
+    if (position + BATCH_HEADER_BYTES > chunkEnd) {
+      const n = readFully(fd, chunk, 0, Math.min(chunk.byteLength, left), position);
+      chunkStart = position;
+      chunkEnd = position + n;
+      if (n < BATCH_HEADER_BYTES) return { stop: "partial", position, reason: `File ends at ${chunkEnd}` };
+    }
+    let at = position - chunkStart;
+    const magic = readMagic(chunk, at);
+    if (magic !== MAGIC_V2) return { stop: "corrupt", position, reason: `Batch magic is ${magic}` };
+    const size = readBatchSize(chunk, at);
+    if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX) {
+      return { stop: "corrupt", position, reason: `Batch size is implausible: ${size}` };
+    }
+    if (size > left) return { stop: "partial", position, reason: `Batch is cut: ${left} of ${size} bytes` };
+    if (mode === "verify") {
+      if (position + size > chunkEnd) {
+        if (size > chunk.byteLength) chunk = Buffer.allocUnsafe(size);
+        const n = readFully(fd, chunk, 0, Math.min(chunk.byteLength, left), position);
+        chunkStart = position;
+        chunkEnd = position + n;
+        at = 0;
+        if (n < size) return { stop: "partial", position, reason: `File ends at ${chunkEnd}` };
+      }
+      if (!batchCrcIsValid(chunk, at, size)) return { stop: "corrupt", position, reason: "Batch CRC mismatch" };
+      const count = readRecordCount(chunk, at);
+      if (count < 1 || readLastOffsetDelta(chunk, at) !== count - 1) {
+        return { stop: "corrupt", position, reason: `Batch record count is inconsistent: ${count}` };
+      }
+    }
+    if (visit(chunk, at, position, size)) return { stop: "found", position, reason: "" };
+    position += size;
+  }
+  return { stop: "end", position, reason: "" };
+}
+
+// ---------------------------------------------------------------------------------------
+
+/** Where a batch lies in a segment's .log file. */
+export interface BatchLocation {
+  position: number;
+  size: number;
+  baseOffset: number;
+  lastOffset: number;
+}
+
+/** State of the active segment only: writable files and its indexes in memory. */
+interface Writer {
+  logFd: number;
+  indexFd: number;
+  timeIndexFd: number;
+  offsetIndex: OffsetIndex;
+  timeIndex: TimeIndex;
+  /** Entries of each index already written to its file. */
+  indexPersisted: number;
+  timeIndexPersisted: number;
+  /** Log bytes appended since the last index entry (index.interval.bytes rule). */
+  bytesSinceIndexEntry: number;
+  /** Offset after the last batch; baseOffset when empty. */
+  nextOffset: number;
+  /** Base offset of the last batch, -1 when empty. */
+  lastBatchBaseOffset: number;
+  /** Wall-clock ms of the first append (segment.ms), null when empty. */
+  rollTimeMs: number | null;
+}
+
+/** Result of opening the active segment after a possibly unclean stop. */
+export interface RecoveredSegment {
+  segment: Segment;
+  /** Bytes cut from the end of the .log file (torn or corrupt tail). */
+  truncatedBytes: number;
+}
+
+function paths(dir: string, baseOffset: number): { logPath: string; indexPath: string; timeIndexPath: string } {
+  return {
+    logPath: join(dir, segmentFileName(baseOffset, LOG_SUFFIX)),
+    indexPath: join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)),
+    timeIndexPath: join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)),
+  };
+}
+
+function fileSize(path: string): number {
+  return statSync(path).size;
+}
+
+function int32FromFile(fd: number, position: number): number {
+  const bytes = Buffer.allocUnsafe(4);
+  const n = readFully(fd, bytes, 0, 4, position);
+  assert(n === 4, "Index file ended early");
+  return bytes.readInt32BE(0);
+}
+
+function int64FromFile(fd: number, position: number): number {
+  const bytes = Buffer.allocUnsafe(8);
+  const n = readFully(fd, bytes, 0, 8, position);
+  assert(n === 8, "Index file ended early");
+  return bytes.readInt32BE(0) * 4294967296 + bytes.readUInt32BE(4);
+}
+
+/** Reads an index file, or returns null when it does not exist. */
+function readIfExists(path: string): Buffer | null {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/** Writes `bytes` to `path` atomically: a temporary file, fsynced, renamed into place. */
+function replaceFile(path: string, bytes: Uint8Array): void {
+  const temporary = `${path}${REBUILD_SUFFIX}`;
+  const fd = openSync(temporary, "w");
+  try {
+    writeFully(fd, bytes, 0);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+}
+
+/** Builds index entries while batches are appended or scanned, by the interval rule. */
+class IndexBuilder {
+  constructor(
+    readonly offsetIndex: OffsetIndex,
+    readonly timeIndex: TimeIndex,
+    /** index.interval.bytes. */
+    readonly intervalBytes: number,
+    public bytesSinceEntry: number,
+    /** Largest batch max timestamp so far in the segment, -1 if none. */
+    public maxTimestamp: number,
+  ) {}
+
+  /** Accounts for the batch with base `offset` at `position`, adding entries when due. */
+  add(offset: number, position: number, size: number, maxTimestamp: number): void {
+    if (maxTimestamp > this.maxTimestamp) this.maxTimestamp = maxTimestamp;
+    if (this.bytesSinceEntry >= this.intervalBytes && !this.offsetIndex.isFull) {
+      this.offsetIndex.append(offset, position);
+      this.timeIndex.append(this.maxTimestamp, offset);
+      this.bytesSinceEntry = 0;
+    }
+    this.bytesSinceEntry += size;
+  }
+
+  /** The closing entry of a sealed segment: its largest timestamp at its last batch. */
+  close(lastBatchBaseOffset: number): void {
+    if (lastBatchBaseOffset < 0) return;
+    const count = this.timeIndex.entryCount;
+    if (count > 0 && this.timeIndex.offsetAt(count - 1) >= lastBatchBaseOffset) return;
+    this.timeIndex.append(this.maxTimestamp, lastBatchBaseOffset);
+  }
+}
+
+export class Segment {
+  readonly baseOffset: number;
+  readonly logPath: string;
+  readonly indexPath: string;
+  readonly timeIndexPath: string;
+  readonly #cache: SegmentCache;
+  /** Bytes of whole batches in the .log file. */
+  #sizeBytes: number;
+  /** Largest batch max timestamp in the segment, -1 when empty or untimed. */
+  #maxTimestamp: number;
+  /** Non-null while the segment is active. */
+  #writer: Writer | null;
+  #closed = false;
+
+  private constructor(
+    dir: string,
+    baseOffset: number,
+    cache: SegmentCache,
+    sizeBytes: number,
+    maxTimestamp: number,
+    writer: Writer | null,
+  ) {
+    const files = paths(dir, baseOffset);
+    this.baseOffset = baseOffset;
+    this.logPath = files.logPath;
+    this.indexPath = files.indexPath;
+    this.timeIndexPath = files.timeIndexPath;
+    this.#cache = cache;
+    this.#sizeBytes = sizeBytes;
+    this.#maxTimestamp = maxTimestamp;
+    this.#writer = writer;
+  }
+
+  /** A new, empty, active segment. Its .log file must not exist yet. */
+  static create(dir: string, baseOffset: number, cache: SegmentCache): Segment {
+    const files = paths(dir, baseOffset);
+    const logFd = openSync(files.logPath, "wx+");
+    const indexFd = openSync(files.indexPath, "w+");
+    const timeIndexFd = openSync(files.timeIndexPath, "w+");
+    const writer: Writer = {
+      logFd,
+      indexFd,
+      timeIndexFd,
+      offsetIndex: new OffsetIndex(baseOffset),
+      timeIndex: new TimeIndex(baseOffset),
+      indexPersisted: 0,
+      timeIndexPersisted: 0,
+      bytesSinceIndexEntry: 0,
+      nextOffset: baseOffset,
+      lastBatchBaseOffset: -1,
+      rollTimeMs: null,
+    };
+    return new Segment(dir, baseOffset, cache, 0, -1, writer);
+  }
+
+  /**
+   * Opens a sealed segment: checks its indexes cheaply (sizes, last entries) and rebuilds
+   * them from the .log when missing, torn or implausibly short. `nextBaseOffset` is the
+   * base offset of the following segment. Throws when the .log itself is damaged: only
+   * the last segment can be torn by a crash, so that is not a crash fault.
+   */
+  static openSealed(
+    dir: string,
+    baseOffset: number,
+    nextBaseOffset: number,
+    indexIntervalBytes: number,
+    cache: SegmentCache,
+  ): Segment {
+    assert(nextBaseOffset > baseOffset, "Segments must have increasing base offsets");
+    const files = paths(dir, baseOffset);
+    const logBytes = fileSize(files.logPath);
+    const problem = Segment.#checkSealedIndexes(files, baseOffset, nextBaseOffset, logBytes, indexIntervalBytes);
+    let maxTimestamp: number;
+    if (problem !== null) {
+      log.warn("Rebuilding segment indexes", { path: files.logPath, reason: problem });
+      maxTimestamp = Segment.#rebuildSealed(files, baseOffset, nextBaseOffset, logBytes, indexIntervalBytes);
+    } else {
+      const timeBytes = fileSize(files.timeIndexPath);
+      if (timeBytes === 0) {
+        maxTimestamp = -1;
+      } else {
+        const fd = openSync(files.timeIndexPath, "r");
+        try {
+          maxTimestamp = int64FromFile(fd, timeBytes - TIME_INDEX_ENTRY_BYTES);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    }
+    return new Segment(dir, baseOffset, cache, logBytes, maxTimestamp, null);
+  }
+
+  /** Null when the indexes look complete, else why they need a rebuild. */
+  static #checkSealedIndexes(
+    files: { logPath: string; indexPath: string; timeIndexPath: string },
+    baseOffset: number,
+    nextBaseOffset: number,
+    logBytes: number,
+    indexIntervalBytes: number,
+  ): string | null {
+    if (!existsSync(files.indexPath)) return "Offset index is missing";
+    if (!existsSync(files.timeIndexPath)) return "Time index is missing";
+    const indexBytes = fileSize(files.indexPath);
+    const timeBytes = fileSize(files.timeIndexPath);
+    if (indexBytes % OFFSET_INDEX_ENTRY_BYTES !== 0) return `Offset index is torn: ${indexBytes} bytes`;
+    if (timeBytes % TIME_INDEX_ENTRY_BYTES !== 0) return `Time index is torn: ${timeBytes} bytes`;
+    if (logBytes > 0 && timeBytes === 0) return "Time index has no closing entry";
+    let lastPosition = 0;
+    if (indexBytes > 0) {
+      const fd = openSync(files.indexPath, "r");
+      try {
+        const lastRelative = int32FromFile(fd, indexBytes - OFFSET_INDEX_ENTRY_BYTES);
+        lastPosition = int32FromFile(fd, indexBytes - 4);
+        if (lastRelative < 0 || baseOffset + lastRelative >= nextBaseOffset) {
+          return `Offset index ends at offset ${baseOffset + lastRelative}, past the segment`;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      if (lastPosition < 0 || lastPosition >= logBytes) return `Offset index points past the log: ${lastPosition}`;
+    }
+    // After the last entry come less than one interval of batches plus one batch; more
+    // means entries are missing. The bound uses the largest possible batch, so a lowered
+    // max.message.bytes never triggers a rebuild on every start.
+    const tail = logBytes - lastPosition;
+    if (tail > indexIntervalBytes + BATCH_BYTES_MAX) return `Offset index is short: ${tail} bytes unindexed`;
+    return null;
+  }
+
+  /** Rebuilds both indexes of a sealed segment from its .log; returns its max timestamp. */
+  static #rebuildSealed(
+    files: { logPath: string; indexPath: string; timeIndexPath: string },
+    baseOffset: number,
+    nextBaseOffset: number,
+    logBytes: number,
+    indexIntervalBytes: number,
+  ): number {
+    const builder = new IndexBuilder(
+      new OffsetIndex(baseOffset),
+      new TimeIndex(baseOffset),
+      indexIntervalBytes,
+      0,
+      -1,
+    );
+    const fd = openSync(files.logPath, "r");
+    let expected = baseOffset;
+    let lastBase = -1;
+    let badOffsets = "";
+    let outcome: ScanOutcome;
+    try {
+      outcome = scanBatches(fd, 0, logBytes, "verify", SCAN_CHUNK_BYTES, (buf, at, position, size) => {
+        const base = readBaseOffset(buf, at);
+        const last = readLastOffset(buf, at);
+        if (base < expected || last >= nextBaseOffset) {
+          badOffsets = `Batch offsets ${base}..${last} are out of order`;
+          return true;
+        }
+        builder.add(base, position, size, readMaxTimestamp(buf, at));
+        expected = last + 1;
+        lastBase = base;
+        return false;
+      });
+    } finally {
+      closeSync(fd);
+    }
+    if (outcome.stop !== "end") {
+      const reason = badOffsets !== "" ? badOffsets : outcome.reason;
+      throw new Error(`Segment is corrupt: ${files.logPath} at position ${outcome.position}: ${reason}`);
+    }
+    builder.close(lastBase);
+    replaceFile(files.indexPath, builder.offsetIndex.entryBytes(0, builder.offsetIndex.entryCount));
+    replaceFile(files.timeIndexPath, builder.timeIndex.entryBytes(0, builder.timeIndex.entryCount));
+    return builder.maxTimestamp;
+  }
+
+  /**
+   * Opens the last segment of a log after a possibly unclean stop. Index entries are
+   * kept while they are consistent; from the last kept entry (or the start) every batch
+   * is verified (length, magic, CRC, record count, increasing offsets), and the file is
+   * truncated at the first bad or partial batch. Missing index entries are re-added.
+   * `nowMs` stands in for the roll time when the first batch has no usable timestamp.
+   */
+  static recover(
+    dir: string,
+    baseOffset: number,
+    indexIntervalBytes: number,
+    cache: SegmentCache,
+    nowMs: number,
+  ): RecoveredSegment {
+    const files = paths(dir, baseOffset);
+    const logFd = openSync(files.logPath, "r+");
+    const fileBytes = fstatSync(logFd).size;
+    const indexFile = readIfExists(files.indexPath);
+    const timeFile = readIfExists(files.timeIndexPath);
+    const offsetIndex = new OffsetIndex(baseOffset, indexFile ?? undefined);
+    const timeIndex = new TimeIndex(baseOffset, timeFile ?? undefined);
+    if (indexFile === null || timeFile === null) {
+      // The time entries' maxima are only known together with the offset entries.
+      offsetIndex.truncate(0);
+      timeIndex.truncate(0);
+    }
+    // Keep the leading entries that are valid and paired (same batch in both indexes).
+    let kept = Math.min(offsetIndex.validPrefix(fileBytes), timeIndex.validPrefix());
+    for (let i = 0; i < kept; i++) {
+      if (offsetIndex.relativeOffsetAt(i) !== timeIndex.relativeOffsetAt(i)) {
+        kept = i;
+        break;
+      }
+    }
+
+    // Verify from the last kept entry; if the batch at that entry is itself bad, the
+    // entry goes too and the scan starts one entry earlier.
+    let builder: IndexBuilder;
+    let outcome: ScanOutcome;
+    let nextOffset: number;
+    let lastBatchBase: number;
+    let firstBatchMaxTimestamp: number | null;
+    for (;;) {
+      offsetIndex.truncate(kept);
+      timeIndex.truncate(kept);
+      const start = kept > 0 ? offsetIndex.positionAt(kept - 1) : 0;
+      const startOffset = kept > 0 ? offsetIndex.offsetAt(kept - 1) : baseOffset;
+      builder = new IndexBuilder(
+        offsetIndex,
+        timeIndex,
+        indexIntervalBytes,
+        0,
+        kept > 0 ? timeIndex.timestampAt(kept - 1) : -1,
+      );
+      let expected = startOffset;
+      let visited = 0;
+      let badOffsets = false;
+      nextOffset = baseOffset;
+      lastBatchBase = -1;
+      firstBatchMaxTimestamp = null;
+      outcome = scanBatches(logFd, start, fileBytes, "verify", SCAN_CHUNK_BYTES, (buf, at, position, size) => {
+        const base = readBaseOffset(buf, at);
+        const last = readLastOffset(buf, at);
+        const misplaced = visited === 0 && kept > 0 ? base !== startOffset : base < expected;
+        if (misplaced || last - baseOffset > RELATIVE_OFFSET_MAX) {
+          badOffsets = true;
+          return true;
+        }
+        const maxTimestamp = readMaxTimestamp(buf, at);
+        if (position === 0) firstBatchMaxTimestamp = maxTimestamp;
+        if (visited === 0 && kept > 0) {
+          // This batch already has its entries; count its bytes as the writer did.
+          if (maxTimestamp > builder.maxTimestamp) builder.maxTimestamp = maxTimestamp;
+          builder.bytesSinceEntry = size;
+        } else {
+          builder.add(base, position, size, maxTimestamp);
+        }
+        visited++;
+        expected = last + 1;
+        nextOffset = last + 1;
+        lastBatchBase = base;
+        return false;
+      });
+      if (badOffsets) outcome = { stop: "corrupt", position: outcome.position, reason: "Batch offsets are out of order" };
+      if (kept > 0 && visited === 0) {
+        kept--;
+        continue;
+      }
+      break;
+    }
+
+    const validBytes = outcome.stop === "end" ? fileBytes : outcome.position;
+    const truncatedBytes = fileBytes - validBytes;
+    if (truncatedBytes > 0) {
+      log.warn("Truncating the torn tail of the last segment", {
+        path: files.logPath,
+        position: validBytes,
+        droppedBytes: truncatedBytes,
+        reason: outcome.reason,
+      });
+      ftruncateSync(logFd, validBytes);
+      fsyncSync(logFd);
+    }
+
+    if (validBytes > 0 && firstBatchMaxTimestamp === null) {
+      const header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
+      const n = readFully(logFd, header, 0, BATCH_HEADER_BYTES, 0);
+      assert(n === BATCH_HEADER_BYTES, "Recovered segment lost its first batch header");
+      firstBatchMaxTimestamp = readMaxTimestamp(header, 0);
+    }
+    // Kafka's rule for a reopened segment: its first batch's timestamp stands for when it
+    // was started; a missing or future one counts as now.
+    const rollTimeMs =
+      validBytes === 0
+        ? null
+        : firstBatchMaxTimestamp !== null && firstBatchMaxTimestamp >= 0
+          ? Math.min(firstBatchMaxTimestamp, nowMs)
+          : nowMs;
+
+    const indexFd = openSync(files.indexPath, indexFile === null ? "w+" : "r+");
+    const timeIndexFd = openSync(files.timeIndexPath, timeFile === null ? "w+" : "r+");
+    const writer: Writer = {
+      logFd,
+      indexFd,
+      timeIndexFd,
+      offsetIndex,
+      timeIndex,
+      indexPersisted: kept,
+      timeIndexPersisted: kept,
+      bytesSinceIndexEntry: builder.bytesSinceEntry,
+      nextOffset,
+      lastBatchBaseOffset: lastBatchBase,
+      rollTimeMs,
+    };
+    ftruncateSync(indexFd, kept * OFFSET_INDEX_ENTRY_BYTES);
+    ftruncateSync(timeIndexFd, kept * TIME_INDEX_ENTRY_BYTES);
+    const segment = new Segment(dir, baseOffset, cache, validBytes, builder.maxTimestamp, writer);
+    segment.#persistIndexes();
+    return { segment, truncatedBytes };
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  get sizeBytes(): number {
+    return this.#sizeBytes;
+  }
+
+  get isEmpty(): boolean {
+    return this.#sizeBytes === 0;
+  }
+
+  get isActive(): boolean {
+    return this.#writer !== null;
+  }
+
+  /** Largest batch max timestamp, -1 when empty. */
+  get maxTimestamp(): number {
+    return this.#maxTimestamp;
+  }
+
+  /** Offset after the last batch. Known for the active segment only. */
+  get nextOffset(): number {
+    return this.#activeWriter().nextOffset;
+  }
+
+  /** When the first batch was appended (segment.ms), null when empty. Active only. */
+  get rollTimeMs(): number | null {
+    return this.#activeWriter().rollTimeMs;
+  }
+
+  /** Offset index entries in use. Active only (bounds the index: a full one rolls). */
+  get indexEntries(): number {
+    return this.#activeWriter().offsetIndex.entryCount;
+  }
+
+  /**
+   * Appends a validated, stamped records blob whose first batch has offset
+   * `firstOffset`. `batches` gives each batch's position and size in the blob. Throws
+   * StorageIoError if the .log write fails, leaving the segment as it was.
+   */
+  append(
+    records: Uint8Array,
+    batches: ReadonlyArray<{ at: number; size: number; lastOffsetDelta: number }>,
+    firstOffset: number,
+    indexIntervalBytes: number,
+    nowMs: number,
+  ): void {
+    const writer = this.#activeWriter();
+    assert(firstOffset === writer.nextOffset, `Append offset ${firstOffset} is not the segment end ${writer.nextOffset}`);
+    assert(batches.length > 0, "Append without batches");
+    const start = this.#sizeBytes;
+    try {
+      writeFully(writer.logFd, records, start);
+    } catch (error) {
+      // Leave no partial batch behind for a later reader or recovery to trip over.
+      try {
+        ftruncateSync(writer.logFd, start);
+      } catch (truncateError) {
+        log.error("Cannot cut a failed append", { path: this.logPath, error: String(truncateError) });
+      }
+      throw new StorageIoError(`Append to ${this.logPath} failed: ${String(error)}`, { cause: error });
+    }
+    const builder = new IndexBuilder(
+      writer.offsetIndex,
+      writer.timeIndex,
+      indexIntervalBytes,
+      writer.bytesSinceIndexEntry,
+      this.#maxTimestamp,
+    );
+    let offset = firstOffset;
+    for (const batch of batches) {
+      assert(readBaseOffset(records, batch.at) === offset, "Batch was not stamped with its offset");
+      builder.add(offset, start + batch.at, batch.size, readMaxTimestamp(records, batch.at));
+      writer.lastBatchBaseOffset = offset;
+      offset += batch.lastOffsetDelta + 1;
+    }
+    writer.bytesSinceIndexEntry = builder.bytesSinceEntry;
+    writer.nextOffset = offset;
+    writer.rollTimeMs ??= nowMs;
+    this.#maxTimestamp = builder.maxTimestamp;
+    this.#sizeBytes = start + records.byteLength;
+    this.#persistIndexes();
+  }
+
+  /**
+   * The batch holding `offset`, or else the first batch after it (offsets may have gaps),
+   * or null when the segment ends before `offset`. One index lookup and a short scan.
+   * `chunkBytes` is the first read's size: index.interval.bytes + 61 covers the scan.
+   */
+  locate(offset: number, chunkBytes: number): BatchLocation | null {
+    this.#assertOpen();
+    const index = this.#offsetIndex();
+    const entry = index.floor(offset);
+    const from = entry >= 0 ? index.positionAt(entry) : 0;
+    let found: BatchLocation | null = null;
+    const outcome = scanBatches(
+      this.#readFd(),
+      from,
+      this.#sizeBytes,
+      "headers",
+      Math.min(chunkBytes, LOCATE_CHUNK_BYTES_MAX),
+      (buf, at, position, size) => {
+        const last = readLastOffset(buf, at);
+        if (last < offset) return false;
+        found = { position, size, baseOffset: readBaseOffset(buf, at), lastOffset: last };
+        return true;
+      },
+    );
+    assert(outcome.stop === "found" || outcome.stop === "end", `Segment ${this.logPath} is damaged: ${outcome.reason}`);
+    return found;
+  }
+
+  /** Copies [position, position + length) of the .log into `target` at `targetAt`. */
+  readInto(target: Uint8Array, targetAt: number, position: number, length: number): void {
+    this.#assertOpen();
+    assert(position >= 0, "Read starts before the segment");
+    assert(position + length <= this.#sizeBytes, "Read goes past the segment's batches");
+    const n = readFully(this.#readFd(), target, targetAt, length, position);
+    assert(n === length, `Segment ${this.logPath} is shorter than its batches`);
+  }
+
+  /**
+   * The first record with timestamp >= `timestampMs` (Kafka ListOffsets): exact for
+   * uncompressed CreateTime batches; for compressed ones the batch's base offset (they
+   * are never decompressed), with the first record's timestamp if it qualifies, else the
+   * batch's max. Null when every batch is older.
+   */
+  findByTimestamp(timestampMs: number): { offset: number; timestamp: number } | null {
+    this.#assertOpen();
+    if (this.isEmpty || this.#maxTimestamp < timestampMs) return null;
+    const timeIndex = this.#timeIndex();
+    const entry = timeIndex.lastBelow(timestampMs);
+    let from = 0;
+    if (entry >= 0) {
+      const offsetIndex = this.#offsetIndex();
+      const floor = offsetIndex.floor(timeIndex.offsetAt(entry));
+      if (floor >= 0) from = offsetIndex.positionAt(floor);
+    }
+    let found: { position: number; size: number } | null = null;
+    const fd = this.#readFd();
+    const outcome = scanBatches(fd, from, this.#sizeBytes, "headers", LOCATE_CHUNK_BYTES_MAX, (buf, at, position, size) => {
+      if (readMaxTimestamp(buf, at) < timestampMs) return false;
+      found = { position, size };
+      return true;
+    });
+    assert(outcome.stop === "found" || outcome.stop === "end", `Segment ${this.logPath} is damaged: ${outcome.reason}`);
+    if (found === null) return null;
+    const { position, size } = found;
+    const batch = Buffer.allocUnsafe(size);
+    this.readInto(batch, 0, position, size);
+    const baseOffset = readBaseOffset(batch, 0);
+    const maxTimestamp = readMaxTimestamp(batch, 0);
+    if (readTimestampType(batch, 0) === "LogAppendTime") return { offset: baseOffset, timestamp: maxTimestamp };
+    if (readCompression(batch, 0) === Compression.none) {
+      const record = findRecordAtTimestamp(batch, 0, timestampMs);
+      if (record !== null) return { offset: baseOffset + record.offsetDelta, timestamp: record.timestamp };
+    }
+    const baseTimestamp = readBaseTimestamp(batch, 0);
+    return { offset: baseOffset, timestamp: baseTimestamp >= timestampMs ? baseTimestamp : maxTimestamp };
+  }
+
+  /**
+   * Seals the active segment: closing time index entry, indexes written, all three files
+   * fsynced and closed. Afterwards the segment is read through the shared cache.
+   */
+  seal(): void {
+    const writer = this.#activeWriter();
+    const builder = new IndexBuilder(writer.offsetIndex, writer.timeIndex, 0, 0, this.#maxTimestamp);
+    builder.close(writer.lastBatchBaseOffset);
+    this.#persistIndexes();
+    fsyncSync(writer.logFd);
+    fsyncSync(writer.indexFd);
+    fsyncSync(writer.timeIndexFd);
+    this.#closeWriter(writer);
+  }
+
+  /** fsyncs the active segment's .log (indexes are rebuilt by recovery if lost). */
+  flush(): void {
+    fsyncSync(this.#activeWriter().logFd);
+  }
+
+  /** Closes files (fsyncing an active segment first) and drops cached state. */
+  close(): void {
+    if (this.#closed) return;
+    const writer = this.#writer;
+    if (writer !== null) {
+      this.#persistIndexes();
+      fsyncSync(writer.logFd);
+      this.#closeWriter(writer);
+    }
+    this.#forget();
+    this.#closed = true;
+  }
+
+  /** Closes and removes the segment's files. */
+  delete(): void {
+    this.close();
+    for (const path of [this.logPath, this.indexPath, this.timeIndexPath]) {
+      try {
+        unlinkSync(path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  #assertOpen(): void {
+    assert(!this.#closed, `Segment ${this.logPath} is closed`);
+  }
+
+  #activeWriter(): Writer {
+    this.#assertOpen();
+    assert(this.#writer !== null, `Segment ${this.logPath} is sealed`);
+    return this.#writer;
+  }
+
+  #offsetIndex(): OffsetIndex {
+    return this.#writer?.offsetIndex ?? this.#cache.offsetIndex(this.indexPath, this.baseOffset);
+  }
+
+  #timeIndex(): TimeIndex {
+    return this.#writer?.timeIndex ?? this.#cache.timeIndex(this.timeIndexPath, this.baseOffset);
+  }
+
+  #readFd(): number {
+    return this.#writer?.logFd ?? this.#cache.readFd(this.logPath);
+  }
+
+  /**
+   * Writes index entries not yet in their files. A failure is logged and retried on the
+   * next append: the indexes are derived data that recovery completes anyway.
+   */
+  #persistIndexes(): void {
+    const writer = this.#writer;
+    assert(writer !== null, "Only an active segment writes indexes");
+    try {
+      const offsetCount = writer.offsetIndex.entryCount;
+      if (writer.indexPersisted < offsetCount) {
+        writeFully(
+          writer.indexFd,
+          writer.offsetIndex.entryBytes(writer.indexPersisted, offsetCount),
+          writer.indexPersisted * OFFSET_INDEX_ENTRY_BYTES,
+        );
+        writer.indexPersisted = offsetCount;
+      }
+      const timeCount = writer.timeIndex.entryCount;
+      if (writer.timeIndexPersisted < timeCount) {
+        writeFully(
+          writer.timeIndexFd,
+          writer.timeIndex.entryBytes(writer.timeIndexPersisted, timeCount),
+          writer.timeIndexPersisted * TIME_INDEX_ENTRY_BYTES,
+        );
+        writer.timeIndexPersisted = timeCount;
+      }
+    } catch (error) {
+      log.error("Writing index entries failed; will retry", { path: this.indexPath, error: String(error) });
+    }
+  }
+
+  #closeWriter(writer: Writer): void {
+    closeSync(writer.logFd);
+    closeSync(writer.indexFd);
+    closeSync(writer.timeIndexFd);
+    this.#writer = null;
+  }
+
+  #forget(): void {
+    this.#cache.forget(this.logPath);
+    this.#cache.forget(this.indexPath);
+    this.#cache.forget(this.timeIndexPath);
+  }
+}
+
+/** Checks used by tests: the entry count bound is what rolls a segment. */
+export const SEGMENT_INDEX_ENTRIES_MAX = INDEX_ENTRIES_MAX;

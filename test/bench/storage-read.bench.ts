@@ -1,0 +1,193 @@
+/**
+ * Storage benchmark: read-at-offset and append on a small (20 MB) and a large (2 GB by
+ * default) partition log, to check DESIGN.md principle 2: both cost the same at any log
+ * size. A script, not a test:
+ *
+ *   npx bun test/bench/storage-read.bench.ts [--big-gb N] [--reads N] [--appends N] [--dir PATH]
+ *
+ * Both logs are made of identical 1 MiB batches (1024 records of ~1 KiB), written
+ * quickly by appending one prepared batch again and again (append stamps it in place),
+ * in 128 MiB segments. Figures per operation:
+ *
+ * - locate: read(offset, 0, minOneBatch false): segment search, index lookup, header
+ *   scan; returns nothing.
+ * - read: read(offset, 64 KiB, minOneBatch true): the same plus copying the 1 MiB batch
+ *   that holds the offset out of the page cache.
+ * - raw pread: one readSync of 1 MiB at a random batch position of the same files; the
+ *   machine's limit for "read one batch" (the figure `read` is set beside).
+ * - append: append of one 1 MiB batch (validation with CRC, stamping, write, indexes).
+ *
+ * Each figure is printed for both logs with the large/small ratio; a ratio near 1 is the
+ * point. The data is deleted afterwards. Figures never fail anything.
+ */
+import { Buffer } from "node:buffer";
+import { closeSync, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
+import { setLogLevel } from "../../src/util/log.ts";
+import { systemClock } from "../../src/util/clock.ts";
+import { DEFAULT_LOG_CONFIG, type LogConfig, PartitionLog } from "../../src/storage/partition-log.ts";
+
+const MIB = 1024 * 1024;
+const RECORDS_PER_BATCH = 1024;
+const VALUE_BYTES = 1000;
+
+function argument(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} needs a positive number`);
+  return value;
+}
+
+function stringArgument(name: string): string | null {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? null : (process.argv[i + 1] ?? null);
+}
+
+const bigGb = argument("big-gb", 2);
+const reads = argument("reads", 20_000);
+const appends = argument("appends", 100);
+const smallBytes = 20 * 1000 * 1000;
+const bigBytes = Math.round(bigGb * 1024 * MIB);
+
+const config: LogConfig = {
+  ...DEFAULT_LOG_CONFIG,
+  segmentBytes: 128 * MIB,
+  maxMessageBytes: 2 * MIB,
+};
+
+/** Deterministic LCG so both logs see the same kind of offset sequence. */
+function seeded(seed: number): (bound: number) => number {
+  let state = seed >>> 0;
+  return (bound) => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return Math.floor((state / 4294967296) * bound);
+  };
+}
+
+function makeTemplate(): Buffer {
+  const value = Buffer.alloc(VALUE_BYTES, 120);
+  return buildBatch({
+    baseTimestamp: systemClock.nowMs(),
+    records: Array.from({ length: RECORDS_PER_BATCH }, (_, i) => ({ key: `key-${i}`, value, headers: [], timestampDelta: i })),
+  });
+}
+
+interface Figures {
+  meanUs: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+function measure(count: number, run: (i: number) => void): Figures {
+  const samples = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    run(i);
+    samples[i] = (performance.now() - start) * 1000;
+  }
+  const sorted = Float64Array.from(samples).sort();
+  let sum = 0;
+  for (const sample of samples) sum += sample;
+  return {
+    meanUs: sum / count,
+    p50Us: sorted[Math.floor(count * 0.5)]!,
+    p99Us: sorted[Math.min(count - 1, Math.floor(count * 0.99))]!,
+  };
+}
+
+function build(dir: string, bytes: number, template: Buffer): { log: PartitionLog; seconds: number } {
+  const log = PartitionLog.open({ dir, config, clock: systemClock });
+  const start = performance.now();
+  while (log.sizeBytes() < bytes) {
+    const result = log.append(template, { leaderEpoch: 0 });
+    if (!result.ok) throw new Error(`Append failed: ${result.message}`);
+  }
+  log.flush();
+  return { log, seconds: (performance.now() - start) / 1000 };
+}
+
+function rawPread(dir: string, batchBytes: number, count: number, random: (bound: number) => number): Figures {
+  const files = readdirSync(dir).filter((name) => name.endsWith(".log")).sort();
+  const fds = files.map((name) => openSync(join(dir, name), "r"));
+  // Whole batches per file: every segment holds only template-sized batches.
+  const batches = fds.map((fd) => Math.floor(fstatSync(fd).size / batchBytes));
+  const total = batches.reduce((sum, n) => sum + n, 0);
+  try {
+    return measure(count, () => {
+      let pick = random(total);
+      let file = 0;
+      while (pick >= batches[file]!) pick -= batches[file++]!;
+      const buffer = Buffer.allocUnsafe(batchBytes);
+      readSync(fds[file]!, buffer, 0, batchBytes, pick * batchBytes);
+    });
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+}
+
+function show(name: string, small: Figures, big: Figures): void {
+  const cell = (f: Figures) =>
+    `${f.meanUs.toFixed(1).padStart(8)} µs mean ${f.p50Us.toFixed(1).padStart(8)} p50 ${f.p99Us.toFixed(1).padStart(8)} p99`;
+  console.log(`${name.padEnd(10)} small ${cell(small)} | large ${cell(big)} | ratio ${(big.meanUs / small.meanUs).toFixed(2)}`);
+}
+
+setLogLevel("warn");
+const root = mkdtempSync(join(stringArgument("dir") ?? tmpdir(), "brook-bench-storage-"));
+try {
+  const template = makeTemplate();
+  const batchBytes = template.byteLength;
+  console.log(`storage bench: batch ${batchBytes} bytes (${RECORDS_PER_BATCH} records), segments ${config.segmentBytes / MIB} MiB`);
+  console.log(`data in ${root}; large log ${(bigBytes / 1024 / MIB).toFixed(2)} GiB, ${reads} reads, ${appends} appends`);
+
+  const small = build(join(root, "small-0"), smallBytes, template);
+  const big = build(join(root, "big-0"), bigBytes, template);
+  console.log(
+    `built small: ${small.log.segmentCount()} segment(s), ${small.log.logEndOffset} records in ${small.seconds.toFixed(2)} s; ` +
+      `large: ${big.log.segmentCount()} segments, ${big.log.logEndOffset} records in ${big.seconds.toFixed(2)} s ` +
+      `(${(bigBytes / MIB / big.seconds).toFixed(0)} MiB/s)`,
+  );
+
+  const figures = (log: PartitionLog, seed: number) => {
+    const end = log.logEndOffset;
+    const random = seeded(seed);
+    // Warm the page cache and the index cache the same way for both logs.
+    for (let i = 0; i < Math.min(reads, 2000); i++) log.read(random(end), 0, { minOneBatch: false });
+    const locate = measure(reads, () => {
+      const read = log.read(random(end), 0, { minOneBatch: false });
+      if (!read.ok) throw new Error("Read failed");
+    });
+    const read = measure(reads, () => {
+      const result = log.read(random(end), 64 * 1024, { minOneBatch: true });
+      if (!result.ok || result.records.byteLength !== batchBytes) throw new Error("Read returned the wrong batch");
+    });
+    return { locate, read };
+  };
+  const smallFigures = figures(small.log, 1);
+  const bigFigures = figures(big.log, 1);
+  const smallRaw = rawPread(small.log.dir, batchBytes, reads, seeded(2));
+  const bigRaw = rawPread(big.log.dir, batchBytes, reads, seeded(2));
+  const appendFigures = (log: PartitionLog) =>
+    measure(appends, () => {
+      const result = log.append(template, { leaderEpoch: 0 });
+      if (!result.ok) throw new Error(`Append failed: ${result.message}`);
+    });
+  const smallAppend = appendFigures(small.log);
+  const bigAppend = appendFigures(big.log);
+
+  console.log("");
+  show("locate", smallFigures.locate, bigFigures.locate);
+  show("read", smallFigures.read, bigFigures.read);
+  show("raw pread", smallRaw, bigRaw);
+  show("append", smallAppend, bigAppend);
+  console.log(
+    `\nread vs raw pread (machine limit): small ${(smallFigures.read.meanUs / smallRaw.meanUs).toFixed(2)}x, ` +
+      `large ${(bigFigures.read.meanUs / bigRaw.meanUs).toFixed(2)}x`,
+  );
+  small.log.close();
+  big.log.close();
+} finally {
+  rmSync(root, { recursive: true, force: true });
+}

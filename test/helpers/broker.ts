@@ -1,0 +1,111 @@
+/**
+ * Starts a real Brook process on loopback with its own data dir and free ports, for
+ * tests. Every broker started here is stopped by its process id (`stop` sends SIGTERM,
+ * `kill` SIGKILL) and `stopAll` runs after each test file as a safety net.
+ */
+import { afterAll } from "bun:test";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const REPO = resolve(import.meta.dir, "../..");
+export const BUN = process.execPath;
+
+export interface TestBroker {
+  readonly pid: number;
+  readonly host: string;
+  readonly port: number;
+  readonly bootstrap: string;
+  readonly adminPort: number;
+  readonly adminUrl: string;
+  readonly dataDir: string;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  stop(): Promise<number | null>;
+  kill(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+
+export function tempDir(prefix = "brook-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startBroker(options: { dataDir?: string; args?: string[]; command?: string[]; readyMs?: number } = {}): Promise<TestBroker> {
+  const dataDir = options.dataDir ?? tempDir();
+  const command = options.command ?? [BUN, join(REPO, "src/main.ts")];
+  const child = spawn(
+    command[0]!,
+    [...command.slice(1), "start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--gossip", "127.0.0.1:0", ...(options.args ?? [])],
+    { cwd: REPO, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, BROOK_LOG_LEVEL: process.env.BROOK_LOG_LEVEL ?? "info" } },
+  );
+  running.add(child);
+  let stderr = "";
+  const exited = new Promise<number | null>((resolveExit) => child.on("exit", (code) => {
+    running.delete(child);
+    resolveExit(code);
+  }));
+  const ready = await new Promise<RegExpMatchArray>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Broker not ready within ${options.readyMs ?? 20000} ms:\n${stderr}`)), options.readyMs ?? 20000);
+    child.stderr!.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /Node serving .*kafka=([\d.]+):(\d+) admin=([\d.]+):(\d+)/.exec(stderr);
+      if (match) {
+        clearTimeout(timer);
+        resolveReady(match);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Broker exited with ${code} before ready:\n${stderr}`));
+    });
+  });
+  const host = ready[1]!;
+  const port = Number(ready[2]);
+  const adminPort = Number(ready[4]);
+  return {
+    pid: child.pid!,
+    host,
+    port,
+    bootstrap: `${host}:${port}`,
+    adminPort,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    dataDir,
+    stderr: () => stderr,
+    async stop() {
+      if (child.exitCode === null) process.kill(child.pid!, "SIGTERM");
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null) process.kill(child.pid!, "SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Stops the broker and removes its data dir. */
+export async function stopAndClean(broker: TestBroker): Promise<void> {
+  await broker.stop();
+  rmSync(broker.dataDir, { recursive: true, force: true });
+}
+
+afterAll(() => {
+  for (const child of running) if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGKILL");
+});
+
+/** Waits for a condition, polling; fails with `what` after the deadline. */
+export async function eventually<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 10000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`Timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
