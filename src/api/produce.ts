@@ -17,8 +17,12 @@ import {
 } from "../protocol/generated/index.ts";
 import type { Encodable } from "../protocol/schema.ts";
 import type { AppendErrorKind } from "../storage/log-manager.ts";
+import { StorageIoError } from "../storage/partition-log.ts";
+import { logger } from "../util/log.ts";
 import { defineHandler, NO_RESPONSE } from "../server/handler.ts";
 import type { BrokerServices } from "./services.ts";
+
+const log = logger("produce");
 
 type PartitionResponse = Encodable<ProduceResponsePartitionProduceResponse>;
 
@@ -60,7 +64,14 @@ export function createProduceHandler(services: BrokerServices) {
             if (data.records === null || data.records.byteLength === 0) {
               return failed(data.index, ErrorCode.CORRUPT_MESSAGE, "No records");
             }
-            const result = services.logs.append(topic.name, data.index, data.records, partition.leaderEpoch);
+            let result;
+            try {
+              result = services.logs.append(topic.name, data.index, data.records, partition.leaderEpoch);
+            } catch (error) {
+              if (!(error instanceof StorageIoError)) throw error;
+              log.error("Append failed", { topic: topic.name, partition: data.index, error: error.message });
+              return failed(data.index, ErrorCode.KAFKA_STORAGE_ERROR, error.message);
+            }
             if (!result.ok) return failed(data.index, appendErrorCode(result.kind), result.message);
             return {
               index: data.index,

@@ -3,6 +3,8 @@
  * as strings (as on the wire and in the metadata log); `validateTopicConfig` is the one
  * place that decides whether a name and value are acceptable.
  */
+import { checkLogConfig, type LogConfig } from "../storage/log-config.ts";
+
 export type ConfigType = "boolean" | "string" | "int" | "long" | "double" | "list";
 
 export interface ConfigDefinition {
@@ -100,4 +102,23 @@ export function topicConfigValue(overrides: ReadonlyMap<string, string>, name: s
 export function topicConfigNumber(overrides: ReadonlyMap<string, string>, name: string): number {
   // Long.MAX_VALUE defaults become MAX_SAFE_INTEGER: "never" either way.
   return Math.min(Number(topicConfigValue(overrides, name)), Number.MAX_SAFE_INTEGER);
+}
+
+/** The storage settings of a topic with these overrides. */
+export function logConfigFromOverrides(overrides: ReadonlyMap<string, string>): LogConfig {
+  return {
+    segmentBytes: topicConfigNumber(overrides, "segment.bytes"),
+    segmentMs: topicConfigNumber(overrides, "segment.ms"),
+    indexIntervalBytes: topicConfigNumber(overrides, "index.interval.bytes"),
+    maxMessageBytes: topicConfigNumber(overrides, "max.message.bytes"),
+    messageTimestampType: topicConfigValue(overrides, "message.timestamp.type") === "LogAppendTime" ? "LogAppendTime" : "CreateTime",
+    retentionMs: topicConfigNumber(overrides, "retention.ms"),
+    retentionBytes: topicConfigNumber(overrides, "retention.bytes"),
+  };
+}
+
+/** Null when storage accepts the combination, otherwise the reason. */
+export function logConfigProblem(overrides: ReadonlyMap<string, string>): string | null {
+  const check = checkLogConfig(logConfigFromOverrides(overrides));
+  return check.ok ? null : check.message;
 }

@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import type { MetadataImage, MetadataRecord, TopicImage } from "./metadata-image.ts";
-import { validateTopicConfig } from "./topic-config.ts";
+import { logConfigProblem, validateTopicConfig } from "./topic-config.ts";
 
 /** Kafka's limit: a topic name plus partition suffix must fit a file name. */
 export const TOPIC_NAME_LENGTH_MAX = 249;
@@ -101,6 +101,9 @@ export function planCreateTopic(
     const problem = validateTopicConfig(config.name, config.value);
     if (problem !== null) return { ok: false, error: { kind: "invalidConfig", message: problem } };
   }
+  const overrides = new Map(request.configs.filter((c) => c.value !== null).map((c) => [c.name, c.value!]));
+  const storageProblem = logConfigProblem(overrides);
+  if (storageProblem !== null) return { ok: false, error: { kind: "invalidConfig", message: storageProblem } };
   const topicId = randomUUID();
   const records: MetadataRecord[] = [{ type: "topic", name: request.name, topicId, internal }];
   for (const config of request.configs) {

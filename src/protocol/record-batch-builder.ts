@@ -161,7 +161,8 @@ export function buildBatch(options: BuildBatchOptions): Buffer {
   batch.writeInt16BE(attributes, ATTRIBUTES_AT);
   batch.writeInt32BE(lastOffsetDelta, LAST_OFFSET_DELTA_AT);
   batch.writeBigInt64BE(BigInt(options.baseTimestamp), BASE_TIMESTAMP_AT);
-  batch.writeBigInt64BE(BigInt(options.maxTimestamp ?? options.baseTimestamp + maxDelta), MAX_TIMESTAMP_AT);
+  const maxTimestamp = options.maxTimestamp ?? options.baseTimestamp + maxDelta;
+  batch.writeBigInt64BE(BigInt(maxTimestamp), MAX_TIMESTAMP_AT);
   batch.writeBigInt64BE(BigInt(options.producerId ?? -1), PRODUCER_ID_AT);
   batch.writeInt16BE(options.producerEpoch ?? -1, PRODUCER_EPOCH_AT);
   batch.writeInt32BE(options.baseSequence ?? -1, BASE_SEQUENCE_AT);

@@ -32,7 +32,13 @@ import {
 const T0 = 1_700_000_000_000;
 const MAX = 1024 * 1024;
 
-function batchOf(count: number, options: { baseTimestamp?: number; valueBytes?: number; gzip?: boolean } = {}): Buffer {
+interface Shape {
+  baseTimestamp?: number;
+  valueBytes?: number;
+  gzip?: boolean;
+}
+
+function batchOf(count: number, options: Shape = {}): Buffer {
   return buildBatch({
     baseTimestamp: options.baseTimestamp ?? T0,
     compression: options.gzip === true ? "gzip" : "none",
@@ -91,7 +97,8 @@ test("protocol: record batch: validate concatenated batches, compressed among th
   expect(result.ok).toBe(true);
   if (!result.ok) return;
   expect(result.recordCount).toBe(10);
-  expect(result.batches.map((b) => b.at)).toEqual([0, batches[0]!.byteLength, batches[0]!.byteLength + batches[1]!.byteLength]);
+  const [a, b] = [batches[0]!.byteLength, batches[1]!.byteLength];
+  expect(result.batches.map((info) => info.at)).toEqual([0, a, a + b]);
   expect(result.batches[1]!.compression).toBe(Compression.gzip);
   expect(result.batches[1]!.maxTimestamp).toBe(T0 + 60);
 });
@@ -134,13 +141,15 @@ test("protocol: record batch: truncated blob is corrupt at every cut", () => {
 });
 
 test("protocol: record batch: empty records are invalid", () => {
-  expect(validateRecords(new Uint8Array(0), MAX)).toMatchObject({ ok: false, kind: "invalidRecord" });
+  const result = validateRecords(new Uint8Array(0), MAX);
+  expect(result).toMatchObject({ ok: false, kind: "invalidRecord" });
 });
 
 test("protocol: record batch: batch larger than max.message.bytes is tooLarge", () => {
   const batch = batchOf(10, { valueBytes: 1000 });
   expect(validateRecords(batch, batch.byteLength)).toMatchObject({ ok: true });
-  expect(validateRecords(batch, batch.byteLength - 1)).toMatchObject({ ok: false, kind: "tooLarge" });
+  const result = validateRecords(batch, batch.byteLength - 1);
+  expect(result).toMatchObject({ ok: false, kind: "tooLarge" });
 });
 
 test("protocol: record batch: batch length below the header size is corrupt", () => {
@@ -149,7 +158,7 @@ test("protocol: record batch: batch length below the header size is corrupt", ()
   expect(validateRecords(batch, MAX)).toMatchObject({ ok: false, kind: "corrupt" });
 });
 
-test("protocol: record batch: record count disagreeing with lastOffsetDelta is invalidRecord", () => {
+test("protocol: record batch: count disagreeing with lastOffsetDelta is invalidRecord", () => {
   const batch = batchOf(3);
   batch.writeInt32BE(4, RECORD_COUNT_AT);
   expect(validateRecords(fixCrc(batch), MAX)).toMatchObject({ ok: false, kind: "invalidRecord" });
@@ -159,7 +168,7 @@ test("protocol: record batch: record count disagreeing with lastOffsetDelta is i
   expect(validateRecords(fixCrc(zero), MAX)).toMatchObject({ ok: false, kind: "invalidRecord" });
 });
 
-test("protocol: record batch: uncompressed records that do not fill the batch are invalidRecord", () => {
+test("protocol: record batch: records that do not fill an uncompressed batch are invalid", () => {
   // Claim 2 records where 3 are present; lastOffsetDelta agrees with the claim.
   const batch = batchOf(3);
   batch.writeInt32BE(2, RECORD_COUNT_AT);
@@ -206,7 +215,7 @@ test("protocol: record batch: stamping a batch inside a blob touches only that b
   expect(readBaseOffset(blob, firstSize)).toBe(42);
 });
 
-test("protocol: record batch: setLogAppendTime sets the type bit and max timestamp, and recomputes the CRC", () => {
+test("protocol: record batch: setLogAppendTime sets type and max timestamp, recomputes CRC", () => {
   const batch = batchOf(2, { gzip: true });
   setLogAppendTime(batch, T0 + 999_999);
   expect(readTimestampType(batch, 0)).toBe("LogAppendTime");
@@ -239,6 +248,7 @@ test("protocol: record batch: seeded random bytes never crash validation", () =>
     for (let i = 0; i < flips; i++) bytes[random() % bytes.byteLength] = random() & 0xff;
     const cut = random() % 3 === 0 ? random() % bytes.byteLength : bytes.byteLength;
     const result = validateRecords(bytes.subarray(0, cut), MAX);
-    if (!result.ok) expect(["corrupt", "unsupportedMagic", "tooLarge", "invalidRecord"]).toContain(result.kind);
+    const kinds = ["corrupt", "unsupportedMagic", "tooLarge", "invalidRecord"];
+    if (!result.ok) expect(kinds).toContain(result.kind);
   }
 });

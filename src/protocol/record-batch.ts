@@ -199,7 +199,8 @@ export function batchCrcIsValid(buf: Uint8Array, at: number, size: number): bool
 // In-place rewrites. `batch` starts at the batch's first byte and holds the whole batch.
 
 function assertWholeV2Batch(batch: Uint8Array): number {
-  assert(batch.byteLength >= BATCH_HEADER_BYTES, `Batch is shorter than its header: ${batch.byteLength} bytes`);
+  const length = batch.byteLength;
+  assert(length >= BATCH_HEADER_BYTES, `Batch is shorter than its header: ${length} bytes`);
   assert(readMagic(batch, 0) === MAGIC_V2, "Batch magic is not 2");
   const size = readBatchSize(batch, 0);
   assert(size >= BATCH_HEADER_BYTES, `Batch length field is too small: ${size} bytes`);
@@ -230,7 +231,8 @@ export function setMaxTimestamp(batch: Uint8Array, type: TimestampType, timestam
   const size = assertWholeV2Batch(batch);
   assert(Number.isSafeInteger(timestampMs), `Timestamp is not a safe integer: ${timestampMs}`);
   const attributes = readAttributes(batch, 0);
-  const wanted = type === "LogAppendTime" ? attributes | TIMESTAMP_TYPE_BIT : attributes & ~TIMESTAMP_TYPE_BIT;
+  const wanted =
+    type === "LogAppendTime" ? attributes | TIMESTAMP_TYPE_BIT : attributes & ~TIMESTAMP_TYPE_BIT;
   if (wanted === attributes && readMaxTimestamp(batch, 0) === timestampMs) return;
   setInt16At(batch, ATTRIBUTES_AT, wanted);
   setInt64At(batch, MAX_TIMESTAMP_AT, timestampMs);
@@ -312,7 +314,13 @@ interface RecordWalk {
  * Walks the records of the uncompressed batch at `at`, checking that `recordCount`
  * records with offset deltas 0, 1, 2, … fill the batch exactly.
  */
-function walkUncompressed(buf: Uint8Array, at: number, size: number, cursor: VarintCursor, out: RecordWalk): void {
+function walkUncompressed(
+  buf: Uint8Array,
+  at: number,
+  size: number,
+  cursor: VarintCursor,
+  out: RecordWalk,
+): void {
   const end = at + size;
   const count = readRecordCount(buf, at);
   const baseTimestamp = readBaseTimestamp(buf, at);
@@ -359,7 +367,7 @@ export function findRecordAtTimestamp(
   at: number,
   timestampMs: number,
 ): { offsetDelta: number; timestamp: number } | null {
-  assert(readCompression(buf, at) === Compression.none, "Cannot walk the records of a compressed batch");
+  assert(readCompression(buf, at) === Compression.none, "Cannot walk a compressed batch's records");
   const size = readBatchSize(buf, at);
   assert(at + size <= buf.byteLength, "Batch extends past its buffer");
   const end = at + size;
@@ -450,42 +458,42 @@ export function validateRecords(records: Uint8Array, maxBatchBytes: number): Val
   while (at < total) {
     const left = total - at;
     if (left < BATCH_MAGIC_PREFIX_BYTES) {
-      return refuse("corrupt", `Records end inside a batch header: ${left} bytes at position ${at}`);
+      return refuse("corrupt", `Records end inside a batch header: ${left} bytes at ${at}`);
     }
     const magic = readMagic(records, at);
     if (magic === 0 || magic === 1) {
-      return refuse("unsupportedMagic", `Batch magic ${magic} is not supported: only magic 2 (position ${at})`);
+      return refuse("unsupportedMagic", `Batch magic is not supported: ${magic}, at ${at}`);
     }
-    if (magic !== MAGIC_V2) return refuse("corrupt", `Batch magic is invalid: ${magic} (position ${at})`);
+    if (magic !== MAGIC_V2) return refuse("corrupt", `Batch magic is invalid: ${magic}, at ${at}`);
     const size = readBatchSize(records, at);
     if (size < BATCH_HEADER_BYTES) {
-      return refuse("corrupt", `Batch length is smaller than the header: ${size} bytes (position ${at})`);
+      return refuse("corrupt", `Batch length is smaller than the header: ${size} bytes, at ${at}`);
     }
     if (size > maxBatchBytes) {
-      return refuse("tooLarge", `Batch is larger than max.message.bytes: ${size} > ${maxBatchBytes}`);
+      return refuse("tooLarge", `Batch is larger than the limit: ${size} > ${maxBatchBytes} bytes`);
     }
-    if (size > left) return refuse("corrupt", `Batch is truncated: ${left} of ${size} bytes (position ${at})`);
+    if (size > left) return refuse("corrupt", `Batch is cut: ${left} of ${size} bytes, at ${at}`);
     if (!batchCrcIsValid(records, at, size)) {
-      return refuse("corrupt", `Batch CRC does not match its bytes (position ${at})`);
+      return refuse("corrupt", `Batch CRC does not match its bytes, at ${at}`);
     }
     const count = readRecordCount(records, at);
     const lastOffsetDelta = readLastOffsetDelta(records, at);
-    if (count < 1) return refuse("invalidRecord", `Batch has no records: count ${count} (position ${at})`);
+    if (count < 1) return refuse("invalidRecord", `Batch has no records: count ${count}, at ${at}`);
     if (lastOffsetDelta !== count - 1) {
       return refuse(
         "invalidRecord",
-        `Batch lastOffsetDelta does not match its record count: ${lastOffsetDelta} for ${count} records`,
+        `Batch lastOffsetDelta does not match its count: ${lastOffsetDelta}, ${count} records`,
       );
     }
     const attributes = readAttributes(records, at);
     const compression = attributes & COMPRESSION_MASK;
     if (compression > COMPRESSION_CODE_MAX) {
-      return refuse("corrupt", `Batch compression code is unknown: ${compression} (position ${at})`);
+      return refuse("corrupt", `Batch compression code is unknown: ${compression}, at ${at}`);
     }
     let maxTimestamp = readMaxTimestamp(records, at);
     if (compression === Compression.none) {
       walkUncompressed(records, at, size, cursor, walk);
-      if (walk.error !== null) return refuse("invalidRecord", `${walk.error} (batch at position ${at})`);
+      if (walk.error !== null) return refuse("invalidRecord", `${walk.error}, in batch at ${at}`);
       maxTimestamp = walk.maxTimestamp;
     }
     batches.push({

@@ -67,7 +67,7 @@ export function checkLogConfig(config: LogConfig): LogConfigCheck {
     integerIn("retention.bytes", config.retentionBytes, -1, Number.MAX_VALUE) ??
     (config.messageTimestampType === "CreateTime" || config.messageTimestampType === "LogAppendTime"
       ? null
-      : `message.timestamp.type is not CreateTime or LogAppendTime: ${String(config.messageTimestampType)}`);
+      : `message.timestamp.type is unknown: ${config.messageTimestampType}`);
   return problem === null ? { ok: true } : { ok: false, message: `Invalid log config: ${problem}` };
 }
 

@@ -7,12 +7,12 @@
  * node as a replica.
  */
 import { join } from "node:path";
-import type { MetadataImage, MetadataRecord, TopicImage } from "../cluster/metadata-image.ts";
-import { topicConfigNumber, topicConfigValue } from "../cluster/topic-config.ts";
+import type { MetadataImage, MetadataRecord } from "../cluster/metadata-image.ts";
+import { logConfigFromOverrides } from "../cluster/topic-config.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
-import type { LogConfig } from "./log-config.ts";
 import { type AppendResult, PartitionLog } from "./partition-log.ts";
+import { SegmentCache } from "./segment-cache.ts";
 
 const log = logger("log-manager");
 
@@ -21,24 +21,13 @@ export type { RecordsErrorKind as AppendErrorKind } from "../protocol/record-bat
 /** Waiters per log; bounded by the number of in-flight fetches, each bounded per connection. */
 type Waiter = () => void;
 
-export function logConfigFor(topic: TopicImage): LogConfig {
-  const configs = topic.configs;
-  return {
-    segmentBytes: topicConfigNumber(configs, "segment.bytes"),
-    segmentMs: topicConfigNumber(configs, "segment.ms"),
-    indexIntervalBytes: topicConfigNumber(configs, "index.interval.bytes"),
-    maxMessageBytes: topicConfigNumber(configs, "max.message.bytes"),
-    messageTimestampType: topicConfigValue(configs, "message.timestamp.type") === "LogAppendTime" ? "LogAppendTime" : "CreateTime",
-    retentionMs: topicConfigNumber(configs, "retention.ms"),
-    retentionBytes: topicConfigNumber(configs, "retention.bytes"),
-  };
-}
-
 export class LogManager {
   readonly #dataDir: string;
   readonly #nodeId: number;
   readonly #clock: Clock;
   readonly #logs = new Map<string, PartitionLog>();
+  /** One bound on open files and cached indexes for all logs of this node. */
+  readonly #cache = new SegmentCache();
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** Topic names by id, so a removal (applied to the image first) finds its logs. */
   readonly #topicNames = new Map<string, string>();
@@ -107,12 +96,12 @@ export class LogManager {
         if (!record.replicas.includes(this.#nodeId)) return;
         const key = this.key(topic.name, record.partition);
         if (this.#logs.has(key)) return;
-        this.#logs.set(key, PartitionLog.open({ dir: join(this.#dataDir, key), config: logConfigFor(topic), clock: this.#clock }));
+        this.#logs.set(key, PartitionLog.open({ dir: join(this.#dataDir, key), config: logConfigFromOverrides(topic.configs), clock: this.#clock, cache: this.#cache }));
         return;
       }
       case "config": {
         const topic = image.topicById(record.topicId)!;
-        for (const p of topic.partitions) this.get(topic.name, p.partition)?.updateConfig(logConfigFor(topic));
+        for (const p of topic.partitions) this.get(topic.name, p.partition)?.updateConfig(logConfigFromOverrides(topic.configs));
         return;
       }
       case "removeTopic": {

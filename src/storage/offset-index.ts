@@ -45,7 +45,8 @@ export class OffsetIndex {
     assert(Number.isSafeInteger(baseOffset), "Index base offset is not a safe integer");
     assert(baseOffset >= 0, "Index base offset is negative");
     this.baseOffset = baseOffset;
-    const count = fileBytes === undefined ? 0 : Math.min(Math.floor(fileBytes.byteLength / ENTRY), INDEX_ENTRIES_MAX);
+    const whole = fileBytes === undefined ? 0 : Math.floor(fileBytes.byteLength / ENTRY);
+    const count = Math.min(whole, INDEX_ENTRIES_MAX);
     this.#bytes = new Uint8Array(Math.max(count, INITIAL_CAPACITY_ENTRIES) * ENTRY);
     if (fileBytes !== undefined) this.#bytes.set(fileBytes.subarray(0, count * ENTRY));
     this.#count = count;
@@ -147,13 +148,15 @@ export class OffsetIndex {
 
   /** File bytes of entries [from, to): what to write at file position from * 8. */
   entryBytes(from: number, to: number): Uint8Array {
-    assert(from >= 0 && from <= to && to <= this.#count, `Index range out of bounds: ${from}..${to}`);
+    assert(from >= 0 && from <= to, `Index range is inverted: ${from}..${to}`);
+    assert(to <= this.#count, `Index range ends past the entries: ${to}`);
     return this.#bytes.subarray(from * ENTRY, to * ENTRY);
   }
 
   #reserve(entries: number): void {
     if (entries * ENTRY <= this.#bytes.byteLength) return;
-    const capacity = Math.min(Math.max(entries, (this.#bytes.byteLength / ENTRY) * 2), INDEX_ENTRIES_MAX);
+    const doubled = (this.#bytes.byteLength / ENTRY) * 2;
+    const capacity = Math.min(Math.max(entries, doubled), INDEX_ENTRIES_MAX);
     const grown = new Uint8Array(capacity * ENTRY);
     grown.set(this.#bytes.subarray(0, this.#count * ENTRY));
     this.#bytes = grown;

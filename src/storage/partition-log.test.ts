@@ -1,6 +1,15 @@
 import { afterEach, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { buildBatch, concatBatches } from "../protocol/record-batch-builder.ts";
 import {
@@ -14,9 +23,17 @@ import {
 } from "../protocol/record-batch.ts";
 import { ManualClock } from "../util/clock.ts";
 import { DEFAULT_LOG_CONFIG, type LogConfig, checkLogConfig } from "./log-config.ts";
-import { PartitionLog } from "./partition-log.ts";
+import { PartitionLog, StorageIoError } from "./partition-log.ts";
 import { SegmentCache } from "./segment-cache.ts";
-import { LogModel, T0, makeBatch, makeTempDir, removeDir, seededRandom, splitBatches } from "./test-support.ts";
+import {
+  LogModel,
+  T0,
+  makeBatch,
+  makeTempDir,
+  removeDir,
+  seededRandom,
+  splitBatches,
+} from "./test-support.ts";
 
 const dirs: string[] = [];
 const logs: PartitionLog[] = [];
@@ -30,8 +47,14 @@ function config(overrides: Partial<LogConfig> = {}): LogConfig {
   return { ...DEFAULT_LOG_CONFIG, segmentBytes: 16 * 1024, indexIntervalBytes: 1024, ...overrides };
 }
 
-function open(dir: string, overrides: Partial<LogConfig> = {}, clock = new ManualClock(T0), cache?: SegmentCache): PartitionLog {
-  const log = PartitionLog.open({ dir, config: config(overrides), clock, ...(cache === undefined ? {} : { cache }) });
+function open(
+  dir: string,
+  overrides: Partial<LogConfig> = {},
+  clock = new ManualClock(T0),
+  cache?: SegmentCache,
+): PartitionLog {
+  const options = { dir, config: config(overrides), clock };
+  const log = PartitionLog.open(cache === undefined ? options : { ...options, cache });
   logs.push(log);
   return log;
 }
@@ -51,7 +74,8 @@ function fill(log: PartitionLog, model: LogModel, segments: number, seed = 1): v
     const blob = concatBatches(
       Array.from({ length: batchesInBlob }, () => {
         const count = 1 + random(6);
-        const batch = makeBatch({ count, valueBytes: 50 + random(600), baseTimestamp: timestamp, stepMs: 2 });
+        const valueBytes = 50 + random(600);
+        const batch = makeBatch({ count, valueBytes, baseTimestamp: timestamp, stepMs: 2 });
         timestamp += count * 2;
         return batch;
       }),
@@ -61,7 +85,26 @@ function fill(log: PartitionLog, model: LogModel, segments: number, seed = 1): v
 }
 
 function firstBatch(records: Uint8Array): { base: number; last: number; size: number } {
-  return { base: readBaseOffset(records, 0), last: readLastOffset(records, 0), size: readBatchSize(records, 0) };
+  return {
+    base: readBaseOffset(records, 0),
+    last: readLastOffset(records, 0),
+    size: readBatchSize(records, 0),
+  };
+}
+
+/** True when a one-byte read at `offset` returns exactly the model's batch holding it. */
+function readsBatchOf(log: PartitionLog, model: LogModel, offset: number): boolean {
+  const read = log.read(offset, 1, { minOneBatch: true });
+  if (!read.ok) return false;
+  const expected = model.batches[model.batchIndexFor(offset)]!.bytes;
+  return Buffer.compare(Buffer.from(read.records.subarray(0, expected.byteLength)), expected) === 0;
+}
+
+/** The whole log as one read. */
+function readAll(log: PartitionLog): Buffer {
+  const read = log.read(log.logStartOffset, 1 << 30, { minOneBatch: true });
+  if (!read.ok) throw new Error("Read of the whole log failed");
+  return Buffer.from(read.records);
 }
 
 function segmentFiles(dir: string, suffix: string): string[] {
@@ -95,8 +138,7 @@ test("storage: partition log: reads return whole batches and cross segments", ()
   const log = open(dir);
   const model = new LogModel();
   fill(log, model, 4, 2);
-  const all = log.read(0, 1 << 30, { minOneBatch: false });
-  expect(all.ok && Buffer.compare(Buffer.from(all.records), model.bytes(0))).toBe(0);
+  expect(readAll(log).equals(model.bytes(0))).toBe(true);
   const random = seededRandom(9);
   for (let run = 0; run < 300; run++) {
     const offset = random(log.logEndOffset);
@@ -133,7 +175,7 @@ test("storage: partition log: maxBytes smaller than the first batch (KIP-74)", (
   expect(exact.ok && exact.records.byteLength).toBe(size);
 });
 
-test("storage: partition log: read at the log end is empty, beyond it or below the start out of range", () => {
+test("storage: partition log: read at the end is empty, out of range past it or below", () => {
   const log = open(freshDir());
   expect(log.read(0, 100, { minOneBatch: true })).toEqual({ ok: true, records: new Uint8Array(0) });
   expect(log.read(1, 100, { minOneBatch: true })).toEqual({ ok: false, kind: "offsetOutOfRange" });
@@ -148,7 +190,8 @@ test("storage: partition log: read at the log end is empty, beyond it or below t
 test("storage: partition log: maxOffset leaves out batches at or above it", () => {
   const log = open(freshDir());
   const model = new LogModel();
-  for (let i = 0; i < 5; i++) model.append(log, makeBatch({ count: 2 })); // Offsets 0-1, 2-3, ..., 8-9.
+  // Offsets 0-1, 2-3, ..., 8-9.
+  for (let i = 0; i < 5; i++) model.append(log, makeBatch({ count: 2 }));
   const upTo = (fetchOffset: number, maxOffset: number) => {
     const read = log.read(fetchOffset, 1 << 20, { minOneBatch: true, maxOffset });
     return read.ok ? splitBatches(read.records).map((b) => readBaseOffset(b, 0)) : null;
@@ -161,13 +204,14 @@ test("storage: partition log: maxOffset leaves out batches at or above it", () =
   expect(upTo(7, 4)).toEqual([]);
 });
 
-test("storage: partition log: appends assign consecutive offsets and stamp the leader epoch", () => {
+test("storage: partition log: appends assign consecutive offsets, stamp the leader epoch", () => {
   const log = open(freshDir());
   const first = log.append(makeBatch({ count: 3 }), { leaderEpoch: 5 });
-  expect(first).toEqual({ ok: true, baseOffset: 0, lastOffset: 2, logAppendTimeMs: -1, logStartOffset: 0 });
+  const expected = { ok: true, logAppendTimeMs: -1, logStartOffset: 0 } as const;
+  expect(first).toEqual({ ...expected, baseOffset: 0, lastOffset: 2 });
   const blob = concatBatches([makeBatch({ count: 1 }), makeBatch({ count: 4 })]);
   const second = log.append(blob, { leaderEpoch: 6 });
-  expect(second).toEqual({ ok: true, baseOffset: 3, lastOffset: 7, logAppendTimeMs: -1, logStartOffset: 0 });
+  expect(second).toEqual({ ...expected, baseOffset: 3, lastOffset: 7 });
   const read = log.read(0, 1 << 20, { minOneBatch: true });
   expect(read.ok).toBe(true);
   if (!read.ok) return;
@@ -189,10 +233,8 @@ test("storage: partition log: an invalid batch anywhere in a blob appends nothin
   const size = statSync(join(dir, segmentFiles(dir, ".log")[0]!)).size;
   expect(size).toBe(log.sizeBytes());
   const big = makeBatch({ count: 1, valueBytes: 2000 });
-  expect(open(freshDir(), { maxMessageBytes: 1000 }).append(big, { leaderEpoch: 0 })).toMatchObject({
-    ok: false,
-    kind: "tooLarge",
-  });
+  const small = open(freshDir(), { maxMessageBytes: 1000 });
+  expect(small.append(big, { leaderEpoch: 0 })).toMatchObject({ ok: false, kind: "tooLarge" });
 });
 
 test("storage: partition log: reopen after close gives the same offsets and reads", () => {
@@ -213,13 +255,11 @@ test("storage: partition log: reopen after close gives the same offsets and read
   const indexAfter = segmentFiles(dir, ".index").map((name) => readFileSync(join(dir, name)));
   expect(indexAfter).toEqual(indexBefore);
   for (let offset = 0; offset < end; offset += 3) {
-    const read = again.read(offset, 1, { minOneBatch: true });
-    expect(read.ok && Buffer.compare(Buffer.from(read.records), model.batches[model.batchIndexFor(offset)]!.bytes)).toBe(0);
+    expect(readsBatchOf(again, model, offset)).toBe(true);
   }
   const next = model.append(again, makeBatch({ count: 2 }));
   expect(next.baseOffset).toBe(end);
-  const all = again.read(0, 1 << 30, { minOneBatch: true });
-  expect(all.ok && Buffer.compare(Buffer.from(all.records), model.bytes(0))).toBe(0);
+  expect(readAll(again).equals(model.bytes(0))).toBe(true);
 });
 
 test("storage: recovery: garbage after the last batch is truncated and appends continue", () => {
@@ -237,11 +277,10 @@ test("storage: recovery: garbage after the last batch is truncated and appends c
   expect(statSync(last).size).toBe(goodSize);
   expect(again.logEndOffset).toBe(end);
   expect(model.append(again, makeBatch({ count: 3 })).baseOffset).toBe(end);
-  const all = again.read(0, 1 << 30, { minOneBatch: true });
-  expect(all.ok && Buffer.compare(Buffer.from(all.records), model.bytes(0))).toBe(0);
+  expect(readAll(again).equals(model.bytes(0))).toBe(true);
 });
 
-test("storage: recovery: half a batch at the end of the last segment (3 segments) is dropped", () => {
+test("storage: recovery: half a batch at the end of the last of 3 segments is dropped", () => {
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
@@ -258,8 +297,7 @@ test("storage: recovery: half a batch at the end of the last segment (3 segments
   expect(again.sizeBytes()).toBe(model.bytes(0).byteLength);
   expect(model.append(again, makeBatch({ count: 2 })).baseOffset).toBe(torn.baseOffset);
   for (let offset = 0; offset < again.logEndOffset; offset++) {
-    const read = again.read(offset, 1, { minOneBatch: true });
-    expect(read.ok && Buffer.compare(Buffer.from(read.records), model.batches[model.batchIndexFor(offset)]!.bytes)).toBe(0);
+    expect(readsBatchOf(again, model, offset)).toBe(true);
   }
 });
 
@@ -280,8 +318,7 @@ test("storage: recovery: a bad CRC in the last segment truncates from that batch
   const again = open(dir, { segmentBytes: 1 << 20, indexIntervalBytes: 1 << 20 });
   expect(again.logEndOffset).toBe(model.batches[30]!.baseOffset);
   expect(statSync(path).size).toBe(model.bytes(0, 30).byteLength);
-  const all = again.read(0, 1 << 30, { minOneBatch: true });
-  expect(all.ok && Buffer.compare(Buffer.from(all.records), model.bytes(0, 30))).toBe(0);
+  expect(readAll(again).equals(model.bytes(0, 30))).toBe(true);
 });
 
 test("storage: recovery: index entries past a cut log are dropped", () => {
@@ -296,11 +333,10 @@ test("storage: recovery: index entries past a cut log are dropped", () => {
   expect(again.logEndOffset).toBe(model.batches[20]!.baseOffset);
   const indexPath = join(dir, segmentFiles(dir, ".index")[0]!);
   expect(statSync(indexPath).size).toBe(20 * 8);
-  for (let offset = 0; offset < again.logEndOffset; offset++) {
-    const read = again.read(offset, 1, { minOneBatch: true });
-    expect(read.ok && firstBatch(read.records).base).toBe(model.batches[model.batchIndexFor(offset)]!.baseOffset);
-  }
   model.batches.length = 20;
+  for (let offset = 0; offset < again.logEndOffset; offset++) {
+    expect(readsBatchOf(again, model, offset)).toBe(true);
+  }
   model.append(again, makeBatch({ count: 2 }));
   expect(again.logEndOffset).toBe(model.endOffset);
 });
@@ -324,11 +360,11 @@ test("storage: recovery: deleted .index files are rebuilt (sealed and active seg
 
   const again = open(dir);
   expect(segmentFiles(dir, ".index").map((name) => readFileSync(join(dir, name)))).toEqual(before);
-  expect(segmentFiles(dir, ".timeindex").map((name) => readFileSync(join(dir, name)))).toEqual(timesBefore);
+  const timesAfter = segmentFiles(dir, ".timeindex").map((name) => readFileSync(join(dir, name)));
+  expect(timesAfter).toEqual(timesBefore);
   expect(again.logEndOffset).toBe(model.endOffset);
   for (let offset = 0; offset < again.logEndOffset; offset++) {
-    const read = again.read(offset, 1, { minOneBatch: true });
-    expect(read.ok && firstBatch(read.records).base).toBe(model.batches[model.batchIndexFor(offset)]!.baseOffset);
+    expect(readsBatchOf(again, model, offset)).toBe(true);
   }
 });
 
@@ -344,7 +380,8 @@ test("storage: recovery: a corrupt sealed segment is refused, not silently cut",
   bytes[bytes.byteLength - 5]! ^= 0xff;
   writeFileSync(path, bytes);
   unlinkSync(join(dir, segmentFiles(dir, ".index")[0]!)); // Forces a verifying rebuild.
-  expect(() => PartitionLog.open({ dir, config: config(), clock: new ManualClock(T0) })).toThrow(/Segment is corrupt/);
+  const reopen = () => PartitionLog.open({ dir, config: config(), clock: new ManualClock(T0) });
+  expect(reopen).toThrow(/Segment is corrupt/);
 });
 
 test("storage: recovery: stray index files without a .log are removed", () => {
@@ -366,8 +403,9 @@ test("storage: partition log: offsetForTimestamp across segments finds the exact
   fill(log, model, 5, 8); // Record n of the log has timestamp T0 + 2n.
   expect(log.offsetForTimestamp(0)).toEqual({ offset: 0, timestamp: T0 });
   for (let offset = 0; offset < log.logEndOffset; offset += 1) {
-    expect(log.offsetForTimestamp(T0 + 2 * offset)).toEqual({ offset, timestamp: T0 + 2 * offset });
-    expect(log.offsetForTimestamp(T0 + 2 * offset - 1)).toEqual({ offset, timestamp: T0 + 2 * offset });
+    const timestamp = T0 + 2 * offset;
+    expect(log.offsetForTimestamp(timestamp)).toEqual({ offset, timestamp });
+    expect(log.offsetForTimestamp(timestamp - 1)).toEqual({ offset, timestamp });
   }
   expect(log.offsetForTimestamp(T0 + 2 * log.logEndOffset)).toBeNull();
   const last = log.logEndOffset - 1;
@@ -383,7 +421,8 @@ test("storage: partition log: offsetForTimestamp with out-of-order and compresse
   model.append(log, makeBatch({ count: 1, baseTimestamp: t(100), valueBytes: 600 }));
   model.append(log, makeBatch({ count: 1, baseTimestamp: t(300), valueBytes: 600 }));
   model.append(log, makeBatch({ count: 1, baseTimestamp: t(200), valueBytes: 600 }));
-  model.append(log, makeBatch({ count: 3, baseTimestamp: t(400), stepMs: 10, gzip: true, valueBytes: 600 }));
+  const gzip = { count: 3, baseTimestamp: t(400), stepMs: 10, gzip: true, valueBytes: 600 };
+  model.append(log, makeBatch(gzip));
   model.append(log, makeBatch({ count: 1, baseTimestamp: t(350), valueBytes: 600 }));
   model.append(log, makeBatch({ count: 1, baseTimestamp: t(500), valueBytes: 600 }));
   expect(log.segmentCount()).toBeGreaterThan(1);
@@ -400,8 +439,7 @@ test("storage: partition log: offsetForTimestamp with out-of-order and compresse
   };
   check();
   log.close();
-  logs.push(PartitionLog.open({ dir, config: config({ segmentBytes: 2048, indexIntervalBytes: 0 }), clock: new ManualClock(T0) }));
-  const reopened = logs.at(-1)!;
+  const reopened = open(dir, { segmentBytes: 2048, indexIntervalBytes: 0 });
   expect(reopened.offsetForTimestamp(t(415))).toEqual({ offset: 3, timestamp: t(420) });
   expect(reopened.maxTimestamp()).toEqual({ offset: 7, timestamp: t(500) });
   expect(reopened.offsetForTimestamp(t(150))).toEqual({ offset: 1, timestamp: t(300) });
@@ -413,7 +451,7 @@ test("storage: partition log: empty log has no timestamps", () => {
   expect(log.maxTimestamp()).toBeNull();
 });
 
-test("storage: partition log: segment.ms rolls by the first batch's append time (ManualClock)", () => {
+test("storage: partition log: segment.ms rolls by the first batch's append time", () => {
   const clock = new ManualClock(T0);
   const dir = freshDir();
   const log = open(dir, { segmentBytes: 1 << 20, segmentMs: 60_000 }, clock);
@@ -427,7 +465,8 @@ test("storage: partition log: segment.ms rolls by the first batch's append time 
   clock.advance(1);
   model.append(log, makeBatch({ count: 1 }));
   expect(log.segmentCount()).toBe(2);
-  expect(segmentFiles(dir, ".log")).toEqual(["00000000000000000000.log", "00000000000000000003.log"]);
+  const names = ["00000000000000000000.log", "00000000000000000003.log"];
+  expect(segmentFiles(dir, ".log")).toEqual(names);
   // The new segment's clock starts at its first append, not at the roll.
   clock.advance(60_000);
   model.append(log, makeBatch({ count: 1 }));
@@ -435,8 +474,7 @@ test("storage: partition log: segment.ms rolls by the first batch's append time 
   clock.advance(1);
   model.append(log, makeBatch({ count: 1 }));
   expect(log.segmentCount()).toBe(3);
-  const all = log.read(0, 1 << 20, { minOneBatch: true });
-  expect(all.ok && Buffer.compare(Buffer.from(all.records), model.bytes(0))).toBe(0);
+  expect(readAll(log).equals(model.bytes(0))).toBe(true);
 });
 
 test("storage: partition log: segment.bytes rolls before an append that would not fit", () => {
@@ -445,9 +483,13 @@ test("storage: partition log: segment.bytes rolls before an append that would no
   const model = new LogModel();
   const size = makeBatch({ count: 1, valueBytes: 1000 }).byteLength;
   const perSegment = Math.floor(4096 / size);
-  for (let i = 0; i < perSegment * 3; i++) model.append(log, makeBatch({ count: 1, valueBytes: 1000 }));
+  for (let i = 0; i < perSegment * 3; i++) {
+    model.append(log, makeBatch({ count: 1, valueBytes: 1000 }));
+  }
   expect(log.segmentCount()).toBe(3);
-  for (const name of segmentFiles(dir, ".log")) expect(statSync(join(dir, name)).size).toBe(perSegment * size);
+  for (const name of segmentFiles(dir, ".log")) {
+    expect(statSync(join(dir, name)).size).toBe(perSegment * size);
+  }
   // A single append larger than segment.bytes still goes in, alone in its segment.
   model.append(log, makeBatch({ count: 10, valueBytes: 1000 }));
   model.append(log, makeBatch({ count: 1 }));
@@ -457,9 +499,13 @@ test("storage: partition log: segment.bytes rolls before an append that would no
 test("storage: partition log: LogAppendTime stamps the broker's clock into every batch", () => {
   const clock = new ManualClock(T0 + 5_000_000);
   const log = open(freshDir(), { messageTimestampType: "LogAppendTime" }, clock);
-  const blob = concatBatches([makeBatch({ count: 2, baseTimestamp: T0 }), makeBatch({ count: 1, gzip: true })]);
+  const blob = concatBatches([
+    makeBatch({ count: 2, baseTimestamp: T0 }),
+    makeBatch({ count: 1, gzip: true }),
+  ]);
   const result = log.append(blob, { leaderEpoch: 1 });
-  expect(result).toMatchObject({ ok: true, baseOffset: 0, lastOffset: 2, logAppendTimeMs: T0 + 5_000_000 });
+  const appendTime = T0 + 5_000_000;
+  expect(result).toMatchObject({ ok: true, baseOffset: 0, logAppendTimeMs: appendTime });
   const read = log.read(0, 1 << 20, { minOneBatch: true });
   expect(read.ok).toBe(true);
   if (!read.ok) return;
@@ -478,10 +524,14 @@ test("storage: partition log: LogAppendTime stamps the broker's clock into every
   expect(readMaxTimestamp(back, 0)).toBe(T0 + 7);
 });
 
-test("storage: partition log: CreateTime fixes a wrong max timestamp in an uncompressed batch", () => {
+test("storage: partition log: CreateTime fixes a wrong max timestamp (uncompressed batch)", () => {
   const log = open(freshDir());
   // The producer claims max T0 + 1 but a record has T0 + 100 (Kafka recomputes it).
-  const lying = buildBatch({ baseTimestamp: T0, maxTimestamp: T0 + 1, records: [{ value: "a" }, { value: "b", timestampDelta: 100 }] });
+  const lying = buildBatch({
+    baseTimestamp: T0,
+    maxTimestamp: T0 + 1,
+    records: [{ value: "a" }, { value: "b", timestampDelta: 100 }],
+  });
   expect(log.append(lying, { leaderEpoch: 0 }).ok).toBe(true);
   expect(readMaxTimestamp(lying, 0)).toBe(T0 + 100);
   expect(batchCrcIsValid(lying, 0, lying.byteLength)).toBe(true);
@@ -499,8 +549,7 @@ test("storage: partition log: a small shared cache serves many sealed segments",
   const random = seededRandom(3);
   for (let run = 0; run < 500; run++) {
     const offset = random(again.logEndOffset);
-    const read = again.read(offset, 1, { minOneBatch: true });
-    expect(read.ok && firstBatch(read.records).base).toBe(model.batches[model.batchIndexFor(offset)]!.baseOffset);
+    expect(readsBatchOf(again, model, offset)).toBe(true);
   }
   expect(cache.stats().openFiles).toBeLessThanOrEqual(2);
   expect(cache.stats().indexBytes).toBeLessThanOrEqual(1024);
@@ -539,5 +588,25 @@ test("storage: log config: defaults are Kafka's and pass the check", () => {
   expect(checkLogConfig(DEFAULT_LOG_CONFIG)).toEqual({ ok: true });
   expect(checkLogConfig({ ...DEFAULT_LOG_CONFIG, segmentBytes: 10 })).toMatchObject({ ok: false });
   expect(checkLogConfig({ ...DEFAULT_LOG_CONFIG, segmentMs: 0 })).toMatchObject({ ok: false });
-  expect(checkLogConfig({ ...DEFAULT_LOG_CONFIG, retentionMs: 9223372036854775807 })).toEqual({ ok: true });
+  const forever = { ...DEFAULT_LOG_CONFIG, retentionMs: 9223372036854775807 };
+  expect(checkLogConfig(forever)).toEqual({ ok: true });
+});
+
+test("storage: partition log: a failed roll throws StorageIoError and keeps the log usable", () => {
+  const dir = freshDir();
+  const log = open(dir, { segmentBytes: 2048 });
+  const model = new LogModel();
+  model.append(log, makeBatch({ count: 1, valueBytes: 1500 }));
+  // Something occupies the next segment's name, so creating it fails.
+  const blocker = join(dir, "00000000000000000001.log");
+  writeFileSync(blocker, "");
+  expect(() => log.append(makeBatch({ count: 1, valueBytes: 1500 }), { leaderEpoch: 0 })).toThrow(
+    StorageIoError,
+  );
+  expect(log.logEndOffset).toBe(1);
+  expect(log.segmentCount()).toBe(1);
+  unlinkSync(blocker);
+  model.append(log, makeBatch({ count: 1, valueBytes: 1500 }));
+  expect(log.segmentCount()).toBe(2);
+  expect(readAll(log).equals(model.bytes(0))).toBe(true);
 });

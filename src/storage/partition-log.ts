@@ -19,7 +19,15 @@
  * - Message bytes are never cached in process: reads go to the OS page cache.
  */
 import { Buffer } from "node:buffer";
-import { fsyncSync, closeSync, mkdirSync, openSync, readdirSync, rmSync, unlinkSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+} from "node:fs";
 import { join } from "node:path";
 import {
   BATCH_HEADER_BYTES,
@@ -37,7 +45,13 @@ import { assert } from "../util/assert.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import { APPEND_BYTES_MAX, INDEX_ENTRIES_MAX, RELATIVE_OFFSET_MAX } from "./limits.ts";
-import { DEFAULT_LOG_CONFIG, type LogConfig, assertLogConfig, batchBytesLimit, checkLogConfig } from "./log-config.ts";
+import {
+  DEFAULT_LOG_CONFIG,
+  type LogConfig,
+  assertLogConfig,
+  batchBytesLimit,
+  checkLogConfig,
+} from "./log-config.ts";
 import { REBUILD_SUFFIX, SEGMENT_FILE_PATTERN, Segment, StorageIoError } from "./segment.ts";
 import { SegmentCache } from "./segment-cache.ts";
 
@@ -54,10 +68,19 @@ export interface PartitionLogOptions {
 }
 
 export type AppendResult =
-  | { ok: true; baseOffset: number; lastOffset: number; logAppendTimeMs: number; logStartOffset: number }
+  | {
+      ok: true;
+      baseOffset: number;
+      lastOffset: number;
+      /** The broker time stamped into the batches, -1 under CreateTime. */
+      logAppendTimeMs: number;
+      logStartOffset: number;
+    }
   | { ok: false; kind: RecordsErrorKind; message: string };
 
-export type ReadResult = { ok: true; records: Uint8Array } | { ok: false; kind: "offsetOutOfRange" };
+export type ReadResult =
+  | { ok: true; records: Uint8Array }
+  | { ok: false; kind: "offsetOutOfRange" };
 
 export interface ReadOptions {
   /** KIP-74: return the first batch whole even when it is larger than maxBytes. */
@@ -91,7 +114,13 @@ export class PartitionLog {
   #sizeBytes: number;
   #closed = false;
 
-  private constructor(dir: string, config: LogConfig, clock: Clock, cache: SegmentCache, segments: Segment[]) {
+  private constructor(
+    dir: string,
+    config: LogConfig,
+    clock: Clock,
+    cache: SegmentCache,
+    segments: Segment[],
+  ) {
     assert(segments.length > 0, "A log has at least one segment");
     const active = segments[segments.length - 1]!;
     assert(active.isActive, "The last segment must be active");
@@ -123,14 +152,15 @@ export class PartitionLog {
       segments.push(Segment.create(dir, 0, cache));
       syncDirectory(dir);
     } else {
+      const interval = config.indexIntervalBytes;
       for (let i = 0; i < bases.length - 1; i++) {
-        segments.push(Segment.openSealed(dir, bases[i]!, bases[i + 1]!, config.indexIntervalBytes, cache));
+        segments.push(Segment.openSealed(dir, bases[i]!, bases[i + 1]!, interval, cache));
       }
-      const recovered = Segment.recover(dir, bases[bases.length - 1]!, config.indexIntervalBytes, cache, clock.nowMs());
-      segments.push(recovered.segment);
+      const last = bases[bases.length - 1]!;
+      segments.push(Segment.recover(dir, last, interval, cache, clock.nowMs()).segment);
     }
     const partitionLog = new PartitionLog(dir, { ...config }, clock, cache, segments);
-    log.info("Opened partition log", {
+    log.debug("Opened partition log", {
       dir,
       segments: segments.length,
       logStartOffset: partitionLog.logStartOffset,
@@ -155,7 +185,9 @@ export class PartitionLog {
       unlinkSync(join(dir, name));
     }
     const bases = [...logs].sort().map((digits) => Number(digits));
-    for (const base of bases) assert(Number.isSafeInteger(base), `Segment base offset is too large: ${base}`);
+    for (const base of bases) {
+      assert(Number.isSafeInteger(base), `Segment base offset is too large: ${base}`);
+    }
     return bases;
   }
 
@@ -194,7 +226,8 @@ export class PartitionLog {
     this.#assertOpen();
     const config = this.#config;
     if (records.byteLength > APPEND_BYTES_MAX) {
-      return { ok: false, kind: "tooLarge", message: `Records are larger than one append: ${records.byteLength} bytes` };
+      const message = `Records are larger than one append: ${records.byteLength} bytes`;
+      return { ok: false, kind: "tooLarge", message };
     }
     const validated = validateRecords(records, batchBytesLimit(config));
     if (!validated.ok) return { ok: false, kind: validated.kind, message: validated.message };
@@ -211,7 +244,10 @@ export class PartitionLog {
       stampBatch(view, offset, options.leaderEpoch);
       if (logAppendTime) {
         setLogAppendTime(view, nowMs);
-      } else if (batch.timestampType !== "CreateTime" || readMaxTimestamp(view, 0) !== batch.maxTimestamp) {
+      } else if (
+        batch.timestampType !== "CreateTime" ||
+        readMaxTimestamp(view, 0) !== batch.maxTimestamp
+      ) {
         // Kafka's rule for CreateTime: the header carries the largest record timestamp.
         setMaxTimestamp(view, "CreateTime", batch.maxTimestamp);
       }
@@ -259,7 +295,7 @@ export class PartitionLog {
       first++;
       location = this.#segments[first]!.locate(fetchOffset, chunkBytes);
     }
-    assert(location !== null, `No batch holds offset ${fetchOffset} below the log end ${this.#logEndOffset}`);
+    assert(location !== null, `No batch holds offset ${fetchOffset} below the log end`);
     if (location.baseOffset >= limit) return { ok: true, records: EMPTY_RECORDS };
     let budget = maxBytes;
     if (location.size > maxBytes) {
@@ -312,7 +348,8 @@ export class PartitionLog {
       const found = segment.findByTimestamp(timestampMs);
       if (found === null) continue;
       // Retention may later move the log start inside a segment.
-      return found.offset >= this.#logStartOffset ? found : { offset: this.#logStartOffset, timestamp: found.timestamp };
+      if (found.offset >= this.#logStartOffset) return found;
+      return { offset: this.#logStartOffset, timestamp: found.timestamp };
     }
     return null;
   }
@@ -399,10 +436,20 @@ export class PartitionLog {
     else if (lastOffset - active.baseOffset > RELATIVE_OFFSET_MAX) reason = "relative offsets";
     else if (active.indexEntries + batchCount > INDEX_ENTRIES_MAX) reason = "index full";
     if (reason === null) return;
+    // Seal (fsync) before the next segment exists: only the last segment may be torn.
     active.seal();
-    const next = Segment.create(this.dir, this.#logEndOffset, this.#cache);
-    syncDirectory(this.dir);
+    let next: Segment;
+    try {
+      next = Segment.create(this.dir, this.#logEndOffset, this.#cache);
+    } catch (error) {
+      // Keep the log usable: the sealed segment becomes the active one again.
+      const interval = config.indexIntervalBytes;
+      const reopened = Segment.recover(this.dir, active.baseOffset, interval, this.#cache, nowMs);
+      this.#segments[this.#segments.length - 1] = reopened.segment;
+      throw new StorageIoError(`Cannot roll ${this.dir}: ${String(error)}`, { cause: error });
+    }
     this.#segments.push(next);
+    syncDirectory(this.dir);
     log.debug("Rolled segment", { dir: this.dir, baseOffset: next.baseOffset, reason });
   }
 }

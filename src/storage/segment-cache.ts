@@ -35,8 +35,10 @@ export class SegmentCache {
   constructor(options: SegmentCacheOptions = {}) {
     const indexBytesMax = options.indexBytesMax ?? INDEX_CACHE_BYTES_DEFAULT;
     const openFilesMax = options.openFilesMax ?? OPEN_FILES_DEFAULT;
-    assert(Number.isInteger(indexBytesMax) && indexBytesMax > 0, "Index cache bound must be positive");
-    assert(Number.isInteger(openFilesMax) && openFilesMax > 0, "Open files bound must be positive");
+    assert(Number.isInteger(indexBytesMax), "Index cache bound must be an integer");
+    assert(indexBytesMax > 0, "Index cache bound must be positive");
+    assert(Number.isInteger(openFilesMax), "Open files bound must be an integer");
+    assert(openFilesMax > 0, "Open files bound must be positive");
     this.#indexes = new LRUCache<string, OffsetIndex | TimeIndex>({
       maxSize: indexBytesMax,
       sizeCalculation: (index) => Math.max(1, index.memoryBytes),
@@ -88,6 +90,10 @@ export class SegmentCache {
 
   /** Counts, for tests and metrics. */
   stats(): { indexes: number; indexBytes: number; openFiles: number } {
-    return { indexes: this.#indexes.size, indexBytes: this.#indexes.calculatedSize, openFiles: this.#files.size };
+    return {
+      indexes: this.#indexes.size,
+      indexBytes: this.#indexes.calculatedSize,
+      openFiles: this.#files.size,
+    };
   }
 }

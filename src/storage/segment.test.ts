@@ -8,7 +8,14 @@ import { AssertionError } from "../util/assert.ts";
 import { ManualClock } from "../util/clock.ts";
 import { DEFAULT_LOG_CONFIG } from "./log-config.ts";
 import { PartitionLog } from "./partition-log.ts";
-import { INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, scanBatches, segmentFileName } from "./segment.ts";
+import {
+  INDEX_SUFFIX,
+  LOG_SUFFIX,
+  Segment,
+  TIME_INDEX_SUFFIX,
+  scanBatches,
+  segmentFileName,
+} from "./segment.ts";
 import { SegmentCache } from "./segment-cache.ts";
 import { LogModel, T0, makeBatch, makeTempDir, removeDir } from "./test-support.ts";
 
@@ -46,7 +53,11 @@ test("storage: segment: name is the 20-digit base offset", () => {
 test("storage: segment: scanBatches stops at partial and corrupt batches", () => {
   const dir = freshDir();
   const path = join(dir, "scan.log");
-  const batches = [makeBatch({ count: 2 }), makeBatch({ count: 3, valueBytes: 3000 }), makeBatch({ count: 1 })];
+  const batches = [
+    makeBatch({ count: 2 }),
+    makeBatch({ count: 3, valueBytes: 3000 }),
+    makeBatch({ count: 1 }),
+  ];
   const bytes = concatBatches(batches);
   writeFileSync(path, bytes);
   const fd = openSync(path, "r");
@@ -55,7 +66,7 @@ test("storage: segment: scanBatches stops at partial and corrupt batches", () =>
     // Chunk smaller than the middle batch: verify mode must grow it, headers mode skip it.
     for (const mode of ["verify", "headers"] as const) {
       sizes.length = 0;
-      const outcome = scanBatches(fd, 0, bytes.byteLength, mode, 100, (_buf, _at, _position, size) => {
+      const outcome = scanBatches(fd, 0, bytes.byteLength, mode, 100, (_b, _a, _p, size) => {
         sizes.push(size);
         return false;
       });
@@ -65,7 +76,8 @@ test("storage: segment: scanBatches stops at partial and corrupt batches", () =>
     const cut = scanBatches(fd, 0, bytes.byteLength - 1, "verify", 1 << 16, () => false);
     expect(cut.stop).toBe("partial");
     expect(cut.position).toBe(batches[0]!.byteLength + batches[1]!.byteLength);
-    const found = scanBatches(fd, 0, bytes.byteLength, "headers", 1 << 16, (_b, _a, position) => position > 0);
+    const second = (_b: Uint8Array, _a: number, position: number) => position > 0;
+    const found = scanBatches(fd, 0, bytes.byteLength, "headers", 1 << 16, second);
     expect(found).toEqual({ stop: "found", position: batches[0]!.byteLength, reason: "" });
   } finally {
     closeSync(fd);
@@ -87,7 +99,9 @@ test("storage: segment: locate uses the index and a short scan", () => {
   const dir = freshDir();
   const cache = new SegmentCache();
   const segment = Segment.create(dir, 100, cache);
-  for (let i = 0; i < 200; i++) appendTo(segment, [makeBatch({ count: 1 + (i % 4), valueBytes: 200 })], 1024);
+  for (let i = 0; i < 200; i++) {
+    appendTo(segment, [makeBatch({ count: 1 + (i % 4), valueBytes: 200 })], 1024);
+  }
   const entries = segment.indexEntries;
   // An entry once 1024 bytes have passed since the last: at most one per 1024 bytes and
   // at least one per 1024 bytes plus the largest batch (about 950 bytes here).
@@ -129,11 +143,13 @@ test("storage: recovery: a corrupt batch at the last index entry drops the entry
   recovered.segment.close();
 });
 
-test("storage: recovery: a sealed segment left last (crash before the next was created) reopens", () => {
+test("storage: recovery: a sealed segment left last (crash before the next) reopens", () => {
   const dir = freshDir();
   const cache = new SegmentCache();
   const segment = Segment.create(dir, 0, cache);
-  for (let i = 0; i < 10; i++) appendTo(segment, [makeBatch({ count: 3, baseTimestamp: T0 + i * 100 })], 500);
+  for (let i = 0; i < 10; i++) {
+    appendTo(segment, [makeBatch({ count: 3, baseTimestamp: T0 + i * 100 })], 500);
+  }
   segment.seal(); // Adds the closing time index entry.
   segment.close();
   const recovered = Segment.recover(dir, 0, 500, cache, T0 + 10_000);
@@ -155,7 +171,9 @@ test("storage: recovery: garbage index files are rebuilt for the last segment", 
   const config = { ...DEFAULT_LOG_CONFIG, indexIntervalBytes: 256 };
   const log = PartitionLog.open({ dir, config, clock });
   const model = new LogModel();
-  for (let i = 0; i < 50; i++) model.append(log, makeBatch({ count: 2, valueBytes: 150, baseTimestamp: T0 + i * 10 }));
+  for (let i = 0; i < 50; i++) {
+    model.append(log, makeBatch({ count: 2, valueBytes: 150, baseTimestamp: T0 + i * 10 }));
+  }
   log.close();
   const indexPath = join(dir, segmentFileName(0, INDEX_SUFFIX));
   const timePath = join(dir, segmentFileName(0, TIME_INDEX_SUFFIX));

@@ -57,7 +57,6 @@ import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
 import {
   BATCH_BYTES_MAX,
-  INDEX_ENTRIES_MAX,
   LOCATE_CHUNK_BYTES_MAX,
   OFFSET_INDEX_ENTRY_BYTES,
   RELATIVE_OFFSET_MAX,
@@ -93,7 +92,13 @@ export class StorageIoError extends Error {
 // Whole-range I/O.
 
 /** Reads up to `length` bytes at `position`; fewer only at end of file. */
-export function readFully(fd: number, target: Uint8Array, targetAt: number, length: number, position: number): number {
+export function readFully(
+  fd: number,
+  target: Uint8Array,
+  targetAt: number,
+  length: number,
+  position: number,
+): number {
   let done = 0;
   while (done < length) {
     const n = readSync(fd, target, targetAt + done, length - done, position + done);
@@ -170,7 +175,9 @@ export function scanBatches(
       const n = readFully(fd, chunk, 0, Math.min(chunk.byteLength, left), position);
       chunkStart = position;
       chunkEnd = position + n;
-      if (n < BATCH_HEADER_BYTES) return { stop: "partial", position, reason: `File ends at ${chunkEnd}` };
+      if (n < BATCH_HEADER_BYTES) {
+        return { stop: "partial", position, reason: `File ends at ${chunkEnd}` };
+      }
     }
     let at = position - chunkStart;
     const magic = readMagic(chunk, at);
@@ -179,7 +186,9 @@ export function scanBatches(
     if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX) {
       return { stop: "corrupt", position, reason: `Batch size is implausible: ${size}` };
     }
-    if (size > left) return { stop: "partial", position, reason: `Batch is cut: ${left} of ${size} bytes` };
+    if (size > left) {
+      return { stop: "partial", position, reason: `Batch is cut: ${left} of ${size} bytes` };
+    }
     if (mode === "verify") {
       if (position + size > chunkEnd) {
         if (size > chunk.byteLength) chunk = Buffer.allocUnsafe(size);
@@ -189,10 +198,12 @@ export function scanBatches(
         at = 0;
         if (n < size) return { stop: "partial", position, reason: `File ends at ${chunkEnd}` };
       }
-      if (!batchCrcIsValid(chunk, at, size)) return { stop: "corrupt", position, reason: "Batch CRC mismatch" };
+      if (!batchCrcIsValid(chunk, at, size)) {
+        return { stop: "corrupt", position, reason: "Batch CRC mismatch" };
+      }
       const count = readRecordCount(chunk, at);
       if (count < 1 || readLastOffsetDelta(chunk, at) !== count - 1) {
-        return { stop: "corrupt", position, reason: `Batch record count is inconsistent: ${count}` };
+        return { stop: "corrupt", position, reason: `Batch record count is off: ${count}` };
       }
     }
     if (visit(chunk, at, position, size)) return { stop: "found", position, reason: "" };
@@ -238,7 +249,13 @@ export interface RecoveredSegment {
   truncatedBytes: number;
 }
 
-function paths(dir: string, baseOffset: number): { logPath: string; indexPath: string; timeIndexPath: string } {
+interface SegmentPaths {
+  logPath: string;
+  indexPath: string;
+  timeIndexPath: string;
+}
+
+function paths(dir: string, baseOffset: number): SegmentPaths {
   return {
     logPath: join(dir, segmentFileName(baseOffset, LOG_SUFFIX)),
     indexPath: join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)),
@@ -352,12 +369,26 @@ export class Segment {
     this.#writer = writer;
   }
 
-  /** A new, empty, active segment. Its .log file must not exist yet. */
+  /**
+   * A new, empty, active segment. Its .log file must not exist yet. On failure (disk
+   * full) the files it created are removed again and the error is thrown.
+   */
   static create(dir: string, baseOffset: number, cache: SegmentCache): Segment {
     const files = paths(dir, baseOffset);
-    const logFd = openSync(files.logPath, "wx+");
-    const indexFd = openSync(files.indexPath, "w+");
-    const timeIndexFd = openSync(files.timeIndexPath, "w+");
+    const opened: number[] = [];
+    let logFd: number;
+    let indexFd: number;
+    let timeIndexFd: number;
+    try {
+      opened.push((logFd = openSync(files.logPath, "wx+")));
+      opened.push((indexFd = openSync(files.indexPath, "w+")));
+      opened.push((timeIndexFd = openSync(files.timeIndexPath, "w+")));
+    } catch (error) {
+      for (const fd of opened) closeSync(fd);
+      const created = [files.logPath, files.indexPath, files.timeIndexPath].slice(0, opened.length);
+      for (const path of created) unlinkSync(path);
+      throw error;
+    }
     const writer: Writer = {
       logFd,
       indexFd,
@@ -390,11 +421,23 @@ export class Segment {
     assert(nextBaseOffset > baseOffset, "Segments must have increasing base offsets");
     const files = paths(dir, baseOffset);
     const logBytes = fileSize(files.logPath);
-    const problem = Segment.#checkSealedIndexes(files, baseOffset, nextBaseOffset, logBytes, indexIntervalBytes);
+    const problem = Segment.#checkSealedIndexes(
+      files,
+      baseOffset,
+      nextBaseOffset,
+      logBytes,
+      indexIntervalBytes,
+    );
     let maxTimestamp: number;
     if (problem !== null) {
       log.warn("Rebuilding segment indexes", { path: files.logPath, reason: problem });
-      maxTimestamp = Segment.#rebuildSealed(files, baseOffset, nextBaseOffset, logBytes, indexIntervalBytes);
+      maxTimestamp = Segment.#rebuildSealed(
+        files,
+        baseOffset,
+        nextBaseOffset,
+        logBytes,
+        indexIntervalBytes,
+      );
     } else {
       const timeBytes = fileSize(files.timeIndexPath);
       if (timeBytes === 0) {
@@ -413,7 +456,7 @@ export class Segment {
 
   /** Null when the indexes look complete, else why they need a rebuild. */
   static #checkSealedIndexes(
-    files: { logPath: string; indexPath: string; timeIndexPath: string },
+    files: SegmentPaths,
     baseOffset: number,
     nextBaseOffset: number,
     logBytes: number,
@@ -423,7 +466,7 @@ export class Segment {
     if (!existsSync(files.timeIndexPath)) return "Time index is missing";
     const indexBytes = fileSize(files.indexPath);
     const timeBytes = fileSize(files.timeIndexPath);
-    if (indexBytes % OFFSET_INDEX_ENTRY_BYTES !== 0) return `Offset index is torn: ${indexBytes} bytes`;
+    if (indexBytes % OFFSET_INDEX_ENTRY_BYTES !== 0) return `Offset index is torn: ${indexBytes}`;
     if (timeBytes % TIME_INDEX_ENTRY_BYTES !== 0) return `Time index is torn: ${timeBytes} bytes`;
     if (logBytes > 0 && timeBytes === 0) return "Time index has no closing entry";
     let lastPosition = 0;
@@ -438,19 +481,23 @@ export class Segment {
       } finally {
         closeSync(fd);
       }
-      if (lastPosition < 0 || lastPosition >= logBytes) return `Offset index points past the log: ${lastPosition}`;
+      if (lastPosition < 0 || lastPosition >= logBytes) {
+        return `Offset index points past the log: ${lastPosition}`;
+      }
     }
     // After the last entry come less than one interval of batches plus one batch; more
     // means entries are missing. The bound uses the largest possible batch, so a lowered
     // max.message.bytes never triggers a rebuild on every start.
     const tail = logBytes - lastPosition;
-    if (tail > indexIntervalBytes + BATCH_BYTES_MAX) return `Offset index is short: ${tail} bytes unindexed`;
+    if (tail > indexIntervalBytes + BATCH_BYTES_MAX) {
+      return `Offset index is short: ${tail} bytes unindexed`;
+    }
     return null;
   }
 
   /** Rebuilds both indexes of a sealed segment from its .log; returns its max timestamp. */
   static #rebuildSealed(
-    files: { logPath: string; indexPath: string; timeIndexPath: string },
+    files: SegmentPaths,
     baseOffset: number,
     nextBaseOffset: number,
     logBytes: number,
@@ -469,7 +516,7 @@ export class Segment {
     let badOffsets = "";
     let outcome: ScanOutcome;
     try {
-      outcome = scanBatches(fd, 0, logBytes, "verify", SCAN_CHUNK_BYTES, (buf, at, position, size) => {
+      const visit: BatchVisitor = (buf, at, position, size) => {
         const base = readBaseOffset(buf, at);
         const last = readLastOffset(buf, at);
         if (base < expected || last >= nextBaseOffset) {
@@ -480,13 +527,15 @@ export class Segment {
         expected = last + 1;
         lastBase = base;
         return false;
-      });
+      };
+      outcome = scanBatches(fd, 0, logBytes, "verify", SCAN_CHUNK_BYTES, visit);
     } finally {
       closeSync(fd);
     }
     if (outcome.stop !== "end") {
       const reason = badOffsets !== "" ? badOffsets : outcome.reason;
-      throw new Error(`Segment is corrupt: ${files.logPath} at position ${outcome.position}: ${reason}`);
+      const where = `${files.logPath} at position ${outcome.position}`;
+      throw new Error(`Segment is corrupt: ${where}: ${reason}`);
     }
     builder.close(lastBase);
     replaceFile(files.indexPath, builder.offsetIndex.entryBytes(0, builder.offsetIndex.entryCount));
@@ -554,7 +603,7 @@ export class Segment {
       nextOffset = baseOffset;
       lastBatchBase = -1;
       firstBatchMaxTimestamp = null;
-      outcome = scanBatches(logFd, start, fileBytes, "verify", SCAN_CHUNK_BYTES, (buf, at, position, size) => {
+      const visit: BatchVisitor = (buf, at, position, size) => {
         const base = readBaseOffset(buf, at);
         const last = readLastOffset(buf, at);
         const misplaced = visited === 0 && kept > 0 ? base !== startOffset : base < expected;
@@ -576,8 +625,12 @@ export class Segment {
         nextOffset = last + 1;
         lastBatchBase = base;
         return false;
-      });
-      if (badOffsets) outcome = { stop: "corrupt", position: outcome.position, reason: "Batch offsets are out of order" };
+      };
+      outcome = scanBatches(logFd, start, fileBytes, "verify", SCAN_CHUNK_BYTES, visit);
+      if (badOffsets) {
+        const reason = "Batch offsets out of order";
+        outcome = { stop: "corrupt", position: outcome.position, reason };
+      }
       if (kept > 0 && visited === 0) {
         kept--;
         continue;
@@ -682,7 +735,7 @@ export class Segment {
     nowMs: number,
   ): void {
     const writer = this.#activeWriter();
-    assert(firstOffset === writer.nextOffset, `Append offset ${firstOffset} is not the segment end ${writer.nextOffset}`);
+    assert(firstOffset === writer.nextOffset, `Append is not at the segment end: ${firstOffset}`);
     assert(batches.length > 0, "Append without batches");
     const start = this.#sizeBytes;
     try {
@@ -692,9 +745,11 @@ export class Segment {
       try {
         ftruncateSync(writer.logFd, start);
       } catch (truncateError) {
-        log.error("Cannot cut a failed append", { path: this.logPath, error: String(truncateError) });
+        const fields = { path: this.logPath, error: String(truncateError) };
+        log.error("Cannot cut a failed append", fields);
       }
-      throw new StorageIoError(`Append to ${this.logPath} failed: ${String(error)}`, { cause: error });
+      const message = `Append failed: ${this.logPath}: ${String(error)}`;
+      throw new StorageIoError(message, { cause: error });
     }
     const builder = new IndexBuilder(
       writer.offsetIndex,
@@ -742,7 +797,8 @@ export class Segment {
         return true;
       },
     );
-    assert(outcome.stop === "found" || outcome.stop === "end", `Segment ${this.logPath} is damaged: ${outcome.reason}`);
+    assert(outcome.stop !== "partial", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
+    assert(outcome.stop !== "corrupt", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
     return found;
   }
 
@@ -774,25 +830,33 @@ export class Segment {
     }
     let found: { position: number; size: number } | null = null;
     const fd = this.#readFd();
-    const outcome = scanBatches(fd, from, this.#sizeBytes, "headers", LOCATE_CHUNK_BYTES_MAX, (buf, at, position, size) => {
+    const visit: BatchVisitor = (buf, at, position, size) => {
       if (readMaxTimestamp(buf, at) < timestampMs) return false;
       found = { position, size };
       return true;
-    });
-    assert(outcome.stop === "found" || outcome.stop === "end", `Segment ${this.logPath} is damaged: ${outcome.reason}`);
+    };
+    const end = this.#sizeBytes;
+    const outcome = scanBatches(fd, from, end, "headers", LOCATE_CHUNK_BYTES_MAX, visit);
+    assert(outcome.stop !== "partial", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
+    assert(outcome.stop !== "corrupt", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
     if (found === null) return null;
     const { position, size } = found;
     const batch = Buffer.allocUnsafe(size);
     this.readInto(batch, 0, position, size);
     const baseOffset = readBaseOffset(batch, 0);
     const maxTimestamp = readMaxTimestamp(batch, 0);
-    if (readTimestampType(batch, 0) === "LogAppendTime") return { offset: baseOffset, timestamp: maxTimestamp };
+    if (readTimestampType(batch, 0) === "LogAppendTime") {
+      return { offset: baseOffset, timestamp: maxTimestamp };
+    }
     if (readCompression(batch, 0) === Compression.none) {
       const record = findRecordAtTimestamp(batch, 0, timestampMs);
-      if (record !== null) return { offset: baseOffset + record.offsetDelta, timestamp: record.timestamp };
+      if (record !== null) {
+        return { offset: baseOffset + record.offsetDelta, timestamp: record.timestamp };
+      }
     }
     const baseTimestamp = readBaseTimestamp(batch, 0);
-    return { offset: baseOffset, timestamp: baseTimestamp >= timestampMs ? baseTimestamp : maxTimestamp };
+    const timestamp = baseTimestamp >= timestampMs ? baseTimestamp : maxTimestamp;
+    return { offset: baseOffset, timestamp };
   }
 
   /**
@@ -801,7 +865,8 @@ export class Segment {
    */
   seal(): void {
     const writer = this.#activeWriter();
-    const builder = new IndexBuilder(writer.offsetIndex, writer.timeIndex, 0, 0, this.#maxTimestamp);
+    const { offsetIndex, timeIndex } = writer;
+    const builder = new IndexBuilder(offsetIndex, timeIndex, 0, 0, this.#maxTimestamp);
     builder.close(writer.lastBatchBaseOffset);
     this.#persistIndexes();
     fsyncSync(writer.logFd);
@@ -891,7 +956,8 @@ export class Segment {
         writer.timeIndexPersisted = timeCount;
       }
     } catch (error) {
-      log.error("Writing index entries failed; will retry", { path: this.indexPath, error: String(error) });
+      const fields = { path: this.indexPath, error: String(error) };
+      log.error("Writing index entries failed; will retry", fields);
     }
   }
 
@@ -908,6 +974,3 @@ export class Segment {
     this.#cache.forget(this.timeIndexPath);
   }
 }
-
-/** Checks used by tests: the entry count bound is what rolls a segment. */
-export const SEGMENT_INDEX_ENTRIES_MAX = INDEX_ENTRIES_MAX;

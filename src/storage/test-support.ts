@@ -61,7 +61,11 @@ export class LogModel {
     const result = log.append(records, { leaderEpoch });
     assert(result.ok, result.ok ? "" : `Append failed: ${result.kind}: ${result.message}`);
     for (const batch of splitBatches(records)) {
-      this.batches.push({ baseOffset: readBaseOffset(batch, 0), lastOffset: readLastOffset(batch, 0), bytes: Buffer.from(batch) });
+      this.batches.push({
+        baseOffset: readBaseOffset(batch, 0),
+        lastOffset: readLastOffset(batch, 0),
+        bytes: Buffer.from(batch),
+      });
     }
     return result;
   }

@@ -55,8 +55,8 @@ export class TimeIndex {
     assert(Number.isSafeInteger(baseOffset), "Time index base offset is not a safe integer");
     assert(baseOffset >= 0, "Time index base offset is negative");
     this.baseOffset = baseOffset;
-    const count =
-      fileBytes === undefined ? 0 : Math.min(Math.floor(fileBytes.byteLength / ENTRY), TIME_INDEX_ENTRIES_MAX);
+    const whole = fileBytes === undefined ? 0 : Math.floor(fileBytes.byteLength / ENTRY);
+    const count = Math.min(whole, TIME_INDEX_ENTRIES_MAX);
     this.#bytes = new Uint8Array(Math.max(count, INITIAL_CAPACITY_ENTRIES) * ENTRY);
     if (fileBytes !== undefined) this.#bytes.set(fileBytes.subarray(0, count * ENTRY));
     this.#count = count;
@@ -90,11 +90,11 @@ export class TimeIndex {
 
   append(timestampMs: number, offset: number): void {
     assert(this.#count < TIME_INDEX_ENTRIES_MAX, "Time index is full");
-    assert(Number.isSafeInteger(timestampMs), `Time index timestamp is not a safe integer: ${timestampMs}`);
+    assert(Number.isSafeInteger(timestampMs), `Time index timestamp is unsafe: ${timestampMs}`);
     const relative = offset - this.baseOffset;
     assert(Number.isInteger(relative), "Time index offset is not an integer");
     assert(relative >= 0, `Time index offset is below the segment base: ${offset}`);
-    assert(relative <= RELATIVE_OFFSET_MAX, `Time index offset is too far past the base: ${offset}`);
+    assert(relative <= RELATIVE_OFFSET_MAX, `Time index offset is too far past base: ${offset}`);
     if (this.#count > 0) {
       const last = this.#count - 1;
       assert(timestampMs >= this.timestampAt(last), "Time index timestamps must not decrease");
@@ -128,7 +128,7 @@ export class TimeIndex {
     this.#count = count;
   }
 
-  /** How many leading entries keep the invariants (timestamps not decreasing, offsets increasing). */
+  /** How many leading entries keep the invariants (timestamps up or equal, offsets up). */
   validPrefix(): number {
     let lastTimestamp = -Infinity;
     let lastRelative = -1;
@@ -143,13 +143,15 @@ export class TimeIndex {
   }
 
   entryBytes(from: number, to: number): Uint8Array {
-    assert(from >= 0 && from <= to && to <= this.#count, `Time index range out of bounds: ${from}..${to}`);
+    assert(from >= 0 && from <= to, `Time index range is inverted: ${from}..${to}`);
+    assert(to <= this.#count, `Time index range ends past the entries: ${to}`);
     return this.#bytes.subarray(from * ENTRY, to * ENTRY);
   }
 
   #reserve(entries: number): void {
     if (entries * ENTRY <= this.#bytes.byteLength) return;
-    const capacity = Math.min(Math.max(entries, (this.#bytes.byteLength / ENTRY) * 2), TIME_INDEX_ENTRIES_MAX);
+    const doubled = (this.#bytes.byteLength / ENTRY) * 2;
+    const capacity = Math.min(Math.max(entries, doubled), TIME_INDEX_ENTRIES_MAX);
     const grown = new Uint8Array(capacity * ENTRY);
     grown.set(this.#bytes.subarray(0, this.#count * ENTRY));
     this.#bytes = grown;

@@ -16,18 +16,33 @@
  * - raw pread: one readSync of 1 MiB at a random batch position of the same files; the
  *   machine's limit for "read one batch" (the figure `read` is set beside).
  * - append: append of one 1 MiB batch (validation with CRC, stamping, write, indexes).
+ * - raw write: one writeSync of 1 MiB at the end of a file beside each log; the
+ *   machine's limit for appending (the figure `append` is set beside).
  *
  * Each figure is printed for both logs with the large/small ratio; a ratio near 1 is the
  * point. The data is deleted afterwards. Figures never fail anything.
  */
 import { Buffer } from "node:buffer";
-import { closeSync, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 import { setLogLevel } from "../../src/util/log.ts";
 import { systemClock } from "../../src/util/clock.ts";
-import { DEFAULT_LOG_CONFIG, type LogConfig, PartitionLog } from "../../src/storage/partition-log.ts";
+import {
+  DEFAULT_LOG_CONFIG,
+  type LogConfig,
+  PartitionLog,
+} from "../../src/storage/partition-log.ts";
 
 const MIB = 1024 * 1024;
 const RECORDS_PER_BATCH = 1024;
@@ -71,7 +86,12 @@ function makeTemplate(): Buffer {
   const value = Buffer.alloc(VALUE_BYTES, 120);
   return buildBatch({
     baseTimestamp: systemClock.nowMs(),
-    records: Array.from({ length: RECORDS_PER_BATCH }, (_, i) => ({ key: `key-${i}`, value, headers: [], timestampDelta: i })),
+    records: Array.from({ length: RECORDS_PER_BATCH }, (_, i) => ({
+      key: `key-${i}`,
+      value,
+      headers: [],
+      timestampDelta: i,
+    })),
   });
 }
 
@@ -98,7 +118,12 @@ function measure(count: number, run: (i: number) => void): Figures {
   };
 }
 
-function build(dir: string, bytes: number, template: Buffer): { log: PartitionLog; seconds: number } {
+interface Built {
+  log: PartitionLog;
+  seconds: number;
+}
+
+function build(dir: string, bytes: number, template: Buffer): Built {
   const log = PartitionLog.open({ dir, config, clock: systemClock });
   const start = performance.now();
   while (log.sizeBytes() < bytes) {
@@ -109,7 +134,12 @@ function build(dir: string, bytes: number, template: Buffer): { log: PartitionLo
   return { log, seconds: (performance.now() - start) / 1000 };
 }
 
-function rawPread(dir: string, batchBytes: number, count: number, random: (bound: number) => number): Figures {
+function rawPread(
+  dir: string,
+  batchBytes: number,
+  count: number,
+  random: (bound: number) => number,
+): Figures {
   const files = readdirSync(dir).filter((name) => name.endsWith(".log")).sort();
   const fds = files.map((name) => openSync(join(dir, name), "r"));
   // Whole batches per file: every segment holds only template-sized batches.
@@ -128,10 +158,24 @@ function rawPread(dir: string, batchBytes: number, count: number, random: (bound
   }
 }
 
+function rawWrite(dir: string, batch: Buffer, count: number): Figures {
+  const fd = openSync(join(dir, "raw-write.bin"), "w");
+  let position = 0;
+  try {
+    return measure(count, () => {
+      writeSync(fd, batch, 0, batch.byteLength, position);
+      position += batch.byteLength;
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function show(name: string, small: Figures, big: Figures): void {
-  const cell = (f: Figures) =>
-    `${f.meanUs.toFixed(1).padStart(8)} µs mean ${f.p50Us.toFixed(1).padStart(8)} p50 ${f.p99Us.toFixed(1).padStart(8)} p99`;
-  console.log(`${name.padEnd(10)} small ${cell(small)} | large ${cell(big)} | ratio ${(big.meanUs / small.meanUs).toFixed(2)}`);
+  const us = (value: number) => value.toFixed(1).padStart(8);
+  const cell = (f: Figures) => `${us(f.meanUs)} µs mean ${us(f.p50Us)} p50 ${us(f.p99Us)} p99`;
+  const ratio = (big.meanUs / small.meanUs).toFixed(2);
+  console.log(`${name.padEnd(10)} small ${cell(small)} | large ${cell(big)} | ratio ${ratio}`);
 }
 
 setLogLevel("warn");
@@ -139,29 +183,38 @@ const root = mkdtempSync(join(stringArgument("dir") ?? tmpdir(), "brook-bench-st
 try {
   const template = makeTemplate();
   const batchBytes = template.byteLength;
-  console.log(`storage bench: batch ${batchBytes} bytes (${RECORDS_PER_BATCH} records), segments ${config.segmentBytes / MIB} MiB`);
-  console.log(`data in ${root}; large log ${(bigBytes / 1024 / MIB).toFixed(2)} GiB, ${reads} reads, ${appends} appends`);
+  const segmentMib = config.segmentBytes / MIB;
+  console.log(
+    `storage bench: batch ${batchBytes} bytes (${RECORDS_PER_BATCH} records), ` +
+      `segments ${segmentMib} MiB`,
+  );
+  const bigGib = (bigBytes / 1024 / MIB).toFixed(2);
+  console.log(`data in ${root}; large log ${bigGib} GiB, ${reads} reads, ${appends} appends`);
 
   const small = build(join(root, "small-0"), smallBytes, template);
   const big = build(join(root, "big-0"), bigBytes, template);
-  console.log(
-    `built small: ${small.log.segmentCount()} segment(s), ${small.log.logEndOffset} records in ${small.seconds.toFixed(2)} s; ` +
-      `large: ${big.log.segmentCount()} segments, ${big.log.logEndOffset} records in ${big.seconds.toFixed(2)} s ` +
-      `(${(bigBytes / MIB / big.seconds).toFixed(0)} MiB/s)`,
-  );
+  const described = (built: Built) =>
+    `${built.log.segmentCount()} segment(s), ${built.log.logEndOffset} records ` +
+    `in ${built.seconds.toFixed(2)} s`;
+  const rate = (bigBytes / MIB / big.seconds).toFixed(0);
+  console.log(`built small: ${described(small)}; large: ${described(big)} (${rate} MiB/s)`);
 
   const figures = (log: PartitionLog, seed: number) => {
     const end = log.logEndOffset;
     const random = seeded(seed);
     // Warm the page cache and the index cache the same way for both logs.
-    for (let i = 0; i < Math.min(reads, 2000); i++) log.read(random(end), 0, { minOneBatch: false });
+    for (let i = 0; i < Math.min(reads, 2000); i++) {
+      log.read(random(end), 0, { minOneBatch: false });
+    }
     const locate = measure(reads, () => {
       const read = log.read(random(end), 0, { minOneBatch: false });
       if (!read.ok) throw new Error("Read failed");
     });
     const read = measure(reads, () => {
       const result = log.read(random(end), 64 * 1024, { minOneBatch: true });
-      if (!result.ok || result.records.byteLength !== batchBytes) throw new Error("Read returned the wrong batch");
+      if (!result.ok || result.records.byteLength !== batchBytes) {
+        throw new Error("Read returned the wrong batch");
+      }
     });
     return { locate, read };
   };
@@ -175,16 +228,22 @@ try {
       if (!result.ok) throw new Error(`Append failed: ${result.message}`);
     });
   const smallAppend = appendFigures(small.log);
+  const smallWrite = rawWrite(small.log.dir, template, appends);
   const bigAppend = appendFigures(big.log);
+  const bigWrite = rawWrite(big.log.dir, template, appends);
 
   console.log("");
   show("locate", smallFigures.locate, bigFigures.locate);
   show("read", smallFigures.read, bigFigures.read);
   show("raw pread", smallRaw, bigRaw);
   show("append", smallAppend, bigAppend);
+  show("raw write", smallWrite, bigWrite);
+  const versus = (ours: Figures, limit: Figures) => (ours.meanUs / limit.meanUs).toFixed(2);
   console.log(
-    `\nread vs raw pread (machine limit): small ${(smallFigures.read.meanUs / smallRaw.meanUs).toFixed(2)}x, ` +
-      `large ${(bigFigures.read.meanUs / bigRaw.meanUs).toFixed(2)}x`,
+    `\nagainst the machine's limit: read/raw pread ` +
+      `small ${versus(smallFigures.read, smallRaw)}x, large ${versus(bigFigures.read, bigRaw)}x; ` +
+      `append/raw write small ${versus(smallAppend, smallWrite)}x, ` +
+      `large ${versus(bigAppend, bigWrite)}x`,
   );
   small.log.close();
   big.log.close();
