@@ -15,9 +15,14 @@ import { startKafkaListener } from "./server/listener.ts";
 import { openDataDir } from "./storage/data-dir.ts";
 import { LogManager } from "./storage/log-manager.ts";
 import { systemClock } from "./util/clock.ts";
+import { systemRandom } from "./util/random.ts";
+import { GroupCoordinator } from "./coordinator/group-coordinator.ts";
+import { createGroupHandlers } from "./coordinator/handlers.ts";
+import { MemoryOffsetStore } from "./coordinator/offset-store.ts";
 import { logger } from "./util/log.ts";
 
 const log = logger("node");
+const COORDINATOR_TICK_MS = 100;
 
 export interface RunningNode {
   readonly nodeId: number;
@@ -45,6 +50,19 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     autoCreateTopics: config.autoCreateTopics,
     topicDefaults: { numPartitions: config.numPartitions, replicationFactor: 1 },
   };
+  // Offsets live in memory until they become records of __consumer_offsets (issue 5).
+  const offsets = new MemoryOffsetStore();
+  const coordinator = new GroupCoordinator({ clock, random: systemRandom, groupHasOffsets: (groupId) => offsets.hasGroup(groupId) });
+  // The driver owns the only timer; the coordinator itself is a state machine.
+  const coordinatorTimer = setInterval(() => coordinator.tick(), COORDINATOR_TICK_MS);
+  let advertised = { host: config.advertise.host, port: config.advertise.port };
+  const groupHandlers = createGroupHandlers({
+    coordinator,
+    offsets,
+    self: () => ({ nodeId, host: advertised.host, port: advertised.port }),
+    partitionExists: (topic, partition) => image.topic(topic)?.partitions[partition] !== undefined,
+    topicIdToName: (topicId) => image.topicById(topicId)?.name,
+  });
   const registry = createRegistry(services, {
     brokerSettings: () => ({
       "broker.id": String(nodeId),
@@ -53,7 +71,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       "socket.request.max.bytes": String(config.socketRequestMaxBytes),
       "log.dirs": config.dataDir,
     }),
-    extraHandlers: [],
+    extraHandlers: groupHandlers,
   });
   const listener = await startKafkaListener({
     host: config.kafka.host,
@@ -62,7 +80,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     registry,
   });
   // A port of 0 (tests) advertises the port actually bound.
-  const advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };
+  advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };
   const known = image.broker(nodeId);
   if (known === undefined || known.host !== advertised.host || known.port !== advertised.port) {
     await metadata.append([{ type: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null }]);
@@ -77,6 +95,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     adminPort: admin.port,
     async stop() {
       serving = false;
+      clearInterval(coordinatorTimer);
       await admin.stop();
       await listener.stop();
       logs.flushAll();

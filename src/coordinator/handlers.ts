@@ -1,0 +1,49 @@
+/**
+ * The Kafka API handlers of consumer groups and committed offsets, built over one
+ * GroupCoordinator and one OffsetStore. `src/node.ts` registers what this returns
+ * (and drives `coordinator.tick()` from its timer); each handler lives in its own
+ * module under `src/api/`.
+ */
+import { createDeleteGroupsHandler } from "../api/delete-groups.ts";
+import { createDescribeGroupsHandler } from "../api/describe-groups.ts";
+import { createFindCoordinatorHandler } from "../api/find-coordinator.ts";
+import { createHeartbeatHandler } from "../api/group-heartbeat.ts";
+import { createJoinGroupHandler } from "../api/group-join.ts";
+import { createLeaveGroupHandler } from "../api/group-leave.ts";
+import { createSyncGroupHandler } from "../api/group-sync.ts";
+import { createListGroupsHandler } from "../api/list-groups.ts";
+import { createOffsetCommitHandler } from "../api/offset-commit.ts";
+import { createOffsetDeleteHandler } from "../api/offset-delete.ts";
+import { createOffsetFetchHandler } from "../api/offset-fetch.ts";
+import type { ApiHandler } from "../server/handler.ts";
+import type { GroupCoordinator } from "./group-coordinator.ts";
+import type { OffsetStore } from "./offset-store.ts";
+
+export interface GroupHandlerDeps {
+  readonly coordinator: GroupCoordinator;
+  readonly offsets: OffsetStore;
+  /** This node, which coordinates every group while Brook runs one coordinator. */
+  readonly self: () => { nodeId: number; host: string; port: number };
+  readonly partitionExists: (topic: string, partition: number) => boolean;
+  /**
+   * For OffsetCommit/OffsetFetch v10+, which name topics by id. The generated tables
+   * stop at v9 (names only), so nothing calls it yet.
+   */
+  readonly topicIdToName?: (id: string) => string | undefined;
+}
+
+export function createGroupHandlers(deps: GroupHandlerDeps): ApiHandler[] {
+  return [
+    createFindCoordinatorHandler(deps),
+    createJoinGroupHandler(deps),
+    createSyncGroupHandler(deps),
+    createHeartbeatHandler(deps),
+    createLeaveGroupHandler(deps),
+    createOffsetCommitHandler(deps),
+    createOffsetFetchHandler(deps),
+    createListGroupsHandler(deps),
+    createDescribeGroupsHandler(deps),
+    createDeleteGroupsHandler(deps),
+    createOffsetDeleteHandler(deps),
+  ];
+}
