@@ -87,7 +87,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
   const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, nodeId: () => nodeId }));
   serving = true;
-  log.info("Node serving", { nodeId, clusterId: meta.clusterId, kafka: `${advertised.host}:${advertised.port}`, admin: `${admin.host}:${admin.port}` });
+  log.info("Node serving", { nodeId, clusterId: meta.clusterId, kafka: `${config.kafka.host}:${listener.port}`, advertise: `${advertised.host}:${advertised.port}`, admin: `${admin.host}:${admin.port}` });
 
   return {
     nodeId,

@@ -209,10 +209,16 @@ function encodeStruct(fields: readonly FieldSchema[], mode: Mode, value: Struct,
   }
 }
 
+/** Tagged fields equal to their default are left out, as Kafka's encoders do. */
 function isDefault(value: Value, fallback: Value): boolean {
   if (value === fallback) return true;
   if (Array.isArray(value)) return value.length === 0 && Array.isArray(fallback);
-  return false;
+  if (value instanceof Uint8Array || fallback instanceof Uint8Array) {
+    return value instanceof Uint8Array && fallback instanceof Uint8Array && value.byteLength === 0 && fallback.byteLength === 0;
+  }
+  if (value === null || fallback === null || typeof value !== "object" || typeof fallback !== "object") return false;
+  const expected = fallback as Struct;
+  return Object.entries(value as Struct).every(([key, inner]) => inner === undefined || isDefault(inner, expected[key]));
 }
 
 function encodeField(field: FieldSchema, mode: Mode, value: Value, writer: Writer): void {

@@ -3,7 +3,6 @@
  * tests. Every broker started here is stopped by its process id (`stop` sends SIGTERM,
  * `kill` SIGKILL) and `stopAll` runs after each test file as a safety net.
  */
-import { afterAll } from "bun:test";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -50,7 +49,7 @@ export async function startBroker(options: { dataDir?: string; args?: string[]; 
     const timer = setTimeout(() => reject(new Error(`Broker not ready within ${options.readyMs ?? 20000} ms:\n${stderr}`)), options.readyMs ?? 20000);
     child.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
-      const match = /Node serving .*kafka=([\d.]+):(\d+) admin=([\d.]+):(\d+)/.exec(stderr);
+      const match = /Node serving .*kafka=([\d.]+):(\d+) advertise=\S+ admin=([\d.]+):(\d+)/.exec(stderr);
       if (match) {
         clearTimeout(timer);
         resolveReady(match);
@@ -90,7 +89,8 @@ export async function stopAndClean(broker: TestBroker): Promise<void> {
   rmSync(broker.dataDir, { recursive: true, force: true });
 }
 
-afterAll(() => {
+/** Safety net: whatever a test left running dies with the test process. */
+process.on("exit", () => {
   for (const child of running) if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGKILL");
 });
 
