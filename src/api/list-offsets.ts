@@ -40,6 +40,14 @@ export function createListOffsetsHandler(services: BrokerServices) {
       const failed = (partitionIndex: number, errorCode: number): PartitionResponse => ({
         partitionIndex, errorCode, offset: -1, timestamp: -1, leaderEpoch: -1,
       });
+      // Kafka refuses a partition named twice in one request.
+      const seen = new Map<string, number>();
+      for (const wanted of request.topics) {
+        for (const p of wanted.partitions) {
+          const key = `${wanted.name}\u0000${p.partitionIndex}`;
+          seen.set(key, (seen.get(key) ?? 0) + 1);
+        }
+      }
       return {
         throttleTimeMs: 0,
         topics: request.topics.map((wanted) => {
@@ -47,6 +55,7 @@ export function createListOffsetsHandler(services: BrokerServices) {
           return {
             name: wanted.name,
             partitions: wanted.partitions.map((p): PartitionResponse => {
+              if (seen.get(`${wanted.name}\u0000${p.partitionIndex}`)! > 1) return failed(p.partitionIndex, ErrorCode.INVALID_REQUEST);
               const image = topic?.partitions[p.partitionIndex];
               const log = topic === undefined ? undefined : services.logs.get(topic.name, p.partitionIndex);
               if (image === undefined || log === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);

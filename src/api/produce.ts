@@ -1,8 +1,11 @@
 /**
  * Produce (key 0), v3-v11.
  * v3 brought RecordBatch v2 (magic 2) and transactional ids; v0-v2 can only carry the
- * old message formats, which Brook does not store, so they are not advertised (as in
- * Kafka 4). v5 adds log start offset; v8 record errors and an error message; v9 is
+ * old message formats, which Brook does not store, so such requests close the
+ * connection. ApiVersions still advertises v0 as the minimum, as Kafka 4 does
+ * (KAFKA-18659): librdkafka up to 2.x decides whether it may compress gzip, snappy and
+ * lz4 by looking for Produce v0 in that range, and silently sends uncompressed batches
+ * otherwise. v5 adds log start offset; v8 record errors and an error message; v9 is
  * flexible; v10 the current-leader and node-endpoint tags (sent on NOT_LEADER).
  * acks=0 gets no response at all; acks=1 is answered once the batch is in the page
  * cache; acks=-1 once the whole ISR has it (on one node: the leader alone), and needs at
@@ -44,6 +47,7 @@ export function createProduceHandler(services: BrokerServices) {
     request: ProduceRequest,
     response: ProduceResponse,
     versions: [3, 11],
+    advertisedMinVersion: 0,
     handle(request) {
       const acks = request.acks;
       const validAcks = acks === 0 || acks === 1 || acks === -1;

@@ -26,6 +26,11 @@ export interface ApiHandler<Req = any, Res = any> {
   readonly response: MessageSchema<Res>;
   /** Versions Brook answers; within the table's valid versions. */
   readonly versions: VersionRange;
+  /**
+   * Lowest version named in ApiVersions when it differs from `versions[0]`: clients
+   * that read the advertised range for other purposes need it (see Produce).
+   */
+  readonly advertisedMinVersion?: number;
   handle(request: Req, context: RequestContext): HandlerResult<Res> | Promise<HandlerResult<Res>>;
 }
 

@@ -431,8 +431,9 @@ test("storage: partition log: offsetForTimestamp with out-of-order and compresse
     expect(log.offsetForTimestamp(t(150))).toEqual({ offset: 1, timestamp: t(300) });
     expect(log.offsetForTimestamp(t(250))).toEqual({ offset: 1, timestamp: t(300) });
     expect(log.offsetForTimestamp(t(301))).toEqual({ offset: 3, timestamp: t(400) });
-    // Inside the compressed batch: its base offset, with its max timestamp.
-    expect(log.offsetForTimestamp(t(415))).toEqual({ offset: 3, timestamp: t(420) });
+    // Inside the compressed batch: the exact record, as Kafka answers.
+    expect(log.offsetForTimestamp(t(405))).toEqual({ offset: 4, timestamp: t(410) });
+    expect(log.offsetForTimestamp(t(415))).toEqual({ offset: 5, timestamp: t(420) });
     expect(log.offsetForTimestamp(t(421))).toEqual({ offset: 7, timestamp: t(500) });
     expect(log.offsetForTimestamp(t(501))).toBeNull();
     expect(log.maxTimestamp()).toEqual({ offset: 7, timestamp: t(500) });
@@ -440,7 +441,7 @@ test("storage: partition log: offsetForTimestamp with out-of-order and compresse
   check();
   log.close();
   const reopened = open(dir, { segmentBytes: 2048, indexIntervalBytes: 0 });
-  expect(reopened.offsetForTimestamp(t(415))).toEqual({ offset: 3, timestamp: t(420) });
+  expect(reopened.offsetForTimestamp(t(415))).toEqual({ offset: 5, timestamp: t(420) });
   expect(reopened.maxTimestamp()).toEqual({ offset: 7, timestamp: t(500) });
   expect(reopened.offsetForTimestamp(t(150))).toEqual({ offset: 1, timestamp: t(300) });
 });

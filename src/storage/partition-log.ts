@@ -336,8 +336,8 @@ export class PartitionLog {
 
   /**
    * ListOffsets by timestamp: the first record (in offset order) with timestamp >=
-   * `timestampMs`, or null when there is none. Exact for uncompressed CreateTime batches;
-   * a compressed batch answers with its base offset.
+   * `timestampMs`, or null when there is none. Exact for CreateTime batches (compressed
+   * ones are decompressed for the lookup); a LogAppendTime batch answers its base offset.
    */
   offsetForTimestamp(timestampMs: number): TimestampOffset | null {
     this.#assertOpen();

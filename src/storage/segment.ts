@@ -53,6 +53,7 @@ import {
   readRecordCount,
   readTimestampType,
 } from "../protocol/record-batch.ts";
+import { DecompressionError, uncompressedTwin } from "../protocol/compression.ts";
 import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -813,9 +814,8 @@ export class Segment {
 
   /**
    * The first record with timestamp >= `timestampMs` (Kafka ListOffsets): exact for
-   * uncompressed CreateTime batches; for compressed ones the batch's base offset (they
-   * are never decompressed), with the first record's timestamp if it qualifies, else the
-   * batch's max. Null when every batch is older.
+   * CreateTime batches, compressed or not; a LogAppendTime batch (or one that cannot be
+   * decompressed) answers its base offset. Null when every batch is older.
    */
   findByTimestamp(timestampMs: number): { offset: number; timestamp: number } | null {
     this.#assertOpen();
@@ -848,8 +848,20 @@ export class Segment {
     if (readTimestampType(batch, 0) === "LogAppendTime") {
       return { offset: baseOffset, timestamp: maxTimestamp };
     }
-    if (readCompression(batch, 0) === Compression.none) {
-      const record = findRecordAtTimestamp(batch, 0, timestampMs);
+    // Kafka answers with the exact record, so a compressed batch is decompressed here
+    // (ListOffsets by timestamp is rare; produce and fetch never decompress).
+    let readable: Uint8Array | null = batch;
+    if (readCompression(batch, 0) !== Compression.none) {
+      try {
+        readable = uncompressedTwin(batch);
+      } catch (error) {
+        if (!(error instanceof DecompressionError)) throw error;
+        log.warn("Cannot read a compressed batch for a timestamp lookup", { path: this.logPath, error: error.message });
+        readable = null;
+      }
+    }
+    if (readable !== null) {
+      const record = findRecordAtTimestamp(readable, 0, timestampMs);
       if (record !== null) {
         return { offset: baseOffset + record.offsetDelta, timestamp: record.timestamp };
       }

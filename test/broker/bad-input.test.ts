@@ -213,3 +213,16 @@ describe("broker: fetch long poll and ordering", () => {
     }
   });
 });
+
+describe("broker: list offsets", () => {
+  test("a partition named twice in one ListOffsets request gets INVALID_REQUEST", async () => {
+    const answer = await client.request(LIST_OFFSETS, 7, {
+      replicaId: -1,
+      topics: [{ name: "bad", partitions: [
+        { partitionIndex: 0, timestamp: -1, currentLeaderEpoch: -1 },
+        { partitionIndex: 0, timestamp: -2, currentLeaderEpoch: -1 },
+      ] }],
+    });
+    expect(answer.topics[0].partitions.map((p: any) => p.errorCode)).toEqual([ErrorCode.INVALID_REQUEST, ErrorCode.INVALID_REQUEST]);
+  });
+});
