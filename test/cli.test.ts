@@ -116,6 +116,32 @@ describe("cli: bad usage is one line and exit code 2", () => {
   });
 });
 
+describe("cli: a data dir that is not this node's is one line and exit code 2", () => {
+  const start = (dataDir: string, ...extra: string[]) =>
+    brook(["start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0", ...extra]);
+
+  test("cli: corrupt meta.json", () => {
+    const dataDir = join(scratch, "corrupt");
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, "meta.json"), "{ not json");
+    expectUsageError(start(dataDir), /^brook: Unreadable .*meta\.json/);
+  });
+
+  test("cli: meta.json of another node id", () => {
+    const dataDir = join(scratch, "other-node");
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, "meta.json"), JSON.stringify({ nodeId: 4, clusterId: "abc", formatVersion: 1 }));
+    expectUsageError(start(dataDir, "--node-id", "5"), /^brook: Data dir .* belongs to node 4, not --node-id 5$/);
+  });
+
+  test("cli: meta.json of a future format", () => {
+    const dataDir = join(scratch, "future");
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, "meta.json"), JSON.stringify({ nodeId: 1, clusterId: "abc", formatVersion: 99 }));
+    expectUsageError(start(dataDir), /format version 99/);
+  });
+});
+
 describe("cli: version and help", () => {
   test("cli: --version prints the package version", () => {
     const run = brook(["--version"]);

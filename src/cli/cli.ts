@@ -13,6 +13,7 @@
 import yargs, { type Argv, type CommandModule } from "yargs";
 import pkg from "../../package.json" with { type: "json" };
 import { ConfigError } from "../config/node-config.ts";
+import { DataDirError } from "../storage/data-dir.ts";
 import { AssertionError } from "../util/assert.ts";
 import { startCommand } from "./start-command.ts";
 
@@ -69,7 +70,8 @@ export async function runCli(context: CliContext): Promise<void> {
 }
 
 function exitWithError(error: unknown): never {
-  const usage = error instanceof UsageError || error instanceof ConfigError;
+  // A data dir that is not ours is the operator's to fix, like a bad flag: exit 2.
+  const usage = error instanceof UsageError || error instanceof ConfigError || error instanceof DataDirError;
   if (error instanceof AssertionError || !(error instanceof Error)) {
     // A programmer error: the stack is worth more than one tidy line.
     process.stderr.write(`brook: ${error instanceof Error ? error.stack : String(error)}\n`);
