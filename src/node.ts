@@ -18,7 +18,8 @@ import { systemClock } from "./util/clock.ts";
 import { systemRandom } from "./util/random.ts";
 import { GroupCoordinator } from "./coordinator/group-coordinator.ts";
 import { createGroupHandlers } from "./coordinator/handlers.ts";
-import { MemoryOffsetStore } from "./coordinator/offset-store.ts";
+import { LogOffsetStore } from "./coordinator/log-offset-store.ts";
+import { logOffsetsTopic } from "./coordinator/offsets-topic.ts";
 import { logger } from "./util/log.ts";
 
 const log = logger("node");
@@ -50,8 +51,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     autoCreateTopics: config.autoCreateTopics,
     topicDefaults: { numPartitions: config.numPartitions, replicationFactor: 1 },
   };
-  // Offsets live in memory until they become records of __consumer_offsets (issue 5).
-  const offsets = new MemoryOffsetStore();
+  // Commits are records of __consumer_offsets, replayed here after the metadata log.
+  const offsets = new LogOffsetStore(logOffsetsTopic({ image, metadata, logs }), clock);
   const coordinator = new GroupCoordinator({ clock, random: systemRandom, groupHasOffsets: (groupId) => offsets.hasGroup(groupId) });
   // The driver owns the only timer; the coordinator itself is a state machine.
   const coordinatorTimer = setInterval(() => coordinator.tick(), COORDINATOR_TICK_MS);

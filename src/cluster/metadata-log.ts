@@ -10,6 +10,7 @@ import { buildBatch } from "../protocol/record-batch-builder.ts";
 import { decodeRecords } from "../protocol/records.ts";
 import { DEFAULT_LOG_CONFIG } from "../storage/log-config.ts";
 import { PartitionLog } from "../storage/partition-log.ts";
+import { forEachStoredBatch } from "../storage/replay.ts";
 import { assert } from "../util/assert.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
@@ -18,7 +19,6 @@ import type { MetadataWriter } from "./topics.ts";
 
 const log = logger("metadata-log");
 export const METADATA_LOG_DIR = "__cluster_metadata-0";
-const READ_BYTES = 1024 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -40,28 +40,15 @@ export class LocalMetadataLog implements MetadataWriter {
       config: DEFAULT_LOG_CONFIG,
       clock: options.clock,
     });
-    let offset = partitionLog.logStartOffset;
     let applied = 0;
-    while (offset < partitionLog.logEndOffset) {
-      const read = partitionLog.read(offset, READ_BYTES, { minOneBatch: true });
-      assert(read.ok, `Metadata log unreadable at offset ${offset}`);
-      let at = 0;
-      const bytes = read.records;
-      assert(bytes.byteLength > 0, `Metadata log returned nothing at offset ${offset}`);
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      while (at < bytes.byteLength) {
-        const size = 12 + view.getInt32(at + 8);
-        const batch = bytes.subarray(at, at + size);
-        const records = decodeRecords(batch);
-        assert(records !== null, `Metadata batch at ${offset} is not readable`);
-        for (const record of records) {
-          options.image.apply(JSON.parse(decoder.decode(record.value!)) as MetadataRecord);
-          applied++;
-        }
-        offset = Number(view.getBigInt64(at)) + view.getInt32(at + 23) + 1;
-        at += size;
+    forEachStoredBatch(partitionLog, (batch, baseOffset) => {
+      const records = decodeRecords(batch);
+      assert(records !== null, `Metadata batch at ${baseOffset} is not readable`);
+      for (const record of records) {
+        options.image.apply(JSON.parse(decoder.decode(record.value!)) as MetadataRecord);
+        applied++;
       }
-    }
+    });
     log.info("Metadata log replayed", { records: applied, endOffset: partitionLog.logEndOffset });
     return new LocalMetadataLog(partitionLog, options.image, options.clock);
   }
