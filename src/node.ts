@@ -24,6 +24,11 @@ import { logger } from "./util/log.ts";
 
 const log = logger("node");
 const COORDINATOR_TICK_MS = 100;
+/**
+ * The storage cleaner's tick: flush.ms, delayed file deletion and checkpoints each tick;
+ * retention every RETENTION_CHECK_INTERVAL_MS_DEFAULT (log.retention.check.interval.ms).
+ */
+const LOG_TICK_MS = 1000;
 
 export interface RunningNode {
   readonly nodeId: number;
@@ -39,6 +44,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const image = new MetadataImage();
   const logs = new LogManager({ dataDir: config.dataDir, nodeId, clock, image });
   const metadata = LocalMetadataLog.open({ dataDir: config.dataDir, image, clock });
+  // Every log of the image is open: from here on a crash is an unclean stop.
+  logs.startupComplete();
+  // The driver owns the only storage timer; logs and the log manager take the clock.
+  const logTimer = setInterval(() => logs.tick(), LOG_TICK_MS);
 
   let serving = false;
   const services: BrokerServices = {
@@ -97,6 +106,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     async stop() {
       serving = false;
       clearInterval(coordinatorTimer);
+      clearInterval(logTimer);
       await admin.stop();
       await listener.stop();
       logs.flushAll();

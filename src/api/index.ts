@@ -6,6 +6,7 @@ import type { ApiHandler } from "../server/handler.ts";
 import { createApiVersionsHandler } from "./api-versions.ts";
 import { createCreatePartitionsHandler } from "./create-partitions.ts";
 import { createCreateTopicsHandler } from "./create-topics.ts";
+import { createDeleteRecordsHandler } from "./delete-records.ts";
 import { createDeleteTopicsHandler } from "./delete-topics.ts";
 import { createDescribeClusterHandler } from "./describe-cluster.ts";
 import { createDescribeConfigsHandler } from "./describe-configs.ts";
@@ -28,6 +29,7 @@ export function createRegistry(
   registry.register(createCreateTopicsHandler(services));
   registry.register(createDeleteTopicsHandler(services));
   registry.register(createCreatePartitionsHandler(services));
+  registry.register(createDeleteRecordsHandler(services));
   registry.register(createDescribeConfigsHandler(services, options.brokerSettings));
   registry.register(createDescribeClusterHandler(services));
   for (const handler of options.extraHandlers) registry.register(handler);

@@ -114,7 +114,17 @@ export function logConfigFromOverrides(overrides: ReadonlyMap<string, string>): 
     messageTimestampType: topicConfigValue(overrides, "message.timestamp.type") === "LogAppendTime" ? "LogAppendTime" : "CreateTime",
     retentionMs: topicConfigNumber(overrides, "retention.ms"),
     retentionBytes: topicConfigNumber(overrides, "retention.bytes"),
+    cleanupPolicy: cleanupPolicyOf(topicConfigValue(overrides, "cleanup.policy")),
+    flushMessages: topicConfigNumber(overrides, "flush.messages"),
+    flushMs: topicConfigNumber(overrides, "flush.ms"),
+    fileDeleteDelayMs: topicConfigNumber(overrides, "file.delete.delay.ms"),
   };
+}
+
+/** "delete", "compact" or both, comma-separated in any order (Kafka's list syntax). */
+function cleanupPolicyOf(value: string): LogConfig["cleanupPolicy"] {
+  const items = value.split(",").map((item) => item.trim());
+  return { delete: items.includes("delete"), compact: items.includes("compact") };
 }
 
 /** Null when storage accepts the combination, otherwise the reason. */

@@ -28,11 +28,34 @@ export interface LogConfig {
   maxMessageBytes: number;
   /** message.timestamp.type: LogAppendTime makes the broker's clock every batch's time. */
   messageTimestampType: "CreateTime" | "LogAppendTime";
-  /** retention.ms; -1 keeps forever. Stored only: retention is a later issue. */
+  /**
+   * retention.ms: whole segments whose newest timestamp is older than this are deleted
+   * (the active one is rolled first when it is expired and not empty); -1 keeps forever.
+   */
   retentionMs: number;
-  /** retention.bytes; -1 keeps everything. Stored only: retention is a later issue. */
+  /** retention.bytes: oldest sealed segments go while the log is larger; -1: no bound. */
   retentionBytes: number;
+  /**
+   * cleanup.policy: `delete` lets retention (time, size) delete segments and
+   * DeleteRecords move the log start; a `compact`-only topic keeps everything (compaction
+   * itself is a later issue).
+   */
+  cleanupPolicy: CleanupPolicy;
+  /** flush.messages: fsync the active segment once this many messages are unflushed. */
+  flushMessages: number;
+  /** flush.ms: fsync the active segment when its last flush is this old (and it has news). */
+  flushMs: number;
+  /** file.delete.delay.ms: a deleted segment's renamed files stay this long for open reads. */
+  fileDeleteDelayMs: number;
 }
+
+export interface CleanupPolicy {
+  readonly delete: boolean;
+  readonly compact: boolean;
+}
+
+/** Kafka's "never" for long configs (Long.MAX_VALUE), as the largest exact JS integer. */
+export const NEVER = Number.MAX_SAFE_INTEGER;
 
 /** Kafka's defaults. */
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
@@ -43,6 +66,10 @@ export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
   messageTimestampType: "CreateTime",
   retentionMs: 604800000,
   retentionBytes: -1,
+  cleanupPolicy: Object.freeze({ delete: true, compact: false }),
+  flushMessages: NEVER,
+  flushMs: NEVER,
+  fileDeleteDelayMs: 60000,
 });
 
 export type LogConfigCheck = { ok: true } | { ok: false; message: string };
@@ -65,6 +92,12 @@ export function checkLogConfig(config: LogConfig): LogConfigCheck {
     integerIn("max.message.bytes", config.maxMessageBytes, 0, INT32_MAX) ??
     integerIn("retention.ms", config.retentionMs, -1, Number.MAX_VALUE) ??
     integerIn("retention.bytes", config.retentionBytes, -1, Number.MAX_VALUE) ??
+    integerIn("flush.messages", config.flushMessages, 1, Number.MAX_VALUE) ??
+    integerIn("flush.ms", config.flushMs, 0, Number.MAX_VALUE) ??
+    integerIn("file.delete.delay.ms", config.fileDeleteDelayMs, 0, Number.MAX_VALUE) ??
+    (config.cleanupPolicy.delete || config.cleanupPolicy.compact
+      ? null
+      : "cleanup.policy names neither delete nor compact") ??
     (config.messageTimestampType === "CreateTime" || config.messageTimestampType === "LogAppendTime"
       ? null
       : `message.timestamp.type is unknown: ${config.messageTimestampType}`);

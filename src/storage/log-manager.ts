@@ -1,41 +1,130 @@
 /**
  * Owns the partition logs of this node: opens them at start, creates and deletes them
- * as the metadata image changes, and wakes long-polling fetches when an append lands.
- * Directory per partition: `<data-dir>/<topic>-<partition>` (DESIGN.md).
+ * as the metadata image changes, wakes long-polling fetches when an append lands, and
+ * keeps the data dir's checkpoints. Directory per partition: `<data-dir>/<topic>-<partition>`
+ * (DESIGN.md).
  *
- * Invariant: a log exists here exactly for each partition of the image that names this
- * node as a replica.
+ * Lifecycle: the constructor reads `<data-dir>/checkpoints/` (recovery points, log start
+ * offsets, the clean-shutdown marker); logs opened while the metadata log is replayed
+ * use them. `startupComplete` removes the marker (from then on a crash is unclean) and
+ * writes fresh checkpoints. `tick`, driven by the node's one timer, runs flush.ms,
+ * retention, delayed file deletion and checkpoint writes. `close` closes every log, then
+ * writes the checkpoints and the marker, so the next start verifies nothing.
+ *
+ * Each partition directory holds Kafka's `partition.metadata` (the topic id), written
+ * when the directory is created, so that replaying "create A, delete A, create A again"
+ * at start never deletes the directory of the later topic A (directories are named by
+ * topic name, not id).
+ *
+ * Invariants:
+ * - a log exists here exactly for each partition of the image that names this node as a
+ *   replica;
+ * - the clean-shutdown marker exists only between a completed `close` and the next
+ *   `startupComplete`: never while a log can take an append.
  */
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MetadataImage, MetadataRecord } from "../cluster/metadata-image.ts";
 import { logConfigFromOverrides } from "../cluster/topic-config.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
-import { type AppendResult, PartitionLog } from "./partition-log.ts";
+import {
+  CLEAN_SHUTDOWN_MARKER,
+  type CheckpointEntry,
+  HIGH_WATERMARK_CHECKPOINT,
+  LOG_START_CHECKPOINT,
+  RECOVERY_POINT_CHECKPOINT,
+  readCheckpoint,
+  writeCheckpoint,
+  writeFileAtomically,
+} from "./checkpoint.ts";
+import {
+  type AppendResult,
+  type DeleteRecordsResult,
+  PartitionLog,
+  type RecoveryState,
+} from "./partition-log.ts";
+import { StorageIoError, syncDirectory } from "./segment.ts";
 import { SegmentCache } from "./segment-cache.ts";
 
 const log = logger("log-manager");
 
 export type { RecordsErrorKind as AppendErrorKind } from "../protocol/record-batch.ts";
 
+export const CHECKPOINTS_DIR = "checkpoints";
+/** Kafka's file naming the topic id a partition directory belongs to. */
+export const PARTITION_METADATA_FILE = "partition.metadata";
+/** Kafka's log.retention.check.interval.ms is 5 minutes; Brook checks more often. */
+export const RETENTION_CHECK_INTERVAL_MS_DEFAULT = 5_000;
+/**
+ * How often changed recovery points are checkpointed (Kafka's
+ * log.flush.offset.checkpoint.interval.ms is 60 s). A stale one only costs recovery
+ * time: it never runs ahead of what was fsynced.
+ */
+export const CHECKPOINT_INTERVAL_MS_DEFAULT = 5_000;
+
 /** Waiters per log; bounded by the number of in-flight fetches, each bounded per connection. */
 type Waiter = () => void;
 
+interface PartitionId {
+  topic: string;
+  partition: number;
+  topicId: string;
+}
+
+export interface LogManagerOptions {
+  dataDir: string;
+  nodeId: number;
+  clock: Clock;
+  image: MetadataImage;
+  /** log.retention.check.interval.ms: least time between two retention passes. */
+  retentionCheckIntervalMs?: number;
+  /** Least time between two writes of changed recovery points. */
+  checkpointIntervalMs?: number;
+}
+
 export class LogManager {
   readonly #dataDir: string;
+  readonly #checkpointsDir: string;
   readonly #nodeId: number;
   readonly #clock: Clock;
+  readonly #retentionCheckIntervalMs: number;
+  readonly #checkpointIntervalMs: number;
   readonly #logs = new Map<string, PartitionLog>();
+  /** Topic and partition of each log, by key (checkpoints name them). */
+  readonly #ids = new Map<string, PartitionId>();
   /** One bound on open files and cached indexes for all logs of this node. */
   readonly #cache = new SegmentCache();
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** Topic names by id, so a removal (applied to the image first) finds its logs. */
   readonly #topicNames = new Map<string, string>();
+  /** Checkpointed state read at construction, by key; used by logs opened at startup. */
+  readonly #checkpointed = new Map<string, { recoveryPoint?: number; logStartOffset?: number }>();
+  /** The last stop was clean (marker present), until `startupComplete`. */
+  #cleanShutdown: boolean;
+  #starting = true;
+  /** Monotonic ms when the constructor ran, for the startup log line. */
+  readonly #startedMs: number;
+  /** Monotonic ms of the last retention pass, null before the first. */
+  #lastRetentionMs: number | null = null;
+  #lastCheckpointMs: number;
+  /** Offsets as last written per checkpoint file, by key, to skip writes that change nothing. */
+  readonly #written = new Map<string, ReadonlyMap<string, number>>();
+  #closed = false;
 
-  constructor(options: { dataDir: string; nodeId: number; clock: Clock; image: MetadataImage }) {
+  constructor(options: LogManagerOptions) {
     this.#dataDir = options.dataDir;
+    this.#checkpointsDir = join(options.dataDir, CHECKPOINTS_DIR);
     this.#nodeId = options.nodeId;
     this.#clock = options.clock;
+    this.#retentionCheckIntervalMs =
+      options.retentionCheckIntervalMs ?? RETENTION_CHECK_INTERVAL_MS_DEFAULT;
+    this.#checkpointIntervalMs = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS_DEFAULT;
+    this.#startedMs = this.#clock.monotonicMs();
+    this.#lastCheckpointMs = this.#startedMs;
+    mkdirSync(this.#checkpointsDir, { recursive: true });
+    this.#cleanShutdown = existsSync(join(this.#checkpointsDir, CLEAN_SHUTDOWN_MARKER));
+    this.#readCheckpoints();
     options.image.onApply((record, image) => this.#onMetadata(record, image));
   }
 
@@ -60,6 +149,21 @@ export class LogManager {
     return result;
   }
 
+  /**
+   * DeleteRecords on one partition (`offset` already resolved: -1 means the high
+   * watermark to the handler, not here). A moved log start is checkpointed at once, so
+   * deleted records do not come back after a crash.
+   */
+  deleteRecords(topic: string, partition: number, offset: number): DeleteRecordsResult {
+    const key = this.key(topic, partition);
+    const partitionLog = this.#logs.get(key);
+    if (partitionLog === undefined) throw new Error(`No log for ${key}`);
+    const before = partitionLog.logStartOffset;
+    const result = partitionLog.deleteRecordsBefore(offset);
+    if (result.ok && result.logStartOffset !== before) this.#writeLogStarts(false);
+    return result;
+  }
+
   /** Resolves true when one of the logs gets an append, false after `timeoutMs`. */
   waitForAppend(keys: readonly string[], timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
@@ -79,6 +183,84 @@ export class LogManager {
     });
   }
 
+  /**
+   * Called once every log of the metadata image is open, before the node serves: from
+   * here on a crash is an unclean stop. Removes the clean-shutdown marker and
+   * checkpoints what the logs now say.
+   */
+  startupComplete(): void {
+    if (!this.#starting) return;
+    this.#starting = false;
+    let scanned = 0;
+    let bytesRead = 0;
+    let truncatedBytes = 0;
+    let segmentsDropped = 0;
+    let segments = 0;
+    for (const partitionLog of this.#logs.values()) {
+      const report = partitionLog.openReport;
+      scanned += report.segmentsScanned;
+      bytesRead += report.bytesRead;
+      truncatedBytes += report.truncatedBytes;
+      segmentsDropped += report.segmentsDropped;
+      segments += partitionLog.segmentCount();
+    }
+    // The image is final: every directory now names the topic id it belongs to
+    // (directories from before partition.metadata existed get it here).
+    for (const [key, partitionLog] of this.#logs) {
+      const topicId = this.#ids.get(key)!.topicId;
+      if (readTopicId(partitionLog.dir) !== topicId) writeTopicId(partitionLog.dir, topicId);
+    }
+    const marker = join(this.#checkpointsDir, CLEAN_SHUTDOWN_MARKER);
+    if (this.#cleanShutdown) {
+      unlinkSync(marker);
+      syncDirectory(this.#checkpointsDir);
+    }
+    this.#writeCheckpoints(true);
+    const how = this.#cleanShutdown ? "loaded after a clean" : "recovered after an unclean";
+    log.info(`Logs ${how} shutdown`, {
+      partitions: this.#logs.size,
+      segments,
+      segmentsScanned: scanned,
+      bytesRead,
+      truncatedBytes,
+      segmentsDropped,
+      ms: Math.round(this.#clock.monotonicMs() - this.#startedMs),
+    });
+    this.#cleanShutdown = false;
+    this.#checkpointed.clear();
+  }
+
+  /**
+   * The cleaner's periodic work, driven by the node's timer: flush.ms, retention (at
+   * most every retention check interval), removal of deleted segments' files after
+   * file.delete.delay.ms, and checkpoints. A storage I/O failure is logged per log and
+   * retried on the next tick.
+   */
+  tick(): void {
+    if (this.#closed || this.#starting) return;
+    const nowMs = this.#clock.monotonicMs();
+    const sinceRetentionMs = nowMs - (this.#lastRetentionMs ?? Number.NEGATIVE_INFINITY);
+    const retentionDue = sinceRetentionMs >= this.#retentionCheckIntervalMs;
+    if (retentionDue) this.#lastRetentionMs = nowMs;
+    let logStartMoved = false;
+    for (const [key, partitionLog] of this.#logs) {
+      try {
+        partitionLog.maybeFlush();
+        if (retentionDue) {
+          const before = partitionLog.logStartOffset;
+          partitionLog.applyRetention();
+          if (partitionLog.logStartOffset !== before) logStartMoved = true;
+        }
+        partitionLog.deleteExpiredFiles();
+      } catch (error) {
+        if (!isIoError(error)) throw error;
+        log.error("Log maintenance failed; will retry", { log: key, error: String(error) });
+      }
+    }
+    if (logStartMoved) this.#writeLogStarts(false);
+    if (nowMs - this.#lastCheckpointMs >= this.#checkpointIntervalMs) this.#writeCheckpoints(false);
+  }
+
   #wake(key: string): void {
     const set = this.#waiters.get(key);
     if (set === undefined || set.size === 0) return;
@@ -96,7 +278,21 @@ export class LogManager {
         if (!record.replicas.includes(this.#nodeId)) return;
         const key = this.key(topic.name, record.partition);
         if (this.#logs.has(key)) return;
-        this.#logs.set(key, PartitionLog.open({ dir: join(this.#dataDir, key), config: logConfigFromOverrides(topic.configs), clock: this.#clock, cache: this.#cache }));
+        const dir = join(this.#dataDir, key);
+        const existed = existsSync(dir);
+        const partitionLog = PartitionLog.open({
+          dir,
+          config: logConfigFromOverrides(topic.configs),
+          clock: this.#clock,
+          cache: this.#cache,
+          ...this.#recoveryFor(key, dir),
+        });
+        // An existing directory may belong to a later topic of this name (replay at
+        // start); its file is (re)written only once the image is final.
+        if (!existed) writeTopicId(dir, record.topicId);
+        this.#logs.set(key, partitionLog);
+        const { partition, topicId } = record;
+        this.#ids.set(key, { topic: topic.name, partition, topicId });
         return;
       }
       case "config": {
@@ -111,8 +307,17 @@ export class LogManager {
         if (prefix === undefined) return;
         for (const [key, partitionLog] of this.#logs) {
           if (!this.#ownedBy(key, prefix)) continue;
-          partitionLog.deleteAll();
+          const stored = readTopicId(partitionLog.dir);
+          if (stored === null || stored === record.topicId) {
+            partitionLog.deleteAll();
+          } else {
+            // Replaying the metadata log: the directory is a later topic's of this name.
+            partitionLog.close();
+            const fields = { dir: partitionLog.dir };
+            log.info("Kept the directory of a later topic of the same name", fields);
+          }
           this.#logs.delete(key);
+          this.#ids.delete(key);
           this.#wake(key);
         }
         return;
@@ -122,17 +327,128 @@ export class LogManager {
     }
   }
 
+  /**
+   * What a log opened now is told about its past. Only a directory that already exists
+   * has one: a new log ignores stale entries of a deleted topic of the same name.
+   */
+  #recoveryFor(key: string, dir: string): { recovery?: RecoveryState } {
+    if (!existsSync(dir)) return {};
+    const checkpointed = this.#checkpointed.get(key);
+    return {
+      recovery: {
+        recoveryPoint: checkpointed?.recoveryPoint ?? 0,
+        logStartOffset: checkpointed?.logStartOffset ?? 0,
+        cleanShutdown: this.#starting && this.#cleanShutdown,
+      },
+    };
+  }
+
   #ownedBy(key: string, topicName: string): boolean {
     return key.startsWith(`${topicName}-`) && /^\d+$/.test(key.slice(topicName.length + 1));
   }
 
+  #readCheckpoints(): void {
+    const kinds = [
+      [RECOVERY_POINT_CHECKPOINT, "recoveryPoint"],
+      [LOG_START_CHECKPOINT, "logStartOffset"],
+    ] as const;
+    for (const [file, field] of kinds) {
+      const read = readCheckpoint(join(this.#checkpointsDir, file));
+      if (!read.ok) {
+        // Without it every log is verified and log starts fall back to the first segment.
+        log.error("Ignoring an unreadable checkpoint", { file, reason: read.reason });
+        if (field === "recoveryPoint") this.#cleanShutdown = false;
+        continue;
+      }
+      for (const entry of read.entries) {
+        const key = this.key(entry.topic, entry.partition);
+        const state = this.#checkpointed.get(key) ?? {};
+        state[field] = entry.offset;
+        this.#checkpointed.set(key, state);
+      }
+    }
+  }
+
+  /**
+   * Every checkpoint file whose offsets changed (all with `force`). True when all that
+   * needed writing were written; failures are logged, and the next tick retries.
+   */
+  #writeCheckpoints(force: boolean): boolean {
+    this.#lastCheckpointMs = this.#clock.monotonicMs();
+    const recoveryPoints = this.#writeIfChanged(
+      RECOVERY_POINT_CHECKPOINT,
+      force,
+      (p) => p.recoveryPoint,
+    );
+    // Single node: the high watermark is the log end; replication will read it back.
+    const highWatermarks = this.#writeIfChanged(
+      HIGH_WATERMARK_CHECKPOINT,
+      force,
+      (p) => p.highWatermark,
+    );
+    const logStarts = this.#writeLogStarts(force);
+    return recoveryPoints && highWatermarks && logStarts;
+  }
+
+  #writeLogStarts(force: boolean): boolean {
+    return this.#writeIfChanged(LOG_START_CHECKPOINT, force, (p) => p.logStartOffset);
+  }
+
+  #writeIfChanged(file: string, force: boolean, offsetOf: (p: PartitionLog) => number): boolean {
+    const offsets = this.#entries(offsetOf);
+    const written = this.#written.get(file);
+    if (!force && written !== undefined && !changed(written, offsets)) return true;
+    if (!this.#write(file, offsets)) return false;
+    this.#written.set(file, offsets);
+    return true;
+  }
+
+  #entries(offsetOf: (partitionLog: PartitionLog) => number): Map<string, number> {
+    const entries = new Map<string, number>();
+    for (const [key, partitionLog] of this.#logs) entries.set(key, offsetOf(partitionLog));
+    return entries;
+  }
+
+  #write(file: string, offsets: ReadonlyMap<string, number>): boolean {
+    const entries: CheckpointEntry[] = [];
+    for (const [key, offset] of offsets) {
+      const id = this.#ids.get(key)!;
+      entries.push({ topic: id.topic, partition: id.partition, offset });
+    }
+    try {
+      writeCheckpoint(join(this.#checkpointsDir, file), this.#checkpointsDir, entries);
+      return true;
+    } catch (error) {
+      if (!isIoError(error)) throw error;
+      log.error("Writing a checkpoint failed; will retry", { file, error: String(error) });
+      return false;
+    }
+  }
+
+  /** fsyncs every log's active segment. */
   flushAll(): void {
     for (const partitionLog of this.#logs.values()) partitionLog.flush();
   }
 
+  /**
+   * Clean stop: closes every log (fsyncing active segments, so recovery points reach the
+   * log ends), writes the checkpoints, then the clean-shutdown marker. Idempotent.
+   */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     for (const partitionLog of this.#logs.values()) partitionLog.close();
+    if (this.#writeCheckpoints(true)) {
+      try {
+        writeFileSync(join(this.#checkpointsDir, CLEAN_SHUTDOWN_MARKER), "");
+        syncDirectory(this.#checkpointsDir);
+      } catch (error) {
+        if (!isIoError(error)) throw error;
+        log.error("Writing the clean-shutdown marker failed", { error: String(error) });
+      }
+    }
     this.#logs.clear();
+    this.#ids.clear();
   }
 
   summary(): { partitions: number; bytes: number } {
@@ -140,4 +456,35 @@ export class LogManager {
     for (const partitionLog of this.#logs.values()) bytes += partitionLog.sizeBytes();
     return { partitions: this.#logs.size, bytes };
   }
+}
+
+/** The topic id in a partition directory's partition.metadata, null if none is readable. */
+function readTopicId(dir: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, PARTITION_METADATA_FILE), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+  const match = /^version: 0\ntopic_id: (\S+)\n?$/.exec(text);
+  return match === null ? null : match[1]!;
+}
+
+/** Writes partition.metadata in Kafka's format, atomically. */
+function writeTopicId(dir: string, topicId: string): void {
+  const text = `version: 0\ntopic_id: ${topicId}\n`;
+  writeFileAtomically(join(dir, PARTITION_METADATA_FILE), dir, text);
+}
+
+function changed(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): boolean {
+  if (before.size !== after.size) return true;
+  for (const [key, offset] of after) if (before.get(key) !== offset) return true;
+  return false;
+}
+
+/** A failed file operation (StorageIoError, or a node:fs error with an errno code). */
+function isIoError(error: unknown): boolean {
+  if (error instanceof StorageIoError) return true;
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string";
 }

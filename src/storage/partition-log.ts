@@ -3,31 +3,33 @@
  * The log of one partition replica: an ordered list of segments in one directory
  * (`<data-dir>/<topic>-<partition>/`), the last one active. This is the interface the
  * Kafka handlers call: append (Produce), read (Fetch), offsetForTimestamp and
- * maxTimestamp (ListOffsets), deleteAll (DeleteTopics).
+ * maxTimestamp (ListOffsets), deleteRecordsBefore (DeleteRecords), deleteAll
+ * (DeleteTopics); and what the node's cleaner tick drives: maybeFlush (flush.ms),
+ * applyRetention (retention.ms / retention.bytes / log start) and deleteExpiredFiles
+ * (file.delete.delay.ms). The log reads its clock; it owns no timer.
  *
- * Lifecycle: `open` loads the segments (recovering the last one after an unclean stop),
- * then appends and reads run synchronously until `close` or `deleteAll`.
+ * Lifecycle: `open` loads the segments: those wholly below the recovery point by their
+ * index files only, the others verified batch by batch and cut at the first damage
+ * (nothing is verified after a clean shutdown). Then appends and reads run
+ * synchronously until `close` or `deleteAll`.
  *
  * Invariants:
  * - logStartOffset <= highWatermark <= logEndOffset; on a single node the high watermark
  *   equals the log end offset (replication will move it separately).
+ * - first segment's base <= recoveryPoint <= logEndOffset; offsets below the recovery
+ *   point are fsynced (a roll seals, that is fsyncs, the old segment; a flush the active).
  * - Segments are sorted by base offset; each base offset is the offset of its first batch
  *   (or, for an empty active segment, the log end offset).
  * - Appends are all-or-nothing per records blob: every batch is validated before any byte
  *   is written, and one blob never spans two segments.
  * - Reads return whole batches only and never go past the bytes of completed appends.
  * - Message bytes are never cached in process: reads go to the OS page cache.
+ * - Retention deletes whole segments, oldest first, never the active one (it is rolled
+ *   first when it must go); a deleted segment's files are renamed `.deleted` and removed
+ *   file.delete.delay.ms later.
  */
 import { Buffer } from "node:buffer";
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  rmSync,
-  unlinkSync,
-} from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import {
   BATCH_HEADER_BYTES,
@@ -52,7 +54,19 @@ import {
   batchBytesLimit,
   checkLogConfig,
 } from "./log-config.ts";
-import { REBUILD_SUFFIX, SEGMENT_FILE_PATTERN, Segment, StorageIoError } from "./segment.ts";
+import {
+  DELETED_SUFFIX,
+  INDEX_SUFFIX,
+  LOG_SUFFIX,
+  REBUILD_SUFFIX,
+  type ReadCounter,
+  SEGMENT_FILE_PATTERN,
+  Segment,
+  StorageIoError,
+  TIME_INDEX_SUFFIX,
+  segmentFileName,
+  syncDirectory,
+} from "./segment.ts";
 import { SegmentCache } from "./segment-cache.ts";
 
 export { DEFAULT_LOG_CONFIG, type LogConfig, checkLogConfig, SegmentCache, StorageIoError };
@@ -65,6 +79,48 @@ export interface PartitionLogOptions {
   clock: Clock;
   /** Shared bounded cache of sealed segments' indexes and files; one per broker. */
   cache?: SegmentCache;
+  /**
+   * What the checkpoints say about this log. Without it (no checkpoint entry, a log of
+   * its own such as the metadata log) the recovery point is 0: every segment is verified.
+   */
+  recovery?: RecoveryState;
+}
+
+/** A log's entries in the data dir's checkpoints, and how the node last stopped. */
+export interface RecoveryState {
+  /** Offsets below it were fsynced: segments wholly below it are not read on open. */
+  recoveryPoint: number;
+  /** The log start offset (DeleteRecords may have moved it inside a segment). */
+  logStartOffset: number;
+  /** The node stopped cleanly (logs closed, checkpoints written): nothing is verified. */
+  cleanShutdown: boolean;
+}
+
+/** What `open` did, for the startup log line, tests and the startup benchmark. */
+export interface OpenReport {
+  cleanShutdown: boolean;
+  /** Segments opened from their index files and file size only (below the recovery point). */
+  segmentsTrusted: number;
+  /** Segments walked batch by batch (at or after the recovery point; the last one always). */
+  segmentsScanned: number;
+  /** Bytes of .log files read while opening. */
+  bytesRead: number;
+  /** Bytes cut from the end of a damaged segment. */
+  truncatedBytes: number;
+  /** Whole segments removed because an earlier segment was damaged. */
+  segmentsDropped: number;
+  bytesDropped: number;
+}
+
+export type DeleteRecordsResult =
+  | { ok: true; logStartOffset: number }
+  | { ok: false; kind: "offsetOutOfRange" | "policyViolation"; message: string };
+
+/** What one retention pass deleted. */
+export interface RetentionResult {
+  segmentsDeleted: number;
+  bytesDeleted: number;
+  logStartOffset: number;
 }
 
 export type AppendResult =
@@ -95,7 +151,19 @@ export interface TimestampOffset {
 }
 
 const OUT_OF_RANGE: ReadResult = Object.freeze({ ok: false, kind: "offsetOutOfRange" });
+/** A log without checkpoint entries: every segment is verified, the log start is its first. */
+const NO_CHECKPOINTS: RecoveryState = Object.freeze({
+  recoveryPoint: 0,
+  logStartOffset: 0,
+  cleanShutdown: false,
+});
 const EMPTY_RECORDS = new Uint8Array(0);
+
+/** A segment renamed for deletion, removed from disk once `dueMs` (monotonic) passes. */
+interface PendingDelete {
+  segment: Segment;
+  dueMs: number;
+}
 
 export class PartitionLog {
   readonly dir: string;
@@ -110,8 +178,18 @@ export class PartitionLog {
   #logEndOffset: number;
   /** Offsets below it are committed; consumers read up to it. Single node: the LEO. */
   #highWatermark: number;
+  /** Offsets below it are fsynced; recovery verifies from here on (Kafka's recovery point). */
+  #recoveryPoint: number;
+  /** Monotonic ms of the last flush (or roll, or open), for flush.ms. */
+  #lastFlushMs: number;
   /** Bytes of all segments' batches. */
   #sizeBytes: number;
+  /**
+   * Deleted segments waiting out file.delete.delay.ms, oldest first. Bounded by the
+   * segments retention and DeleteRecords delete within that delay.
+   */
+  readonly #pendingDeletes: PendingDelete[] = [];
+  readonly #openReport: Readonly<OpenReport>;
   #closed = false;
 
   private constructor(
@@ -120,56 +198,194 @@ export class PartitionLog {
     clock: Clock,
     cache: SegmentCache,
     segments: Segment[],
+    logStartOffset: number,
+    recoveryPoint: number,
+    report: OpenReport,
   ) {
     assert(segments.length > 0, "A log has at least one segment");
     const active = segments[segments.length - 1]!;
     assert(active.isActive, "The last segment must be active");
+    assert(logStartOffset >= segments[0]!.baseOffset, "Log start is below the first segment");
+    assert(logStartOffset <= active.nextOffset, "Log start is past the log end");
     this.dir = dir;
     this.#config = config;
     this.#clock = clock;
     this.#cache = cache;
     this.#segments = segments;
-    this.#logStartOffset = segments[0]!.baseOffset;
+    this.#logStartOffset = logStartOffset;
     this.#logEndOffset = active.nextOffset;
     this.#highWatermark = this.#logEndOffset;
+    assert(recoveryPoint >= segments[0]!.baseOffset, "Recovery point is below the first segment");
+    assert(recoveryPoint <= this.#logEndOffset, "Recovery point is past the log end");
+    this.#recoveryPoint = recoveryPoint;
+    this.#lastFlushMs = clock.monotonicMs();
     this.#sizeBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
+    this.#openReport = Object.freeze(report);
   }
 
   /**
-   * Opens the log in `dir`, creating the directory and a first segment if needed. Stray
-   * index files are removed, sealed segments are checked (indexes rebuilt if missing or
-   * torn), and the last segment is verified and truncated at a torn tail. Throws if a
-   * sealed segment's data is corrupt (not a crash fault: those are fsynced at roll).
+   * Opens the log in `dir`, creating the directory and a first segment if needed.
+   * Stray index files and `.deleted` leftovers are removed. Segments wholly below the
+   * recovery point are checked cheaply (index sizes and last entries; indexes rebuilt if
+   * missing or torn). The segment holding the recovery point and every later one are
+   * verified batch by batch: the first damaged one is truncated at its first bad or
+   * partial batch and the segments after it are deleted (Kafka does the same), each loss
+   * logged. After a clean shutdown only the active segment's tail headers are walked, to
+   * find its end. Throws if a segment below the recovery point proves corrupt: that is
+   * not a crash fault.
    */
   static open(options: PartitionLogOptions): PartitionLog {
     const { dir, config, clock } = options;
     assertLogConfig(config);
     const cache = options.cache ?? new SegmentCache();
+    const recovery = options.recovery ?? NO_CHECKPOINTS;
+    assert(Number.isSafeInteger(recovery.recoveryPoint), "Recovery point is not an integer");
+    assert(recovery.recoveryPoint >= 0, "Recovery point is negative");
+    assert(Number.isSafeInteger(recovery.logStartOffset), "Log start is not an integer");
+    assert(recovery.logStartOffset >= 0, "Log start is negative");
     mkdirSync(dir, { recursive: true });
     const bases = PartitionLog.#listSegments(dir);
+    const report: OpenReport = {
+      cleanShutdown: recovery.cleanShutdown,
+      segmentsTrusted: 0,
+      segmentsScanned: 0,
+      bytesRead: 0,
+      truncatedBytes: 0,
+      segmentsDropped: 0,
+      bytesDropped: 0,
+    };
     const segments: Segment[] = [];
     if (bases.length === 0) {
-      segments.push(Segment.create(dir, 0, cache));
+      segments.push(Segment.create(dir, recovery.logStartOffset, cache));
       syncDirectory(dir);
     } else {
-      const interval = config.indexIntervalBytes;
-      for (let i = 0; i < bases.length - 1; i++) {
-        segments.push(Segment.openSealed(dir, bases[i]!, bases[i + 1]!, interval, cache));
-      }
-      const last = bases[bases.length - 1]!;
-      segments.push(Segment.recover(dir, last, interval, cache, clock.nowMs()).segment);
+      PartitionLog.#loadSegments(dir, bases, config, clock, cache, recovery, report, segments);
     }
-    const partitionLog = new PartitionLog(dir, { ...config }, clock, cache, segments);
+
+    let logStartOffset = Math.max(recovery.logStartOffset, segments[0]!.baseOffset);
+    const logEndOffset = segments[segments.length - 1]!.nextOffset;
+    if (logStartOffset > logEndOffset) {
+      // Kafka's rule: data below the checkpointed log start is gone (lost files, or a
+      // tail cut by recovery). Offsets below it are never handed out again.
+      log.warn("Log ends below its log start offset; starting it empty at the log start", {
+        dir,
+        logStartOffset,
+        logEndOffset,
+        segmentsDeleted: segments.length,
+      });
+      for (const segment of segments.splice(0)) segment.delete();
+      segments.push(Segment.create(dir, logStartOffset, cache));
+      syncDirectory(dir);
+    }
+    logStartOffset = Math.max(logStartOffset, segments[0]!.baseOffset);
+    // Kafka's rule: after a clean shutdown everything was flushed; after a crash the
+    // recovery point stays (verified bytes may be in the page cache only) until a flush.
+    const firstBase = segments[0]!.baseOffset;
+    const endOffset = segments[segments.length - 1]!.nextOffset;
+    const recoveryPoint = recovery.cleanShutdown
+      ? endOffset
+      : Math.max(firstBase, Math.min(recovery.recoveryPoint, endOffset));
+    const partitionLog = new PartitionLog(
+      dir,
+      { ...config },
+      clock,
+      cache,
+      segments,
+      logStartOffset,
+      recoveryPoint,
+      report,
+    );
     log.debug("Opened partition log", {
       dir,
       segments: segments.length,
       logStartOffset: partitionLog.logStartOffset,
       logEndOffset: partitionLog.logEndOffset,
+      scanned: report.segmentsScanned,
+      bytesRead: report.bytesRead,
     });
     return partitionLog;
   }
 
-  /** Base offsets of the segments in `dir`, sorted; removes files that belong to none. */
+  /** Opens existing segments into `segments` (see `open`), recording what it did. */
+  static #loadSegments(
+    dir: string,
+    bases: readonly number[],
+    config: LogConfig,
+    clock: Clock,
+    cache: SegmentCache,
+    recovery: RecoveryState,
+    report: OpenReport,
+    segments: Segment[],
+  ): void {
+    const interval = config.indexIntervalBytes;
+    const recoveryPoint = recovery.cleanShutdown
+      ? Number.POSITIVE_INFINITY
+      : recovery.recoveryPoint;
+    const counter: ReadCounter = { bytesRead: 0 };
+    let i = 0;
+    // Wholly below the recovery point: fsynced when sealed, so only the indexes are checked.
+    for (; i < bases.length - 1 && bases[i + 1]! <= recoveryPoint; i++) {
+      segments.push(Segment.openSealed(dir, bases[i]!, bases[i + 1]!, interval, cache, counter));
+      report.segmentsTrusted++;
+    }
+    // The segment holding the recovery point and all later ones: verified.
+    const nowMs = clock.nowMs();
+    for (; i < bases.length; i++) {
+      const last = i === bases.length - 1;
+      const recovered = Segment.recover(dir, bases[i]!, interval, cache, nowMs, {
+        verifyFromOffset: recoveryPoint,
+        ...(last ? {} : { nextBaseOffset: bases[i + 1]! }),
+        cleanShutdown: recovery.cleanShutdown,
+      });
+      report.segmentsScanned++;
+      report.bytesRead += recovered.bytesRead;
+      report.truncatedBytes += recovered.truncatedBytes;
+      segments.push(recovered.segment);
+      if (last) break;
+      if (recovered.truncatedBytes === 0) {
+        // Its bytes were fsynced when it was first sealed; only the closing index entry
+        // is new, and index damage is found and repaired on open anyway.
+        recovered.segment.seal(false);
+        continue;
+      }
+      // A damaged segment that is not the last: what follows it cannot be appended after
+      // the cut, so it goes (Kafka deletes it too). The cut segment becomes the active one.
+      const dropped = bases.slice(i + 1);
+      let bytes = 0;
+      for (const base of dropped) bytes += PartitionLog.#removeSegmentFiles(dir, base);
+      report.segmentsDropped += dropped.length;
+      report.bytesDropped += bytes;
+      log.warn("Deleted the segments after a damaged one", {
+        dir,
+        damagedSegment: bases[i]!,
+        firstDroppedOffset: recovered.segment.nextOffset,
+        droppedSegments: dropped.join(","),
+        droppedBytes: bytes,
+      });
+      syncDirectory(dir);
+      break;
+    }
+    report.bytesRead += counter.bytesRead;
+  }
+
+  /** Removes a segment's three files; returns the .log file's size. */
+  static #removeSegmentFiles(dir: string, baseOffset: number): number {
+    const logPath = join(dir, segmentFileName(baseOffset, LOG_SUFFIX));
+    const size = statSync(logPath).size;
+    for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) {
+      try {
+        unlinkSync(join(dir, segmentFileName(baseOffset, suffix)));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      }
+    }
+    return size;
+  }
+
+  /**
+   * Base offsets of the segments in `dir`, sorted; removes files that belong to none and
+   * the `.deleted` files of segments deleted before the last stop.
+   */
   static #listSegments(dir: string): number[] {
     const names = readdirSync(dir);
     const logs = new Set<string>();
@@ -180,8 +396,9 @@ export class PartitionLog {
     for (const name of names) {
       const match = SEGMENT_FILE_PATTERN.exec(name);
       const stray = (match !== null && !logs.has(match[1]!)) || name.endsWith(REBUILD_SUFFIX);
-      if (!stray) continue;
-      log.info("Removing a file without its segment", { dir, file: name });
+      const deleted = name.endsWith(DELETED_SUFFIX);
+      if (!stray && !deleted) continue;
+      if (stray) log.info("Removing a file without its segment", { dir, file: name });
       unlinkSync(join(dir, name));
     }
     const bases = [...logs].sort().map((digits) => Number(digits));
@@ -203,6 +420,16 @@ export class PartitionLog {
 
   get highWatermark(): number {
     return this.#highWatermark;
+  }
+
+  /** Offsets below it are fsynced (what the recovery-point checkpoint records). */
+  get recoveryPoint(): number {
+    return this.#recoveryPoint;
+  }
+
+  /** What `open` found and did. */
+  get openReport(): Readonly<OpenReport> {
+    return this.#openReport;
   }
 
   get config(): Readonly<LogConfig> {
@@ -262,6 +489,8 @@ export class PartitionLog {
     this.#highWatermark = this.#logEndOffset;
     this.#sizeBytes += records.byteLength;
     assert(active.nextOffset === this.#logEndOffset, "Segment and log disagree on the log end");
+    // flush.messages / flush.ms: the append is answered only after the fsync they ask for.
+    this.maybeFlush();
     return {
       ok: true,
       baseOffset,
@@ -374,16 +603,144 @@ export class PartitionLog {
     return this.#segments.length;
   }
 
-  /** fsyncs the active segment: everything appended so far survives a machine crash. */
-  flush(): void {
+  /** The segments, oldest first (a copy: retention may change the log's own list). */
+  segments(): readonly Segment[] {
     this.#assertOpen();
-    this.#active().flush();
+    return this.#segments.slice();
   }
 
-  /** Closes every segment (the active one is fsynced). Idempotent. */
+  /**
+   * fsyncs the active segment: everything appended so far survives a machine crash, and
+   * the recovery point moves to the log end. Throws StorageIoError if the fsync fails
+   * (the recovery point stays; the data may or may not be on disk).
+   */
+  flush(): void {
+    this.#assertOpen();
+    if (this.#recoveryPoint === this.#logEndOffset) {
+      this.#lastFlushMs = this.#clock.monotonicMs();
+      return;
+    }
+    try {
+      this.#active().flush();
+    } catch (error) {
+      throw new StorageIoError(`Flush failed: ${this.dir}: ${String(error)}`, { cause: error });
+    }
+    this.#recoveryPoint = this.#logEndOffset;
+    this.#lastFlushMs = this.#clock.monotonicMs();
+  }
+
+  /**
+   * Flushes when flush.messages messages are unflushed, or the last flush is flush.ms
+   * old and something is unflushed (Kafka's rules; checked on append and by the
+   * cleaner tick). True when it flushed.
+   */
+  maybeFlush(): boolean {
+    this.#assertOpen();
+    const unflushed = this.#logEndOffset - this.#recoveryPoint;
+    if (unflushed <= 0) return false;
+    const config = this.#config;
+    const sinceFlushMs = this.#clock.monotonicMs() - this.#lastFlushMs;
+    if (unflushed < config.flushMessages && sinceFlushMs < config.flushMs) return false;
+    this.flush();
+    return true;
+  }
+
+  /**
+   * One pass of Kafka's retention (UnifiedLog.deleteOldSegments), oldest segments first
+   * and only a prefix of the log: segments wholly below the log start; then, when
+   * cleanup.policy includes delete, sealed segments while the log is larger than
+   * retention.bytes, and segments whose newest timestamp is more than retention.ms old.
+   * An expired, non-empty active segment is rolled first so it can go too. The log start
+   * moves to the first remaining segment. Throws StorageIoError when a rename fails.
+   */
+  applyRetention(): RetentionResult {
+    this.#assertOpen();
+    const result = { segmentsDeleted: 0, bytesDeleted: 0, logStartOffset: this.#logStartOffset };
+    const add = (deleted: { segments: number; bytes: number }) => {
+      result.segmentsDeleted += deleted.segments;
+      result.bytesDeleted += deleted.bytes;
+    };
+    add(this.#deleteBelowLogStart());
+    const config = this.#config;
+    if (config.cleanupPolicy.delete) {
+      if (config.retentionBytes >= 0 && this.#sizeBytes >= config.retentionBytes) {
+        let excess = this.#sizeBytes - config.retentionBytes;
+        const count = this.#deletablePrefix(false, (segment) => {
+          if (excess - segment.sizeBytes < 0) return false;
+          excess -= segment.sizeBytes;
+          return true;
+        });
+        add(this.#deleteSegments(count, "retention.bytes"));
+      }
+      if (config.retentionMs >= 0) {
+        const nowMs = this.#clock.nowMs();
+        const expired = (segment: Segment) =>
+          nowMs - segment.largestTimestampMs() > config.retentionMs;
+        add(this.#deleteSegments(this.#deletablePrefix(true, expired), "retention.ms"));
+      }
+    }
+    result.logStartOffset = this.#logStartOffset;
+    return result;
+  }
+
+  /**
+   * DeleteRecords: moves the log start offset up to `offset` (never down) and deletes
+   * the segments wholly below it. Kafka's rules: only with cleanup.policy delete
+   * (policyViolation otherwise), and `offset` within [0, highWatermark]
+   * (offsetOutOfRange otherwise). Answers the log start afterwards (the low watermark).
+   */
+  deleteRecordsBefore(offset: number): DeleteRecordsResult {
+    this.#assertOpen();
+    assert(Number.isSafeInteger(offset), `DeleteRecords offset is not an integer: ${offset}`);
+    if (!this.#config.cleanupPolicy.delete) {
+      const message = "Records of a topic without cleanup.policy delete cannot be deleted";
+      return { ok: false, kind: "policyViolation", message };
+    }
+    if (offset < 0 || offset > this.#highWatermark) {
+      const message = `Offset ${offset} is outside [0, ${this.#highWatermark}] (high watermark)`;
+      return { ok: false, kind: "offsetOutOfRange", message };
+    }
+    if (offset > this.#logStartOffset) {
+      log.info("Log start moved by DeleteRecords", {
+        dir: this.dir,
+        from: this.#logStartOffset,
+        to: offset,
+      });
+      this.#logStartOffset = offset;
+      this.#deleteBelowLogStart();
+    }
+    return { ok: true, logStartOffset: this.#logStartOffset };
+  }
+
+  /** Removes the files of deleted segments whose file.delete.delay.ms has passed. */
+  deleteExpiredFiles(): number {
+    this.#assertOpen();
+    const nowMs = this.#clock.monotonicMs();
+    let removed = 0;
+    while (this.#pendingDeletes.length > 0 && this.#pendingDeletes[0]!.dueMs <= nowMs) {
+      const pending = this.#pendingDeletes[0]!;
+      pending.segment.delete();
+      this.#pendingDeletes.shift();
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Deleted segments whose files are still on disk (renamed `.deleted`). */
+  pendingDeleteCount(): number {
+    return this.#pendingDeletes.length;
+  }
+
+  /**
+   * Closes every segment (the active one is fsynced, so the recovery point becomes the
+   * log end). Files of deleted segments stay renamed; the next open removes them.
+   * Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     for (const segment of this.#segments) segment.close();
+    for (const pending of this.#pendingDeletes.splice(0)) pending.segment.close();
+    this.#recoveryPoint = this.#logEndOffset;
     this.#closed = true;
   }
 
@@ -422,6 +779,83 @@ export class PartitionLog {
   }
 
   /**
+   * How many leading segments `expired` allows to delete (Kafka's deletableSegments):
+   * a prefix, stopping at the first segment it keeps, never past the high watermark,
+   * never an empty active segment, and the active one only when `includeActive`.
+   */
+  #deletablePrefix(includeActive: boolean, expired: (segment: Segment) => boolean): number {
+    let count = 0;
+    for (let i = 0; i < this.#segments.length; i++) {
+      const segment = this.#segments[i]!;
+      const next = this.#segments[i + 1];
+      if (next === undefined && (!includeActive || segment.isEmpty)) break;
+      if (this.#highWatermark < (next?.baseOffset ?? this.#logEndOffset)) break;
+      if (!expired(segment)) break;
+      count++;
+    }
+    return count;
+  }
+
+  /** Deletes the segments wholly below the log start (after DeleteRecords moved it). */
+  #deleteBelowLogStart(): { segments: number; bytes: number } {
+    let count = 0;
+    while (
+      count + 1 < this.#segments.length &&
+      this.#segments[count + 1]!.baseOffset <= this.#logStartOffset
+    ) {
+      count++;
+    }
+    return this.#deleteSegments(count, "log start");
+  }
+
+  /**
+   * Deletes the first `count` segments: renamed `.deleted` now, removed after
+   * file.delete.delay.ms. When that is every segment, the active one is rolled first so
+   * the log keeps one. The log start moves to the first remaining segment.
+   */
+  #deleteSegments(count: number, reason: string): { segments: number; bytes: number } {
+    if (count === 0) return { segments: 0, bytes: 0 };
+    assert(count <= this.#segments.length, "Deleting more segments than the log has");
+    if (count === this.#segments.length) {
+      assert(!this.#active().isEmpty, "An empty active segment is never deleted");
+      this.#roll(reason);
+    }
+    const deleted = this.#segments.slice(0, count);
+    const dueMs = this.#clock.monotonicMs() + this.#config.fileDeleteDelayMs;
+    let bytes = 0;
+    let renamed = 0;
+    try {
+      for (const segment of deleted) {
+        segment.renameForDeletion();
+        renamed++;
+        bytes += segment.sizeBytes;
+        this.#pendingDeletes.push({ segment, dueMs });
+      }
+    } catch (error) {
+      throw new StorageIoError(`Cannot delete a segment of ${this.dir}: ${String(error)}`, {
+        cause: error,
+      });
+    } finally {
+      // Whatever was renamed is out of the log, even if a later rename failed.
+      this.#segments.splice(0, renamed);
+      this.#sizeBytes -= bytes;
+      const firstBase = this.#segments[0]!.baseOffset;
+      this.#logStartOffset = Math.max(this.#logStartOffset, firstBase);
+      // Nothing below the first segment is left to recover.
+      this.#recoveryPoint = Math.max(this.#recoveryPoint, firstBase);
+    }
+    log.info("Deleted segments", {
+      dir: this.dir,
+      reason,
+      baseOffsets: deleted.map((segment) => segment.baseOffset).join(","),
+      bytes,
+      logStartOffset: this.#logStartOffset,
+      fileDeleteDelayMs: this.#config.fileDeleteDelayMs,
+    });
+    return { segments: renamed, bytes };
+  }
+
+  /**
    * Starts a new segment when the active one is not empty and the append would make it
    * larger than segment.bytes, it is older than segment.ms, its relative offsets would
    * overflow, or its index would be full.
@@ -436,8 +870,23 @@ export class PartitionLog {
     else if (lastOffset - active.baseOffset > RELATIVE_OFFSET_MAX) reason = "relative offsets";
     else if (active.indexEntries + batchCount > INDEX_ENTRIES_MAX) reason = "index full";
     if (reason === null) return;
-    // Seal (fsync) before the next segment exists: only the last segment may be torn.
+    this.#roll(reason);
+  }
+
+  /**
+   * Seals the active (non-empty) segment and starts a new one at the log end. Sealing
+   * fsyncs, so the recovery point moves to the new segment's base.
+   */
+  #roll(reason: string): void {
+    const active = this.#active();
+    assert(!active.isEmpty, "An empty segment is never rolled");
+    const nowMs = this.#clock.nowMs();
+    const config = this.#config;
+    // Seal (fsync) before the next segment exists: only segments after the recovery
+    // point may be torn.
     active.seal();
+    this.#recoveryPoint = this.#logEndOffset;
+    this.#lastFlushMs = this.#clock.monotonicMs();
     let next: Segment;
     try {
       next = Segment.create(this.dir, this.#logEndOffset, this.#cache);
@@ -451,28 +900,5 @@ export class PartitionLog {
     this.#segments.push(next);
     syncDirectory(this.dir);
     log.debug("Rolled segment", { dir: this.dir, baseOffset: next.baseOffset, reason });
-  }
-}
-
-/**
- * fsyncs a directory so a new segment file's name survives a machine crash. Platforms
- * that cannot fsync a directory (Windows) say so with EISDIR, EPERM or EINVAL.
- */
-function syncDirectory(dir: string): void {
-  let fd: number;
-  try {
-    fd = openSync(dir, "r");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EISDIR" || code === "EPERM" || code === "EACCES") return;
-    throw error;
-  }
-  try {
-    fsyncSync(fd);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL") throw error;
-  } finally {
-    closeSync(fd);
   }
 }

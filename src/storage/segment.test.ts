@@ -70,7 +70,7 @@ test("storage: segment: scanBatches stops at partial and corrupt batches", () =>
         sizes.push(size);
         return false;
       });
-      expect(outcome).toEqual({ stop: "end", position: bytes.byteLength, reason: "" });
+      expect(outcome).toMatchObject({ stop: "end", position: bytes.byteLength, reason: "" });
       expect(sizes).toEqual(batches.map((b) => b.byteLength));
     }
     const cut = scanBatches(fd, 0, bytes.byteLength - 1, "verify", 1 << 16, () => false);
@@ -78,7 +78,7 @@ test("storage: segment: scanBatches stops at partial and corrupt batches", () =>
     expect(cut.position).toBe(batches[0]!.byteLength + batches[1]!.byteLength);
     const second = (_b: Uint8Array, _a: number, position: number) => position > 0;
     const found = scanBatches(fd, 0, bytes.byteLength, "headers", 1 << 16, second);
-    expect(found).toEqual({ stop: "found", position: batches[0]!.byteLength, reason: "" });
+    expect(found).toMatchObject({ stop: "found", position: batches[0]!.byteLength, reason: "" });
   } finally {
     closeSync(fd);
   }

@@ -8,14 +8,17 @@
  * its indexes in memory), takes appends, and is *sealed* when the log rolls: a closing
  * time index entry is added, all three files are fsynced and closed. Sealed segments
  * never change; their indexes and read descriptors live in the shared SegmentCache.
+ * Deleting one renames its files `.deleted` first (`renameForDeletion`); `delete`
+ * removes them later, so whoever still holds the segment can read it until then.
  *
  * Invariants:
  * - `sizeBytes` covers whole batches only; nothing is ever read past it.
  * - Batches are in increasing offset order; an index entry points at a batch start.
- * - Only the active segment can have a torn tail (sealed ones were fsynced before the
- *   next segment was created), so opening a log verifies only the last segment from its
- *   last index entry on (`recover`); sealed ones are sanity-checked and rebuilt from
- *   their .log when an index is missing, torn or implausibly short.
+ * - A segment was fsynced when it was sealed, so only bytes after the log's recovery
+ *   point can be torn or lost by a crash. Opening a log verifies those with `recover`
+ *   (from the last index entry at or below the recovery point); segments wholly below
+ *   it are opened with `openSealed`: sanity checks of their index files, rebuilt from
+ *   the .log when missing, torn or implausibly short.
  *
  * All I/O is synchronous node:fs: page-cache reads and writes take microseconds, and
  * synchronous calls keep the order of appends, reads and rolls trivial.
@@ -75,6 +78,12 @@ export const INDEX_SUFFIX = ".index";
 export const TIME_INDEX_SUFFIX = ".timeindex";
 /** Index files being rebuilt are written under this suffix, then renamed into place. */
 export const REBUILD_SUFFIX = ".rebuild";
+/**
+ * A deleted segment's files are renamed with this suffix and removed after
+ * file.delete.delay.ms (Kafka's `.deleted`); a log found with such files on open
+ * removes them at once.
+ */
+export const DELETED_SUFFIX = ".deleted";
 /** `<20-digit base offset>.log`, `.index` or `.timeindex`. */
 export const SEGMENT_FILE_PATTERN = /^(\d{20})\.(log|index|timeindex)$/;
 
@@ -116,6 +125,30 @@ export function writeFully(fd: number, source: Uint8Array, position: number): vo
   }
 }
 
+/**
+ * fsyncs a directory so that names created, renamed or removed in it survive a machine
+ * crash. Platforms that cannot fsync a directory (Windows) say so with EISDIR, EPERM or
+ * EINVAL.
+ */
+export function syncDirectory(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, "r");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EISDIR" || code === "EPERM" || code === "EACCES") return;
+    throw error;
+  }
+  try {
+    fsyncSync(fd);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL") throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Scanning batch by batch: recovery, index rebuilds and the short scans after an index
 // lookup all use this.
@@ -140,6 +173,8 @@ export interface ScanOutcome {
   position: number;
   /** Why a partial or corrupt batch was refused; empty otherwise. */
   reason: string;
+  /** Bytes the scan read from the file (what recovery reports as its cost). */
+  bytesRead: number;
 }
 
 /**
@@ -167,50 +202,49 @@ export function scanBatches(
   let chunkStart = from;
   let chunkEnd = from;
   let position = from;
+  let bytesRead = 0;
+  const stopped = (stop: ScanStop, reason: string): ScanOutcome =>
+    ({ stop, position, reason, bytesRead });
   while (position < to) {
     const left = to - position;
     if (left < BATCH_HEADER_BYTES) {
-      return { stop: "partial", position, reason: `Batch header is cut: ${left} bytes left` };
+      return stopped("partial", `Batch header is cut: ${left} bytes left`);
     }
     if (position + BATCH_HEADER_BYTES > chunkEnd) {
       const n = readFully(fd, chunk, 0, Math.min(chunk.byteLength, left), position);
+      bytesRead += n;
       chunkStart = position;
       chunkEnd = position + n;
-      if (n < BATCH_HEADER_BYTES) {
-        return { stop: "partial", position, reason: `File ends at ${chunkEnd}` };
-      }
+      if (n < BATCH_HEADER_BYTES) return stopped("partial", `File ends at ${chunkEnd}`);
     }
     let at = position - chunkStart;
     const magic = readMagic(chunk, at);
-    if (magic !== MAGIC_V2) return { stop: "corrupt", position, reason: `Batch magic is ${magic}` };
+    if (magic !== MAGIC_V2) return stopped("corrupt", `Batch magic is ${magic}`);
     const size = readBatchSize(chunk, at);
     if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX) {
-      return { stop: "corrupt", position, reason: `Batch size is implausible: ${size}` };
+      return stopped("corrupt", `Batch size is implausible: ${size}`);
     }
-    if (size > left) {
-      return { stop: "partial", position, reason: `Batch is cut: ${left} of ${size} bytes` };
-    }
+    if (size > left) return stopped("partial", `Batch is cut: ${left} of ${size} bytes`);
     if (mode === "verify") {
       if (position + size > chunkEnd) {
         if (size > chunk.byteLength) chunk = Buffer.allocUnsafe(size);
         const n = readFully(fd, chunk, 0, Math.min(chunk.byteLength, left), position);
+        bytesRead += n;
         chunkStart = position;
         chunkEnd = position + n;
         at = 0;
-        if (n < size) return { stop: "partial", position, reason: `File ends at ${chunkEnd}` };
+        if (n < size) return stopped("partial", `File ends at ${chunkEnd}`);
       }
-      if (!batchCrcIsValid(chunk, at, size)) {
-        return { stop: "corrupt", position, reason: "Batch CRC mismatch" };
-      }
+      if (!batchCrcIsValid(chunk, at, size)) return stopped("corrupt", "Batch CRC mismatch");
       const count = readRecordCount(chunk, at);
       if (count < 1 || readLastOffsetDelta(chunk, at) !== count - 1) {
-        return { stop: "corrupt", position, reason: `Batch record count is off: ${count}` };
+        return stopped("corrupt", `Batch record count is off: ${count}`);
       }
     }
-    if (visit(chunk, at, position, size)) return { stop: "found", position, reason: "" };
+    if (visit(chunk, at, position, size)) return stopped("found", "");
     position += size;
   }
-  return { stop: "end", position, reason: "" };
+  return stopped("end", "");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -243,11 +277,40 @@ interface Writer {
   rollTimeMs: number | null;
 }
 
-/** Result of opening the active segment after a possibly unclean stop. */
+/** How to open a segment that may have been written when the process died. */
+export interface RecoverOptions {
+  /**
+   * The log's recovery point: batches from this offset on are verified (length, magic,
+   * CRC, record count, offsets). Index entries at or below it are trusted (after cheap
+   * consistency checks) and the scan starts at the last of them. The default,
+   * +Infinity, trusts every consistent entry and verifies what follows the last one.
+   */
+  verifyFromOffset?: number;
+  /** Base offset of the next segment when this one is not the last: batches end below it. */
+  nextBaseOffset?: number;
+  /**
+   * After a clean shutdown: the tail after the last index entry is walked header by
+   * header (no CRC), only to find the segment's end; if the headers do not add up the
+   * tail is verified after all.
+   */
+  cleanShutdown?: boolean;
+}
+
+/** Result of opening a segment after a possibly unclean stop. */
 export interface RecoveredSegment {
+  /** The segment, open and active (the caller seals it if it is not the last). */
   segment: Segment;
   /** Bytes cut from the end of the .log file (torn or corrupt tail). */
   truncatedBytes: number;
+  /** Why the tail was cut; empty when nothing was. */
+  reason: string;
+  /** Bytes of the .log file read to open it. */
+  bytesRead: number;
+}
+
+/** Counts bytes of .log files read while opening a log (recovery's cost, for reports). */
+export interface ReadCounter {
+  bytesRead: number;
 }
 
 interface SegmentPaths {
@@ -339,9 +402,10 @@ class IndexBuilder {
 
 export class Segment {
   readonly baseOffset: number;
-  readonly logPath: string;
-  readonly indexPath: string;
-  readonly timeIndexPath: string;
+  /** Paths of the three files; they gain DELETED_SUFFIX when the segment is deleted. */
+  #logPath: string;
+  #indexPath: string;
+  #timeIndexPath: string;
   readonly #cache: SegmentCache;
   /** Bytes of whole batches in the .log file. */
   #sizeBytes: number;
@@ -361,9 +425,9 @@ export class Segment {
   ) {
     const files = paths(dir, baseOffset);
     this.baseOffset = baseOffset;
-    this.logPath = files.logPath;
-    this.indexPath = files.indexPath;
-    this.timeIndexPath = files.timeIndexPath;
+    this.#logPath = files.logPath;
+    this.#indexPath = files.indexPath;
+    this.#timeIndexPath = files.timeIndexPath;
     this.#cache = cache;
     this.#sizeBytes = sizeBytes;
     this.#maxTimestamp = maxTimestamp;
@@ -418,6 +482,7 @@ export class Segment {
     nextBaseOffset: number,
     indexIntervalBytes: number,
     cache: SegmentCache,
+    counter?: ReadCounter,
   ): Segment {
     assert(nextBaseOffset > baseOffset, "Segments must have increasing base offsets");
     const files = paths(dir, baseOffset);
@@ -438,6 +503,7 @@ export class Segment {
         nextBaseOffset,
         logBytes,
         indexIntervalBytes,
+        counter,
       );
     } else {
       const timeBytes = fileSize(files.timeIndexPath);
@@ -503,6 +569,7 @@ export class Segment {
     nextBaseOffset: number,
     logBytes: number,
     indexIntervalBytes: number,
+    counter: ReadCounter | undefined,
   ): number {
     const builder = new IndexBuilder(
       new OffsetIndex(baseOffset),
@@ -533,6 +600,7 @@ export class Segment {
     } finally {
       closeSync(fd);
     }
+    if (counter !== undefined) counter.bytesRead += outcome.bytesRead;
     if (outcome.stop !== "end") {
       const reason = badOffsets !== "" ? badOffsets : outcome.reason;
       const where = `${files.logPath} at position ${outcome.position}`;
@@ -545,11 +613,14 @@ export class Segment {
   }
 
   /**
-   * Opens the last segment of a log after a possibly unclean stop. Index entries are
-   * kept while they are consistent; from the last kept entry (or the start) every batch
-   * is verified (length, magic, CRC, record count, increasing offsets), and the file is
-   * truncated at the first bad or partial batch. Missing index entries are re-added.
-   * `nowMs` stands in for the roll time when the first batch has no usable timestamp.
+   * Opens a segment that may have been written when the process died, as the active
+   * segment. Index entries are kept while they are consistent and at or below
+   * `verifyFromOffset`; from the last kept entry (or the start) every batch is verified
+   * (length, magic, CRC, record count, increasing offsets below `nextBaseOffset`), and
+   * the file is truncated at the first bad or partial batch. Missing index entries are
+   * re-added; a cut is fsynced, nothing else is (the log's recovery point stays). With
+   * `cleanShutdown` the tail is walked by headers only. `nowMs` stands in for the roll
+   * time when the first batch has no usable timestamp.
    */
   static recover(
     dir: string,
@@ -557,7 +628,11 @@ export class Segment {
     indexIntervalBytes: number,
     cache: SegmentCache,
     nowMs: number,
+    options: RecoverOptions = {},
   ): RecoveredSegment {
+    const verifyFrom = options.verifyFromOffset ?? Number.POSITIVE_INFINITY;
+    const nextBase = options.nextBaseOffset ?? Number.POSITIVE_INFINITY;
+    assert(nextBase > baseOffset, "Segments must have increasing base offsets");
     const files = paths(dir, baseOffset);
     const logFd = openSync(files.logPath, "r+");
     const fileBytes = fstatSync(logFd).size;
@@ -578,9 +653,13 @@ export class Segment {
         break;
       }
     }
+    // Entries past the recovery point may describe bytes that never reached the disk.
+    while (kept > 0 && offsetIndex.offsetAt(kept - 1) > verifyFrom) kept--;
 
-    // Verify from the last kept entry; if the batch at that entry is itself bad, the
-    // entry goes too and the scan starts one entry earlier.
+    // Scan from the last kept entry; if the batch at that entry is itself bad, the entry
+    // goes too and the scan starts one entry earlier.
+    let mode: ScanMode = options.cleanShutdown === true ? "headers" : "verify";
+    let bytesRead = 0;
     let builder: IndexBuilder;
     let outcome: ScanOutcome;
     let nextOffset: number;
@@ -608,7 +687,7 @@ export class Segment {
         const base = readBaseOffset(buf, at);
         const last = readLastOffset(buf, at);
         const misplaced = visited === 0 && kept > 0 ? base !== startOffset : base < expected;
-        if (misplaced || last - baseOffset > RELATIVE_OFFSET_MAX) {
+        if (misplaced || last - baseOffset > RELATIVE_OFFSET_MAX || last >= nextBase) {
           badOffsets = true;
           return true;
         }
@@ -627,10 +706,18 @@ export class Segment {
         lastBatchBase = base;
         return false;
       };
-      outcome = scanBatches(logFd, start, fileBytes, "verify", SCAN_CHUNK_BYTES, visit);
+      outcome = scanBatches(logFd, start, fileBytes, mode, SCAN_CHUNK_BYTES, visit);
+      bytesRead += outcome.bytesRead;
       if (badOffsets) {
-        const reason = "Batch offsets out of order";
-        outcome = { stop: "corrupt", position: outcome.position, reason };
+        const reason = `Batch offsets out of order at offset ${expected}`;
+        outcome = { ...outcome, stop: "corrupt", reason };
+      }
+      if (mode === "headers" && outcome.stop !== "end") {
+        // Not expected after a clean shutdown: check the tail properly before cutting.
+        const fields = { path: files.logPath, position: outcome.position, reason: outcome.reason };
+        log.warn("Segment tail is damaged despite a clean shutdown; verifying it", fields);
+        mode = "verify";
+        continue;
       }
       if (kept > 0 && visited === 0) {
         kept--;
@@ -642,9 +729,10 @@ export class Segment {
     const validBytes = outcome.stop === "end" ? fileBytes : outcome.position;
     const truncatedBytes = fileBytes - validBytes;
     if (truncatedBytes > 0) {
-      log.warn("Truncating the torn tail of the last segment", {
+      log.warn("Truncating a damaged segment", {
         path: files.logPath,
         position: validBytes,
+        firstDroppedOffset: nextOffset,
         droppedBytes: truncatedBytes,
         reason: outcome.reason,
       });
@@ -655,6 +743,7 @@ export class Segment {
     if (validBytes > 0 && firstBatchMaxTimestamp === null) {
       const header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
       const n = readFully(logFd, header, 0, BATCH_HEADER_BYTES, 0);
+      bytesRead += n;
       assert(n === BATCH_HEADER_BYTES, "Recovered segment lost its first batch header");
       firstBatchMaxTimestamp = readMaxTimestamp(header, 0);
     }
@@ -686,10 +775,29 @@ export class Segment {
     ftruncateSync(timeIndexFd, kept * TIME_INDEX_ENTRY_BYTES);
     const segment = new Segment(dir, baseOffset, cache, validBytes, builder.maxTimestamp, writer);
     segment.#persistIndexes();
-    return { segment, truncatedBytes };
+    // Nothing is fsynced here (Kafka neither): what was verified may sit in the page
+    // cache only, so the log's recovery point stays where it was until the next flush.
+    return { segment, truncatedBytes, reason: outcome.reason, bytesRead };
   }
 
   // -------------------------------------------------------------------------------------
+
+  get logPath(): string {
+    return this.#logPath;
+  }
+
+  get indexPath(): string {
+    return this.#indexPath;
+  }
+
+  get timeIndexPath(): string {
+    return this.#timeIndexPath;
+  }
+
+  /** True once the files carry DELETED_SUFFIX (see `renameForDeletion`). */
+  get isRenamedForDeletion(): boolean {
+    return this.#logPath.endsWith(DELETED_SUFFIX);
+  }
 
   get sizeBytes(): number {
     return this.#sizeBytes;
@@ -706,6 +814,16 @@ export class Segment {
   /** Largest batch max timestamp, -1 when empty. */
   get maxTimestamp(): number {
     return this.#maxTimestamp;
+  }
+
+  /**
+   * The newest time in the segment for retention.ms (Kafka's largestTimestamp): the
+   * largest batch timestamp, or the .log file's modification time when no batch has one.
+   */
+  largestTimestampMs(): number {
+    this.#assertOpen();
+    if (this.#maxTimestamp >= 0) return this.#maxTimestamp;
+    return Math.floor(statSync(this.logPath).mtimeMs);
   }
 
   /** Offset after the last batch. Known for the active segment only. */
@@ -873,23 +991,33 @@ export class Segment {
 
   /**
    * Seals the active segment: closing time index entry, indexes written, all three files
-   * fsynced and closed. Afterwards the segment is read through the shared cache.
+   * fsynced (unless `sync` is false) and closed. Afterwards the segment is read through
+   * the shared cache. Recovery reseals intact segments it verified without fsyncing:
+   * their bytes were fsynced when they were first sealed.
    */
-  seal(): void {
+  seal(sync = true): void {
     const writer = this.#activeWriter();
     const { offsetIndex, timeIndex } = writer;
     const builder = new IndexBuilder(offsetIndex, timeIndex, 0, 0, this.#maxTimestamp);
     builder.close(writer.lastBatchBaseOffset);
     this.#persistIndexes();
-    fsyncSync(writer.logFd);
-    fsyncSync(writer.indexFd);
-    fsyncSync(writer.timeIndexFd);
+    if (sync) {
+      fsyncSync(writer.logFd);
+      fsyncSync(writer.indexFd);
+      fsyncSync(writer.timeIndexFd);
+    }
     this.#closeWriter(writer);
   }
 
-  /** fsyncs the active segment's .log (indexes are rebuilt by recovery if lost). */
+  /**
+   * fsyncs the active segment's files: the .log, and the indexes so that recovery may
+   * trust their entries up to the recovery point this flush establishes.
+   */
   flush(): void {
-    fsyncSync(this.#activeWriter().logFd);
+    const writer = this.#activeWriter();
+    fsyncSync(writer.logFd);
+    fsyncSync(writer.indexFd);
+    fsyncSync(writer.timeIndexFd);
   }
 
   /** Closes files (fsyncing an active segment first) and drops cached state. */
@@ -905,7 +1033,35 @@ export class Segment {
     this.#closed = true;
   }
 
-  /** Closes and removes the segment's files. */
+  /**
+   * First step of deleting a sealed segment (Kafka's asynchronous delete): its files are
+   * renamed to `<name>.deleted` and cached descriptors under the old names dropped. The
+   * segment stays readable through this object (reads reopen the renamed files) until
+   * `delete` removes them, so a reader that still holds it never sees a vanished file.
+   */
+  renameForDeletion(): void {
+    this.#assertOpen();
+    assert(this.#writer === null, `Only a sealed segment is deleted: ${this.logPath}`);
+    assert(!this.isRenamedForDeletion, `Segment is already renamed: ${this.logPath}`);
+    this.#forget();
+    const renamed = (path: string): string => {
+      const target = `${path}${DELETED_SUFFIX}`;
+      try {
+        renameSync(path, target);
+      } catch (error) {
+        // A missing index is rebuilt on open, so a sealed segment may lack one.
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT" || path === this.#logPath) {
+          throw error;
+        }
+      }
+      return target;
+    };
+    this.#logPath = renamed(this.#logPath);
+    this.#indexPath = renamed(this.#indexPath);
+    this.#timeIndexPath = renamed(this.#timeIndexPath);
+  }
+
+  /** Closes and removes the segment's files (under whichever names they have now). */
   delete(): void {
     this.close();
     for (const path of [this.logPath, this.indexPath, this.timeIndexPath]) {

@@ -1,0 +1,199 @@
+/**
+ * The log manager's checkpoints and cleaner tick, with a ManualClock and the metadata
+ * image driven by hand: what a clean stop writes, what the next start reads, what an
+ * unclean stop costs, and when retention, flush.ms and checkpoint writes happen.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { MetadataImage, type MetadataRecord } from "../cluster/metadata-image.ts";
+import { ManualClock } from "../util/clock.ts";
+import { readCheckpoint } from "./checkpoint.ts";
+import { LogManager } from "./log-manager.ts";
+import { T0, makeBatch, makeTempDir, removeDir } from "./test-support.ts";
+
+const dirs: string[] = [];
+const managers: LogManager[] = [];
+afterEach(() => {
+  for (const manager of managers.splice(0)) manager.close();
+  for (const dir of dirs.splice(0)) removeDir(dir);
+});
+
+const NODE = 1;
+
+function topicRecords(name: string, partitions: number, configs: Record<string, string> = {}): MetadataRecord[] {
+  const topicId = `id-${name}`;
+  return [
+    { type: "topic", name, topicId },
+    ...Object.entries(configs).map(([key, value]): MetadataRecord => ({ type: "config", topicId, name: key, value })),
+    ...Array.from({ length: partitions }, (_, partition): MetadataRecord => ({
+      type: "partition", topicId, partition, replicas: [NODE], leader: NODE, leaderEpoch: 0, isr: [NODE],
+    })),
+  ];
+}
+
+/** A node start: a manager, the image replayed, startup completed. */
+function start(dataDir: string, clock: ManualClock, records: MetadataRecord[]): { manager: LogManager; image: MetadataImage } {
+  const image = new MetadataImage();
+  const manager = new LogManager({ dataDir, nodeId: NODE, clock, image, retentionCheckIntervalMs: 5_000, checkpointIntervalMs: 5_000 });
+  for (const record of records) image.apply(record);
+  return { manager, image };
+}
+
+/** A crash: the logs' descriptors are released, nothing is written by the manager. */
+function crash(manager: LogManager): void {
+  for (const partitionLog of manager.all().values()) partitionLog.close();
+}
+
+function checkpoint(dataDir: string, file: string): Record<string, number> {
+  const read = readCheckpoint(join(dataDir, "checkpoints", file));
+  if (!read.ok) throw new Error(read.reason);
+  return Object.fromEntries(read.entries.map((e) => [`${e.topic}-${e.partition}`, e.offset]));
+}
+
+function freshDataDir(): string {
+  const dir = makeTempDir("log-manager");
+  dirs.push(dir);
+  return dir;
+}
+
+const marker = (dataDir: string) => join(dataDir, "checkpoints", "clean-shutdown");
+
+test("storage: log manager: a clean stop checkpoints and marks; the next start verifies nothing", () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const records = topicRecords("events", 2, { "segment.bytes": "4096" });
+  const first = start(dataDir, clock, records);
+  first.manager.startupComplete();
+  // Two batches per segment: three segments per partition.
+  for (let i = 0; i < 12; i++) first.manager.append("events", i % 2, makeBatch({ count: 1, valueBytes: 1500 }), 0);
+  expect(existsSync(marker(dataDir))).toBe(false);
+  first.manager.close();
+  expect(existsSync(marker(dataDir))).toBe(true);
+  expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 6, "events-1": 6 });
+  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({ "events-0": 6, "events-1": 6 });
+  expect(checkpoint(dataDir, "log-start-offset-checkpoint")).toEqual({ "events-0": 0, "events-1": 0 });
+
+  const second = start(dataDir, clock, records);
+  managers.push(second.manager);
+  const log0 = second.manager.get("events", 0)!;
+  expect(log0.segmentCount()).toBe(3);
+  expect(log0.openReport).toMatchObject({ cleanShutdown: true, segmentsTrusted: log0.segmentCount() - 1, segmentsScanned: 1 });
+  expect(log0.logEndOffset).toBe(6);
+  // The marker lasts until every log is open; from then on a crash is unclean.
+  expect(existsSync(marker(dataDir))).toBe(true);
+  second.manager.startupComplete();
+  expect(existsSync(marker(dataDir))).toBe(false);
+});
+
+test("storage: log manager: after a crash, recovery starts at the checkpointed recovery point", () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const records = topicRecords("events", 1, { "segment.bytes": "4096" });
+  const first = start(dataDir, clock, records);
+  first.manager.startupComplete();
+  for (let i = 0; i < 9; i++) first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
+  const log = first.manager.get("events", 0)!;
+  // Two batches per segment: bases 0, 2, 4, 6, 8; rolls moved the recovery point to 8.
+  expect(log.recoveryPoint).toBe(8);
+  clock.advance(5_000);
+  first.manager.tick(); // Checkpoint interval passed: recovery point 8 is written.
+  expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 8 });
+  for (let i = 0; i < 4; i++) first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
+  expect(log.recoveryPoint).toBe(12);
+  crash(first.manager); // The checkpoint still says 8.
+
+  const second = start(dataDir, clock, records);
+  managers.push(second.manager);
+  const again = second.manager.get("events", 0)!;
+  expect(again.logEndOffset).toBe(13);
+  // Segments 0, 2, 4, 6 are below 8: trusted. 8, 10 and the active 12 are verified.
+  expect(again.openReport).toMatchObject({ cleanShutdown: false, segmentsTrusted: 4, segmentsScanned: 3 });
+  second.manager.startupComplete();
+  // Verified is not flushed: the recovery point stays at 8 until the next flush or roll.
+  expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 8 });
+  second.manager.flushAll();
+  clock.advance(5_000);
+  second.manager.tick();
+  expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 13 });
+});
+
+test("storage: log manager: the tick runs retention at its interval and checkpoints the log start at once", () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0 + 100_000);
+  const records = topicRecords("old", 1, { "segment.bytes": "4096", "retention.ms": "60000", "file.delete.delay.ms": "1000" });
+  const { manager } = start(dataDir, clock, records);
+  managers.push(manager);
+  manager.startupComplete();
+  for (let i = 0; i < 6; i++) manager.append("old", 0, makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), 0);
+  const log = manager.get("old", 0)!;
+  expect(log.segmentCount()).toBe(3);
+  manager.tick(); // The first tick runs retention: everything is expired, the active segment rolls.
+  expect(log.logStartOffset).toBe(6);
+  expect(log.segmentCount()).toBe(1);
+  expect(checkpoint(dataDir, "log-start-offset-checkpoint")).toEqual({ "old-0": 6 });
+  const partitionDir = join(dataDir, "old-0");
+  expect(readdirSync(partitionDir).filter((n) => n.endsWith(".deleted"))).toHaveLength(9);
+  clock.advance(1_000);
+  manager.tick(); // file.delete.delay.ms has passed: the files go.
+  expect(readdirSync(partitionDir).filter((n) => n.endsWith(".deleted"))).toEqual([]);
+
+  for (let i = 0; i < 4; i++) manager.append("old", 0, makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), 0);
+  clock.advance(3_999);
+  manager.tick(); // 4999 ms since the last retention pass: not yet.
+  expect(log.logStartOffset).toBe(6);
+  clock.advance(1);
+  manager.tick();
+  expect(log.logStartOffset).toBe(10);
+  expect(checkpoint(dataDir, "log-start-offset-checkpoint")).toEqual({ "old-0": 10 });
+});
+
+test("storage: log manager: flush.ms is applied by the tick; DeleteRecords checkpoints at once", () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const records = [...topicRecords("slow", 1, { "flush.ms": "1000" }), ...topicRecords("plain", 1)];
+  const { manager } = start(dataDir, clock, records);
+  managers.push(manager);
+  manager.startupComplete();
+  manager.append("slow", 0, makeBatch({ count: 3 }), 0);
+  manager.append("plain", 0, makeBatch({ count: 3 }), 0);
+  const slow = manager.get("slow", 0)!;
+  const plain = manager.get("plain", 0)!;
+  expect(slow.recoveryPoint).toBe(0);
+  clock.advance(999);
+  manager.tick();
+  expect(slow.recoveryPoint).toBe(0);
+  clock.advance(1);
+  manager.tick();
+  expect(slow.recoveryPoint).toBe(3);
+  expect(plain.recoveryPoint).toBe(0); // flush.ms defaults to never.
+
+  expect(manager.deleteRecords("plain", 0, 2)).toEqual({ ok: true, logStartOffset: 2 });
+  expect(checkpoint(dataDir, "log-start-offset-checkpoint")).toEqual({ "slow-0": 0, "plain-0": 2 });
+  expect(manager.deleteRecords("plain", 0, 4)).toMatchObject({ ok: false, kind: "offsetOutOfRange" });
+});
+
+test("storage: log manager: replaying create, delete, create of one name keeps the later topic's data", () => {
+  // Directories are named by topic, not id: replaying the first topic's removal must not
+  // delete the directory that the second topic of the same name owns (partition.metadata).
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const first = topicRecords("again", 1);
+  const second = topicRecords("again", 1).map((record) => ({ ...record, topicId: "id-again-2" }) as MetadataRecord);
+  const history: MetadataRecord[] = [...first, { type: "removeTopic", topicId: "id-again" }, ...second];
+  const run = start(dataDir, clock, []);
+  run.manager.startupComplete();
+  for (const record of first) run.image.apply(record);
+  run.manager.append("again", 0, makeBatch({ count: 2 }), 0);
+  run.image.apply({ type: "removeTopic", topicId: "id-again" });
+  expect(existsSync(join(dataDir, "again-0"))).toBe(false);
+  for (const record of second) run.image.apply(record);
+  run.manager.append("again", 0, makeBatch({ count: 3 }), 0);
+  expect(readFileSync(join(dataDir, "again-0", "partition.metadata"), "utf8")).toBe("version: 0\ntopic_id: id-again-2\n");
+  run.manager.close();
+
+  const restarted = start(dataDir, clock, history);
+  managers.push(restarted.manager);
+  restarted.manager.startupComplete();
+  expect(restarted.manager.get("again", 0)!.logEndOffset).toBe(3);
+});
