@@ -5,6 +5,7 @@
  * object).
  */
 import { createAdminApp } from "./admin/app.ts";
+import { BrokerMetrics } from "./admin/metrics.ts";
 import { startAdminServer } from "./admin/server.ts";
 import { createRegistry } from "./api/index.ts";
 import type { BrokerServices } from "./api/services.ts";
@@ -59,6 +60,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     clock,
     autoCreateTopics: config.autoCreateTopics,
     topicDefaults: { numPartitions: config.numPartitions, replicationFactor: 1 },
+    metrics: new BrokerMetrics({ clock, image }),
   };
   // Commits are records of __consumer_offsets, replayed here after the metadata log.
   const offsets = new LogOffsetStore(logOffsetsTopic({ image, metadata, logs }), clock);
@@ -88,6 +90,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     port: config.kafka.port,
     frameBytesMax: config.socketRequestMaxBytes,
     registry,
+    observer: services.metrics,
   });
   // A port of 0 (tests) advertises the port actually bound.
   advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };
@@ -95,7 +98,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   if (known === undefined || known.host !== advertised.host || known.port !== advertised.port) {
     await metadata.append([{ type: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null }]);
   }
-  const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, nodeId: () => nodeId }));
+  const adminNode = { services, coordinator, offsets, connectionCount: () => listener.connectionCount() };
+  const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, node: adminNode }));
   serving = true;
   log.info("Node serving", { nodeId, clusterId: meta.clusterId, kafka: `${config.kafka.host}:${listener.port}`, advertise: `${advertised.host}:${advertised.port}`, admin: `${admin.host}:${admin.port}` });
 

@@ -3,56 +3,30 @@
  * the app; `server.ts` serves it through the runtime module, and tests call
  * `app.request()` in process.
  *
- * Every error response is JSON `{error, message}`: `error` is a stable snake_case code
- * for scripts, `message` a sentence for people. Routes report expected failures by
- * throwing `AdminError` (or Hono's `HTTPException`); the one `onError` renders them, and
- * renders anything else as a logged 500.
+ * Routes: `GET /health`, `GET /v1/cluster` (here), topics (`topic-routes.ts`), groups
+ * (`group-routes.ts`), `GET /metrics` (`metrics-route.ts`). Every error response is JSON
+ * `{error, message}` (`errors.ts`): routes report expected failures by throwing
+ * `AdminError` (or Hono's `HTTPException`); the one `onError` renders them, and renders
+ * anything else as a logged 500.
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { logger } from "../util/log.ts";
+import { AdminError, type ErrorBody, errorCodeForStatus } from "./errors.ts";
+import { registerGroupRoutes } from "./group-routes.ts";
+import { registerMetricsRoute } from "./metrics-route.ts";
+import { registerTopicRoutes } from "./topic-routes.ts";
+import { type AdminNode, clusterView } from "./views.ts";
+
+export { AdminError, type ErrorBody, errorCodeForStatus } from "./errors.ts";
+export type { AdminNode } from "./views.ts";
 
 const log = logger("admin");
 
 export interface AdminDeps {
   /** True once the node serves clients; /health answers 503 until then. */
   isServing: () => boolean;
-  nodeId: () => number;
-}
-
-/** An expected failure of an admin request: rendered as `{error: code, message}`. */
-export class AdminError extends Error {
-  override name = "AdminError";
-  constructor(
-    readonly status: ContentfulStatusCode,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface ErrorBody {
-  error: string;
-  message: string;
-}
-
-const CODE_BY_STATUS: Partial<Record<number, string>> = {
-  400: "bad_request",
-  401: "unauthorized",
-  403: "forbidden",
-  404: "not_found",
-  405: "method_not_allowed",
-  409: "conflict",
-  413: "payload_too_large",
-  415: "unsupported_media_type",
-  500: "internal",
-  503: "unavailable",
-};
-
-export function errorCodeForStatus(status: number): string {
-  return CODE_BY_STATUS[status] ?? (status >= 500 ? "internal" : "bad_request");
+  node: AdminNode;
 }
 
 export function createAdminApp(deps: AdminDeps): Hono {
@@ -64,6 +38,11 @@ export function createAdminApp(deps: AdminDeps): Hono {
     }
     return c.json({ status: "ok" });
   });
+
+  app.get("/v1/cluster", (c) => c.json(clusterView(deps.node.services)));
+  registerTopicRoutes(app, deps.node);
+  registerGroupRoutes(app, deps.node);
+  registerMetricsRoute(app, deps.node);
 
   app.notFound((c) =>
     c.json<ErrorBody>(

@@ -1,10 +1,15 @@
-import { expect, test } from "bun:test";
-import { createAdminApp } from "./app.ts";
+import { afterEach, beforeEach, expect, test } from "bun:test";
 import { startAdminServer } from "./server.ts";
+import { createTestAdminNode, type TestAdminNode } from "./test-helpers.ts";
+
+let node: TestAdminNode;
+beforeEach(async () => {
+  node = await createTestAdminNode();
+});
+afterEach(() => node.close());
 
 test("admin: server: serves the app on a free loopback port, then stops", async () => {
-  const app = createAdminApp({ isServing: () => true, nodeId: () => 1 });
-  const server = await startAdminServer({ admin: { host: "127.0.0.1", port: 0 } }, app);
+  const server = await startAdminServer({ admin: { host: "127.0.0.1", port: 0 } }, node.app);
   try {
     expect(server.port).toBeGreaterThan(0);
     const response = await fetch(`http://127.0.0.1:${server.port}/health`);
@@ -18,10 +23,9 @@ test("admin: server: serves the app on a free loopback port, then stops", async 
 });
 
 test("admin: server: a port in use is an error naming the address", async () => {
-  const app = createAdminApp({ isServing: () => true, nodeId: () => 1 });
-  const first = await startAdminServer({ admin: { host: "127.0.0.1", port: 0 } }, app);
+  const first = await startAdminServer({ admin: { host: "127.0.0.1", port: 0 } }, node.app);
   try {
-    const second = startAdminServer({ admin: { host: "127.0.0.1", port: first.port } }, app);
+    const second = startAdminServer({ admin: { host: "127.0.0.1", port: first.port } }, node.app);
     await expect(second).rejects.toThrow(`Cannot serve the admin API on 127.0.0.1:${first.port}: `);
   } finally {
     await first.stop();

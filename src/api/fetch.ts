@@ -117,6 +117,14 @@ export function createFetchHandler(services: BrokerServices) {
         if (!woken) break;
         pass = readOnce(services, request, context);
       }
+      // Only the pass that is answered counts; per partition, from batch headers.
+      for (const topic of pass.topics) {
+        const name = context.apiVersion >= TOPIC_IDS_FROM_VERSION ? services.image.topicById(topic.topicId ?? "")?.name : topic.topic;
+        if (name === undefined) continue;
+        for (const partition of topic.partitions ?? []) {
+          if (partition.records != null) services.metrics.recordFetch(name, partition.records);
+        }
+      }
       return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses: pass.topics };
     },
   });

@@ -77,6 +77,8 @@ export function createProduceHandler(services: BrokerServices) {
               return failed(data.index, ErrorCode.KAFKA_STORAGE_ERROR, error.message);
             }
             if (!result.ok) return failed(data.index, appendErrorCode(result.kind), result.message);
+            const messages = result.lastOffset - result.baseOffset + 1;
+            services.metrics.recordProduce(topic.name, data.records.byteLength, messages);
             return {
               index: data.index,
               errorCode: ErrorCode.NONE,

@@ -3,6 +3,7 @@
  * metadata image, write metadata through the writer, and reach partition logs through
  * the log manager; none of them owns sockets or files.
  */
+import type { BrokerMetrics } from "../admin/metrics.ts";
 import type { MetadataImage } from "../cluster/metadata-image.ts";
 import type { MetadataWriter, TopicDefaults } from "../cluster/topics.ts";
 import type { LogManager } from "../storage/log-manager.ts";
@@ -17,4 +18,6 @@ export interface BrokerServices {
   readonly clock: Clock;
   readonly autoCreateTopics: boolean;
   readonly topicDefaults: TopicDefaults;
+  /** Traffic counters for `GET /metrics`: Produce and Fetch record once per partition. */
+  readonly metrics: BrokerMetrics;
 }

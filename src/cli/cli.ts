@@ -15,18 +15,24 @@ import pkg from "../../package.json" with { type: "json" };
 import { ConfigError } from "../config/node-config.ts";
 import { DataDirError } from "../storage/data-dir.ts";
 import { AssertionError } from "../util/assert.ts";
+import { clusterCommand } from "./cluster-command.ts";
+import { consumeCommand } from "./consume-command.ts";
+import { UsageError } from "./errors.ts";
+import { groupCommand } from "./group-command.ts";
+import type { CliIo } from "./output.ts";
+import { produceCommand } from "./produce-command.ts";
 import { startCommand } from "./start-command.ts";
+import { topicCommand } from "./topic-command.ts";
 
 export interface CliContext {
   /** Arguments after the executable (and script): `hideBin(process.argv)`. */
   readonly args: string[];
   readonly env: Record<string, string | undefined>;
+  /** Streams for commands' input and output; the process's own when absent. */
+  readonly io?: CliIo;
 }
 
-/** Bad usage found by the CLI itself or by yargs: one line, exit code 2. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+export { UsageError } from "./errors.ts";
 
 export const VERSION: string = pkg.version;
 
@@ -34,7 +40,14 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
 /** Every command, in --help order. Add a command by adding its module here. */
-const COMMANDS: ReadonlyArray<(context: CliContext) => CommandModule> = [startCommand];
+const COMMANDS: ReadonlyArray<(context: CliContext) => CommandModule> = [
+  startCommand,
+  topicCommand,
+  groupCommand,
+  clusterCommand,
+  produceCommand,
+  consumeCommand,
+];
 
 export function buildCli(context: CliContext): Argv {
   let cli = yargs(context.args)

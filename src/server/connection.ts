@@ -33,12 +33,28 @@ export const IN_FLIGHT_MAX = 256;
 interface Slot {
   /** Encoded response chunks once ready; null while the handler runs; [] for no response. */
   chunks: Uint8Array[] | null;
+  /** `RequestObserver.now()` when the frame was taken; 0 without an observer. */
+  startedAt: number;
+}
+
+/**
+ * Told of every request once its handler has answered (also with no response, or with a
+ * failure): request latency per API for the metrics. `now` is read when the frame is
+ * taken, and `requestDone` gets it back when the handler's answer is in, before it is
+ * encoded and waits its turn behind earlier responses: decoding, the handler's work and
+ * its wait (a Fetch long poll, an acks=-1 Produce) are in it.
+ */
+export interface RequestObserver {
+  now(): number;
+  /** `requestName` is the request schema's name, e.g. "ProduceRequest". */
+  requestDone(requestName: string, startedAt: number): void;
 }
 
 export interface ConnectionOptions {
   readonly frameBytesMax: number;
   readonly registry: HandlerRegistry;
   readonly onClose: (connection: Connection) => void;
+  readonly observer?: RequestObserver;
 }
 
 let nextConnectionId = 1;
@@ -134,6 +150,7 @@ export class Connection {
   }
 
   #onFrame(frame: Buffer): void {
+    const startedAt = this.#options.observer?.now() ?? 0;
     const reader = new Reader(frame);
     const apiKey = reader.int16();
     const apiVersion = reader.int16();
@@ -177,11 +194,11 @@ export class Connection {
       this.close(`Malformed ${handler.request.name} v${apiVersion}: ${reader.failure || "trailing bytes"}`);
       return;
     }
-    this.#dispatch(handler, context, request);
+    this.#dispatch(handler, context, request, startedAt);
   }
 
-  #dispatch(handler: ApiHandler, context: RequestContext, request: unknown): void {
-    const slot: Slot = { chunks: null };
+  #dispatch(handler: ApiHandler, context: RequestContext, request: unknown, startedAt: number): void {
+    const slot: Slot = { chunks: null, startedAt };
     this.#slots.push(slot);
     if (this.#slots.length >= IN_FLIGHT_MAX && !this.#paused) {
       this.#paused = true;
@@ -217,6 +234,7 @@ export class Connection {
   }
 
   #complete(handler: ApiHandler, context: RequestContext, slot: Slot, value: unknown): void {
+    this.#options.observer?.requestDone(handler.request.name, slot.startedAt);
     if (this.#closed) return;
     if (value === NO_RESPONSE) {
       slot.chunks = [];
@@ -234,7 +252,7 @@ export class Connection {
   }
 
   #respondNow(handler: ApiHandler, context: RequestContext, version: number, value: unknown): void {
-    const slot: Slot = { chunks: null };
+    const slot: Slot = { chunks: null, startedAt: 0 };
     this.#slots.push(slot);
     slot.chunks = this.#encodeResponse(handler, { ...context, apiVersion: version }, value);
     this.#flush();

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from "node:net";
 import { logger } from "../util/log.ts";
-import { Connection } from "./connection.ts";
+import { Connection, type RequestObserver } from "./connection.ts";
 import type { HandlerRegistry } from "./registry.ts";
 
 const log = logger("listener");
@@ -20,12 +20,15 @@ export async function startKafkaListener(options: {
   port: number;
   frameBytesMax: number;
   registry: HandlerRegistry;
+  /** Request latency for the metrics. */
+  observer?: RequestObserver;
 }): Promise<KafkaListener> {
   const connections = new Set<Connection>();
   const server: Server = createServer((socket) => {
     const connection = new Connection(socket, {
       frameBytesMax: options.frameBytesMax,
       registry: options.registry,
+      observer: options.observer,
       onClose: (closed) => connections.delete(closed),
     });
     connections.add(connection);

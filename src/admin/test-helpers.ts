@@ -1,0 +1,74 @@
+/**
+ * A real node's parts for in-process admin tests, without sockets: metadata image and
+ * local metadata log, partition logs in a temporary data dir, group coordinator on a
+ * manual clock, in-memory offset store, metrics. `src/node.ts` wires the same parts.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { BrokerServices } from "../api/services.ts";
+import { MetadataImage } from "../cluster/metadata-image.ts";
+import { LocalMetadataLog } from "../cluster/metadata-log.ts";
+import { GroupCoordinator } from "../coordinator/group-coordinator.ts";
+import { MemoryOffsetStore } from "../coordinator/offset-store.ts";
+import { LogManager } from "../storage/log-manager.ts";
+import { ManualClock } from "../util/clock.ts";
+import { SeededRandom } from "../util/random.ts";
+import { createAdminApp } from "./app.ts";
+import { BrokerMetrics } from "./metrics.ts";
+import type { AdminNode } from "./views.ts";
+
+export const TEST_NODE_ID = 1;
+export const TEST_CLUSTER_ID = "test-cluster";
+
+export interface TestAdminNode extends AdminNode {
+  readonly clock: ManualClock;
+  readonly offsets: MemoryOffsetStore;
+  readonly app: ReturnType<typeof createAdminApp>;
+  /** Open connections as the app reports them; tests set it. */
+  connections: number;
+  serving: boolean;
+  close(): void;
+}
+
+export async function createTestAdminNode(): Promise<TestAdminNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), "brook-admin-test-"));
+  const clock = new ManualClock();
+  const image = new MetadataImage();
+  const logs = new LogManager({ dataDir, nodeId: TEST_NODE_ID, clock, image });
+  const metadata = LocalMetadataLog.open({ dataDir, image, clock });
+  await metadata.append([{ type: "registerBroker", nodeId: TEST_NODE_ID, host: "127.0.0.1", port: 9092, rack: null }]);
+  const services: BrokerServices = {
+    nodeId: TEST_NODE_ID,
+    clusterId: TEST_CLUSTER_ID,
+    image,
+    metadata,
+    logs,
+    clock,
+    autoCreateTopics: false,
+    topicDefaults: { numPartitions: 1, replicationFactor: 1 },
+    metrics: new BrokerMetrics({ clock, image }),
+  };
+  const offsets = new MemoryOffsetStore();
+  const coordinator = new GroupCoordinator({
+    clock,
+    random: new SeededRandom(7),
+    groupHasOffsets: (groupId) => offsets.hasGroup(groupId),
+  });
+  const node = {
+    services,
+    coordinator,
+    offsets,
+    clock,
+    connections: 0,
+    serving: true,
+    connectionCount: () => node.connections,
+    close() {
+      logs.close();
+      metadata.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  } as Omit<TestAdminNode, "app"> & { app?: TestAdminNode["app"] };
+  node.app = createAdminApp({ isServing: () => node.serving, node });
+  return node as TestAdminNode;
+}
