@@ -65,6 +65,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // Commits are records of __consumer_offsets, replayed here after the metadata log.
   const offsets = new LogOffsetStore(logOffsetsTopic({ image, metadata, logs }), clock);
   const coordinator = new GroupCoordinator({ clock, random: systemRandom, groupHasOffsets: (groupId) => offsets.hasGroup(groupId) });
+  for (const groupId of offsets.groupIds()) coordinator.restoreEmptyGroup(groupId);
   // The driver owns the only timer; the coordinator itself is a state machine.
   const coordinatorTimer = setInterval(() => coordinator.tick(), COORDINATOR_TICK_MS);
   let advertised = { host: config.advertise.host, port: config.advertise.port };

@@ -709,6 +709,17 @@ export class GroupCoordinator {
     });
   }
 
+  /**
+   * At start: a group known only from its replayed committed offsets exists again, Empty,
+   * as Kafka reloads it from __consumer_offsets, so it can be listed, described, deleted.
+   */
+  restoreEmptyGroup(groupId: string): void {
+    this.#run((): null => {
+      if (!this.#groups.has(groupId)) this.#groups.set(groupId, new Group(groupId, this.#nowMs()));
+      return null;
+    });
+  }
+
   listGroups(): GroupOverview[] {
     return [...this.#groups.values()].map((group) => ({
       groupId: group.groupId,

@@ -300,6 +300,7 @@ describe("api: group handlers", () => {
         fetch: () => undefined,
         list: () => [],
         hasGroup: () => false,
+        groupIds: () => [],
         delete: () => 0,
         deleteGroup: () => 0,
         commit: () => Promise.reject(new Error("Disk full")),

@@ -79,6 +79,10 @@ export class LogOffsetStore implements OffsetStore {
     return this.#view.hasGroup(groupId);
   }
 
+  groupIds(): string[] {
+    return this.#view.groupIds();
+  }
+
   async delete(groupId: string, partitions: readonly TopicPartition[]): Promise<number> {
     const existing = partitions.filter((p) => this.#view.fetch(groupId, p.topic, p.partition) !== undefined);
     if (existing.length === 0) return 0;

@@ -39,6 +39,8 @@ export interface OffsetStore {
   /** Every committed partition of the group, sorted by topic, then partition. */
   list(groupId: string): OffsetCommitEntry[];
   hasGroup(groupId: string): boolean;
+  /** Every group with at least one committed offset. */
+  groupIds(): string[];
   /** Removes some partitions' offsets; resolves to how many existed. */
   delete(groupId: string, partitions: readonly TopicPartition[]): number | Promise<number>;
   /** Removes all of a group's offsets; resolves to how many existed. */
@@ -76,6 +78,10 @@ export class MemoryOffsetStore implements OffsetStore {
 
   hasGroup(groupId: string): boolean {
     return this.#groups.has(groupId);
+  }
+
+  groupIds(): string[] {
+    return [...this.#groups.keys()];
   }
 
   delete(groupId: string, partitions: readonly TopicPartition[]): number {

@@ -55,5 +55,9 @@ test("coordinator: committed offsets survive a clean restart and kill -9", async
   broker = await startBroker({ dataDir });
   expect(await committed(broker, "audit")).toEqual([0, 1, 2].map((p) => ({ partition: p, offset: String((p + 1) * 100), metadata: `at-${(p + 1) * 100}` })));
   expect((await committed(broker, "billing")).map((p) => p.offset)).toEqual(["15", "16", "17"]);
+  // The groups themselves are back too, Empty, as Kafka reloads them.
+  const { groups } = (await (await fetch(`${broker.adminUrl}/v1/groups`)).json()) as { groups: Array<{ groupId: string; state: string }> };
+  const listed = groups.map((g) => [g.groupId, g.state]).sort();
+  expect(listed).toEqual([["audit", "Empty"], ["billing", "Empty"]]);
   expect(await broker.stop()).toBe(0);
 });
