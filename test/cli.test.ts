@@ -3,7 +3,7 @@
  * code 2; --version and --help exit 0. No test here starts a broker.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
@@ -132,6 +132,27 @@ describe("cli: a data dir that is not this node's is one line and exit code 2", 
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, "meta.json"), JSON.stringify({ nodeId: 4, clusterId: "abc", formatVersion: 1 }));
     expectUsageError(start(dataDir, "--node-id", "5"), /^brook: Data dir .* belongs to node 4, not --node-id 5$/);
+  });
+
+  test("cli: a data dir that cannot be created", () => {
+    // Root ignores permission bits, so the unwritable place is under a regular file.
+    const blocker = scratchFile("not-a-directory", "x");
+    expectUsageError(start(join(blocker, "data")), /^brook: Cannot create data dir .*not-a-directory\/data/);
+  });
+
+  test("cli: a data dir without write permission", () => {
+    const dataDir = join(scratch, "read-only");
+    mkdirSync(dataDir, { recursive: true, mode: 0o555 });
+    chmodSync(dataDir, 0o555);
+    chmodSync(scratch, 0o755);
+    const args = [process.execPath, MAIN, "start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+    // Permission bits do not bind root, so as root the broker runs as nobody.
+    const command = process.getuid?.() === 0 ? ["runuser", "-u", "nobody", "--", ...args] : args;
+    const result = Bun.spawnSync(command, { cwd: "/", env: { PATH: process.env.PATH ?? "" } });
+    expectUsageError(
+      { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() },
+      /^brook: Cannot write .*read-only\/meta\.json.*EACCES/,
+    );
   });
 
   test("cli: meta.json of a future format", () => {
