@@ -17,6 +17,8 @@
  *
  * Each figure comes with the broker's own account (segments scanned, .log bytes read,
  * ms spent loading logs). Figures never fail anything; the data dir is deleted.
+ *
+ * `run.ts` reuses `buildStartupDataDir` for its "start to ready, 1,000 partitions" row.
  */
 import { rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
@@ -37,12 +39,9 @@ function argument(name: string, fallback: number): number {
   return value;
 }
 
-const partitions = argument("partitions", 1000);
-const segmentsPerPartition = argument("segments", 4);
-const runs = argument("runs", 3);
-const topics = Math.ceil(partitions / PARTITIONS_PER_TOPIC);
 const topicName = (t: number) => `bench-${t}`;
-const partitionsOf = (t: number) => Math.min(PARTITIONS_PER_TOPIC, partitions - t * PARTITIONS_PER_TOPIC);
+const topicsOf = (partitions: number) => Math.ceil(partitions / PARTITIONS_PER_TOPIC);
+const partitionsOf = (partitions: number, t: number) => Math.min(PARTITIONS_PER_TOPIC, partitions - t * PARTITIONS_PER_TOPIC);
 
 /** About 12 KiB: one batch per 16 KiB segment, so every round rolls every partition. */
 const BATCH = buildBatch({
@@ -71,11 +70,11 @@ async function timedStart(dataDir: string): Promise<Start> {
   return { broker, ms, account };
 }
 
-async function produceRound(broker: TestBroker, records = BATCH): Promise<void> {
+async function produceRound(broker: TestBroker, partitions: number, records = BATCH): Promise<void> {
   const client = await RawClient.connect(broker.port);
   const answers = [];
-  for (let t = 0; t < topics; t++) {
-    const partitionData = Array.from({ length: partitionsOf(t) }, (_, index) => ({ index, records }));
+  for (let t = 0; t < topicsOf(partitions); t++) {
+    const partitionData = Array.from({ length: partitionsOf(partitions, t) }, (_, index) => ({ index, records }));
     answers.push(client.request(PRODUCE, 9, { transactionalId: null, acks: 1, timeoutMs: 30_000, topicData: [{ name: topicName(t), partitionData }] }));
   }
   for (const answer of await Promise.all(answers)) {
@@ -94,69 +93,97 @@ function report(label: string, starts: Start[]): void {
   console.log(`${label.padEnd(26)} ${ms.toFixed(0).padStart(6)} ms  (runs: ${starts.map((s) => s.ms.toFixed(0)).join(", ")})  ${starts.at(-1)!.account}`);
 }
 
-const dataDir = tempDir("brook-bench-startup-");
-const emptyDir = tempDir("brook-bench-empty-");
-try {
-  // Build the data dir.
-  let broker = await startBroker({ dataDir, readyMs: READY_MS });
-  const admin = await RawClient.connect(broker.port);
-  const created = await admin.request(CREATE_TOPICS, 7, {
-    topics: Array.from({ length: topics }, (_, t) => ({
-      name: topicName(t), numPartitions: partitionsOf(t), replicationFactor: 1, assignments: [],
-      configs: [{ name: "segment.bytes", value: String(SEGMENT_BYTES) }],
-    })),
-    timeoutMs: 30_000,
-  });
-  for (const topic of created.topics) if (topic.errorCode !== 0) throw new Error(`CreateTopics failed: ${topic.errorCode}`);
-  admin.close();
-  for (let round = 0; round < segmentsPerPartition; round++) await produceRound(broker);
-  await broker.stop();
-  console.log(`data dir: ${partitions} partitions in ${topics} topics, ${segmentsPerPartition}+ segments of ~12 KiB each per partition`);
-
-  const empty: Start[] = [];
-  for (let run = 0; run < runs; run++) {
-    rmSync(emptyDir, { recursive: true, force: true });
-    const start = await timedStart(emptyDir);
-    empty.push(start);
-    await start.broker.stop();
-  }
-
-  const clean: Start[] = [];
-  for (let run = 0; run < runs; run++) {
-    const start = await timedStart(dataDir);
-    clean.push(start);
-    await start.broker.stop();
-  }
-
-  const killed: Start[] = [];
-  broker = (await timedStart(dataDir)).broker;
-  for (let run = 0; run < runs; run++) {
-    await produceRound(broker);
-    await new Promise((resolve) => setTimeout(resolve, CHECKPOINT_WAIT_MS));
-    await produceRound(broker, SMALL_BATCH);
-    await broker.kill();
-    const start = await timedStart(dataDir);
-    killed.push(start);
-    broker = start.broker;
-  }
-
-  const unchecked: Start[] = [];
-  for (let run = 0; run < runs; run++) {
-    await produceRound(broker);
-    await broker.kill();
-    unlinkSync(join(dataDir, "checkpoints", "recovery-point-offset-checkpoint"));
-    const start = await timedStart(dataDir);
-    unchecked.push(start);
-    broker = start.broker;
-  }
-  await broker.stop();
-
-  console.log("startup: spawn to \"Node serving\", median");
-  report("empty data dir", empty);
-  report("after clean stop", clean);
-  report("after kill -9", killed);
-  report("kill -9, no checkpoint", unchecked);
-} finally {
-  rmSync(dataDir, { recursive: true, force: true });
-  rmSync(emptyDir, { recursive: true, force: true });
+export interface StartupDataDirOptions {
+  dataDir: string;
+  partitions: number;
+  segmentsPerPartition: number;
+  /** How to run Brook: default `bun src/main.ts`; run.ts passes the built executable. */
+  command?: string[];
 }
+
+/**
+ * Fills `dataDir` with `partitions` partitions (topics of 100), each with at least
+ * `segmentsPerPartition` segments of about 12 KiB, then stops the broker cleanly.
+ */
+export async function buildStartupDataDir(options: StartupDataDirOptions): Promise<void> {
+  const { dataDir, partitions } = options;
+  const broker = await startBroker({ dataDir, readyMs: READY_MS, command: options.command });
+  try {
+    const admin = await RawClient.connect(broker.port);
+    const created = await admin.request(CREATE_TOPICS, 7, {
+      topics: Array.from({ length: topicsOf(partitions) }, (_, t) => ({
+        name: topicName(t), numPartitions: partitionsOf(partitions, t), replicationFactor: 1, assignments: [],
+        configs: [{ name: "segment.bytes", value: String(SEGMENT_BYTES) }],
+      })),
+      timeoutMs: 30_000,
+    });
+    for (const topic of created.topics) if (topic.errorCode !== 0) throw new Error(`CreateTopics failed: ${topic.errorCode}`);
+    admin.close();
+    for (let round = 0; round < options.segmentsPerPartition; round++) await produceRound(broker, partitions);
+  } finally {
+    await broker.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const partitions = argument("partitions", 1000);
+  const segmentsPerPartition = argument("segments", 4);
+  const runs = argument("runs", 3);
+  const topics = topicsOf(partitions);
+  const dataDir = tempDir("brook-bench-startup-");
+  const emptyDir = tempDir("brook-bench-empty-");
+  try {
+    await buildStartupDataDir({ dataDir, partitions, segmentsPerPartition });
+    let broker: TestBroker;
+    console.log(`data dir: ${partitions} partitions in ${topics} topics, ${segmentsPerPartition}+ segments of ~12 KiB each per partition`);
+
+    const empty: Start[] = [];
+    for (let run = 0; run < runs; run++) {
+      rmSync(emptyDir, { recursive: true, force: true });
+      const start = await timedStart(emptyDir);
+      empty.push(start);
+      await start.broker.stop();
+    }
+
+    const clean: Start[] = [];
+    for (let run = 0; run < runs; run++) {
+      const start = await timedStart(dataDir);
+      clean.push(start);
+      await start.broker.stop();
+    }
+
+    const killed: Start[] = [];
+    broker = (await timedStart(dataDir)).broker;
+    for (let run = 0; run < runs; run++) {
+      await produceRound(broker, partitions);
+      await new Promise((resolve) => setTimeout(resolve, CHECKPOINT_WAIT_MS));
+      await produceRound(broker, partitions, SMALL_BATCH);
+      await broker.kill();
+      const start = await timedStart(dataDir);
+      killed.push(start);
+      broker = start.broker;
+    }
+
+    const unchecked: Start[] = [];
+    for (let run = 0; run < runs; run++) {
+      await produceRound(broker, partitions);
+      await broker.kill();
+      unlinkSync(join(dataDir, "checkpoints", "recovery-point-offset-checkpoint"));
+      const start = await timedStart(dataDir);
+      unchecked.push(start);
+      broker = start.broker;
+    }
+    await broker.stop();
+
+    console.log("startup: spawn to \"Node serving\", median");
+    report("empty data dir", empty);
+    report("after clean stop", clean);
+    report("after kill -9", killed);
+    report("kill -9, no checkpoint", unchecked);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(emptyDir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) await main();

@@ -21,6 +21,9 @@
  *
  * Each figure is printed for both logs with the large/small ratio; a ratio near 1 is the
  * point. The data is deleted afterwards. Figures never fail anything.
+ *
+ * `run.ts` reuses this: `setupStorageRead` builds both logs once, `measureStorageRead`
+ * takes one set of figures (the harness calls it for a warm-up and each counted run).
  */
 import { Buffer } from "node:buffer";
 import {
@@ -47,6 +50,7 @@ import {
 const MIB = 1024 * 1024;
 const RECORDS_PER_BATCH = 1024;
 const VALUE_BYTES = 1000;
+const SMALL_BYTES = 20 * 1000 * 1000;
 
 function argument(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -60,12 +64,6 @@ function stringArgument(name: string): string | null {
   const i = process.argv.indexOf(`--${name}`);
   return i < 0 ? null : (process.argv[i + 1] ?? null);
 }
-
-const bigGb = argument("big-gb", 2);
-const reads = argument("reads", 20_000);
-const appends = argument("appends", 100);
-const smallBytes = 20 * 1000 * 1000;
-const bigBytes = Math.round(bigGb * 1024 * MIB);
 
 const config: LogConfig = {
   ...DEFAULT_LOG_CONFIG,
@@ -95,7 +93,7 @@ function makeTemplate(): Buffer {
   });
 }
 
-interface Figures {
+export interface Figures {
   meanUs: number;
   p50Us: number;
   p99Us: number;
@@ -118,7 +116,7 @@ function measure(count: number, run: (i: number) => void): Figures {
   };
 }
 
-interface Built {
+export interface Built {
   log: PartitionLog;
   seconds: number;
 }
@@ -178,27 +176,46 @@ function show(name: string, small: Figures, big: Figures): void {
   console.log(`${name.padEnd(10)} small ${cell(small)} | large ${cell(big)} | ratio ${ratio}`);
 }
 
-setLogLevel("warn");
-const root = mkdtempSync(join(stringArgument("dir") ?? tmpdir(), "brook-bench-storage-"));
-try {
-  const template = makeTemplate();
+export interface StorageReadSetup {
+  root: string;
+  small: Built;
+  big: Built;
+  template: Buffer;
+  close(): void;
+}
+
+/** Builds the small (20 MB) and the large log in a fresh directory under `parent`. */
+export function setupStorageRead(options: { bigBytes: number; parent?: string }): StorageReadSetup {
+  setLogLevel("warn");
+  const root = mkdtempSync(join(options.parent ?? tmpdir(), "brook-bench-storage-"));
+  try {
+    const template = makeTemplate();
+    const small = build(join(root, "small-0"), SMALL_BYTES, template);
+    const big = build(join(root, "big-0"), options.bigBytes, template);
+    return {
+      root, small, big, template,
+      close() {
+        small.log.close();
+        big.log.close();
+        rmSync(root, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+export interface StorageReadFigures {
+  small: { locate: Figures; read: Figures; rawPread: Figures; append: Figures; rawWrite: Figures };
+  big: { locate: Figures; read: Figures; rawPread: Figures; append: Figures; rawWrite: Figures };
+}
+
+/** One set of figures on logs from setupStorageRead; appends grow both logs. */
+export function measureStorageRead(setup: StorageReadSetup, options: { reads: number; appends: number }): StorageReadFigures {
+  const { reads, appends } = options;
+  const { template, small, big } = setup;
   const batchBytes = template.byteLength;
-  const segmentMib = config.segmentBytes / MIB;
-  console.log(
-    `storage bench: batch ${batchBytes} bytes (${RECORDS_PER_BATCH} records), ` +
-      `segments ${segmentMib} MiB`,
-  );
-  const bigGib = (bigBytes / 1024 / MIB).toFixed(2);
-  console.log(`data in ${root}; large log ${bigGib} GiB, ${reads} reads, ${appends} appends`);
-
-  const small = build(join(root, "small-0"), smallBytes, template);
-  const big = build(join(root, "big-0"), bigBytes, template);
-  const described = (built: Built) =>
-    `${built.log.segmentCount()} segment(s), ${built.log.logEndOffset} records ` +
-    `in ${built.seconds.toFixed(2)} s`;
-  const rate = (bigBytes / MIB / big.seconds).toFixed(0);
-  console.log(`built small: ${described(small)}; large: ${described(big)} (${rate} MiB/s)`);
-
   const figures = (log: PartitionLog, seed: number) => {
     const end = log.logEndOffset;
     const random = seeded(seed);
@@ -231,22 +248,50 @@ try {
   const smallWrite = rawWrite(small.log.dir, template, appends);
   const bigAppend = appendFigures(big.log);
   const bigWrite = rawWrite(big.log.dir, template, appends);
-
-  console.log("");
-  show("locate", smallFigures.locate, bigFigures.locate);
-  show("read", smallFigures.read, bigFigures.read);
-  show("raw pread", smallRaw, bigRaw);
-  show("append", smallAppend, bigAppend);
-  show("raw write", smallWrite, bigWrite);
-  const versus = (ours: Figures, limit: Figures) => (ours.meanUs / limit.meanUs).toFixed(2);
-  console.log(
-    `\nagainst the machine's limit: read/raw pread ` +
-      `small ${versus(smallFigures.read, smallRaw)}x, large ${versus(bigFigures.read, bigRaw)}x; ` +
-      `append/raw write small ${versus(smallAppend, smallWrite)}x, ` +
-      `large ${versus(bigAppend, bigWrite)}x`,
-  );
-  small.log.close();
-  big.log.close();
-} finally {
-  rmSync(root, { recursive: true, force: true });
+  return {
+    small: { ...smallFigures, rawPread: smallRaw, append: smallAppend, rawWrite: smallWrite },
+    big: { ...bigFigures, rawPread: bigRaw, append: bigAppend, rawWrite: bigWrite },
+  };
 }
+
+function main(): void {
+  const bigGb = argument("big-gb", 2);
+  const reads = argument("reads", 20_000);
+  const appends = argument("appends", 100);
+  const bigBytes = Math.round(bigGb * 1024 * MIB);
+  const setup = setupStorageRead({ bigBytes, parent: stringArgument("dir") ?? undefined });
+  try {
+    const { small, big, template } = setup;
+    const segmentMib = config.segmentBytes / MIB;
+    console.log(
+      `storage bench: batch ${template.byteLength} bytes (${RECORDS_PER_BATCH} records), ` +
+        `segments ${segmentMib} MiB`,
+    );
+    const bigGib = (bigBytes / 1024 / MIB).toFixed(2);
+    console.log(`data in ${setup.root}; large log ${bigGib} GiB, ${reads} reads, ${appends} appends`);
+    const described = (built: Built) =>
+      `${built.log.segmentCount()} segment(s), ${built.log.logEndOffset} records ` +
+      `in ${built.seconds.toFixed(2)} s`;
+    const rate = (bigBytes / MIB / big.seconds).toFixed(0);
+    console.log(`built small: ${described(small)}; large: ${described(big)} (${rate} MiB/s)`);
+
+    const f = measureStorageRead(setup, { reads, appends });
+    console.log("");
+    show("locate", f.small.locate, f.big.locate);
+    show("read", f.small.read, f.big.read);
+    show("raw pread", f.small.rawPread, f.big.rawPread);
+    show("append", f.small.append, f.big.append);
+    show("raw write", f.small.rawWrite, f.big.rawWrite);
+    const versus = (ours: Figures, limit: Figures) => (ours.meanUs / limit.meanUs).toFixed(2);
+    console.log(
+      `\nagainst the machine's limit: read/raw pread ` +
+        `small ${versus(f.small.read, f.small.rawPread)}x, large ${versus(f.big.read, f.big.rawPread)}x; ` +
+        `append/raw write small ${versus(f.small.append, f.small.rawWrite)}x, ` +
+        `large ${versus(f.big.append, f.big.rawWrite)}x`,
+    );
+  } finally {
+    setup.close();
+  }
+}
+
+if (import.meta.main) main();
