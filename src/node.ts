@@ -20,16 +20,20 @@ import { systemRandom } from "./util/random.ts";
 import { GroupCoordinator } from "./coordinator/group-coordinator.ts";
 import { createGroupHandlers } from "./coordinator/handlers.ts";
 import { LogOffsetStore } from "./coordinator/log-offset-store.ts";
-import { logOffsetsTopic } from "./coordinator/offsets-topic.ts";
+import { OffsetRetention } from "./coordinator/offset-store.ts";
+import { logOffsetsTopic, offsetsSettingsFromEnv } from "./coordinator/offsets-topic.ts";
 import { logger } from "./util/log.ts";
 
 const log = logger("node");
 const COORDINATOR_TICK_MS = 100;
 /**
- * The storage cleaner's tick: flush.ms, delayed file deletion and checkpoints each tick;
- * retention every RETENTION_CHECK_INTERVAL_MS_DEFAULT (log.retention.check.interval.ms).
+ * The storage cleaner's tick: flush.ms, compaction (a byte budget per tick), delayed file
+ * deletion and checkpoints each tick; retention every RETENTION_CHECK_INTERVAL_MS_DEFAULT
+ * (log.retention.check.interval.ms).
  */
 const LOG_TICK_MS = 1000;
+/** How often offsets retention notes which groups are Empty (it scans at its own interval). */
+const OFFSETS_RETENTION_TICK_MS = 1000;
 
 export interface RunningNode {
   readonly nodeId: number;
@@ -38,7 +42,7 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig): Promise<RunningNode> {
+export async function startNode(config: NodeConfig, offsetsSettings = offsetsSettingsFromEnv(process.env)): Promise<RunningNode> {
   const clock = systemClock;
   const meta = openDataDir(config.dataDir, config.nodeId);
   const nodeId = meta.nodeId;
@@ -63,11 +67,28 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     metrics: new BrokerMetrics({ clock, image }),
   };
   // Commits are records of __consumer_offsets, replayed here after the metadata log.
-  const offsets = new LogOffsetStore(logOffsetsTopic({ image, metadata, logs }), clock);
+  const offsetsTopic = logOffsetsTopic({ image, metadata, logs, segmentBytes: offsetsSettings.segmentBytes });
+  const offsets = new LogOffsetStore(offsetsTopic, clock);
   const coordinator = new GroupCoordinator({ clock, random: systemRandom, groupHasOffsets: (groupId) => offsets.hasGroup(groupId) });
   for (const groupId of offsets.groupIds()) coordinator.restoreEmptyGroup(groupId);
   // The driver owns the only timer; the coordinator itself is a state machine.
   const coordinatorTimer = setInterval(() => coordinator.tick(), COORDINATOR_TICK_MS);
+  // Offsets retention: groups without members lose their offsets after the retention.
+  const retention = new OffsetRetention(offsetsSettings);
+  const expireOffsets = () => {
+    const states = new Map(coordinator.listGroups().map((group) => [group.groupId, group.state]));
+    const hasMembers = (groupId: string) => {
+      const state = states.get(groupId);
+      return state !== undefined && state !== "Empty" && state !== "Dead";
+    };
+    for (const { groupId, entries } of retention.check(offsets, hasMembers, clock.nowMs())) {
+      offsets.expire(groupId, entries).catch((error: unknown) => {
+        log.error("Expiring committed offsets failed; will retry", { group: groupId, error: String(error) });
+      });
+    }
+  };
+  expireOffsets();
+  const retentionTimer = setInterval(expireOffsets, OFFSETS_RETENTION_TICK_MS);
   let advertised = { host: config.advertise.host, port: config.advertise.port };
   const groupHandlers = createGroupHandlers({
     coordinator,
@@ -111,6 +132,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     async stop() {
       serving = false;
       clearInterval(coordinatorTimer);
+      clearInterval(retentionTimer);
       clearInterval(logTimer);
       await admin.stop();
       await listener.stop();

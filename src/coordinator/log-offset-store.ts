@@ -3,7 +3,11 @@
  * `__consumer_offsets` (DESIGN.md principle 5). Each commit request is one record batch
  * appended to the group's partition before it is applied to the in-memory view that
  * answers reads; at start the view is rebuilt by replaying the topic. The topic is
- * created on first use.
+ * created on first use. Deleted and expired offsets are tombstones (null values), which
+ * the log cleaner removes from the compacted topic after delete.retention.ms.
+ *
+ * Appends reach the log in call order, and the view applies them in that order too
+ * (every write path awaits the same one append), so the view and a replay agree.
  */
 import { buildBatch } from "../protocol/record-batch-builder.ts";
 import { decodeRecords } from "../protocol/records.ts";
@@ -33,6 +37,8 @@ export class LogOffsetStore implements OffsetStore {
   readonly #topic: OffsetsTopic;
   readonly #clock: Clock;
   readonly #view = new MemoryOffsetStore();
+  /** Commits in flight per group (appended, not yet in the view); expiry leaves them be. */
+  readonly #pending = new Map<string, number>();
 
   constructor(topic: OffsetsTopic, clock: Clock) {
     this.#topic = topic;
@@ -60,11 +66,40 @@ export class LogOffsetStore implements OffsetStore {
 
   async commit(groupId: string, entries: readonly OffsetCommitEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.#write(groupId, entries.map((entry) => ({
-      key: offsetKey(groupId, entry.topic, entry.partition),
-      value: offsetValue(entry),
-    })));
-    this.#view.commit(groupId, entries);
+    this.#pending.set(groupId, (this.#pending.get(groupId) ?? 0) + 1);
+    try {
+      await this.#write(groupId, entries.map((entry) => ({
+        key: offsetKey(groupId, entry.topic, entry.partition),
+        value: offsetValue(entry),
+      })));
+      this.#view.commit(groupId, entries);
+    } finally {
+      const left = this.#pending.get(groupId)! - 1;
+      if (left === 0) this.#pending.delete(groupId);
+      else this.#pending.set(groupId, left);
+    }
+  }
+
+  /**
+   * Offsets retention (OffsetRetention decides what): deletes these commits of a group
+   * with tombstones, as `delete` does, unless a commit to the group is in flight or a
+   * commit changed since it was listed. Resolves to how many went.
+   */
+  async expire(groupId: string, entries: readonly OffsetCommitEntry[]): Promise<number> {
+    if (this.#pending.has(groupId)) return 0;
+    const unchanged = entries.flatMap((entry) => {
+      const current = this.#view.fetch(groupId, entry.topic, entry.partition);
+      const same = current !== undefined && sameCommit(current, entry);
+      return same ? [{ entry, current }] : [];
+    });
+    if (unchanged.length === 0) return 0;
+    await this.#tombstones(groupId, unchanged.map((each) => each.entry));
+    // A commit that landed meanwhile was appended after the tombstones: it stays.
+    const gone = unchanged.filter(({ entry, current }) =>
+      this.#view.fetch(groupId, entry.topic, entry.partition) === current);
+    const removed = this.#view.delete(groupId, gone.map((each) => each.entry));
+    log.info("Committed offsets expired", { group: groupId, partitions: removed });
+    return removed;
   }
 
   fetch(groupId: string, topic: string, partition: number): CommittedOffset | undefined {
@@ -105,4 +140,12 @@ export class LogOffsetStore implements OffsetStore {
     const batch = buildBatch({ baseTimestamp: this.#clock.nowMs(), records });
     return this.#topic.append(partitionForGroup(groupId, this.#topic.partitionCount), batch);
   }
+}
+
+function sameCommit(a: CommittedOffset, b: CommittedOffset): boolean {
+  return a.offset === b.offset &&
+    a.commitTimestampMs === b.commitTimestampMs &&
+    a.expireTimestampMs === b.expireTimestampMs &&
+    a.leaderEpoch === b.leaderEpoch &&
+    a.metadata === b.metadata;
 }

@@ -1,8 +1,10 @@
 /**
  * Committed offsets as records of `__consumer_offsets`, in Kafka's own layout so that
  * Kafka's tools would read them: key version 1 (group, topic, partition), value version
- * 3 (offset, leader epoch, metadata, commit timestamp), a null value deletes. Group
- * metadata records (key version 2) are recognised and skipped for now.
+ * 3 (offset, leader epoch, metadata, commit timestamp), or version 1 (no leader epoch, an
+ * expire timestamp) for a commit with an explicit retention, as Kafka writes; a null
+ * value deletes (a tombstone, which compaction removes in time). Group metadata records
+ * (key version 2) are recognised and skipped for now.
  */
 import { Buffer } from "node:buffer";
 import { Reader } from "../protocol/reader.ts";
@@ -36,12 +38,26 @@ export function offsetKey(groupId: string, topic: string, partition: number): Bu
 }
 
 export function offsetValue(entry: OffsetCommitEntry): Buffer {
+  // Kafka writes value version 1 for a commit with an explicit expire timestamp
+  // (OffsetCommit v2-v4 retention): only that version carries one.
+  if (entry.expireTimestampMs !== null) return offsetValueV1(entry, entry.expireTimestampMs);
   const head = Buffer.allocUnsafe(14);
   head.writeInt16BE(OFFSET_VALUE_VERSION, 0);
   head.writeBigInt64BE(BigInt(entry.offset), 2);
   head.writeInt32BE(entry.leaderEpoch, 10);
   const tail = Buffer.allocUnsafe(8);
   tail.writeBigInt64BE(BigInt(entry.commitTimestampMs), 0);
+  return Buffer.concat([head, stringBytes(entry.metadata), tail]);
+}
+
+/** Value version 1: offset, metadata, commit timestamp, expire timestamp (no leader epoch). */
+function offsetValueV1(entry: OffsetCommitEntry, expireTimestampMs: number): Buffer {
+  const head = Buffer.allocUnsafe(10);
+  head.writeInt16BE(1, 0);
+  head.writeBigInt64BE(BigInt(entry.offset), 2);
+  const tail = Buffer.allocUnsafe(16);
+  tail.writeBigInt64BE(BigInt(entry.commitTimestampMs), 0);
+  tail.writeBigInt64BE(BigInt(expireTimestampMs), 8);
   return Buffer.concat([head, stringBytes(entry.metadata), tail]);
 }
 

@@ -102,6 +102,103 @@ export class MemoryOffsetStore implements OffsetStore {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Offsets retention.
+
+/** Kafka's offsets.retention.minutes default: 7 days. */
+export const OFFSETS_RETENTION_MINUTES_DEFAULT = 10080;
+export const OFFSETS_RETENTION_MS_DEFAULT = OFFSETS_RETENTION_MINUTES_DEFAULT * 60_000;
+/** Kafka's offsets.retention.check.interval.ms default: 10 minutes. */
+export const OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT = 600_000;
+
+/** The commits of one group that are due to expire. */
+export interface ExpiredOffsets {
+  readonly groupId: string;
+  readonly entries: readonly OffsetCommitEntry[];
+}
+
+export interface OffsetRetentionOptions {
+  /** offsets.retention.minutes, in ms. */
+  retentionMs?: number;
+  /** offsets.retention.check.interval.ms: least time between two expiry scans. */
+  checkIntervalMs?: number;
+}
+
+/**
+ * Offsets retention (Kafka's offsets.retention.minutes as KIP-211 has it): the committed
+ * offsets of a group without members expire once the retention has passed since the
+ * group became Empty and since the offset was committed; a commit with an explicit
+ * expire timestamp (OffsetCommit v2-v4 retention) expires at that time instead. A group
+ * with members keeps its offsets. Kafka expires offsets of a Stable group's unsubscribed
+ * topics too; that is not here.
+ *
+ * Pure bookkeeping, no timer, no clock: the driver calls `check` (every second or so)
+ * with the time and whether each group has members now, and writes the tombstones of
+ * what it answers through the store. When a group became Empty is what `check` saw: the
+ * first call that found it without members (so, after a restart, no earlier than the
+ * start; the coordinator keeps no older state timestamp). That errs on the late side.
+ */
+export class OffsetRetention {
+  readonly retentionMs: number;
+  readonly checkIntervalMs: number;
+  /**
+   * Wall-clock ms when each group with committed offsets was first seen without members.
+   * Bounded by the groups of the store: others are forgotten on each check.
+   */
+  readonly #emptySinceMs = new Map<string, number>();
+  /** Wall-clock ms of the last expiry scan, null before the first. */
+  #lastScanMs: number | null = null;
+
+  constructor(options: OffsetRetentionOptions = {}) {
+    this.retentionMs = options.retentionMs ?? OFFSETS_RETENTION_MS_DEFAULT;
+    this.checkIntervalMs = options.checkIntervalMs ?? OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT;
+    assert(this.retentionMs > 0, "Offsets retention must be positive");
+    assert(this.checkIntervalMs > 0, "Offsets retention check interval must be positive");
+  }
+
+  /** When `groupId` was first seen without members, null if it has members (or is unknown). */
+  emptySinceMs(groupId: string): number | null {
+    return this.#emptySinceMs.get(groupId) ?? null;
+  }
+
+  /**
+   * Notes which groups have members now and, at most once per check interval, answers
+   * the commits due to expire (an empty list otherwise).
+   */
+  check(
+    store: Pick<OffsetStore, "groupIds" | "list">,
+    hasMembers: (groupId: string) => boolean,
+    nowMs: number,
+  ): ExpiredOffsets[] {
+    const groups = store.groupIds();
+    const known = new Set(groups);
+    for (const groupId of this.#emptySinceMs.keys()) {
+      if (!known.has(groupId)) this.#emptySinceMs.delete(groupId);
+    }
+    for (const groupId of groups) {
+      if (hasMembers(groupId)) this.#emptySinceMs.delete(groupId);
+      else if (!this.#emptySinceMs.has(groupId)) this.#emptySinceMs.set(groupId, nowMs);
+    }
+    if (this.#lastScanMs !== null && nowMs - this.#lastScanMs < this.checkIntervalMs) return [];
+    this.#lastScanMs = nowMs;
+    const expired: ExpiredOffsets[] = [];
+    for (const groupId of groups) {
+      const emptySinceMs = this.#emptySinceMs.get(groupId);
+      if (emptySinceMs === undefined) continue;
+      const entries = store
+        .list(groupId)
+        .filter((entry) => this.#isExpired(entry, emptySinceMs, nowMs));
+      if (entries.length > 0) expired.push({ groupId, entries });
+    }
+    return expired;
+  }
+
+  #isExpired(entry: OffsetCommitEntry, emptySinceMs: number, nowMs: number): boolean {
+    if (entry.expireTimestampMs !== null) return nowMs >= entry.expireTimestampMs;
+    return nowMs - Math.max(emptySinceMs, entry.commitTimestampMs) >= this.retentionMs;
+  }
+}
+
 function key(topic: string, partition: number): string {
   return `${topic}\0${partition}`;
 }

@@ -67,6 +67,32 @@ export const INDEX_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** Default bound of open read-only segment files in the shared cache. */
 export const OPEN_FILES_DEFAULT = 256;
 
+/**
+ * Log cleaner (compaction): bytes one cleaner tick reads at most, over all logs. The
+ * cleaner works in steps of this size between other work on the event loop, so one tick
+ * never blocks appends and reads for long (a 1 GiB group is cleaned over many ticks).
+ */
+export const CLEANER_BYTES_PER_TICK = 32 * 1024 * 1024;
+/** One read of the cleaner (grown to one whole batch when a batch is larger). */
+export const CLEANER_READ_BYTES = 1024 * 1024;
+/**
+ * Memory of the cleaner's offset map (key → last offset), Kafka's
+ * log.cleaner.dedupe.buffer.size. A map that fills up ends the pass's range early; the
+ * rest is cleaned by the next pass.
+ */
+export const OFFSET_MAP_BYTES_MAX = 64 * 1024 * 1024;
+/** What one offset map entry costs besides its key's bytes (a JS Map entry, a string). */
+export const OFFSET_MAP_ENTRY_OVERHEAD_BYTES = 80;
+/**
+ * Least dirty bytes (sealed segments written since the last pass) before a log is
+ * cleaned, capped at its segment.bytes: tiny logs are not rewritten for every segment.
+ */
+export const CLEANER_DIRTY_BYTES_MIN = 1024 * 1024;
+/** Cleaning passes whose tombstone clock is remembered; older ones merge (later time wins). */
+export const CLEANER_PASSES_REMEMBERED_MAX = 32;
+/** After a failed pass, the log is not cleaned again for this long (Kafka's backoff). */
+export const CLEANER_BACKOFF_MS = 30_000;
+
 assert(APPEND_BYTES_MAX >= BATCH_BYTES_MAX, "An append must be able to carry the largest batch");
 assert(BATCH_BYTES_MAX >= BATCH_HEADER_BYTES, "The largest batch must hold a header");
 // A segment file grows past segment.bytes only when a single append is larger, so its
@@ -83,3 +109,7 @@ assert(SCAN_CHUNK_BYTES >= BATCH_HEADER_BYTES, "A scan chunk must hold a batch h
 assert(LOCATE_CHUNK_BYTES_MAX >= BATCH_HEADER_BYTES, "A locate chunk must hold a batch header");
 assert(SCAN_CHUNK_BYTES <= BATCH_BYTES_MAX, "Scan chunks grow to one batch, never shrink below it");
 assert(OPEN_FILES_DEFAULT >= 2, "A read crossing segments needs two open files");
+assert(CLEANER_READ_BYTES >= BATCH_HEADER_BYTES, "A cleaner read must hold a batch header");
+assert(CLEANER_BYTES_PER_TICK >= CLEANER_READ_BYTES, "A cleaner tick must allow one read");
+assert(OFFSET_MAP_BYTES_MAX > OFFSET_MAP_ENTRY_OVERHEAD_BYTES, "The offset map must hold a key");
+assert(CLEANER_PASSES_REMEMBERED_MAX >= 2, "Merging passes needs two of them");

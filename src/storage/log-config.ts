@@ -37,10 +37,21 @@ export interface LogConfig {
   retentionBytes: number;
   /**
    * cleanup.policy: `delete` lets retention (time, size) delete segments and
-   * DeleteRecords move the log start; a `compact`-only topic keeps everything (compaction
-   * itself is a later issue).
+   * DeleteRecords move the log start; `compact` lets the cleaner keep only the latest
+   * record of each key in sealed segments (compaction.ts); both may be set.
    */
   cleanupPolicy: CleanupPolicy;
+  /**
+   * min.cleanable.dirty.ratio: a compacted log is cleaned once the bytes of sealed
+   * segments written since its last cleaning exceed this share of all sealed bytes.
+   * Optional here only because callers outside storage build LogConfig literals; absent
+   * means Kafka's default (see `compactionConfig`).
+   */
+  minCleanableDirtyRatio?: number;
+  /** delete.retention.ms: tombstones stay this long after their segment was first cleaned. */
+  deleteRetentionMs?: number;
+  /** min.compaction.lag.ms: segments with records younger than this are not cleaned yet. */
+  minCompactionLagMs?: number;
   /** flush.messages: fsync the active segment once this many messages are unflushed. */
   flushMessages: number;
   /** flush.ms: fsync the active segment when its last flush is this old (and it has news). */
@@ -70,7 +81,26 @@ export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
   flushMessages: NEVER,
   flushMs: NEVER,
   fileDeleteDelayMs: 60000,
+  minCleanableDirtyRatio: 0.5,
+  deleteRetentionMs: 86400000,
+  minCompactionLagMs: 0,
 });
+
+/** The compaction settings of a config, Kafka's defaults for those it leaves out. */
+export interface CompactionConfig {
+  minCleanableDirtyRatio: number;
+  deleteRetentionMs: number;
+  minCompactionLagMs: number;
+}
+
+export function compactionConfig(config: LogConfig): CompactionConfig {
+  return {
+    minCleanableDirtyRatio:
+      config.minCleanableDirtyRatio ?? DEFAULT_LOG_CONFIG.minCleanableDirtyRatio!,
+    deleteRetentionMs: config.deleteRetentionMs ?? DEFAULT_LOG_CONFIG.deleteRetentionMs!,
+    minCompactionLagMs: config.minCompactionLagMs ?? DEFAULT_LOG_CONFIG.minCompactionLagMs!,
+  };
+}
 
 export type LogConfigCheck = { ok: true } | { ok: false; message: string };
 
@@ -81,6 +111,21 @@ function integerIn(name: string, value: number, min: number, max: number): strin
   if (value < min) return `${name} is below ${min}: ${value}`;
   if (value > max) return `${name} is above ${max}: ${value}`;
   return null;
+}
+
+function optionalIntegerIn(
+  name: string,
+  value: number | undefined,
+  min: number,
+  max: number,
+): string | null {
+  return value === undefined ? null : integerIn(name, value, min, max);
+}
+
+function ratioIn(name: string, value: number | undefined): string | null {
+  if (value === undefined) return null;
+  if (Number.isFinite(value) && value >= 0 && value <= 1) return null;
+  return `${name} is not in [0, 1]: ${value}`;
 }
 
 /** Checks user-supplied values; the message names the first bad one. */
@@ -95,6 +140,9 @@ export function checkLogConfig(config: LogConfig): LogConfigCheck {
     integerIn("flush.messages", config.flushMessages, 1, Number.MAX_VALUE) ??
     integerIn("flush.ms", config.flushMs, 0, Number.MAX_VALUE) ??
     integerIn("file.delete.delay.ms", config.fileDeleteDelayMs, 0, Number.MAX_VALUE) ??
+    optionalIntegerIn("delete.retention.ms", config.deleteRetentionMs, 0, Number.MAX_VALUE) ??
+    optionalIntegerIn("min.compaction.lag.ms", config.minCompactionLagMs, 0, Number.MAX_VALUE) ??
+    ratioIn("min.cleanable.dirty.ratio", config.minCleanableDirtyRatio) ??
     (config.cleanupPolicy.delete || config.cleanupPolicy.compact
       ? null
       : "cleanup.policy names neither delete nor compact") ??

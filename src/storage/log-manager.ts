@@ -8,7 +8,8 @@
  * offsets, the clean-shutdown marker); logs opened while the metadata log is replayed
  * use them. `startupComplete` removes the marker (from then on a crash is unclean) and
  * writes fresh checkpoints. `tick`, driven by the node's one timer, runs flush.ms,
- * retention, delayed file deletion and checkpoint writes. `close` closes every log, then
+ * retention, compaction (a budget of bytes per tick for the dirtiest due log, one log at
+ * a time as Kafka's single cleaner thread), delayed file deletion and checkpoint writes. `close` closes every log, then
  * writes the checkpoints and the marker, so the next start verifies nothing.
  *
  * Each partition directory holds Kafka's `partition.metadata` (the topic id), written
@@ -25,7 +26,11 @@
 import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MetadataImage, MetadataRecord } from "../cluster/metadata-image.ts";
-import { logConfigFromOverrides } from "../cluster/topic-config.ts";
+import {
+  logConfigFromOverrides,
+  topicConfigNumber,
+  topicConfigValue,
+} from "../cluster/topic-config.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -44,6 +49,9 @@ import {
   PartitionLog,
   type RecoveryState,
 } from "./partition-log.ts";
+import type { CleanerOptions } from "./compaction.ts";
+import { CLEANER_BYTES_PER_TICK } from "./limits.ts";
+import type { LogConfig } from "./log-config.ts";
 import { StorageIoError, syncDirectory } from "./segment.ts";
 import { SegmentCache } from "./segment-cache.ts";
 
@@ -81,6 +89,10 @@ export interface LogManagerOptions {
   retentionCheckIntervalMs?: number;
   /** Least time between two writes of changed recovery points. */
   checkpointIntervalMs?: number;
+  /** Bytes the cleaner reads per tick at most (CLEANER_BYTES_PER_TICK). */
+  cleanerBytesPerTick?: number;
+  /** Bounds of each log's cleaner (tests lower them). */
+  cleaner?: CleanerOptions;
 }
 
 export class LogManager {
@@ -90,6 +102,10 @@ export class LogManager {
   readonly #clock: Clock;
   readonly #retentionCheckIntervalMs: number;
   readonly #checkpointIntervalMs: number;
+  readonly #cleanerBytesPerTick: number;
+  readonly #cleanerOptions: CleanerOptions;
+  /** The log whose cleaning pass is under way, by key; null when none is. */
+  #cleaning: string | null = null;
   readonly #logs = new Map<string, PartitionLog>();
   /** Topic and partition of each log, by key (checkpoints name them). */
   readonly #ids = new Map<string, PartitionId>();
@@ -120,6 +136,8 @@ export class LogManager {
     this.#retentionCheckIntervalMs =
       options.retentionCheckIntervalMs ?? RETENTION_CHECK_INTERVAL_MS_DEFAULT;
     this.#checkpointIntervalMs = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS_DEFAULT;
+    this.#cleanerBytesPerTick = options.cleanerBytesPerTick ?? CLEANER_BYTES_PER_TICK;
+    this.#cleanerOptions = options.cleaner ?? {};
     this.#startedMs = this.#clock.monotonicMs();
     this.#lastCheckpointMs = this.#startedMs;
     mkdirSync(this.#checkpointsDir, { recursive: true });
@@ -258,7 +276,50 @@ export class LogManager {
       }
     }
     if (logStartMoved) this.#writeLogStarts(false);
+    this.#clean();
     if (nowMs - this.#lastCheckpointMs >= this.#checkpointIntervalMs) this.#writeCheckpoints(false);
+  }
+
+  /**
+   * Compaction's share of a tick: continues the pass under way, else starts one on the
+   * dirtiest due log, until the tick's byte budget is spent. A failure is logged by the
+   * cleaner, which pauses that log.
+   */
+  #clean(): void {
+    let budget = this.#cleanerBytesPerTick;
+    // Each log is tried at most once per tick: bounded work however passes end.
+    const tried = new Set<string>();
+    while (budget > 0) {
+      let key = this.#cleaning;
+      // A log removed meanwhile aborted its pass when it was closed.
+      if (key !== null && !this.#logs.has(key)) key = null;
+      key ??= this.#dirtiest(tried);
+      this.#cleaning = null;
+      if (key === null) return;
+      tried.add(key);
+      const step = this.#logs.get(key)!.cleanStep(budget);
+      if (step.kind === "running") {
+        // The budget is spent; the pass goes on next tick.
+        this.#cleaning = key;
+        return;
+      }
+      if (step.kind !== "idle") budget -= step.bytesRead;
+    }
+  }
+
+  /** The due log with the largest dirty ratio, leaving out `tried`; null when none. */
+  #dirtiest(tried: ReadonlySet<string>): string | null {
+    let best: string | null = null;
+    let bestRatio = -1;
+    for (const [key, partitionLog] of this.#logs) {
+      if (tried.has(key) || !partitionLog.config.cleanupPolicy.compact) continue;
+      const status = partitionLog.cleanerStatus();
+      if (status.due && status.dirtyRatio > bestRatio) {
+        best = key;
+        bestRatio = status.dirtyRatio;
+      }
+    }
+    return best;
   }
 
   #wake(key: string): void {
@@ -282,9 +343,10 @@ export class LogManager {
         const existed = existsSync(dir);
         const partitionLog = PartitionLog.open({
           dir,
-          config: logConfigFromOverrides(topic.configs),
+          config: logConfigOf(topic.configs),
           clock: this.#clock,
           cache: this.#cache,
+          cleaner: this.#cleanerOptions,
           ...this.#recoveryFor(key, dir),
         });
         // An existing directory may belong to a later topic of this name (replay at
@@ -297,7 +359,7 @@ export class LogManager {
       }
       case "config": {
         const topic = image.topicById(record.topicId)!;
-        for (const p of topic.partitions) this.get(topic.name, p.partition)?.updateConfig(logConfigFromOverrides(topic.configs));
+        for (const p of topic.partitions) this.get(topic.name, p.partition)?.updateConfig(logConfigOf(topic.configs));
         return;
       }
       case "removeTopic": {
@@ -456,6 +518,20 @@ export class LogManager {
     for (const partitionLog of this.#logs.values()) bytes += partitionLog.sizeBytes();
     return { partitions: this.#logs.size, bytes };
   }
+}
+
+/**
+ * The storage config of a topic: `logConfigFromOverrides` plus the compaction settings
+ * (min.cleanable.dirty.ratio, delete.retention.ms, min.compaction.lag.ms), which it does
+ * not map yet.
+ */
+export function logConfigOf(overrides: ReadonlyMap<string, string>): LogConfig {
+  return {
+    ...logConfigFromOverrides(overrides),
+    minCleanableDirtyRatio: Number(topicConfigValue(overrides, "min.cleanable.dirty.ratio")),
+    deleteRetentionMs: topicConfigNumber(overrides, "delete.retention.ms"),
+    minCompactionLagMs: topicConfigNumber(overrides, "min.compaction.lag.ms"),
+  };
 }
 
 /** The topic id in a partition directory's partition.metadata, null if none is readable. */

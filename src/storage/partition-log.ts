@@ -19,7 +19,9 @@
  * - first segment's base <= recoveryPoint <= logEndOffset; offsets below the recovery
  *   point are fsynced (a roll seals, that is fsyncs, the old segment; a flush the active).
  * - Segments are sorted by base offset; each base offset is the offset of its first batch
- *   (or, for an empty active segment, the log end offset).
+ *   as written (or, for an empty active segment, the log end offset). Compaction may
+ *   remove that batch, so a segment's batches start at or after its base offset, and a
+ *   cleaned segment may be empty.
  * - Appends are all-or-nothing per records blob: every batch is validated before any byte
  *   is written, and one blob never spans two segments.
  * - Reads return whole batches only and never go past the bytes of completed appends.
@@ -27,6 +29,10 @@
  * - Retention deletes whole segments, oldest first, never the active one (it is rolled
  *   first when it must go); a deleted segment's files are renamed `.deleted` and removed
  *   file.delete.delay.ms later.
+ * - Compaction (compaction.ts, driven through `cleanStep`) replaces runs of sealed
+ *   segments by cleaned ones with the same first base offset (`replaceSegments`): offsets
+ *   of kept records never change, but batches and whole segments may leave gaps, which
+ *   reads skip (a fetch inside a gap gets the next batch).
  */
 import { Buffer } from "node:buffer";
 import { mkdirSync, readdirSync, rmSync, statSync, unlinkSync } from "node:fs";
@@ -62,12 +68,23 @@ import {
   type ReadCounter,
   SEGMENT_FILE_PATTERN,
   Segment,
+  type SegmentBuilder,
   StorageIoError,
   TIME_INDEX_SUFFIX,
+  recoverCleanerSwaps,
   segmentFileName,
   syncDirectory,
 } from "./segment.ts";
 import { SegmentCache } from "./segment-cache.ts";
+import {
+  type CleanerOptions,
+  type CleanerState,
+  type CleanerStatus,
+  type CleanerStep,
+  LogCleaner,
+  type PassResult,
+  SwapInterruptedError,
+} from "./compaction.ts";
 
 export { DEFAULT_LOG_CONFIG, type LogConfig, checkLogConfig, SegmentCache, StorageIoError };
 
@@ -84,6 +101,8 @@ export interface PartitionLogOptions {
    * its own such as the metadata log) the recovery point is 0: every segment is verified.
    */
   recovery?: RecoveryState;
+  /** Bounds of the log cleaner (tests lower them); Kafka-like defaults otherwise. */
+  cleaner?: CleanerOptions;
 }
 
 /** A log's entries in the data dir's checkpoints, and how the node last stopped. */
@@ -190,6 +209,8 @@ export class PartitionLog {
    */
   readonly #pendingDeletes: PendingDelete[] = [];
   readonly #openReport: Readonly<OpenReport>;
+  /** Compaction of this log (idle unless cleanup.policy has compact). */
+  readonly #cleaner: LogCleaner;
   #closed = false;
 
   private constructor(
@@ -201,6 +222,7 @@ export class PartitionLog {
     logStartOffset: number,
     recoveryPoint: number,
     report: OpenReport,
+    cleanerOptions: CleanerOptions,
   ) {
     assert(segments.length > 0, "A log has at least one segment");
     const active = segments[segments.length - 1]!;
@@ -221,6 +243,7 @@ export class PartitionLog {
     this.#lastFlushMs = clock.monotonicMs();
     this.#sizeBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
     this.#openReport = Object.freeze(report);
+    this.#cleaner = new LogCleaner(this, clock, cleanerOptions);
   }
 
   /**
@@ -294,6 +317,7 @@ export class PartitionLog {
       logStartOffset,
       recoveryPoint,
       report,
+      options.cleaner ?? {},
     );
     log.debug("Opened partition log", {
       dir,
@@ -387,6 +411,8 @@ export class PartitionLog {
    * the `.deleted` files of segments deleted before the last stop.
    */
   static #listSegments(dir: string): number[] {
+    // A cleaner swap a crash interrupted is finished (or undone) first.
+    recoverCleanerSwaps(dir);
     const names = readdirSync(dir);
     const logs = new Set<string>();
     for (const name of names) {
@@ -524,7 +550,8 @@ export class PartitionLog {
       first++;
       location = this.#segments[first]!.locate(fetchOffset, chunkBytes);
     }
-    assert(location !== null, `No batch holds offset ${fetchOffset} below the log end`);
+    // Compaction may have emptied the tail before the log end: nothing to return yet.
+    if (location === null) return { ok: true, records: EMPTY_RECORDS };
     if (location.baseOffset >= limit) return { ok: true, records: EMPTY_RECORDS };
     let budget = maxBytes;
     if (location.size > maxBytes) {
@@ -712,6 +739,89 @@ export class PartitionLog {
     return { ok: true, logStartOffset: this.#logStartOffset };
   }
 
+  /** How dirty the log is for the cleaner, and whether a cleaning pass is due. */
+  cleanerStatus(): CleanerStatus {
+    this.#assertOpen();
+    return this.#cleaner.status();
+  }
+
+  /**
+   * Advances compaction by about `budgetBytes` of reading (the LogManager's tick calls
+   * this for the dirtiest due log); idle unless cleanup.policy has compact.
+   */
+  cleanStep(budgetBytes: number): CleanerStep {
+    this.#assertOpen();
+    return this.#cleaner.step(budgetBytes);
+  }
+
+  /** Runs a whole cleaning pass now when one is due; null when none is. */
+  compact(): PassResult | null {
+    this.#assertOpen();
+    return this.#cleaner.cleanNow();
+  }
+
+  /** What the cleaner remembers (first dirty offset, recent passes). */
+  cleanerState(): CleanerState {
+    return this.#cleaner.state;
+  }
+
+  /** True while `run` is a run of consecutive sealed segments of this log. */
+  holdsSegments(run: readonly Segment[]): boolean {
+    this.#assertOpen();
+    return this.#runIndex(run) >= 0;
+  }
+
+  /**
+   * For the cleaner: replaces the sealed segments `run` by `replacement`, a finished
+   * SegmentBuilder with the base offset of the first of them, or removes them (null;
+   * never the first segment, whose base offset holds the log start). Crash-safe: the
+   * replacement is committed (`.swap`), the old segments renamed `.deleted` (removed
+   * file.delete.delay.ms later, so readers still holding them can finish), then the
+   * replacement renamed into place. Throws StorageIoError when the commit fails (nothing
+   * changed) and SwapInterruptedError when a later step does: the log goes on reading
+   * the old segments, and the next open finishes the swap from the files.
+   */
+  replaceSegments(run: readonly Segment[], replacement: SegmentBuilder | null): void {
+    this.#assertOpen();
+    const start = this.#runIndex(run);
+    assert(start >= 0, "Replaced segments are not a run of this log's sealed segments");
+    if (replacement === null) {
+      assert(start > 0, "The first segment is replaced, never removed");
+    } else {
+      const base = run[0]!.baseOffset;
+      assert(replacement.baseOffset === base, "Replacement must keep the base offset");
+      try {
+        replacement.commit();
+      } catch (error) {
+        const message = `Cannot commit a cleaned segment of ${this.dir}: ${String(error)}`;
+        throw new StorageIoError(message, { cause: error });
+      }
+    }
+    let installed: Segment | null = null;
+    try {
+      for (const segment of run) this.#retire(segment);
+      if (replacement !== null) installed = replacement.install(this.#cache);
+    } catch (error) {
+      const message = `Swapping cleaned segments of ${this.dir} failed: ${String(error)}`;
+      throw new SwapInterruptedError(message, { cause: error });
+    }
+    const dueMs = this.#clock.monotonicMs() + this.#config.fileDeleteDelayMs;
+    let removedBytes = 0;
+    for (const segment of run) {
+      removedBytes += segment.sizeBytes;
+      this.#pendingDeletes.push({ segment, dueMs });
+    }
+    if (installed === null) this.#segments.splice(start, run.length);
+    else this.#segments.splice(start, run.length, installed);
+    this.#sizeBytes += (installed?.sizeBytes ?? 0) - removedBytes;
+    log.debug("Replaced segments with cleaned ones", {
+      dir: this.dir,
+      replaced: run.map((segment) => segment.baseOffset).join(","),
+      bytesBefore: removedBytes,
+      bytesAfter: installed?.sizeBytes ?? 0,
+    });
+  }
+
   /** Removes the files of deleted segments whose file.delete.delay.ms has passed. */
   deleteExpiredFiles(): number {
     this.#assertOpen();
@@ -738,6 +848,7 @@ export class PartitionLog {
    */
   close(): void {
     if (this.#closed) return;
+    this.#cleaner.abort();
     for (const segment of this.#segments) segment.close();
     for (const pending of this.#pendingDeletes.splice(0)) pending.segment.close();
     this.#recoveryPoint = this.#logEndOffset;
@@ -759,6 +870,34 @@ export class PartitionLog {
 
   #active(): Segment {
     return this.#segments[this.#segments.length - 1]!;
+  }
+
+  /** Index of `run` in the segments when it is a run of sealed ones, else -1. */
+  #runIndex(run: readonly Segment[]): number {
+    if (run.length === 0) return -1;
+    const start = this.#segments.indexOf(run[0]!);
+    if (start < 0 || start + run.length >= this.#segments.length) return -1;
+    for (let i = 1; i < run.length; i++) {
+      if (this.#segments[start + i] !== run[i]) return -1;
+    }
+    return start;
+  }
+
+  /**
+   * Renames a segment's files `.deleted` (unless a failed swap did already). A segment of
+   * the same base offset deleted earlier (the cleaner rewrites the same base again) is
+   * removed now: its `.deleted` name is about to be taken.
+   */
+  #retire(segment: Segment): void {
+    if (segment.isRenamedForDeletion) return;
+    const earlier = this.#pendingDeletes.findIndex(
+      (pending) => pending.segment.baseOffset === segment.baseOffset,
+    );
+    if (earlier >= 0) {
+      this.#pendingDeletes[earlier]!.segment.delete();
+      this.#pendingDeletes.splice(earlier, 1);
+    }
+    segment.renameForDeletion();
   }
 
   /** The last segment whose base offset is <= `offset`. */
@@ -826,7 +965,7 @@ export class PartitionLog {
     let renamed = 0;
     try {
       for (const segment of deleted) {
-        segment.renameForDeletion();
+        this.#retire(segment);
         renamed++;
         bytes += segment.sizeBytes;
         this.#pendingDeletes.push({ segment, dueMs });
