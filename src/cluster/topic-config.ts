@@ -118,6 +118,9 @@ export function logConfigFromOverrides(overrides: ReadonlyMap<string, string>): 
     flushMessages: topicConfigNumber(overrides, "flush.messages"),
     flushMs: topicConfigNumber(overrides, "flush.ms"),
     fileDeleteDelayMs: topicConfigNumber(overrides, "file.delete.delay.ms"),
+    minCleanableDirtyRatio: Number(topicConfigValue(overrides, "min.cleanable.dirty.ratio")),
+    deleteRetentionMs: topicConfigNumber(overrides, "delete.retention.ms"),
+    minCompactionLagMs: topicConfigNumber(overrides, "min.compaction.lag.ms"),
   };
 }
 

@@ -26,11 +26,7 @@
 import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MetadataImage, MetadataRecord } from "../cluster/metadata-image.ts";
-import {
-  logConfigFromOverrides,
-  topicConfigNumber,
-  topicConfigValue,
-} from "../cluster/topic-config.ts";
+import { logConfigFromOverrides } from "../cluster/topic-config.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -343,7 +339,7 @@ export class LogManager {
         const existed = existsSync(dir);
         const partitionLog = PartitionLog.open({
           dir,
-          config: logConfigOf(topic.configs),
+          config: logConfigFromOverrides(topic.configs),
           clock: this.#clock,
           cache: this.#cache,
           cleaner: this.#cleanerOptions,
@@ -359,7 +355,7 @@ export class LogManager {
       }
       case "config": {
         const topic = image.topicById(record.topicId)!;
-        for (const p of topic.partitions) this.get(topic.name, p.partition)?.updateConfig(logConfigOf(topic.configs));
+        for (const p of topic.partitions) this.get(topic.name, p.partition)?.updateConfig(logConfigFromOverrides(topic.configs));
         return;
       }
       case "removeTopic": {
@@ -518,20 +514,6 @@ export class LogManager {
     for (const partitionLog of this.#logs.values()) bytes += partitionLog.sizeBytes();
     return { partitions: this.#logs.size, bytes };
   }
-}
-
-/**
- * The storage config of a topic: `logConfigFromOverrides` plus the compaction settings
- * (min.cleanable.dirty.ratio, delete.retention.ms, min.compaction.lag.ms), which it does
- * not map yet.
- */
-export function logConfigOf(overrides: ReadonlyMap<string, string>): LogConfig {
-  return {
-    ...logConfigFromOverrides(overrides),
-    minCleanableDirtyRatio: Number(topicConfigValue(overrides, "min.cleanable.dirty.ratio")),
-    deleteRetentionMs: topicConfigNumber(overrides, "delete.retention.ms"),
-    minCompactionLagMs: topicConfigNumber(overrides, "min.compaction.lag.ms"),
-  };
 }
 
 /** The topic id in a partition directory's partition.metadata, null if none is readable. */
