@@ -15,6 +15,9 @@
  * and is left out; if none is left the group is not consulted at all; else the group's
  * verdict (generation, member) applies to all; then metadata longer than
  * OFFSET_METADATA_LENGTH_MAX is OFFSET_METADATA_TOO_LARGE; the rest is stored as one.
+ *
+ * A commit the group accepted is in flight until the store has it (CommitsInFlight):
+ * OffsetFetch waits for it, because the group may rebalance in the meantime.
  */
 import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
@@ -38,13 +41,54 @@ const GROUP_ID_NOT_FOUND_FROM_VERSION = 9;
 /** Kafka's "use the broker's time / retention" value of the timestamp and retention fields. */
 const DEFAULT_TIMESTAMP = -1;
 
+/**
+ * Commits the group accepted that the store has not finished, per group. In Kafka a
+ * commit is stored before the group can form its next generation (the commit's append
+ * and the join's completion are ordered by the coordinator), so a member that takes a
+ * partition over reads the previous owner's last accepted commit. Here the store appends
+ * asynchronously after the generation check, and the group can rebalance meanwhile; so
+ * OffsetFetch waits for the commits to its groups in flight when it arrives (not for
+ * later ones, so steady commits cannot hold a fetch back forever).
+ */
+export class CommitsInFlight {
+  readonly #byGroup = new Map<string, Set<Promise<void>>>();
+
+  /** Tracks a commit from its generation check until `storing` settles. */
+  track(groupId: string, storing: Promise<void>): void {
+    let commits = this.#byGroup.get(groupId);
+    if (commits === undefined) {
+      commits = new Set();
+      this.#byGroup.set(groupId, commits);
+    }
+    commits.add(storing);
+    const done = () => {
+      commits.delete(storing);
+      if (commits.size === 0 && this.#byGroup.get(groupId) === commits) {
+        this.#byGroup.delete(groupId);
+      }
+    };
+    storing.then(done, done);
+  }
+
+  /** Settles once every commit to these groups now in flight is stored or failed; null if none. */
+  settled(groupIds: readonly string[]): Promise<void> | null {
+    const waiting: Promise<void>[] = [];
+    for (const groupId of new Set(groupIds)) waiting.push(...(this.#byGroup.get(groupId) ?? []));
+    if (waiting.length === 0) return null;
+    return Promise.allSettled(waiting).then(() => undefined);
+  }
+}
+
 interface Pending {
   readonly topic: string;
   readonly request: OffsetCommitRequestOffsetCommitRequestPartition;
   readonly answer: OffsetCommitResponseOffsetCommitResponsePartition;
 }
 
-export function createOffsetCommitHandler(deps: GroupHandlerDeps) {
+export function createOffsetCommitHandler(
+  deps: GroupHandlerDeps,
+  inFlight: CommitsInFlight = new CommitsInFlight(),
+) {
   return defineHandler({
     request: OffsetCommitRequest,
     response: OffsetCommitResponse,
@@ -114,8 +158,11 @@ export function createOffsetCommitHandler(deps: GroupHandlerDeps) {
         stored.push(each);
       }
       if (entries.length > 0) {
+        // Called at once (no await since the generation check), tracked until stored.
+        const storing = (async () => deps.offsets.commit(request.groupId, entries))();
+        inFlight.track(request.groupId, storing);
         try {
-          await deps.offsets.commit(request.groupId, entries);
+          await storing;
         } catch (error) {
           // Kafka answers a failed append to __consumer_offsets with a retriable error.
           const message = error instanceof Error ? error.message : String(error);

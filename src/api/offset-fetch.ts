@@ -12,8 +12,13 @@
  *
  * As in Kafka, a group or partition without a commit is not an error: offset -1,
  * leader epoch -1, metadata "".
+ *
+ * The answer waits for the commits to the asked groups that were accepted but not yet
+ * stored when the request arrived (CommitsInFlight in offset-commit.ts): a member taking
+ * a partition over after a rebalance must see the previous owner's last commit.
  */
 import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import { CommitsInFlight } from "./offset-commit.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {
   OffsetFetchRequest,
@@ -33,7 +38,10 @@ interface TopicAnswer {
   partitions: PartitionAnswer[];
 }
 
-export function createOffsetFetchHandler(deps: GroupHandlerDeps) {
+export function createOffsetFetchHandler(
+  deps: GroupHandlerDeps,
+  inFlight: CommitsInFlight = new CommitsInFlight(),
+) {
   const fetchGroup = (
     groupId: string,
     topics: readonly { name: string; partitionIndexes: number[] }[] | null,
@@ -76,21 +84,27 @@ export function createOffsetFetchHandler(deps: GroupHandlerDeps) {
     response: OffsetFetchResponse,
     versions: [0, 9],
     handle(request, context) {
-      if (context.apiVersion < GROUPS_FROM_VERSION) {
+      const grouped = context.apiVersion >= GROUPS_FROM_VERSION;
+      const answer = () => {
+        if (!grouped) {
+          return {
+            throttleTimeMs: 0,
+            topics: fetchGroup(request.groupId, request.topics),
+            errorCode: ErrorCode.NONE,
+          };
+        }
         return {
           throttleTimeMs: 0,
-          topics: fetchGroup(request.groupId, request.topics),
-          errorCode: ErrorCode.NONE,
+          groups: request.groups.map((group) => ({
+            groupId: group.groupId,
+            topics: fetchGroup(group.groupId, group.topics),
+            errorCode: ErrorCode.NONE,
+          })),
         };
-      }
-      return {
-        throttleTimeMs: 0,
-        groups: request.groups.map((group) => ({
-          groupId: group.groupId,
-          topics: fetchGroup(group.groupId, group.topics),
-          errorCode: ErrorCode.NONE,
-        })),
       };
+      const groupIds = grouped ? request.groups.map((group) => group.groupId) : [request.groupId];
+      const stored = inFlight.settled(groupIds);
+      return stored === null ? answer() : stored.then(answer);
     },
   });
 }

@@ -315,6 +315,106 @@ describe("api: group handlers", () => {
     expect(response.topics[0].partitions[0].errorCode).toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
   });
 
+  test("OffsetFetch: waits for commits the group accepted before it rebalanced", async () => {
+    // Found by test/groups/platformatic.test.ts: a member's commit passed the generation
+    // check, the group rebalanced while the store was still appending it, and the
+    // partition's new owner fetched the offset from before it (then processed a message
+    // twice). In Kafka the commit is stored before the next generation can form; here
+    // an OffsetFetch waits for the commits to its group in flight when it arrives.
+    const h: Harness = harness();
+    const gates: Array<() => void> = [];
+    const handlers = createGroupHandlers({
+      coordinator: h.coordinator,
+      offsets: {
+        fetch: (g, t, p) => h.offsets.fetch(g, t, p),
+        list: (g) => h.offsets.list(g),
+        hasGroup: (g) => h.offsets.hasGroup(g),
+        groupIds: () => h.offsets.groupIds(),
+        delete: (g, partitions) => h.offsets.delete(g, partitions),
+        deleteGroup: (g) => h.offsets.deleteGroup(g),
+        commit: (groupId, entries) => new Promise<void>((resolve, reject) => {
+          gates.push(() => {
+            if (entries[0]!.metadata === "fail") return reject(new Error("Disk full"));
+            h.offsets.commit(groupId, entries);
+            resolve();
+          });
+        }),
+      },
+      self: () => SELF,
+      partitionExists: () => true,
+    });
+    const byKey = new Map(handlers.map((handler) => [handler.request.apiKey, handler]));
+    const call = <Res>(key: number, version: number, request: object) => {
+      const state: { value: Res | undefined } = { value: undefined };
+      const promise = callHandler<object, Res>(byKey.get(key) as ApiHandler<object, Res>, version,
+        request).then((value) => (state.value = value));
+      return { state, promise };
+    };
+    const join = (memberId: string) => call<Any>(JOIN_GROUP, 4, {
+      groupId: "g", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 30_000, memberId,
+      protocolType: "consumer", protocols: [{ name: "range", metadata: bytes("m") }],
+    });
+    const sync = (memberId: string, generationId: number) => call<Any>(SYNC_GROUP, 3, {
+      groupId: "g", generationId, memberId,
+      assignments: [{ memberId, assignment: bytes("all") }],
+    });
+    const commit = (memberId: string, generation: number, offset: number, metadata = "") =>
+      call<Any>(OFFSET_COMMIT, 8, {
+        groupId: "g", generationIdOrMemberEpoch: generation, memberId,
+        topics: [{ name: "orders", partitions: [
+          { partitionIndex: 0, committedOffset: offset, committedMetadata: metadata },
+        ] }],
+      });
+    const fetchOffset = () => call<Any>(OFFSET_FETCH, 7, {
+      groupId: "g", topics: [{ name: "orders", partitionIndexes: [0] }],
+    });
+
+    // B alone in generation 1 (version 4 joins: the member id comes first).
+    const idB: string = (await join("").promise).memberId;
+    const joinB = join(idB);
+    h.advance(100);
+    expect((await joinB.promise).generationId).toBe(1);
+    await sync(idB, 1).promise;
+    // B processed offset 22 and commits 23; the store is slow.
+    const committing = commit(idB, 1, 23);
+    await settle();
+    expect(committing.state.value).toBeUndefined();
+    // Meanwhile B leaves (generation 2, Empty) and A forms generation 3 on its own, then
+    // asks where to start.
+    await call<Any>(LEAVE_GROUP, 3, { groupId: "g", members: [{ memberId: idB }] }).promise;
+    const idA: string = (await join("").promise).memberId;
+    const joinA = join(idA);
+    h.advance(100);
+    expect((await joinA.promise).generationId).toBe(3);
+    await sync(idA, 3).promise;
+    const fetching = fetchOffset();
+    await settle();
+    expect(fetching.state.value).toBeUndefined();
+    gates.shift()!();
+    expect((await committing.promise).topics[0].partitions[0].errorCode).toBe(0);
+    expect((await fetching.promise).topics[0].partitions[0].committedOffset).toBe(23);
+
+    // A commit that fails to store releases the fetch too, which answers what is stored;
+    // a fetch arriving after a commit was answered waits for nothing.
+    const failing = commit(idA, 3, 40, "fail");
+    const afterFailing = fetchOffset();
+    await settle();
+    expect(afterFailing.state.value).toBeUndefined();
+    gates.shift()!();
+    expect((await failing.promise).topics[0].partitions[0].errorCode)
+      .toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
+    expect((await afterFailing.promise).topics[0].partitions[0].committedOffset).toBe(23);
+    expect((await fetchOffset().promise).topics[0].partitions[0].committedOffset).toBe(23);
+    // Commits to another group do not hold this group's fetches.
+    const elsewhere = call<Any>(OFFSET_COMMIT, 8, {
+      groupId: "other", generationIdOrMemberEpoch: -1, memberId: "",
+      topics: [{ name: "orders", partitions: [{ partitionIndex: 0, committedOffset: 1 }] }],
+    });
+    expect((await fetchOffset().promise).topics[0].partitions[0].committedOffset).toBe(23);
+    gates.shift()!();
+    await elsewhere.promise;
+  });
+
   test("SyncGroup: a follower's answer waits for the leader's", async () => {
     const { h, call, start } = setup();
     const request = (memberId: string) => ({

@@ -12,7 +12,7 @@ import { createJoinGroupHandler } from "../api/group-join.ts";
 import { createLeaveGroupHandler } from "../api/group-leave.ts";
 import { createSyncGroupHandler } from "../api/group-sync.ts";
 import { createListGroupsHandler } from "../api/list-groups.ts";
-import { createOffsetCommitHandler } from "../api/offset-commit.ts";
+import { CommitsInFlight, createOffsetCommitHandler } from "../api/offset-commit.ts";
 import { createOffsetDeleteHandler } from "../api/offset-delete.ts";
 import { createOffsetFetchHandler } from "../api/offset-fetch.ts";
 import type { ApiHandler } from "../server/handler.ts";
@@ -33,14 +33,16 @@ export interface GroupHandlerDeps {
 }
 
 export function createGroupHandlers(deps: GroupHandlerDeps): ApiHandler[] {
+  // OffsetFetch waits for the commits OffsetCommit has accepted but not yet stored.
+  const commitsInFlight = new CommitsInFlight();
   return [
     createFindCoordinatorHandler(deps),
     createJoinGroupHandler(deps),
     createSyncGroupHandler(deps),
     createHeartbeatHandler(deps),
     createLeaveGroupHandler(deps),
-    createOffsetCommitHandler(deps),
-    createOffsetFetchHandler(deps),
+    createOffsetCommitHandler(deps, commitsInFlight),
+    createOffsetFetchHandler(deps, commitsInFlight),
     createListGroupsHandler(deps),
     createDescribeGroupsHandler(deps),
     createDeleteGroupsHandler(deps),
