@@ -251,7 +251,8 @@ export function setLogAppendTime(batch: Uint8Array, timestampMs: number): void {
 // Walking the records of an uncompressed batch without allocating per record.
 
 /** Reusable cursor over varints; one per walk, never one per record. */
-class VarintCursor {
+/** A cursor over record fields (varints) inside one batch; shared by record walkers. */
+export class VarintCursor {
   buf: Uint8Array = new Uint8Array(0);
   pos = 0;
   end = 0;
@@ -293,6 +294,14 @@ class VarintCursor {
       scale *= 128;
     }
     return this.#fail();
+  }
+
+  skip(bytes: number): void {
+    if (bytes < 0 || this.pos + bytes > this.end) {
+      this.#fail();
+      return;
+    }
+    this.pos += bytes;
   }
 
   #fail(): number {

@@ -43,6 +43,7 @@ import {
   readCompression,
   readRecordCount,
   readTimestampType,
+  VarintCursor,
 } from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
 
@@ -94,52 +95,6 @@ export class RecordCursor {
   }
 }
 
-/** Reads Kafka's zigzag varints from a byte range, noting a short or bad one. */
-class Varints {
-  buf: Uint8Array = new Uint8Array(0);
-  pos = 0;
-  end = 0;
-  failed = false;
-
-  varint(): number {
-    let raw = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      if (this.pos >= this.end) return this.#fail();
-      const byte = this.buf[this.pos++]!;
-      raw |= (byte & 0x7f) << shift;
-      if ((byte & 0x80) === 0) return (raw >>> 1) ^ -(raw & 1);
-    }
-    return this.#fail();
-  }
-
-  varlong(): number {
-    let raw = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) return this.#fail();
-      const byte = this.buf[this.pos++]!;
-      raw += (byte & 0x7f) * scale;
-      if ((byte & 0x80) === 0) return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2;
-      scale *= 128;
-    }
-    return this.#fail();
-  }
-
-  skip(bytes: number): void {
-    if (bytes < 0 || this.pos + bytes > this.end) {
-      this.#fail();
-      return;
-    }
-    this.pos += bytes;
-  }
-
-  #fail(): number {
-    this.failed = true;
-    this.pos = this.end;
-    return 0;
-  }
-}
-
 /**
  * The uncompressed records of the batch at `at` (a view for an uncompressed batch, a new
  * buffer otherwise), or null when its payload cannot be decompressed.
@@ -170,16 +125,13 @@ export function forEachRecord(
   cursor: RecordCursor,
   visit: (cursor: RecordCursor) => void,
 ): boolean {
-  const reader = new Varints();
+  const reader = new VarintCursor();
   cursor.plain = plain;
   cursor.baseOffset = baseOffset;
   let pos = 0;
   let previousDelta = -1;
   for (let i = 0; i < count; i++) {
-    reader.buf = plain;
-    reader.pos = pos;
-    reader.end = plain.byteLength;
-    reader.failed = false;
+    reader.reset(plain, pos, plain.byteLength);
     const length = reader.varint();
     if (reader.failed || length < 6 || reader.pos + length > plain.byteLength) return false;
     const end = reader.pos + length;
