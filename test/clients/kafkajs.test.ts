@@ -40,7 +40,13 @@ import {
   storedBatches,
   valueOf,
 } from "../helpers/clients-common.ts";
-import { javaPartition, registerKafkajsCodecs } from "../helpers/js-codecs.ts";
+import {
+  javaPartition,
+  type Placement,
+  type Produced,
+  registerKafkajsCodecs,
+  tallySend,
+} from "../helpers/js-codecs.ts";
 
 /** Messages per `send` call. */
 const SEND_BATCH = 500;
@@ -101,18 +107,6 @@ function toRecord(partition: number, message: KafkaMessage): ConsumedRecord {
   };
 }
 
-interface Placement {
-  partition: number;
-  offset: number;
-  timestamp: number;
-}
-
-interface Produced {
-  placements: Placement[];
-  /** Records per partition, from the reports. */
-  counts: number[];
-  problems: string[];
-}
 
 let broker: TestBroker;
 let kafka: Kafka;
@@ -146,31 +140,21 @@ async function produceAll(codec: string): Promise<Produced> {
       const partition = javaPartition(keyOf(i), PARTITIONS);
       byPartition.set(partition, [...(byPartition.get(partition) ?? []), i]);
     }
-    const reported = reports.map((r) => r.partition).sort();
-    const expected = [...byPartition.keys()].sort();
-    if (JSON.stringify(reported) !== JSON.stringify(expected)) {
-      problems.push(`send at ${start}: reports for partitions ${reported}, sent to ${expected}`);
-    }
     for (const report of reports) {
       const where = `send at ${start}, partition ${report.partition}`;
-      if (report.topicName !== topic) problems.push(`${where}: topic ${report.topicName}`);
       if (report.errorCode !== 0) problems.push(`${where}: error ${report.errorCode}`);
       // ProduceResponse log_append_time is -1 under CreateTime.
       if (report.logAppendTime !== "-1") {
         problems.push(`${where}: logAppendTime ${report.logAppendTime}`);
       }
-      const base = Number(report.baseOffset);
-      if (base !== counts[report.partition]) {
-        problems.push(`${where}: base offset ${base}, expected ${counts[report.partition]}`);
-      }
-      const sent = byPartition.get(report.partition) ?? [];
-      sent.forEach((i, rank) => {
-        placements[i] = {
-          partition: report.partition, offset: base + rank, timestamp: timestampOf(i),
-        };
-      });
-      counts[report.partition] = base + sent.length;
     }
+    tallySend({ placements, counts, problems }, {
+      start,
+      topic,
+      byPartition,
+      reports: reports.map((r) => ({ partition: r.partition, topic: r.topicName, baseOffset: Number(r.baseOffset) })),
+      timestampOf,
+    });
   }
   return { placements, counts, problems };
 }

@@ -39,7 +39,7 @@ import {
   storedBatches,
   valueOf,
 } from "../helpers/clients-common.ts";
-import { platformaticPartition } from "../helpers/js-codecs.ts";
+import { type Placement, platformaticPartition, type Produced, tallySend } from "../helpers/js-codecs.ts";
 
 type Codec = "none" | "gzip" | "snappy" | "lz4" | "zstd";
 
@@ -61,18 +61,6 @@ const headersOf = (codec: string) => (i: number): [string, string][] => [
   ["idx", String(i)], ["src", "platformatic"], ["codec", codec],
 ];
 
-interface Placement {
-  partition: number;
-  offset: number;
-  timestamp: number;
-}
-
-interface Produced {
-  placements: Placement[];
-  /** Records per partition, from the reports. */
-  counts: number[];
-  problems: string[];
-}
 
 let broker: TestBroker;
 let admin: Admin;
@@ -134,26 +122,13 @@ async function produceAll(codec: Codec): Promise<Produced> {
       byPartition.set(partition, [...(byPartition.get(partition) ?? []), i]);
     }
     const reports = result.offsets ?? [];
-    const reported = reports.map((r) => r.partition).sort();
-    const expected = [...byPartition.keys()].sort();
-    if (JSON.stringify(reported) !== JSON.stringify(expected)) {
-      problems.push(`send at ${start}: reports for partitions ${reported}, sent to ${expected}`);
-    }
-    for (const report of reports) {
-      const where = `send at ${start}, partition ${report.partition}`;
-      if (report.topic !== topic) problems.push(`${where}: topic ${report.topic}`);
-      const base = Number(report.offset);
-      if (base !== counts[report.partition]) {
-        problems.push(`${where}: base offset ${base}, expected ${counts[report.partition]}`);
-      }
-      const sent = byPartition.get(report.partition) ?? [];
-      sent.forEach((i, rank) => {
-        placements[i] = {
-          partition: report.partition, offset: base + rank, timestamp: timestampOf(i),
-        };
-      });
-      counts[report.partition] = base + sent.length;
-    }
+    tallySend({ placements, counts, problems }, {
+      start,
+      topic,
+      byPartition,
+      reports: reports.map((r) => ({ partition: r.partition, topic: r.topic, baseOffset: Number(r.offset) })),
+      timestampOf,
+    });
   }
   return { placements, counts, problems };
 }

@@ -113,3 +113,59 @@ export function javaPartition(key: string, partitions: number): number {
 export function platformaticPartition(key: string, partitions: number): number {
   return (murmur2(Buffer.from(key)) >>> 0) % partitions;
 }
+
+export interface Placement {
+  partition: number;
+  offset: number;
+  timestamp: number;
+}
+
+/** Where every produced message landed, from the clients' send reports. */
+export interface Produced {
+  placements: Placement[];
+  /** Records per partition, from the reports. */
+  counts: number[];
+  problems: string[];
+}
+
+export interface SendReport {
+  partition: number;
+  topic: string;
+  baseOffset: number;
+}
+
+/**
+ * Checks one send call's reports against the partitions its messages were hashed to,
+ * and records each message's offset (base offset plus its rank in that partition).
+ */
+export function tallySend(
+  produced: Produced,
+  options: {
+    start: number;
+    topic: string;
+    byPartition: ReadonlyMap<number, readonly number[]>;
+    reports: readonly SendReport[];
+    timestampOf: (i: number) => number;
+  },
+): void {
+  const { start, topic, byPartition, reports } = options;
+  const { placements, counts, problems } = produced;
+  const reported = reports.map((r) => r.partition).sort();
+  const expected = [...byPartition.keys()].sort();
+  if (JSON.stringify(reported) !== JSON.stringify(expected)) {
+    problems.push(`send at ${start}: reports for partitions ${reported}, sent to ${expected}`);
+  }
+  for (const report of reports) {
+    const where = `send at ${start}, partition ${report.partition}`;
+    if (report.topic !== topic) problems.push(`${where}: topic ${report.topic}`);
+    const base = report.baseOffset;
+    if (base !== counts[report.partition]) {
+      problems.push(`${where}: base offset ${base}, expected ${counts[report.partition]}`);
+    }
+    const sent = byPartition.get(report.partition) ?? [];
+    sent.forEach((i, rank) => {
+      placements[i] = { partition: report.partition, offset: base + rank, timestamp: options.timestampOf(i) };
+    });
+    counts[report.partition] = base + sent.length;
+  }
+}
