@@ -69,8 +69,16 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   // Commits are records of __consumer_offsets, replayed here after the metadata log.
   const offsetsTopic = logOffsetsTopic({ image, metadata, logs, segmentBytes: offsetsSettings.segmentBytes });
   const offsets = new LogOffsetStore(offsetsTopic, clock);
-  const coordinator = new GroupCoordinator({ clock, random: systemRandom, groupHasOffsets: (groupId) => offsets.hasGroup(groupId) });
-  for (const groupId of offsets.groupIds()) coordinator.restoreEmptyGroup(groupId);
+  const coordinator = new GroupCoordinator({
+    clock,
+    random: systemRandom,
+    groupHasOffsets: (groupId) => offsets.hasGroup(groupId),
+    groupStore: offsets,
+  });
+  // Groups come back as stored (Stable with their members, or Empty); a group known
+  // only by its offsets comes back Empty.
+  const restored = new Set(offsets.loadedGroups().filter((group) => coordinator.restoreGroup(group)).map((group) => group.groupId));
+  for (const groupId of offsets.groupIds()) if (!restored.has(groupId)) coordinator.restoreEmptyGroup(groupId);
   // The driver owns the only timer; the coordinator itself is a state machine.
   const coordinatorTimer = setInterval(() => coordinator.tick(), COORDINATOR_TICK_MS);
   // Offsets retention: groups without members lose their offsets after the retention.

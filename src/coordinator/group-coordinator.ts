@@ -30,8 +30,11 @@
  * - a pending member id handed out with MEMBER_ID_REQUIRED that comes back with a group
  *   instance id gets UNKNOWN_MEMBER_ID (Kafka throws: UNKNOWN_SERVER_ERROR);
  * - protocol vote ties go to the first vote cast (Kafka: hash order);
- * - group metadata is not persisted yet (a later issue writes it to __consumer_offsets),
- *   so a restarted broker starts with no groups; committed offsets live in OffsetStore.
+ *
+ * Group metadata goes to the optional GroupMetadataStore (records of __consumer_offsets
+ * in the node) where Kafka writes it: the leader's assignment before any member gets it,
+ * a group that became Empty, a static member's new member id, and a tombstone when a
+ * group goes. `restoreGroup` puts a stored group back at start.
  */
 import type { Clock } from "../util/clock.ts";
 import { assert } from "../util/assert.ts";
@@ -50,6 +53,7 @@ import {
   type SyncGroupResult,
 } from "./group.ts";
 import type { GroupError } from "./group-errors.ts";
+import { restoreGroup, type GroupSnapshot, snapshotGroup } from "./group-snapshot.ts";
 
 export {
   CONSUMER_PROTOCOL_TYPE,
@@ -111,7 +115,16 @@ export interface GroupCoordinatorOptions {
    * dropped after `emptyGroupRetentionMs`; one with commits stays (ListGroups shows it).
    */
   readonly groupHasOffsets: (groupId: string) => boolean;
+  /** Where group metadata is kept across restarts; none in unit tests. */
+  readonly groupStore?: GroupMetadataStore;
   readonly config?: Partial<GroupCoordinatorConfig>;
+}
+
+/** Durable group metadata; writes reach storage in call order. */
+export interface GroupMetadataStore {
+  /** Resolves once the snapshot is durable; rejects when it could not be written. */
+  storeGroup(group: GroupSnapshot): Promise<void>;
+  removeGroup(groupId: string): Promise<void>;
 }
 
 export interface JoinGroupInput {
@@ -218,6 +231,7 @@ export class GroupCoordinator {
   readonly clock: Clock;
   readonly #random: Random;
   readonly #groupHasOffsets: (groupId: string) => boolean;
+  readonly #groupStore: GroupMetadataStore | null;
   readonly #groups = new Map<string, Group>();
   /** Callbacks to call when the running public method returns, in order. */
   #outbox: (() => void)[] = [];
@@ -228,6 +242,7 @@ export class GroupCoordinator {
     this.clock = options.clock;
     this.#random = options.random;
     this.#groupHasOffsets = options.groupHasOffsets;
+    this.#groupStore = options.groupStore ?? null;
     const config = this.config;
     assert(config.sessionTimeoutMsMin > 0, "Minimum session timeout is not positive");
     assert(config.sessionTimeoutMsMin <= config.sessionTimeoutMsMax, "Session bounds inverted");
@@ -440,6 +455,8 @@ export class GroupCoordinator {
           const reason = `Static member ${instanceId} changes the protocol`;
           return this.#maybePrepareRebalance(group, reason);
         }
+        // The new member id must survive a restart, or the member would be unknown.
+        this.#storeGroup(group);
         let result: JoinGroupResult;
         if (input.supportSkippingAssignment) {
           // KIP-814: tell a returning leader it leads, but must not reassign.
@@ -515,17 +532,30 @@ export class GroupCoordinator {
         member.syncCallback = respond;
         this.#removePendingSync(group, member.memberId);
         if (!group.isLeader(member.memberId)) return;
+        if (group.assignmentStoring) return;
+        const given = new Map(input.assignments.map((each) => [each.memberId, each.assignment]));
         const assignments = new Map<string, Uint8Array>();
-        for (const entry of input.assignments) assignments.set(entry.memberId, entry.assignment);
+        for (const memberId of group.members.keys()) {
+          // A member the leader left out gets an empty assignment, as in Kafka.
+          assignments.set(memberId, copyBytes(given.get(memberId) ?? EMPTY_BYTES));
+        }
         log.info("Assignment received from the leader", {
           group: group.groupId, generation: group.generationId, members: group.members.size,
         });
-        for (const each of group.members.values()) {
-          // A member the leader left out gets an empty assignment, as in Kafka.
-          each.assignment = copyBytes(assignments.get(each.memberId) ?? EMPTY_BYTES);
-        }
-        this.#propagateAssignment(group, null);
-        group.transitionTo("Stable", this.#nowMs());
+        const store = this.#groupStore;
+        if (store === null) return this.#applyAssignment(group, assignments);
+        // Kafka's storeGroup: members get their assignment only once it is durable, so
+        // a restarted coordinator knows the generation they run.
+        group.assignmentStoring = true;
+        const generation = group.generationId;
+        const stored = store.storeGroup(snapshotGroup(group, this.clock.nowMs(), assignments));
+        stored.then(
+          () => this.#run(() => this.#assignmentStored(group, generation, assignments, null)),
+          (error: unknown) => {
+            log.error("Group metadata not stored", { group: group.groupId, error: String(error) });
+            this.#run(() => this.#assignmentStored(group, generation, assignments, "coordinatorNotAvailable"));
+          },
+        );
         return;
       }
       case "Stable":
@@ -541,6 +571,41 @@ export class GroupCoordinator {
       case "Dead":
         assert(false, "Dead group reached SyncGroup");
     }
+  }
+
+  #applyAssignment(group: Group, assignments: ReadonlyMap<string, Uint8Array>): void {
+    for (const member of group.members.values()) {
+      member.assignment = assignments.get(member.memberId) ?? EMPTY_BYTES;
+    }
+    this.#propagateAssignment(group, null);
+    group.transitionTo("Stable", this.#nowMs());
+  }
+
+  /**
+   * The leader's assignment was stored (or not, with `error`). A rebalance that started
+   * meanwhile already answered the parked SyncGroups; then there is nothing to do.
+   */
+  #assignmentStored(
+    group: Group,
+    generation: number,
+    assignments: ReadonlyMap<string, Uint8Array>,
+    error: GroupError | null,
+  ): void {
+    if (this.#groups.get(group.groupId) !== group || group.generationId !== generation) return;
+    group.assignmentStoring = false;
+    if (!group.is("CompletingRebalance")) return;
+    if (error === null) return this.#applyAssignment(group, assignments);
+    // Kafka's resetAndPropagateAssignmentError, then a new generation.
+    for (const member of group.members.values()) member.assignment = EMPTY_BYTES;
+    this.#propagateAssignment(group, error);
+    this.#maybePrepareRebalance(group, "Group metadata could not be stored");
+  }
+
+  /** Stores the group as it stands now; a failure is logged (Kafka logs it too). */
+  #storeGroup(group: Group): void {
+    this.#groupStore?.storeGroup(snapshotGroup(group, this.clock.nowMs())).catch((error: unknown) => {
+      log.error("Group metadata not stored", { group: group.groupId, error: String(error) });
+    });
   }
 
   #removePendingSync(group: Group, memberId: string): void {
@@ -717,6 +782,23 @@ export class GroupCoordinator {
     this.#run((): null => {
       if (!this.#groups.has(groupId)) this.#groups.set(groupId, new Group(groupId, this.#nowMs()));
       return null;
+    });
+  }
+
+  /**
+   * At start: a group from its stored metadata, Stable with its members (whose sessions
+   * start now) or Empty. False when the snapshot cannot be run; the group is then
+   * restored Empty by `restoreEmptyGroup` if it has offsets.
+   */
+  restoreGroup(snapshot: GroupSnapshot): boolean {
+    return this.#run((): boolean => {
+      const group = restoreGroup(snapshot, this.#nowMs());
+      if (group === null) {
+        log.warn("Stored group metadata is inconsistent; ignored", { group: snapshot.groupId });
+        return false;
+      }
+      this.#groups.set(group.groupId, group);
+      return true;
     });
   }
 
@@ -906,6 +988,7 @@ export class GroupCoordinator {
     group.initNextGeneration(now);
     if (group.is("Empty")) {
       log.info("Group is empty", { group: group.groupId, generation: group.generationId });
+      this.#storeGroup(group);
       return;
     }
     log.info("Group rebalanced", {
@@ -943,6 +1026,9 @@ export class GroupCoordinator {
     assert(group.members.size === 0, "Removing a group with members");
     group.transitionTo("Dead", this.#nowMs());
     this.#groups.delete(group.groupId);
+    this.#groupStore?.removeGroup(group.groupId).catch((error: unknown) => {
+      log.error("Group metadata tombstone not stored", { group: group.groupId, error: String(error) });
+    });
   }
 
   /**

@@ -173,6 +173,8 @@ export class Group {
   initialJoin: { delayMs: number; remainingMs: number } | null = null;
   /** Monotonic ms by which every member must have sent SyncGroup. */
   syncDeadlineMs: number | null = null;
+  /** The leader's assignment of this generation is being stored; members wait. */
+  assignmentStoring = false;
   /** Topics the members subscribe to (consumer groups); null when not known. */
   subscribedTopics: ReadonlySet<string> | null = null;
 
@@ -365,6 +367,19 @@ export class Group {
     }
     this.subscribedTopics = this.#computeSubscribedTopics();
     this.pendingSyncMembers.clear();
+    this.assignmentStoring = false;
+  }
+
+  /**
+   * A group loaded from its stored metadata (group-snapshot.ts) resumes in Stable with
+   * the stored generation's protocol; no state change leads there from Empty otherwise.
+   */
+  restoreStable(protocolName: string, nowMs: number): void {
+    assert(this.is("Empty") && this.members.size > 0, "Only a new group with members is restored");
+    this.protocolName = protocolName;
+    this.state = "Stable";
+    this.stateSinceMs = nowMs;
+    this.subscribedTopics = this.#computeSubscribedTopics();
   }
 
   /** What the leader receives in its JoinGroup response. */

@@ -1,23 +1,10 @@
 import { expect, test } from "bun:test";
 import { ManualClock } from "../util/clock.ts";
-import { LogOffsetStore, type OffsetsTopic } from "./log-offset-store.ts";
+import { LogOffsetStore } from "./log-offset-store.ts";
 import { parseOffsetRecord, partitionForGroup } from "./offset-records.ts";
 import { offsetStoreContract } from "./offset-store.contract.ts";
 import { decodeRecords } from "../protocol/records.ts";
-
-/** An in-memory twin of the topic: batches per partition, as appended. */
-class TopicTwin implements OffsetsTopic {
-  readonly partitionCount = 5;
-  readonly partitions: Uint8Array[][] = Array.from({ length: 5 }, () => []);
-  failing = false;
-  async append(partition: number, batch: Uint8Array): Promise<void> {
-    if (this.failing) throw new Error("Disk on fire");
-    this.partitions[partition]!.push(Uint8Array.from(batch));
-  }
-  replay(visit: (batch: Uint8Array) => void): void {
-    for (const batches of this.partitions) for (const batch of batches) visit(batch);
-  }
-}
+import { TopicTwin } from "./test-helpers.ts";
 
 offsetStoreContract("log-backed", () => new LogOffsetStore(new TopicTwin(), new ManualClock()));
 

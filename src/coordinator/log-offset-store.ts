@@ -6,6 +6,9 @@
  * created on first use. Deleted and expired offsets are tombstones (null values), which
  * the log cleaner removes from the compacted topic after delete.retention.ms.
  *
+ * The same topic keeps group metadata (GroupMetadataStore): each group's latest
+ * snapshot, in the group's partition, so offsets and group of one group stay in order.
+ *
  * Appends reach the log in call order, and the view applies them in that order too
  * (every write path awaits the same one append), so the view and a replay agree.
  */
@@ -13,7 +16,16 @@ import { buildBatch } from "../protocol/record-batch-builder.ts";
 import { decodeRecords } from "../protocol/records.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
-import { offsetKey, offsetValue, parseOffsetRecord, partitionForGroup } from "./offset-records.ts";
+import type { GroupMetadataStore } from "./group-coordinator.ts";
+import type { GroupSnapshot } from "./group-snapshot.ts";
+import {
+  groupMetadataKey,
+  groupMetadataValue,
+  offsetKey,
+  offsetValue,
+  parseOffsetRecord,
+  partitionForGroup,
+} from "./offset-records.ts";
 import {
   type CommittedOffset,
   MemoryOffsetStore,
@@ -33,10 +45,12 @@ export interface OffsetsTopic {
   replay(visit: (batch: Uint8Array) => void): void;
 }
 
-export class LogOffsetStore implements OffsetStore {
+export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
   readonly #topic: OffsetsTopic;
   readonly #clock: Clock;
   readonly #view = new MemoryOffsetStore();
+  /** The group metadata found by the replay at start, latest per group. */
+  readonly #loadedGroups = new Map<string, GroupSnapshot>();
   /** Commits in flight per group (appended, not yet in the view); expiry leaves them be. */
   readonly #pending = new Map<string, number>();
 
@@ -52,16 +66,38 @@ export class LogOffsetStore implements OffsetStore {
       }
       for (const record of records) {
         const parsed = parseOffsetRecord(record.key, record.value);
-        if (parsed === null || parsed.kind === "other") continue;
-        if (parsed.kind === "commit") {
-          this.#view.commit(parsed.groupId, [parsed.entry]);
-          commits++;
-        } else {
-          this.#view.delete(parsed.groupId, [parsed.partition]);
+        if (parsed === null) continue;
+        switch (parsed.kind) {
+          case "commit":
+            this.#view.commit(parsed.groupId, [parsed.entry]);
+            commits++;
+            break;
+          case "delete":
+            this.#view.delete(parsed.groupId, [parsed.partition]);
+            break;
+          case "group":
+            this.#loadedGroups.set(parsed.groupId, parsed.group);
+            break;
+          case "groupDeleted":
+            this.#loadedGroups.delete(parsed.groupId);
+            break;
         }
       }
     });
-    log.info("Committed offsets loaded", { records: commits });
+    log.info("Committed offsets loaded", { records: commits, groups: this.#loadedGroups.size });
+  }
+
+  /** Group metadata as the replay at start found it. */
+  loadedGroups(): GroupSnapshot[] {
+    return [...this.#loadedGroups.values()];
+  }
+
+  storeGroup(group: GroupSnapshot): Promise<void> {
+    return this.#write(group.groupId, [{ key: groupMetadataKey(group.groupId), value: groupMetadataValue(group) }]);
+  }
+
+  removeGroup(groupId: string): Promise<void> {
+    return this.#write(groupId, [{ key: groupMetadataKey(groupId), value: null }]);
   }
 
   async commit(groupId: string, entries: readonly OffsetCommitEntry[]): Promise<void> {

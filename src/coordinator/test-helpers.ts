@@ -6,9 +6,11 @@ import { Buffer } from "node:buffer";
 import { Writer } from "../protocol/writer.ts";
 import { ManualClock } from "../util/clock.ts";
 import { SeededRandom } from "../util/random.ts";
+import type { OffsetsTopic } from "./log-offset-store.ts";
 import {
   GroupCoordinator,
   type GroupCoordinatorConfig,
+  type GroupMetadataStore,
   type GroupProtocol,
   type JoinGroupInput,
   type JoinGroupResult,
@@ -27,13 +29,18 @@ export interface Harness {
   advance(ms: number): void;
 }
 
-export function harness(config: Partial<GroupCoordinatorConfig> = {}, seed = 1): Harness {
-  const clock = new ManualClock();
+export function harness(
+  config: Partial<GroupCoordinatorConfig> = {},
+  seed = 1,
+  options: { clock?: ManualClock; groupStore?: GroupMetadataStore } = {},
+): Harness {
+  const clock = options.clock ?? new ManualClock();
   const offsets = new MemoryOffsetStore();
   const coordinator = new GroupCoordinator({
     clock,
     random: new SeededRandom(seed),
     groupHasOffsets: (groupId) => offsets.hasGroup(groupId),
+    ...(options.groupStore === undefined ? {} : { groupStore: options.groupStore }),
     config,
   });
   return {
@@ -51,6 +58,20 @@ export function harness(config: Partial<GroupCoordinatorConfig> = {}, seed = 1):
       }
     },
   };
+}
+
+/** An in-memory twin of `__consumer_offsets`: batches per partition, as appended. */
+export class TopicTwin implements OffsetsTopic {
+  readonly partitionCount = 5;
+  readonly partitions: Uint8Array[][] = Array.from({ length: 5 }, () => []);
+  failing = false;
+  async append(partition: number, batch: Uint8Array): Promise<void> {
+    if (this.failing) throw new Error("Disk on fire");
+    this.partitions[partition]!.push(Uint8Array.from(batch));
+  }
+  replay(visit: (batch: Uint8Array) => void): void {
+    for (const batches of this.partitions) for (const batch of batches) visit(batch);
+  }
 }
 
 /** A callback that records its answers. */
