@@ -48,7 +48,8 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   const nodeId = meta.nodeId;
   const image = new MetadataImage();
   const logs = new LogManager({ dataDir: config.dataDir, nodeId, clock, image });
-  const metadata = LocalMetadataLog.open({ dataDir: config.dataDir, image, clock });
+  const topicDefaults = { numPartitions: config.numPartitions, replicationFactor: 1 };
+  const metadata = LocalMetadataLog.open({ dataDir: config.dataDir, image, clock, topicDefaults });
   // Every log of the image is open: from here on a crash is an unclean stop.
   logs.startupComplete();
   // The driver owns the only storage timer; logs and the log manager take the clock.
@@ -63,7 +64,7 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
     logs,
     clock,
     autoCreateTopics: config.autoCreateTopics,
-    topicDefaults: { numPartitions: config.numPartitions, replicationFactor: 1 },
+    topicDefaults,
     metrics: new BrokerMetrics({ clock, image }),
   };
   // Commits are records of __consumer_offsets, replayed here after the metadata log.
@@ -124,10 +125,7 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   });
   // A port of 0 (tests) advertises the port actually bound.
   advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };
-  const known = image.broker(nodeId);
-  if (known === undefined || known.host !== advertised.host || known.port !== advertised.port) {
-    await metadata.append([{ type: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null }]);
-  }
+  await metadata.submit({ kind: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null });
   const adminNode = { services, coordinator, offsets, connectionCount: () => listener.connectionCount() };
   const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, node: adminNode }));
   serving = true;

@@ -36,8 +36,9 @@ export async function createTestAdminNode(): Promise<TestAdminNode> {
   const clock = new ManualClock();
   const image = new MetadataImage();
   const logs = new LogManager({ dataDir, nodeId: TEST_NODE_ID, clock, image });
-  const metadata = LocalMetadataLog.open({ dataDir, image, clock });
-  await metadata.append([{ type: "registerBroker", nodeId: TEST_NODE_ID, host: "127.0.0.1", port: 9092, rack: null }]);
+  const topicDefaults = { numPartitions: 1, replicationFactor: 1 };
+  const metadata = LocalMetadataLog.open({ dataDir, image, clock, topicDefaults });
+  await metadata.submit({ kind: "registerBroker", nodeId: TEST_NODE_ID, host: "127.0.0.1", port: 9092, rack: null });
   const services: BrokerServices = {
     nodeId: TEST_NODE_ID,
     clusterId: TEST_CLUSTER_ID,
@@ -46,7 +47,7 @@ export async function createTestAdminNode(): Promise<TestAdminNode> {
     logs,
     clock,
     autoCreateTopics: false,
-    topicDefaults: { numPartitions: 1, replicationFactor: 1 },
+    topicDefaults,
     metrics: new BrokerMetrics({ clock, image }),
   };
   const offsets = new MemoryOffsetStore();

@@ -2,11 +2,10 @@
  * `GET|POST /v1/topics`, `GET|DELETE /v1/topics/:name`.
  *
  * Topic rules (names, partition counts, replication factors, configs) live once, in
- * `src/cluster/topics.ts`: this module only turns JSON into a `CreateTopicRequest`, asks
- * `planCreateTopic` / `planDeleteTopic`, and writes the plan's records through the same
- * metadata writer as the Kafka handlers. The plan is made and handed to the writer in one
- * synchronous stretch (the body is read before), so two concurrent creations of one name
- * cannot both pass the existence check.
+ * `src/cluster/topics.ts`: this module only turns JSON into a `CreateTopicRequest` and
+ * submits it through the same metadata writer as the Kafka handlers; the controller
+ * plans it against its own image, one command at a time, so two concurrent creations of
+ * one name cannot both pass the existence check.
  *
  * POST body: `{"name": string, "partitions"?: int >= 1, "replicationFactor"?: int >= 1,
  * "configs"?: {name: string | number | boolean}}`; absent or null fields take the broker
@@ -17,8 +16,6 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import {
   type CreateTopicRequest,
-  planCreateTopic,
-  planDeleteTopic,
   type TopicError,
   topicNameProblem,
 } from "../cluster/topics.ts";
@@ -42,6 +39,7 @@ export function topicErrorStatus(error: TopicError): { status: ContentfulStatusC
     case "invalidReplicationFactor": return { status: 400, code: "invalid_replication_factor" };
     case "invalidConfig": return { status: 400, code: "invalid_config" };
     case "invalidRequest": return { status: 400, code: "bad_request" };
+    case "notController": return { status: 503, code: "no_controller" };
     default: return unreachable(error);
   }
 }
@@ -126,10 +124,8 @@ export function registerTopicRoutes(app: Hono, node: AdminNode): void {
     }),
     async (c) => {
       const request = parseCreateTopicBody(await c.req.text());
-      // From here to append: no await, so the plan still holds when it is written.
-      const plan = planCreateTopic(services.image, request, services.topicDefaults);
-      if (!plan.ok) throw topicFailure(plan.error);
-      await services.metadata.append(plan.records);
+      const done = await services.metadata.submit({ kind: "createTopic", request });
+      if (!done.ok) throw topicFailure(done.error);
       const topic = services.image.topic(request.name);
       if (topic === undefined) throw new Error(`Created topic is not in the image: ${request.name}`);
       c.header("Location", `/v1/topics/${encodeURIComponent(topic.name)}`);
@@ -141,9 +137,8 @@ export function registerTopicRoutes(app: Hono, node: AdminNode): void {
 
   app.delete("/v1/topics/:name", async (c) => {
     const topic = existingTopic(node, c.req.param("name"));
-    const plan = planDeleteTopic(topic, topic.name);
-    if (!plan.ok) throw topicFailure(plan.error);
-    await services.metadata.append(plan.records);
+    const done = await services.metadata.submit({ kind: "deleteTopic", topicId: topic.topicId });
+    if (!done.ok) throw topicFailure(done.error);
     return c.json({ name: topic.name, topicId: topic.topicId, deleted: true });
   });
 }

@@ -32,7 +32,13 @@ export function createCreatePartitionsHandler(services: BrokerServices) {
           results.push({ name: wanted.name, errorCode: topicErrorCode(plan.error), errorMessage: plan.error.message });
           continue;
         }
-        if (!request.validateOnly) await services.metadata.append(plan.records);
+        if (!request.validateOnly) {
+          const done = await services.metadata.submit({ kind: "createPartitions", name: wanted.name, count: wanted.count });
+          if (!done.ok) {
+            results.push({ name: wanted.name, errorCode: topicErrorCode(done.error), errorMessage: done.error.message });
+            continue;
+          }
+        }
         results.push({ name: wanted.name, errorCode: ErrorCode.NONE, errorMessage: null });
       }
       return { throttleTimeMs: 0, results };

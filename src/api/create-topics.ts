@@ -43,20 +43,26 @@ export function createCreateTopicsHandler(services: BrokerServices) {
           numPartitions = wanted.assignments.length;
           replicationFactor = wanted.assignments[0]!.brokerIds.length;
         }
-        const plan = planCreateTopic(
-          services.image,
-          { name: wanted.name, numPartitions, replicationFactor, configs: wanted.configs },
-          services.topicDefaults,
-        );
+        const topicRequest = { name: wanted.name, numPartitions, replicationFactor, configs: wanted.configs };
+        // Checked here for a quick answer (and validate_only); the controller plans again.
+        const plan = planCreateTopic(services.image, topicRequest, services.topicDefaults);
         if (!plan.ok) {
           results.push({ ...base, errorCode: topicErrorCode(plan.error), errorMessage: plan.error.message });
           continue;
         }
-        if (!request.validateOnly) await services.metadata.append(plan.records);
+        let topicId = ZERO_UUID;
+        if (!request.validateOnly) {
+          const done = await services.metadata.submit({ kind: "createTopic", request: topicRequest });
+          if (!done.ok) {
+            results.push({ ...base, errorCode: topicErrorCode(done.error), errorMessage: done.error.message });
+            continue;
+          }
+          topicId = services.image.topic(wanted.name)?.topicId ?? ZERO_UUID;
+        }
         const overrides = new Map(wanted.configs.filter((c) => c.value !== null).map((c) => [c.name, c.value!]));
         results.push({
           name: wanted.name,
-          topicId: request.validateOnly ? ZERO_UUID : plan.topicId,
+          topicId,
           errorCode: ErrorCode.NONE,
           errorMessage: null,
           numPartitions: plan.numPartitions,

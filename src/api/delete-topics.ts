@@ -30,7 +30,11 @@ export function createDeleteTopicsHandler(services: BrokerServices) {
           responses.push({ name, topicId, errorCode: topicErrorCode(plan.error), errorMessage: plan.error.message });
           continue;
         }
-        await services.metadata.append(plan.records);
+        const done = await services.metadata.submit({ kind: "deleteTopic", topicId: topic!.topicId });
+        if (!done.ok) {
+          responses.push({ name, topicId, errorCode: topicErrorCode(done.error), errorMessage: done.error.message });
+          continue;
+        }
         responses.push({ name: topic!.name, topicId: topic!.topicId, errorCode: ErrorCode.NONE, errorMessage: null });
       }
       return { throttleTimeMs: 0, responses };

@@ -5,7 +5,7 @@
  * v5: offline replicas. v7: leader epoch. v8-10: authorized operations (not computed:
  * -2147483648, "not requested"). v9: flexible. v10: topic ids. v12: lookup by id only.
  */
-import { planCreateTopic, topicErrorCode, topicNameProblem } from "../cluster/topics.ts";
+import { topicErrorCode, topicNameProblem } from "../cluster/topics.ts";
 import type { TopicImage } from "../cluster/metadata-image.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {
@@ -88,14 +88,15 @@ async function lookUp(
   const problem = topicNameProblem(name);
   if (problem !== null) return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, name, topicId: ZERO_UUID, partitions: [] };
   if (!allowAutoCreate) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, topicId: ZERO_UUID, partitions: [] };
-  const plan = planCreateTopic(image, { name, numPartitions: -1, replicationFactor: -1, configs: [] }, services.topicDefaults);
-  if (!plan.ok) {
+  const request = { name, numPartitions: -1, replicationFactor: -1, configs: [] };
+  const done = await services.metadata.submit({ kind: "createTopic", request });
+  if (!done.ok) {
     // A concurrent request may have created it meanwhile.
     const raced = image.topic(name);
     if (raced !== undefined) return describeTopic(raced);
-    return { errorCode: topicErrorCode(plan.error), name, topicId: ZERO_UUID, partitions: [] };
+    const errorCode = done.error.kind === "notController" ? ErrorCode.LEADER_NOT_AVAILABLE : topicErrorCode(done.error);
+    return { errorCode, name, topicId: ZERO_UUID, partitions: [] };
   }
-  await services.metadata.append(plan.records);
   const created = image.topic(name);
   if (created === undefined) return { errorCode: ErrorCode.LEADER_NOT_AVAILABLE, name, topicId: ZERO_UUID, partitions: [] };
   return describeTopic(created);

@@ -15,7 +15,7 @@ import { assert } from "../util/assert.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import type { MetadataImage, MetadataRecord } from "./metadata-image.ts";
-import type { MetadataWriter } from "./topics.ts";
+import { type CommandResult, type MetadataCommand, type MetadataWriter, planCommand, type TopicDefaults } from "./topics.ts";
 
 const log = logger("metadata-log");
 export const METADATA_LOG_DIR = "__cluster_metadata-0";
@@ -26,15 +26,17 @@ export class LocalMetadataLog implements MetadataWriter {
   readonly #log: PartitionLog;
   readonly #image: MetadataImage;
   readonly #clock: Clock;
+  readonly #defaults: TopicDefaults;
 
-  private constructor(partitionLog: PartitionLog, image: MetadataImage, clock: Clock) {
+  private constructor(partitionLog: PartitionLog, image: MetadataImage, clock: Clock, defaults: TopicDefaults) {
     this.#log = partitionLog;
     this.#image = image;
     this.#clock = clock;
+    this.#defaults = defaults;
   }
 
   /** Opens the log and applies every stored record to `image`, in order. */
-  static open(options: { dataDir: string; image: MetadataImage; clock: Clock }): LocalMetadataLog {
+  static open(options: { dataDir: string; image: MetadataImage; clock: Clock; topicDefaults: TopicDefaults }): LocalMetadataLog {
     const partitionLog = PartitionLog.open({
       dir: join(options.dataDir, METADATA_LOG_DIR),
       config: DEFAULT_LOG_CONFIG,
@@ -50,10 +52,18 @@ export class LocalMetadataLog implements MetadataWriter {
       }
     });
     log.info("Metadata log replayed", { records: applied, endOffset: partitionLog.logEndOffset });
-    return new LocalMetadataLog(partitionLog, options.image, options.clock);
+    return new LocalMetadataLog(partitionLog, options.image, options.clock, options.topicDefaults);
   }
 
-  async append(records: MetadataRecord[]): Promise<void> {
+  /** One node is its own controller: plan, append and apply without a pause between. */
+  async submit(command: MetadataCommand): Promise<CommandResult> {
+    const plan = planCommand(this.#image, command, this.#defaults);
+    if (!plan.ok) return plan;
+    if (plan.records.length > 0) this.append(plan.records);
+    return { ok: true };
+  }
+
+  append(records: MetadataRecord[]): void {
     assert(records.length > 0, "Empty metadata append");
     const batch = buildBatch({
       baseTimestamp: this.#clock.nowMs(),

@@ -21,7 +21,9 @@ export type TopicError =
   | { kind: "invalidPartitions"; message: string }
   | { kind: "invalidReplicationFactor"; message: string }
   | { kind: "invalidConfig"; message: string }
-  | { kind: "invalidRequest"; message: string };
+  | { kind: "invalidRequest"; message: string }
+  /** No controller could take the change now (election, unreachable); clients retry. */
+  | { kind: "notController"; message: string };
 
 export function topicErrorCode(error: TopicError): number {
   switch (error.kind) {
@@ -32,6 +34,7 @@ export function topicErrorCode(error: TopicError): number {
     case "invalidReplicationFactor": return ErrorCode.INVALID_REPLICATION_FACTOR;
     case "invalidConfig": return ErrorCode.INVALID_CONFIG;
     case "invalidRequest": return ErrorCode.INVALID_REQUEST;
+    case "notController": return ErrorCode.NOT_CONTROLLER;
   }
 }
 
@@ -44,9 +47,48 @@ export function topicNameProblem(name: string): string | null {
   return null;
 }
 
-/** Appends records to the metadata log and applies them to the image before resolving. */
+/**
+ * A change of metadata, as the controller receives it. It is planned against the
+ * controller's image at the moment it is written (`planCommand`), never against a
+ * possibly stale image of the node that received the request: two nodes creating one
+ * name at once must not both succeed.
+ */
+export type MetadataCommand =
+  | { kind: "createTopic"; request: CreateTopicRequest; internal?: boolean }
+  | { kind: "createPartitions"; name: string; count: number }
+  | { kind: "deleteTopic"; topicId: string }
+  | { kind: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null };
+
+export type CommandResult = { ok: true } | { ok: false; error: TopicError };
+
+/**
+ * Writes metadata: plans the command on the controller, appends its records to the
+ * metadata log and resolves once this node's image has applied them.
+ */
 export interface MetadataWriter {
-  append(records: MetadataRecord[]): Promise<void>;
+  submit(command: MetadataCommand): Promise<CommandResult>;
+}
+
+/** The records of a command against `image`, or why it cannot be done. */
+export function planCommand(image: MetadataImage, command: MetadataCommand, defaults: TopicDefaults): PlanResult {
+  switch (command.kind) {
+    case "createTopic":
+      return planCreateTopic(image, command.request, defaults, command.internal === true);
+    case "createPartitions":
+      return planCreatePartitions(image, command.name, command.count);
+    case "deleteTopic": {
+      const topic = image.topicById(command.topicId);
+      return planDeleteTopic(topic, command.topicId);
+    }
+    case "registerBroker": {
+      const { nodeId, host, port, rack } = command;
+      const known = image.broker(nodeId);
+      if (known !== undefined && known.host === host && known.port === port && known.rack === rack) {
+        return { ok: true, records: [] };
+      }
+      return { ok: true, records: [{ type: "registerBroker", nodeId, host, port, rack }] };
+    }
+  }
 }
 
 export interface CreateTopicRequest {

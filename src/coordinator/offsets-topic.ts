@@ -9,7 +9,7 @@
  */
 import type { MetadataImage } from "../cluster/metadata-image.ts";
 import { ConfigError } from "../config/node-config.ts";
-import { type MetadataWriter, planCreateTopic } from "../cluster/topics.ts";
+import type { MetadataWriter } from "../cluster/topics.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import { forEachStoredBatch } from "../storage/replay.ts";
 import type { OffsetsTopic } from "./log-offset-store.ts";
@@ -49,19 +49,12 @@ export function logOffsetsTopic(deps: OffsetsTopicDeps): OffsetsTopic {
   const ensureTopic = async (): Promise<void> => {
     if (image.topic(OFFSETS_TOPIC) !== undefined) return;
     creating ??= (async () => {
-      const plan = planCreateTopic(
-        image,
-        {
-          name: OFFSETS_TOPIC,
-          numPartitions: OFFSETS_TOPIC_PARTITIONS,
-          replicationFactor: 1,
-          configs,
-        },
-        { numPartitions: OFFSETS_TOPIC_PARTITIONS, replicationFactor: 1 },
-        true,
-      );
-      if (!plan.ok) throw new OffsetsStoreError(`Cannot create ${OFFSETS_TOPIC}: ${plan.error.message}`);
-      await metadata.append(plan.records);
+      const request = { name: OFFSETS_TOPIC, numPartitions: OFFSETS_TOPIC_PARTITIONS, replicationFactor: 1, configs };
+      const done = await metadata.submit({ kind: "createTopic", request, internal: true });
+      // Created meanwhile by another node's request: fine.
+      if (!done.ok && image.topic(OFFSETS_TOPIC) === undefined) {
+        throw new OffsetsStoreError(`Cannot create ${OFFSETS_TOPIC}: ${done.error.message}`);
+      }
     })().finally(() => (creating = null));
     await creating;
   };
