@@ -49,8 +49,9 @@ export function createDeleteRecordsHandler(services: BrokerServices) {
           partitions: wanted.partitions.map((p): PartitionResult => {
             const image = topic?.partitions[p.partitionIndex];
             const partitionLog = topic === undefined ? undefined : services.logs.get(topic.name, p.partitionIndex);
-            if (image === undefined || partitionLog === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+            if (image === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
             if (image.leader !== services.nodeId) return failed(p.partitionIndex, ErrorCode.NOT_LEADER_OR_FOLLOWER);
+            if (partitionLog === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
             const offset = p.offset === HIGH_WATERMARK_OFFSET ? partitionLog.highWatermark : p.offset;
             let result;
             try {

@@ -26,7 +26,7 @@ export function createDescribeClusterHandler(services: BrokerServices) {
         endpointType,
         clusterId: services.clusterId,
         controllerId: services.nodeId,
-        brokers: services.image.brokers().map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
+        brokers: services.image.liveBrokers().map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
         clusterAuthorizedOperations: AUTHORIZED_OPERATIONS_OMITTED,
       };
     },

@@ -58,8 +58,10 @@ export function createListOffsetsHandler(services: BrokerServices) {
               if (seen.get(`${wanted.name}\u0000${p.partitionIndex}`)! > 1) return failed(p.partitionIndex, ErrorCode.INVALID_REQUEST);
               const image = topic?.partitions[p.partitionIndex];
               const log = topic === undefined ? undefined : services.logs.get(topic.name, p.partitionIndex);
-              if (image === undefined || log === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+              if (image === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+              // Led elsewhere (or not at all): the client refreshes metadata and goes there.
               if (image.leader !== services.nodeId) return failed(p.partitionIndex, ErrorCode.NOT_LEADER_OR_FOLLOWER);
+              if (log === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
               if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== image.leaderEpoch) {
                 const code = p.currentLeaderEpoch < image.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
                 return failed(p.partitionIndex, code);

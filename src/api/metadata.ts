@@ -6,7 +6,8 @@
  * -2147483648, "not requested"). v9: flexible. v10: topic ids. v12: lookup by id only.
  */
 import { topicErrorCode, topicNameProblem } from "../cluster/topics.ts";
-import type { TopicImage } from "../cluster/metadata-image.ts";
+import { NO_LEADER } from "../cluster/broker-lifecycle.ts";
+import type { MetadataImage, TopicImage } from "../cluster/metadata-image.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {
   MetadataRequest,
@@ -22,7 +23,7 @@ const AUTHORIZED_OPERATIONS_OMITTED = -2147483648;
 
 type TopicEntry = Encodable<MetadataResponseMetadataResponseTopic>;
 
-export function describeTopic(topic: TopicImage): TopicEntry {
+export function describeTopic(topic: TopicImage, image: MetadataImage): TopicEntry {
   return {
     errorCode: ErrorCode.NONE,
     name: topic.name,
@@ -30,13 +31,14 @@ export function describeTopic(topic: TopicImage): TopicEntry {
     isInternal: topic.internal,
     topicAuthorizedOperations: AUTHORIZED_OPERATIONS_OMITTED,
     partitions: topic.partitions.map((p) => ({
-      errorCode: ErrorCode.NONE,
+      // A partition whose leader died and has no live ISR member to take over.
+      errorCode: p.leader === NO_LEADER ? ErrorCode.LEADER_NOT_AVAILABLE : ErrorCode.NONE,
       partitionIndex: p.partition,
       leaderId: p.leader,
       leaderEpoch: p.leaderEpoch,
       replicaNodes: [...p.replicas],
       isrNodes: [...p.isr],
-      offlineReplicas: [],
+      offlineReplicas: p.replicas.filter((id) => image.broker(id)?.fenced === true),
     })),
   };
 }
@@ -51,7 +53,7 @@ export function createMetadataHandler(services: BrokerServices) {
       const allTopics = request.topics === null || (context.apiVersion === 0 && request.topics.length === 0);
       const topics: TopicEntry[] = [];
       if (allTopics) {
-        for (const topic of image.topics()) topics.push(describeTopic(topic));
+        for (const topic of image.topics()) topics.push(describeTopic(topic, image));
       } else {
         // Versions before 4 always allowed auto-creation.
         const allowAutoCreate = services.autoCreateTopics && (context.apiVersion < 4 || request.allowAutoTopicCreation);
@@ -61,7 +63,7 @@ export function createMetadataHandler(services: BrokerServices) {
       }
       return {
         throttleTimeMs: 0,
-        brokers: image.brokers().map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
+        brokers: image.liveBrokers().map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
         clusterId: services.clusterId,
         controllerId: services.nodeId,
         topics,
@@ -80,11 +82,11 @@ async function lookUp(
   const { image } = services;
   if (name === null) {
     const byId = image.topicById(topicId);
-    if (byId !== undefined) return describeTopic(byId);
+    if (byId !== undefined) return describeTopic(byId, image);
     return { errorCode: ErrorCode.UNKNOWN_TOPIC_ID, name: null, topicId, partitions: [] };
   }
   const existing = image.topic(name);
-  if (existing !== undefined) return describeTopic(existing);
+  if (existing !== undefined) return describeTopic(existing, image);
   const problem = topicNameProblem(name);
   if (problem !== null) return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, name, topicId: ZERO_UUID, partitions: [] };
   if (!allowAutoCreate) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, topicId: ZERO_UUID, partitions: [] };
@@ -93,11 +95,11 @@ async function lookUp(
   if (!done.ok) {
     // A concurrent request may have created it meanwhile.
     const raced = image.topic(name);
-    if (raced !== undefined) return describeTopic(raced);
+    if (raced !== undefined) return describeTopic(raced, image);
     const errorCode = done.error.kind === "notController" ? ErrorCode.LEADER_NOT_AVAILABLE : topicErrorCode(done.error);
     return { errorCode, name, topicId: ZERO_UUID, partitions: [] };
   }
   const created = image.topic(name);
   if (created === undefined) return { errorCode: ErrorCode.LEADER_NOT_AVAILABLE, name, topicId: ZERO_UUID, partitions: [] };
-  return describeTopic(created);
+  return describeTopic(created, image);
 }

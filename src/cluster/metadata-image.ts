@@ -12,6 +12,11 @@ export interface BrokerImage {
   readonly host: string;
   readonly port: number;
   readonly rack: string | null;
+  /**
+   * Fenced: the controller saw it die (SWIM declared it dead). It leads nothing, is
+   * given no new replicas and is not listed to clients until it is unfenced.
+   */
+  readonly fenced: boolean;
 }
 
 export interface PartitionImage {
@@ -33,6 +38,8 @@ export interface TopicImage {
 
 export type MetadataRecord =
   | { type: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null }
+  | { type: "fenceBroker"; nodeId: number }
+  | { type: "unfenceBroker"; nodeId: number }
   | { type: "topic"; name: string; topicId: string; internal?: boolean }
   | {
       type: "partition";
@@ -81,8 +88,16 @@ export class MetadataImage {
           host: record.host,
           port: record.port,
           rack: record.rack,
+          fenced: false,
         });
         break;
+      case "fenceBroker":
+      case "unfenceBroker": {
+        const broker = this.#brokers.get(record.nodeId);
+        assert(broker !== undefined, `Fencing of unknown broker ${record.nodeId}`);
+        this.#brokers.set(record.nodeId, { ...broker, fenced: record.type === "fenceBroker" });
+        break;
+      }
       case "topic": {
         assert(!this.#topicsByName.has(record.name), `Topic ${record.name} created twice`);
         const topic: MutableTopic = {
@@ -132,6 +147,11 @@ export class MetadataImage {
 
   brokers(): BrokerImage[] {
     return [...this.#brokers.values()].sort((a, b) => a.nodeId - b.nodeId);
+  }
+
+  /** Unfenced brokers, by node id: the ones clients see and replicas go to. */
+  liveBrokers(): BrokerImage[] {
+    return this.brokers().filter((broker) => !broker.fenced);
   }
 
   broker(nodeId: number): BrokerImage | undefined {

@@ -7,6 +7,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { ErrorCode } from "../protocol/error-codes.ts";
+import { assert } from "../util/assert.ts";
+import { type Random, systemRandom } from "../util/random.ts";
+import { planBrokerFenced, planBrokerUnfenced } from "./broker-lifecycle.ts";
 import type { MetadataImage, MetadataRecord, TopicImage } from "./metadata-image.ts";
 import { logConfigProblem, validateTopicConfig } from "./topic-config.ts";
 
@@ -57,7 +60,11 @@ export type MetadataCommand =
   | { kind: "createTopic"; request: CreateTopicRequest; internal?: boolean }
   | { kind: "createPartitions"; name: string; count: number }
   | { kind: "deleteTopic"; topicId: string }
-  | { kind: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null };
+  | { kind: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null }
+  /** SWIM declared the broker dead: fence it and move its leaderships. */
+  | { kind: "fenceBroker"; nodeId: number }
+  /** The broker is alive again: unfence it and give back leaderless partitions. */
+  | { kind: "unfenceBroker"; nodeId: number };
 
 export type CommandResult = { ok: true } | { ok: false; error: TopicError };
 
@@ -70,12 +77,21 @@ export interface MetadataWriter {
 }
 
 /** The records of a command against `image`, or why it cannot be done. */
-export function planCommand(image: MetadataImage, command: MetadataCommand, defaults: TopicDefaults): PlanResult {
+export function planCommand(
+  image: MetadataImage,
+  command: MetadataCommand,
+  defaults: TopicDefaults,
+  random: Random = systemRandom,
+): PlanResult {
   switch (command.kind) {
     case "createTopic":
-      return planCreateTopic(image, command.request, defaults, command.internal === true);
+      return planCreateTopic(image, command.request, defaults, command.internal === true, random);
     case "createPartitions":
-      return planCreatePartitions(image, command.name, command.count);
+      return planCreatePartitions(image, command.name, command.count, random);
+    case "fenceBroker":
+      return { ok: true, records: planBrokerFenced(image, command.nodeId) };
+    case "unfenceBroker":
+      return { ok: true, records: planBrokerUnfenced(image, command.nodeId) };
     case "deleteTopic": {
       const topic = image.topicById(command.topicId);
       return planDeleteTopic(topic, command.topicId);
@@ -84,9 +100,12 @@ export function planCommand(image: MetadataImage, command: MetadataCommand, defa
       const { nodeId, host, port, rack } = command;
       const known = image.broker(nodeId);
       if (known !== undefined && known.host === host && known.port === port && known.rack === rack) {
-        return { ok: true, records: [] };
+        return { ok: true, records: known.fenced ? planBrokerUnfenced(image, nodeId) : [] };
       }
-      return { ok: true, records: [{ type: "registerBroker", nodeId, host, port, rack }] };
+      // A (re)registration unfences: the broker is running and says where it listens.
+      const records: MetadataRecord[] = [{ type: "registerBroker", nodeId, host, port, rack }];
+      if (known?.fenced === true) records.push(...planBrokerUnfenced(image, nodeId).filter((r) => r.type !== "unfenceBroker"));
+      return { ok: true, records };
     }
   }
 }
@@ -113,6 +132,7 @@ export function planCreateTopic(
   request: CreateTopicRequest,
   defaults: TopicDefaults,
   internal = false,
+  random: Random = systemRandom,
 ): CreatePlan {
   const nameProblem = topicNameProblem(request.name);
   if (nameProblem !== null) return { ok: false, error: { kind: "invalidName", message: nameProblem } };
@@ -124,7 +144,7 @@ export function planCreateTopic(
     return { ok: false, error: { kind: "invalidPartitions", message: `Number of partitions must be in [1, ${PARTITIONS_MAX}]: ${numPartitions}` } };
   }
   const replicationFactor = request.replicationFactor === -1 ? defaults.replicationFactor : request.replicationFactor;
-  const brokers = image.brokers();
+  const brokers = image.liveBrokers();
   if (replicationFactor < 1 || replicationFactor > brokers.length) {
     return {
       ok: false,
@@ -151,13 +171,16 @@ export function planCreateTopic(
   for (const config of request.configs) {
     if (config.value !== null) records.push({ type: "config", topicId, name: config.name, value: config.value });
   }
-  records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor));
+  records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor, random));
   return { ok: true, records, topicId, numPartitions, replicationFactor };
 }
 
 /**
- * Replica placement as Kafka does without racks: round-robin over brokers from a start
- * that moves with the partition, so leaders spread evenly.
+ * Replica placement as Kafka does without racks (AdminUtils.assignReplicasToBrokers):
+ * partition p's first replica, its leader, is live broker (start + p) mod n from a
+ * random start, so leaders spread evenly over the live brokers and different topics
+ * do not all begin on the same one; the other replicas follow it with a shift that also
+ * starts at random and grows every n partitions, so followers spread too.
  */
 function partitionRecords(
   image: MetadataImage,
@@ -165,12 +188,23 @@ function partitionRecords(
   from: number,
   to: number,
   replicationFactor: number,
+  random: Random,
 ): MetadataRecord[] {
-  const brokerIds = image.brokers().map((broker) => broker.nodeId);
+  const brokerIds = image.liveBrokers().map((broker) => broker.nodeId);
+  const n = brokerIds.length;
+  assert(n >= replicationFactor, "Placement needs as many live brokers as replicas");
+  const start = random.int(0, n - 1);
+  let shift = random.int(0, n - 1);
   const records: MetadataRecord[] = [];
   for (let partition = from; partition < to; partition++) {
-    const replicas: number[] = [];
-    for (let r = 0; r < replicationFactor; r++) replicas.push(brokerIds[(partition + r) % brokerIds.length]!);
+    if (partition > from && (partition - from) % n === 0) shift += 1;
+    const first = (start + partition) % n;
+    const replicas = [brokerIds[first]!];
+    for (let r = 1; r < replicationFactor; r++) {
+      // Kafka's replicaIndex: skip the leader's own slot, wrap over the other n - 1.
+      const step = 1 + ((shift + r - 1) % (n - 1));
+      replicas.push(brokerIds[(first + step) % n]!);
+    }
     records.push({ type: "partition", topicId, partition, replicas, leader: replicas[0]!, leaderEpoch: 0, isr: [...replicas] });
   }
   return records;
@@ -178,7 +212,12 @@ function partitionRecords(
 
 export type PlanResult = { ok: true; records: MetadataRecord[] } | { ok: false; error: TopicError };
 
-export function planCreatePartitions(image: MetadataImage, name: string, count: number): PlanResult {
+export function planCreatePartitions(
+  image: MetadataImage,
+  name: string,
+  count: number,
+  random: Random = systemRandom,
+): PlanResult {
   const topic = image.topic(name);
   if (topic === undefined) return { ok: false, error: { kind: "unknown", message: `Topic '${name}' does not exist` } };
   const current = topic.partitions.length;
@@ -192,7 +231,16 @@ export function planCreatePartitions(image: MetadataImage, name: string, count: 
     return { ok: false, error: { kind: "invalidPartitions", message: `Number of partitions must be at most ${PARTITIONS_MAX}` } };
   }
   const replicationFactor = topic.partitions[0]?.replicas.length ?? 1;
-  return { ok: true, records: partitionRecords(image, topic.topicId, current, count, replicationFactor) };
+  if (replicationFactor > image.liveBrokers().length) {
+    return {
+      ok: false,
+      error: {
+        kind: "invalidReplicationFactor",
+        message: `Replication factor ${replicationFactor} is larger than the ${image.liveBrokers().length} live brokers`,
+      },
+    };
+  }
+  return { ok: true, records: partitionRecords(image, topic.topicId, current, count, replicationFactor, random) };
 }
 
 export function planDeleteTopic(topic: TopicImage | undefined, name: string): PlanResult {

@@ -1,0 +1,120 @@
+import { describe, expect, test } from "bun:test";
+import { SeededRandom } from "../util/random.ts";
+import { planBrokerFenced, planBrokerUnfenced } from "./broker-lifecycle.ts";
+import { MetadataImage, type MetadataRecord } from "./metadata-image.ts";
+import { planCommand, type TopicDefaults } from "./topics.ts";
+
+const DEFAULTS: TopicDefaults = { numPartitions: 1, replicationFactor: 1 };
+
+function imageWith(brokerIds: number[]): MetadataImage {
+  const image = new MetadataImage();
+  for (const nodeId of brokerIds) image.apply({ type: "registerBroker", nodeId, host: "127.0.0.1", port: 9000 + nodeId, rack: null });
+  return image;
+}
+
+function create(image: MetadataImage, name: string, numPartitions: number, replicationFactor: number, seed = 1) {
+  const plan = planCommand(
+    image,
+    { kind: "createTopic", request: { name, numPartitions, replicationFactor, configs: [] } },
+    DEFAULTS,
+    new SeededRandom(seed),
+  );
+  if (plan.ok) for (const record of plan.records) image.apply(record);
+  return plan;
+}
+
+function apply(image: MetadataImage, records: MetadataRecord[]): void {
+  for (const record of records) image.apply(record);
+}
+
+describe("cluster: replica placement", () => {
+  test("leaders spread evenly over the live brokers, replicas distinct", () => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const image = imageWith([1, 2, 3]);
+      expect(create(image, "t", 6, 2, seed).ok).toBe(true);
+      const partitions = image.topic("t")!.partitions;
+      const leaders = partitions.map((p) => p.leader);
+      for (const id of [1, 2, 3]) expect(leaders.filter((l) => l === id)).toHaveLength(2);
+      for (const p of partitions) {
+        expect(new Set(p.replicas).size).toBe(2);
+        expect(p.leader).toBe(p.replicas[0]!);
+        expect(p.isr).toEqual(p.replicas);
+      }
+    }
+  });
+
+  test("the start is random: topics do not all begin on the same broker", () => {
+    const firstLeaders = new Set<number>();
+    for (let seed = 1; seed <= 30; seed++) {
+      const image = imageWith([1, 2, 3]);
+      create(image, "t", 1, 1, seed);
+      firstLeaders.add(image.topic("t")!.partitions[0]!.leader);
+    }
+    expect([...firstLeaders].sort()).toEqual([1, 2, 3]);
+  });
+
+  test("fenced brokers get nothing; a replication factor above the live brokers is refused", () => {
+    const image = imageWith([1, 2, 3]);
+    image.apply({ type: "fenceBroker", nodeId: 2 });
+    expect(create(image, "t", 8, 2).ok).toBe(true);
+    for (const p of image.topic("t")!.partitions) expect(p.replicas).not.toContain(2);
+    const plan = create(image, "u", 1, 3);
+    expect(plan.ok ? null : plan.error.kind).toBe("invalidReplicationFactor");
+    const grow = planCommand(image, { kind: "createPartitions", name: "t", count: 9 }, DEFAULTS, new SeededRandom(3));
+    expect(grow.ok).toBe(true);
+    image.apply({ type: "fenceBroker", nodeId: 3 });
+    const refused = planCommand(image, { kind: "createPartitions", name: "t", count: 10 }, DEFAULTS, new SeededRandom(3));
+    expect(refused.ok ? null : refused.error.kind).toBe("invalidReplicationFactor");
+  });
+});
+
+describe("cluster: fencing and unfencing brokers", () => {
+  test("a fenced leader's partitions move to a live ISR member with a new epoch", () => {
+    const image = imageWith([1, 2, 3]);
+    create(image, "t", 3, 2);
+    const before = image.topic("t")!.partitions;
+    apply(image, planBrokerFenced(image, 1));
+    expect(image.broker(1)!.fenced).toBe(true);
+    expect(image.liveBrokers().map((b) => b.nodeId)).toEqual([2, 3]);
+    for (const [i, p] of image.topic("t")!.partitions.entries()) {
+      const old = before[i]!;
+      expect(p.isr).not.toContain(1);
+      expect(p.leader).not.toBe(1);
+      expect(p.leaderEpoch).toBe(old.leader === 1 ? old.leaderEpoch + 1 : old.leaderEpoch);
+    }
+  });
+
+  test("replication factor 1: no leader while fenced, the same broker leads again when back", () => {
+    const image = imageWith([1, 2]);
+    create(image, "t", 4, 1);
+    const led = image.topic("t")!.partitions.filter((p) => p.leader === 2).map((p) => p.partition);
+    expect(led.length).toBe(2);
+    apply(image, planBrokerFenced(image, 2));
+    for (const p of image.topic("t")!.partitions) {
+      if (led.includes(p.partition)) {
+        expect(p.leader).toBe(-1);
+        expect(p.isr).toEqual([2]);
+        expect(p.leaderEpoch).toBe(1);
+      }
+    }
+    apply(image, planBrokerUnfenced(image, 2));
+    for (const p of image.topic("t")!.partitions) {
+      if (led.includes(p.partition)) {
+        expect(p.leader).toBe(2);
+        expect(p.leaderEpoch).toBe(2);
+      }
+    }
+    expect(planBrokerUnfenced(image, 2)).toEqual([]);
+  });
+
+  test("registering a fenced broker again unfences it", () => {
+    const image = imageWith([1, 2]);
+    create(image, "t", 2, 1);
+    apply(image, planBrokerFenced(image, 1));
+    const plan = planCommand(image, { kind: "registerBroker", nodeId: 1, host: "127.0.0.1", port: 9001, rack: null }, DEFAULTS);
+    expect(plan.ok).toBe(true);
+    if (plan.ok) apply(image, plan.records);
+    expect(image.broker(1)!.fenced).toBe(false);
+    expect(image.topic("t")!.partitions.every((p) => p.leader !== -1)).toBe(true);
+  });
+});
