@@ -21,7 +21,8 @@ import { GroupCoordinator } from "./coordinator/group-coordinator.ts";
 import { createGroupHandlers } from "./coordinator/handlers.ts";
 import { LogOffsetStore } from "./coordinator/log-offset-store.ts";
 import { OffsetRetention } from "./coordinator/offset-store.ts";
-import { logOffsetsTopic, offsetsSettingsFromEnv } from "./coordinator/offsets-topic.ts";
+import { partitionForGroup } from "./coordinator/offset-records.ts";
+import { logOffsetsTopic, OFFSETS_TOPIC, offsetsSettingsFromEnv } from "./coordinator/offsets-topic.ts";
 import { logger } from "./util/log.ts";
 
 const log = logger("node");
@@ -70,11 +71,18 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   // Commits are records of __consumer_offsets, replayed here after the metadata log.
   const offsetsTopic = logOffsetsTopic({ image, metadata, logs, segmentBytes: offsetsSettings.segmentBytes });
   const offsets = new LogOffsetStore(offsetsTopic, clock);
+  // A group belongs to the leader of its __consumer_offsets partition (Kafka's rule).
+  const groupLeader = (groupId: string): number | null => {
+    const topic = image.topic(OFFSETS_TOPIC);
+    if (topic === undefined) return null;
+    return topic.partitions[partitionForGroup(groupId, topic.partitions.length)]?.leader ?? null;
+  };
   const coordinator = new GroupCoordinator({
     clock,
     random: systemRandom,
     groupHasOffsets: (groupId) => offsets.hasGroup(groupId),
     groupStore: offsets,
+    ownsGroup: (groupId) => groupLeader(groupId) === nodeId,
   });
   // Groups come back as stored (Stable with their members, or Empty); a group known
   // only by its offsets comes back Empty.
@@ -103,6 +111,18 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
     coordinator,
     offsets,
     self: () => ({ nodeId, host: advertised.host, port: advertised.port }),
+    async coordinatorFor(groupId) {
+      try {
+        await offsetsTopic.ensure();
+      } catch (error) {
+        log.warn("__consumer_offsets not available", { error: String(error) });
+        return null;
+      }
+      const leader = groupLeader(groupId);
+      const broker = leader === null ? undefined : image.broker(leader);
+      if (broker === undefined || broker.fenced) return null;
+      return { nodeId: broker.nodeId, host: broker.host, port: broker.port };
+    },
     partitionExists: (topic, partition) => image.topic(topic)?.partitions[partition] !== undefined,
     topicIdToName: (topicId) => image.topicById(topicId)?.name,
   });

@@ -19,6 +19,8 @@ export function groupErrorStatus(error: GroupError): { status: ContentfulStatusC
     case "nonEmptyGroup": return { status: 409, code: "group_not_empty" };
     case "invalidGroupId": return { status: 400, code: "invalid_group_id" };
     case "coordinatorNotAvailable": return { status: 503, code: "unavailable" };
+    // Another node coordinates the group: ask that node's admin API.
+    case "notCoordinator": return { status: 421, code: "not_coordinator" };
     // Membership errors: a group changed under the request.
     case "invalidSessionTimeout":
     case "unknownMemberId":

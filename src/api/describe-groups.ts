@@ -33,6 +33,17 @@ export function createDescribeGroupsHandler(deps: GroupHandlerDeps) {
       return {
         throttleTimeMs: 0,
         groups: request.groups.map((groupId) => {
+          if (!deps.coordinator.coordinates(groupId)) {
+            return {
+              errorCode: ErrorCode.NOT_COORDINATOR,
+              groupId,
+              groupState: "",
+              protocolType: "",
+              protocolData: "",
+              members: [],
+              authorizedOperations,
+            };
+          }
           const group = deps.coordinator.describeGroup(groupId);
           if (group === undefined) {
             return {

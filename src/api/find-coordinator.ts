@@ -5,7 +5,9 @@
  * answer TRANSACTION_ABORTABLE (KIP-890), which Brook never does; v6 share group keys
  * (KIP-932).
  *
- * This node coordinates every group. Transactions have no coordinator yet
+ * A group's coordinator is the leader of its __consumer_offsets partition (created on
+ * the first FindCoordinator, as Kafka does); COORDINATOR_NOT_AVAILABLE while there is
+ * none, which clients retry. Transactions have no coordinator yet
  * (COORDINATOR_NOT_AVAILABLE, which clients retry); any other key type, share groups
  * included, is INVALID_REQUEST.
  */
@@ -27,13 +29,14 @@ interface Answer {
 }
 
 export function createFindCoordinatorHandler(deps: GroupHandlerDeps) {
-  const find = (keyType: number): Answer => {
+  const find = async (keyType: number, key: string): Promise<Answer> => {
     const failed = (errorCode: number, errorMessage: string): Answer =>
       ({ errorCode, errorMessage, nodeId: -1, host: "", port: -1 });
     switch (keyType) {
       case KEY_TYPE_GROUP: {
-        const self = deps.self();
-        return { errorCode: ErrorCode.NONE, errorMessage: null, ...self };
+        const node = deps.coordinatorFor === undefined ? deps.self() : await deps.coordinatorFor(key);
+        if (node === null) return failed(ErrorCode.COORDINATOR_NOT_AVAILABLE, "The group's coordinator is not available");
+        return { errorCode: ErrorCode.NONE, errorMessage: null, ...node };
       }
       case KEY_TYPE_TRANSACTION:
         return failed(ErrorCode.COORDINATOR_NOT_AVAILABLE, "Transactions are not supported yet");
@@ -45,14 +48,13 @@ export function createFindCoordinatorHandler(deps: GroupHandlerDeps) {
     request: FindCoordinatorRequest,
     response: FindCoordinatorResponse,
     versions: [0, 6],
-    handle(request, context) {
+    async handle(request, context) {
       if (context.apiVersion < BATCHED_FROM_VERSION) {
-        return { throttleTimeMs: 0, ...find(request.keyType) };
+        return { throttleTimeMs: 0, ...(await find(request.keyType, request.key)) };
       }
-      return {
-        throttleTimeMs: 0,
-        coordinators: request.coordinatorKeys.map((key) => ({ key, ...find(request.keyType) })),
-      };
+      const coordinators = [];
+      for (const key of request.coordinatorKeys) coordinators.push({ key, ...(await find(request.keyType, key)) });
+      return { throttleTimeMs: 0, coordinators };
     },
   });
 }

@@ -86,7 +86,20 @@ export function createOffsetFetchHandler(
     handle(request, context) {
       const grouped = context.apiVersion >= GROUPS_FROM_VERSION;
       const answer = () => {
+        // Another node coordinates the group: NOT_COORDINATOR (v0-v1 have no top-level
+        // error code; their partitions carry it, as Kafka answers them).
+        const elsewhere = (groupId: string) => !deps.coordinator.coordinates(groupId);
         if (!grouped) {
+          if (elsewhere(request.groupId)) {
+            const topics = (request.topics ?? []).map((topic) => ({
+              name: topic.name,
+              partitions: topic.partitionIndexes.map((partitionIndex) => ({
+                partitionIndex, committedOffset: NO_OFFSET, committedLeaderEpoch: NO_LEADER_EPOCH,
+                metadata: "", errorCode: ErrorCode.NOT_COORDINATOR,
+              })),
+            }));
+            return { throttleTimeMs: 0, topics, errorCode: ErrorCode.NOT_COORDINATOR };
+          }
           return {
             throttleTimeMs: 0,
             topics: fetchGroup(request.groupId, request.topics),
@@ -95,11 +108,9 @@ export function createOffsetFetchHandler(
         }
         return {
           throttleTimeMs: 0,
-          groups: request.groups.map((group) => ({
-            groupId: group.groupId,
-            topics: fetchGroup(group.groupId, group.topics),
-            errorCode: ErrorCode.NONE,
-          })),
+          groups: request.groups.map((group) => elsewhere(group.groupId)
+            ? { groupId: group.groupId, topics: [], errorCode: ErrorCode.NOT_COORDINATOR }
+            : { groupId: group.groupId, topics: fetchGroup(group.groupId, group.topics), errorCode: ErrorCode.NONE }),
         };
       };
       const groupIds = grouped ? request.groups.map((group) => group.groupId) : [request.groupId];

@@ -20,6 +20,8 @@ import {
   API_TABLES,
   ApiVersionsRequest,
   ApiVersionsResponse,
+  FindCoordinatorRequest,
+  FindCoordinatorResponse,
   MetadataRequest,
   MetadataResponse,
   type MetadataResponseData,
@@ -210,7 +212,11 @@ export const VERSIONS = {
   listOffsets: 7,
   offsetCommit: 8,
   offsetFetch: 7,
+  findCoordinator: 3,
 } as const;
+
+/** How long `coordinator()` retries COORDINATOR_NOT_AVAILABLE (the topic being created). */
+const COORDINATOR_WAIT_MS = 10_000;
 
 const USED_APIS: ReadonlyArray<[name: string, apiKey: number, version: number]> = [
   ["Produce", 0, VERSIONS.produce],
@@ -219,6 +225,7 @@ const USED_APIS: ReadonlyArray<[name: string, apiKey: number, version: number]> 
   ["Metadata", 3, VERSIONS.metadata],
   ["OffsetCommit", 8, VERSIONS.offsetCommit],
   ["OffsetFetch", 9, VERSIONS.offsetFetch],
+  ["FindCoordinator", 10, VERSIONS.findCoordinator],
 ];
 
 /** A failure the command reports as one line and exit code 1. */
@@ -293,6 +300,29 @@ export class KafkaCluster {
     return topic.partitions
       .map((partition) => ({ partition: partition.partitionIndex, leader: partition.leaderId, leaderEpoch: partition.leaderEpoch }))
       .sort((a, b) => a.partition - b.partition);
+  }
+
+  /**
+   * The connection to a group's coordinator (FindCoordinator), where its commits and
+   * committed offsets go; retried while the coordinator is not available yet.
+   */
+  async coordinator(groupId: string): Promise<KafkaConnection> {
+    const deadline = Date.now() + COORDINATOR_WAIT_MS;
+    for (;;) {
+      const answer = await this.any.send({ request: FindCoordinatorRequest, response: FindCoordinatorResponse }, VERSIONS.findCoordinator, {
+        key: groupId,
+        keyType: 0,
+      });
+      if (answer.errorCode === ErrorCode.NONE) {
+        this.#addresses.set(answer.nodeId, { host: answer.host, port: answer.port });
+        return this.broker(answer.nodeId);
+      }
+      const retriable = answer.errorCode === ErrorCode.COORDINATOR_NOT_AVAILABLE || answer.errorCode === ErrorCode.NOT_COORDINATOR;
+      if (!retriable || Date.now() > deadline) {
+        throw new KafkaClientError(`No coordinator for group ${groupId}: ${errorName(answer.errorCode)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** The connection to a broker, opened on first use; the address comes from Metadata. */

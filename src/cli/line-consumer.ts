@@ -184,7 +184,7 @@ export class LineConsumer {
     if (group === null) return;
     const moved = [...this.#positions].filter(([partition, offset]) => this.#committed.get(partition) !== offset);
     if (moved.length === 0) return;
-    const answer = await this.#cluster.any.send({ request: OffsetCommitRequest, response: OffsetCommitResponse }, VERSIONS.offsetCommit, {
+    const answer = await (await this.#cluster.coordinator(group)).send({ request: OffsetCommitRequest, response: OffsetCommitResponse }, VERSIONS.offsetCommit, {
       groupId: group,
       generationIdOrMemberEpoch: -1,
       memberId: "",
@@ -251,7 +251,7 @@ export class LineConsumer {
   }
 
   async #fetchCommitted(group: string): Promise<Map<number, number>> {
-    const answer = await this.#cluster.any.send({ request: OffsetFetchRequest, response: OffsetFetchResponse }, VERSIONS.offsetFetch, {
+    const answer = await (await this.#cluster.coordinator(group)).send({ request: OffsetFetchRequest, response: OffsetFetchResponse }, VERSIONS.offsetFetch, {
       groupId: group,
       topics: [{ name: this.#options.topic, partitionIndexes: this.#partitions.map((p) => p.partition) }],
       requireStable: false,

@@ -115,6 +115,12 @@ export interface GroupCoordinatorOptions {
    * dropped after `emptyGroupRetentionMs`; one with commits stays (ListGroups shows it).
    */
   readonly groupHasOffsets: (groupId: string) => boolean;
+  /**
+   * Whether this node coordinates the group: in a cluster, the node that leads the
+   * group's partition of __consumer_offsets. Others answer NOT_COORDINATOR, and the
+   * client asks FindCoordinator again. Every group when absent.
+   */
+  readonly ownsGroup?: (groupId: string) => boolean;
   /** Where group metadata is kept across restarts; none in unit tests. */
   readonly groupStore?: GroupMetadataStore;
   readonly config?: Partial<GroupCoordinatorConfig>;
@@ -232,6 +238,7 @@ export class GroupCoordinator {
   readonly #random: Random;
   readonly #groupHasOffsets: (groupId: string) => boolean;
   readonly #groupStore: GroupMetadataStore | null;
+  readonly #ownsGroup: (groupId: string) => boolean;
   readonly #groups = new Map<string, Group>();
   /** Callbacks to call when the running public method returns, in order. */
   #outbox: (() => void)[] = [];
@@ -243,6 +250,7 @@ export class GroupCoordinator {
     this.#random = options.random;
     this.#groupHasOffsets = options.groupHasOffsets;
     this.#groupStore = options.groupStore ?? null;
+    this.#ownsGroup = options.ownsGroup ?? (() => true);
     const config = this.config;
     assert(config.sessionTimeoutMsMin > 0, "Minimum session timeout is not positive");
     assert(config.sessionTimeoutMsMin <= config.sessionTimeoutMsMax, "Session bounds inverted");
@@ -264,6 +272,7 @@ export class GroupCoordinator {
     const fail = (error: GroupError, memberId = input.memberId) =>
       this.#send(() => respond(joinError(memberId, error)));
     if (input.groupId === "") return fail("invalidGroupId");
+    if (!this.#ownsGroup(input.groupId)) return fail("notCoordinator");
     const { sessionTimeoutMsMin, sessionTimeoutMsMax } = this.config;
     const sessionTimeoutMs = input.sessionTimeoutMs;
     if (sessionTimeoutMs < sessionTimeoutMsMin || sessionTimeoutMs > sessionTimeoutMsMax) {
@@ -508,6 +517,7 @@ export class GroupCoordinator {
   #syncGroup(input: SyncGroupInput, respond: SyncGroupCallback): void {
     const fail = (error: GroupError) => this.#send(() => respond(syncError(error)));
     if (input.groupId === "") return fail("invalidGroupId");
+    if (!this.#ownsGroup(input.groupId)) return fail("notCoordinator");
     const group = this.#groups.get(input.groupId);
     if (group === undefined) return fail("unknownMemberId");
     if (group.is("Dead")) return fail("coordinatorNotAvailable");
@@ -633,6 +643,7 @@ export class GroupCoordinator {
   heartbeat(input: HeartbeatInput): GroupError | null {
     return this.#run(() => {
       if (input.groupId === "") return "invalidGroupId";
+      if (!this.#ownsGroup(input.groupId)) return "notCoordinator";
       const group = this.#groups.get(input.groupId);
       if (group === undefined) return "unknownMemberId";
       if (group.is("Dead")) return "coordinatorNotAvailable";
@@ -661,6 +672,7 @@ export class GroupCoordinator {
   leaveGroup(groupId: string, leaving: readonly LeavingMember[]): LeaveGroupResult {
     return this.#run((): LeaveGroupResult => {
       if (groupId === "") return { error: "invalidGroupId", members: [] };
+      if (!this.#ownsGroup(groupId)) return { error: "notCoordinator", members: [] };
       const group = this.#groups.get(groupId);
       const answer = (who: LeavingMember, error: GroupError | null) => ({
         memberId: who.memberId, groupInstanceId: who.groupInstanceId, error,
@@ -705,6 +717,7 @@ export class GroupCoordinator {
    */
   validateOffsetCommit(check: OffsetCommitCheck): GroupError | null {
     return this.#run((): GroupError | null => {
+      if (!this.#ownsGroup(check.groupId)) return "notCoordinator";
       let group = this.#groups.get(check.groupId);
       if (group === undefined) {
         if (check.generationId >= 0) return check.unknownGroupError;
@@ -749,6 +762,7 @@ export class GroupCoordinator {
   validateOffsetDelete(groupId: string): OffsetDeleteCheck {
     return this.#run((): OffsetDeleteCheck => {
       if (groupId === "") return { error: "invalidGroupId" };
+      if (!this.#ownsGroup(groupId)) return { error: "notCoordinator" };
       const group = this.#groups.get(groupId);
       if (group === undefined || group.is("Dead")) return { error: "groupIdNotFound" };
       if (group.is("Empty")) return { error: null, isSubscribed: () => false };
@@ -765,6 +779,7 @@ export class GroupCoordinator {
    */
   deleteGroup(groupId: string): GroupError | null {
     return this.#run((): GroupError | null => {
+      if (!this.#ownsGroup(groupId)) return "notCoordinator";
       const group = this.#groups.get(groupId);
       if (group === undefined || group.is("Dead")) return "groupIdNotFound";
       if (!group.is("Empty")) return "nonEmptyGroup";
@@ -800,6 +815,11 @@ export class GroupCoordinator {
       this.#groups.set(group.groupId, group);
       return true;
     });
+  }
+
+  /** Whether this node coordinates the group (see the `ownsGroup` option). */
+  coordinates(groupId: string): boolean {
+    return this.#ownsGroup(groupId);
   }
 
   listGroups(): GroupOverview[] {

@@ -19,7 +19,9 @@ export type GroupError =
   | "coordinatorNotAvailable"
   | "nonEmptyGroup"
   | "groupIdNotFound"
-  | "groupSubscribedToTopic";
+  | "groupSubscribedToTopic"
+  /** Another node coordinates the group (it leads the group's __consumer_offsets partition). */
+  | "notCoordinator";
 
 /** The Kafka error code of a coordinator error; `null` (no error) is NONE. */
 export function groupErrorCode(error: GroupError | null): number {
@@ -38,6 +40,7 @@ export function groupErrorCode(error: GroupError | null): number {
     case "nonEmptyGroup": return ErrorCode.NON_EMPTY_GROUP;
     case "groupIdNotFound": return ErrorCode.GROUP_ID_NOT_FOUND;
     case "groupSubscribedToTopic": return ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC;
+    case "notCoordinator": return ErrorCode.NOT_COORDINATOR;
     default: return unreachable(error);
   }
 }

@@ -239,3 +239,21 @@ describe("coordinator: group metadata records", () => {
     expect(parseOffsetRecord(key, future)).toBeNull();
   });
 });
+
+describe("coordinator: groups of other nodes", () => {
+  test("a group this node does not coordinate gets NOT_COORDINATOR everywhere", () => {
+    const h = harness({}, 1, { ownsGroup: (groupId) => groupId !== "g" });
+    expect(join(h, {}).value.error).toBe("notCoordinator");
+    expect(sync(h, "m", 1).value.error).toBe("notCoordinator");
+    expect(heartbeat(h, "m", 1)).toBe("notCoordinator");
+    expect(h.coordinator.leaveGroup("g", [{ memberId: "m", groupInstanceId: null }]).error).toBe("notCoordinator");
+    expect(h.coordinator.validateOffsetCommit({
+      groupId: "g", generationId: -1, memberId: "", groupInstanceId: null, unknownGroupError: "groupIdNotFound",
+    })).toBe("notCoordinator");
+    expect(h.coordinator.validateOffsetDelete("g").error).toBe("notCoordinator");
+    expect(h.coordinator.deleteGroup("g")).toBe("notCoordinator");
+    expect(h.coordinator.coordinates("g")).toBe(false);
+    // Its own groups work as ever.
+    expect(join(h, { groupId: "mine" }).value.error).toBe("memberIdRequired");
+  });
+});

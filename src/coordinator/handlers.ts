@@ -22,8 +22,15 @@ import type { OffsetStore } from "./offset-store.ts";
 export interface GroupHandlerDeps {
   readonly coordinator: GroupCoordinator;
   readonly offsets: OffsetStore;
-  /** This node, which coordinates every group while Brook runs one coordinator. */
+  /** This node, which coordinates every group unless `coordinatorFor` says otherwise. */
   readonly self: () => { nodeId: number; host: string; port: number };
+  /**
+   * The node coordinating a group: the leader of the group's __consumer_offsets
+   * partition, creating the topic first if needed; null while there is none (no leader,
+   * topic not creatable now), which FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
+   * Absent: this node coordinates every group.
+   */
+  readonly coordinatorFor?: (groupId: string) => Promise<{ nodeId: number; host: string; port: number } | null>;
   readonly partitionExists: (topic: string, partition: number) => boolean;
   /**
    * For OffsetCommit/OffsetFetch v10+, which name topics by id. The generated tables

@@ -42,7 +42,13 @@ export interface OffsetsTopicDeps {
   segmentBytes?: number;
 }
 
-export function logOffsetsTopic(deps: OffsetsTopicDeps): OffsetsTopic {
+/** The node's `__consumer_offsets`: also creatable ahead of the first append. */
+export interface LogOffsetsTopic extends OffsetsTopic {
+  /** Creates the topic through the controller unless the image has it. */
+  ensure(): Promise<void>;
+}
+
+export function logOffsetsTopic(deps: OffsetsTopicDeps): LogOffsetsTopic {
   const { image, metadata, logs } = deps;
   const configs = offsetsTopicConfigs(deps.segmentBytes ?? OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT);
   let creating: Promise<void> | null = null;
@@ -59,6 +65,7 @@ export function logOffsetsTopic(deps: OffsetsTopicDeps): OffsetsTopic {
     await creating;
   };
   return {
+    ensure: ensureTopic,
     get partitionCount() {
       return image.topic(OFFSETS_TOPIC)?.partitions.length ?? OFFSETS_TOPIC_PARTITIONS;
     },

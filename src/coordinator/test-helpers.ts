@@ -32,7 +32,7 @@ export interface Harness {
 export function harness(
   config: Partial<GroupCoordinatorConfig> = {},
   seed = 1,
-  options: { clock?: ManualClock; groupStore?: GroupMetadataStore } = {},
+  options: { clock?: ManualClock; groupStore?: GroupMetadataStore; ownsGroup?: (groupId: string) => boolean } = {},
 ): Harness {
   const clock = options.clock ?? new ManualClock();
   const offsets = new MemoryOffsetStore();
@@ -41,6 +41,7 @@ export function harness(
     random: new SeededRandom(seed),
     groupHasOffsets: (groupId) => offsets.hasGroup(groupId),
     ...(options.groupStore === undefined ? {} : { groupStore: options.groupStore }),
+    ...(options.ownsGroup === undefined ? {} : { ownsGroup: options.ownsGroup }),
     config,
   });
   return {

@@ -8,12 +8,16 @@ import { Kafka, logLevel } from "kafkajs";
 import { startBroker, tempDir, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
-const OFFSET_COMMIT = 8, CREATE_TOPICS = 19;
+const OFFSET_COMMIT = 8, FIND_COORDINATOR = 10, CREATE_TOPICS = 19;
 const dataDir = tempDir();
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 async function commit(broker: TestBroker, group: string, offsets: number[]): Promise<void> {
   const client = await RawClient.connect(broker.port);
+  // As every client: FindCoordinator first (it creates __consumer_offsets); one node
+  // coordinates every group.
+  const found = await client.request(FIND_COORDINATOR, 3, { key: group, keyType: 0 });
+  expect(found.errorCode).toBe(0);
   // A simple commit (no generation, no member id), as a group-less consumer makes.
   const answer = await client.request(OFFSET_COMMIT, 8, {
     groupId: group, generationIdOrMemberEpoch: -1, memberId: "", groupInstanceId: null,
