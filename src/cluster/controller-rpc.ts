@@ -1,0 +1,244 @@
+/**
+ * Metadata commands forwarded to the controller. A node that is not the controller
+ * sends a `MetadataCommand` (CreateTopics, DeleteTopics, CreatePartitions, admin API
+ * writes, the creation of __consumer_offsets) to the controller over the cluster port
+ * (the TCP side of `--gossip`, first byte 'C'), and the controller answers with the
+ * outcome and the metadata log index that holds it, so the asking node can wait until
+ * its own image has applied that far before it answers its client.
+ *
+ * Frames both ways: 4-byte big-endian length, then UTF-8 JSON. Requests are
+ * `{id, command}`, answers `{id, result, index}`. Input from the network is checked
+ * field by field (`parseCommand`); anything else closes the connection.
+ */
+import { Buffer } from "node:buffer";
+import { connect, type Socket } from "node:net";
+import { logger } from "../util/log.ts";
+import type { CommandResult, MetadataCommand } from "./topics.ts";
+
+const log = logger("controller-rpc");
+
+/** The first byte of a controller connection on the cluster port. */
+export const CONTROLLER_RPC_TAG = 0x43;
+/** A command is a few hundred bytes; a topic's configs keep it far below this. */
+export const CONTROLLER_FRAME_BYTES_MAX = 1024 * 1024;
+export const CONTROLLER_RPC_TIMEOUT_MS_DEFAULT = 10_000;
+
+export interface ControllerAnswer {
+  readonly result: CommandResult;
+  /** The metadata log index that holds the change; -1 when nothing was written. */
+  readonly index: number;
+}
+
+export type CommandExecutor = (command: MetadataCommand) => Promise<ControllerAnswer>;
+
+/** Serves one accepted connection whose tag byte was already read; `rest` follows it. */
+export function serveControllerConnection(socket: Socket, rest: Buffer, execute: CommandExecutor): void {
+  const reader = new FrameReader((frame) => {
+    const request = parseRequest(frame);
+    if (request === null) {
+      log.warn("Malformed controller request; closing", { remote: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
+    execute(request.command).then(
+      (answer) => writeFrame(socket, { id: request.id, ...answer }),
+      (error: unknown) => {
+        const message = error instanceof Error ? error.message : String(error);
+        writeFrame(socket, { id: request.id, result: { ok: false, error: { kind: "notController", message } }, index: -1 });
+      },
+    );
+  }, () => socket.destroy());
+  socket.on("data", (chunk: Buffer) => reader.push(chunk));
+  socket.on("error", () => socket.destroy());
+  if (rest.length > 0) reader.push(rest);
+}
+
+/** Client side: one connection per controller address, requests matched by id. */
+export class ControllerClient {
+  readonly #timeoutMs: number;
+  readonly #connections = new Map<string, ClientConnection>();
+  #nextId = 1;
+
+  constructor(options: { timeoutMs?: number } = {}) {
+    this.#timeoutMs = options.timeoutMs ?? CONTROLLER_RPC_TIMEOUT_MS_DEFAULT;
+  }
+
+  /** Sends `command` to the controller at host:port; a failure is a notController result. */
+  async submit(address: { host: string; port: number }, command: MetadataCommand): Promise<ControllerAnswer> {
+    const key = `${address.host}:${address.port}`;
+    let connection = this.#connections.get(key);
+    if (connection === undefined || connection.closed) {
+      connection = new ClientConnection(address, () => this.#connections.delete(key));
+      this.#connections.set(key, connection);
+    }
+    try {
+      return await connection.request(this.#nextId++, command, this.#timeoutMs);
+    } catch (error) {
+      const message = `Controller at ${key} did not answer: ${error instanceof Error ? error.message : String(error)}`;
+      return { result: { ok: false, error: { kind: "notController", message } }, index: -1 };
+    }
+  }
+
+  close(): void {
+    for (const connection of this.#connections.values()) connection.close();
+    this.#connections.clear();
+  }
+}
+
+class ClientConnection {
+  readonly #socket: Socket;
+  readonly #waiting = new Map<number, { resolve: (answer: ControllerAnswer) => void; reject: (error: Error) => void }>();
+  closed = false;
+
+  constructor(address: { host: string; port: number }, onClose: () => void) {
+    this.#socket = connect({ host: address.host, port: address.port });
+    this.#socket.setNoDelay(true);
+    this.#socket.write(Buffer.from([CONTROLLER_RPC_TAG]));
+    const reader = new FrameReader((frame) => {
+      const answer = parseAnswer(frame);
+      if (answer === null) return this.#fail(new Error("Malformed controller answer"));
+      const waiter = this.#waiting.get(answer.id);
+      this.#waiting.delete(answer.id);
+      waiter?.resolve({ result: answer.result, index: answer.index });
+    }, () => this.#fail(new Error("Oversized controller answer")));
+    this.#socket.on("data", (chunk: Buffer) => reader.push(chunk));
+    this.#socket.on("error", (error) => this.#fail(error));
+    this.#socket.on("close", () => {
+      this.#fail(new Error("Connection closed"));
+      onClose();
+    });
+  }
+
+  request(id: number, command: MetadataCommand, timeoutMs: number): Promise<ControllerAnswer> {
+    if (this.closed) return Promise.reject(new Error("Connection closed"));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(id);
+        reject(new Error(`No answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiting.set(id, {
+        resolve: (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      writeFrame(this.#socket, { id, command });
+    });
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  #fail(error: Error): void {
+    this.closed = true;
+    this.#socket.destroy();
+    for (const waiter of this.#waiting.values()) waiter.reject(error);
+    this.#waiting.clear();
+  }
+}
+
+/** Splits a byte stream into length-prefixed frames, refusing oversized ones. */
+class FrameReader {
+  #buffer: Buffer = Buffer.alloc(0);
+  readonly #onFrame: (frame: Buffer) => void;
+  readonly #onOversized: () => void;
+
+  constructor(onFrame: (frame: Buffer) => void, onOversized: () => void) {
+    this.#onFrame = onFrame;
+    this.#onOversized = onOversized;
+  }
+
+  push(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    while (this.#buffer.length >= 4) {
+      const size = this.#buffer.readUInt32BE(0);
+      if (size > CONTROLLER_FRAME_BYTES_MAX) {
+        this.#buffer = Buffer.alloc(0);
+        return this.#onOversized();
+      }
+      if (this.#buffer.length < 4 + size) return;
+      const frame = this.#buffer.subarray(4, 4 + size);
+      this.#buffer = this.#buffer.subarray(4 + size);
+      this.#onFrame(frame);
+    }
+  }
+}
+
+function writeFrame(socket: Socket, body: unknown): void {
+  if (socket.destroyed) return;
+  const json = Buffer.from(JSON.stringify(body), "utf8");
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(json.length, 0);
+  socket.write(Buffer.concat([head, json]));
+}
+
+function parseJson(frame: Buffer): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(frame.toString("utf8"));
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+function parseRequest(frame: Buffer): { id: number; command: MetadataCommand } | null {
+  const value = parseJson(frame);
+  if (value === null || !Number.isSafeInteger(value.id)) return null;
+  const command = parseCommand(value.command);
+  return command === null ? null : { id: value.id as number, command };
+}
+
+function parseAnswer(frame: Buffer): { id: number; result: CommandResult; index: number } | null {
+  const value = parseJson(frame);
+  if (value === null || !Number.isSafeInteger(value.id) || !Number.isSafeInteger(value.index)) return null;
+  const result = value.result as Record<string, unknown> | null;
+  if (typeof result !== "object" || result === null || typeof result.ok !== "boolean") return null;
+  if (!result.ok) {
+    const error = result.error as Record<string, unknown> | null;
+    if (typeof error !== "object" || error === null || typeof error.kind !== "string" || typeof error.message !== "string") return null;
+  }
+  return { id: value.id as number, result: result as CommandResult, index: value.index as number };
+}
+
+const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
+const isString = (value: unknown): value is string => typeof value === "string";
+
+/** A command from the network, checked field by field; null when it is not one. */
+export function parseCommand(value: unknown): MetadataCommand | null {
+  if (typeof value !== "object" || value === null) return null;
+  const c = value as Record<string, unknown>;
+  switch (c.kind) {
+    case "createTopic": {
+      const r = c.request as Record<string, unknown> | null;
+      if (typeof r !== "object" || r === null) return null;
+      if (!isString(r.name) || !isInt(r.numPartitions) || !isInt(r.replicationFactor) || !Array.isArray(r.configs)) return null;
+      const configs: Array<{ name: string; value: string | null }> = [];
+      for (const each of r.configs as unknown[]) {
+        const config = each as Record<string, unknown> | null;
+        if (typeof config !== "object" || config === null || !isString(config.name)) return null;
+        if (config.value !== null && !isString(config.value)) return null;
+        configs.push({ name: config.name, value: config.value as string | null });
+      }
+      const request = { name: r.name, numPartitions: r.numPartitions, replicationFactor: r.replicationFactor, configs };
+      return { kind: "createTopic", request, internal: c.internal === true };
+    }
+    case "createPartitions":
+      return isString(c.name) && isInt(c.count) ? { kind: "createPartitions", name: c.name, count: c.count } : null;
+    case "deleteTopic":
+      return isString(c.topicId) ? { kind: "deleteTopic", topicId: c.topicId } : null;
+    case "registerBroker":
+      if (!isInt(c.nodeId) || !isString(c.host) || !isInt(c.port)) return null;
+      if (c.rack !== null && !isString(c.rack)) return null;
+      return { kind: "registerBroker", nodeId: c.nodeId, host: c.host, port: c.port, rack: c.rack as string | null };
+    case "fenceBroker":
+    case "unfenceBroker":
+      return isInt(c.nodeId) ? { kind: c.kind, nodeId: c.nodeId } : null;
+    default:
+      return null;
+  }
+}
