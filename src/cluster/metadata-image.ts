@@ -145,6 +145,35 @@ export class MetadataImage {
     for (const listener of this.#listeners) listener(record, this);
   }
 
+  /**
+   * Records that rebuild this image when applied to an empty one: what a snapshot of
+   * the metadata log holds.
+   */
+  toRecords(): MetadataRecord[] {
+    const records: MetadataRecord[] = [];
+    for (const broker of this.brokers()) {
+      const { nodeId, host, port, rack } = broker;
+      records.push({ type: "registerBroker", nodeId, host, port, rack });
+      if (broker.fenced) records.push({ type: "fenceBroker", nodeId });
+    }
+    for (const topic of this.#topicsByName.values()) {
+      records.push({ type: "topic", name: topic.name, topicId: topic.topicId, internal: topic.internal });
+      for (const [name, value] of topic.configs) records.push({ type: "config", topicId: topic.topicId, name, value });
+      for (const p of topic.partitions) {
+        records.push({
+          type: "partition",
+          topicId: topic.topicId,
+          partition: p.partition,
+          replicas: [...p.replicas],
+          leader: p.leader,
+          leaderEpoch: p.leaderEpoch,
+          isr: [...p.isr],
+        });
+      }
+    }
+    return records;
+  }
+
   brokers(): BrokerImage[] {
     return [...this.#brokers.values()].sort((a, b) => a.nodeId - b.nodeId);
   }
