@@ -59,7 +59,7 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   let serving = false;
   const services: BrokerServices = {
     nodeId,
-    clusterId: meta.clusterId,
+    clusterId: meta.clusterId ?? "",
     image,
     metadata,
     logs,

@@ -2,18 +2,31 @@
  * The data directory's identity file, `<data-dir>/meta.json`: node id, cluster id and
  * format version, written on first start and checked on every later one, so a node
  * never serves another cluster's data by mistake.
+ *
+ * A new data dir started without `--join` founds a cluster: its cluster id is made
+ * here. One started with `--join` has no cluster id until it joins: the cluster's id
+ * is then adopted (`adoptClusterId`), and a data dir that already belongs to another
+ * cluster is refused.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type Random, systemRandom } from "../util/random.ts";
 
 export const FORMAT_VERSION = 1;
 /** Node id when none is given and the data dir is new. */
 export const DEFAULT_NODE_ID = 1;
+/**
+ * A joining node without --node-id takes a random id from here (Kafka's generated
+ * broker ids also start above 1000), so that nodes joining at once do not collide.
+ */
+export const JOINING_NODE_ID_MIN = 1001;
+export const JOINING_NODE_ID_SPAN = 2 ** 30;
 
 export interface DataDirMeta {
   nodeId: number;
-  clusterId: string;
+  /** Null until a node started with --join has joined its cluster. */
+  clusterId: string | null;
   formatVersion: number;
 }
 
@@ -26,7 +39,13 @@ export function newClusterId(): string {
   return randomBytes(16).toString("base64url");
 }
 
-export function openDataDir(dataDir: string, requestedNodeId: number | null): DataDirMeta {
+export function openDataDir(
+  dataDir: string,
+  requestedNodeId: number | null,
+  options: { joining?: boolean; random?: Random } = {},
+): DataDirMeta {
+  const joining = options.joining === true;
+  const random = options.random ?? systemRandom;
   try {
     mkdirSync(dataDir, { recursive: true });
   } catch (error) {
@@ -34,13 +53,9 @@ export function openDataDir(dataDir: string, requestedNodeId: number | null): Da
   }
   const path = join(dataDir, "meta.json");
   if (!existsSync(path)) {
-    const meta: DataDirMeta = { nodeId: requestedNodeId ?? DEFAULT_NODE_ID, clusterId: newClusterId(), formatVersion: FORMAT_VERSION };
-    try {
-      writeFileSync(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
-      renameSync(`${path}.tmp`, path);
-    } catch (error) {
-      throw new DataDirError(`Cannot write ${path}: ${(error as Error).message}`);
-    }
+    const nodeId = requestedNodeId ?? (joining ? JOINING_NODE_ID_MIN + random.int(0, JOINING_NODE_ID_SPAN - 1) : DEFAULT_NODE_ID);
+    const meta: DataDirMeta = { nodeId, clusterId: joining ? null : newClusterId(), formatVersion: FORMAT_VERSION };
+    writeMeta(path, meta);
     return meta;
   }
   let meta: DataDirMeta;
@@ -49,7 +64,8 @@ export function openDataDir(dataDir: string, requestedNodeId: number | null): Da
   } catch (error) {
     throw new DataDirError(`Unreadable ${path}: ${(error as Error).message}`);
   }
-  if (!Number.isInteger(meta.nodeId) || meta.nodeId < 0 || typeof meta.clusterId !== "string" || meta.clusterId === "") {
+  const clusterIdValid = meta.clusterId === null || (typeof meta.clusterId === "string" && meta.clusterId !== "");
+  if (!Number.isInteger(meta.nodeId) || meta.nodeId < 0 || !clusterIdValid) {
     throw new DataDirError(`Corrupt ${path}: node id and cluster id required`);
   }
   if (meta.formatVersion !== FORMAT_VERSION) {
@@ -59,4 +75,27 @@ export function openDataDir(dataDir: string, requestedNodeId: number | null): Da
     throw new DataDirError(`Data dir ${dataDir} belongs to node ${meta.nodeId}, not --node-id ${requestedNodeId}`);
   }
   return meta;
+}
+
+/**
+ * The cluster this node joined has id `clusterId` (learned from `source`, a seed's
+ * address): a data dir without a cluster id takes it; one of another cluster is refused.
+ */
+export function adoptClusterId(dataDir: string, meta: DataDirMeta, clusterId: string, source: string): DataDirMeta {
+  if (meta.clusterId === clusterId) return meta;
+  if (meta.clusterId !== null) {
+    throw new DataDirError(`Data dir ${dataDir} belongs to cluster ${meta.clusterId}, but ${source} is in cluster ${clusterId}`);
+  }
+  const adopted = { ...meta, clusterId };
+  writeMeta(join(dataDir, "meta.json"), adopted);
+  return adopted;
+}
+
+function writeMeta(path: string, meta: DataDirMeta): void {
+  try {
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
+    renameSync(`${path}.tmp`, path);
+  } catch (error) {
+    throw new DataDirError(`Cannot write ${path}: ${(error as Error).message}`);
+  }
 }
