@@ -210,8 +210,9 @@ describe("admin: cluster", () => {
       clusterId: TEST_CLUSTER_ID,
       nodeId: 1,
       controller: 1,
-      brokers: [{ nodeId: 1, host: "127.0.0.1", port: 9092, rack: null }],
-      members: [{ nodeId: 1, state: "alive", self: true }],
+      brokers: [{ nodeId: 1, host: "127.0.0.1", port: 9092, rack: null, fenced: false }],
+      members: [{ nodeId: 1, state: "alive", incarnation: 0, gossip: "", kafka: "127.0.0.1:9092", admin: "", self: true }],
+      quorum: null,
     });
   });
 });

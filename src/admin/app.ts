@@ -39,7 +39,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return c.json({ status: "ok" });
   });
 
-  app.get("/v1/cluster", (c) => c.json(clusterView(deps.node.services)));
+  app.get("/v1/cluster", (c) => c.json(clusterView(deps.node)));
   registerTopicRoutes(app, deps.node);
   registerGroupRoutes(app, deps.node);
   registerMetricsRoute(app, deps.node);

@@ -18,6 +18,36 @@ export interface AdminNode {
   readonly offsets: OffsetStore;
   /** Open Kafka protocol connections. */
   readonly connectionCount: () => number;
+  /** SWIM and Raft as this node sees them; absent on a node that runs alone. */
+  readonly cluster?: ClusterStatus;
+}
+
+/** A member as SWIM sees it. */
+export interface MemberStatus {
+  nodeId: number;
+  state: "alive" | "suspect" | "dead" | "left";
+  incarnation: number;
+  /** The member's --gossip address (UDP for SWIM, TCP for Raft and forwarding). */
+  gossip: string;
+  kafka: string;
+  admin: string;
+  self: boolean;
+}
+
+/** This node's view of the Raft metadata quorum. */
+export interface QuorumStatus {
+  role: string;
+  term: number;
+  leader: number | null;
+  commitIndex: number;
+  appliedIndex: number;
+  voters: number[];
+  observers: number[];
+}
+
+export interface ClusterStatus {
+  members(): MemberStatus[];
+  quorum(): QuorumStatus;
 }
 
 export interface TopicSummary {
@@ -94,20 +124,36 @@ export function underReplicatedPartitions(services: BrokerServices): number {
 export interface ClusterView {
   clusterId: string;
   nodeId: number;
-  /** The metadata controller: this node while metadata is a local log. */
-  controller: number;
-  brokers: Array<{ nodeId: number; host: string; port: number; rack: string | null }>;
-  /** Membership as SWIM will report it; for now this node, alive. */
-  members: Array<{ nodeId: number; state: "alive"; self: boolean }>;
+  /** The metadata controller (the Raft leader); null during an election. */
+  controller: number | null;
+  /** Registered brokers; fenced ones are those the controller saw die. */
+  brokers: Array<{ nodeId: number; host: string; port: number; rack: string | null; fenced: boolean }>;
+  /** Membership as SWIM reports it; a node alone lists itself, alive. */
+  members: MemberStatus[];
+  /** The metadata quorum from this node; null on a node that runs alone. */
+  quorum: QuorumStatus | null;
 }
 
-export function clusterView(services: BrokerServices): ClusterView {
+export function clusterView(node: AdminNode): ClusterView {
+  const { services, cluster } = node;
+  const quorum = cluster?.quorum() ?? null;
+  const self = services.image.broker(services.nodeId);
+  const alone: MemberStatus = {
+    nodeId: services.nodeId,
+    state: "alive",
+    incarnation: 0,
+    gossip: "",
+    kafka: self === undefined ? "" : `${self.host}:${self.port}`,
+    admin: "",
+    self: true,
+  };
   return {
     clusterId: services.clusterId,
     nodeId: services.nodeId,
-    controller: services.nodeId,
-    brokers: services.image.brokers().map(({ nodeId, host, port, rack }) => ({ nodeId, host, port, rack })),
-    members: [{ nodeId: services.nodeId, state: "alive", self: true }],
+    controller: quorum === null ? services.nodeId : quorum.leader,
+    brokers: services.image.brokers().map(({ nodeId, host, port, rack, fenced }) => ({ nodeId, host, port, rack, fenced })),
+    members: cluster?.members() ?? [alone],
+    quorum,
   };
 }
 

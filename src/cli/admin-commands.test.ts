@@ -120,8 +120,8 @@ describe("cli: admin commands", () => {
       "Answered by node: 1",
       "Controller: 1",
       "",
-      "NODE            ADDRESS         RACK  STATE",
-      "1 (controller)  127.0.0.1:9092  -     alive",
+      "NODE              KAFKA           GOSSIP  SWIM   INCARNATION  BROKER",
+      "1 (controller) *  127.0.0.1:9092  -       alive  0            registered",
       "",
     ].join("\n"));
   });

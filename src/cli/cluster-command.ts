@@ -9,22 +9,35 @@ import type { CliContext } from "./cli.ts";
 import { formatTable } from "./output.ts";
 
 function describeCluster(cluster: ClusterView): string {
+  const quorum = cluster.quorum;
   const head = [
     `Cluster id: ${cluster.clusterId}`,
     `Answered by node: ${cluster.nodeId}`,
-    `Controller: ${cluster.controller}`,
-  ].join("\n");
-  const states = new Map(cluster.members.map((member) => [member.nodeId, member.state]));
-  const brokers = formatTable(
-    ["NODE", "ADDRESS", "RACK", "STATE"],
-    cluster.brokers.map((b) => [
-      `${b.nodeId}${b.nodeId === cluster.controller ? " (controller)" : ""}`,
-      `${b.host}:${b.port}`,
-      b.rack,
-      states.get(b.nodeId) ?? "unknown",
+    `Controller: ${cluster.controller ?? "none (election in progress)"}`,
+    ...(quorum === null ? [] : [
+      `Raft: ${quorum.role}, term ${quorum.term}, commit index ${quorum.commitIndex}, applied ${quorum.appliedIndex}`,
+      `Voters: ${quorum.voters.join(", ") || "-"}; observers: ${quorum.observers.join(", ") || "-"}`,
     ]),
+  ].join("\n");
+  const members = new Map(cluster.members.map((member) => [member.nodeId, member]));
+  const ids = [...new Set([...cluster.brokers.map((b) => b.nodeId), ...members.keys()])].sort((a, b) => a - b);
+  const brokers = new Map(cluster.brokers.map((b) => [b.nodeId, b]));
+  const rows = formatTable(
+    ["NODE", "KAFKA", "GOSSIP", "SWIM", "INCARNATION", "BROKER"],
+    ids.map((id) => {
+      const member = members.get(id);
+      const broker = brokers.get(id);
+      return [
+        `${id}${id === cluster.controller ? " (controller)" : ""}${member?.self ? " *" : ""}`,
+        broker === undefined ? member?.kafka ?? null : `${broker.host}:${broker.port}`,
+        member?.gossip || null,
+        member?.state ?? "unknown",
+        member === undefined ? null : String(member.incarnation),
+        broker === undefined ? "unregistered" : broker.fenced ? "fenced" : "registered",
+      ];
+    }),
   );
-  return `${head}\n\n${brokers}`;
+  return `${head}\n\n${rows}`;
 }
 
 export function clusterCommand(context: CliContext): CommandModule {

@@ -58,8 +58,8 @@ describe("admin api: a real broker", () => {
     const { status, body } = await api("GET", "/v1/cluster");
     expect(status).toBe(200);
     expect(body.controller).toBe(body.nodeId);
-    expect(body.brokers).toEqual([{ nodeId: body.nodeId, host: broker.host, port: broker.port, rack: null }]);
-    expect(body.members).toEqual([{ nodeId: body.nodeId, state: "alive", self: true }]);
+    expect(body.brokers).toEqual([{ nodeId: body.nodeId, host: broker.host, port: broker.port, rack: null, fenced: false }]);
+    expect(body.members).toEqual([expect.objectContaining({ nodeId: body.nodeId, state: "alive", kafka: broker.bootstrap, self: true })]);
     expect(body.clusterId).toMatch(/^\S+$/);
   });
 
