@@ -111,10 +111,10 @@ interface Exited {
   seconds: number;
 }
 
-function run(command: string, args: string[], timeoutMs: number): Promise<Exited> {
+function run(command: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<Exited> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(command, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
@@ -130,11 +130,101 @@ function run(command: string, args: string[], timeoutMs: number): Promise<Exited
   });
 }
 
+/**
+ * A driver process that prints its result as one JSON line (the last line of stdout)
+ * and exits 0; anything else rejects with its stderr.
+ */
+export async function runJsonProcess<T>(command: string, args: string[], timeoutMs = 900_000): Promise<T & { clientCpuSeconds: number }> {
+  const exited = await run(command, args, timeoutMs);
+  const name = command.split("/").at(-1);
+  if (exited.code !== 0) throw new Error(exited.stderr.trim() || `${name} exited with ${exited.code}`);
+  const line = exited.stdout.trim().split("\n").at(-1) ?? "";
+  try {
+    return JSON.parse(line) as T & { clientCpuSeconds: number };
+  } catch {
+    throw new Error(`${name} printed no JSON result: ${line.slice(0, 200)}`);
+  }
+}
+
 /** One load generator run in its own process; resolves with its JSON result. */
-export async function runLoadgen<T>(spec: LoadSpec, timeoutMs = 900_000): Promise<T & { clientCpuSeconds: number }> {
-  const exited = await run(BUN, [join(REPO, "test/bench/loadgen.ts"), JSON.stringify(spec)], timeoutMs);
-  if (exited.code !== 0) throw new Error(exited.stderr.trim() || `loadgen exited with ${exited.code}`);
-  return JSON.parse(exited.stdout.trim().split("\n").at(-1)!) as T & { clientCpuSeconds: number };
+export function runLoadgen<T>(spec: LoadSpec, timeoutMs = 900_000): Promise<T & { clientCpuSeconds: number }> {
+  return runJsonProcess<T>(BUN, [join(REPO, "test/bench/loadgen.ts"), JSON.stringify(spec)], timeoutMs);
+}
+
+/**
+ * `go build -o <outfile> <dir>` (dir relative to the repo) in GOPATH mode against `gopath` (no network: GOPROXY
+ * off, a fresh GOCACHE of its own). Returns the seconds it took.
+ */
+export async function goBuild(dir: string, outfile: string, gopath: string, gocache: string): Promise<number> {
+  const env = {
+    ...process.env, GOPATH: gopath, GO111MODULE: "off", GOFLAGS: "", GOPROXY: "off", GOCACHE: gocache, CGO_ENABLED: "0",
+  };
+  const built = await run("go", ["build", "-o", outfile, dir], 600_000, env);
+  if (built.code !== 0) throw new Error(`go build ${dir} failed (${built.code}): ${(built.stderr || built.stdout).trim()}`);
+  return built.seconds;
+}
+
+/** A server process the harness started (a peer broker); stop() by its pid. */
+export interface Server {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `command` with `args(port)` for a free loopback port and waits until its stdout
+ * or stderr matches `ready`. stop() sends SIGTERM to its pid (SIGKILL after 30 s) and
+ * waits for the exit; the process is also killed if the harness exits first.
+ */
+export async function startServer(command: string, args: (port: number) => string[], ready: RegExp): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(command, args(port), { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  const killOnExit = () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, "SIGKILL");
+  };
+  process.on("exit", killOnExit);
+  let output = "";
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${command} not ready within 30 s: ${output.trim().slice(-500)}`)), 30_000);
+      const watch = (chunk: Buffer) => {
+        // Keep only the tail: servers log for as long as they run.
+        output = (output + chunk.toString()).slice(-8192);
+        if (ready.test(output)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on("data", watch);
+      child.stderr!.on("data", watch);
+      child.on("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${command} exited with ${code} before ready: ${output.trim().slice(-500)}`));
+      });
+    });
+  } catch (error) {
+    killOnExit();
+    await exited;
+    throw error;
+  }
+  return {
+    pid: child.pid!,
+    port,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        process.kill(child.pid!, "SIGTERM");
+        const timer = setTimeout(killOnExit, 30_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      process.off("exit", killOnExit);
+    },
+  };
 }
 
 export interface NullBroker {
@@ -190,7 +280,7 @@ export async function startNullBroker(options: NullBrokerOptions): Promise<NullB
   };
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

@@ -7,7 +7,8 @@
  *
  *   bun test/bench/run.ts [--quick | --full] [--runs N] [--only REGEX] [--out PATH]
  *
- * - default: a representative subset (see PRODUCE_DEFAULT), about 6-10 minutes.
+ * - default: a representative subset (see PRODUCE_DEFAULT), about 6-10 minutes (2-3 more
+ *   with the peers installed).
  * - --quick: tiny sizes, one counted run per figure, under 2 minutes (CI runs this; it
  *   checks that every path works, its figures mean little). Results go to
  *   bench/results/tmp/ (ignored by git).
@@ -21,6 +22,11 @@
  * a noisy neighbour hits both. Figures never fail anything; an error in a group (a
  * broker answering an error code, a crash) is shown in its row and makes the exit code 1.
  * Everything started is stopped by pid; data dirs are removed.
+ *
+ * The peers group (NATS JetStream, Redis Streams) runs only what is installed (the
+ * harness installs nothing): it starts each peer on loopback, builds the Go JetStream
+ * driver into the temporary directory, and measures Brook again beside them run by run
+ * (`peers/peers.ts`, bench/README.md "peers").
  */
 import { Buffer } from "node:buffer";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, truncateSync, writeFileSync } from "node:fs";
@@ -45,12 +51,14 @@ import {
   type NullBrokerOptions,
   RssSampler,
   runLoadgen,
+  type Server,
   startBrook,
   startNullBroker,
   startToReady,
   writeKcatFile,
 } from "./processes.ts";
-import { ratio, renderTable, type Better, type Row } from "./report.ts";
+import { buildJetStreamDriver, jetStreamConsume, jetStreamPublish, missingPeer, type PeerName, type PeerRun, redisRun, startNats, startRedis } from "./peers/peers.ts";
+import { formatNumber, ratio, renderTable, type Better, type Row } from "./report.ts";
 import { buildStartupDataDir } from "./startup.bench.ts";
 import { measureStorageRead, setupStorageRead } from "./storage-read.bench.ts";
 import { summarize } from "./stats.ts";
@@ -101,6 +109,9 @@ interface Sizes {
   storageBigBytes: number;
   storageReads: number;
   storageAppends: number;
+  /** Messages per peer produce run, by message size; Brook's runs last produceMs. */
+  peerMessages100B: number;
+  peerMessages1KiB: number;
 }
 
 const SIZES: Record<Mode, Sizes> = {
@@ -108,16 +119,19 @@ const SIZES: Record<Mode, Sizes> = {
     produceMs: 400, batchBytes: 64 * KIB, window: 32, tcpBytes: 256 * MIB, kcatMessages: 20_000,
     backlogBytes: 16 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 1000, latencyRates: [10 * MB], idleMs: 500,
     startupPartitions: 100, startupSegments: 1, storageBigBytes: 64 * MIB, storageReads: 2000, storageAppends: 20,
+    peerMessages100B: 40_000, peerMessages1KiB: 20_000,
   },
   default: {
     produceMs: 4000, batchBytes: 64 * KIB, window: 32, tcpBytes: 2048 * MIB, kcatMessages: 1_000_000,
     backlogBytes: 1024 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 5000, latencyRates: [10 * MB], idleMs: 2000,
     startupPartitions: 1000, startupSegments: 4, storageBigBytes: 512 * MIB, storageReads: 10_000, storageAppends: 50,
+    peerMessages100B: 800_000, peerMessages1KiB: 400_000,
   },
   full: {
     produceMs: 5000, batchBytes: 64 * KIB, window: 32, tcpBytes: 4096 * MIB, kcatMessages: 2_000_000,
     backlogBytes: 2048 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 10_000, latencyRates: [10 * MB, 50 * MB], idleMs: 2000,
     startupPartitions: 1000, startupSegments: 4, storageBigBytes: 2048 * MIB, storageReads: 20_000, storageAppends: 100,
+    peerMessages100B: 1_600_000, peerMessages1KiB: 800_000,
   },
 };
 
@@ -168,6 +182,34 @@ function rssConfig(configs: readonly ProduceConfig[]): ProduceConfig | undefined
   return heavy.find((c) => c.messageBytes === 1024) ?? heavy[0];
 }
 const CONSUME_MESSAGE_BYTES = 1024;
+
+/** A peer produce config: Brook runs it on one partition, acks=1, no compression. */
+interface PeerConfig {
+  messageBytes: number;
+  producers: number;
+}
+
+const PEERS_QUICK: PeerConfig[] = [{ messageBytes: 100, producers: 4 }, { messageBytes: 1024, producers: 4 }];
+const PEERS_DEFAULT: PeerConfig[] = PEERS_QUICK;
+const PEERS_FULL: PeerConfig[] = [...PEERS_DEFAULT, { messageBytes: 100, producers: 1 }, { messageBytes: 1024, producers: 1 }];
+/** JetStream acknowledgements outstanding per publisher (1024 was faster than 256 here). */
+const JETSTREAM_WINDOW = 1024;
+/** Redis XADDs in flight per connection, and per write. */
+const REDIS_WINDOW = 256;
+const REDIS_CHUNK = 32;
+/** Entries per XRANGE when draining. */
+const REDIS_RANGE_COUNT = 10_000;
+const PEER_TITLE: Record<PeerName, string> = { jetstream: "NATS JetStream", redis: "Redis Streams" };
+const PEER_SHORT: Record<PeerName, string> = { jetstream: "JetStream", redis: "Redis" };
+
+function sizeLabel(bytes: number): string {
+  return bytes >= KIB ? `${bytes / KIB} KiB` : `${bytes} B`;
+}
+
+function countLabel(count: number): string {
+  if (count >= 1e6) return `${(count / 1e6).toFixed(2).replace(/\.?0+$/, "")}M`;
+  return count >= 1e3 ? `${Math.round(count / 1e3)}k` : String(count);
+}
 
 function log(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
@@ -226,13 +268,18 @@ interface Measured<T> {
 }
 
 /** One loadgen run against a server process, watching its CPU time and RSS. */
-async function measured<T extends { seconds: number }>(serverPid: number, spec: Parameters<typeof runLoadgen>[0]): Promise<Measured<T>> {
+function measured<T extends { seconds: number }>(serverPid: number, spec: Parameters<typeof runLoadgen>[0]): Promise<Measured<T>> {
+  return measuredBy(serverPid, () => runLoadgen<T>(spec));
+}
+
+/** One driver run against a server process, watching its CPU time and RSS. */
+async function measuredBy<T extends { seconds: number }>(serverPid: number, drive: () => Promise<T & { clientCpuSeconds: number }>): Promise<Measured<T>> {
   const cpuBefore = cpuSeconds(serverPid);
   const sampler = new RssSampler(serverPid);
   let result: T & { clientCpuSeconds: number };
   let rssPeakBytes: number;
   try {
-    result = await runLoadgen<T>(spec);
+    result = await drive();
   } finally {
     rssPeakBytes = sampler.stop();
   }
@@ -506,6 +553,157 @@ async function main(): Promise<number> {
       }
     });
 
+    await harness.group("peers", async () => {
+      const peers: PeerName[] = [];
+      for (const peer of ["jetstream", "redis"] as const) {
+        const missing = missingPeer(peer);
+        if (missing === null) peers.push(peer);
+        else harness.missing({ id: `peers.${peer}`, section: "peers", label: PEER_TITLE[peer], unit: "msg/s", better: "higher" }, missing);
+      }
+      if (peers.length === 0) return;
+      const driver = join(work, "jsbench");
+      const servers: Partial<Record<PeerName, Server>> = {};
+      const dirs: Record<PeerName, string> = { jetstream: join(work, "nats"), redis: join(work, "redis") };
+      try {
+        if (peers.includes("jetstream")) {
+          const seconds = await buildJetStreamDriver(driver, work);
+          log(`built the JetStream driver in ${seconds.toFixed(1)} s`);
+          servers.jetstream = await startNats(dirs.jetstream);
+        }
+        if (peers.includes("redis")) servers.redis = await startRedis(dirs.redis);
+        for (const peer of peers) log(`${PEER_TITLE[peer]} pid ${servers[peer]!.pid} on 127.0.0.1:${servers[peer]!.port}`);
+        const cores = (runs: Measured<unknown>[]) => ({
+          brokerCores: median(runs.map((r) => r.serverCores)), clientCores: median(runs.map((r) => r.clientCores)),
+        });
+        /** The peer's msg/s and MB/s rows, then Brook's runs ÷ each peer (msg/s; MB/s is the same ratio). */
+        const compare = (kind: string, id: string, peerLabel: Record<PeerName, string>, brookLabel: string,
+          brookRuns: Measured<ProduceResult | ConsumeResult>[], peerRuns: Record<PeerName, Measured<PeerRun>[]>) => {
+          for (const peer of peers) {
+            const runs = peerRuns[peer];
+            harness.figure({
+              id: `peers.${peer}.${kind}.${id}.msgps`, section: "peers", label: peerLabel[peer], unit: "msg/s", better: "higher",
+              ...cores(runs), detail: runs.map((r) => r.result),
+            }, runs.map((r) => r.result.messagesPerSec));
+            harness.figure({
+              id: `peers.${peer}.${kind}.${id}.MBps`, section: "peers", label: peerLabel[peer], unit: "MB/s", better: "higher",
+            }, runs.map((r) => r.result.payloadMBPerSec));
+          }
+          for (const peer of peers) {
+            harness.figure({
+              id: `peers.brook.${kind}.${id}.vs-${peer}.msgps`, section: "peers", label: `${brookLabel} ÷ ${PEER_SHORT[peer]}`, unit: "msg/s",
+              better: "higher", limitId: `peers.${peer}.${kind}.${id}.msgps`, limitName: PEER_SHORT[peer], ...cores(brookRuns),
+            }, brookRuns.map((r) => r.result.messagesPerSec));
+          }
+          harness.figure({
+            id: `peers.brook.${kind}.${id}.MBps`, section: "peers", label: brookLabel, unit: "MB/s", better: "higher", hidden: true,
+            detail: brookRuns.map((r) => r.result),
+          }, brookRuns.map((r) => r.result.payloadMBPerSec));
+        };
+        const show = (name: string, run: { result: { messagesPerSec: number } } | undefined) =>
+          run === undefined ? "" : `, ${name} ${formatNumber(run.result.messagesPerSec)} msg/s`;
+
+        const configs = options.mode === "full" ? PEERS_FULL : options.mode === "quick" ? PEERS_QUICK : PEERS_DEFAULT;
+        for (const [index, config] of configs.entries()) {
+          const messages = config.messageBytes >= KIB ? sizes.peerMessages1KiB : sizes.peerMessages100B;
+          const topic = `peers-${index}`;
+          await createTopic(brookPort, topic, 1);
+          const brookRuns: Measured<ProduceResult>[] = [];
+          const peerRuns: Record<PeerName, Measured<PeerRun>[]> = { jetstream: [], redis: [] };
+          await harness.repeat(async (run) => {
+            const onBrook = await measured<ProduceResult>(brookPid, {
+              mode: "produce", host: "127.0.0.1", port: brookPort, topic, partitions: 1, connections: config.producers,
+              messageBytes: config.messageBytes, batchBytes: sizes.batchBytes, compression: "none", acks: 1,
+              window: sizes.window, durationMs: sizes.produceMs,
+            });
+            // One stream and one key for every config: each run first deletes the last one's.
+            const onPeer: Partial<Record<PeerName, Measured<PeerRun>>> = {};
+            if (servers.jetstream !== undefined) {
+              onPeer.jetstream = await measuredBy(servers.jetstream.pid, () => jetStreamPublish(driver, servers.jetstream!.port, {
+                stream: "PRODUCE", messages, messageBytes: config.messageBytes, publishers: config.producers, window: JETSTREAM_WINDOW,
+              }));
+            }
+            if (servers.redis !== undefined) {
+              onPeer.redis = await measuredBy(servers.redis.pid, () => redisRun({
+                mode: "xadd", host: "127.0.0.1", port: servers.redis!.port, key: "produce", messages,
+                messageBytes: config.messageBytes, connections: config.producers, window: REDIS_WINDOW, chunk: REDIS_CHUNK,
+              }));
+            }
+            log(`peers produce ${sizeLabel(config.messageBytes)} ×${config.producers} run ${run < 0 ? "warm-up" : run + 1}: ` +
+              `brook ${formatNumber(onBrook.result.messagesPerSec)} msg/s${show("JetStream", onPeer.jetstream)}${show("Redis", onPeer.redis)}`);
+            if (run < 0) return;
+            brookRuns.push(onBrook);
+            for (const peer of peers) peerRuns[peer].push(onPeer[peer]!);
+          });
+          await deleteTopic(brookPort, topic);
+          const size = sizeLabel(config.messageBytes);
+          const [each, s] = config.producers === 1 ? ["", ""] : [" each", "s"];
+          compare("produce", `${config.messageBytes}B.${config.producers}prod`, {
+            jetstream: `JetStream publish: ${size}, ${config.producers} publisher${s} (Go, async, ${JETSTREAM_WINDOW} acks in flight${each}), file storage, ${countLabel(messages)} msgs`,
+            redis: `Redis XADD: ${size}, ${config.producers} connection${s} (pipelined, ${REDIS_WINDOW} in flight${each}), AOF everysec, ${countLabel(messages)} msgs`,
+          }, `Brook produce (same runs): ${size}, ${config.producers} prod, 1 part, acks=1, none`, brookRuns, peerRuns);
+        }
+
+        // Consume: the consume group's backlog size in 1 KiB messages, in each system, just
+        // written (so in the page cache).
+        const backlog = Math.round(sizes.backlogBytes / CONSUME_MESSAGE_BYTES);
+        const topic = "peers-backlog";
+        await createTopic(brookPort, topic, 1);
+        const fill = await runLoadgen<ProduceResult>({
+          mode: "produce", host: "127.0.0.1", port: brookPort, topic, partitions: 1, connections: 1,
+          messageBytes: CONSUME_MESSAGE_BYTES, batchBytes: sizes.batchBytes, compression: "none", acks: 1,
+          window: sizes.window, payloadBytesTarget: backlog * CONSUME_MESSAGE_BYTES,
+        });
+        if (servers.jetstream !== undefined) {
+          await jetStreamPublish(driver, servers.jetstream.port, {
+            stream: "BACKLOG", messages: backlog, messageBytes: CONSUME_MESSAGE_BYTES, publishers: 4, window: JETSTREAM_WINDOW,
+          });
+        }
+        if (servers.redis !== undefined) {
+          await redisRun({
+            mode: "xadd", host: "127.0.0.1", port: servers.redis.port, key: "backlog", messages: backlog,
+            messageBytes: CONSUME_MESSAGE_BYTES, connections: 4, window: REDIS_WINDOW, chunk: REDIS_CHUNK,
+          });
+        }
+        log(`peers backlog: ${countLabel(backlog)} × 1 KiB in each (Brook ${fill.messages} msgs)`);
+        const brookRuns: Measured<ConsumeResult>[] = [];
+        const peerRuns: Record<PeerName, Measured<PeerRun>[]> = { jetstream: [], redis: [] };
+        await harness.repeat(async (run) => {
+          const onBrook = await measured<ConsumeResult>(brookPid, {
+            mode: "consume", host: "127.0.0.1", port: brookPort, topic, partitions: 1, messageBytes: CONSUME_MESSAGE_BYTES,
+            wireBytesTarget: fill.batchBytes, maxBytes: sizes.fetchMaxBytes, partitionMaxBytes: sizes.fetchMaxBytes,
+          });
+          if (onBrook.result.batchBytes !== fill.batchBytes) {
+            throw new Error(`Consumer read ${onBrook.result.batchBytes} bytes of a ${fill.batchBytes}-byte backlog`);
+          }
+          const onPeer: Partial<Record<PeerName, Measured<PeerRun>>> = {};
+          if (servers.jetstream !== undefined) {
+            onPeer.jetstream = await measuredBy(servers.jetstream.pid, () => jetStreamConsume(driver, servers.jetstream!.port, "BACKLOG", backlog));
+          }
+          if (servers.redis !== undefined) {
+            onPeer.redis = await measuredBy(servers.redis.pid, () => redisRun({
+              mode: "xrange", host: "127.0.0.1", port: servers.redis!.port, key: "backlog", messages: backlog, count: REDIS_RANGE_COUNT,
+            }));
+          }
+          log(`peers consume run ${run < 0 ? "warm-up" : run + 1}: brook ${formatNumber(onBrook.result.messagesPerSec)} msg/s` +
+            `${show("JetStream", onPeer.jetstream)}${show("Redis", onPeer.redis)}`);
+          if (run < 0) return;
+          brookRuns.push(onBrook);
+          for (const peer of peers) peerRuns[peer].push(onPeer[peer]!);
+        });
+        await deleteTopic(brookPort, topic);
+        const count = countLabel(backlog);
+        compare("consume", "1024B", {
+          jetstream: `JetStream drain: ${count} × 1 KiB, file storage, ordered consumer (Go), just written`,
+          redis: `Redis drain: ${count} × 1 KiB, XRANGE COUNT ${REDIS_RANGE_COUNT / 1000}k, one at a time`,
+        }, `Brook drain from page cache (same runs): ${count} × 1 KiB, 1 part, fetch max ${sizes.fetchMaxBytes / MIB} MiB`, brookRuns, peerRuns);
+      } finally {
+        for (const peer of peers) {
+          await servers[peer]?.stop();
+          rmSync(dirs[peer], { recursive: true, force: true });
+        }
+      }
+    });
+
     const stopped = await brook.stop();
     if (stopped !== 0) log(`brook exited with ${stopped} on SIGTERM`);
     brook = null;
@@ -582,12 +780,6 @@ async function main(): Promise<number> {
       }
     });
 
-    await harness.group("peers", async () => {
-      for (const [id, label, tool] of [["peer.nats", "NATS JetStream", "nats-server"], ["peer.redis", "Redis Streams", "redis-server"]] as const) {
-        const note = installed(tool) ? `${tool} installed; driver not written yet (see bench/README.md)` : "not installed (see bench/README.md)";
-        harness.missing({ id, section: "peers", label, unit: "MB/s", better: "higher" }, note);
-      }
-    });
   } finally {
     if (brook !== null) {
       await brook.stop();
