@@ -215,8 +215,8 @@ export const VERSIONS = {
   findCoordinator: 3,
 } as const;
 
-/** How long `coordinator()` retries COORDINATOR_NOT_AVAILABLE (the topic being created). */
-const COORDINATOR_WAIT_MS = 10_000;
+/** How often, 100 ms apart, `coordinator()` retries COORDINATOR_NOT_AVAILABLE. */
+const COORDINATOR_ATTEMPTS_MAX = 100;
 
 const USED_APIS: ReadonlyArray<[name: string, apiKey: number, version: number]> = [
   ["Produce", 0, VERSIONS.produce],
@@ -307,8 +307,7 @@ export class KafkaCluster {
    * committed offsets go; retried while the coordinator is not available yet.
    */
   async coordinator(groupId: string): Promise<KafkaConnection> {
-    const deadline = Date.now() + COORDINATOR_WAIT_MS;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const answer = await this.any.send({ request: FindCoordinatorRequest, response: FindCoordinatorResponse }, VERSIONS.findCoordinator, {
         key: groupId,
         keyType: 0,
@@ -318,7 +317,7 @@ export class KafkaCluster {
         return this.broker(answer.nodeId);
       }
       const retriable = answer.errorCode === ErrorCode.COORDINATOR_NOT_AVAILABLE || answer.errorCode === ErrorCode.NOT_COORDINATOR;
-      if (!retriable || Date.now() > deadline) {
+      if (!retriable || attempt >= COORDINATOR_ATTEMPTS_MAX) {
         throw new KafkaClientError(`No coordinator for group ${groupId}: ${errorName(answer.errorCode)}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -9,6 +9,7 @@ import {
   serveControllerConnection,
 } from "./controller-rpc.ts";
 import type { MetadataCommand } from "./topics.ts";
+import { systemTimers } from "../util/timers.ts";
 
 const received: MetadataCommand[] = [];
 let server: Server;
@@ -47,7 +48,7 @@ function closed(socket: Socket): Promise<void> {
 
 describe("cluster: controller rpc", () => {
   test("commands reach the controller and outcomes come back, in any number", async () => {
-    const client = new ControllerClient();
+    const client = new ControllerClient({ timers: systemTimers });
     const address = { host: "127.0.0.1", port };
     const create: MetadataCommand = {
       kind: "createTopic",
@@ -68,7 +69,7 @@ describe("cluster: controller rpc", () => {
   });
 
   test("an unreachable controller is a notController outcome, not a throw", async () => {
-    const client = new ControllerClient({ timeoutMs: 2000 });
+    const client = new ControllerClient({ timers: systemTimers, timeoutMs: 2000 });
     const answer = await client.submit({ host: "127.0.0.1", port: 1 }, { kind: "fenceBroker", nodeId: 3 });
     expect(answer.result.ok).toBe(false);
     expect(answer.result.ok ? "" : answer.result.error.kind).toBe("notController");
@@ -90,7 +91,7 @@ describe("cluster: controller rpc", () => {
     huge.write(big);
     await closed(huge);
     expect(received.length).toBe(before);
-    const client = new ControllerClient();
+    const client = new ControllerClient({ timers: systemTimers });
     const answer = await client.submit({ host: "127.0.0.1", port }, { kind: "unfenceBroker", nodeId: 2 });
     expect(answer.result).toEqual({ ok: true });
     client.close();

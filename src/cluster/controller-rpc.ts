@@ -13,6 +13,7 @@
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
 import { logger } from "../util/log.ts";
+import type { Timers } from "../util/timers.ts";
 import type { CommandResult, MetadataCommand } from "./topics.ts";
 
 const log = logger("controller-rpc");
@@ -56,10 +57,12 @@ export function serveControllerConnection(socket: Socket, rest: Buffer, execute:
 /** Client side: one connection per controller address, requests matched by id. */
 export class ControllerClient {
   readonly #timeoutMs: number;
+  readonly #timers: Timers;
   readonly #connections = new Map<string, ClientConnection>();
   #nextId = 1;
 
-  constructor(options: { timeoutMs?: number } = {}) {
+  constructor(options: { timers: Timers; timeoutMs?: number }) {
+    this.#timers = options.timers;
     this.#timeoutMs = options.timeoutMs ?? CONTROLLER_RPC_TIMEOUT_MS_DEFAULT;
   }
 
@@ -72,7 +75,7 @@ export class ControllerClient {
       this.#connections.set(key, connection);
     }
     try {
-      return await connection.request(this.#nextId++, command, this.#timeoutMs);
+      return await connection.request(this.#nextId++, command, this.#timeoutMs, this.#timers);
     } catch (error) {
       const message = `Controller at ${key} did not answer: ${error instanceof Error ? error.message : String(error)}`;
       return { result: { ok: false, error: { kind: "notController", message } }, index: -1 };
@@ -109,20 +112,20 @@ class ClientConnection {
     });
   }
 
-  request(id: number, command: MetadataCommand, timeoutMs: number): Promise<ControllerAnswer> {
+  request(id: number, command: MetadataCommand, timeoutMs: number, timers: Timers): Promise<ControllerAnswer> {
     if (this.closed) return Promise.reject(new Error("Connection closed"));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = timers.after(timeoutMs, () => {
         this.#waiting.delete(id);
         reject(new Error(`No answer within ${timeoutMs} ms`));
-      }, timeoutMs);
+      });
       this.#waiting.set(id, {
         resolve: (answer) => {
-          clearTimeout(timer);
+          cancel();
           resolve(answer);
         },
         reject: (error) => {
-          clearTimeout(timer);
+          cancel();
           reject(error);
         },
       });

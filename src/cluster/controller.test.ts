@@ -3,6 +3,7 @@ import { SeededRandom } from "../util/random.ts";
 import { ControllerClient } from "./controller-rpc.ts";
 import { ClusterMetadataWriter, decodeEntry, type MembershipView, type QuorumView, reconcileCommands } from "./controller.ts";
 import { MetadataImage } from "./metadata-image.ts";
+import { systemTimers } from "../util/timers.ts";
 
 /** A quorum of one that commits after a turn of the event loop, as a real one would. */
 class InstantQuorum implements QuorumView {
@@ -36,7 +37,7 @@ function membership(alive: Array<[number, number]>, gone: number[] = []): Member
 
 function writer(image: MetadataImage, quorum: QuorumView, view = membership([])): ClusterMetadataWriter {
   return new ClusterMetadataWriter({
-    image, quorum, membership: view, rpc: new ControllerClient(), defaults: { numPartitions: 1, replicationFactor: 1 }, random: new SeededRandom(1),
+    image, quorum, membership: view, rpc: new ControllerClient({ timers: systemTimers }), defaults: { numPartitions: 1, replicationFactor: 1 }, random: new SeededRandom(1),
   });
 }
 

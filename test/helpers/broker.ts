@@ -13,6 +13,9 @@ export const BUN = process.execPath;
 
 export interface TestBroker {
   readonly pid: number;
+  readonly nodeId: number;
+  /** The --gossip address actually bound (host:port), "" for a node without one. */
+  readonly gossip: string;
   readonly host: string;
   readonly port: number;
   readonly bootstrap: string;
@@ -49,7 +52,7 @@ export async function startBroker(options: { dataDir?: string; args?: string[]; 
     const timer = setTimeout(() => reject(new Error(`Broker not ready within ${options.readyMs ?? 20000} ms:\n${stderr}`)), options.readyMs ?? 20000);
     child.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
-      const match = /Node serving .*kafka=([\d.]+):(\d+) advertise=\S+ admin=([\d.]+):(\d+)/.exec(stderr);
+      const match = /Node serving nodeId=(\d+) .*kafka=([\d.]+):(\d+) advertise=\S+ admin=([\d.]+):(\d+)(?: gossip=(\S+))?/.exec(stderr);
       if (match) {
         clearTimeout(timer);
         resolveReady(match);
@@ -60,11 +63,14 @@ export async function startBroker(options: { dataDir?: string; args?: string[]; 
       reject(new Error(`Broker exited with ${code} before ready:\n${stderr}`));
     });
   });
-  const host = ready[1]!;
-  const port = Number(ready[2]);
-  const adminPort = Number(ready[4]);
+  const nodeId = Number(ready[1]);
+  const host = ready[2]!;
+  const port = Number(ready[3]);
+  const adminPort = Number(ready[5]);
   return {
     pid: child.pid!,
+    nodeId,
+    gossip: ready[6] ?? "",
     host,
     port,
     bootstrap: `${host}:${port}`,
