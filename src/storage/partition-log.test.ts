@@ -613,3 +613,134 @@ test("storage: partition log: a failed roll throws StorageIoError and keeps the 
   expect(log.segmentCount()).toBe(2);
   expect(readAll(log).equals(model.bytes(0))).toBe(true);
 });
+
+// truncateTo: what replication and the Raft log need to cut a divergent suffix.
+
+/** The model cut as `truncateTo(offset)` cuts the log: batches whose last offset >= offset go. */
+function truncateModel(model: LogModel, offset: number): void {
+  while (model.batches.length > 0 && model.batches[model.batches.length - 1]!.lastOffset >= offset) {
+    model.batches.pop();
+  }
+}
+
+test("storage: truncateTo: cuts inside a middle segment, deletes later ones, appends go on", () => {
+  const dir = freshDir();
+  const log = open(dir);
+  const model = new LogModel();
+  fill(log, model, 5, 7);
+  const segmentsBefore = log.segmentCount();
+  const middle = log.segments()[2]!;
+  // An offset inside the third segment, inside some batch of it.
+  const target = model.batches[model.batchIndexFor(middle.baseOffset) + 2]!.baseOffset + 1;
+  truncateModel(model, target);
+  const end = log.truncateTo(target);
+  expect(end).toBe(model.endOffset);
+  expect(end).toBeLessThanOrEqual(target);
+  expect(log.logEndOffset).toBe(end);
+  expect(log.highWatermark).toBe(end);
+  expect(log.recoveryPoint).toBeLessThanOrEqual(end);
+  expect(log.segmentCount()).toBe(3);
+  expect(segmentsBefore).toBeGreaterThan(3);
+  expect(segmentFiles(dir, ".log")).toHaveLength(3);
+  expect(log.sizeBytes()).toBe(model.bytes(0).byteLength);
+  expect(readAll(log).equals(model.bytes(0))).toBe(true);
+  for (let offset = 0; offset < end; offset++) expect(readsBatchOf(log, model, offset)).toBe(true);
+  expect(log.read(end + 1, 100, { minOneBatch: true })).toEqual({ ok: false, kind: "offsetOutOfRange" });
+
+  // Appends continue at the new end, with the new leader epoch, and survive a reopen.
+  model.append(log, makeBatch({ count: 3 }), 9);
+  expect(log.logEndOffset).toBe(end + 3);
+  log.close();
+  const again = open(dir);
+  expect(again.logEndOffset).toBe(end + 3);
+  expect(readAll(again).equals(model.bytes(0))).toBe(true);
+  const last = again.read(end, 1, { minOneBatch: true });
+  expect(last.ok && readPartitionLeaderEpoch(last.records, 0)).toBe(9);
+});
+
+test("storage: truncateTo: at a segment's base offset, at the end, and to empty", () => {
+  const dir = freshDir();
+  const log = open(dir);
+  const model = new LogModel();
+  fill(log, model, 4, 3);
+  const end = log.logEndOffset;
+  expect(log.truncateTo(end)).toBe(end);
+  expect(log.truncateTo(end + 10)).toBe(end);
+  const third = log.segments()[2]!.baseOffset;
+  truncateModel(model, third);
+  expect(log.truncateTo(third)).toBe(third);
+  // The third segment is kept, empty and active.
+  expect(log.segmentCount()).toBe(3);
+  expect(readAll(log).equals(model.bytes(0))).toBe(true);
+  expect(log.truncateTo(0)).toBe(0);
+  expect(log.segmentCount()).toBe(1);
+  expect(log.sizeBytes()).toBe(0);
+  expect(log.read(0, 100, { minOneBatch: true })).toEqual({ ok: true, records: new Uint8Array(0) });
+  const fresh = new LogModel();
+  fresh.append(log, makeBatch({ count: 2 }));
+  log.close();
+  const again = open(dir);
+  expect(again.logEndOffset).toBe(2);
+  expect(readAll(again).equals(fresh.bytes(0))).toBe(true);
+});
+
+test("storage: truncateTo: indexes are rebuilt, so reads at every kept offset work after reopen", () => {
+  const dir = freshDir();
+  const log = open(dir);
+  const model = new LogModel();
+  fill(log, model, 3, 11);
+  const target = Math.floor(log.logEndOffset * 0.6);
+  truncateModel(model, target);
+  log.truncateTo(target);
+  // No clean close: the next open verifies what the truncation left.
+  const reopened = PartitionLog.open({ dir, config: config(), clock: new ManualClock(T0) });
+  logs.push(reopened);
+  expect(reopened.logEndOffset).toBe(model.endOffset);
+  expect(reopened.openReport.truncatedBytes).toBe(0);
+  for (let offset = 0; offset < reopened.logEndOffset; offset++) {
+    expect(readsBatchOf(reopened, model, offset)).toBe(true);
+  }
+});
+
+test("storage: truncateTo: above a moved log start, and refused below it", () => {
+  const dir = freshDir();
+  const log = open(dir);
+  const model = new LogModel();
+  fill(log, model, 4, 5);
+  const second = log.segments()[1]!.baseOffset;
+  const start = second + 2;
+  expect(log.deleteRecordsBefore(start)).toEqual({ ok: true, logStartOffset: start });
+  expect(() => log.truncateTo(start - 1)).toThrow("Truncation below the log start");
+  // A cut inside the batch that straddles the log start leaves nothing readable: the log
+  // restarts empty at its start.
+  const straddling = model.batches[model.batchIndexFor(start)]!;
+  const cutAt = Math.max(start, straddling.baseOffset);
+  const end = log.truncateTo(cutAt);
+  if (straddling.baseOffset < start) {
+    expect(end).toBe(start);
+    expect(log.logStartOffset).toBe(start);
+    expect(log.sizeBytes()).toBe(0);
+  } else {
+    expect(end).toBe(straddling.baseOffset);
+  }
+  expect(log.logEndOffset).toBe(end);
+  model.batches.length = 0;
+  const next = new LogModel();
+  next.append(log, makeBatch({ count: 4 }));
+  expect(log.logEndOffset).toBe(end + 4);
+});
+
+test("storage: truncateTo: a compacted log's cleaner forgets what was cut", () => {
+  const dir = freshDir();
+  const log = open(dir, { cleanupPolicy: { delete: false, compact: true } });
+  const model = new LogModel();
+  fill(log, model, 4, 13);
+  log.compact();
+  const target = log.segments()[1]!.baseOffset;
+  log.truncateTo(target);
+  expect(log.cleanerState().firstDirtyOffset).toBeLessThanOrEqual(log.logEndOffset);
+  // The cleaner still runs over the remaining and newly appended data.
+  const more = new LogModel();
+  fill(log, more, 3, 17);
+  expect(() => log.compact()).not.toThrow();
+});

@@ -35,7 +35,17 @@
  *   reads skip (a fetch inside a gap gets the next batch).
  */
 import { Buffer } from "node:buffer";
-import { mkdirSync, readdirSync, rmSync, statSync, unlinkSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from "node:fs";
 import { join } from "node:path";
 import {
   BATCH_HEADER_BYTES,
@@ -209,8 +219,12 @@ export class PartitionLog {
    */
   readonly #pendingDeletes: PendingDelete[] = [];
   readonly #openReport: Readonly<OpenReport>;
-  /** Compaction of this log (idle unless cleanup.policy has compact). */
-  readonly #cleaner: LogCleaner;
+  /**
+   * Compaction of this log (idle unless cleanup.policy has compact). Replaced by a fresh
+   * one after `truncateTo`, whose construction clamps the cleaner's memory to the log end.
+   */
+  #cleaner: LogCleaner;
+  readonly #cleanerOptions: CleanerOptions;
   #closed = false;
 
   private constructor(
@@ -243,6 +257,7 @@ export class PartitionLog {
     this.#lastFlushMs = clock.monotonicMs();
     this.#sizeBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
     this.#openReport = Object.freeze(report);
+    this.#cleanerOptions = cleanerOptions;
     this.#cleaner = new LogCleaner(this, clock, cleanerOptions);
   }
 
@@ -737,6 +752,80 @@ export class PartitionLog {
       this.#deleteBelowLogStart();
     }
     return { ok: true, logStartOffset: this.#logStartOffset };
+  }
+
+  /**
+   * Drops every batch whose last offset is >= `offset`, across segments, and answers the
+   * new log end (<= `offset`: a batch holding `offset` goes whole, as in Kafka's
+   * LogSegment.truncateTo). Replication and the Raft log need it to cut a divergent
+   * suffix. `offset` must be at or above the log start; at or past the log end nothing
+   * happens. Crash-safe: later segments are deleted newest first, then the segment
+   * holding `offset` is cut and fsynced, so the files always hold a prefix of the log;
+   * its indexes are rebuilt from the cut file. The high watermark and recovery point
+   * move down to the new log end. When the cut falls inside a batch that straddles the
+   * log start, the log restarts empty at the log start (Kafka's truncateFullyAndStartAt).
+   * Throws StorageIoError when a file operation fails.
+   */
+  truncateTo(offset: number): number {
+    this.#assertOpen();
+    assert(Number.isSafeInteger(offset), `Truncation offset is not an integer: ${offset}`);
+    assert(offset >= this.#logStartOffset, `Truncation below the log start: ${offset}`);
+    if (offset >= this.#logEndOffset) return this.#logEndOffset;
+    // A pass in progress refers to segments about to change.
+    this.#cleaner.abort();
+    const from = this.#logEndOffset;
+    const keep = this.#segmentIndexFor(offset);
+    try {
+      for (let i = this.#segments.length - 1; i > keep; i--) {
+        this.#segments[i]!.delete();
+        this.#segments.pop();
+      }
+      assert(this.#segments.length === keep + 1, "Truncation left segments after the cut");
+      syncDirectory(this.dir);
+      this.#segments[keep] = this.#cutSegment(this.#segments[keep]!, offset);
+    } catch (error) {
+      if (error instanceof StorageIoError) throw error;
+      throw new StorageIoError(`Cannot truncate ${this.dir}: ${String(error)}`, { cause: error });
+    }
+    let end = this.#active().nextOffset;
+    if (end < this.#logStartOffset) {
+      for (const segment of this.#segments.splice(0)) segment.delete();
+      this.#segments.push(Segment.create(this.dir, this.#logStartOffset, this.#cache));
+      syncDirectory(this.dir);
+      end = this.#logStartOffset;
+    }
+    this.#logEndOffset = end;
+    this.#highWatermark = Math.min(this.#highWatermark, end);
+    const firstBase = this.#segments[0]!.baseOffset;
+    this.#recoveryPoint = Math.max(firstBase, Math.min(this.#recoveryPoint, end));
+    this.#sizeBytes = this.#segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
+    this.#cleaner = new LogCleaner(this, this.#clock, this.#cleanerOptions);
+    log.info("Truncated log", { dir: this.dir, from, to: end, segments: this.#segments.length });
+    return end;
+  }
+
+  /**
+   * Cuts `segment` before the batch holding `offset` (or the first one after it) and
+   * reopens it as the active segment with indexes rebuilt past the cut. The cut is
+   * fsynced before the segment is reopened.
+   */
+  #cutSegment(segment: Segment, offset: number): Segment {
+    const chunkBytes = this.#config.indexIntervalBytes + BATCH_HEADER_BYTES;
+    const location = segment.isEmpty ? null : segment.locate(offset, chunkBytes);
+    const position = location === null ? segment.sizeBytes : location.position;
+    segment.close();
+    const fd = openSync(segment.logPath, "r+");
+    try {
+      ftruncateSync(fd, position);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const interval = this.#config.indexIntervalBytes;
+    const nowMs = this.#clock.nowMs();
+    const reopened = Segment.recover(this.dir, segment.baseOffset, interval, this.#cache, nowMs);
+    assert(reopened.truncatedBytes === 0, `Truncated segment is damaged: ${reopened.reason}`);
+    return reopened.segment;
   }
 
   /** How dirty the log is for the cleaner, and whether a cleaning pass is due. */

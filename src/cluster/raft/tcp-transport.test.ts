@@ -1,0 +1,221 @@
+import { afterEach, expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { systemClock } from "../../util/clock.ts";
+import { SeededRandom } from "../../util/random.ts";
+import { encodeMessage } from "./codec.ts";
+import { RAFT_PROTOCOL_VERSION, RAFT_STREAM_TAG, TcpTransport } from "./tcp-transport.ts";
+import type { Message } from "./types.ts";
+
+const cleanups: (() => void | Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/**
+ * A stand-in for the cluster port's stream listener: reads the tag byte of each
+ * connection and hands the rest to the Raft handler (connections with another tag close).
+ */
+async function listen(
+  handler: (socket: Socket, rest: Buffer) => void,
+): Promise<{ port: number; server: Server }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.once("data", (first: Buffer) => {
+      if (first[0] !== RAFT_STREAM_TAG) return socket.destroy();
+      handler(socket, first.subarray(1));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("No port");
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  );
+  return { port: address.port, server };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface Node {
+  transport: TcpTransport;
+  received: Message[];
+  port: number;
+}
+
+async function node(id: number, ports: Map<number, number>): Promise<Node> {
+  const received: Message[] = [];
+  const transport = new TcpTransport({
+    id,
+    resolve: (peer) => {
+      const port = ports.get(peer);
+      return port === undefined ? null : { host: "127.0.0.1", port };
+    },
+    onMessage: (message) => received.push(message),
+    clock: systemClock,
+    random: new SeededRandom(id),
+  });
+  const { port } = await listen(transport.handleConnection);
+  cleanups.push(() => transport.close());
+  ports.set(id, port);
+  return { transport, received, port };
+}
+
+function append(from: number, to: number, index: number, bytes = 10): Message {
+  return {
+    type: "append",
+    from,
+    to,
+    term: 1,
+    prevIndex: index - 1,
+    prevTerm: index === 1 ? 0 : 1,
+    commit: 0,
+    entries: [{ index, term: 1, kind: "data", data: new Uint8Array(bytes).fill(index & 0xff) }],
+  };
+}
+
+test("raft: tcp transport: messages arrive in order, large ones included", async () => {
+  const ports = new Map<number, number>();
+  const a = await node(1, ports);
+  const b = await node(2, ports);
+  const sent: Message[] = [];
+  for (let i = 1; i <= 200; i++) sent.push(append(1, 2, i, i % 50 === 0 ? 512 * 1024 : 10));
+  sent.push({
+    type: "snapshot",
+    from: 1,
+    to: 2,
+    term: 1,
+    snapshot: {
+      index: 300,
+      term: 1,
+      membership: { members: [{ id: 1, voter: true }] },
+      data: new Uint8Array(4 << 20).fill(7),
+    },
+  });
+  a.transport.send(sent);
+  await waitFor(() => b.received.length === sent.length, "all messages");
+  expect(b.received).toEqual(sent);
+  // And back, over b's own connection.
+  b.transport.send([{
+    type: "appendResponse",
+    from: 2,
+    to: 1,
+    term: 1,
+    success: true,
+    index: 200,
+    hint: 0,
+  }]);
+  await waitFor(() => a.received.length === 1, "the answer");
+  expect(a.transport.openPeers()).toEqual([2]);
+});
+
+test("raft: tcp transport: bad frames close the connection, the node goes on", async () => {
+  const ports = new Map<number, number>();
+  const a = await node(1, ports);
+  const b = await node(2, ports);
+  const valid = encodeMessage(append(1, 2, 1));
+  const oversized = Buffer.alloc(5);
+  oversized.writeUInt32BE(64 * 1024 * 1024, 0);
+  oversized.writeUInt8(5, 4);
+  const unknownType = Buffer.from([0, 0, 0, 3, 99, 0, 0]);
+  const badLength = Buffer.from(valid);
+  badLength.writeUInt32BE(10, 0);
+  const cases: [string, Buffer][] = [
+    ["unknown version", Buffer.from([RAFT_STREAM_TAG, 9])],
+    [
+      "oversized frame",
+      Buffer.concat([Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]), oversized]),
+    ],
+    [
+      "unknown type",
+      Buffer.concat([Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]), unknownType]),
+    ],
+    [
+      "truncated body",
+      Buffer.concat([
+        Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]),
+        badLength.subarray(0, 14),
+      ]),
+    ],
+    [
+      "garbage after a valid frame",
+      Buffer.concat([
+        Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]),
+        valid,
+        Buffer.from([0, 0, 0, 0, 5]),
+      ]),
+    ],
+  ];
+  for (const [name, bytes] of cases) {
+    const socket = connect({ host: "127.0.0.1", port: b.port });
+    let closed = false;
+    socket.on("close", () => {
+      closed = true;
+    });
+    socket.on("error", () => {});
+    socket.write(bytes);
+    await waitFor(() => closed, `the connection with ${name} to close`);
+  }
+  // The one valid frame sent before garbage was delivered; the node still takes messages.
+  expect(b.received).toHaveLength(1);
+  a.transport.send([append(1, 2, 2)]);
+  await waitFor(() => b.received.length === 2, "a message after the bad ones");
+  // A connection cut inside a frame delivers nothing and breaks nothing.
+  const socket = connect({ host: "127.0.0.1", port: b.port });
+  socket.on("error", () => {});
+  socket.end(
+    Buffer.concat([
+      Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]),
+      valid.subarray(0, valid.byteLength - 3),
+    ]),
+  );
+  a.transport.send([append(1, 2, 3)]);
+  await waitFor(() => b.received.length === 3, "a message after a cut connection");
+});
+
+test("raft: tcp transport: unknown peers and dead ones drop messages; a restarted peer is redialled", async () => {
+  const ports = new Map<number, number>();
+  const a = await node(1, ports);
+  a.transport.send([append(1, 9, 1)]);
+  expect(a.transport.dropped).toBe(1);
+
+  // Node 2 at a port where nothing listens yet.
+  const placeholder = await listen(() => {});
+  const deadPort = placeholder.port;
+  await new Promise<void>((resolve) => placeholder.server.close(() => resolve()));
+  await waitFor(() => !placeholder.server.listening, "the placeholder to close");
+  ports.set(2, deadPort);
+  a.transport.send([append(1, 2, 1)]);
+
+  // Node 2 comes up at a new address: the transport dials it on a later send.
+  const received: Message[] = [];
+  const b = new TcpTransport({
+    id: 2,
+    resolve: () => null,
+    onMessage: (message) => received.push(message),
+    clock: systemClock,
+    random: new SeededRandom(2),
+  });
+  const { port } = await listen(b.handleConnection);
+  cleanups.push(() => b.close());
+  ports.set(2, port);
+  let index = 2;
+  await waitFor(() => {
+    a.transport.send([append(1, 2, index++)]);
+    return received.length > 0;
+  }, "delivery after the peer came up");
+  expect(received[0]!.type).toBe("append");
+});

@@ -1,0 +1,330 @@
+/**
+ * @module
+ * Raft messages over TCP, on the node's one cluster port (the `--gossip` port, shared
+ * with SWIM's stream connections): a connection opens with the tag byte 0x52 ('R'),
+ * which the stream listener (src/cluster/swim/stream-listener.ts) routes here, then the
+ * protocol version byte (1), then frames (codec.ts) until it closes.
+ *
+ * Connections are one-way: each node dials every peer it sends to and writes; what a
+ * peer sends back comes over the peer's own connection. So the inbound side only reads
+ * and the outbound side only writes, and neither needs a handshake.
+ *
+ * Delivery is best effort, as Raft expects of its network: a message to a peer whose
+ * address is unknown, whose connection is down and backing off, or whose socket buffer
+ * is full is dropped, and Raft's heartbeat sends it again. A broken connection is
+ * redialled on the next send after a backoff (exponential with jitter, from the injected
+ * clock and random; no timers, as src/cluster owns none). A connection that does not
+ * open within CONNECT_TIMEOUT_MS is abandoned on the next send.
+ *
+ * Bad input on an inbound connection (an unknown version or message type, a truncated,
+ * oversized or invalid frame) closes that connection and is logged; the node goes on.
+ */
+import { Buffer } from "node:buffer";
+import { connect, type Socket } from "node:net";
+import { assert } from "../../util/assert.ts";
+import type { Clock } from "../../util/clock.ts";
+import { logger } from "../../util/log.ts";
+import type { Random } from "../../util/random.ts";
+import { decodeFrame, encodeMessage } from "./codec.ts";
+import { FRAME_HEADER_BYTES } from "./limits.ts";
+import type { Message, NodeId } from "./types.ts";
+
+const log = logger("raft-transport");
+
+/** First byte of a Raft connection on the shared cluster port: 'R'. */
+export const RAFT_STREAM_TAG = 0x52;
+export const RAFT_PROTOCOL_VERSION = 1;
+
+/** Bytes queued in one outbound socket before further messages to that peer are dropped. */
+export const OUTBOUND_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
+/** Inbound Raft connections at once; more are closed (a peer needs one each way). */
+export const INBOUND_CONNECTIONS_MAX = 64;
+export const CONNECT_TIMEOUT_MS = 3_000;
+export const BACKOFF_MS_MIN = 100;
+export const BACKOFF_MS_MAX = 5_000;
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** What a driver needs of a transport; the simulator and tests have their own. */
+export interface RaftTransport {
+  /** Sends each message to its `to` node, best effort. */
+  send(messages: readonly Message[]): void;
+  close(): void;
+}
+
+export interface TcpTransportOptions {
+  id: NodeId;
+  /** Where a node listens (from SWIM); null when unknown, and the message is dropped. */
+  resolve: (id: NodeId) => Endpoint | null;
+  /** Every decoded message addressed to this node. */
+  onMessage: (message: Message) => void;
+  clock: Clock;
+  /** Backoff jitter. */
+  random: Random;
+}
+
+/** The handler the stream listener calls with a connection that began with the tag. */
+export type StreamHandler = (socket: Socket, rest: Buffer) => void;
+
+export class TcpTransport implements RaftTransport {
+  readonly #options: TcpTransportOptions;
+  readonly #peers = new Map<NodeId, OutboundPeer>();
+  readonly #inbound = new Set<InboundConnection>();
+  #closed = false;
+  /** Messages dropped, for tests and metrics. */
+  dropped = 0;
+
+  constructor(options: TcpTransportOptions) {
+    this.#options = options;
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.#closed) return;
+    for (const message of messages) {
+      assert(message.from === this.#options.id, "Sending a message from another node");
+      const endpoint = this.#options.resolve(message.to);
+      if (endpoint === null) {
+        this.dropped++;
+        continue;
+      }
+      let peer = this.#peers.get(message.to);
+      if (peer === undefined) {
+        peer = new OutboundPeer(message.to, this.#options.clock, this.#options.random);
+        this.#peers.set(message.to, peer);
+      }
+      if (!peer.send(endpoint, encodeMessage(message))) this.dropped++;
+    }
+  }
+
+  /** Register with the stream listener under RAFT_STREAM_TAG. */
+  readonly handleConnection: StreamHandler = (socket, rest) => {
+    if (this.#closed || this.#inbound.size >= INBOUND_CONNECTIONS_MAX) {
+      log.warn("Refusing a Raft connection", {
+        remote: remoteOf(socket),
+        inbound: this.#inbound.size,
+      });
+      socket.destroy();
+      return;
+    }
+    const connection = new InboundConnection(socket, this.#options.id, (message) => {
+      if (!this.#closed) this.#options.onMessage(message);
+    });
+    this.#inbound.add(connection);
+    socket.once("close", () => this.#inbound.delete(connection));
+    connection.receive(rest);
+  };
+
+  /** Connections to peers that are open now (tests). */
+  openPeers(): NodeId[] {
+    return [...this.#peers].filter(([, peer]) => peer.isOpen).map(([id]) => id);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const peer of this.#peers.values()) peer.close();
+    this.#peers.clear();
+    for (const connection of this.#inbound) connection.close();
+    this.#inbound.clear();
+  }
+}
+
+function remoteOf(socket: Socket): string {
+  return `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
+}
+
+/** The connection this node dials to one peer, redialled with backoff when it breaks. */
+class OutboundPeer {
+  readonly #id: NodeId;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  #socket: Socket | null = null;
+  #endpoint: Endpoint | null = null;
+  /** Monotonic ms when the dial started; the socket is not open before `#open`. */
+  #dialedAtMs = 0;
+  #open = false;
+  /** Consecutive failed dials, for the backoff. */
+  #failures = 0;
+  /** No dial before this monotonic ms. */
+  #retryAtMs = 0;
+
+  constructor(id: NodeId, clock: Clock, random: Random) {
+    this.#id = id;
+    this.#clock = clock;
+    this.#random = random;
+  }
+
+  get isOpen(): boolean {
+    return this.#open;
+  }
+
+  /** Queues `frame` on the connection (dialling if needed); false when it was dropped. */
+  send(endpoint: Endpoint, frame: Buffer): boolean {
+    const nowMs = this.#clock.monotonicMs();
+    if (this.#socket !== null && !sameEndpoint(this.#endpoint, endpoint)) {
+      log.info("Raft peer moved; reconnecting", {
+        peer: this.#id,
+        host: endpoint.host,
+        port: endpoint.port,
+      });
+      this.#drop();
+      this.#failures = 0;
+      this.#retryAtMs = 0;
+    }
+    if (this.#socket !== null && !this.#open && nowMs - this.#dialedAtMs > CONNECT_TIMEOUT_MS) {
+      log.warn("Raft connection did not open in time", {
+        peer: this.#id,
+        timeoutMs: CONNECT_TIMEOUT_MS,
+      });
+      this.#fail();
+    }
+    if (this.#socket === null) {
+      if (nowMs < this.#retryAtMs) return false;
+      this.#dial(endpoint, nowMs);
+    }
+    const socket = this.#socket!;
+    if (socket.writableLength > OUTBOUND_BUFFER_BYTES_MAX) return false;
+    socket.write(frame);
+    return true;
+  }
+
+  close(): void {
+    this.#drop();
+  }
+
+  #dial(endpoint: Endpoint, nowMs: number): void {
+    const socket = connect({ host: endpoint.host, port: endpoint.port });
+    socket.setNoDelay(true);
+    this.#socket = socket;
+    this.#endpoint = endpoint;
+    this.#dialedAtMs = nowMs;
+    this.#open = false;
+    // Written once the connection opens; frames queue behind it in the socket.
+    socket.write(Buffer.of(RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION));
+    socket.on("connect", () => {
+      if (this.#socket !== socket) return;
+      this.#open = true;
+      this.#failures = 0;
+      log.debug("Raft connection open", {
+        peer: this.#id,
+        host: endpoint.host,
+        port: endpoint.port,
+      });
+    });
+    // The peer never writes on this connection; read to notice its end.
+    socket.on("data", () => {});
+    socket.on("error", (error) => {
+      log.debug("Raft connection error", { peer: this.#id, error: error.message });
+    });
+    socket.on("close", () => {
+      if (this.#socket === socket) this.#fail();
+    });
+  }
+
+  /** The connection broke or never opened: back off before the next dial. */
+  #fail(): void {
+    this.#drop();
+    this.#failures++;
+    const ceiling = Math.min(
+      BACKOFF_MS_MAX,
+      BACKOFF_MS_MIN * 2 ** Math.min(this.#failures - 1, 16),
+    );
+    // Full jitter in [ceiling / 2, ceiling]: peers that failed together retry apart.
+    const delay = ceiling / 2 + this.#random.next() * (ceiling / 2);
+    this.#retryAtMs = this.#clock.monotonicMs() + delay;
+  }
+
+  #drop(): void {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#open = false;
+    socket?.destroy();
+  }
+}
+
+function sameEndpoint(a: Endpoint | null, b: Endpoint): boolean {
+  return a !== null && a.host === b.host && a.port === b.port;
+}
+
+/** One peer's connection to this node: a version byte, then frames. */
+class InboundConnection {
+  readonly #socket: Socket;
+  readonly #self: NodeId;
+  readonly #deliver: (message: Message) => void;
+  #versionSeen = false;
+  /** Received bytes not yet decoded; joined only once a whole frame is there. */
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  /** Bytes needed before decoding is worth trying again. */
+  #needed = FRAME_HEADER_BYTES;
+  #closed = false;
+
+  constructor(socket: Socket, self: NodeId, deliver: (message: Message) => void) {
+    this.#socket = socket;
+    this.#self = self;
+    this.#deliver = deliver;
+    socket.on("data", (chunk: Buffer) => this.receive(chunk));
+    socket.on(
+      "error",
+      (error) => log.debug("Raft inbound connection error", { error: error.message }),
+    );
+    socket.on("end", () => socket.end());
+  }
+
+  receive(chunk: Buffer): void {
+    if (this.#closed || chunk.byteLength === 0) return;
+    if (!this.#versionSeen) {
+      const version = chunk[0]!;
+      if (version !== RAFT_PROTOCOL_VERSION) {
+        return this.#reject(`Unknown Raft protocol version: ${version}`);
+      }
+      this.#versionSeen = true;
+      chunk = chunk.subarray(1);
+      if (chunk.byteLength === 0) return;
+    }
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.byteLength;
+    while (!this.#closed && this.#bytes >= this.#needed) {
+      const buffer = this.#chunks.length === 1
+        ? this.#chunks[0]!
+        : Buffer.concat(this.#chunks, this.#bytes);
+      this.#chunks = [buffer];
+      const decoded = decodeFrame(buffer);
+      switch (decoded.kind) {
+        case "incomplete":
+          this.#needed = decoded.frameBytes ?? FRAME_HEADER_BYTES;
+          return;
+        case "error":
+          return this.#reject(`${decoded.error.kind}: ${decoded.error.message}`);
+        case "message": {
+          const rest = buffer.subarray(decoded.frameBytes);
+          this.#chunks = rest.byteLength > 0 ? [rest] : [];
+          this.#bytes = rest.byteLength;
+          this.#needed = FRAME_HEADER_BYTES;
+          if (decoded.message.to !== this.#self) {
+            log.warn("Dropping a Raft message for another node", {
+              to: decoded.message.to,
+              self: this.#self,
+            });
+            continue;
+          }
+          this.#deliver(decoded.message);
+        }
+      }
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#chunks = [];
+    this.#socket.destroy();
+  }
+
+  #reject(reason: string): void {
+    log.warn("Closing a Raft connection on bad input", { remote: remoteOf(this.#socket), reason });
+    this.close();
+  }
+}
