@@ -10,13 +10,15 @@ import { startAdminServer } from "./admin/server.ts";
 import { createRegistry } from "./api/index.ts";
 import type { BrokerServices } from "./api/services.ts";
 import { MetadataImage } from "./cluster/metadata-image.ts";
-import { LocalMetadataLog } from "./cluster/metadata-log.ts";
+import { ClusterNode } from "./cluster/cluster-node.ts";
+import { RAFT_TICK_MS } from "./cluster/raft/raft-node.ts";
 import type { NodeConfig } from "./config/node-config.ts";
 import { startKafkaListener } from "./server/listener.ts";
 import { openDataDir } from "./storage/data-dir.ts";
 import { LogManager } from "./storage/log-manager.ts";
 import { systemClock } from "./util/clock.ts";
 import { systemRandom } from "./util/random.ts";
+import { systemTimers } from "./util/timers.ts";
 import { GroupCoordinator } from "./coordinator/group-coordinator.ts";
 import { createGroupHandlers } from "./coordinator/handlers.ts";
 import { LogOffsetStore } from "./coordinator/log-offset-store.ts";
@@ -43,14 +45,43 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, offsetsSettings = offsetsSettingsFromEnv(process.env)): Promise<RunningNode> {
+export interface StartNodeOptions {
+  /** A condition found after start that the node cannot run with; default: exit 2. */
+  onFatal?: (error: Error) => void;
+}
+
+export async function startNode(
+  config: NodeConfig,
+  offsetsSettings = offsetsSettingsFromEnv(process.env),
+  options: StartNodeOptions = {},
+): Promise<RunningNode> {
   const clock = systemClock;
-  const meta = openDataDir(config.dataDir, config.nodeId);
+  const meta = openDataDir(config.dataDir, config.nodeId, { joining: config.join.length > 0 });
   const nodeId = meta.nodeId;
   const image = new MetadataImage();
   const logs = new LogManager({ dataDir: config.dataDir, nodeId, clock, image });
   const topicDefaults = { numPartitions: config.numPartitions, replicationFactor: 1 };
-  const metadata = LocalMetadataLog.open({ dataDir: config.dataDir, image, clock, topicDefaults });
+  const onFatal = options.onFatal ?? ((error: Error) => {
+    process.stderr.write(`brook: ${error.message}\n`);
+    process.exit(2);
+  });
+  // The metadata log is the Raft log, even on one node (a cluster of one voter).
+  const cluster = await ClusterNode.open({
+    nodeId,
+    dataDir: config.dataDir,
+    meta,
+    gossipBind: config.gossip,
+    gossipAdvertiseHost: gossipAdvertiseHost(config),
+    join: config.join,
+    image,
+    topicDefaults,
+    clock,
+    random: systemRandom,
+    timers: systemTimers,
+    onFatal,
+  });
+  const metadata = cluster.writer;
+  const raftTimer = setInterval(() => cluster.tick(), RAFT_TICK_MS);
   // Every log of the image is open: from here on a crash is an unclean stop.
   logs.startupComplete();
   // The driver owns the only storage timer; logs and the log manager take the clock.
@@ -59,7 +90,11 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   let serving = false;
   const services: BrokerServices = {
     nodeId,
-    clusterId: meta.clusterId ?? "",
+    // A joining node learns its cluster id from the cluster.
+    get clusterId() {
+      return cluster.clusterId ?? "";
+    },
+    controllerId: () => cluster.controllerId,
     image,
     metadata,
     logs,
@@ -88,6 +123,22 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   // only by its offsets comes back Empty.
   const restored = new Set(offsets.loadedGroups().filter((group) => coordinator.restoreGroup(group)).map((group) => group.groupId));
   for (const groupId of offsets.groupIds()) if (!restored.has(groupId)) coordinator.restoreEmptyGroup(groupId);
+  // In a cluster the metadata may reach this node after start: a partition of
+  // __consumer_offsets that appears here later is read then (Kafka loads a partition's
+  // groups when it becomes their coordinator).
+  let loadScheduled = false;
+  image.onApply((record) => {
+    if (record.type !== "partition" || record.leader !== nodeId || loadScheduled) return;
+    if (image.topicById(record.topicId)?.name !== OFFSETS_TOPIC) return;
+    loadScheduled = true;
+    queueMicrotask(() => {
+      loadScheduled = false;
+      for (const group of offsets.loadNewPartitions()) {
+        if (!coordinator.restoreGroup(group)) coordinator.restoreEmptyGroup(group.groupId);
+      }
+      for (const groupId of offsets.groupIds()) coordinator.restoreEmptyGroup(groupId);
+    });
+  });
   // The driver owns the only timer; the coordinator itself is a state machine.
   const coordinatorTimer = setInterval(() => coordinator.tick(), COORDINATOR_TICK_MS);
   // Offsets retention: groups without members lose their offsets after the retention.
@@ -145,11 +196,30 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
   });
   // A port of 0 (tests) advertises the port actually bound.
   advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };
-  await metadata.submit({ kind: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null });
-  const adminNode = { services, coordinator, offsets, connectionCount: () => listener.connectionCount() };
+  const adminNode = {
+    services,
+    coordinator,
+    offsets,
+    connectionCount: () => listener.connectionCount(),
+    cluster: cluster.status(),
+  };
   const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, node: adminNode }));
+  await cluster.startMembership({ kafka: advertised, admin: { host: gossipAdvertiseHost(config), port: admin.port } });
+  // The controller registers every member SWIM sees; a founding node does it for itself
+  // now, so that its first Metadata answer lists it.
+  if (cluster.controllerId === nodeId) {
+    await metadata.submit({ kind: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null });
+  }
   serving = true;
-  log.info("Node serving", { nodeId, clusterId: meta.clusterId, kafka: `${config.kafka.host}:${listener.port}`, advertise: `${advertised.host}:${advertised.port}`, admin: `${admin.host}:${admin.port}` });
+  const gossip = cluster.gossip!;
+  log.info("Node serving", {
+    nodeId,
+    clusterId: cluster.clusterId ?? "(joining)",
+    kafka: `${config.kafka.host}:${listener.port}`,
+    advertise: `${advertised.host}:${advertised.port}`,
+    admin: `${admin.host}:${admin.port}`,
+    gossip: `${gossip.host}:${gossip.port}`,
+  });
 
   return {
     nodeId,
@@ -157,6 +227,9 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
     adminPort: admin.port,
     async stop() {
       serving = false;
+      // Hand the controller role over and say goodbye while the timer still ticks Raft.
+      await cluster.stop();
+      clearInterval(raftTimer);
       clearInterval(coordinatorTimer);
       clearInterval(retentionTimer);
       clearInterval(logTimer);
@@ -164,8 +237,13 @@ export async function startNode(config: NodeConfig, offsetsSettings = offsetsSet
       await listener.stop();
       logs.flushAll();
       logs.close();
-      metadata.close();
       log.info("Node stopped", { nodeId });
     },
   };
+}
+
+/** The host other nodes reach this one's gossip port at: --gossip's, or --advertise's for a wildcard. */
+function gossipAdvertiseHost(config: NodeConfig): string {
+  const host = config.gossip.host;
+  return host === "0.0.0.0" || host === "::" || host === "" ? config.advertise.host : host;
 }

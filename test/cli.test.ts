@@ -130,7 +130,7 @@ describe("cli: a data dir that is not this node's is one line and exit code 2", 
   test("cli: meta.json of another node id", () => {
     const dataDir = join(scratch, "other-node");
     mkdirSync(dataDir, { recursive: true });
-    writeFileSync(join(dataDir, "meta.json"), JSON.stringify({ nodeId: 4, clusterId: "abc", formatVersion: 1 }));
+    writeFileSync(join(dataDir, "meta.json"), JSON.stringify({ nodeId: 4, clusterId: "abc", formatVersion: 2 }));
     expectUsageError(start(dataDir, "--node-id", "5"), /^brook: Data dir .* belongs to node 4, not --node-id 5$/);
   });
 

@@ -25,7 +25,7 @@ export function createDescribeClusterHandler(services: BrokerServices) {
         errorMessage: null,
         endpointType,
         clusterId: services.clusterId,
-        controllerId: services.nodeId,
+        controllerId: services.controllerId === undefined ? services.nodeId : (services.controllerId() ?? -1),
         brokers: services.image.liveBrokers().map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
         clusterAuthorizedOperations: AUTHORIZED_OPERATIONS_OMITTED,
       };

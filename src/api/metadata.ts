@@ -65,7 +65,7 @@ export function createMetadataHandler(services: BrokerServices) {
         throttleTimeMs: 0,
         brokers: image.liveBrokers().map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
         clusterId: services.clusterId,
-        controllerId: services.nodeId,
+        controllerId: services.controllerId === undefined ? services.nodeId : (services.controllerId() ?? -1),
         topics,
         clusterAuthorizedOperations: AUTHORIZED_OPERATIONS_OMITTED,
       };

@@ -12,6 +12,8 @@ import type { Clock } from "../util/clock.ts";
 export interface BrokerServices {
   readonly nodeId: number;
   readonly clusterId: string;
+  /** The controller (Raft leader), null during an election; this node when absent. */
+  readonly controllerId?: () => number | null;
   readonly image: MetadataImage;
   readonly metadata: MetadataWriter;
   readonly logs: LogManager;

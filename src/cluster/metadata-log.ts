@@ -1,5 +1,7 @@
 /**
- * The local metadata log of a single node: metadata records stored as JSON values in
+ * A metadata writer without a quorum, for in-process tests and tools (the admin API's
+ * tests): the node itself runs the Raft log of cluster-node.ts, even alone. Records are
+ * stored as JSON values in
  * RecordBatch v2 batches of an ordinary partition log at
  * `<data-dir>/__cluster_metadata-0/`, replayed into the image at start. One `append`
  * is one batch, so a topic and its partitions appear together or not at all. The Raft

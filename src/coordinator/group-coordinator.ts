@@ -807,6 +807,8 @@ export class GroupCoordinator {
    */
   restoreGroup(snapshot: GroupSnapshot): boolean {
     return this.#run((): boolean => {
+      // A group already running here (formed since start) is newer than any snapshot.
+      if (this.#groups.has(snapshot.groupId)) return true;
       const group = restoreGroup(snapshot, this.#nowMs());
       if (group === null) {
         log.warn("Stored group metadata is inconsistent; ignored", { group: snapshot.groupId });

@@ -41,24 +41,45 @@ export interface OffsetsTopic {
   readonly partitionCount: number;
   /** Appends one batch to a partition, creating the topic first if needed. */
   append(partition: number, batch: Uint8Array): Promise<void>;
-  /** Calls `visit` with every stored batch, partition by partition, in offset order. */
-  replay(visit: (batch: Uint8Array) => void): void;
+  /**
+   * Calls `visit` with every stored batch of the partitions held here, partition by
+   * partition, in offset order; returns the partitions it read.
+   */
+  replay(visit: (batch: Uint8Array) => void, only?: (partition: number) => boolean): number[];
 }
 
 export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
   readonly #topic: OffsetsTopic;
   readonly #clock: Clock;
   readonly #view = new MemoryOffsetStore();
-  /** The group metadata found by the replay at start, latest per group. */
+  /** The group metadata found by the replays, latest per group. */
   readonly #loadedGroups = new Map<string, GroupSnapshot>();
+  /** Partitions already replayed into the view. */
+  readonly #loaded = new Set<number>();
   /** Commits in flight per group (appended, not yet in the view); expiry leaves them be. */
   readonly #pending = new Map<string, number>();
 
   constructor(topic: OffsetsTopic, clock: Clock) {
     this.#topic = topic;
     this.#clock = clock;
+    this.#replay(() => true);
+  }
+
+  /**
+   * Replays partitions that came to this node after start (in a cluster, a partition of
+   * __consumer_offsets it now leads, once the metadata log told it); returns the groups
+   * whose metadata they held. Partitions already read are skipped.
+   */
+  loadNewPartitions(): GroupSnapshot[] {
+    const before = new Map(this.#loadedGroups);
+    const read = this.#replay((partition) => !this.#loaded.has(partition));
+    if (read.length === 0) return [];
+    return [...this.#loadedGroups.values()].filter((group) => before.get(group.groupId) !== group);
+  }
+
+  #replay(only: (partition: number) => boolean): number[] {
     let commits = 0;
-    topic.replay((batch) => {
+    const read = this.#topic.replay((batch) => {
       const records = decodeRecords(batch);
       if (records === null) {
         log.warn("Skipping an unreadable __consumer_offsets batch");
@@ -83,8 +104,10 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
             break;
         }
       }
-    });
-    log.info("Committed offsets loaded", { records: commits, groups: this.#loadedGroups.size });
+    }, only);
+    for (const partition of read) this.#loaded.add(partition);
+    if (read.length > 0) log.info("Committed offsets loaded", { partitions: read.length, records: commits, groups: this.#loadedGroups.size });
+    return read;
   }
 
   /** Group metadata as the replay at start found it. */

@@ -3,6 +3,7 @@
  * commits of a group without members expire, and how LogOffsetStore writes them away as
  * tombstones of __consumer_offsets.
  */
+import { TopicTwin as SharedTopicTwin } from "./test-helpers.ts";
 import { describe, expect, test } from "bun:test";
 import { decodeRecords } from "../protocol/records.ts";
 import { ManualClock } from "../util/clock.ts";
@@ -17,16 +18,8 @@ function entry(topic: string, partition: number, offset: number, commitTimestamp
   return { topic, partition, offset, leaderEpoch: -1, metadata: "", commitTimestampMs, expireTimestampMs };
 }
 
-/** An in-memory twin of the topic: batches per partition, as appended. */
-class TopicTwin implements OffsetsTopic {
-  readonly partitionCount = 3;
-  readonly partitions: Uint8Array[][] = Array.from({ length: 3 }, () => []);
-  async append(partition: number, batch: Uint8Array): Promise<void> {
-    this.partitions[partition]!.push(Uint8Array.from(batch));
-  }
-  replay(visit: (batch: Uint8Array) => void): void {
-    for (const batches of this.partitions) for (const batch of batches) visit(batch);
-  }
+/** The shared topic twin, with the records it holds decoded. */
+class TopicTwin extends SharedTopicTwin {
   records() {
     return this.partitions.flat().flatMap((batch) => decodeRecords(batch)!.map((r) => parseOffsetRecord(r.key, r.value)));
   }

@@ -75,13 +75,18 @@ export function logOffsetsTopic(deps: OffsetsTopicDeps): LogOffsetsTopic {
       const result = logs.append(OFFSETS_TOPIC, partition, batch, leaderEpoch);
       if (!result.ok) throw new OffsetsStoreError(`Offset commit not stored: ${result.message}`);
     },
-    replay(visit) {
+    replay(visit, only = () => true) {
       const topic = image.topic(OFFSETS_TOPIC);
-      if (topic === undefined) return;
+      if (topic === undefined) return [];
+      const read: number[] = [];
       for (const p of topic.partitions) {
+        if (!only(p.partition)) continue;
         const partitionLog = logs.get(OFFSETS_TOPIC, p.partition);
-        if (partitionLog !== undefined) forEachStoredBatch(partitionLog, (batch) => visit(batch));
+        if (partitionLog === undefined) continue;
+        forEachStoredBatch(partitionLog, (batch) => visit(batch));
+        read.push(p.partition);
       }
+      return read;
     },
   };
 }

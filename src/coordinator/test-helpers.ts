@@ -70,8 +70,14 @@ export class TopicTwin implements OffsetsTopic {
     if (this.failing) throw new Error("Disk on fire");
     this.partitions[partition]!.push(Uint8Array.from(batch));
   }
-  replay(visit: (batch: Uint8Array) => void): void {
-    for (const batches of this.partitions) for (const batch of batches) visit(batch);
+  replay(visit: (batch: Uint8Array) => void, only: (partition: number) => boolean = () => true): number[] {
+    const read: number[] = [];
+    for (const [partition, batches] of this.partitions.entries()) {
+      if (!only(partition)) continue;
+      for (const batch of batches) visit(batch);
+      read.push(partition);
+    }
+    return read;
   }
 }
 

@@ -13,7 +13,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path";
 import { type Random, systemRandom } from "../util/random.ts";
 
-export const FORMAT_VERSION = 1;
+/** 2: the metadata log is the Raft log (issue 7); version 1 data dirs are not read. */
+export const FORMAT_VERSION = 2;
 /** Node id when none is given and the data dir is new. */
 export const DEFAULT_NODE_ID = 1;
 /**

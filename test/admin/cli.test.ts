@@ -111,8 +111,9 @@ describe("cli: admin commands against a real broker", () => {
 
   test("cli: cluster status", async () => {
     const status = expectOk(await brook(["cluster", "status"])).stdout;
-    expect(status).toMatch(/^Cluster id: \S+\nAnswered by node: (\d+)\nController: \1\n\nNODE\s+KAFKA\s+GOSSIP\s+SWIM\s+INCARNATION\s+BROKER\n\d+ \(controller\) \*\s+/);
-    expect(status).toMatch(new RegExp(`${broker.bootstrap.replaceAll(".", "\\.")}\\s+-\\s+alive\\s+0\\s+registered\n`));
+    // A node alone is a Raft quorum of one voter, itself, and its own controller.
+    expect(status).toMatch(/^Cluster id: \S+\nAnswered by node: (\d+)\nController: \1\nRaft: leader, term \d+, commit index \d+, applied \d+\nVoters: \1; observers: -\n\nNODE\s+KAFKA\s+GOSSIP\s+SWIM\s+INCARNATION\s+BROKER\n\d+ \(controller\) \*\s+/);
+    expect(status).toMatch(new RegExp(`${broker.bootstrap.replaceAll(".", "\\.")}\\s+${broker.gossip.replaceAll(".", "\\.")}\\s+alive\\s+0\\s+registered\n`));
   });
 });
 

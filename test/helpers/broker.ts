@@ -26,6 +26,8 @@ export interface TestBroker {
   stderr(): string;
   stop(): Promise<number | null>;
   kill(): Promise<void>;
+  /** The exit code once the process ends by itself (null for a signal). */
+  exited(): Promise<number | null>;
 }
 
 const running = new Set<ChildProcess>();
@@ -86,6 +88,7 @@ export async function startBroker(options: { dataDir?: string; args?: string[]; 
       if (child.exitCode === null) process.kill(child.pid!, "SIGKILL");
       await exited;
     },
+    exited: () => exited,
   };
 }
 

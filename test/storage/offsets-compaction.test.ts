@@ -14,6 +14,7 @@ import { eventually, startBroker, tempDir, type TestBroker } from "../helpers/br
 import { RawClient } from "../helpers/raw-client.ts";
 
 const OFFSET_COMMIT = 8;
+const FIND_COORDINATOR = 10;
 const OFFSET_FETCH = 9;
 const CREATE_TOPICS = 19;
 const SEGMENT_BYTES = 8192;
@@ -45,6 +46,10 @@ async function createTopic(broker: TestBroker): Promise<void> {
     timeoutMs: 5000,
   });
   expect(created.topics[0].errorCode).toBe(0);
+  // As clients do before their first commit: this creates __consumer_offsets, whose
+  // partition leader (this one node) coordinates every group.
+  const found = await client.request(FIND_COORDINATOR, 3, { key: "any-group", keyType: 0 });
+  expect(found.errorCode).toBe(0);
   client.close();
 }
 

@@ -264,6 +264,14 @@ export class RaftNode {
     return true;
   }
 
+  /** Elects this node at once when it is the only voter (see Raft.campaignIfSoleVoter). */
+  campaignIfSoleVoter(): boolean {
+    if (this.#closed) return false;
+    const campaigned = this.#raft.campaignIfSoleVoter();
+    if (campaigned) this.#schedule();
+    return campaigned;
+  }
+
   /** Call every RAFT_TICK_MS. */
   tick(): void {
     if (this.#closed) return;

@@ -70,6 +70,20 @@ test("raft: bootstrap: a single-voter cluster elects its only node and commits a
   expect(cluster.raft(1).status().commit).toBe(3);
 });
 
+test("raft: a sole voter elects itself at once; a voter among others does not", () => {
+  const alone = new TestCluster([1]);
+  alone.on(1, (raft) => raft.bootstrap([1]));
+  alone.on(1, (raft) => expect(raft.campaignIfSoleVoter()).toBe(true));
+  alone.settle(1);
+  expect(alone.raft(1).role).toBe("leader");
+  expect(alone.raft(1).status().commit).toBe(2);
+  alone.on(1, (raft) => expect(raft.campaignIfSoleVoter()).toBe(false));
+  const three = new TestCluster([1, 2, 3]);
+  for (const id of [1, 2, 3]) three.on(id, (raft) => raft.bootstrap([1, 2, 3]));
+  three.on(1, (raft) => expect(raft.campaignIfSoleVoter()).toBe(false));
+  expect(three.raft(1).role).toBe("follower");
+});
+
 test("raft: paper 5.2 + dissertation 9.6: a follower times out, pre-votes without moving terms, then campaigns", () => {
   const cluster = new TestCluster([1, 2, 3]);
   for (const id of [1, 2, 3]) cluster.on(id, (raft) => raft.bootstrap([1, 2, 3]));

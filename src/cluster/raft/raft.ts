@@ -280,6 +280,20 @@ export class Raft {
   }
 
   /**
+   * A node that is the only voter of its configuration is a majority by itself: it
+   * elects itself now instead of after an election timeout, so a single node (or the
+   * first of a new cluster) serves right after start. True when it campaigned.
+   */
+  campaignIfSoleVoter(): boolean {
+    this.#assertNoReady();
+    if (this.#role === "leader") return false;
+    const voters = votersOf(this.#membership);
+    if (voters.length !== 1 || voters[0] !== this.id) return false;
+    this.#campaign("election", false);
+    return true;
+  }
+
+  /**
    * Handles one message from another node. Messages that fail validation, are
    * addressed elsewhere or carry stale terms are answered or dropped as Raft says,
    * never thrown on.

@@ -157,6 +157,11 @@ export class SwimDriver {
     return this.#swim.clusterId;
   }
 
+  /** The TCP listener on the gossip port; the node's other cluster streams register here. */
+  get streams(): StreamListener {
+    return this.#streams;
+  }
+
   get healthScore(): number {
     return this.#swim.healthScore;
   }

@@ -1,0 +1,327 @@
+/**
+ * One node's cluster side, wired: SWIM membership on --gossip (UDP, and TCP on the same
+ * port number for push-pull, Raft and forwarded metadata commands, told apart by their
+ * first byte), the Raft metadata quorum whose committed entries are applied to the
+ * metadata image, and, on the Raft leader, the controller (controller.ts).
+ *
+ * Every node runs all of it, alone too: a node started without --join founds a
+ * cluster of one voter, which elects itself at once; others join it later with
+ * `--join`. The caller (src/node.ts) owns the timer and calls `tick()` every
+ * RAFT_TICK_MS; everything periodic here hangs off that tick.
+ */
+import { DataDirError, adoptClusterId, type DataDirMeta } from "../storage/data-dir.ts";
+import { assert } from "../util/assert.ts";
+import type { Clock } from "../util/clock.ts";
+import { logger } from "../util/log.ts";
+import type { Random } from "../util/random.ts";
+import type { Timers } from "../util/timers.ts";
+import { ClusterMetadataWriter, decodeEntry, type MembershipView, type QuorumView, reconcileCommands } from "./controller.ts";
+import { CONTROLLER_RPC_TAG, ControllerClient, serveControllerConnection } from "./controller-rpc.ts";
+import type { MetadataImage } from "./metadata-image.ts";
+import { decodeSnapshot, encodeSnapshot, recordsToReach } from "./metadata-snapshot.ts";
+import { RAFT_TICK_MS, RaftNode } from "./raft/raft-node.ts";
+import { STREAM_TAG_RAFT } from "./swim/stream-listener.ts";
+import { type SwimEvent, SwimDriver } from "./swim/udp-driver.ts";
+import { nextMembershipChange } from "./raft/voter-policy.ts";
+import type { TopicDefaults } from "./topics.ts";
+import type { ClusterStatus } from "../admin/views.ts";
+
+const log = logger("cluster");
+
+/** The controller compares the image with SWIM every this many ticks (500 ms). */
+const RECONCILE_EVERY_TICKS = 5;
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ClusterNodeOptions {
+  readonly nodeId: number;
+  readonly dataDir: string;
+  readonly meta: DataDirMeta;
+  /** --gossip: where to bind UDP and TCP; port 0 picks one (tests). */
+  readonly gossipBind: Endpoint;
+  /** Host the other nodes reach our gossip port at. */
+  readonly gossipAdvertiseHost: string;
+  readonly join: readonly Endpoint[];
+  readonly image: MetadataImage;
+  readonly topicDefaults: TopicDefaults;
+  readonly voterCount?: number;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly timers: Timers;
+  /** A condition the node cannot run with (another cluster's data dir, storage failure). */
+  readonly onFatal: (error: Error) => void;
+}
+
+export class ClusterNode {
+  readonly writer: ClusterMetadataWriter;
+  readonly #options: ClusterNodeOptions;
+  readonly #raft: RaftNode;
+  readonly #rpc: ControllerClient;
+  /** Null until `startMembership`: the Kafka and admin ports must be bound first. */
+  #swim: SwimDriver | null = null;
+  #meta: DataDirMeta;
+  #ticks = 0;
+  #reconciling = false;
+  #closed = false;
+
+  private constructor(options: ClusterNodeOptions, raft: RaftNode, rpc: ControllerClient, writer: ClusterMetadataWriter) {
+    this.#options = options;
+    this.#raft = raft;
+    this.#rpc = rpc;
+    this.writer = writer;
+    this.#meta = options.meta;
+  }
+
+  /**
+   * Opens the Raft log (restoring the image from its snapshot) and founds a cluster of
+   * one when this is a new node without --join. A sole voter elects itself at once and
+   * this resolves once it applied its whole log, so the image is complete; a member of
+   * a larger cluster catches up from the leader once `startMembership` lets it find it.
+   */
+  static async open(options: ClusterNodeOptions): Promise<ClusterNode> {
+    const { image, nodeId } = options;
+    const holder: { node: ClusterNode | null } = { node: null };
+    const raft = RaftNode.open({
+      id: nodeId,
+      dataDir: options.dataDir,
+      clock: options.clock,
+      random: options.random,
+      resolve: (id) => {
+        const member = holder.node?.swimMember(id);
+        return member === undefined ? null : { host: member.gossip.host, port: member.gossip.port };
+      },
+      stateMachine: {
+        apply(entry) {
+          if (entry.kind !== "data") return;
+          for (const record of decodeEntry(entry.data)) image.apply(record);
+        },
+        snapshot: () => encodeSnapshot(image),
+        restore(snapshot) {
+          for (const record of recordsToReach(image, decodeSnapshot(snapshot.data))) image.apply(record);
+        },
+      },
+      onStateChange: (state) => log.info("Raft state", { role: state.role, leader: state.leader ?? "none", term: state.term }),
+      onFatal: (error) => options.onFatal(error instanceof Error ? error : new Error(String(error))),
+    });
+    if (options.join.length === 0 && raft.bootstrap([nodeId])) {
+      log.info("Founded a new cluster", { nodeId, clusterId: options.meta.clusterId });
+    }
+    const rpc = new ControllerClient({ timers: options.timers });
+    const membership: MembershipView = {
+      alive: () => holder.node?.membership().alive() ?? [],
+      isGone: (id) => holder.node?.membership().isGone(id) ?? false,
+      clusterAddress: (id) => holder.node?.membership().clusterAddress(id),
+    };
+    const quorum = raftQuorum(raft, options.timers);
+    const writer = new ClusterMetadataWriter({
+      image, quorum, membership, rpc, defaults: options.topicDefaults, random: options.random,
+    });
+    const node = new ClusterNode(options, raft, rpc, writer);
+    holder.node = node;
+    // A sole voter is a majority by itself: lead now, so the image is whole right away.
+    if (raft.campaignIfSoleVoter()) await raft.whenApplied(raft.status().lastIndex);
+    return node;
+  }
+
+  /**
+   * Starts SWIM on --gossip with the addresses this node serves, joins the seeds in the
+   * background, and opens the cluster port to Raft and forwarded commands.
+   */
+  async startMembership(served: { kafka: Endpoint; admin: Endpoint }): Promise<void> {
+    assert(this.#swim === null, "Membership started twice");
+    const options = this.#options;
+    const swim = await SwimDriver.start({
+      nodeId: options.nodeId,
+      clusterId: this.#meta.clusterId,
+      bind: options.gossipBind,
+      advertiseHost: options.gossipAdvertiseHost,
+      kafka: served.kafka,
+      admin: served.admin,
+      join: options.join,
+      timers: options.timers,
+      clock: options.clock,
+      random: options.random,
+      onEvent: (event) => this.onSwimEvent(event),
+    });
+    this.#swim = swim;
+    swim.streams.register(STREAM_TAG_RAFT, this.#raft.streamHandler);
+    swim.streams.register(CONTROLLER_RPC_TAG, (socket, rest) => serveControllerConnection(socket, rest, (command) => this.writer.execute(command)));
+  }
+
+  swimMember(nodeId: number) {
+    return this.#swim?.member(nodeId);
+  }
+
+  /** SWIM's view for the controller; empty before `startMembership`. */
+  membership(): MembershipView {
+    const swim = this.#swim;
+    if (swim === null) return { alive: () => [], isGone: () => false, clusterAddress: () => undefined };
+    return swimMembership(swim);
+  }
+
+  get clusterId(): string | null {
+    return this.#meta.clusterId;
+  }
+
+  /** The gossip address bound (with the real port); null before `startMembership`. */
+  get gossip(): Endpoint | null {
+    return this.#swim?.gossip ?? null;
+  }
+
+  get controllerId(): number | null {
+    return this.#raft.leader;
+  }
+
+  /** Call every RAFT_TICK_MS. */
+  tick(): void {
+    if (this.#closed) return;
+    this.#raft.tick();
+    this.#ticks++;
+    if (this.#ticks % RECONCILE_EVERY_TICKS === 0 && this.#raft.isReadyLeader()) void this.#reconcile();
+  }
+
+  /** Members as SWIM sees them, and the quorum, for the admin API. */
+  status(): ClusterStatus {
+    return {
+      members: () => (this.#swim?.members() ?? []).map((m) => ({
+        nodeId: m.nodeId,
+        state: m.state,
+        incarnation: m.incarnation,
+        gossip: `${m.gossip.host}:${m.gossip.port}`,
+        kafka: `${m.kafka.host}:${m.kafka.port}`,
+        admin: `${m.admin.host}:${m.admin.port}`,
+        self: m.nodeId === this.#options.nodeId,
+      })),
+      quorum: () => {
+        const status = this.#raft.status();
+        return {
+          role: status.role,
+          term: status.term,
+          leader: status.leader,
+          commitIndex: status.commit,
+          appliedIndex: status.applied,
+          voters: status.membership.members.filter((m) => m.voter).map((m) => m.id),
+          observers: status.membership.members.filter((m) => !m.voter).map((m) => m.id),
+        };
+      },
+    };
+  }
+
+  /** Clean stop: hand leadership over if we lead, announce the leave, close. */
+  async stop(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const voters = this.#raft.status().membership.members.filter((m) => m.voter && m.id !== this.#options.nodeId);
+    const alive = voters.find((m) => this.#swim?.member(m.id)?.state === "alive");
+    if (this.#raft.isLeader && alive !== undefined && this.#raft.transferLeadership(alive.id)) {
+      // Ticks keep the transfer going; a second or two is plenty on a LAN.
+      for (let i = 0; i < 20 && this.#raft.isLeader; i++) {
+        await new Promise<void>((resolve) => this.#options.timers.after(RAFT_TICK_MS, resolve));
+        this.#raft.tick();
+      }
+    }
+    await this.#swim?.leave();
+    this.#rpc.close();
+    this.#raft.close();
+  }
+
+  /** Abrupt stop for tests of crashes: nothing announced. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#rpc.close();
+    this.#raft.close();
+    await this.#swim?.close();
+  }
+
+  onSwimEvent(event: SwimEvent): void {
+    switch (event.kind) {
+      case "clusterId":
+        return this.#adopt(event.clusterId, "the cluster joined");
+      case "error":
+        if (event.error.kind === "clusterIdMismatch") {
+          const seed = `${event.error.seed.host}:${event.error.seed.port}`;
+          this.#options.onFatal(new DataDirError(
+            `Data dir ${this.#options.dataDir} belongs to cluster ${event.error.ours}, but ${seed} is in cluster ${event.error.theirs}`,
+          ));
+        }
+        return;
+      case "member":
+        log.info("Member", { change: event.change, nodeId: event.member.nodeId, incarnation: event.member.incarnation });
+        return;
+      default:
+        return;
+    }
+  }
+
+  #adopt(clusterId: string, source: string): void {
+    try {
+      this.#meta = adoptClusterId(this.#options.dataDir, this.#meta, clusterId, source);
+    } catch (error) {
+      this.#options.onFatal(error as Error);
+    }
+  }
+
+  /** The controller's pass: brokers follow SWIM, voters follow the voter policy. */
+  async #reconcile(): Promise<void> {
+    if (this.#reconciling) return;
+    this.#reconciling = true;
+    try {
+      const membership = this.membership();
+      for (const command of reconcileCommands(this.#options.image, membership)) {
+        const result = await this.writer.submit(command);
+        if (!result.ok) log.warn("Controller change refused", { command: command.kind, error: result.error.message });
+      }
+      const status = this.#raft.status();
+      const live = new Set(membership.alive().map((m) => m.nodeId));
+      const change = nextMembershipChange(status.membership, live, {
+        voterCount: this.#options.voterCount ?? 3,
+        self: this.#options.nodeId,
+      });
+      if (change !== null) {
+        log.info("Quorum change", { change: change.kind, nodeId: change.id });
+        await this.#raft.changeMembership(change);
+      }
+    } catch (error) {
+      log.warn("Controller pass failed; retrying", { error: error instanceof Error ? error.message : String(error) });
+    } finally {
+      this.#reconciling = false;
+    }
+  }
+}
+
+function swimMembership(swim: SwimDriver): MembershipView {
+  return {
+    alive: () => swim.members().filter((m) => m.state === "alive").map((m) => ({ nodeId: m.nodeId, kafka: m.kafka })),
+    isGone: (nodeId) => {
+      const state = swim.member(nodeId)?.state;
+      return state === "dead" || state === "left";
+    },
+    clusterAddress: (nodeId) => swim.member(nodeId)?.gossip,
+  };
+}
+
+function raftQuorum(raft: RaftNode, timers: Timers): QuorumView {
+  return {
+    isReadyLeader: () => raft.isReadyLeader(),
+    leaderId: () => raft.leader,
+    propose: async (data) => (await raft.propose(data)).index,
+    waitApplied: (index, timeoutMs) => {
+      if (raft.appliedIndex >= index) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const cancel = timers.after(timeoutMs, () => resolve(false));
+        raft.whenApplied(index).then(() => {
+          cancel();
+          resolve(true);
+        }, () => {
+          cancel();
+          resolve(false);
+        });
+      });
+    },
+  };
+}
+
+assert(RECONCILE_EVERY_TICKS > 0, "Reconcile period must be positive");

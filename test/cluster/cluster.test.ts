@@ -1,0 +1,199 @@
+/**
+ * A cluster of real processes on loopback (issue 7, proof): three nodes started with
+ * --join; kafkajs and kcat produce to a 6-partition topic whose leaders are spread over
+ * the three, and everything is consumed back through any node; kill -9 of the
+ * controller: a new controller is elected and a topic can be created within seconds
+ * (measured and printed); a fourth node joins and every node's Metadata lists it.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { Kafka, logLevel } from "kafkajs";
+import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
+import { kcat } from "../helpers/kcat.ts";
+import { RawClient } from "../helpers/raw-client.ts";
+
+const METADATA = 3;
+
+const TOPIC = "spread";
+const PARTITIONS = 6;
+const nodes: TestBroker[] = [];
+
+interface ClusterView {
+  controller: number | null;
+  nodeId: number;
+  brokers: Array<{ nodeId: number; fenced: boolean }>;
+  members: Array<{ nodeId: number; state: string }>;
+  quorum: { voters: number[]; observers: number[]; term: number; commitIndex: number } | null;
+}
+
+async function clusterOf(node: TestBroker): Promise<ClusterView> {
+  const response = await fetch(`${node.adminUrl}/v1/cluster`);
+  return (await response.json()) as ClusterView;
+}
+
+function kafkaThrough(node: TestBroker, clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: [node.bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 10, initialRetryTime: 100 } });
+}
+
+/** Brokers a node's Kafka Metadata (v9, no topics) lists. */
+async function metadataBrokers(node: TestBroker): Promise<number[]> {
+  const client = await RawClient.connect(node.port);
+  try {
+    const answer = await client.request(METADATA, 9, { topics: [], allowAutoTopicCreation: false, includeTopicAuthorizedOperations: false });
+    return (answer.brokers as Array<{ nodeId: number }>).map((b) => b.nodeId).sort((a, b) => a - b);
+  } finally {
+    client.close();
+  }
+}
+
+const live = () => nodes.filter((node) => node !== undefined);
+
+async function startNode(nodeId: number, join: TestBroker | null): Promise<TestBroker> {
+  const args = ["--node-id", String(nodeId), ...(join === null ? [] : ["--join", join.gossip])];
+  const node = await startBroker({ args });
+  nodes.push(node);
+  return node;
+}
+
+beforeAll(async () => {
+  const first = await startNode(1, null);
+  await startNode(2, first);
+  await startNode(3, first);
+  await eventually("three registered brokers seen by every node", async () => {
+    for (const node of nodes) {
+      const view = await clusterOf(node);
+      if (view.brokers.filter((b) => !b.fenced).length !== 3 || view.controller === null) return false;
+    }
+    return true;
+  }, 30_000);
+});
+
+afterAll(async () => {
+  for (const node of nodes) {
+    await node.kill();
+    rmSync(node.dataDir, { recursive: true, force: true });
+  }
+});
+
+describe("cluster: three nodes", () => {
+  test("cluster: every node agrees on brokers, controller and voters", async () => {
+    const views = await Promise.all(nodes.map(clusterOf));
+    expect(new Set(views.map((v) => v.controller)).size).toBe(1);
+    for (const view of views) {
+      expect(view.brokers.map((b) => b.nodeId).sort()).toEqual([1, 2, 3]);
+      expect(view.members.filter((m) => m.state === "alive").map((m) => m.nodeId).sort()).toEqual([1, 2, 3]);
+    }
+    await eventually("three voters", async () => (await clusterOf(nodes[0]!)).quorum?.voters.length === 3, 20_000);
+    for (const node of nodes) expect(await metadataBrokers(node)).toEqual([1, 2, 3]);
+  });
+
+  test("cluster: kafkajs and kcat produce to leaders on three nodes; all of it comes back through any node", async () => {
+    const admin = kafkaThrough(nodes[1]!, "cluster-test").admin();
+    await admin.connect();
+    expect(await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 1 }], waitForLeaders: true })).toBe(true);
+    const metadata = await admin.fetchTopicMetadata({ topics: [TOPIC] });
+    await admin.disconnect();
+    const leaders = metadata.topics[0]!.partitions.map((p) => p.leader);
+    for (const id of [1, 2, 3]) expect(leaders.filter((l) => l === id)).toHaveLength(2);
+
+    const producer = kafkaThrough(nodes[2]!, "cluster-producer").producer();
+    await producer.connect();
+    const sent = Array.from({ length: 600 }, (_, i) => ({ key: `k${i}`, value: `v${i}` }));
+    await producer.send({ topic: TOPIC, messages: sent });
+    await producer.disconnect();
+    const kcatLines = Array.from({ length: 60 }, (_, i) => `kcat-${i}`);
+    const produced = await kcat(["-P", "-b", nodes[0]!.bootstrap, "-t", TOPIC], `${kcatLines.join("\n")}\n`);
+    expect(produced.code).toBe(0);
+
+    // Every node serves as bootstrap for a consumer group that reads everything.
+    for (const [i, node] of nodes.entries()) {
+      const consumer = kafkaThrough(node, `cluster-consumer-${i}`).consumer({ groupId: `cluster-group-${i}` });
+      await consumer.connect();
+      await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
+      const seen: string[] = [];
+      await consumer.run({ eachMessage: async ({ message }) => void seen.push(message.value!.toString()) });
+      await eventually(`${sent.length + kcatLines.length} messages through node ${i + 1}`, () => seen.length >= sent.length + kcatLines.length, 30_000);
+      await consumer.disconnect();
+      expect(seen.sort()).toEqual([...sent.map((m) => m.value), ...kcatLines].sort());
+    }
+    const consumed = await kcat(["-C", "-b", nodes[1]!.bootstrap, "-t", TOPIC, "-o", "beginning", "-e", "-q"]);
+    expect(consumed.stdout.trim().split("\n").sort()).toEqual([...sent.map((m) => m.value), ...kcatLines].sort());
+  });
+
+  test("cluster: kill -9 of the controller: a new one is elected and creates a topic within seconds", async () => {
+    const controllerId = (await clusterOf(nodes[0]!)).controller!;
+    const victim = nodes.find((node) => node.nodeId === controllerId)!;
+    const survivors = nodes.filter((node) => node !== victim);
+    const killedAt = Date.now();
+    await victim.kill();
+    const elected = await eventually("a new controller", async () => {
+      const view = await clusterOf(survivors[0]!);
+      return view.controller !== null && view.controller !== controllerId ? view.controller : null;
+    }, 30_000);
+    const electedMs = Date.now() - killedAt;
+    const admin = kafkaThrough(survivors[1]!, "cluster-after-kill").admin();
+    await admin.connect();
+    await eventually("a topic created after the controller died", async () => {
+      try {
+        return await admin.createTopics({ topics: [{ topic: "after-failover", numPartitions: 2, replicationFactor: 1 }], waitForLeaders: true });
+      } catch {
+        return false;
+      }
+    }, 30_000);
+    await admin.disconnect();
+    const createdMs = Date.now() - killedAt;
+    console.log(`cluster: controller ${controllerId} killed; node ${elected} elected after ${electedMs} ms; topic created ${createdMs} ms after the kill`);
+    // The dead node is fenced; partitions it led have no leader until it returns.
+    await eventually("the dead node fenced", async () => (await clusterOf(survivors[0]!)).brokers.find((b) => b.nodeId === controllerId)?.fenced === true, 30_000);
+    nodes.splice(nodes.indexOf(victim), 1);
+    rmSync(victim.dataDir, { recursive: true, force: true });
+  });
+
+  test("cluster: a fourth node joins and every node's Metadata lists it", async () => {
+    const fourth = await startNode(4, nodes[0]!);
+    await eventually("node 4 in every node's Metadata", async () => {
+      for (const node of live()) if (!(await metadataBrokers(node)).includes(4)) return false;
+      return true;
+    }, 30_000);
+    expect(fourth.nodeId).toBe(4);
+  });
+});
+
+describe("cluster: bad joins", () => {
+  test("cluster: an unreachable --join seed is retried with a clear line; the node keeps running", async () => {
+    const node = await startBroker({ args: ["--join", "127.0.0.1:1"] });
+    try {
+      await eventually("a retry line", () => /Cannot join through 127\.0\.0\.1:1, retrying in \d+ ms/.test(node.stderr()), 10_000);
+      const health = await fetch(`${node.adminUrl}/health`);
+      expect(health.status).toBeLessThan(500);
+    } finally {
+      await node.kill();
+      rmSync(node.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test("cluster: a data dir of another cluster is refused with one line and exit code 2", async () => {
+    const seed = live()[0]!;
+    // A node that founded a cluster of its own, stopped, then pointed at ours.
+    const loner = await startBroker({ args: ["--node-id", "9"] });
+    expect(await loner.stop()).toBe(0);
+    const again = await startBroker({ dataDir: loner.dataDir, args: ["--node-id", "9", "--join", seed.gossip] }).catch((error: Error) => error);
+    let code: number | null;
+    let stderr: string;
+    if (again instanceof Error) {
+      // It may learn the other cluster's id before it is ready.
+      code = Number(/exited with (\d+)/.exec(again.message)?.[1]);
+      stderr = again.message;
+    } else {
+      const timeout = new Promise<"running">((resolve) => setTimeout(() => resolve("running"), 20_000));
+      const ended = await Promise.race([again.exited(), timeout]);
+      if (ended === "running") await again.kill();
+      code = ended === "running" ? null : ended;
+      stderr = again.stderr();
+    }
+    expect(code).toBe(2);
+    const line = stderr.split("\n").find((l) => l.startsWith("brook: "));
+    expect(line).toMatch(/^brook: Data dir \S+ belongs to cluster \S+, but 127\.0\.0\.1:\d+ is in cluster \S+$/);
+    rmSync(loner.dataDir, { recursive: true, force: true });
+  });
+});
