@@ -75,6 +75,7 @@ export async function startNode(
     join: config.join,
     image,
     topicDefaults,
+    voterCount: config.voters,
     clock,
     random: systemRandom,
     timers: systemTimers,

@@ -49,11 +49,18 @@ describe("config: defaults", () => {
       admin: { host: "127.0.0.1", port: 9644 },
       gossip: { host: "0.0.0.0", port: 7946 },
       join: [],
+      voters: 3,
       autoCreateTopics: true,
       numPartitions: 1,
       logLevel: "info",
       socketRequestMaxBytes: 104857600,
     });
+  });
+
+  test("config: --voters takes 1, 3 or 5", () => {
+    expect(parse(["--voters", "1"]).voters).toBe(1);
+    expect(errorOf(["--voters", "4"])).toBe("Invalid --voters: expected 1, 3 or 5, got 4");
+    expect(errorOf(["--voters", "7"])).toMatch(/voters/);
   });
 
   test("config: the start command word is accepted", () => {
@@ -75,6 +82,7 @@ describe("config: flags", () => {
       "--gossip", "0.0.0.0:17946",
       "--join", "10.0.0.2:7946",
       "--join", "[fe80::1]:7946",
+      "--voters", "5",
       "--no-auto-create-topics",
       "--num-partitions", "6",
       "--log-level", "debug",
@@ -91,6 +99,7 @@ describe("config: flags", () => {
         { host: "10.0.0.2", port: 7946 },
         { host: "fe80::1", port: 7946 },
       ],
+      voters: 5,
       autoCreateTopics: false,
       numPartitions: 6,
       logLevel: "debug",
@@ -211,6 +220,7 @@ describe("config: environment", () => {
       "BROOK_CONFIG",
       "BROOK_GOSSIP",
       "BROOK_JOIN",
+      "BROOK_VOTERS",
       "BROOK_AUTO_CREATE_TOPICS",
       "BROOK_NUM_PARTITIONS",
       "BROOK_LOG_LEVEL",

@@ -45,6 +45,8 @@ export interface NodeConfig {
   admin: HostPort;
   gossip: HostPort;
   join: HostPort[];
+  /** How many nodes vote in the metadata quorum: 1, 3 (default) or 5. */
+  voters: number;
   autoCreateTopics: boolean;
   numPartitions: number;
   logLevel: LogLevel;
@@ -80,6 +82,7 @@ type SettingName =
   | "admin"
   | "gossip"
   | "join"
+  | "voters"
   | "autoCreateTopics"
   | "numPartitions"
   | "logLevel"
@@ -166,6 +169,14 @@ export const NODE_OPTIONS: readonly NodeOptionSpec[] = [
     group: "Cluster",
   },
   {
+    name: "voters",
+    flag: "voters",
+    kind: { type: "integer", min: 1, max: 5 },
+    description: "Voters of the Raft metadata quorum: the first 1, 3 or 5 nodes to join",
+    defaultText: "3",
+    group: "Cluster",
+  },
+  {
     name: "autoCreateTopics",
     flag: "auto-create-topics",
     kafkaName: "auto.create.topics.enable",
@@ -212,6 +223,7 @@ export const NODE_DEFAULTS = {
   kafka: { host: "0.0.0.0", port: 9092 },
   admin: { host: "127.0.0.1", port: 9644 },
   gossip: { host: "0.0.0.0", port: 7946 },
+  voters: 3,
   autoCreateTopics: true,
   numPartitions: 1,
   logLevel: "info",
@@ -368,6 +380,7 @@ function resolveNodeConfig(
     admin: listen("admin", NODE_DEFAULTS.admin),
     gossip: listen("gossip", NODE_DEFAULTS.gossip),
     join: joinGiven === undefined ? [] : hostPortListValue(joinGiven),
+    voters: oddVoters(integer("voters", NODE_DEFAULTS.voters)),
     autoCreateTopics:
       autoCreateGiven === undefined
         ? NODE_DEFAULTS.autoCreateTopics
@@ -800,4 +813,10 @@ export function parseTomlSubset(text: string): Array<[string, unknown]> {
       fail(`Unexpected ${JSON.stringify(peek())} after the value of ${JSON.stringify(name)}`);
     }
   }
+}
+
+/** A quorum of an even size tolerates no more failures than one voter fewer. */
+function oddVoters(count: number): number {
+  if (count % 2 === 0) throw new ConfigError(`Invalid --voters: expected 1, 3 or 5, got ${count}`);
+  return count;
 }
