@@ -371,9 +371,12 @@ function readIfExists(path: string): Buffer | null {
   }
 }
 
-/** Writes `bytes` to `path` atomically: a temporary file, fsynced, renamed into place. */
-function replaceFile(path: string, bytes: Uint8Array): void {
-  const temporary = `${path}${REBUILD_SUFFIX}`;
+/**
+ * Writes `bytes` to `path` atomically: a temporary file (`path` + `suffix`), fsynced,
+ * renamed into place. The caller fsyncs the directory when the rename must be durable.
+ */
+export function replaceFile(path: string, bytes: Uint8Array, suffix = REBUILD_SUFFIX): void {
+  const temporary = `${path}${suffix}`;
   const fd = openSync(temporary, "w");
   try {
     writeFully(fd, bytes, 0);

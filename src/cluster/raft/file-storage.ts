@@ -30,17 +30,7 @@
  */
 import { crc32c } from "@node-rs/crc32";
 import { Buffer } from "node:buffer";
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { Reader } from "../../protocol/reader.ts";
 import { buildBatch } from "../../protocol/record-batch-builder.ts";
@@ -53,7 +43,7 @@ import { decodeRecords } from "../../protocol/records.ts";
 import { DEFAULT_LOG_CONFIG, type LogConfig } from "../../storage/log-config.ts";
 import { PartitionLog } from "../../storage/partition-log.ts";
 import { forEachStoredBatch } from "../../storage/replay.ts";
-import { syncDirectory, writeFully } from "../../storage/segment.ts";
+import { replaceFile, syncDirectory } from "../../storage/segment.ts";
 import { assert } from "../../util/assert.ts";
 import type { Clock } from "../../util/clock.ts";
 import { logger } from "../../util/log.ts";
@@ -356,16 +346,7 @@ export class FileRaftStorage implements RaftStorage {
 
   /** Temporary file, fsync, rename over `name`, fsync of the directory. */
   #writeAtomically(name: string, bytes: Uint8Array): void {
-    const path = join(this.dir, name);
-    const temporary = `${path}${TEMPORARY_SUFFIX}`;
-    const fd = openSync(temporary, "w");
-    try {
-      writeFully(fd, bytes, 0);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
+    replaceFile(join(this.dir, name), bytes, TEMPORARY_SUFFIX);
     syncDirectory(this.dir);
   }
 }

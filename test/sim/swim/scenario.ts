@@ -25,19 +25,10 @@ import type { MemberState } from "../../../src/cluster/swim/member.ts";
 import { SeededRandom } from "../../../src/util/random.ts";
 import { type NetworkFaults, type SimNode, SwimSimulation } from "./simulation.ts";
 
+/** The LAN defaults, with the periodic syncs and join retries made more frequent. */
 export const SIM_CONFIG: SwimConfig = swimConfig({
-  probeIntervalMs: 1_000,
-  probeTimeoutMs: 500,
-  indirectChecks: 3,
-  suspicionMult: 4,
-  suspicionMaxTimeoutMult: 6,
-  retransmitMult: 4,
-  gossipIntervalMs: 200,
-  gossipNodes: 3,
-  gossipToTheDeadMs: 30_000,
   pushPullIntervalMs: 5_000,
   reconnectIntervalMs: 5_000,
-  awarenessMultiplierMax: 8,
   joinBackoffMs: 500,
   joinBackoffMaxMs: 4_000,
 });
