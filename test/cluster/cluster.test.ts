@@ -13,6 +13,8 @@ import { kcat } from "../helpers/kcat.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
 const METADATA = 3;
+const CREATE_TOPICS = 19;
+const INVALID_REPLICATION_FACTOR = 38;
 
 const TOPIC = "spread";
 const PARTITIONS = 6;
@@ -85,6 +87,21 @@ describe("cluster: three nodes", () => {
     }
     await eventually("three voters", async () => (await clusterOf(nodes[0]!)).quorum?.voters.length === 3, 20_000);
     for (const node of nodes) expect(await metadataBrokers(node)).toEqual([1, 2, 3]);
+  });
+
+  test("cluster: a replication factor above the live brokers is INVALID_REPLICATION_FACTOR", async () => {
+    const client = await RawClient.connect(nodes[2]!.port);
+    try {
+      const answer = await client.request(CREATE_TOPICS, 7, {
+        topics: [{ name: "too-many-replicas", numPartitions: 1, replicationFactor: 4, assignments: [], configs: [] }],
+        timeoutMs: 5000,
+        validateOnly: false,
+      });
+      expect(answer.topics[0].errorCode).toBe(INVALID_REPLICATION_FACTOR);
+      expect(answer.topics[0].errorMessage).toContain("[1, 3]");
+    } finally {
+      client.close();
+    }
   });
 
   test("cluster: kafkajs and kcat produce to leaders on three nodes; all of it comes back through any node", async () => {
