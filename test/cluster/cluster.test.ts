@@ -137,6 +137,32 @@ describe("cluster: three nodes", () => {
     expect(consumed.stdout.trim().split("\n").sort()).toEqual([...sent.map((m) => m.value), ...kcatLines].sort());
   });
 
+  test("cluster: a node stopped with SIGTERM is fenced; back with its data dir, it leads its partitions again", async () => {
+    const controllerId = (await clusterOf(nodes[0]!)).controller!;
+    const victim = nodes.find((node) => node.nodeId !== controllerId)!;
+    const observer = nodes.find((node) => node !== victim)!;
+    expect(await victim.stop()).toBe(0);
+    await eventually("the stopped node fenced", async () => (await clusterOf(observer)).brokers.find((b) => b.nodeId === victim.nodeId)?.fenced === true, 20_000);
+    const seed = nodes.find((node) => node !== victim)!;
+    const back = await startBroker({ dataDir: victim.dataDir, args: ["--node-id", String(victim.nodeId), "--join", seed.gossip] });
+    nodes[nodes.indexOf(victim)] = back;
+    await eventually("the node unfenced and leading its partitions", async () => {
+      const view = await clusterOf(observer);
+      if (view.brokers.find((b) => b.nodeId === back.nodeId)?.fenced !== false) return false;
+      const admin = kafkaThrough(observer, "cluster-after-restart").admin();
+      await admin.connect();
+      try {
+        const metadata = await admin.fetchTopicMetadata({ topics: [TOPIC] });
+        return metadata.topics[0]!.partitions.filter((p) => p.leader === back.nodeId).length === 2;
+      } finally {
+        await admin.disconnect();
+      }
+    }, 30_000);
+    // Its data is still there: everything reads back through the restarted node.
+    const consumed = await kcat(["-C", "-b", back.bootstrap, "-t", TOPIC, "-o", "beginning", "-e", "-q"]);
+    expect(consumed.stdout.trim().split("\n")).toHaveLength(660);
+  });
+
   test("cluster: kill -9 of the controller: a new one is elected and creates a topic within seconds", async () => {
     const controllerId = (await clusterOf(nodes[0]!)).controller!;
     const victim = nodes.find((node) => node.nodeId === controllerId)!;
