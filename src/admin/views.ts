@@ -6,6 +6,7 @@
  * `GET /v1/groups/:id`, through `groupOffsets`.
  */
 import type { BrokerServices } from "../api/services.ts";
+import type { ClusterStatus, MemberStatus, QuorumStatus } from "../cluster/cluster-status.ts";
 import type { TopicImage } from "../cluster/metadata-image.ts";
 import type { GroupCoordinator } from "../coordinator/group-coordinator.ts";
 import type { OffsetStore } from "../coordinator/offset-store.ts";
@@ -22,33 +23,7 @@ export interface AdminNode {
   readonly cluster?: ClusterStatus;
 }
 
-/** A member as SWIM sees it. */
-export interface MemberStatus {
-  nodeId: number;
-  state: "alive" | "suspect" | "dead" | "left";
-  incarnation: number;
-  /** The member's --gossip address (UDP for SWIM, TCP for Raft and forwarding). */
-  gossip: string;
-  kafka: string;
-  admin: string;
-  self: boolean;
-}
 
-/** This node's view of the Raft metadata quorum. */
-export interface QuorumStatus {
-  role: string;
-  term: number;
-  leader: number | null;
-  commitIndex: number;
-  appliedIndex: number;
-  voters: number[];
-  observers: number[];
-}
-
-export interface ClusterStatus {
-  members(): MemberStatus[];
-  quorum(): QuorumStatus;
-}
 
 export interface TopicSummary {
   name: string;

@@ -23,8 +23,8 @@ import { RAFT_TICK_MS, RaftNode } from "./raft/raft-node.ts";
 import { STREAM_TAG_RAFT } from "./swim/stream-listener.ts";
 import { type SwimEvent, SwimDriver } from "./swim/udp-driver.ts";
 import { nextMembershipChange } from "./raft/voter-policy.ts";
+import type { ClusterStatus } from "./cluster-status.ts";
 import type { TopicDefaults } from "./topics.ts";
-import type { ClusterStatus } from "../admin/views.ts";
 
 const log = logger("cluster");
 
