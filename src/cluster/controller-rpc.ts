@@ -12,6 +12,7 @@
  */
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
+import { FrameSplitter, isFrameError } from "../server/frame-splitter.ts";
 import { logger } from "../util/log.ts";
 import type { Timers } from "../util/timers.ts";
 import type { CommandResult, MetadataCommand } from "./topics.ts";
@@ -34,7 +35,8 @@ export type CommandExecutor = (command: MetadataCommand) => Promise<ControllerAn
 
 /** Serves one accepted connection whose tag byte was already read; `rest` follows it. */
 export function serveControllerConnection(socket: Socket, rest: Buffer, execute: CommandExecutor): void {
-  const reader = new FrameReader((frame) => {
+  socket.on("error", () => socket.destroy());
+  readFrames(socket, rest, (frame) => {
     const request = parseRequest(frame);
     if (request === null) {
       log.warn("Malformed controller request; closing", { remote: socket.remoteAddress });
@@ -49,9 +51,6 @@ export function serveControllerConnection(socket: Socket, rest: Buffer, execute:
       },
     );
   }, () => socket.destroy());
-  socket.on("data", (chunk: Buffer) => reader.push(chunk));
-  socket.on("error", () => socket.destroy());
-  if (rest.length > 0) reader.push(rest);
 }
 
 /** Client side: one connection per controller address, requests matched by id. */
@@ -97,14 +96,13 @@ class ClientConnection {
     this.#socket = connect({ host: address.host, port: address.port });
     this.#socket.setNoDelay(true);
     this.#socket.write(Buffer.from([CONTROLLER_RPC_TAG]));
-    const reader = new FrameReader((frame) => {
+    readFrames(this.#socket, Buffer.alloc(0), (frame) => {
       const answer = parseAnswer(frame);
       if (answer === null) return this.#fail(new Error("Malformed controller answer"));
       const waiter = this.#waiting.get(answer.id);
       this.#waiting.delete(answer.id);
       waiter?.resolve({ result: answer.result, index: answer.index });
     }, () => this.#fail(new Error("Oversized controller answer")));
-    this.#socket.on("data", (chunk: Buffer) => reader.push(chunk));
     this.#socket.on("error", (error) => this.#fail(error));
     this.#socket.on("close", () => {
       this.#fail(new Error("Connection closed"));
@@ -145,31 +143,20 @@ class ClientConnection {
   }
 }
 
-/** Splits a byte stream into length-prefixed frames, refusing oversized ones. */
-class FrameReader {
-  #buffer: Buffer = Buffer.alloc(0);
-  readonly #onFrame: (frame: Buffer) => void;
-  readonly #onOversized: () => void;
-
-  constructor(onFrame: (frame: Buffer) => void, onOversized: () => void) {
-    this.#onFrame = onFrame;
-    this.#onOversized = onOversized;
-  }
-
-  push(chunk: Buffer): void {
-    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
-    while (this.#buffer.length >= 4) {
-      const size = this.#buffer.readUInt32BE(0);
-      if (size > CONTROLLER_FRAME_BYTES_MAX) {
-        this.#buffer = Buffer.alloc(0);
-        return this.#onOversized();
-      }
-      if (this.#buffer.length < 4 + size) return;
-      const frame = this.#buffer.subarray(4, 4 + size);
-      this.#buffer = this.#buffer.subarray(4 + size);
-      this.#onFrame(frame);
+/** Feeds a socket's bytes through a splitter: each frame to `onFrame`, a broken stream to `onBroken`. */
+function readFrames(socket: Socket, first: Buffer, onFrame: (frame: Buffer) => void, onBroken: () => void): void {
+  const frames = new FrameSplitter({ min: 2, max: CONTROLLER_FRAME_BYTES_MAX });
+  const drain = (chunk: Buffer) => {
+    frames.push(chunk);
+    while (!socket.destroyed) {
+      const frame = frames.next();
+      if (frame === null) return;
+      if (isFrameError(frame)) return onBroken();
+      onFrame(frame);
     }
-  }
+  };
+  socket.on("data", drain);
+  if (first.length > 0) drain(first);
 }
 
 function writeFrame(socket: Socket, body: unknown): void {

@@ -7,6 +7,7 @@
  * closes this connection only; at most `inFlightMax` requests are pending, beyond that
  * the socket is paused so one client cannot grow the broker's memory without bound.
  */
+import { FRAME_LENGTH_BYTES, FrameSplitter, isFrameError } from "./frame-splitter.ts";
 import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import { decode, encode } from "../protocol/codec.ts";
@@ -27,7 +28,6 @@ import { type ApiHandler, NO_RESPONSE, type RequestContext } from "./handler.ts"
 import type { HandlerRegistry } from "./registry.ts";
 
 const log = logger("connection");
-const FRAME_LENGTH_BYTES = 4;
 export const IN_FLIGHT_MAX = 256;
 
 interface Slot {
@@ -65,8 +65,7 @@ export class Connection {
   readonly #socket: Socket;
   readonly #options: ConnectionOptions;
   /** Received bytes not yet forming a whole frame. */
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  readonly #frames: FrameSplitter;
   readonly #slots: Slot[] = [];
   #closed = false;
   #paused = false;
@@ -74,6 +73,7 @@ export class Connection {
   constructor(socket: Socket, options: ConnectionOptions) {
     this.#socket = socket;
     this.#options = options;
+    this.#frames = new FrameSplitter({ min: REQUEST_HEADER_BYTES_MIN, max: options.frameBytesMax });
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on("data", (data: Buffer) => this.#onData(data));
@@ -90,63 +90,26 @@ export class Connection {
     log.warn(`Closing connection: ${reason}`, { connection: this.id, remote: this.remote });
     this.#closed = true;
     this.#slots.length = 0;
-    this.#pending = [];
+    this.#frames.clear();
     this.#socket.destroy();
   }
 
   #onClosed(): void {
     this.#closed = true;
     this.#slots.length = 0;
-    this.#pending = [];
+    this.#frames.clear();
     this.#options.onClose(this);
   }
 
   #onData(data: Buffer): void {
     if (this.#closed) return;
-    this.#pending.push(data);
-    this.#pendingBytes += data.byteLength;
-    while (!this.#closed && this.#pendingBytes >= FRAME_LENGTH_BYTES) {
-      const size = this.#peekFrameLength();
-      if (size < REQUEST_HEADER_BYTES_MIN || size > this.#options.frameBytesMax) {
-        this.close(`Frame size ${size} outside [${REQUEST_HEADER_BYTES_MIN}, ${this.#options.frameBytesMax}]`);
-        return;
-      }
-      if (this.#pendingBytes < FRAME_LENGTH_BYTES + size) return;
-      const frame = this.#takeBytes(FRAME_LENGTH_BYTES + size).subarray(FRAME_LENGTH_BYTES);
+    this.#frames.push(data);
+    while (!this.#closed) {
+      const frame = this.#frames.next();
+      if (frame === null) return;
+      if (isFrameError(frame)) return this.close(frame.error);
       this.#onFrame(frame);
     }
-  }
-
-  #peekFrameLength(): number {
-    const first = this.#pending[0]!;
-    if (first.byteLength >= FRAME_LENGTH_BYTES) return first.readInt32BE(0);
-    const joined = Buffer.concat(this.#pending);
-    this.#pending = [joined];
-    return joined.readInt32BE(0);
-  }
-
-  /** Removes `size` bytes from the front of the pending chunks, copying only if split. */
-  #takeBytes(size: number): Buffer {
-    const first = this.#pending[0]!;
-    let taken: Buffer;
-    if (first.byteLength >= size) {
-      taken = first.subarray(0, size);
-      if (first.byteLength === size) this.#pending.shift();
-      else this.#pending[0] = first.subarray(size);
-    } else {
-      taken = Buffer.allocUnsafe(size);
-      let filled = 0;
-      while (filled < size) {
-        const chunk = this.#pending[0]!;
-        const use = Math.min(chunk.byteLength, size - filled);
-        chunk.copy(taken, filled, 0, use);
-        filled += use;
-        if (use === chunk.byteLength) this.#pending.shift();
-        else this.#pending[0] = chunk.subarray(use);
-      }
-    }
-    this.#pendingBytes -= size;
-    return taken;
   }
 
   #onFrame(frame: Buffer): void {

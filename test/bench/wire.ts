@@ -10,16 +10,15 @@
  */
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
-import { FRAME_LENGTH_BYTES } from "./workload.ts";
+import { FrameSplitter, isFrameError } from "../../src/server/frame-splitter.ts";
 
 /** Larger than any response the bench asks for (fetch max_bytes is at most 55 MiB). */
 const FRAME_BYTES_MAX = 128 * 1024 * 1024;
 
 export class FrameSocket {
   readonly #socket: Socket;
-  /** Chunks received and not yet part of a delivered frame, and their total size. */
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  /** The same splitter the broker reads requests with. */
+  readonly #frames = new FrameSplitter({ min: 4, max: FRAME_BYTES_MAX });
   #error: Error | null = null;
   onFrame: (frame: Buffer) => void = () => {};
   onClose: (error: Error) => void = () => {};
@@ -60,46 +59,17 @@ export class FrameSocket {
   }
 
   #onData(chunk: Buffer): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.byteLength;
-    while (this.#pendingBytes >= FRAME_LENGTH_BYTES) {
-      let first = this.#pending[0]!;
-      if (first.byteLength < FRAME_LENGTH_BYTES) {
-        first = Buffer.concat(this.#pending);
-        this.#pending = [first];
-      }
-      const size = first.readInt32BE(0);
-      if (size < 4 || size > FRAME_BYTES_MAX) {
-        this.#error = new Error(`Broken response stream: frame of ${size} bytes`);
+    this.#frames.push(chunk);
+    for (;;) {
+      const frame = this.#frames.next();
+      if (frame === null) return;
+      if (isFrameError(frame)) {
+        this.#error = new Error(`Broken response stream: ${frame.error}`);
+        this.#frames.clear();
         this.#socket.destroy();
         return;
       }
-      const total = FRAME_LENGTH_BYTES + size;
-      if (this.#pendingBytes < total) return;
-      this.onFrame(this.#take(total).subarray(FRAME_LENGTH_BYTES));
+      this.onFrame(frame);
     }
-  }
-
-  #take(size: number): Buffer {
-    const first = this.#pending[0]!;
-    let taken: Buffer;
-    if (first.byteLength >= size) {
-      taken = first.subarray(0, size);
-      if (first.byteLength === size) this.#pending.shift();
-      else this.#pending[0] = first.subarray(size);
-    } else {
-      taken = Buffer.allocUnsafe(size);
-      let filled = 0;
-      while (filled < size) {
-        const chunk = this.#pending[0]!;
-        const use = Math.min(chunk.byteLength, size - filled);
-        chunk.copy(taken, filled, 0, use);
-        filled += use;
-        if (use === chunk.byteLength) this.#pending.shift();
-        else this.#pending[0] = chunk.subarray(use);
-      }
-    }
-    this.#pendingBytes -= size;
-    return taken;
   }
 }

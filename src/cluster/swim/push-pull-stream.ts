@@ -4,6 +4,7 @@
  * reads the answer; the other side reads the request and writes the answer, then ends.
  */
 import { connect, type Socket } from "node:net";
+import { FrameSplitter, isFrameError } from "../../server/frame-splitter.ts";
 import { PUSH_PULL_BYTES_MAX } from "./codec.ts";
 import type { Endpoint } from "./member.ts";
 import { STREAM_TAG_SWIM } from "./stream-listener.ts";
@@ -14,22 +15,16 @@ export type FrameRead =
   | { readonly kind: "frame"; readonly bytes: Uint8Array }
   | { readonly kind: "error"; readonly reason: string };
 
-/** Collects chunks until one length-prefixed frame is complete. */
+/** Collects chunks until one length-prefixed frame is complete (the broker's splitter). */
 export class FrameReader {
-  readonly #chunks: Buffer[] = [];
-  #buffered = 0;
+  readonly #frames = new FrameSplitter({ min: 0, max: PUSH_PULL_BYTES_MAX });
 
   push(chunk: Buffer): FrameRead {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
-    if (this.#buffered < 4) return { kind: "more" };
-    const joined = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
-    this.#chunks.length = 0;
-    this.#chunks.push(joined);
-    const length = joined.readUInt32BE(0);
-    if (length > PUSH_PULL_BYTES_MAX) return { kind: "error", reason: `Frame of ${length} bytes is over ${PUSH_PULL_BYTES_MAX}` };
-    if (joined.length < 4 + length) return { kind: "more" };
-    return { kind: "frame", bytes: joined.subarray(4, 4 + length) };
+    this.#frames.push(chunk);
+    const frame = this.#frames.next();
+    if (frame === null) return { kind: "more" };
+    if (isFrameError(frame)) return { kind: "error", reason: frame.error };
+    return { kind: "frame", bytes: frame };
   }
 }
 
