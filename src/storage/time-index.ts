@@ -16,72 +16,45 @@
  * Invariants: timestamps never decrease; relative offsets strictly increase and are >= 0.
  */
 import { assert } from "../util/assert.ts";
+import { IndexEntries } from "./index-entries.ts";
 import { RELATIVE_OFFSET_MAX, TIME_INDEX_ENTRIES_MAX, TIME_INDEX_ENTRY_BYTES } from "./limits.ts";
 
-const ENTRY = TIME_INDEX_ENTRY_BYTES;
-const INITIAL_CAPACITY_ENTRIES = 64;
-const TWO_POW_32 = 4294967296;
-
-function int32At(buf: Uint8Array, i: number): number {
-  return (buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!;
-}
-
-function int64At(buf: Uint8Array, i: number): number {
-  return int32At(buf, i) * TWO_POW_32 + (int32At(buf, i + 4) >>> 0);
-}
-
-function setInt32At(buf: Uint8Array, i: number, value: number): void {
-  buf[i] = (value >>> 24) & 0xff;
-  buf[i + 1] = (value >>> 16) & 0xff;
-  buf[i + 2] = (value >>> 8) & 0xff;
-  buf[i + 3] = value & 0xff;
-}
-
-function setInt64At(buf: Uint8Array, i: number, value: number): void {
-  const high = Math.floor(value / TWO_POW_32);
-  setInt32At(buf, i, high | 0);
-  setInt32At(buf, i + 4, (value - high * TWO_POW_32) >>> 0);
-}
+/** Byte positions of an entry's fields. */
+const TIMESTAMP_AT = 0;
+const RELATIVE_OFFSET_AT = 8;
 
 export class TimeIndex {
   readonly baseOffset: number;
-  /** Entries in file format; capacity may exceed `#count` entries. */
-  #bytes: Uint8Array;
-  /** Entries in use. */
-  #count: number;
+  readonly #entries: IndexEntries;
 
   /** `fileBytes` are the contents of a `.timeindex` file; a torn trailing entry is ignored. */
   constructor(baseOffset: number, fileBytes?: Uint8Array) {
     assert(Number.isSafeInteger(baseOffset), "Time index base offset is not a safe integer");
     assert(baseOffset >= 0, "Time index base offset is negative");
     this.baseOffset = baseOffset;
-    const whole = fileBytes === undefined ? 0 : Math.floor(fileBytes.byteLength / ENTRY);
-    const count = Math.min(whole, TIME_INDEX_ENTRIES_MAX);
-    this.#bytes = new Uint8Array(Math.max(count, INITIAL_CAPACITY_ENTRIES) * ENTRY);
-    if (fileBytes !== undefined) this.#bytes.set(fileBytes.subarray(0, count * ENTRY));
-    this.#count = count;
+    this.#entries = new IndexEntries(TIME_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRIES_MAX, fileBytes);
   }
 
   get entryCount(): number {
-    return this.#count;
+    return this.#entries.count;
   }
 
   get byteLength(): number {
-    return this.#count * ENTRY;
+    return this.#entries.byteLength;
   }
 
   get memoryBytes(): number {
-    return this.#bytes.byteLength;
+    return this.#entries.memoryBytes;
   }
 
   timestampAt(i: number): number {
-    assert(i >= 0 && i < this.#count, `Time index entry out of range: ${i}`);
-    return int64At(this.#bytes, i * ENTRY);
+    this.#entries.check(i, "Time index");
+    return this.#entries.int64(i, TIMESTAMP_AT);
   }
 
   relativeOffsetAt(i: number): number {
-    assert(i >= 0 && i < this.#count, `Time index entry out of range: ${i}`);
-    return int32At(this.#bytes, i * ENTRY + 8);
+    this.#entries.check(i, "Time index");
+    return this.#entries.int32(i, RELATIVE_OFFSET_AT);
   }
 
   offsetAt(i: number): number {
@@ -89,31 +62,31 @@ export class TimeIndex {
   }
 
   append(timestampMs: number, offset: number): void {
-    assert(this.#count < TIME_INDEX_ENTRIES_MAX, "Time index is full");
+    assert(!this.#entries.isFull, "Time index is full");
     assert(Number.isSafeInteger(timestampMs), `Time index timestamp is unsafe: ${timestampMs}`);
     const relative = offset - this.baseOffset;
     assert(Number.isInteger(relative), "Time index offset is not an integer");
     assert(relative >= 0, `Time index offset is below the segment base: ${offset}`);
     assert(relative <= RELATIVE_OFFSET_MAX, `Time index offset is too far past base: ${offset}`);
-    if (this.#count > 0) {
-      const last = this.#count - 1;
-      assert(timestampMs >= this.timestampAt(last), "Time index timestamps must not decrease");
-      assert(relative > this.relativeOffsetAt(last), "Time index offsets must increase");
+    const count = this.#entries.count;
+    if (count > 0) {
+      assert(timestampMs >= this.timestampAt(count - 1), "Time index timestamps must not decrease");
+      assert(relative > this.relativeOffsetAt(count - 1), "Time index offsets must increase");
     }
-    this.#reserve(this.#count + 1);
-    setInt64At(this.#bytes, this.#count * ENTRY, timestampMs);
-    setInt32At(this.#bytes, this.#count * ENTRY + 8, relative);
-    this.#count++;
+    this.#entries.append((i) => {
+      this.#entries.setInt64(i, TIMESTAMP_AT, timestampMs);
+      this.#entries.setInt32(i, RELATIVE_OFFSET_AT, relative);
+    });
   }
 
   /** The last entry whose timestamp is < `timestampMs`, or -1. */
   lastBelow(timestampMs: number): number {
     let low = 0;
-    let high = this.#count - 1;
+    let high = this.#entries.count - 1;
     let found = -1;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      if (int64At(this.#bytes, mid * ENTRY) < timestampMs) {
+      if (this.#entries.int64(mid, TIMESTAMP_AT) < timestampMs) {
         found = mid;
         low = mid + 1;
       } else {
@@ -124,36 +97,25 @@ export class TimeIndex {
   }
 
   truncate(count: number): void {
-    assert(count >= 0 && count <= this.#count, `Time index truncation out of range: ${count}`);
-    this.#count = count;
+    this.#entries.truncate(count);
   }
 
   /** How many leading entries keep the invariants (timestamps up or equal, offsets up). */
   validPrefix(): number {
     let lastTimestamp = -Infinity;
     let lastRelative = -1;
-    for (let i = 0; i < this.#count; i++) {
-      const timestamp = int64At(this.#bytes, i * ENTRY);
-      const relative = int32At(this.#bytes, i * ENTRY + 8);
+    const count = this.#entries.count;
+    for (let i = 0; i < count; i++) {
+      const timestamp = this.#entries.int64(i, TIMESTAMP_AT);
+      const relative = this.#entries.int32(i, RELATIVE_OFFSET_AT);
       if (timestamp < lastTimestamp || relative <= lastRelative) return i;
       lastTimestamp = timestamp;
       lastRelative = relative;
     }
-    return this.#count;
+    return count;
   }
 
   entryBytes(from: number, to: number): Uint8Array {
-    assert(from >= 0 && from <= to, `Time index range is inverted: ${from}..${to}`);
-    assert(to <= this.#count, `Time index range ends past the entries: ${to}`);
-    return this.#bytes.subarray(from * ENTRY, to * ENTRY);
-  }
-
-  #reserve(entries: number): void {
-    if (entries * ENTRY <= this.#bytes.byteLength) return;
-    const doubled = (this.#bytes.byteLength / ENTRY) * 2;
-    const capacity = Math.min(Math.max(entries, doubled), TIME_INDEX_ENTRIES_MAX);
-    const grown = new Uint8Array(capacity * ENTRY);
-    grown.set(this.#bytes.subarray(0, this.#count * ENTRY));
-    this.#bytes = grown;
+    return this.#entries.bytes(from, to);
   }
 }
