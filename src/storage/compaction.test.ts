@@ -42,17 +42,14 @@ import { DEFAULT_LOG_CONFIG, type LogConfig } from "./log-config.ts";
 import { LogManager } from "./log-manager.ts";
 import { PartitionLog } from "./partition-log.ts";
 import { forEachStoredBatch } from "./replay.ts";
-import { T0, makeTempDir, removeDir, seededRandom } from "./test-support.ts";
+import { T0, makeTempDir, seededRandom, tempLogs } from "./test-support.ts";
 
-const dirs: string[] = [];
-const logs: PartitionLog[] = [];
 const managers: LogManager[] = [];
-
+// Managers close first (registered first), then the logs and dirs of tempLogs.
 afterEach(() => {
   for (const manager of managers.splice(0)) manager.close();
-  for (const log of logs.splice(0)) log.close();
-  for (const dir of dirs.splice(0)) removeDir(dir);
 });
+const { dirs, logs } = tempLogs();
 
 const COMPACT = Object.freeze({ delete: false, compact: true });
 

@@ -1,4 +1,4 @@
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import {
   appendFileSync,
@@ -30,18 +30,12 @@ import {
   T0,
   makeBatch,
   makeTempDir,
-  removeDir,
   seededRandom,
   splitBatches,
+  tempLogs,
 } from "./test-support.ts";
 
-const dirs: string[] = [];
-const logs: PartitionLog[] = [];
-
-afterEach(() => {
-  for (const log of logs.splice(0)) log.close();
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const { dirs, logs } = tempLogs();
 
 function config(overrides: Partial<LogConfig> = {}): LogConfig {
   return { ...DEFAULT_LOG_CONFIG, segmentBytes: 16 * 1024, indexIntervalBytes: 1024, ...overrides };

@@ -5,7 +5,7 @@
  * are then damaged the ways a crash or a bad disk leaves them, reopened with the
  * recovery point its checkpoint would hold.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import {
   appendFileSync,
@@ -20,15 +20,9 @@ import { join } from "node:path";
 import { ManualClock } from "../util/clock.ts";
 import { DEFAULT_LOG_CONFIG, type LogConfig } from "./log-config.ts";
 import { PartitionLog, type RecoveryState } from "./partition-log.ts";
-import { LogModel, T0, makeBatch, makeTempDir, removeDir, seededRandom } from "./test-support.ts";
+import { LogModel, T0, makeBatch, makeTempDir, tempLogs, seededRandom } from "./test-support.ts";
 
-const dirs: string[] = [];
-const logs: PartitionLog[] = [];
-
-afterEach(() => {
-  for (const log of logs.splice(0)) log.close();
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const { dirs, logs } = tempLogs();
 
 function config(overrides: Partial<LogConfig> = {}): LogConfig {
   return { ...DEFAULT_LOG_CONFIG, segmentBytes: 16 * 1024, indexIntervalBytes: 1024, ...overrides };

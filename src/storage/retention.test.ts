@@ -3,7 +3,7 @@
  * on a ManualClock: which segments go, the log start they leave, the `.deleted` files
  * and their removal after file.delete.delay.ms.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -11,15 +11,9 @@ import { logConfigFromOverrides } from "../cluster/topic-config.ts";
 import { ManualClock } from "../util/clock.ts";
 import { DEFAULT_LOG_CONFIG, type LogConfig, checkLogConfig } from "./log-config.ts";
 import { PartitionLog } from "./partition-log.ts";
-import { LogModel, T0, makeBatch, makeTempDir, removeDir } from "./test-support.ts";
+import { LogModel, T0, makeBatch, makeTempDir, tempLogs } from "./test-support.ts";
 
-const dirs: string[] = [];
-const logs: PartitionLog[] = [];
-
-afterEach(() => {
-  for (const log of logs.splice(0)) log.close();
-  for (const dir of dirs.splice(0)) removeDir(dir);
-});
+const { dirs, logs } = tempLogs();
 
 /** Three batches of one ~1.1 KB record fill a 4 KiB segment; the fourth rolls. */
 function config(overrides: Partial<LogConfig> = {}): LogConfig {

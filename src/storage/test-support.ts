@@ -3,6 +3,7 @@
  * Helpers for the storage tests (not used by production code): temporary directories,
  * batches of a given shape, and a model of what a log should hold, to compare reads with.
  */
+import { afterEach } from "bun:test";
 import { Buffer } from "node:buffer";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +21,20 @@ export function makeTempDir(name: string): string {
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The temp dirs and open logs of a test file: push to them, and after each test the logs
+ * are closed and the dirs removed (this registers the afterEach).
+ */
+export function tempLogs(): { dirs: string[]; logs: PartitionLog[] } {
+  const dirs: string[] = [];
+  const logs: PartitionLog[] = [];
+  afterEach(() => {
+    for (const log of logs.splice(0)) log.close();
+    for (const dir of dirs.splice(0)) removeDir(dir);
+  });
+  return { dirs, logs };
 }
 
 export interface BatchShape {
