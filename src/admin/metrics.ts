@@ -102,9 +102,14 @@ export class BrokerMetrics {
   /** One Fetch partition answered with `records` (whole batches, possibly empty). */
   recordFetch(topic: string, records: Uint8Array): void {
     if (records.byteLength === 0) return;
+    this.recordFetchCounts(topic, records.byteLength, countRecords(records));
+  }
+
+  /** A Fetch answer counted by its sender (batches streamed from the segment files). */
+  recordFetchCounts(topic: string, bytes: number, records: number): void {
     const traffic = this.#topic(topic);
-    traffic.bytesOut += records.byteLength;
-    traffic.messagesOut += countRecords(records);
+    traffic.bytesOut += bytes;
+    traffic.messagesOut += records;
   }
 
   /** RequestObserver: the time a request starts, handed back to `requestDone`. */

@@ -9,6 +9,10 @@
  *
  * Long poll: if less than min_bytes is ready, the request waits until an append to one
  * of its partitions or max_wait_ms, whichever is first. Nothing polls.
+ *
+ * A partition's batches of DEFER_FROM_BYTES or more are answered as a FileSlice: they
+ * stay in the segment files and the connection reads them a piece at a time as it sends
+ * (storage/file-slice.ts, server/outbound.ts). Smaller ones are read at once.
  */
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {
@@ -20,11 +24,17 @@ import {
 } from "../protocol/generated/index.ts";
 import type { Encodable } from "../protocol/schema.ts";
 import { defineHandler, type RequestContext } from "../server/handler.ts";
+import { FileSlice } from "../storage/file-slice.ts";
 import type { BrokerServices } from "./services.ts";
 
 const TOPIC_IDS_FROM_VERSION = 13;
 /** Kafka's fetch.max.bytes cap on what one response may carry. */
 export const FETCH_RESPONSE_BYTES_MAX = 55 * 1024 * 1024;
+/**
+ * Reads at least this large are streamed from the files (one socket piece, 1 MiB, is
+ * where it starts to pay: below it a single read is as cheap and holds little memory).
+ */
+const DEFER_FROM_BYTES = 1024 * 1024;
 
 type TopicResponse = Encodable<FetchResponseFetchableTopicResponse>;
 type PartitionResponse = Encodable<FetchResponsePartitionData>;
@@ -80,7 +90,7 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
       // KIP-74: the first batch of the first non-empty partition is returned even when it
       // exceeds the limits, so a consumer can never be stuck behind one large batch.
       const read = budget > 0 || pass.bytes === 0
-        ? log.read(fetch.fetchOffset, Math.max(budget, 0), { minOneBatch: pass.bytes === 0, maxOffset: highWatermark })
+        ? log.readDeferred(fetch.fetchOffset, Math.max(budget, 0), { minOneBatch: pass.bytes === 0, maxOffset: highWatermark, deferFromBytes: DEFER_FROM_BYTES })
         : { ok: true as const, records: new Uint8Array(0) };
       if (!read.ok) {
         pass.hasError = true;
@@ -102,6 +112,15 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
   return pass;
 }
 
+/** A pass that will not be answered gives back the segment files its slices hold. */
+function releasePass(pass: ReadPass): void {
+  for (const topic of pass.topics) {
+    for (const partition of topic.partitions ?? []) {
+      if (partition.records instanceof FileSlice) partition.records.release();
+    }
+  }
+}
+
 export function createFetchHandler(services: BrokerServices) {
   return defineHandler({
     request: FetchRequest,
@@ -115,6 +134,7 @@ export function createFetchHandler(services: BrokerServices) {
         if (left <= 0) break;
         const woken = await services.logs.waitForAppend(pass.waitKeys, left);
         if (!woken) break;
+        releasePass(pass);
         pass = readOnce(services, request, context);
       }
       // Only the pass that is answered counts; per partition, from batch headers.
@@ -122,7 +142,13 @@ export function createFetchHandler(services: BrokerServices) {
         const name = context.apiVersion >= TOPIC_IDS_FROM_VERSION ? services.image.topicById(topic.topicId ?? "")?.name : topic.topic;
         if (name === undefined) continue;
         for (const partition of topic.partitions ?? []) {
-          if (partition.records != null) services.metrics.recordFetch(name, partition.records);
+          const records = partition.records;
+          if (records instanceof FileSlice) {
+            // Counted as it is sent: the batches are not in memory to count now.
+            records.onFinished = (count) => services.metrics.recordFetchCounts(name, records.byteLength, count);
+          } else if (records != null) {
+            services.metrics.recordFetch(name, records as Uint8Array);
+          }
         }
       }
       return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses: pass.topics };

@@ -10,6 +10,7 @@
 import { Buffer } from "node:buffer";
 import { Reader } from "./reader.ts";
 import { Writer } from "./writer.ts";
+import type { DeferredBytes } from "./deferred-bytes.ts";
 import type { Encodable, FieldSchema, MessageSchema, PrimitiveType } from "./schema.ts";
 import { inRange } from "./schema.ts";
 
@@ -301,7 +302,8 @@ function encodePrimitive(
         else writer.int32(-1);
         return;
       }
-      const data = value as Uint8Array;
+      // Record batches may be deferred (a file range the connection reads as it sends).
+      const data = value as Uint8Array | DeferredBytes;
       if (flexible) writer.uvarint(data.byteLength + 1);
       else writer.int32(data.byteLength);
       writer.bytes(data);

@@ -9,7 +9,9 @@ import { RequestHeader, type RequestHeaderData } from "./generated/request-heade
 import { ResponseHeader } from "./generated/response-header.ts";
 import { Reader } from "./reader.ts";
 import { inRange, type MessageSchema } from "./schema.ts";
-import type { Writer } from "./writer.ts";
+import type { OutChunk } from "./deferred-bytes.ts";
+import type { Encodable } from "./schema.ts";
+import { Writer } from "./writer.ts";
 
 export const API_VERSIONS_KEY = 18;
 /** Api key, api version, correlation id: what every request header starts with. */
@@ -38,3 +40,22 @@ export function decodeRequestHeader(reader: Reader, headerVersion: number): Requ
 export function encodeResponseHeader(writer: Writer, correlationId: number, headerVersion: number): void {
   encode(ResponseHeader, headerVersion, { correlationId }, writer);
 }
+
+/**
+ * A whole response frame: the 4-byte length, the header and the body, as chunks (large
+ * byte fields by reference, deferred record batches still deferred).
+ */
+export function encodeResponseFrame<T>(apiKey: number, apiVersion: number, correlationId: number, response: MessageSchema<T>, value: Encodable<T>): OutChunk[] {
+  const writer = new Writer();
+  writer.int32(0); // Frame length, patched below.
+  encodeResponseHeader(writer, correlationId, responseHeaderVersion(apiKey, response, apiVersion));
+  encode(response, apiVersion, value, writer);
+  const total = writer.length;
+  const chunks = writer.chunks();
+  // The first chunk is the writer's scratch buffer, which holds at least the length.
+  const head = chunks[0] as Uint8Array;
+  new DataView(head.buffer, head.byteOffset, head.byteLength).setInt32(0, total - FRAME_LENGTH_BYTES_OF_RESPONSE);
+  return chunks;
+}
+
+const FRAME_LENGTH_BYTES_OF_RESPONSE = 4;

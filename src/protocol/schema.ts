@@ -4,6 +4,8 @@
  * generic codec in `codec.ts` walks these tables; nothing is hand-written per version.
  */
 
+import type { DeferredBytes } from "./deferred-bytes.ts";
+
 /** Inclusive version range. `VERSION_MAX` stands for Kafka's open-ended "N+". */
 export type VersionRange = readonly [number, number];
 export const VERSION_MAX = 0x7fff;
@@ -54,9 +56,12 @@ export interface MessageSchema<T = unknown> {
 
 export type DataOf<S> = S extends MessageSchema<infer T> ? T : never;
 
-/** What an encoder accepts: any field may be left out and then takes its default. */
+/**
+ * What an encoder accepts: any field may be left out and then takes its default; a
+ * bytes field may be deferred (read by the connection as it sends, deferred-bytes.ts).
+ */
 export type Encodable<T> = T extends Uint8Array
-  ? T
+  ? T | DeferredBytes
   : T extends readonly (infer E)[]
     ? readonly Encodable<E>[]
     : T extends object

@@ -4,6 +4,7 @@
  * fetch response is a list of chunks handed to the socket without another copy.
  */
 import { Buffer } from "node:buffer";
+import { type DeferredBytes, isDeferred, materialize, type OutChunk } from "./deferred-bytes.ts";
 import { parseUuid } from "./reader.ts";
 
 const TWO_POW_32 = 4294967296;
@@ -12,7 +13,7 @@ const REFERENCE_BYTES_MIN = 1024;
 const SCRATCH_BYTES_INITIAL = 1024;
 
 export class Writer {
-  #chunks: Uint8Array[] = [];
+  #chunks: OutChunk[] = [];
   #scratch: Buffer;
   #position = 0;
   /** Where the not yet flushed part of the scratch buffer begins. */
@@ -109,8 +110,9 @@ export class Writer {
     parseUuid(text).copy(this.#scratch, at);
   }
 
-  bytes(data: Uint8Array): void {
-    if (data.byteLength >= REFERENCE_BYTES_MIN) {
+  /** Bytes of a field; deferred bytes (and large arrays) become chunks of their own. */
+  bytes(data: Uint8Array | DeferredBytes): void {
+    if (isDeferred(data) || data.byteLength >= REFERENCE_BYTES_MIN) {
       this.#flushScratch();
       this.#chunks.push(data);
       this.#flushedBytes += data.byteLength;
@@ -120,15 +122,21 @@ export class Writer {
     this.#scratch.set(data, at);
   }
 
-  /** The written bytes as chunks, in order. The writer must not be used afterwards. */
-  chunks(): Uint8Array[] {
+  /**
+   * The written bytes as chunks, in order; deferred bytes stay deferred (the caller
+   * writes or releases them). The writer must not be used afterwards.
+   */
+  chunks(): OutChunk[] {
     this.#flushScratch();
     return this.#chunks;
   }
 
-  /** The written bytes as one buffer (copies when there is more than one chunk). */
+  /**
+   * The written bytes as one buffer (copies when there is more than one chunk; reads
+   * and releases deferred bytes).
+   */
   toBuffer(): Buffer {
-    const chunks = this.chunks();
+    const chunks = this.chunks().map((chunk) => (isDeferred(chunk) ? materialize(chunk) : chunk));
     if (chunks.length === 1) {
       const only = chunks[0]!;
       return Buffer.from(only.buffer, only.byteOffset, only.byteLength);

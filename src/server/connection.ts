@@ -7,24 +7,24 @@
  * closes this connection only; at most `inFlightMax` requests are pending, beyond that
  * the socket is paused so one client cannot grow the broker's memory without bound.
  */
-import { FRAME_LENGTH_BYTES, FrameSplitter, isFrameError } from "./frame-splitter.ts";
+import { FrameSplitter, isFrameError } from "./frame-splitter.ts";
 import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
-import { decode, encode } from "../protocol/codec.ts";
+import { decode } from "../protocol/codec.ts";
+import { type OutChunk, releaseChunks } from "../protocol/deferred-bytes.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {
   API_VERSIONS_KEY,
   decodeRequestHeader,
-  encodeResponseHeader,
+  encodeResponseFrame,
   REQUEST_HEADER_BYTES_MIN,
   requestHeaderVersion,
-  responseHeaderVersion,
 } from "../protocol/headers.ts";
 import { Reader } from "../protocol/reader.ts";
 import { inRange } from "../protocol/schema.ts";
-import { Writer } from "../protocol/writer.ts";
 import { logger } from "../util/log.ts";
 import { type ApiHandler, NO_RESPONSE, type RequestContext } from "./handler.ts";
+import { Outbound } from "./outbound.ts";
 import type { HandlerRegistry } from "./registry.ts";
 
 const log = logger("connection");
@@ -32,7 +32,7 @@ export const IN_FLIGHT_MAX = 256;
 
 interface Slot {
   /** Encoded response chunks once ready; null while the handler runs; [] for no response. */
-  chunks: Uint8Array[] | null;
+  chunks: OutChunk[] | null;
   /** `RequestObserver.now()` when the frame was taken; 0 without an observer. */
   startedAt: number;
 }
@@ -67,6 +67,8 @@ export class Connection {
   /** Received bytes not yet forming a whole frame. */
   readonly #frames: FrameSplitter;
   readonly #slots: Slot[] = [];
+  /** Responses on their way out, written as fast as the socket takes them. */
+  readonly #outbound: Outbound;
   #closed = false;
   #paused = false;
 
@@ -74,6 +76,7 @@ export class Connection {
     this.#socket = socket;
     this.#options = options;
     this.#frames = new FrameSplitter({ min: REQUEST_HEADER_BYTES_MIN, max: options.frameBytesMax });
+    this.#outbound = new Outbound(socket, (error) => this.close(`Response could not be sent: ${error.message}`));
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on("data", (data: Buffer) => this.#onData(data));
@@ -89,16 +92,22 @@ export class Connection {
     if (this.#closed) return;
     log.warn(`Closing connection: ${reason}`, { connection: this.id, remote: this.remote });
     this.#closed = true;
-    this.#slots.length = 0;
-    this.#frames.clear();
+    this.#dropPending();
     this.#socket.destroy();
   }
 
   #onClosed(): void {
     this.#closed = true;
+    this.#dropPending();
+    this.#options.onClose(this);
+  }
+
+  /** Forgets what was received and not sent; deferred record batches are released. */
+  #dropPending(): void {
+    for (const slot of this.#slots) if (slot.chunks !== null) releaseChunks(slot.chunks);
     this.#slots.length = 0;
     this.#frames.clear();
-    this.#options.onClose(this);
+    this.#outbound.clear();
   }
 
   #onData(data: Buffer): void {
@@ -198,18 +207,26 @@ export class Connection {
 
   #complete(handler: ApiHandler, context: RequestContext, slot: Slot, value: unknown): void {
     this.#options.observer?.requestDone(handler.request.name, slot.startedAt);
-    if (this.#closed) return;
     if (value === NO_RESPONSE) {
+      if (this.#closed) return;
       slot.chunks = [];
     } else {
+      // Encoded even after a close: the chunks may hold deferred record batches (open
+      // segment files) that must be released.
+      let chunks: OutChunk[];
       try {
-        slot.chunks = this.#encodeResponse(handler, context, value);
+        chunks = this.#encodeResponse(handler, context, value);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         log.error(`Encoding ${handler.response.name} v${context.apiVersion} failed`, { error: message });
         this.close("Response could not be encoded");
         return;
       }
+      if (this.#closed) {
+        releaseChunks(chunks);
+        return;
+      }
+      slot.chunks = chunks;
     }
     this.#flush();
   }
@@ -221,35 +238,18 @@ export class Connection {
     this.#flush();
   }
 
-  #encodeResponse(handler: ApiHandler, context: RequestContext, value: unknown): Uint8Array[] {
-    const writer = new Writer();
-    writer.int32(0); // Frame length, patched below.
-    encodeResponseHeader(
-      writer,
-      context.correlationId,
-      responseHeaderVersion(context.apiKey, handler.response, context.apiVersion),
-    );
-    encode(handler.response, context.apiVersion, value as never, writer);
-    const total = writer.length;
-    const chunks = writer.chunks();
-    const head = chunks[0]!;
-    new DataView(head.buffer, head.byteOffset, head.byteLength).setInt32(0, total - FRAME_LENGTH_BYTES);
-    return chunks;
+  #encodeResponse(handler: ApiHandler, context: RequestContext, value: unknown): OutChunk[] {
+    return encodeResponseFrame(context.apiKey, context.apiVersion, context.correlationId, handler.response, value as never);
   }
 
   /** Writes every ready response at the head of the queue, in order. */
   #flush(): void {
     if (this.#closed) return;
-    let wrote = false;
+    const ready: OutChunk[] = [];
     while (this.#slots.length > 0 && this.#slots[0]!.chunks !== null) {
-      const chunks = this.#slots.shift()!.chunks!;
-      if (!wrote && chunks.length > 0) {
-        this.#socket.cork();
-        wrote = true;
-      }
-      for (const chunk of chunks) this.#socket.write(chunk);
+      for (const chunk of this.#slots.shift()!.chunks!) ready.push(chunk);
     }
-    if (wrote) this.#socket.uncork();
+    if (ready.length > 0) this.#outbound.send(ready);
     if (this.#paused && this.#slots.length < IN_FLIGHT_MAX / 2) {
       this.#paused = false;
       this.#socket.resume();

@@ -16,6 +16,14 @@ export interface FrameBounds {
   readonly max: number;
 }
 
+/**
+ * Where a frame split across chunks is assembled. The default is a fresh buffer per
+ * frame; a reader that is done with each frame before asking for the next may pass one
+ * reused buffer instead (the load generator does, so a 32 MiB fetch answer does not
+ * fault in 32 MiB of new pages each time).
+ */
+export type FrameAllocator = (size: number) => Buffer;
+
 /** Why the stream cannot be split further. */
 export interface FrameError {
   readonly error: string;
@@ -25,9 +33,11 @@ export class FrameSplitter {
   readonly #bounds: FrameBounds;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  readonly #allocate: FrameAllocator;
 
-  constructor(bounds: FrameBounds) {
+  constructor(bounds: FrameBounds, allocate: FrameAllocator = Buffer.allocUnsafe) {
     this.#bounds = bounds;
+    this.#allocate = allocate;
   }
 
   push(chunk: Buffer): void {
@@ -68,7 +78,7 @@ export class FrameSplitter {
       if (first.byteLength === size) this.#pending.shift();
       else this.#pending[0] = first.subarray(size);
     } else {
-      taken = Buffer.allocUnsafe(size);
+      taken = this.#allocate(size);
       let filled = 0;
       while (filled < size) {
         const chunk = this.#pending[0]!;

@@ -91,13 +91,22 @@ export class OffsetIndex {
 
   /** The entry with the largest offset <= `offset`, or -1 if every entry is above it. */
   floor(offset: number): number {
-    const relative = offset - this.baseOffset;
+    return this.#lastAtOrBelow(RELATIVE_OFFSET_AT, offset - this.baseOffset);
+  }
+
+  /** The last entry whose position is <= `position`, or -1 (positions grow with offsets). */
+  floorPosition(position: number): number {
+    return this.#lastAtOrBelow(POSITION_AT, position);
+  }
+
+  /** Binary search over one field of the entries, which grows with the entry index. */
+  #lastAtOrBelow(field: number, value: number): number {
     let low = 0;
     let high = this.#entries.count - 1;
     let found = -1;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      if (this.#entries.int32(mid, RELATIVE_OFFSET_AT) <= relative) {
+      if (this.#entries.int32(mid, field) <= value) {
         found = mid;
         low = mid + 1;
       } else {

@@ -26,6 +26,7 @@ import { DEFAULT_LOG_CONFIG, type LogConfig, checkLogConfig } from "./log-config
 import { PartitionLog, StorageIoError } from "./partition-log.ts";
 import { SegmentCache } from "./segment-cache.ts";
 import {
+  fillLog,
   LogModel,
   T0,
   makeBatch,
@@ -59,25 +60,6 @@ function freshDir(): string {
   return join(dir, "topic-0");
 }
 
-/** Appends batches of varied shapes until the log has `segments` segments. */
-function fill(log: PartitionLog, model: LogModel, segments: number, seed = 1): void {
-  const random = seededRandom(seed);
-  let timestamp = T0;
-  while (log.segmentCount() < segments || log.segmentCount() === segments && random(4) !== 0) {
-    const batchesInBlob = 1 + random(3);
-    const blob = concatBatches(
-      Array.from({ length: batchesInBlob }, () => {
-        const count = 1 + random(6);
-        const valueBytes = 50 + random(600);
-        const batch = makeBatch({ count, valueBytes, baseTimestamp: timestamp, stepMs: 2 });
-        timestamp += count * 2;
-        return batch;
-      }),
-    );
-    model.append(log, blob);
-  }
-}
-
 function firstBatch(records: Uint8Array): { base: number; last: number; size: number } {
   return {
     base: readBaseOffset(records, 0),
@@ -109,7 +91,7 @@ test("storage: partition log: read at every offset across 5 segments", () => {
   const dir = freshDir();
   const log = open(dir);
   const model = new LogModel();
-  fill(log, model, 5);
+  fillLog(log, model, 5);
   expect(log.segmentCount()).toBeGreaterThanOrEqual(5);
   expect(segmentFiles(dir, ".log")).toHaveLength(log.segmentCount());
   expect(log.logEndOffset).toBe(model.endOffset);
@@ -131,7 +113,7 @@ test("storage: partition log: reads return whole batches and cross segments", ()
   const dir = freshDir();
   const log = open(dir);
   const model = new LogModel();
-  fill(log, model, 4, 2);
+  fillLog(log, model, 4, 2);
   expect(readAll(log).equals(model.bytes(0))).toBe(true);
   const random = seededRandom(9);
   for (let run = 0; run < 300; run++) {
@@ -235,7 +217,7 @@ test("storage: partition log: reopen after close gives the same offsets and read
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
-  fill(log, model, 3, 3);
+  fillLog(log, model, 3, 3);
   const end = log.logEndOffset;
   const segments = log.segmentCount();
   const indexBefore = segmentFiles(dir, ".index").map((name) => readFileSync(join(dir, name)));
@@ -260,7 +242,7 @@ test("storage: recovery: garbage after the last batch is truncated and appends c
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
-  fill(log, model, 3, 4);
+  fillLog(log, model, 3, 4);
   const end = log.logEndOffset;
   log.close();
   const last = join(dir, segmentFiles(dir, ".log").at(-1)!);
@@ -278,7 +260,7 @@ test("storage: recovery: half a batch at the end of the last of 3 segments is dr
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
-  fill(log, model, 3, 5);
+  fillLog(log, model, 3, 5);
   const lastBatch = makeBatch({ count: 5, valueBytes: 300 });
   model.append(log, lastBatch);
   const torn = model.batches.pop()!;
@@ -338,7 +320,7 @@ test("storage: recovery: deleted .index files are rebuilt (sealed and active seg
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
-  fill(log, model, 4, 6);
+  fillLog(log, model, 4, 6);
   log.close();
   const indexes = segmentFiles(dir, ".index");
   const times = segmentFiles(dir, ".timeindex");
@@ -367,7 +349,7 @@ test("storage: recovery: a corrupt sealed segment below the recovery point is re
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
-  fill(log, model, 3, 7);
+  fillLog(log, model, 3, 7);
   const recovery = { recoveryPoint: log.recoveryPoint, logStartOffset: 0, cleanShutdown: false };
   log.close();
   const logs = segmentFiles(dir, ".log");
@@ -396,7 +378,7 @@ test("storage: recovery: stray index files without a .log are removed", () => {
 test("storage: partition log: offsetForTimestamp across segments finds the exact record", () => {
   const log = open(freshDir());
   const model = new LogModel();
-  fill(log, model, 5, 8); // Record n of the log has timestamp T0 + 2n.
+  fillLog(log, model, 5, 8); // Record n of the log has timestamp T0 + 2n.
   expect(log.offsetForTimestamp(0)).toEqual({ offset: 0, timestamp: T0 });
   for (let offset = 0; offset < log.logEndOffset; offset += 1) {
     const timestamp = T0 + 2 * offset;
@@ -540,7 +522,7 @@ test("storage: partition log: a small shared cache serves many sealed segments",
   const dir = freshDir();
   const log = open(dir, {}, new ManualClock(T0), cache);
   const model = new LogModel();
-  fill(log, model, 8, 10);
+  fillLog(log, model, 8, 10);
   log.close();
   const again = open(dir, {}, new ManualClock(T0), cache);
   const random = seededRandom(3);
@@ -557,7 +539,7 @@ test("storage: partition log: a small shared cache serves many sealed segments",
 test("storage: partition log: deleteAll removes the directory", () => {
   const dir = freshDir();
   const log = open(dir);
-  fill(log, new LogModel(), 2, 11);
+  fillLog(log, new LogModel(), 2, 11);
   log.deleteAll();
   expect(existsSync(dir)).toBe(false);
   expect(() => log.read(0, 1, { minOneBatch: true })).toThrow(/closed/);
@@ -621,7 +603,7 @@ test("storage: truncateTo: cuts inside a middle segment, deletes later ones, app
   const dir = freshDir();
   const log = open(dir);
   const model = new LogModel();
-  fill(log, model, 5, 7);
+  fillLog(log, model, 5, 7);
   const segmentsBefore = log.segmentCount();
   const middle = log.segments()[2]!;
   // An offset inside the third segment, inside some batch of it.
@@ -656,7 +638,7 @@ test("storage: truncateTo: at a segment's base offset, at the end, and to empty"
   const dir = freshDir();
   const log = open(dir);
   const model = new LogModel();
-  fill(log, model, 4, 3);
+  fillLog(log, model, 4, 3);
   const end = log.logEndOffset;
   expect(log.truncateTo(end)).toBe(end);
   expect(log.truncateTo(end + 10)).toBe(end);
@@ -682,7 +664,7 @@ test("storage: truncateTo: indexes are rebuilt, so reads at every kept offset wo
   const dir = freshDir();
   const log = open(dir);
   const model = new LogModel();
-  fill(log, model, 3, 11);
+  fillLog(log, model, 3, 11);
   const target = Math.floor(log.logEndOffset * 0.6);
   truncateModel(model, target);
   log.truncateTo(target);
@@ -700,7 +682,7 @@ test("storage: truncateTo: above a moved log start, and refused below it", () =>
   const dir = freshDir();
   const log = open(dir);
   const model = new LogModel();
-  fill(log, model, 4, 5);
+  fillLog(log, model, 4, 5);
   const second = log.segments()[1]!.baseOffset;
   const start = second + 2;
   expect(log.deleteRecordsBefore(start)).toEqual({ ok: true, logStartOffset: start });
@@ -728,13 +710,13 @@ test("storage: truncateTo: a compacted log's cleaner forgets what was cut", () =
   const dir = freshDir();
   const log = open(dir, { cleanupPolicy: { delete: false, compact: true } });
   const model = new LogModel();
-  fill(log, model, 4, 13);
+  fillLog(log, model, 4, 13);
   log.compact();
   const target = log.segments()[1]!.baseOffset;
   log.truncateTo(target);
   expect(log.cleanerState().firstDirtyOffset).toBeLessThanOrEqual(log.logEndOffset);
   // The cleaner still runs over the remaining and newly appended data.
   const more = new LogModel();
-  fill(log, more, 3, 17);
+  fillLog(log, more, 3, 17);
   expect(() => log.compact()).not.toThrow();
 });

@@ -85,6 +85,7 @@ import {
   segmentFileName,
   syncDirectory,
 } from "./segment.ts";
+import { FileSlice, type SliceRange } from "./file-slice.ts";
 import { SegmentCache } from "./segment-cache.ts";
 import {
   type CleanerOptions,
@@ -167,6 +168,20 @@ export type ReadResult =
   | { ok: true; records: Uint8Array }
   | { ok: false; kind: "offsetOutOfRange" };
 
+/** `readDeferred`: large reads stay in the segment files until sent. */
+export type DeferredReadResult =
+  | { ok: true; records: Uint8Array | FileSlice }
+  | { ok: false; kind: "offsetOutOfRange" };
+
+/** A planned read range and the segment it is in. */
+interface PlannedRange extends SliceRange {
+  readonly segment: Segment;
+}
+
+type ReadPlan =
+  | { ok: true; ranges: PlannedRange[] }
+  | { ok: false; kind: "offsetOutOfRange" };
+
 export interface ReadOptions {
   /** KIP-74: return the first batch whole even when it is larger than maxBytes. */
   minOneBatch: boolean;
@@ -179,7 +194,7 @@ export interface TimestampOffset {
   timestamp: number;
 }
 
-const OUT_OF_RANGE: ReadResult = Object.freeze({ ok: false, kind: "offsetOutOfRange" });
+const OUT_OF_RANGE: ReadResult & ReadPlan = Object.freeze({ ok: false, kind: "offsetOutOfRange" });
 /** A log without checkpoint entries: every segment is verified, the log start is its first. */
 const NO_CHECKPOINTS: RecoveryState = Object.freeze({
   recoveryPoint: 0,
@@ -187,6 +202,7 @@ const NO_CHECKPOINTS: RecoveryState = Object.freeze({
   cleanShutdown: false,
 });
 const EMPTY_RECORDS = new Uint8Array(0);
+const NOTHING_TO_READ: ReadPlan = Object.freeze({ ok: true, ranges: [] }) as ReadPlan;
 
 /** A segment renamed for deletion, removed from disk once `dueMs` (monotonic) passes. */
 interface PendingDelete {
@@ -550,13 +566,32 @@ export class PartitionLog {
    * the records before it.
    */
   read(fetchOffset: number, maxBytes: number, options: ReadOptions): ReadResult {
+    const plan = this.#planRead(fetchOffset, maxBytes, options);
+    if (!plan.ok) return plan;
+    return { ok: true, records: this.#readRanges(plan.ranges) };
+  }
+
+  /**
+   * The same batches as `read`, but when they come to at least `deferFromBytes` they
+   * stay in the segment files: a FileSlice the connection reads as it sends (Fetch).
+   */
+  readDeferred(fetchOffset: number, maxBytes: number, options: ReadOptions & { deferFromBytes: number }): DeferredReadResult {
+    const plan = this.#planRead(fetchOffset, maxBytes, options);
+    if (!plan.ok) return plan;
+    const total = plan.ranges.reduce((sum, range) => sum + range.length, 0);
+    if (total === 0 || total < options.deferFromBytes) return { ok: true, records: this.#readRanges(plan.ranges) };
+    return { ok: true, records: new FileSlice(plan.ranges) };
+  }
+
+  /** Where the batches `read` returns lie: whole batches, per segment, in offset order. */
+  #planRead(fetchOffset: number, maxBytes: number, options: ReadOptions): ReadPlan {
     this.#assertOpen();
     assert(Number.isInteger(fetchOffset), `Fetch offset is not an integer: ${fetchOffset}`);
     assert(Number.isInteger(maxBytes), `maxBytes is not an integer: ${maxBytes}`);
     assert(maxBytes >= 0, `maxBytes is negative: ${maxBytes}`);
     if (fetchOffset < this.#logStartOffset || fetchOffset > this.#logEndOffset) return OUT_OF_RANGE;
     const limit = Math.min(options.maxOffset ?? this.#logEndOffset, this.#logEndOffset);
-    if (fetchOffset >= limit) return { ok: true, records: EMPTY_RECORDS };
+    if (fetchOffset >= limit) return NOTHING_TO_READ;
 
     const chunkBytes = this.#config.indexIntervalBytes + BATCH_HEADER_BYTES;
     let first = this.#segmentIndexFor(fetchOffset);
@@ -566,43 +601,48 @@ export class PartitionLog {
       location = this.#segments[first]!.locate(fetchOffset, chunkBytes);
     }
     // Compaction may have emptied the tail before the log end: nothing to return yet.
-    if (location === null) return { ok: true, records: EMPTY_RECORDS };
-    if (location.baseOffset >= limit) return { ok: true, records: EMPTY_RECORDS };
+    if (location === null) return NOTHING_TO_READ;
+    if (location.baseOffset >= limit) return NOTHING_TO_READ;
     let budget = maxBytes;
     if (location.size > maxBytes) {
-      if (!options.minOneBatch) return { ok: true, records: EMPTY_RECORDS };
+      if (!options.minOneBatch) return NOTHING_TO_READ;
       budget = location.size;
     }
 
-    // Plan the byte ranges (first pass), then read them into one fresh buffer.
+    // Per segment: the whole batches that fit what is left of the budget and start below
+    // the limit. A segment that cannot give all it has ends the read (batches are
+    // returned contiguously).
+    const ranges: PlannedRange[] = [];
     let total = 0;
     for (let i = first; i < this.#segments.length && total < budget; i++) {
       const segment = this.#segments[i]!;
       if (i > first && segment.baseOffset >= limit) break;
       const from = i === first ? location.position : 0;
-      total += Math.min(segment.sizeBytes - from, budget - total);
+      let cap = from + (budget - total);
+      if (limit < (this.#segments[i + 1]?.baseOffset ?? Infinity)) {
+        const atLimit = segment.locate(limit, chunkBytes);
+        if (atLimit !== null) cap = Math.min(cap, atLimit.baseOffset >= limit ? atLimit.position : atLimit.position + atLimit.size);
+      }
+      const end = segment.wholeBatchesEnd(from, cap, chunkBytes);
+      if (end > from) ranges.push({ segment, path: segment.logPath, position: from, length: end - from });
+      total += end - from;
+      if (end < segment.sizeBytes) break;
     }
+    assert(total >= location.size, "A read must return its first batch");
+    return { ok: true, ranges };
+  }
+
+  /** Reads planned ranges into one fresh buffer (one read per segment). */
+  #readRanges(ranges: readonly PlannedRange[]): Uint8Array {
+    if (ranges.length === 0) return EMPTY_RECORDS;
+    const total = ranges.reduce((sum, range) => sum + range.length, 0);
     const buffer = Buffer.allocUnsafe(total);
     let filled = 0;
-    for (let i = first; filled < total; i++) {
-      const segment = this.#segments[i]!;
-      const from = i === first ? location.position : 0;
-      const length = Math.min(segment.sizeBytes - from, total - filled);
-      segment.readInto(buffer, filled, from, length);
-      filled += length;
+    for (const range of ranges) {
+      range.segment.readInto(buffer, filled, range.position, range.length);
+      filled += range.length;
     }
-
-    // Keep whole batches below the limit.
-    let end = 0;
-    while (end + LOG_OVERHEAD_BYTES <= total) {
-      const size = readBatchSize(buffer, end);
-      assert(size >= BATCH_HEADER_BYTES, `Stored batch has an implausible size: ${size}`);
-      if (end + size > total) break;
-      if (readBaseOffset(buffer, end) >= limit) break;
-      end += size;
-    }
-    assert(end >= location.size, "A read must return its first batch");
-    return { ok: true, records: buffer.subarray(0, end) };
+    return buffer;
   }
 
   /**

@@ -954,6 +954,30 @@ export class Segment {
     return found;
   }
 
+  /**
+   * The end of the last whole batch in [`from`, `cap`), where `from` is a batch start;
+   * `from` when not even the first fits. Jumps to the nearest index entry below `cap`
+   * and reads batch headers from there, so the cost does not grow with the distance.
+   */
+  wholeBatchesEnd(from: number, cap: number, chunkBytes: number): number {
+    this.#assertOpen();
+    assert(from >= 0 && from <= this.#sizeBytes, `Batch start ${from} is outside the segment`);
+    if (cap >= this.#sizeBytes) return this.#sizeBytes;
+    if (cap <= from) return from;
+    const index = this.#offsetIndex();
+    const entry = index.floorPosition(cap);
+    const start = Math.max(from, entry >= 0 ? index.positionAt(entry) : 0);
+    let end = start;
+    const outcome = scanBatches(this.#readFd(), start, this.#sizeBytes, "headers", Math.min(chunkBytes, LOCATE_CHUNK_BYTES_MAX),
+      (_buf, _at, position, size) => {
+        if (position + size > cap) return true;
+        end = position + size;
+        return false;
+      });
+    assert(outcome.stop !== "partial" && outcome.stop !== "corrupt", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
+    return end;
+  }
+
   /** Copies [position, position + length) of the .log into `target` at `targetAt`. */
   readInto(target: Uint8Array, targetAt: number, position: number, length: number): void {
     this.#assertOpen();

@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildBatch } from "../protocol/record-batch-builder.ts";
+import { buildBatch, concatBatches } from "../protocol/record-batch-builder.ts";
 import { readBaseOffset, readBatchSize, readLastOffset } from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
 import type { AppendResult, PartitionLog } from "./partition-log.ts";
@@ -122,4 +122,23 @@ export function seededRandom(seed: number): (bound: number) => number {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     return state % bound;
   };
+}
+
+/** Appends batches of varied shapes until the log has `segments` segments. */
+export function fillLog(log: PartitionLog, model: LogModel, segments: number, seed = 1): void {
+  const random = seededRandom(seed);
+  let timestamp = T0;
+  while (log.segmentCount() < segments || log.segmentCount() === segments && random(4) !== 0) {
+    const batchesInBlob = 1 + random(3);
+    const blob = concatBatches(
+      Array.from({ length: batchesInBlob }, () => {
+        const count = 1 + random(6);
+        const valueBytes = 50 + random(600);
+        const batch = makeBatch({ count, valueBytes, baseTimestamp: timestamp, stepMs: 2 });
+        timestamp += count * 2;
+        return batch;
+      }),
+    );
+    model.append(log, blob);
+  }
 }

@@ -288,7 +288,10 @@ function forEachBatch(records: Uint8Array, visit: (at: number, size: number) => 
   return at;
 }
 
-/** Sends one request and resolves with its answer; one outstanding at a time. */
+/**
+ * Sends one request and resolves with its answer; one outstanding at a time. The socket
+ * reuses its frame buffer, so an answer is valid until the next request is sent.
+ */
 function oneAtATime(socket: FrameSocket): (frame: Buffer) => Promise<Buffer> {
   let waiting: { resolve: (frame: Buffer) => void; reject: (error: Error) => void } | null = null;
   socket.onFrame = (frame) => {
@@ -304,7 +307,7 @@ function oneAtATime(socket: FrameSocket): (frame: Buffer) => Promise<Buffer> {
 }
 
 async function consume(spec: ConsumeSpec): Promise<ConsumeResult> {
-  const socket = await FrameSocket.connect(spec.port, spec.host);
+  const socket = await FrameSocket.connect(spec.port, spec.host, { reuseFrames: true });
   const request = oneAtATime(socket);
   const positions: FetchPosition[] = Array.from({ length: spec.partitions }, (_, partition) => ({ partition, offset: 0 }));
   const done = new Set<number>();
@@ -348,7 +351,7 @@ async function consume(spec: ConsumeSpec): Promise<ConsumeResult> {
 
 async function latency(spec: LatencySpec): Promise<LatencyResult> {
   const producer = await FrameSocket.connect(spec.port, spec.host);
-  const consumer = await FrameSocket.connect(spec.port, spec.host);
+  const consumer = await FrameSocket.connect(spec.port, spec.host, { reuseFrames: true });
   const request = oneAtATime(consumer);
   let failure: Error | null = null;
   producer.onClose = (error) => (failure ??= new Error(`Producer connection closed: ${error.message}`));

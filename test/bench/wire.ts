@@ -18,14 +18,25 @@ const FRAME_BYTES_MAX = 128 * 1024 * 1024;
 export class FrameSocket {
   readonly #socket: Socket;
   /** The same splitter the broker reads requests with. */
-  readonly #frames = new FrameSplitter({ min: 4, max: FRAME_BYTES_MAX });
+  readonly #frames: FrameSplitter;
   #error: Error | null = null;
   onFrame: (frame: Buffer) => void = () => {};
   onClose: (error: Error) => void = () => {};
 
-  /** Wraps a connected socket (the null broker wraps accepted ones). */
-  constructor(socket: Socket) {
+  /**
+   * Wraps a connected socket (the null broker wraps accepted ones). With `reuseFrames`,
+   * a frame split across chunks is assembled in one buffer kept for the connection, so
+   * a frame is valid only until `onFrame` returns: a consumer reading large answers
+   * then pays one copy per frame, not a fresh allocation of its size.
+   */
+  constructor(socket: Socket, options: { reuseFrames?: boolean } = {}) {
     this.#socket = socket;
+    let scratch = Buffer.alloc(0);
+    const reused = (size: number) => {
+      if (scratch.byteLength < size) scratch = Buffer.allocUnsafe(size);
+      return scratch.subarray(0, size);
+    };
+    this.#frames = new FrameSplitter({ min: 4, max: FRAME_BYTES_MAX }, options.reuseFrames ? reused : Buffer.allocUnsafe);
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("error", (error) => {
@@ -34,12 +45,12 @@ export class FrameSocket {
     socket.on("close", () => this.onClose(this.#error ?? new Error("Connection closed")));
   }
 
-  static connect(port: number, host = "127.0.0.1"): Promise<FrameSocket> {
+  static connect(port: number, host = "127.0.0.1", options: { reuseFrames?: boolean } = {}): Promise<FrameSocket> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port, host });
       socket.once("connect", () => {
         socket.removeAllListeners("error");
-        resolve(new FrameSocket(socket));
+        resolve(new FrameSocket(socket, options));
       });
       socket.once("error", (error) => reject(new Error(`Cannot connect to ${host}:${port}: ${error.message}`)));
     });

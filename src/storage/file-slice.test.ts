@@ -1,0 +1,107 @@
+import { expect, test } from "bun:test";
+import { Buffer } from "node:buffer";
+import { readdirSync, rmSync, truncateSync } from "node:fs";
+import { join } from "node:path";
+import { countRecords } from "../admin/metrics.ts";
+import { materialize } from "../protocol/deferred-bytes.ts";
+import { ManualClock } from "../util/clock.ts";
+import { FileSlice } from "./file-slice.ts";
+import { DEFAULT_LOG_CONFIG } from "./log-config.ts";
+import { PartitionLog } from "./partition-log.ts";
+import { fillLog, LogModel, makeTempDir, seededRandom, T0, tempLogs } from "./test-support.ts";
+
+const { dirs, logs } = tempLogs();
+
+function filledLog(segments: number, seed: number): { log: PartitionLog; model: LogModel; dir: string } {
+  const root = makeTempDir("slice");
+  dirs.push(root);
+  const dir = join(root, "topic-0");
+  const log = PartitionLog.open({ dir, config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 16 * 1024, indexIntervalBytes: 1024 }, clock: new ManualClock(T0) });
+  logs.push(log);
+  const model = new LogModel();
+  fillLog(log, model, segments, seed);
+  return { log, model, dir };
+}
+
+/** The batches a read should return, from the model: contiguous, whole, within the bounds. */
+function expected(model: LogModel, offset: number, maxBytes: number, maxOffset: number): Buffer {
+  const first = model.batchIndexFor(offset);
+  if (model.batches[first]!.baseOffset >= maxOffset) return Buffer.alloc(0);
+  const kept = [model.batches[first]!.bytes];
+  let total = kept[0]!.byteLength;
+  for (let i = first + 1; i < model.batches.length; i++) {
+    const batch = model.batches[i]!;
+    if (batch.baseOffset >= maxOffset || total + batch.bytes.byteLength > maxBytes) break;
+    kept.push(batch.bytes);
+    total += batch.bytes.byteLength;
+  }
+  return Buffer.concat(kept);
+}
+
+test("storage: read and readDeferred return the model's batches for any offset, size and bound", () => {
+  const { log, model } = filledLog(6, 3);
+  const random = seededRandom(11);
+  const end = model.endOffset;
+  for (let i = 0; i < 400; i++) {
+    const offset = random(end);
+    const maxBytes = random(3) === 0 ? random(200) : random(60_000);
+    const maxOffset = random(2) === 0 ? end : 1 + random(end);
+    const want = Buffer.from(offset >= maxOffset ? Buffer.alloc(0) : expected(model, offset, maxBytes, maxOffset));
+    const read = log.read(offset, maxBytes, { minOneBatch: true, maxOffset });
+    expect(read.ok).toBe(true);
+    if (!read.ok) continue;
+    expect(Buffer.from(read.records)).toEqual(want);
+    const deferred = log.readDeferred(offset, maxBytes, { minOneBatch: true, maxOffset, deferFromBytes: 0 });
+    expect(deferred.ok).toBe(true);
+    if (!deferred.ok) continue;
+    const bytes = deferred.records instanceof FileSlice ? materialize(deferred.records) : deferred.records;
+    expect(Buffer.from(bytes)).toEqual(want);
+  }
+});
+
+test("storage: a file slice reads in pieces, counts its records, and closes its files when done", () => {
+  const { log } = filledLog(5, 5);
+  const whole = log.read(0, 1 << 30, { minOneBatch: true });
+  const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
+  const slice = deferred.records;
+  let finished = -1;
+  slice.onFinished = (records) => (finished = records);
+  const openBefore = readdirSync("/proc/self/fd").length;
+  const pieces: Uint8Array[] = [];
+  // Odd piece sizes cut batch headers, which the count must survive.
+  for (let read = 0; read < slice.byteLength;) {
+    const piece = slice.next(777);
+    pieces.push(piece);
+    read += piece.byteLength;
+  }
+  expect(Buffer.concat(pieces)).toEqual(Buffer.from(whole.records));
+  expect(finished).toBe(countRecords(whole.records));
+  expect(readdirSync("/proc/self/fd").length).toBeLessThan(openBefore);
+  expect(() => slice.next(1)).toThrow();
+});
+
+test("storage: a slice keeps its bytes when the log's files are removed; a truncated file breaks it", () => {
+  const { log, dir } = filledLog(4, 7);
+  const whole = log.read(0, 1 << 30, { minOneBatch: true });
+  const first = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  if (!whole.ok || !first.ok || !(first.records instanceof FileSlice)) throw new Error("Expected a slice");
+  const second = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  if (!second.ok || !(second.records instanceof FileSlice)) throw new Error("Expected a slice");
+
+  // Truncation in place (the only change an open descriptor sees) breaks the second.
+  const segment = readdirSync(dir).filter((name) => name.endsWith(".log")).sort()[0]!;
+  const firstSlicePiece = first.records.next(100);
+  truncateSync(join(dir, segment), 50);
+  expect(() => second.records instanceof FileSlice && materialize(second.records)).toThrow(/ends before/);
+
+  // Unlinked files stay readable through the slice's own descriptors.
+  const fresh = filledLog(3, 9);
+  const slice = fresh.log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  const wholeFresh = fresh.log.read(0, 1 << 30, { minOneBatch: true });
+  if (!slice.ok || !wholeFresh.ok || !(slice.records instanceof FileSlice)) throw new Error("Expected a slice");
+  rmSync(fresh.dir, { recursive: true, force: true });
+  expect(Buffer.from(materialize(slice.records))).toEqual(Buffer.from(wholeFresh.records));
+  first.records.release();
+  expect(firstSlicePiece.byteLength).toBe(100);
+});

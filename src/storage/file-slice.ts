@@ -1,0 +1,137 @@
+/**
+ * @module
+ * Whole record batches of a partition log left in their segment files, read a piece at a
+ * time as the connection sends them (DeferredBytes). It is what userspace can do in
+ * place of sendfile(2): the broker holds about one piece per connection instead of a
+ * whole fetch answer, and reading overlaps sending.
+ *
+ * The slice opens its own descriptor per segment when it is made, in the same
+ * synchronous call that planned the ranges, so the bytes it names stay readable
+ * whatever happens to the log afterwards: a segment deleted by retention or replaced by
+ * compaction is unlinked, but an open descriptor keeps its old inode. Only a truncation
+ * in place (a log cut back to a recovery point) can make a read come up short; that
+ * throws, and the connection closes because the frame can no longer be completed.
+ * Batches never span segments, so each range holds whole batches.
+ *
+ * Descriptors are closed when the last byte is read or on `release`; a slice that is
+ * dropped without either is closed when it is garbage collected (a safety net, not the
+ * plan: every owner releases).
+ */
+import { Buffer } from "node:buffer";
+import { closeSync, openSync } from "node:fs";
+import type { DeferredBytes } from "../protocol/deferred-bytes.ts";
+import { BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, readBatchLength, readRecordCount } from "../protocol/record-batch.ts";
+import { assert } from "../util/assert.ts";
+import { logger } from "../util/log.ts";
+import { readFully } from "./segment.ts";
+
+const log = logger("storage");
+
+/** A byte range of one segment's .log file, starting at a batch and ending after one. */
+export interface SliceRange {
+  readonly path: string;
+  readonly position: number;
+  readonly length: number;
+}
+
+interface OpenRange extends SliceRange {
+  readonly fd: number;
+}
+
+/** The descriptors, kept apart from the slice so the safety net can close them. */
+interface Descriptors {
+  fds: number[];
+}
+
+function closeAll(descriptors: Descriptors): void {
+  for (const fd of descriptors.fds) {
+    try {
+      closeSync(fd);
+    } catch (error) {
+      log.error("Closing a slice's segment file failed", { error: String(error) });
+    }
+  }
+  descriptors.fds = [];
+}
+
+const unreleased = new FinalizationRegistry<Descriptors>((descriptors) => {
+  if (descriptors.fds.length > 0) {
+    log.warn("A file slice was dropped without being released", { files: descriptors.fds.length });
+    closeAll(descriptors);
+  }
+});
+
+export class FileSlice implements DeferredBytes {
+  readonly byteLength: number;
+  /** Told once, with the number of records in the batches, when the last byte is read. */
+  onFinished: (records: number) => void = () => {};
+  readonly #ranges: OpenRange[];
+  readonly #descriptors: Descriptors;
+  /** Progress: the range being read and how far into it. */
+  #range = 0;
+  #inRange = 0;
+  /** Where, within the current range, the next batch header starts (for the count). */
+  #nextBatchAt = 0;
+  #records = 0;
+
+  constructor(ranges: readonly SliceRange[]) {
+    assert(ranges.length > 0, "A file slice needs at least one range");
+    const fds: number[] = [];
+    try {
+      for (const range of ranges) fds.push(openSync(range.path, "r"));
+    } catch (error) {
+      closeAll({ fds });
+      throw error;
+    }
+    this.#ranges = ranges.map((range, i) => ({ ...range, fd: fds[i]! }));
+    this.#descriptors = { fds };
+    this.byteLength = ranges.reduce((sum, range) => sum + range.length, 0);
+    unreleased.register(this, this.#descriptors, this);
+  }
+
+  next(maxBytes: number): Uint8Array {
+    assert(maxBytes > 0, "A slice piece must be positive");
+    const range = this.#ranges[this.#range];
+    if (range === undefined || this.#descriptors.fds.length === 0) throw new Error("The file slice is released or fully read");
+    const size = Math.min(maxBytes, range.length - this.#inRange);
+    const piece = Buffer.allocUnsafe(size);
+    const n = readFully(range.fd, piece, 0, size, range.position + this.#inRange);
+    if (n < size) throw new Error(`${range.path} ends before the batches it held (${n} of ${size} bytes read)`);
+    this.#countBatches(range, piece);
+    this.#inRange += size;
+    if (this.#inRange === range.length) {
+      this.#range++;
+      this.#inRange = 0;
+      this.#nextBatchAt = 0;
+      if (this.#range === this.#ranges.length) {
+        this.release();
+        this.onFinished(this.#records);
+      }
+    }
+    return piece;
+  }
+
+  release(): void {
+    if (this.#descriptors.fds.length === 0) return;
+    unreleased.unregister(this);
+    closeAll(this.#descriptors);
+  }
+
+  /** Counts the batches whose headers start in `piece` (read at #inRange of `range`). */
+  #countBatches(range: OpenRange, piece: Uint8Array): void {
+    const pieceEnd = this.#inRange + piece.byteLength;
+    while (this.#nextBatchAt < pieceEnd) {
+      let header: Uint8Array = piece;
+      let at = this.#nextBatchAt - this.#inRange;
+      if (this.#nextBatchAt + BATCH_HEADER_BYTES > pieceEnd) {
+        // The header is cut by the piece's end: read it alone.
+        header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
+        const n = readFully(range.fd, header, 0, BATCH_HEADER_BYTES, range.position + this.#nextBatchAt);
+        if (n < BATCH_HEADER_BYTES) throw new Error(`${range.path} ends inside a batch header`);
+        at = 0;
+      }
+      this.#records += readRecordCount(header, at);
+      this.#nextBatchAt += LOG_OVERHEAD_BYTES + readBatchLength(header, at);
+    }
+  }
+}
