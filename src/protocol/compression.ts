@@ -8,8 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import * as zlib from "node:zlib";
-import { decompressFrameSync } from "lz4-napi";
-import { uncompressSync } from "snappy";
+import { lz4, snappy } from "./native-codecs.ts";
 import {
   ATTRIBUTES_AT,
   BATCH_LENGTH_AT,
@@ -28,9 +27,9 @@ export class DecompressionError extends Error {
   override name = "DecompressionError";
 }
 
-function snappy(payload: Buffer): Buffer {
+function unsnappy(payload: Buffer): Buffer {
   if (payload.length < XERIAL_HEADER_BYTES || !payload.subarray(0, 8).equals(XERIAL_MAGIC)) {
-    return uncompressSync(payload, { asBuffer: true }) as Buffer;
+    return snappy().uncompressSync(payload, { asBuffer: true }) as Buffer;
   }
   const blocks: Buffer[] = [];
   let at = XERIAL_HEADER_BYTES;
@@ -39,7 +38,7 @@ function snappy(payload: Buffer): Buffer {
     const size = payload.readInt32BE(at);
     at += 4;
     if (size < 0 || at + size > payload.length) throw new DecompressionError("Truncated xerial snappy block");
-    blocks.push(uncompressSync(payload.subarray(at, at + size), { asBuffer: true }) as Buffer);
+    blocks.push(snappy().uncompressSync(payload.subarray(at, at + size), { asBuffer: true }) as Buffer);
     at += size;
   }
   return Buffer.concat(blocks);
@@ -52,8 +51,8 @@ export function decompress(codec: number, payload: Uint8Array): Buffer {
     switch (codec) {
       case Compression.none: return bytes;
       case Compression.gzip: return zlib.gunzipSync(bytes);
-      case Compression.snappy: return snappy(bytes);
-      case Compression.lz4: return decompressFrameSync(bytes);
+      case Compression.snappy: return unsnappy(bytes);
+      case Compression.lz4: return lz4().decompressFrameSync(bytes);
       case Compression.zstd: return zlib.zstdDecompressSync(bytes);
       default: throw new DecompressionError(`Unknown compression codec ${codec}`);
     }

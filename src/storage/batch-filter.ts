@@ -24,8 +24,7 @@
  */
 import { Buffer } from "node:buffer";
 import * as zlib from "node:zlib";
-import { compressFrameSync } from "lz4-napi";
-import { compressSync as snappyCompressSync } from "snappy";
+import { lz4, snappy } from "../protocol/native-codecs.ts";
 import { DecompressionError, decompress } from "../protocol/compression.ts";
 import {
   BATCH_HEADER_BYTES,
@@ -268,9 +267,9 @@ export function compress(codec: number, plain: Uint8Array, original: Uint8Array)
     case Compression.gzip:
       return zlib.gzipSync(bytes);
     case Compression.snappy:
-      return isXerial(original) ? xerialCompress(bytes) : snappyCompressSync(bytes);
+      return isXerial(original) ? xerialCompress(bytes) : snappy().compressSync(bytes);
     case Compression.lz4:
-      return compressFrameSync(bytes);
+      return lz4().compressFrameSync(bytes);
     case Compression.zstd:
       return zlib.zstdCompressSync(bytes);
     default:
@@ -295,7 +294,7 @@ function xerialCompress(plain: Buffer): Buffer {
   header.writeInt32BE(1, 12);
   parts.push(header);
   for (let at = 0; at < plain.byteLength; at += XERIAL_BLOCK_BYTES) {
-    const block = snappyCompressSync(plain.subarray(at, at + XERIAL_BLOCK_BYTES));
+    const block = snappy().compressSync(plain.subarray(at, at + XERIAL_BLOCK_BYTES));
     const size = Buffer.allocUnsafe(4);
     size.writeInt32BE(block.byteLength, 0);
     parts.push(size, block);

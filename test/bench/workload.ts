@@ -13,7 +13,7 @@
  * uncompressed batch from here is byte-identical to the builder's.
  */
 import { Buffer } from "node:buffer";
-import { compressFrameSync } from "lz4-napi";
+import { lz4 } from "../../src/protocol/native-codecs.ts";
 import { encode } from "../../src/protocol/codec.ts";
 import { FetchRequest, ProduceRequest } from "../../src/protocol/generated/index.ts";
 import { RequestHeader } from "../../src/protocol/generated/request-header.ts";
@@ -154,7 +154,7 @@ export function encodeBatch(values: readonly Uint8Array[], baseTimestamp: number
     at = writeVarint(records, at, 0);
   }
   assert(at === recordsBytes, "Records encoded to an unexpected size");
-  const payload = compression === "lz4" ? compressFrameSync(records) : records;
+  const payload = compression === "lz4" ? lz4().compressFrameSync(records) : records;
   const size = BATCH_HEADER_BYTES + payload.byteLength;
   const batch = Buffer.alloc(size);
   batch.writeBigInt64BE(0n, 0);
