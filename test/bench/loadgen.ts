@@ -16,7 +16,8 @@
  *   `payloadBytesTarget` is sent (to fill a backlog), then waits for the last answers.
  * - consume: one consumer drains partitions 0..n-1 from offset 0 with large max_bytes,
  *   one fetch at a time (the next offsets depend on the answer), until every partition
- *   reaches its high watermark or `wireBytesTarget` bytes of batches arrived.
+ *   reaches its high watermark, `wireBytesTarget` bytes of batches arrived or, when
+ *   given, `durationMs` passed (checked between fetches: the fetch in flight completes).
  * - latency: a producer sends `rateBytesPerSec` of messages (a batch per 1 ms tick, each
  *   value starting with its send time, performance.now() as float64) and a long-poll
  *   consumer in the same process (same clock) records receive time minus send time.
@@ -96,6 +97,8 @@ export interface ConsumeSpec {
   wireBytesTarget: number;
   maxBytes: number;
   partitionMaxBytes: number;
+  /** Stop after this long (alongside producers that run as long); unbounded without it. */
+  durationMs?: number;
 }
 
 export interface ConsumeResult {
@@ -106,6 +109,8 @@ export interface ConsumeResult {
   messagesPerSec: number;
   payloadMBPerSec: number;
   batchMBPerSec: number;
+  /** Every partition reached its high watermark (it stopped for that, not for time or bytes). */
+  reachedEnd: boolean;
 }
 
 export interface LatencySpec {
@@ -315,7 +320,8 @@ async function consume(spec: ConsumeSpec): Promise<ConsumeResult> {
   let batchBytes = 0;
   let fetches = 0;
   const started = performance.now();
-  while (batchBytes < spec.wireBytesTarget && done.size < spec.partitions) {
+  const stopAt = spec.durationMs === undefined ? Infinity : started + spec.durationMs;
+  while (batchBytes < spec.wireBytesTarget && done.size < spec.partitions && performance.now() < stopAt) {
     const open = positions.filter((position) => !done.has(position.partition));
     const frame = fetchFrame({
       topic: spec.topic, positions: open, maxWaitMs: 0, minBytes: 0,
@@ -346,6 +352,7 @@ async function consume(spec: ConsumeSpec): Promise<ConsumeResult> {
     messagesPerSec: messages / seconds,
     payloadMBPerSec: (messages * spec.messageBytes) / MB / seconds,
     batchMBPerSec: batchBytes / MB / seconds,
+    reachedEnd: done.size === spec.partitions,
   };
 }
 

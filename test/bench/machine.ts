@@ -4,7 +4,7 @@
  * only compare within one machine (and, through the limit rows, within one run).
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, statfsSync } from "node:fs";
 import { availableParallelism, loadavg, release, totalmem, type } from "node:os";
 
 export interface Machine {
@@ -46,4 +46,28 @@ export function describeMachine(): Machine {
     kcatVersion: kcatVersion(),
     loadAverageAtStart: loadavg().map((value) => Math.round(value * 100) / 100),
   };
+}
+
+const GIB = 1024 ** 3;
+
+/** What a group leaves free on the filesystem beyond what it writes itself. */
+export const DISK_HEADROOM_BYTES = 10 * GIB;
+
+/** Bytes an unprivileged process may still write on the filesystem holding `path`. */
+export function freeDiskBytes(path: string): number {
+  const stats = statfsSync(path);
+  return Number(stats.bavail) * Number(stats.bsize);
+}
+
+/**
+ * null when `bytes` plus DISK_HEADROOM_BYTES fit on the filesystem holding `path`; else
+ * the note for the rows that are not measured ("not measured: only N GiB free …").
+ */
+export function diskShortfall(path: string, bytes: number): string | null {
+  const free = freeDiskBytes(path);
+  if (free >= bytes + DISK_HEADROOM_BYTES) return null;
+  const gib = (value: number) => value < GIB
+    ? `${Math.round(value / 1024 ** 2)} MiB`
+    : `${(value / GIB).toFixed(value < 10 * GIB ? 1 : 0)} GiB`;
+  return `not measured: only ${gib(free)} free in ${path} (needs ${gib(bytes)} + ${gib(DISK_HEADROOM_BYTES)} headroom)`;
 }

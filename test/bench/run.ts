@@ -7,14 +7,19 @@
  *
  *   bun test/bench/run.ts [--quick | --full] [--runs N] [--only REGEX] [--out PATH]
  *
- * - default: a representative subset (see PRODUCE_DEFAULT), about 6-10 minutes (2-3 more
- *   with the peers installed).
+ * - default: a representative subset (see PRODUCE_DEFAULT), about 8 minutes (10 with the
+ *   peers installed).
  * - --quick: tiny sizes, one counted run per figure, under 2 minutes (CI runs this; it
  *   checks that every path works, its figures mean little). Results go to
  *   bench/results/tmp/ (ignored by git).
- * - --full: the whole produce matrix, 2 GB backlog, 50 MB/s latency too.
+ * - --full: the whole produce matrix, 2 GB consume backlog, longer runs.
  * - --only: run only the groups whose name matches (tcp, produce, kcat, consume,
- *   latency, footprint, storage, peers).
+ *   latency, backlog, peers, footprint, storage).
+ *
+ * The backlog group (a consumer 10 GiB behind while producers write) and the storage
+ * group (a 20 GiB log) write that much to the temporary directory's filesystem: each
+ * checks first that it has the bytes plus 10 GiB free, and says "not measured: only N
+ * GiB free" in its rows instead when not.
  *
  * Every figure is the median (and min–max) of its counted runs, each figure preceded by
  * one uncounted warm-up run: these machines hand idle memory back to the host, so the
@@ -29,12 +34,13 @@
  * (`peers/peers.ts`, bench/README.md "peers").
  */
 import { Buffer } from "node:buffer";
+import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO, type TestBroker } from "../helpers/broker.ts";
 import type { ConsumeResult, ConsumeSpec, LatencyResult, ProduceResult, ProduceSpec, TcpResult } from "./loadgen.ts";
-import { describeMachine } from "./machine.ts";
+import { describeMachine, diskShortfall } from "./machine.ts";
 import {
   brookArgs,
   buildExecutable,
@@ -60,7 +66,7 @@ import {
 import { buildJetStreamDriver, jetStreamConsume, jetStreamPublish, missingPeer, type PeerName, type PeerRun, redisRun, startNats, startRedis } from "./peers/peers.ts";
 import { formatNumber, ratio, renderTable, type Better, type Row } from "./report.ts";
 import { buildStartupDataDir } from "./startup.bench.ts";
-import { measureStorageRead, setupStorageRead } from "./storage-read.bench.ts";
+import { type LogFigures, measureStorageRead, pageCacheShare, setupStorageRead } from "./storage-read.bench.ts";
 import { summarize } from "./stats.ts";
 import type { BenchCompression } from "./workload.ts";
 
@@ -106,9 +112,13 @@ interface Sizes {
   idleMs: number;
   startupPartitions: number;
   startupSegments: number;
+  /** The storage group's two logs: read and append cost must not depend on the size. */
+  storageSmallBytes: number;
   storageBigBytes: number;
   storageReads: number;
   storageAppends: number;
+  /** The backlog group: how far behind its consumer starts (the backlog it drains). */
+  behindBytes: number;
   /** Messages per peer produce run, by message size; Brook's runs last produceMs. */
   peerMessages100B: number;
   peerMessages1KiB: number;
@@ -118,20 +128,20 @@ const SIZES: Record<Mode, Sizes> = {
   quick: {
     produceMs: 400, batchBytes: 64 * KIB, window: 32, tcpBytes: 256 * MIB, kcatMessages: 20_000,
     backlogBytes: 16 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 1000, latencyRates: [10 * MB], idleMs: 500,
-    startupPartitions: 100, startupSegments: 1, storageBigBytes: 64 * MIB, storageReads: 2000, storageAppends: 20,
-    peerMessages100B: 40_000, peerMessages1KiB: 20_000,
+    startupPartitions: 100, startupSegments: 1, storageSmallBytes: 16 * MIB, storageBigBytes: 256 * MIB,
+    storageReads: 2000, storageAppends: 20, behindBytes: 64 * MIB, peerMessages100B: 40_000, peerMessages1KiB: 20_000,
   },
   default: {
     produceMs: 4000, batchBytes: 64 * KIB, window: 32, tcpBytes: 2048 * MIB, kcatMessages: 1_000_000,
-    backlogBytes: 1024 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 5000, latencyRates: [10 * MB], idleMs: 2000,
-    startupPartitions: 1000, startupSegments: 4, storageBigBytes: 512 * MIB, storageReads: 10_000, storageAppends: 50,
-    peerMessages100B: 800_000, peerMessages1KiB: 400_000,
+    backlogBytes: 1024 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 5000, latencyRates: [10 * MB, 50 * MB], idleMs: 2000,
+    startupPartitions: 1000, startupSegments: 4, storageSmallBytes: 1024 * MIB, storageBigBytes: 20 * 1024 * MIB,
+    storageReads: 10_000, storageAppends: 50, behindBytes: 10 * 1024 * MIB, peerMessages100B: 800_000, peerMessages1KiB: 400_000,
   },
   full: {
     produceMs: 5000, batchBytes: 64 * KIB, window: 32, tcpBytes: 4096 * MIB, kcatMessages: 2_000_000,
     backlogBytes: 2048 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 10_000, latencyRates: [10 * MB, 50 * MB], idleMs: 2000,
-    startupPartitions: 1000, startupSegments: 4, storageBigBytes: 2048 * MIB, storageReads: 20_000, storageAppends: 100,
-    peerMessages100B: 1_600_000, peerMessages1KiB: 800_000,
+    startupPartitions: 1000, startupSegments: 4, storageSmallBytes: 1024 * MIB, storageBigBytes: 20 * 1024 * MIB,
+    storageReads: 20_000, storageAppends: 100, behindBytes: 10 * 1024 * MIB, peerMessages100B: 1_600_000, peerMessages1KiB: 800_000,
   },
 };
 
@@ -183,6 +193,9 @@ function rssConfig(configs: readonly ProduceConfig[]): ProduceConfig | undefined
 }
 const CONSUME_MESSAGE_BYTES = 1024;
 
+/** The backlog group's producers: the produce group's 1 KiB, 4 producers, 8 partitions, acks=1. */
+const BEHIND_PRODUCE: ProduceConfig = PRODUCE_DEFAULT[2]!;
+
 /** A peer produce config: Brook runs it on one partition, acks=1, no compression. */
 interface PeerConfig {
   messageBytes: number;
@@ -204,6 +217,11 @@ const PEER_SHORT: Record<PeerName, string> = { jetstream: "JetStream", redis: "R
 
 function sizeLabel(bytes: number): string {
   return bytes >= KIB ? `${bytes / KIB} KiB` : `${bytes} B`;
+}
+
+/** 16 MiB, 1 GiB, 20 GiB: a size as the rows name it (and their ids, without the space). */
+function bytesLabel(bytes: number): string {
+  return bytes >= 1024 * MIB && bytes % (1024 * MIB) === 0 ? `${bytes / (1024 * MIB)} GiB` : `${Math.round(bytes / MIB)} MiB`;
 }
 
 function countLabel(count: number): string {
@@ -553,6 +571,101 @@ async function main(): Promise<number> {
       }
     });
 
+    await harness.group("backlog", async () => {
+      const behind = bytesLabel(sizes.behindBytes);
+      const config = BEHIND_PRODUCE;
+      const ids = { alone: "backlog.produce.alone.MBps", during: "backlog.produce.behind.MBps", consumer: "backlog.consume.behind.MBps" };
+      const labels = {
+        alone: `produce alone: ${configLabel(config)}, ${sizes.produceMs / 1000} s, a fresh topic per run`,
+        during: `the same producers while one consumer drains a ${behind} backlog from offset 0 (another topic)`,
+        consumer: `that consumer, ${behind} behind: 1 part, 1 KiB msgs, fetch max ${sizes.fetchMaxBytes / MIB} MiB, while the producers write`,
+      };
+      const base = { section: "backlog", unit: "MB/s", better: "higher" as Better };
+      const short = diskShortfall(work, sizes.behindBytes);
+      if (short !== null) {
+        for (const key of ["alone", "during", "consumer"] as const) harness.missing({ ...base, id: ids[key], label: labels[key] }, short);
+        return;
+      }
+      const topic = "behind";
+      await createTopic(brookPort, topic, 1);
+      const alone: Measured<ProduceResult>[] = [];
+      const during: Measured<ProduceResult>[] = [];
+      const consumer: (ConsumeResult & { clientCpuSeconds: number })[] = [];
+      /** Share of the backlog's files in the page cache before each counted run with the consumer (fincore). */
+      const cached: number[] = [];
+      try {
+        const fill = await runLoadgen<ProduceResult>({
+          mode: "produce", host: "127.0.0.1", port: brookPort, topic, partitions: 1, connections: 1,
+          messageBytes: CONSUME_MESSAGE_BYTES, batchBytes: sizes.batchBytes, compression: "none", acks: 1,
+          window: sizes.window, payloadBytesTarget: sizes.behindBytes,
+        });
+        // The fill leaves gigabytes of dirty pages; their writeback would slow the first runs.
+        const synced = performance.now();
+        spawnSync("sync");
+        log(`backlog: ${(fill.batchBytes / MIB).toFixed(0)} MiB in ${fill.seconds.toFixed(1)} s, then sync in ` +
+          `${((performance.now() - synced) / 1000).toFixed(1)} s`);
+        const producers = (name: string): ProduceSpec => ({
+          mode: "produce", host: "127.0.0.1", port: brookPort, topic: name, partitions: config.partitions, connections: config.producers,
+          messageBytes: config.messageBytes, batchBytes: sizes.batchBytes, compression: config.compression, acks: config.acks,
+          window: sizes.window, durationMs: sizes.produceMs,
+        });
+        // Stops with the producers (or at the backlog's end, which only --quick reaches).
+        const drain: ConsumeSpec = {
+          mode: "consume", host: "127.0.0.1", port: brookPort, topic, partitions: 1, messageBytes: CONSUME_MESSAGE_BYTES,
+          wireBytesTarget: fill.batchBytes, maxBytes: sizes.fetchMaxBytes, partitionMaxBytes: sizes.fetchMaxBytes,
+          durationMs: sizes.produceMs,
+        };
+        /** One run of the producers on a fresh topic, deleted after it (so its bytes leave disk and page cache). */
+        const once = async (name: string, withConsumer: boolean) => {
+          await createTopic(brookPort, name, config.partitions);
+          try {
+            if (!withConsumer) return { producers: await measured<ProduceResult>(brookPid, producers(name)), consumer: null };
+            // Both processes run to their end before anything else happens, even if one fails.
+            const [produced, consumed] = await Promise.allSettled([
+              measured<ProduceResult>(brookPid, producers(name)), runLoadgen<ConsumeResult>(drain),
+            ]);
+            if (produced.status === "rejected") throw produced.reason;
+            if (consumed.status === "rejected") throw consumed.reason;
+            return { producers: produced.value, consumer: consumed.value };
+          } finally {
+            await deleteTopic(brookPort, name);
+          }
+        };
+        await harness.repeat(async (run) => {
+          const name = `behind-produce-${run < 0 ? "w" : run + 1}`;
+          const a = await once(`${name}-alone`, false);
+          const share = pageCacheShare(join(brook!.dataDir, `${topic}-0`));
+          const b = await once(`${name}-during`, true);
+          log(`backlog run ${run < 0 ? "warm-up" : run + 1}: produce alone ${a.producers.result.payloadMBPerSec.toFixed(0)} MB/s, ` +
+            `with the consumer ${b.producers.result.payloadMBPerSec.toFixed(0)} MB/s; consumer ${b.consumer!.payloadMBPerSec.toFixed(0)} MB/s ` +
+            `(${(b.consumer!.batchBytes / MIB).toFixed(0)} MiB${b.consumer!.reachedEnd ? ", reached the end" : ""}` +
+            `${share === null ? "" : `; backlog ${(share * 100).toFixed(0)}% in page cache before`})`);
+          if (run < 0) return;
+          if (share !== null) cached.push(share);
+          alone.push(a.producers);
+          during.push(b.producers);
+          consumer.push(b.consumer!);
+        });
+      } finally {
+        await deleteTopic(brookPort, topic);
+      }
+      const cores = (runs: Measured<unknown>[]) => ({
+        brokerCores: median(runs.map((r) => r.serverCores)), clientCores: median(runs.map((r) => r.clientCores)),
+      });
+      harness.figure({
+        ...base, id: ids.alone, label: labels.alone, ...cores(alone), detail: alone.map((r) => r.result),
+      }, alone.map((r) => r.result.payloadMBPerSec));
+      harness.figure({
+        ...base, id: ids.during, label: labels.during, limitId: ids.alone, limitName: "alone", ...cores(during),
+        detail: during.map((r) => r.result),
+      }, during.map((r) => r.result.payloadMBPerSec));
+      harness.figure({
+        ...base, id: ids.consumer, label: labels.consumer, limitId: "consume.hot.MBps", limitName: "drain alone",
+        note: cached.length === 0 ? undefined : `${(median(cached) * 100).toFixed(0)}% of the backlog in page cache before a run`,
+        clientCores: median(consumer.map((r) => r.clientCpuSeconds / r.seconds)), detail: consumer,
+      }, consumer.map((r) => r.payloadMBPerSec));
+    });
+
     await harness.group("peers", async () => {
       const peers: PeerName[] = [];
       for (const peer of ["jetstream", "redis"] as const) {
@@ -763,18 +876,73 @@ async function main(): Promise<number> {
     });
 
     await harness.group("storage", async () => {
-      const setup = setupStorageRead({ bigBytes: sizes.storageBigBytes, parent: work });
+      const small = bytesLabel(sizes.storageSmallBytes);
+      const big = bytesLabel(sizes.storageBigBytes);
+      const [s, b] = [small.replace(" ", ""), big.replace(" ", "")];
+      const setup = setupStorageRead({ smallBytes: sizes.storageSmallBytes, bigBytes: sizes.storageBigBytes, parent: work });
       try {
-        const runs = await harness.repeat(async () => measureStorageRead(setup, { reads: sizes.storageReads, appends: sizes.storageAppends }));
-        const big = `${(sizes.storageBigBytes / MIB).toFixed(0)} MiB log`;
-        const row = (id: string, label: string, values: number[], limitId?: string, limitName?: string) =>
-          harness.figure({ id, section: "storage", label, unit: "µs", better: "lower", limitId, limitName }, values);
-        row("storage.read.big.us", `PartitionLog.read of a 1 MiB batch at a random offset, ${big} (mean)`, runs.map((r) => r.big.read.meanUs), "limit.pread.big.us", "raw pread");
-        row("storage.read.small.us", "the same, 20 MB log (mean)", runs.map((r) => r.small.read.meanUs), "limit.pread.small.us", "raw pread");
-        row("storage.append.big.us", `PartitionLog.append of a 1 MiB batch, ${big} (mean)`, runs.map((r) => r.big.append.meanUs), "limit.write.big.us", "raw write");
-        harness.figure({ id: "limit.pread.big.us", section: "limit", label: `raw pread of 1 MiB at a random batch, ${big} (mean)`, unit: "µs", better: "lower" }, runs.map((r) => r.big.rawPread.meanUs));
-        harness.figure({ id: "limit.pread.small.us", section: "limit", label: "raw pread of 1 MiB at a random batch, 20 MB log (mean)", unit: "µs", better: "lower" }, runs.map((r) => r.small.rawPread.meanUs));
-        harness.figure({ id: "limit.write.big.us", section: "limit", label: "raw write of 1 MiB at a file's end (mean)", unit: "µs", better: "lower" }, runs.map((r) => r.big.rawWrite.meanUs));
+        const built = (what: string, done: { seconds: number } | null, bytes: number) =>
+          done === null ? "" : `${what} ${(bytes / MIB / done.seconds).toFixed(0)} MiB/s (${done.seconds.toFixed(1)} s)`;
+        log(`storage logs built: ${built(big, setup.big, sizes.storageBigBytes) || `${big}: ${setup.bigMissing}`}, ` +
+          `${built(small, setup.small, sizes.storageSmallBytes)}`);
+        const runs = await harness.repeat(async (run) => {
+          const figures = measureStorageRead(setup, { reads: sizes.storageReads, appends: sizes.storageAppends });
+          const us = (value: number) => `${value.toFixed(0)} µs`;
+          const share = (value: number | null) => (value === null ? "" : ` (${(value * 100).toFixed(0)}% cached)`);
+          log(`storage run ${run < 0 ? "warm-up" : run + 1}: read ${small} ${us(figures.small.read.meanUs)}${share(figures.small.cachedShare)}` +
+            (figures.big === null ? "" : `, ${big} ${us(figures.big.read.meanUs)}${share(figures.big.cachedShare)}`) +
+            `; append ${small} ${us(figures.small.append.meanUs)}` + (figures.big === null ? "" : `, ${big} ${us(figures.big.append.meanUs)}`));
+          return figures;
+        });
+        const row = (id: string, label: string, values: number[], limitId?: string, limitName?: string, more?: Partial<Row>) =>
+          harness.figure({ id, section: "storage", label, unit: "µs", better: "lower", limitId, limitName, ...more }, values);
+        const limit = (id: string, label: string, values: number[], more?: Partial<Row>) =>
+          harness.figure({ id, section: "limit", label, unit: "µs", better: "lower", ...more }, values);
+        /**
+         * As a row note: the share of a log in the page cache before a counted run (fincore)
+         * and what was read back from disk after eviction during its reads (both medians).
+         */
+        const cachedNote = (figures: LogFigures[]) => {
+          const known = (values: (number | null)[]) => values.filter((value): value is number => value !== null);
+          const shares = known(figures.map((f) => f.cachedShare));
+          const refaulted = known(figures.map((f) => f.refaultedBytes));
+          const notes = [
+            ...(shares.length === 0 ? [] : [`${(median(shares) * 100).toFixed(0)}% of it in page cache before a run`]),
+            ...(refaulted.length === 0 ? [] : [`${(median(refaulted) / MIB).toFixed(0)} MiB read back from disk during its reads`]),
+          ];
+          return notes.length === 0 ? undefined : notes.join(", ");
+        };
+        const read = (size: string) => `PartitionLog.read of a 1 MiB batch at a random offset, ${size} log (mean)`;
+        const append = (size: string) => `PartitionLog.append of a 1 MiB batch, ${size} log (mean)`;
+        const pread = (size: string) => `raw pread of 1 MiB at a random batch, ${size} log (mean)`;
+        const bigRuns = runs.flatMap((r) => (r.big === null ? [] : [r.big]));
+        row(`storage.read.${s}.us`, read(small), runs.map((r) => r.small.read.meanUs), `limit.pread.${s}.us`, "raw pread",
+          { note: cachedNote(runs.map((r) => r.small)), detail: runs.map((r) => r.small) });
+        const bigBase = { section: "storage", unit: "µs", better: "lower" as Better };
+        if (setup.big === null) {
+          harness.missing({ ...bigBase, id: `storage.read.${b}.us`, label: read(big) }, setup.bigMissing!);
+        } else {
+          row(`storage.read.${b}.us`, read(big), bigRuns.map((r) => r.read.meanUs), `storage.read.${s}.us`,
+            `${small} log`, { note: cachedNote(bigRuns), detail: bigRuns });
+        }
+        row(`storage.append.${s}.us`, append(small), runs.map((r) => r.small.append.meanUs), "limit.write.us", "raw write");
+        if (setup.big === null) {
+          harness.missing({ ...bigBase, id: `storage.append.${b}.us`, label: append(big) }, setup.bigMissing!);
+        } else {
+          row(`storage.append.${b}.us`, append(big), bigRuns.map((r) => r.append.meanUs), `storage.append.${s}.us`, `${small} log`);
+        }
+        limit(`limit.pread.${s}.us`, pread(small), runs.map((r) => r.small.rawPread.meanUs));
+        if (setup.big === null) {
+          harness.missing({ ...bigBase, section: "limit", id: `limit.pread.${b}.us`, label: pread(big) }, setup.bigMissing!);
+        } else {
+          limit(`limit.pread.${b}.us`, pread(big), bigRuns.map((r) => r.rawPread.meanUs),
+            { limitId: `limit.pread.${s}.us`, limitName: `${small} log` });
+        }
+        limit("limit.write.us", `raw write of 1 MiB at a file's end, beside the ${small} log (mean)`, runs.map((r) => r.small.rawWrite.meanUs));
+        if (setup.big !== null) {
+          limit(`limit.write.${b}.us`, `raw write of 1 MiB at a file's end, beside the ${big} log (mean)`, bigRuns.map((r) => r.rawWrite.meanUs),
+            { hidden: true });
+        }
       } finally {
         setup.close();
       }

@@ -1,37 +1,57 @@
 /**
- * Storage benchmark: read-at-offset and append on a small (20 MB) and a large (2 GB by
- * default) partition log, to check DESIGN.md principle 2: both cost the same at any log
- * size. A script, not a test:
+ * Storage benchmark: read-at-offset and append on a smaller (1 GiB by default) and a
+ * larger (20 GiB by default) partition log, to check DESIGN.md principle 2: both cost the
+ * same at any log size (the issue's "backlog and size": the ratio must be about 1). A
+ * script, not a test:
  *
- *   npx bun test/bench/storage-read.bench.ts [--big-gb N] [--reads N] [--appends N] [--dir PATH]
+ *   npx bun test/bench/storage-read.bench.ts [--small-gb N] [--big-gb N] [--reads N] [--appends N] [--dir PATH]
  *
- * Both logs are made of identical 1 MiB batches (1024 records of ~1 KiB), written
- * quickly by appending one prepared batch again and again (append stamps it in place),
- * in 128 MiB segments. Figures per operation:
+ * Both logs are made of identical 1 MiB batches (1024 records of ~1 KiB), written as
+ * fast as the disk takes them by appending one prepared batch again and again through
+ * PartitionLog.append (append stamps it in place), in 128 MiB segments; the larger log
+ * first, then the smaller, then every file is fsynced so no writeback from building is
+ * left to slow the append figures. When the filesystem has less free than the larger log
+ * plus 10 GiB of headroom, the larger log is not built (the script says so).
+ *
+ * Figures per operation:
  *
  * - locate: read(offset, 0, minOneBatch false): segment search, index lookup, header
  *   scan; returns nothing.
  * - read: read(offset, 64 KiB, minOneBatch true): the same plus copying the 1 MiB batch
- *   that holds the offset out of the page cache.
+ *   that holds the offset out of the page cache (or the disk, for what is not cached).
  * - raw pread: one readSync of 1 MiB at a random batch position of the same files; the
  *   machine's limit for "read one batch" (the figure `read` is set beside).
- * - append: append of one 1 MiB batch (validation with CRC, stamping, write, indexes).
- * - raw write: one writeSync of 1 MiB at the end of a file beside each log; the
- *   machine's limit for appending (the figure `append` is set beside).
+ * - append: append of one 1 MiB batch (validation with CRC, stamping, write, indexes),
+ *   within the active segment: before measuring, unmeasured appends roll the segment
+ *   when the measured ones would not fit, so no roll (which fsyncs the sealed segment, a
+ *   cost per segment written whatever the log's size) falls inside the figure.
+ * - raw write: one writeSync of 1 MiB at the end of a file beside each log (a file kept
+ *   across runs, so every write takes fresh pages as an append does); the machine's
+ *   limit for appending (the figure `append` is set beside). Appends to both logs and the
+ *   raw writes are interleaved one by one, so all four see the same page cache: once the
+ *   logs fill RAM every new page is one the kernel must first reclaim, which makes both
+ *   several times slower than with free memory.
  *
- * Each figure is printed for both logs with the large/small ratio; a ratio near 1 is the
- * point. The data is deleted afterwards. Figures never fail anything.
+ * Each figure is printed for both logs with the larger/smaller ratio; a ratio near 1 is
+ * the point. How much of each log is in the page cache (fincore, when installed) is
+ * printed too, and how much was read back from disk after eviction during each log's
+ * reads (/proc/vmstat): with less RAM than the logs, random reads partly hit the disk,
+ * which raw pread shows as well. The data is deleted afterwards. Figures never fail
+ * anything.
  *
  * `run.ts` reuses this: `setupStorageRead` builds both logs once, `measureStorageRead`
  * takes one set of figures (the harness calls it for a warm-up and each counted run).
  */
 import { Buffer } from "node:buffer";
+import { spawnSync } from "node:child_process";
 import {
   closeSync,
   fstatSync,
+  fsyncSync,
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   readSync,
   rmSync,
   writeSync,
@@ -46,11 +66,13 @@ import {
   type LogConfig,
   PartitionLog,
 } from "../../src/storage/partition-log.ts";
+import { diskShortfall } from "./machine.ts";
 
 const MIB = 1024 * 1024;
 const RECORDS_PER_BATCH = 1024;
 const VALUE_BYTES = 1000;
-const SMALL_BYTES = 20 * 1000 * 1000;
+/** x86-64 and arm64 Linux as usually configured; only scales the refault figure. */
+const PAGE_BYTES = 4096;
 
 function argument(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -106,6 +128,12 @@ function measure(count: number, run: (i: number) => void): Figures {
     run(i);
     samples[i] = (performance.now() - start) * 1000;
   }
+  return figuresOf(samples);
+}
+
+/** Mean, p50 and p99 of samples in µs. */
+function figuresOf(samples: Float64Array): Figures {
+  const count = samples.length;
   const sorted = Float64Array.from(samples).sort();
   let sum = 0;
   for (const sample of samples) sum += sample;
@@ -156,67 +184,176 @@ function rawPread(
   }
 }
 
-function rawWrite(dir: string, batch: Buffer, count: number): Figures {
-  const fd = openSync(join(dir, "raw-write.bin"), "w");
-  let position = 0;
+/**
+ * Writes of `batch` to raw-write.bin beside the log, always at its end (O_APPEND, kept
+ * across runs): every write needs fresh page-cache pages, as an append does, rather than
+ * reusing the pages of a truncated file.
+ */
+function rawWriter(dir: string, batch: Buffer): { write(): void; close(): void } {
+  const fd = openSync(join(dir, "raw-write.bin"), "a");
+  return {
+    write() {
+      writeSync(fd, batch, 0, batch.byteLength);
+    },
+    close() {
+      closeSync(fd);
+    },
+  };
+}
+
+/**
+ * Times `count` rounds of `ops`, each round running every op once in turn, so all of
+ * them see the same moment of the machine (page cache, writeback); one Figures per op.
+ */
+function measureRounds(count: number, ops: readonly (() => void)[]): Figures[] {
+  const samples = ops.map(() => new Float64Array(count));
+  for (let i = 0; i < count; i++) {
+    for (const [k, op] of ops.entries()) {
+      const start = performance.now();
+      op();
+      samples[k]![i] = (performance.now() - start) * 1000;
+    }
+  }
+  return samples.map(figuresOf);
+}
+
+/**
+ * Pages read back into the page cache after having been evicted, machine-wide, so far
+ * (/proc/vmstat workingset_refault_file; workingset_refault before Linux 5.9), in
+ * bytes; null when not available.
+ */
+function refaultedBytes(): number | null {
   try {
-    return measure(count, () => {
-      writeSync(fd, batch, 0, batch.byteLength, position);
-      position += batch.byteLength;
-    });
-  } finally {
-    closeSync(fd);
+    const vmstat = readFileSync("/proc/vmstat", "utf8");
+    const match = /^workingset_refault_file (\d+)$/m.exec(vmstat) ?? /^workingset_refault (\d+)$/m.exec(vmstat);
+    return match === null ? null : Number(match[1]) * PAGE_BYTES;
+  } catch {
+    return null;
   }
 }
 
-function show(name: string, small: Figures, big: Figures): void {
+function show(name: string, small: Figures, big: Figures | null): void {
   const us = (value: number) => value.toFixed(1).padStart(8);
   const cell = (f: Figures) => `${us(f.meanUs)} µs mean ${us(f.p50Us)} p50 ${us(f.p99Us)} p99`;
+  if (big === null) {
+    console.log(`${name.padEnd(10)} smaller ${cell(small)}`);
+    return;
+  }
   const ratio = (big.meanUs / small.meanUs).toFixed(2);
-  console.log(`${name.padEnd(10)} small ${cell(small)} | large ${cell(big)} | ratio ${ratio}`);
+  console.log(`${name.padEnd(10)} smaller ${cell(small)} | larger ${cell(big)} | ratio ${ratio}`);
+}
+
+/** fsyncs every file of a log directory: what building left dirty is on disk after. */
+function fsyncDir(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const fd = openSync(join(dir, name), "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/**
+ * The share of a log's .log files that is in the page cache now (0..1), from util-linux
+ * `fincore`; null when fincore is not installed or says nothing usable.
+ */
+export function pageCacheShare(dir: string): number | null {
+  const files = readdirSync(dir).filter((name) => name.endsWith(".log")).map((name) => join(dir, name));
+  if (files.length === 0) return null;
+  const result = spawnSync("fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", ...files], { encoding: "utf8" });
+  if (result.status !== 0 || typeof result.stdout !== "string") return null;
+  let resident = 0;
+  let size = 0;
+  for (const line of result.stdout.trim().split("\n")) {
+    const [res, total] = line.trim().split(/\s+/).map(Number);
+    if (!Number.isFinite(res) || !Number.isFinite(total)) return null;
+    resident += res!;
+    size += total!;
+  }
+  return size > 0 ? resident / size : null;
 }
 
 export interface StorageReadSetup {
   root: string;
   small: Built;
-  big: Built;
+  /** null when it was not built (too little free disk; see `bigMissing`). */
+  big: Built | null;
+  /** Why the larger log was not built ("not measured: only N GiB free …"), else null. */
+  bigMissing: string | null;
   template: Buffer;
   close(): void;
 }
 
-/** Builds the small (20 MB) and the large log in a fresh directory under `parent`. */
-export function setupStorageRead(options: { bigBytes: number; parent?: string }): StorageReadSetup {
+/**
+ * Builds the larger log, then the smaller one (so the smaller is the more recently
+ * written, should the page cache not hold both), in a fresh directory under `parent`,
+ * and fsyncs both. The larger log is built only when its size plus 10 GiB of headroom is
+ * free on the filesystem; `close()` closes both and removes the directory.
+ */
+export function setupStorageRead(options: { smallBytes: number; bigBytes: number; parent?: string }): StorageReadSetup {
   setLogLevel("warn");
   const root = mkdtempSync(join(options.parent ?? tmpdir(), "brook-bench-storage-"));
+  const opened: Built[] = [];
   try {
     const template = makeTemplate();
-    const small = build(join(root, "small-0"), SMALL_BYTES, template);
-    const big = build(join(root, "big-0"), options.bigBytes, template);
+    const bigMissing = diskShortfall(root, options.bigBytes + options.smallBytes);
+    let big: Built | null = null;
+    if (bigMissing === null) {
+      big = build(join(root, "big-0"), options.bigBytes, template);
+      opened.push(big);
+    }
+    const small = build(join(root, "small-0"), options.smallBytes, template);
+    opened.push(small);
+    for (const built of opened) fsyncDir(built.log.dir);
     return {
-      root, small, big, template,
+      root, small, big, bigMissing, template,
       close() {
-        small.log.close();
-        big.log.close();
+        for (const built of opened) built.log.close();
         rmSync(root, { recursive: true, force: true });
       },
     };
   } catch (error) {
+    for (const built of opened) built.log.close();
     rmSync(root, { recursive: true, force: true });
     throw error;
   }
 }
 
-export interface StorageReadFigures {
-  small: { locate: Figures; read: Figures; rawPread: Figures; append: Figures; rawWrite: Figures };
-  big: { locate: Figures; read: Figures; rawPread: Figures; append: Figures; rawWrite: Figures };
+export interface LogFigures {
+  locate: Figures;
+  read: Figures;
+  rawPread: Figures;
+  append: Figures;
+  rawWrite: Figures;
+  /** Share of the log's files in the page cache before this set of figures (fincore), or null. */
+  cachedShare: number | null;
+  /**
+   * Bytes read back from disk after eviction while this log's reads ran (locate, read,
+   * raw pread), machine-wide; null when /proc/vmstat does not say.
+   */
+  refaultedBytes: number | null;
 }
 
-/** One set of figures on logs from setupStorageRead; appends grow both logs. */
+export interface StorageReadFigures {
+  small: LogFigures;
+  big: LogFigures | null;
+}
+
+/**
+ * One set of figures on logs from setupStorageRead: reads of each log, then appends to
+ * both logs and raw writes beside them, interleaved write by write. Appends grow both
+ * logs, raw writes grow a file beside each.
+ */
 export function measureStorageRead(setup: StorageReadSetup, options: { reads: number; appends: number }): StorageReadFigures {
   const { reads, appends } = options;
   const { template, small, big } = setup;
   const batchBytes = template.byteLength;
-  const figures = (log: PartitionLog, seed: number) => {
+  const logs = big === null ? [small] : [small, big];
+  const cachedShares = logs.map((built) => pageCacheShare(built.log.dir));
+  const readFigures = (log: PartitionLog, seed: number) => {
+    const refaultsBefore = refaultedBytes();
     const end = log.logEndOffset;
     const random = seeded(seed);
     // Warm the page cache and the index cache the same way for both logs.
@@ -233,33 +370,48 @@ export function measureStorageRead(setup: StorageReadSetup, options: { reads: nu
         throw new Error("Read returned the wrong batch");
       }
     });
-    return { locate, read };
+    const rawPreadFigures = rawPread(log.dir, batchBytes, reads, seeded(seed + 1));
+    const refaultsAfter = refaultedBytes();
+    const refaulted = refaultsBefore === null || refaultsAfter === null ? null : refaultsAfter - refaultsBefore;
+    return { locate, read, rawPread: rawPreadFigures, refaultedBytes: refaulted };
   };
-  const smallFigures = figures(small.log, 1);
-  const bigFigures = figures(big.log, 1);
-  const smallRaw = rawPread(small.log.dir, batchBytes, reads, seeded(2));
-  const bigRaw = rawPread(big.log.dir, batchBytes, reads, seeded(2));
-  const appendFigures = (log: PartitionLog) =>
-    measure(appends, () => {
-      const result = log.append(template, { leaderEpoch: 0 });
-      if (!result.ok) throw new Error(`Append failed: ${result.message}`);
-    });
-  const smallAppend = appendFigures(small.log);
-  const smallWrite = rawWrite(small.log.dir, template, appends);
-  const bigAppend = appendFigures(big.log);
-  const bigWrite = rawWrite(big.log.dir, template, appends);
-  return {
-    small: { ...smallFigures, rawPread: smallRaw, append: smallAppend, rawWrite: smallWrite },
-    big: { ...bigFigures, rawPread: bigRaw, append: bigAppend, rawWrite: bigWrite },
+  const readsOf = logs.map((built) => readFigures(built.log, 1));
+
+  const appendOne = (log: PartitionLog) => {
+    const result = log.append(template, { leaderEpoch: 0 });
+    if (!result.ok) throw new Error(`Append failed: ${result.message}`);
   };
+  // Unmeasured appends until the measured ones fit in each active segment: a roll seals
+  // (fsyncs) the full segment, a cost per segment written, not per log size, that would
+  // otherwise land in some runs' means and not in others'.
+  for (const { log } of logs) {
+    const room = () => config.segmentBytes - log.segments().at(-1)!.sizeBytes;
+    if (appends * batchBytes <= config.segmentBytes) {
+      while (room() < appends * batchBytes) appendOne(log);
+    }
+  }
+  const writers = logs.map((built) => rawWriter(built.log.dir, template));
+  let writes: Figures[];
+  try {
+    // Per round: append to the smaller log, raw write beside it, the same for the larger.
+    writes = measureRounds(appends, logs.flatMap((built, i) => [() => appendOne(built.log), () => writers[i]!.write()]));
+  } finally {
+    for (const writer of writers) writer.close();
+  }
+  const figuresOf = (i: number): LogFigures => ({
+    ...readsOf[i]!, append: writes[2 * i]!, rawWrite: writes[2 * i + 1]!, cachedShare: cachedShares[i]!,
+  });
+  return { small: figuresOf(0), big: big === null ? null : figuresOf(1) };
 }
 
 function main(): void {
-  const bigGb = argument("big-gb", 2);
+  const smallGb = argument("small-gb", 1);
+  const bigGb = argument("big-gb", 20);
   const reads = argument("reads", 20_000);
   const appends = argument("appends", 100);
+  const smallBytes = Math.round(smallGb * 1024 * MIB);
   const bigBytes = Math.round(bigGb * 1024 * MIB);
-  const setup = setupStorageRead({ bigBytes, parent: stringArgument("dir") ?? undefined });
+  const setup = setupStorageRead({ smallBytes, bigBytes, parent: stringArgument("dir") ?? undefined });
   try {
     const { small, big, template } = setup;
     const segmentMib = config.segmentBytes / MIB;
@@ -267,27 +419,33 @@ function main(): void {
       `storage bench: batch ${template.byteLength} bytes (${RECORDS_PER_BATCH} records), ` +
         `segments ${segmentMib} MiB`,
     );
-    const bigGib = (bigBytes / 1024 / MIB).toFixed(2);
-    console.log(`data in ${setup.root}; large log ${bigGib} GiB, ${reads} reads, ${appends} appends`);
-    const described = (built: Built) =>
+    const gib = (bytes: number) => `${(bytes / 1024 / MIB).toFixed(2)} GiB`;
+    console.log(`data in ${setup.root}; logs ${gib(smallBytes)} and ${gib(bigBytes)}, ${reads} reads, ${appends} appends`);
+    const described = (built: Built, bytes: number) =>
       `${built.log.segmentCount()} segment(s), ${built.log.logEndOffset} records ` +
-      `in ${built.seconds.toFixed(2)} s`;
-    const rate = (bigBytes / MIB / big.seconds).toFixed(0);
-    console.log(`built small: ${described(small)}; large: ${described(big)} (${rate} MiB/s)`);
+      `in ${built.seconds.toFixed(2)} s (${(bytes / MIB / built.seconds).toFixed(0)} MiB/s)`;
+    console.log(`built smaller: ${described(small, smallBytes)}`);
+    console.log(big === null ? `larger: ${setup.bigMissing}` : `built larger: ${described(big, bigBytes)}`);
 
     const f = measureStorageRead(setup, { reads, appends });
+    const share = (value: number | null) => (value === null ? "unknown (no fincore)" : `${(value * 100).toFixed(0)}%`);
+    const refaulted = (value: number | null) => (value === null ? "unknown" : `${(value / MIB).toFixed(0)} MiB`);
+    console.log(`in page cache before measuring: smaller ${share(f.small.cachedShare)}` +
+      (f.big === null ? "" : `, larger ${share(f.big.cachedShare)}`));
+    console.log(`read back from disk after eviction during the reads (machine-wide): smaller ${refaulted(f.small.refaultedBytes)}` +
+      (f.big === null ? "" : `, larger ${refaulted(f.big.refaultedBytes)}`));
     console.log("");
-    show("locate", f.small.locate, f.big.locate);
-    show("read", f.small.read, f.big.read);
-    show("raw pread", f.small.rawPread, f.big.rawPread);
-    show("append", f.small.append, f.big.append);
-    show("raw write", f.small.rawWrite, f.big.rawWrite);
+    show("locate", f.small.locate, f.big?.locate ?? null);
+    show("read", f.small.read, f.big?.read ?? null);
+    show("raw pread", f.small.rawPread, f.big?.rawPread ?? null);
+    show("append", f.small.append, f.big?.append ?? null);
+    show("raw write", f.small.rawWrite, f.big?.rawWrite ?? null);
     const versus = (ours: Figures, limit: Figures) => (ours.meanUs / limit.meanUs).toFixed(2);
+    const large = (pick: (figures: LogFigures) => string) => (f.big === null ? "" : `, larger ${pick(f.big)}x`);
     console.log(
       `\nagainst the machine's limit: read/raw pread ` +
-        `small ${versus(f.small.read, f.small.rawPread)}x, large ${versus(f.big.read, f.big.rawPread)}x; ` +
-        `append/raw write small ${versus(f.small.append, f.small.rawWrite)}x, ` +
-        `large ${versus(f.big.append, f.big.rawWrite)}x`,
+        `smaller ${versus(f.small.read, f.small.rawPread)}x${large((g) => versus(g.read, g.rawPread))}; ` +
+        `append/raw write smaller ${versus(f.small.append, f.small.rawWrite)}x${large((g) => versus(g.append, g.rawWrite))}`,
     );
   } finally {
     setup.close();
