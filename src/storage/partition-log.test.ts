@@ -536,6 +536,18 @@ test("storage: partition log: a small shared cache serves many sealed segments",
   expect(cache.stats().openFiles).toBe(0);
 });
 
+test("storage: partition log: deleteAll drops the log's unwritten pages instead of fsyncing them", () => {
+  // /proc/self/io counts bytes whose dirty pages were dropped before writeback
+  // (cancelled_write_bytes): a log fsynced before removal would drop none.
+  const cancelled = () => Number(/cancelled_write_bytes: (\d+)/.exec(readFileSync("/proc/self/io", "utf8"))![1]);
+  const log = open(freshDir(), { segmentBytes: DEFAULT_LOG_CONFIG.segmentBytes });
+  const blob = makeBatch({ count: 100, valueBytes: 8000 });
+  for (let i = 0; i < 12; i++) expect(log.append(blob, { leaderEpoch: 0 }).ok).toBe(true);
+  const before = cancelled();
+  log.deleteAll();
+  expect(cancelled() - before).toBeGreaterThanOrEqual(8 * 1024 * 1024);
+});
+
 test("storage: partition log: deleteAll removes the directory", () => {
   const dir = freshDir();
   const log = open(dir);

@@ -1078,12 +1078,17 @@ export class Segment {
   }
 
   /** Closes files (fsyncing an active segment first) and drops cached state. */
-  close(): void {
+  /**
+   * Closes the files; an active segment's .log is fsynced first unless `sync` is false
+   * (its files are about to be removed: an fsync would only write back bytes nobody
+   * will read, stalling the event loop for as long as the disk takes).
+   */
+  close(sync = true): void {
     if (this.#closed) return;
     const writer = this.#writer;
     if (writer !== null) {
       this.#persistIndexes();
-      fsyncSync(writer.logFd);
+      if (sync) fsyncSync(writer.logFd);
       this.#closeWriter(writer);
     }
     this.#forget();
