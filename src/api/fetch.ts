@@ -122,36 +122,54 @@ function releasePass(pass: ReadPass): void {
 }
 
 export function createFetchHandler(services: BrokerServices) {
+  /** True when the pass is not enough yet and waiting could make it so. */
+  const shouldWait = (pass: ReadPass, request: FetchRequestData) =>
+    !pass.hasError && pass.bytes < request.minBytes && pass.waitKeys.length > 0;
+
+  /** The answer for a pass; only the pass that is answered counts in the metrics. */
+  const answer = (pass: ReadPass, context: RequestContext) => {
+    for (const topic of pass.topics) {
+      const name = context.apiVersion >= TOPIC_IDS_FROM_VERSION ? services.image.topicById(topic.topicId ?? "")?.name : topic.topic;
+      if (name === undefined) continue;
+      for (const partition of topic.partitions ?? []) {
+        const records = partition.records;
+        if (records instanceof FileSlice) {
+          // Counted as it is sent: the batches are not in memory to count now.
+          records.onFinished = (count) => services.metrics.recordFetchCounts(name, records.byteLength, count);
+        } else if (records != null) {
+          services.metrics.recordFetch(name, records as Uint8Array);
+        }
+      }
+    }
+    return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses: pass.topics };
+  };
+
+  /** Long poll: waits for appends until the pass is enough or max_wait_ms passes. */
+  const waitForMore = async (first: ReadPass, request: FetchRequestData, context: RequestContext, deadline: number) => {
+    let pass = first;
+    while (shouldWait(pass, request)) {
+      const left = deadline - services.clock.monotonicMs();
+      if (left <= 0) break;
+      const woken = await services.logs.waitForAppend(pass.waitKeys, left);
+      if (!woken) break;
+      releasePass(pass);
+      pass = readOnce(services, request, context);
+    }
+    return answer(pass, context);
+  };
+
   return defineHandler({
     request: FetchRequest,
     response: FetchResponse,
     versions: [4, 17],
-    async handle(request, context) {
+    // Answered synchronously when nothing needs waiting for: the connection then sees
+    // the answer's size at once and stops reading a client's pipelined fetches while
+    // too much is queued for it (server/connection.ts).
+    handle(request, context) {
       const deadline = services.clock.monotonicMs() + Math.max(request.maxWaitMs, 0);
-      let pass = readOnce(services, request, context);
-      while (!pass.hasError && pass.bytes < request.minBytes && pass.waitKeys.length > 0) {
-        const left = deadline - services.clock.monotonicMs();
-        if (left <= 0) break;
-        const woken = await services.logs.waitForAppend(pass.waitKeys, left);
-        if (!woken) break;
-        releasePass(pass);
-        pass = readOnce(services, request, context);
-      }
-      // Only the pass that is answered counts; per partition, from batch headers.
-      for (const topic of pass.topics) {
-        const name = context.apiVersion >= TOPIC_IDS_FROM_VERSION ? services.image.topicById(topic.topicId ?? "")?.name : topic.topic;
-        if (name === undefined) continue;
-        for (const partition of topic.partitions ?? []) {
-          const records = partition.records;
-          if (records instanceof FileSlice) {
-            // Counted as it is sent: the batches are not in memory to count now.
-            records.onFinished = (count) => services.metrics.recordFetchCounts(name, records.byteLength, count);
-          } else if (records != null) {
-            services.metrics.recordFetch(name, records as Uint8Array);
-          }
-        }
-      }
-      return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses: pass.topics };
+      const pass = readOnce(services, request, context);
+      if (shouldWait(pass, request) && request.maxWaitMs > 0) return waitForMore(pass, request, context, deadline);
+      return answer(pass, context);
     },
   });
 }

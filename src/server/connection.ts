@@ -4,8 +4,9 @@
  * guarantee to clients), whatever order the handlers finish in.
  *
  * Invariants: a frame larger than `frameBytesMax` or shorter than a request header
- * closes this connection only; at most `inFlightMax` requests are pending, beyond that
- * the socket is paused so one client cannot grow the broker's memory without bound.
+ * closes this connection only; at most `inFlightMax` requests are pending and at most
+ * about OUTBOUND_BYTES_HIGH of responses wait to be written, beyond that the socket is
+ * paused so one client cannot grow the broker's memory (or open files) without bound.
  */
 import { FrameSplitter, isFrameError } from "./frame-splitter.ts";
 import { Buffer } from "node:buffer";
@@ -29,6 +30,10 @@ import type { HandlerRegistry } from "./registry.ts";
 
 const log = logger("connection");
 export const IN_FLIGHT_MAX = 256;
+/** Response bytes queued for one client above which its requests are not read... */
+const OUTBOUND_BYTES_HIGH = 64 * 1024 * 1024;
+/** ...until they fall to this. */
+const OUTBOUND_BYTES_LOW = 16 * 1024 * 1024;
 
 interface Slot {
   /** Encoded response chunks once ready; null while the handler runs; [] for no response. */
@@ -71,12 +76,17 @@ export class Connection {
   readonly #outbound: Outbound;
   #closed = false;
   #paused = false;
+  /** True while #takeFrames runs. */
+  #taking = false;
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.#socket = socket;
     this.#options = options;
     this.#frames = new FrameSplitter({ min: REQUEST_HEADER_BYTES_MIN, max: options.frameBytesMax });
-    this.#outbound = new Outbound(socket, (error) => this.close(`Response could not be sent: ${error.message}`));
+    this.#outbound = new Outbound(socket, {
+      onBroken: (error) => this.close(`Response could not be sent: ${error.message}`),
+      onWritten: () => this.#updateReading(),
+    });
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on("data", (data: Buffer) => this.#onData(data));
@@ -113,11 +123,25 @@ export class Connection {
   #onData(data: Buffer): void {
     if (this.#closed) return;
     this.#frames.push(data);
-    while (!this.#closed) {
-      const frame = this.#frames.next();
-      if (frame === null) return;
-      if (isFrameError(frame)) return this.close(frame.error);
-      this.#onFrame(frame);
+    this.#takeFrames();
+  }
+
+  /**
+   * Handles the whole frames received, until paused: one chunk may carry hundreds of
+   * small requests, and a paused connection takes none of them until it resumes.
+   */
+  #takeFrames(): void {
+    if (this.#taking) return; // Resumed from within the loop below: it carries on.
+    this.#taking = true;
+    try {
+      while (!this.#closed && !this.#paused) {
+        const frame = this.#frames.next();
+        if (frame === null) return;
+        if (isFrameError(frame)) return this.close(frame.error);
+        this.#onFrame(frame);
+      }
+    } finally {
+      this.#taking = false;
     }
   }
 
@@ -172,10 +196,7 @@ export class Connection {
   #dispatch(handler: ApiHandler, context: RequestContext, request: unknown, startedAt: number): void {
     const slot: Slot = { chunks: null, startedAt };
     this.#slots.push(slot);
-    if (this.#slots.length >= IN_FLIGHT_MAX && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
+    this.#updateReading();
     let result: unknown;
     try {
       result = handler.handle(request, context);
@@ -250,9 +271,25 @@ export class Connection {
       for (const chunk of this.#slots.shift()!.chunks!) ready.push(chunk);
     }
     if (ready.length > 0) this.#outbound.send(ready);
-    if (this.#paused && this.#slots.length < IN_FLIGHT_MAX / 2) {
+    this.#updateReading();
+  }
+
+  /**
+   * Stops reading requests while too many are pending or too many response bytes wait
+   * for a client that does not read them (a deferred fetch answer holds open segment
+   * files, so this also bounds descriptors); reads again once both are well below.
+   */
+  #updateReading(): void {
+    if (this.#closed) return;
+    const pending = this.#slots.length;
+    const queued = this.#outbound.queuedBytes;
+    if (!this.#paused && (pending >= IN_FLIGHT_MAX || queued > OUTBOUND_BYTES_HIGH)) {
+      this.#paused = true;
+      this.#socket.pause();
+    } else if (this.#paused && pending < IN_FLIGHT_MAX / 2 && queued <= OUTBOUND_BYTES_LOW) {
       this.#paused = false;
       this.#socket.resume();
+      this.#takeFrames(); // Frames that arrived with the chunk that paused us.
     }
   }
 }

@@ -56,7 +56,7 @@ function pattern(size: number, seed: number): Uint8Array {
 describe("server: outbound", () => {
   test("small chunks ready together leave as one write; a large one in pieces of at most 1 MiB, its tail gathered with what follows", () => {
     const socket = new FakeSocket();
-    const outbound = new Outbound(socket, () => {});
+    const outbound = new Outbound(socket, { onBroken: () => {} });
     const small = [pattern(10, 1), pattern(300, 2), pattern(4000, 3)];
     const large = pattern(2 * PIECE_BYTES + 5, 4);
     outbound.send([...small, large, pattern(7, 5)]);
@@ -67,7 +67,7 @@ describe("server: outbound", () => {
 
   test("stops when the socket is full and goes on, in order, on drain", () => {
     const socket = new FakeSocket(1);
-    const outbound = new Outbound(socket, () => {});
+    const outbound = new Outbound(socket, { onBroken: () => {} });
     const first = pattern(3 * PIECE_BYTES, 1);
     outbound.send([first]);
     outbound.send([pattern(100, 2)]);
@@ -82,7 +82,7 @@ describe("server: outbound", () => {
 
   test("deferred bytes are read only as the socket takes them, then released", () => {
     const socket = new FakeSocket(1);
-    const outbound = new Outbound(socket, () => {});
+    const outbound = new Outbound(socket, { onBroken: () => {} });
     const deferred = new FakeDeferred(pattern(3 * PIECE_BYTES + 9, 7));
     outbound.send([pattern(20, 1), deferred, pattern(30, 2)]);
     expect(deferred.read).toBe(0); // The head went first and filled the socket.
@@ -96,7 +96,7 @@ describe("server: outbound", () => {
 
   test("clear releases deferred bytes not yet sent; a failing read reports the frame broken", () => {
     const socket = new FakeSocket(1);
-    const outbound = new Outbound(socket, () => {});
+    const outbound = new Outbound(socket, { onBroken: () => {} });
     const pending = new FakeDeferred(pattern(2 * PIECE_BYTES, 1));
     outbound.send([pattern(5, 0), pending]);
     outbound.clear();
@@ -104,7 +104,7 @@ describe("server: outbound", () => {
     expect(outbound.queuedBytes).toBe(0);
 
     const broken: Error[] = [];
-    const other = new Outbound(new FakeSocket(), (error) => broken.push(error));
+    const other = new Outbound(new FakeSocket(), { onBroken: (error) => broken.push(error) });
     const failing = new FakeDeferred(pattern(3 * PIECE_BYTES, 2), PIECE_BYTES);
     other.send([failing]);
     expect(broken.map((e) => e.message)).toEqual(["file shrank"]);

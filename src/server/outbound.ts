@@ -37,9 +37,16 @@ export interface WritableSocket {
   readonly destroyed: boolean;
 }
 
+export interface OutboundEvents {
+  /** A deferred chunk could not be read: its frame is broken, the connection must close. */
+  onBroken(error: Error): void;
+  /** The socket took more after waiting for drain (queuedBytes went down). */
+  onWritten?(): void;
+}
+
 export class Outbound {
   readonly #socket: WritableSocket;
-  readonly #onBroken: (error: Error) => void;
+  readonly #events: OutboundEvents;
   readonly #chunks: OutChunk[] = [];
   /** Index of the first unsent chunk in #chunks, and how much of it was sent. */
   #head = 0;
@@ -47,9 +54,9 @@ export class Outbound {
   #queuedBytes = 0;
   #waitingForDrain = false;
 
-  constructor(socket: WritableSocket, onBroken: (error: Error) => void) {
+  constructor(socket: WritableSocket, events: OutboundEvents) {
     this.#socket = socket;
-    this.#onBroken = onBroken;
+    this.#events = events;
   }
 
   /** Bytes accepted but not yet handed to the socket. */
@@ -83,7 +90,7 @@ export class Outbound {
         piece = this.#nextPiece();
       } catch (error) {
         this.clear();
-        this.#onBroken(error instanceof Error ? error : new Error(String(error)));
+        this.#events.onBroken(error instanceof Error ? error : new Error(String(error)));
         return;
       }
       this.#queuedBytes -= piece.byteLength;
@@ -92,6 +99,7 @@ export class Outbound {
         this.#socket.once("drain", () => {
           this.#waitingForDrain = false;
           this.#pump();
+          this.#events.onWritten?.();
         });
       }
     }

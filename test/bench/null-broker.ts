@@ -260,7 +260,7 @@ function listen(server: Server, port: number): Promise<number> {
 
 const kafka = createServer((socket) => {
   const framed = new FrameSocket(socket);
-  const outbound = new Outbound(socket, () => socket.destroy());
+  const outbound = new Outbound(socket, { onBroken: () => socket.destroy() });
   framed.onFrame = (frame) => onRequest(socket, outbound, frame);
 });
 

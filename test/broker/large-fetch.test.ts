@@ -4,7 +4,8 @@
  * kcat and kafkajs, asking for up to 8 MiB per partition, read 12,000 messages of 1 KiB
  * across 1 MiB segments back intact and in order; the records the metrics count out
  * (counted while streaming) match what was sent; and a client that hangs up in the middle
- * of such answers leaves no segment file open in the broker.
+ * of such answers leaves no segment file open in the broker, and one that asks for many
+ * and reads none holds only a bounded number open (the broker stops reading its requests).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
@@ -114,4 +115,38 @@ test("broker: clients that hang up during multi-MiB answers leave no file open i
   // The broker still answers whole: kcat reads everything again.
   const again = await runProcess("kcat", ["-b", broker.bootstrap, "-C", "-t", TOPIC, "-p", "0", "-o", "beginning", "-e", "-q", "-X", `max.partition.fetch.bytes=${PARTITION_FETCH_BYTES}`], { timeoutMs: 30_000 });
   expect(again.stdout.split("\n").filter((l) => l.length > 0).length).toBe(COUNT);
+});
+
+test("broker: a client that pipelines 100 multi-MiB fetches and reads nothing holds a bounded number of files open", async () => {
+  const openFiles = () => readdirSync(`/proc/${broker.pid}/fd`).length;
+  const before = openFiles();
+  const socket = connect({ port: broker.port, host: "127.0.0.1" });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.once("connect", () => resolve());
+  });
+  socket.pause(); // Read nothing: the answers pile up in the broker.
+  // Each answer is the whole topic, about 12 MiB over 12 segment files; unbounded, the
+  // broker would hold 100 x 12 descriptors.
+  for (let i = 0; i < 100; i++) {
+    socket.write(fetchFrame({
+      topic: TOPIC, positions: [{ partition: 0, offset: 0 }], maxWaitMs: 0, minBytes: 0,
+      maxBytes: 32 * 1024 * 1024, partitionMaxBytes: 32 * 1024 * 1024,
+    }, i + 1));
+  }
+  await Bun.sleep(1000);
+  const held = openFiles() - before;
+  expect(held).toBeLessThan(200);
+  // Reading resumes the requests; every answer arrives.
+  let received = 0;
+  const answered = new Promise<void>((resolve) => {
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.byteLength;
+      if (received >= 100 * COUNT * 1000) resolve(); // Each message is over 1,000 bytes.
+    });
+  });
+  socket.resume();
+  await answered;
+  socket.destroy();
+  await eventually("the broker's open files to return to what they were", () => (openFiles() <= before ? true : null));
 });
