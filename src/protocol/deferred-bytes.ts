@@ -15,6 +15,13 @@ export interface DeferredBytes {
   next(maxBytes: number): Uint8Array;
   /** Releases what the bytes hold (file descriptors); safe to call more than once. */
   release(): void;
+  /**
+   * Where the bytes are in a file and sending them straight from it (sendfile) is worth
+   * it: sends the next at most `maxBytes` with `send` (file descriptor, position,
+   * count → bytes sent, 0 when the socket is full) and returns what was sent. Null when
+   * the bytes had better be read with `next`.
+   */
+  sendWith?(send: (fileFd: number, position: number, count: number) => number, maxBytes: number): number | null;
 }
 
 /** What an encoded message is made of: byte arrays and deferred ranges. */

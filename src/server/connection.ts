@@ -25,7 +25,8 @@ import { Reader } from "../protocol/reader.ts";
 import { inRange } from "../protocol/schema.ts";
 import { logger } from "../util/log.ts";
 import { type ApiHandler, NO_RESPONSE, type RequestContext } from "./handler.ts";
-import { Outbound } from "./outbound.ts";
+import { type DirectSend, Outbound } from "./outbound.ts";
+import { sendFile, socketDescriptor } from "./sendfile.ts";
 import type { HandlerRegistry } from "./registry.ts";
 
 const log = logger("connection");
@@ -64,6 +65,12 @@ export interface ConnectionOptions {
 
 let nextConnectionId = 1;
 
+/** sendfile for this socket where the runtime allows it (server/sendfile.ts). */
+function directSend(socket: Socket): DirectSend | null {
+  const socketFd = socketDescriptor(socket);
+  return sendFile === null || socketFd === null ? null : { socketFd, sendFile };
+}
+
 export class Connection {
   readonly id = nextConnectionId++;
   readonly remote: string;
@@ -86,7 +93,7 @@ export class Connection {
     this.#outbound = new Outbound(socket, {
       onBroken: (error) => this.close(`Response could not be sent: ${error.message}`),
       onWritten: () => this.#updateReading(),
-    });
+    }, directSend(socket));
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on("data", (data: Buffer) => this.#onData(data));

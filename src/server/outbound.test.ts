@@ -7,6 +7,7 @@ import { Outbound, PIECE_BYTES, type WritableSocket } from "./outbound.ts";
 class FakeSocket implements WritableSocket {
   readonly writes: Uint8Array[] = [];
   destroyed = false;
+  writableLength = 0;
   #drainListener: (() => void) | null = null;
   constructor(public acceptBeforeFull = Infinity) {}
   write(data: Uint8Array): boolean {

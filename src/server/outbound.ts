@@ -24,6 +24,7 @@
  */
 import { Buffer } from "node:buffer";
 import { isDeferred, type OutChunk, releaseChunks } from "../protocol/deferred-bytes.ts";
+import type { SendFile } from "./sendfile.ts";
 
 /** Largest single socket write. */
 export const PIECE_BYTES = 1024 * 1024;
@@ -35,6 +36,8 @@ export interface WritableSocket {
   write(data: Uint8Array): boolean;
   once(event: "drain", listener: () => void): unknown;
   readonly destroyed: boolean;
+  /** Bytes the runtime holds for the socket, not yet taken by the kernel. */
+  readonly writableLength: number;
 }
 
 export interface OutboundEvents {
@@ -44,9 +47,16 @@ export interface OutboundEvents {
   onWritten?(): void;
 }
 
+/** Writing straight from files to the socket's descriptor (server/sendfile.ts). */
+export interface DirectSend {
+  readonly socketFd: number;
+  readonly sendFile: SendFile;
+}
+
 export class Outbound {
   readonly #socket: WritableSocket;
   readonly #events: OutboundEvents;
+  readonly #direct: DirectSend | null;
   readonly #chunks: OutChunk[] = [];
   /** Index of the first unsent chunk in #chunks, and how much of it was sent. */
   #head = 0;
@@ -54,9 +64,10 @@ export class Outbound {
   #queuedBytes = 0;
   #waitingForDrain = false;
 
-  constructor(socket: WritableSocket, events: OutboundEvents) {
+  constructor(socket: WritableSocket, events: OutboundEvents, direct: DirectSend | null = null) {
     this.#socket = socket;
     this.#events = events;
+    this.#direct = direct;
   }
 
   /** Bytes accepted but not yet handed to the socket. */
@@ -87,6 +98,7 @@ export class Outbound {
     while (!this.#waitingForDrain && this.#queuedBytes > 0 && !this.#socket.destroyed) {
       let piece: Uint8Array;
       try {
+        if (this.#sendDirect()) continue;
         piece = this.#nextPiece();
       } catch (error) {
         this.clear();
@@ -110,6 +122,25 @@ export class Outbound {
       this.#chunks.splice(0, this.#head);
       this.#head = 0;
     }
+  }
+
+  /**
+   * sendfile from the head chunk when it is in a file that wants it and the runtime
+   * holds nothing for the socket (so bytes cannot overtake each other). True when bytes
+   * went out; false when the socket is full (a read piece goes next, and its write waits
+   * for drain) or the chunk is better read.
+   */
+  #sendDirect(): boolean {
+    const direct = this.#direct;
+    const first = this.#chunks[this.#head]!;
+    if (direct === null || !isDeferred(first) || first.sendWith === undefined) return false;
+    if (this.#socket.writableLength > 0) return false;
+    const { socketFd, sendFile } = direct;
+    const sent = first.sendWith((fileFd, position, count) => sendFile(socketFd, fileFd, position, count), first.byteLength - this.#headSent);
+    if (sent === null || sent === 0) return false;
+    this.#queuedBytes -= sent;
+    this.#advance(this.#headSent + sent);
+    return true;
   }
 
   /** The next piece: read from a deferred chunk, a view of a large one, or small ones copied together. */

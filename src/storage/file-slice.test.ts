@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { readdirSync, rmSync, truncateSync } from "node:fs";
+import { readdirSync, readSync, rmSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { countRecords } from "../admin/metrics.ts";
 import { materialize } from "../protocol/deferred-bytes.ts";
@@ -8,7 +8,7 @@ import { ManualClock } from "../util/clock.ts";
 import { FileSlice } from "./file-slice.ts";
 import { DEFAULT_LOG_CONFIG } from "./log-config.ts";
 import { PartitionLog } from "./partition-log.ts";
-import { fillLog, LogModel, makeTempDir, seededRandom, T0, tempLogs } from "./test-support.ts";
+import { fillLog, LogModel, makeBatch, makeTempDir, seededRandom, T0, tempLogs } from "./test-support.ts";
 
 const { dirs, logs } = tempLogs();
 
@@ -104,4 +104,45 @@ test("storage: a slice keeps its bytes when the log's files are removed; a trunc
   expect(Buffer.from(materialize(slice.records))).toEqual(Buffer.from(wholeFresh.records));
   first.records.release();
   expect(firstSlicePiece.byteLength).toBe(100);
+});
+
+test("storage: a slice of large batches goes on by sendfile after its first piece, counting records from the headers; small batches are read", () => {
+  const root = makeTempDir("slice");
+  dirs.push(root);
+  const log = PartitionLog.open({ dir: join(root, "topic-0"), config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 1024 * 1024 }, clock: new ManualClock(T0) });
+  logs.push(log);
+  for (let i = 0; i < 60; i++) expect(log.append(makeBatch({ count: 50 + (i % 7), valueBytes: 1000 }), { leaderEpoch: 0 }).ok).toBe(true);
+  const whole = log.read(0, 1 << 30, { minOneBatch: true });
+  const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
+  const slice = deferred.records;
+  let finished = -1;
+  slice.onFinished = (records) => (finished = records);
+  // What a socket would get: sendfile is stood in for by a pread into `sent`.
+  const sent: Buffer[] = [];
+  const send = (fd: number, position: number, count: number) => {
+    const bytes = Buffer.alloc(Math.min(count, 300_000));
+    readSync(fd, bytes, 0, bytes.byteLength, position);
+    sent.push(bytes);
+    return bytes.byteLength;
+  };
+  expect(slice.sendWith(send, 1 << 20)).toBeNull(); // Nothing seen yet: read first.
+  sent.push(Buffer.from(slice.next(100_000)));
+  let viaSendfile = 0;
+  for (let total = 100_000; total < slice.byteLength;) {
+    const n = slice.sendWith(send, slice.byteLength - total);
+    expect(n).toBeGreaterThan(0);
+    viaSendfile += n!;
+    total += n!;
+  }
+  expect(viaSendfile).toBe(slice.byteLength - 100_000);
+  expect(Buffer.concat(sent)).toEqual(Buffer.from(whole.records));
+  expect(finished).toBe(countRecords(whole.records));
+
+  // The default test log's batches are far below 32 KiB: always read.
+  const small = filledLog(3, 21).log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  if (!small.ok || !(small.records instanceof FileSlice)) throw new Error("Expected a slice");
+  small.records.next(4096);
+  expect(small.records.sendWith(send, 1 << 20)).toBeNull();
+  small.records.release();
 });

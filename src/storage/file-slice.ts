@@ -27,6 +27,12 @@ import { readFully } from "./segment.ts";
 
 const log = logger("storage");
 
+/**
+ * Mean batch size from which sendfile pays: below it, one header read per batch (to
+ * count records for the metrics) costs more than the copy sendfile saves.
+ */
+const SENDFILE_BATCH_BYTES_MIN = 32 * 1024;
+
 /** A byte range of one segment's .log file, starting at a batch and ending after one. */
 export interface SliceRange {
   readonly path: string;
@@ -73,6 +79,11 @@ export class FileSlice implements DeferredBytes {
   /** Where, within the current range, the next batch header starts (for the count). */
   #nextBatchAt = 0;
   #records = 0;
+  /** Batches counted so far and their bytes: their mean size picks sendfile or reads. */
+  #batches = 0;
+  #counted = 0;
+  /** A batch header read alone (cut by a piece's end, or skipped by sendfile). */
+  readonly #header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
 
   constructor(ranges: readonly SliceRange[]) {
     assert(ranges.length > 0, "A file slice needs at least one range");
@@ -91,24 +102,30 @@ export class FileSlice implements DeferredBytes {
 
   next(maxBytes: number): Uint8Array {
     assert(maxBytes > 0, "A slice piece must be positive");
-    const range = this.#ranges[this.#range];
-    if (range === undefined || this.#descriptors.fds.length === 0) throw new Error("The file slice is released or fully read");
+    const range = this.#current();
     const size = Math.min(maxBytes, range.length - this.#inRange);
     const piece = Buffer.allocUnsafe(size);
     const n = readFully(range.fd, piece, 0, size, range.position + this.#inRange);
     if (n < size) throw new Error(`${range.path} ends before the batches it held (${n} of ${size} bytes read)`);
-    this.#countBatches(range, piece);
-    this.#inRange += size;
-    if (this.#inRange === range.length) {
-      this.#range++;
-      this.#inRange = 0;
-      this.#nextBatchAt = 0;
-      if (this.#range === this.#ranges.length) {
-        this.release();
-        this.onFinished(this.#records);
-      }
-    }
+    this.#countBatches(range, this.#inRange + size, piece);
+    this.#advance(size);
     return piece;
+  }
+
+  /**
+   * sendfile for the rest, once the first piece (read with `next`) showed batches large
+   * enough that reading one header per batch from the file, to count records, costs
+   * less than copying the bytes; small batches are read.
+   */
+  sendWith(send: (fileFd: number, position: number, count: number) => number, maxBytes: number): number | null {
+    assert(maxBytes > 0, "A slice piece must be positive");
+    if (this.#batches === 0 || this.#counted / this.#batches < SENDFILE_BATCH_BYTES_MIN) return null;
+    const range = this.#current();
+    const sent = send(range.fd, range.position + this.#inRange, Math.min(maxBytes, range.length - this.#inRange));
+    if (sent === 0) return 0;
+    this.#countBatches(range, this.#inRange + sent, null);
+    this.#advance(sent);
+    return sent;
   }
 
   release(): void {
@@ -117,21 +134,48 @@ export class FileSlice implements DeferredBytes {
     closeAll(this.#descriptors);
   }
 
-  /** Counts the batches whose headers start in `piece` (read at #inRange of `range`). */
-  #countBatches(range: OpenRange, piece: Uint8Array): void {
-    const pieceEnd = this.#inRange + piece.byteLength;
-    while (this.#nextBatchAt < pieceEnd) {
-      let header: Uint8Array = piece;
-      let at = this.#nextBatchAt - this.#inRange;
-      if (this.#nextBatchAt + BATCH_HEADER_BYTES > pieceEnd) {
-        // The header is cut by the piece's end: read it alone.
-        header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
+  #current(): OpenRange {
+    const range = this.#ranges[this.#range];
+    if (range === undefined || this.#descriptors.fds.length === 0) throw new Error("The file slice is released or fully read");
+    return range;
+  }
+
+  /** Marks `size` more bytes of the current range as delivered. */
+  #advance(size: number): void {
+    this.#inRange += size;
+    if (this.#inRange < this.#ranges[this.#range]!.length) return;
+    this.#range++;
+    this.#inRange = 0;
+    this.#nextBatchAt = 0;
+    if (this.#range === this.#ranges.length) {
+      this.release();
+      this.onFinished(this.#records);
+    }
+  }
+
+  /**
+   * Counts the batches whose headers start before `end` (in the current range), from
+   * `piece` (the bytes from #inRange on) where it holds the header, else from the file.
+   */
+  #countBatches(range: OpenRange, end: number, piece: Uint8Array | null): void {
+    while (this.#nextBatchAt < end) {
+      let header: Uint8Array;
+      let at: number;
+      const inPiece = this.#nextBatchAt - this.#inRange;
+      if (piece !== null && inPiece + BATCH_HEADER_BYTES <= piece.byteLength) {
+        header = piece;
+        at = inPiece;
+      } else {
+        header = this.#header;
+        at = 0;
         const n = readFully(range.fd, header, 0, BATCH_HEADER_BYTES, range.position + this.#nextBatchAt);
         if (n < BATCH_HEADER_BYTES) throw new Error(`${range.path} ends inside a batch header`);
-        at = 0;
       }
+      const size = LOG_OVERHEAD_BYTES + readBatchLength(header, at);
       this.#records += readRecordCount(header, at);
-      this.#nextBatchAt += LOG_OVERHEAD_BYTES + readBatchLength(header, at);
+      this.#batches++;
+      this.#counted += size;
+      this.#nextBatchAt += size;
     }
   }
 }
