@@ -23,6 +23,16 @@ function filledLog(segments: number, seed: number): { log: PartitionLog; model: 
   return { log, model, dir };
 }
 
+/** The whole log read at once, the same as a slice, and the slice's finished count (-1 before). */
+function wholeAndSlice(log: PartitionLog): { whole: Uint8Array; slice: FileSlice; finished: () => number } {
+  const whole = log.read(0, 1 << 30, { minOneBatch: true });
+  const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
+  let records = -1;
+  deferred.records.onFinished = (count) => (records = count);
+  return { whole: whole.records, slice: deferred.records, finished: () => records };
+}
+
 /** The batches a read should return, from the model: contiguous, whole, within the bounds. */
 function expected(model: LogModel, offset: number, maxBytes: number, maxOffset: number): Buffer {
   const first = model.batchIndexFor(offset);
@@ -61,12 +71,7 @@ test("storage: read and readDeferred return the model's batches for any offset, 
 
 test("storage: a file slice reads in pieces, counts its records, and closes its files when done", () => {
   const { log } = filledLog(5, 5);
-  const whole = log.read(0, 1 << 30, { minOneBatch: true });
-  const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
-  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
-  const slice = deferred.records;
-  let finished = -1;
-  slice.onFinished = (records) => (finished = records);
+  const { whole, slice, finished } = wholeAndSlice(log);
   const openBefore = readdirSync("/proc/self/fd").length;
   const pieces: Uint8Array[] = [];
   // Odd piece sizes cut batch headers, which the count must survive.
@@ -75,8 +80,8 @@ test("storage: a file slice reads in pieces, counts its records, and closes its 
     pieces.push(piece);
     read += piece.byteLength;
   }
-  expect(Buffer.concat(pieces)).toEqual(Buffer.from(whole.records));
-  expect(finished).toBe(countRecords(whole.records));
+  expect(Buffer.concat(pieces)).toEqual(Buffer.from(whole));
+  expect(finished()).toBe(countRecords(whole));
   expect(readdirSync("/proc/self/fd").length).toBeLessThan(openBefore);
   expect(() => slice.next(1)).toThrow();
 });
@@ -112,12 +117,7 @@ test("storage: a slice of large batches goes on by sendfile after its first piec
   const log = PartitionLog.open({ dir: join(root, "topic-0"), config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 1024 * 1024 }, clock: new ManualClock(T0) });
   logs.push(log);
   for (let i = 0; i < 60; i++) expect(log.append(makeBatch({ count: 50 + (i % 7), valueBytes: 1000 }), { leaderEpoch: 0 }).ok).toBe(true);
-  const whole = log.read(0, 1 << 30, { minOneBatch: true });
-  const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
-  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
-  const slice = deferred.records;
-  let finished = -1;
-  slice.onFinished = (records) => (finished = records);
+  const { whole, slice, finished } = wholeAndSlice(log);
   // What a socket would get: sendfile is stood in for by a pread into `sent`.
   const sent: Buffer[] = [];
   const send = (fd: number, position: number, count: number) => {
@@ -136,8 +136,8 @@ test("storage: a slice of large batches goes on by sendfile after its first piec
     total += n!;
   }
   expect(viaSendfile).toBe(slice.byteLength - 100_000);
-  expect(Buffer.concat(sent)).toEqual(Buffer.from(whole.records));
-  expect(finished).toBe(countRecords(whole.records));
+  expect(Buffer.concat(sent)).toEqual(Buffer.from(whole));
+  expect(finished()).toBe(countRecords(whole));
 
   // The default test log's batches are far below 32 KiB: always read.
   const small = filledLog(3, 21).log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
