@@ -41,6 +41,9 @@ export function encodeResponseHeader(writer: Writer, correlationId: number, head
   encode(ResponseHeader, headerVersion, { correlationId }, writer);
 }
 
+/** The frame length in front of every Kafka request and response. */
+const LENGTH_PREFIX_BYTES = 4;
+
 /**
  * A whole response frame: the 4-byte length, the header and the body, as chunks (large
  * byte fields by reference, deferred record batches still deferred).
@@ -54,8 +57,6 @@ export function encodeResponseFrame<T>(apiKey: number, apiVersion: number, corre
   const chunks = writer.chunks();
   // The first chunk is the writer's scratch buffer, which holds at least the length.
   const head = chunks[0] as Uint8Array;
-  new DataView(head.buffer, head.byteOffset, head.byteLength).setInt32(0, total - FRAME_LENGTH_BYTES_OF_RESPONSE);
+  new DataView(head.buffer, head.byteOffset, head.byteLength).setInt32(0, total - LENGTH_PREFIX_BYTES);
   return chunks;
 }
-
-const FRAME_LENGTH_BYTES_OF_RESPONSE = 4;
