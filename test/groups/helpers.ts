@@ -232,6 +232,11 @@ export function ownershipRuns(processed: readonly Processed[]): Map<number, Owne
 }
 
 /** Gaps and overlaps between runs, and runs not starting at offset 0. */
+/** Partitions that `member` owned for a while and another member went on with afterwards. */
+export function partitionsHandedOverBy(runs: Map<number, OwnershipRun[]>, member: string): number {
+  return [...runs.values()].filter((list) => list.some((run, i) => run.member === member && i + 1 < list.length)).length;
+}
+
 export function runProblems(runs: Map<number, OwnershipRun[]>): string[] {
   const problems: string[] = [];
   for (const [partition, list] of runs) {
@@ -383,24 +388,32 @@ export class PythonMember {
   async close(): Promise<number | null> {
     if (this.#child.exitCode !== null) return this.#child.exitCode;
     this.#child.stdin!.write(`${JSON.stringify({ op: "close" })}\n`);
-    const timer = setTimeout(() => this.kill(), WAIT_MS);
-    try {
-      return await this.#exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    return exitedOrKilled(this.#child, this.#exited);
   }
 
   /** SIGKILL by pid: the member vanishes without a word to the broker. */
-  async kill(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      process.kill(this.#child.pid!, "SIGKILL");
-    }
-    await this.#exited;
+  kill(): Promise<void> {
+    return killByPid(this.#child, this.#exited);
   }
 }
 
 /** Safety net for afterAll: kills the members a failed test left running. */
 export async function killAllMembers(): Promise<void> {
   await Promise.all([...runningMembers].map((member) => member.kill()));
+}
+
+/** SIGKILL by pid unless the process has ended; resolves once it has. */
+export async function killByPid(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGKILL");
+  await exited;
+}
+
+/** The exit code once the process ends by itself, or null after a SIGKILL at WAIT_MS. */
+export async function exitedOrKilled(child: ChildProcess, exited: Promise<number | null>): Promise<number | null> {
+  const timer = setTimeout(() => void killByPid(child, exited), WAIT_MS);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
 }

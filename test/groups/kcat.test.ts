@@ -23,8 +23,10 @@ import {
   awaitStableSplit,
   createTopics,
   exactlyOnceProblems,
+  exitedOrKilled,
   groupView,
   kafkaOf,
+  killByPid,
 } from "./helpers.ts";
 
 const TOPIC = "kcat-orders";
@@ -97,19 +99,11 @@ class KcatMember {
   /** SIGTERM by pid: kcat closes its consumer (commit, LeaveGroup) and exits. */
   async stop(): Promise<number | null> {
     if (this.#child.exitCode === null) process.kill(this.#child.pid!, "SIGTERM");
-    const timer = setTimeout(() => this.kill(), WAIT_MS);
-    try {
-      return await this.#exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    return exitedOrKilled(this.#child, this.#exited);
   }
 
-  async kill(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      process.kill(this.#child.pid!, "SIGKILL");
-    }
-    await this.#exited;
+  kill(): Promise<void> {
+    return killByPid(this.#child, this.#exited);
   }
 }
 

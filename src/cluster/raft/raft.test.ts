@@ -375,34 +375,12 @@ test("raft: dissertation 4.2.3: a follower that hears from its leader ignores vo
   const cluster = electedCluster();
   cluster.deliverAll();
   const term = cluster.raft(2).term;
-  cluster.on(
-    2,
-    (raft) =>
-      raft.step({
-        type: "vote",
-        from: 3,
-        to: 2,
-        term: term + 1,
-        lastIndex: 99,
-        lastTerm: term,
-        transfer: false,
-      }),
-  );
+  const voteFrom3 = (transfer: boolean) =>
+    cluster.on(2, (raft) => raft.step({ type: "vote", from: 3, to: 2, term: term + 1, lastIndex: 99, lastTerm: term, transfer }));
+  voteFrom3(false);
   expect(cluster.take((m) => m.from === 2)).toEqual([]);
   expect(cluster.raft(2).term).toBe(term);
-  cluster.on(
-    2,
-    (raft) =>
-      raft.step({
-        type: "vote",
-        from: 3,
-        to: 2,
-        term: term + 1,
-        lastIndex: 99,
-        lastTerm: term,
-        transfer: true,
-      }),
-  );
+  voteFrom3(true);
   expect(cluster.take((m) => m.from === 2)).toMatchObject([{
     type: "voteResponse",
     granted: true,

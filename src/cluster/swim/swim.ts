@@ -712,15 +712,25 @@ export class Swim {
     this.#broadcasts.enqueue(alive);
   }
 
-  #onSuspect(nodeId: number, incarnation: number, from: number): void {
+  /**
+   * The member a suspect, dead or left claim is about, when the claim is not stale; a
+   * claim about ourselves is answered here (refuted, or our refutation repeated).
+   */
+  #accused(nodeId: number, incarnation: number, from: number): Member | null {
     if (nodeId === this.#self.nodeId) {
-      if (this.#left) return;
-      if (incarnation < this.#self.incarnation) return this.#reannounce(from);
-      return this.#refute(incarnation, from);
+      if (this.#left) return null;
+      if (incarnation < this.#self.incarnation) this.#reannounce(from);
+      else this.#refute(incarnation, from);
+      return null;
     }
     const known = this.#members.get(nodeId);
-    if (known === undefined) return;
-    if (incarnation < known.incarnation) return;
+    if (known === undefined || incarnation < known.incarnation) return null;
+    return known;
+  }
+
+  #onSuspect(nodeId: number, incarnation: number, from: number): void {
+    const known = this.#accused(nodeId, incarnation, from);
+    if (known === null) return;
     if (isDeadOrLeft(known.state)) return;
     if (known.state === "suspect") {
       const suspicion = this.#suspicions.get(nodeId);
@@ -753,14 +763,8 @@ export class Swim {
 
   /** A dead claim from `from`, or a left announcement (`left`, from the member itself). */
   #onDead(nodeId: number, incarnation: number, from: number, left: boolean): void {
-    if (nodeId === this.#self.nodeId) {
-      if (this.#left) return;
-      if (incarnation < this.#self.incarnation) return this.#reannounce(from);
-      return this.#refute(incarnation, from);
-    }
-    const known = this.#members.get(nodeId);
-    if (known === undefined) return;
-    if (incarnation < known.incarnation) return;
+    const known = this.#accused(nodeId, incarnation, from);
+    if (known === null) return;
     if (known.state === "left") return; // Final: nothing says more.
     if (known.state === "dead" && !left) return;
     // A 'left' also replaces 'dead': the member said goodbye, whatever we concluded first.
