@@ -1,10 +1,11 @@
 /**
  * @module
- * The native lz4 and snappy codecs (lz4-napi, snappy), loaded on first use. Loading
- * them maps two shared libraries: about 12 MiB of resident memory in the compiled
- * executable, measured with Bun 1.4, for codecs most brokers need rarely (batches are
- * stored as sent; only timestamp lookups and compaction decompress). So an idle broker
- * does not pay for them.
+ * The native modules (lz4-napi, snappy, @node-rs/crc32), loaded on first use. Loading
+ * lz4 and snappy maps two shared libraries: about 12 MiB of resident memory in the
+ * compiled executable, measured with Bun 1.4, for codecs most brokers need rarely
+ * (batches are stored as sent; only timestamp lookups and compaction decompress). The
+ * CRC-32C addon costs about 5 MiB and is needed only for batches of 512 bytes or more
+ * (see crc32c.ts). So an idle broker pays for none of them.
  *
  * `require` of a literal name is what `bun build --compile` bundles while still running
  * the module only when called; Deno has no `require` in modules, so it goes through
@@ -14,11 +15,13 @@ import { createRequire } from "node:module";
 
 type Lz4 = typeof import("lz4-napi");
 type Snappy = typeof import("snappy");
+type Crc32 = typeof import("@node-rs/crc32");
 
 declare const require: ((id: string) => unknown) | undefined;
 
 let lz4Module: Lz4 | null = null;
 let snappyModule: Snappy | null = null;
+let crc32Module: Crc32 | null = null;
 
 export function lz4(): Lz4 {
   lz4Module ??= (typeof require === "function" ? require("lz4-napi") : createRequire(import.meta.url)("lz4-napi")) as Lz4;
@@ -28,4 +31,9 @@ export function lz4(): Lz4 {
 export function snappy(): Snappy {
   snappyModule ??= (typeof require === "function" ? require("snappy") : createRequire(import.meta.url)("snappy")) as Snappy;
   return snappyModule;
+}
+
+export function nativeCrc32(): Crc32 {
+  crc32Module ??= (typeof require === "function" ? require("@node-rs/crc32") : createRequire(import.meta.url)("@node-rs/crc32")) as Crc32;
+  return crc32Module;
 }

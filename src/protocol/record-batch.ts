@@ -32,7 +32,7 @@
  * int64 fields are read as JS numbers: offsets and millisecond timestamps stay far below
  * 2^53, and producer ids of -1 read back as -1.
  */
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "./crc32c.ts";
 import { assert } from "../util/assert.ts";
 
 export const BASE_OFFSET_AT = 0;
@@ -187,7 +187,7 @@ export function readRecordCount(buf: Uint8Array, at: number): number {
 export function computeBatchCrc(buf: Uint8Array, at: number, size: number): number {
   assert(size >= BATCH_HEADER_BYTES, `Batch is shorter than its header: ${size} bytes`);
   assert(at + size <= buf.byteLength, "Batch extends past its buffer");
-  return crc32c(buf.subarray(at + CRC_FROM_AT, at + size)) >>> 0;
+  return crc32c(buf.subarray(at + CRC_FROM_AT, at + size));
 }
 
 /** True when the stored CRC matches the bytes. `size` must be the batch's whole size. */

@@ -28,7 +28,7 @@
  * before any entry goes; dropping a divergent log removes segments newest first, so
  * what is left is always a prefix of it.
  */
-import { crc32c } from "@node-rs/crc32";
+import { crc32c } from "../../protocol/crc32c.ts";
 import { Buffer } from "node:buffer";
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
