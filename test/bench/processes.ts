@@ -8,7 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import pkg from "../../package.json" with { type: "json" };
+import { buildExecutable as buildShipped, compile } from "../../build/compile.ts";
 import { BUN, REPO, startBroker, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 import type { LoadSpec } from "./loadgen.ts";
@@ -20,17 +20,15 @@ const READY_MS = 300_000;
 export const EXECUTABLE = join(REPO, "build/brook");
 
 /**
- * The package's `npm run build` command (`bun build --compile …`), with `entry` and
- * `outfile` swapped in: build/brook from src/main.ts, and the null broker into a
- * temporary directory, so Brook and its limits run compiled with the same flags as what
- * ships. Returns the seconds it took.
+ * build/brook as `npm run build` makes it (build/compile.ts, both passes), or, given an
+ * `entry`, that entry compiled once with the same flags into `outfile` (the null
+ * broker), so Brook and its limits run compiled as what ships. Returns the seconds it
+ * took.
  */
-export function buildExecutable(entry = "src/main.ts", outfile = EXECUTABLE): number {
+export async function buildExecutable(entry?: string, outfile = EXECUTABLE): Promise<number> {
   const started = performance.now();
-  const shipped = String(pkg.scripts.build).split(" ").slice(1);
-  const args = shipped.map((arg, i) => (shipped[i - 1] === "--outfile" ? outfile : arg === "src/main.ts" ? entry : arg));
-  const built = spawnSync(BUN, args, { cwd: REPO, encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`Build of ${entry} failed (${built.status}): ${built.stderr || built.stdout}`);
+  if (entry === undefined) await buildShipped(outfile);
+  else compile(entry, outfile);
   return (performance.now() - started) / 1000;
 }
 

@@ -340,8 +340,8 @@ async function main(): Promise<number> {
 
   const work = mkdtempSync(join(tmpdir(), "brook-bench-"));
   const nullExecutable = join(work, "null-broker");
-  const buildSeconds = buildExecutable();
-  buildExecutable("test/bench/null-broker.ts", nullExecutable);
+  const buildSeconds = await buildExecutable();
+  await buildExecutable("test/bench/null-broker.ts", nullExecutable);
   log(`built ${EXECUTABLE} in ${buildSeconds.toFixed(1)} s`);
 
   const nullOptions: NullBrokerOptions = {
