@@ -15,7 +15,7 @@
  * same flags.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { KafkaConnection, VERSIONS } from "../src/cli/kafka-client.ts";
@@ -46,8 +46,10 @@ export async function recordStartupOrder(executable: string, orderFile: string):
     "start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0",
     "--gossip", "127.0.0.1:0", "--log-level", "info",
   ];
+  // The builder's own BROOK_* settings (a --join, a config file) are not this node's.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("BROOK_")));
   const child = spawn(executable, args, {
-    env: { ...process.env, BUN_BYTECODE_ORDER_OUT: orderFile },
+    env: { ...env, BUN_BYTECODE_ORDER_OUT: orderFile },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
@@ -86,6 +88,8 @@ export async function buildExecutable(outfile: string = join(REPO, OUTFILE)): Pr
   try {
     const orderFile = join(work, "bytecode.order");
     await recordStartupOrder(outfile, orderFile);
+    // A Bun that no longer knows BUN_BYTECODE_ORDER_OUT would leave the order unrecorded.
+    if (!existsSync(orderFile) || statSync(orderFile).size === 0) throw new Error(`Bun recorded no bytecode order in ${orderFile}`);
     compile(ENTRY, outfile, [`--bytecode-order=${orderFile}`]);
   } finally {
     rmSync(work, { recursive: true, force: true });
