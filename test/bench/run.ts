@@ -17,7 +17,7 @@
  *   latency, backlog, peers, footprint, storage).
  *
  * The backlog group (a consumer 10 GiB behind while producers write) and the storage
- * group (a 20 GiB log) write that much to the temporary directory's filesystem: each
+ * group (a 20 GB log) write that much to the temporary directory's filesystem: each
  * checks first that it has the bytes plus 10 GiB free, and says "not measured: only N
  * GiB free" in its rows instead when not.
  *
@@ -73,6 +73,7 @@ import type { BenchCompression } from "./workload.ts";
 const KIB = 1024;
 const MIB = 1024 * 1024;
 const MB = 1e6;
+const GB = 1e9;
 
 type Mode = "quick" | "default" | "full";
 
@@ -134,13 +135,13 @@ const SIZES: Record<Mode, Sizes> = {
   default: {
     produceMs: 4000, batchBytes: 64 * KIB, window: 32, tcpBytes: 2048 * MIB, kcatMessages: 1_000_000,
     backlogBytes: 1024 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 5000, latencyRates: [10 * MB, 50 * MB], idleMs: 2000,
-    startupPartitions: 1000, startupSegments: 4, storageSmallBytes: 1024 * MIB, storageBigBytes: 20 * 1024 * MIB,
+    startupPartitions: 1000, startupSegments: 4, storageSmallBytes: GB, storageBigBytes: 20 * GB,
     storageReads: 10_000, storageAppends: 50, behindBytes: 10 * 1024 * MIB, peerMessages100B: 800_000, peerMessages1KiB: 400_000,
   },
   full: {
     produceMs: 5000, batchBytes: 64 * KIB, window: 32, tcpBytes: 4096 * MIB, kcatMessages: 2_000_000,
     backlogBytes: 2048 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 10_000, latencyRates: [10 * MB, 50 * MB], idleMs: 2000,
-    startupPartitions: 1000, startupSegments: 4, storageSmallBytes: 1024 * MIB, storageBigBytes: 20 * 1024 * MIB,
+    startupPartitions: 1000, startupSegments: 4, storageSmallBytes: GB, storageBigBytes: 20 * GB,
     storageReads: 20_000, storageAppends: 100, behindBytes: 10 * 1024 * MIB, peerMessages100B: 1_600_000, peerMessages1KiB: 800_000,
   },
 };
@@ -219,8 +220,9 @@ function sizeLabel(bytes: number): string {
   return bytes >= KIB ? `${bytes / KIB} KiB` : `${bytes} B`;
 }
 
-/** 16 MiB, 1 GiB, 20 GiB: a size as the rows name it (and their ids, without the space). */
+/** 16 MiB, 1 GiB, 20 GB: a size as the rows name it (and their ids, without the space). */
 function bytesLabel(bytes: number): string {
+  if (bytes >= GB && bytes % GB === 0) return `${bytes / GB} GB`;
   return bytes >= 1024 * MIB && bytes % (1024 * MIB) === 0 ? `${bytes / (1024 * MIB)} GiB` : `${Math.round(bytes / MIB)} MiB`;
 }
 
