@@ -902,7 +902,8 @@ async function main(): Promise<number> {
           harness.figure({ id, section: "limit", label, unit: "µs", better: "lower", ...more }, values);
         /**
          * As a row note: the share of a log in the page cache before a counted run (fincore)
-         * and what was read back from disk after eviction during its reads (both medians).
+         * and what was read back from disk after eviction during the reads of both logs,
+         * which alternate read by read (machine-wide; both medians).
          */
         const cachedNote = (figures: LogFigures[]) => {
           const known = (values: (number | null)[]) => values.filter((value): value is number => value !== null);
@@ -910,7 +911,7 @@ async function main(): Promise<number> {
           const refaulted = known(figures.map((f) => f.refaultedBytes));
           const notes = [
             ...(shares.length === 0 ? [] : [`${(median(shares) * 100).toFixed(0)}% of it in page cache before a run`]),
-            ...(refaulted.length === 0 ? [] : [`${(median(refaulted) / MIB).toFixed(0)} MiB read back from disk during its reads`]),
+            ...(refaulted.length === 0 ? [] : [`${(median(refaulted) / MIB).toFixed(0)} MiB read back from disk during the reads of both logs`]),
           ];
           return notes.length === 0 ? undefined : notes.join(", ");
         };

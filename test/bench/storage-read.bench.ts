@@ -20,7 +20,10 @@
  * - read: read(offset, 64 KiB, minOneBatch true): the same plus copying the 1 MiB batch
  *   that holds the offset out of the page cache (or the disk, for what is not cached).
  * - raw pread: one readSync of 1 MiB at a random batch position of the same files; the
- *   machine's limit for "read one batch" (the figure `read` is set beside).
+ *   machine's limit for "read one batch" (the figure `read` is set beside). Each of the
+ *   three reads alternates between the two logs, read by read, so both see the same CPU
+ *   caches: read alone, the smaller log stays partly in a last-level cache as large as
+ *   this VM's (480 MiB), and its figures then measure the cache size, not the log's.
  * - append: append of one 1 MiB batch (validation with CRC, stamping, write, indexes),
  *   within the active segment: before measuring, unmeasured appends roll the segment
  *   when the measured ones would not fit, so no roll (which fsyncs the sealed segment, a
@@ -34,8 +37,8 @@
  *
  * Each figure is printed for both logs with the larger/smaller ratio; a ratio near 1 is
  * the point. How much of each log is in the page cache (fincore, when installed) is
- * printed too, and how much was read back from disk after eviction during each log's
- * reads (/proc/vmstat): with less RAM than the logs, random reads partly hit the disk,
+ * printed too, and how much was read back from disk after eviction during the reads
+ * (/proc/vmstat, machine-wide): with less RAM than the logs, random reads partly hit the disk,
  * which raw pread shows as well. The data is deleted afterwards. Figures never fail
  * anything.
  *
@@ -121,16 +124,6 @@ export interface Figures {
   p99Us: number;
 }
 
-function measure(count: number, run: (i: number) => void): Figures {
-  const samples = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    const start = performance.now();
-    run(i);
-    samples[i] = (performance.now() - start) * 1000;
-  }
-  return figuresOf(samples);
-}
-
 /** Mean, p50 and p99 of samples in µs. */
 function figuresOf(samples: Float64Array): Figures {
   const count = samples.length;
@@ -160,28 +153,25 @@ function build(dir: string, bytes: number, template: Buffer): Built {
   return { log, seconds: (performance.now() - start) / 1000 };
 }
 
-function rawPread(
-  dir: string,
-  batchBytes: number,
-  count: number,
-  random: (bound: number) => number,
-): Figures {
+/** One readSync of a whole batch at a random batch position of the log's files, per call. */
+function rawPreader(dir: string, batchBytes: number, random: (bound: number) => number): { read(): void; close(): void } {
   const files = readdirSync(dir).filter((name) => name.endsWith(".log")).sort();
   const fds = files.map((name) => openSync(join(dir, name), "r"));
   // Whole batches per file: every segment holds only template-sized batches.
   const batches = fds.map((fd) => Math.floor(fstatSync(fd).size / batchBytes));
   const total = batches.reduce((sum, n) => sum + n, 0);
-  try {
-    return measure(count, () => {
+  return {
+    read() {
       let pick = random(total);
       let file = 0;
       while (pick >= batches[file]!) pick -= batches[file++]!;
       const buffer = Buffer.allocUnsafe(batchBytes);
       readSync(fds[file]!, buffer, 0, batchBytes, pick * batchBytes);
-    });
-  } finally {
-    for (const fd of fds) closeSync(fd);
-  }
+    },
+    close() {
+      for (const fd of fds) closeSync(fd);
+    },
+  };
 }
 
 /**
@@ -330,8 +320,8 @@ export interface LogFigures {
   /** Share of the log's files in the page cache before this set of figures (fincore), or null. */
   cachedShare: number | null;
   /**
-   * Bytes read back from disk after eviction while this log's reads ran (locate, read,
-   * raw pread), machine-wide; null when /proc/vmstat does not say.
+   * Bytes read back from disk after eviction while the reads ran (locate, read, raw
+   * pread of both logs, interleaved), machine-wide; null when /proc/vmstat does not say.
    */
   refaultedBytes: number | null;
 }
@@ -342,8 +332,9 @@ export interface StorageReadFigures {
 }
 
 /**
- * One set of figures on logs from setupStorageRead: reads of each log, then appends to
- * both logs and raw writes beside them, interleaved write by write. Appends grow both
+ * One set of figures on logs from setupStorageRead: reads of both logs, interleaved read
+ * by read, then appends to both logs and raw writes beside them, interleaved write by
+ * write. Appends grow both
  * logs, raw writes grow a file beside each.
  */
 export function measureStorageRead(setup: StorageReadSetup, options: { reads: number; appends: number }): StorageReadFigures {
@@ -352,30 +343,42 @@ export function measureStorageRead(setup: StorageReadSetup, options: { reads: nu
   const batchBytes = template.byteLength;
   const logs = big === null ? [small] : [small, big];
   const cachedShares = logs.map((built) => pageCacheShare(built.log.dir));
-  const readFigures = (log: PartitionLog, seed: number) => {
-    const refaultsBefore = refaultedBytes();
+  // Reads of both logs interleaved round by round, as the appends below are, so both
+  // logs see the same moment of the machine, and the same CPU caches: read alone, the
+  // 1 GB log partly stays in a large last-level cache (480 MiB on this VM), which a
+  // broker with other partitions and traffic would not enjoy.
+  const refaultsBefore = refaultedBytes();
+  const readers = logs.map((built) => {
+    const log = built.log;
     const end = log.logEndOffset;
-    const random = seeded(seed);
+    const random = seeded(1);
+    const raw = rawPreader(log.dir, batchBytes, seeded(2));
+    return {
+      locate: () => {
+        const read = log.read(random(end), 0, { minOneBatch: false });
+        if (!read.ok) throw new Error("Read failed");
+      },
+      read: () => {
+        const result = log.read(random(end), 64 * 1024, { minOneBatch: true });
+        if (!result.ok || result.records.byteLength !== batchBytes) throw new Error("Read returned the wrong batch");
+      },
+      rawPread: raw.read,
+      close: raw.close,
+    };
+  });
+  let readsOf: Omit<LogFigures, "append" | "rawWrite" | "cachedShare">[];
+  try {
     // Warm the page cache and the index cache the same way for both logs.
-    for (let i = 0; i < Math.min(reads, 2000); i++) {
-      log.read(random(end), 0, { minOneBatch: false });
-    }
-    const locate = measure(reads, () => {
-      const read = log.read(random(end), 0, { minOneBatch: false });
-      if (!read.ok) throw new Error("Read failed");
-    });
-    const read = measure(reads, () => {
-      const result = log.read(random(end), 64 * 1024, { minOneBatch: true });
-      if (!result.ok || result.records.byteLength !== batchBytes) {
-        throw new Error("Read returned the wrong batch");
-      }
-    });
-    const rawPreadFigures = rawPread(log.dir, batchBytes, reads, seeded(seed + 1));
+    for (let i = 0; i < Math.min(reads, 2000); i++) for (const reader of readers) reader.locate();
+    const locate = measureRounds(reads, readers.map((reader) => reader.locate));
+    const read = measureRounds(reads, readers.map((reader) => reader.read));
+    const rawPread = measureRounds(reads, readers.map((reader) => reader.rawPread));
     const refaultsAfter = refaultedBytes();
     const refaulted = refaultsBefore === null || refaultsAfter === null ? null : refaultsAfter - refaultsBefore;
-    return { locate, read, rawPread: rawPreadFigures, refaultedBytes: refaulted };
-  };
-  const readsOf = logs.map((built) => readFigures(built.log, 1));
+    readsOf = readers.map((_, i) => ({ locate: locate[i]!, read: read[i]!, rawPread: rawPread[i]!, refaultedBytes: refaulted }));
+  } finally {
+    for (const reader of readers) reader.close();
+  }
 
   const appendOne = (log: PartitionLog) => {
     const result = log.append(template, { leaderEpoch: 0 });
