@@ -72,6 +72,12 @@ describe("cli: bad usage is one line and exit code 2", () => {
     expectUsageError(brook(["stop"]), "brook: Unknown argument: stop");
   });
 
+  test("cli: a leading start word (routed as the default command) still checks what follows it", () => {
+    expectUsageError(brook(["start", "start"]), "brook: Unknown argument: start");
+    expectUsageError(brook(["start", "--kafka", "127.0.0.1:9092", "extra"]), "brook: Unknown argument: extra");
+    expectUsageError(brook(["start", "topic"]), "brook: Unknown argument: topic");
+  });
+
   test("cli: flag without its value", () => {
     expectUsageError(brook(["--data-dir"]), "brook: Not enough arguments following: data-dir");
   });

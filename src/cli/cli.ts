@@ -50,7 +50,9 @@ const COMMANDS: ReadonlyArray<(context: CliContext) => CommandModule> = [
 ];
 
 export function buildCli(context: CliContext): Argv {
-  let cli = yargs(routedArgs(context.args))
+  const modules = COMMANDS.map((command) => command(context));
+  const words = modules.map((module) => String([module.command].flat()[0]).split(" ")[0]!);
+  let cli = yargs(routedArgs(context.args, words))
     .scriptName("brook")
     .locale("en")
     .strict()
@@ -66,7 +68,7 @@ export function buildCli(context: CliContext): Argv {
     .help()
     .alias("help", "h")
     .wrap(100);
-  for (const command of COMMANDS) cli = cli.command(command(context));
+  for (const module of modules) cli = cli.command(module);
   return cli;
 }
 
@@ -88,13 +90,16 @@ export async function runCli(context: CliContext): Promise<void> {
  * handler asks for it later; it does not for the default command. For `brook start`,
  * which runs for months, that rendering (string widths through Intl.Segmenter and Unicode
  * property tables, JIT-compiled) cost 4.5 MiB of idle RSS. `start` is the default
- * command, so a leading `start` word goes the default way, unless help is asked for.
- * The handler still parses the arguments as given (parseNodeConfig accepts the word).
+ * command, so a leading `start` word goes the default way, unless help is asked for or
+ * another command's word (`commandWords`) follows, which must keep failing as an unknown
+ * argument of `start`. The handler still parses the arguments as given (parseNodeConfig
+ * accepts the word).
  */
-function routedArgs(args: string[]): string[] {
+function routedArgs(args: string[], commandWords: string[]): string[] {
   if (args[0] !== "start") return args;
-  if (args.some((arg) => arg === "--help" || arg === "-h")) return args;
-  return args.slice(1);
+  const rest = args.slice(1);
+  if (rest.some((arg) => arg === "--help" || arg === "-h" || commandWords.includes(arg))) return args;
+  return rest;
 }
 
 function exitWithError(error: unknown): never {
