@@ -188,12 +188,17 @@ export async function startNode(
     }),
     extraHandlers: groupHandlers,
   });
+  // A node that restarts or joins answers Kafka requests only once its metadata image
+  // has caught up with the leader's (until then it would say a topic does not exist).
+  let caughtUp = cluster.whenMetadataCaughtUp();
+  void caughtUp?.then(() => (caughtUp = null));
   const listener = await startKafkaListener({
     host: config.kafka.host,
     port: config.kafka.port,
     frameBytesMax: config.socketRequestMaxBytes,
     registry,
     observer: services.metrics,
+    ready: () => caughtUp,
   });
   // A port of 0 (tests) advertises the port actually bound.
   advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };

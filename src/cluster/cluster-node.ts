@@ -66,6 +66,9 @@ export class ClusterNode {
   #ticks = 0;
   #reconciling = false;
   #closed = false;
+  /** Latched by `#checkCaughtUp`; callers of `whenMetadataCaughtUp` wait in `#caughtUpWaiters`. */
+  #caughtUp = false;
+  #caughtUpWaiters: Array<() => void> = [];
 
   private constructor(options: ClusterNodeOptions, raft: RaftNode, rpc: ControllerClient, writer: ClusterMetadataWriter) {
     this.#options = options;
@@ -175,10 +178,33 @@ export class ClusterNode {
     return this.#raft.leader;
   }
 
+  /**
+   * Null once this node's metadata image holds everything its Raft leader had committed
+   * when it last heard from it (at once for a sole voter, which leads); until then a
+   * promise of that. A node that restarts or joins has an image that is empty or stale
+   * until then, and Kafka's brokers do not serve before they have caught up with the
+   * metadata log either. Once caught up, it stays so for this process.
+   */
+  whenMetadataCaughtUp(): Promise<void> | null {
+    if (this.#checkCaughtUp()) return null;
+    return new Promise((resolve) => this.#caughtUpWaiters.push(resolve));
+  }
+
+  #checkCaughtUp(): boolean {
+    if (this.#caughtUp) return true;
+    const { leaderCommit, applied } = this.#raft.status();
+    if (leaderCommit === null || applied < leaderCommit) return false;
+    this.#caughtUp = true;
+    log.info("Metadata caught up with the leader", { applied });
+    for (const resolve of this.#caughtUpWaiters.splice(0)) resolve();
+    return true;
+  }
+
   /** Call every RAFT_TICK_MS. */
   tick(): void {
     if (this.#closed) return;
     this.#raft.tick();
+    if (!this.#caughtUp) this.#checkCaughtUp();
     this.#ticks++;
     if (this.#ticks % RECONCILE_EVERY_TICKS === 0 && this.#raft.isReadyLeader()) void this.#reconcile();
   }

@@ -61,6 +61,12 @@ export interface ConnectionOptions {
   readonly registry: HandlerRegistry;
   readonly onClose: (connection: Connection) => void;
   readonly observer?: RequestObserver;
+  /**
+   * Null when the node may answer; else a promise of when it may. Requests other than
+   * ApiVersions wait for it (a node whose metadata has not caught up); answers keep the
+   * order of the requests, so an ApiVersions behind a waiting request waits too.
+   */
+  readonly ready?: () => Promise<void> | null;
 }
 
 let nextConnectionId = 1;
@@ -205,8 +211,9 @@ export class Connection {
     this.#slots.push(slot);
     this.#updateReading();
     let result: unknown;
+    const notReady = context.apiKey === API_VERSIONS_KEY ? null : (this.#options.ready?.() ?? null);
     try {
-      result = handler.handle(request, context);
+      result = notReady === null ? handler.handle(request, context) : notReady.then(() => handler.handle(request, context));
     } catch (error) {
       this.#fail(handler, context, slot, error);
       return;

@@ -22,6 +22,8 @@ export async function startKafkaListener(options: {
   registry: HandlerRegistry;
   /** Request latency for the metrics. */
   observer?: RequestObserver;
+  /** See ConnectionOptions.ready. */
+  ready?: () => Promise<void> | null;
 }): Promise<KafkaListener> {
   const connections = new Set<Connection>();
   const server: Server = createServer((socket) => {
@@ -29,6 +31,7 @@ export async function startKafkaListener(options: {
       frameBytesMax: options.frameBytesMax,
       registry: options.registry,
       observer: options.observer,
+      ready: options.ready,
       onClose: (closed) => connections.delete(closed),
     });
     connections.add(connection);

@@ -522,6 +522,24 @@ test("raft: a restarted node keeps term, vote and log, and relearns the commit i
   expect(cluster.node(2).applied.map((entry) => entry.index)).toEqual([1, 2, 3]);
 });
 
+test("raft: a restarted node learns how far its leader has committed only from the leader (leaderCommit)", () => {
+  const cluster = electedCluster();
+  cluster.on(1, (raft) => raft.propose(data("kept")));
+  cluster.deliverAll();
+  cluster.tick(1);
+  cluster.deliverAll();
+  const leader = cluster.raft(1).status();
+  expect(leader.leaderCommit).toBe(leader.commit);
+  expect(cluster.raft(2).status().leaderCommit).toBe(leader.commit);
+  cluster.crash(2);
+  cluster.restart(2);
+  // Its log holds everything, but nothing says yet how much of it is committed.
+  expect(cluster.raft(2).status()).toMatchObject({ leaderCommit: null, applied: 0, lastIndex: leader.lastIndex });
+  cluster.tick(1);
+  cluster.deliverAll();
+  expect(cluster.raft(2).status()).toMatchObject({ leaderCommit: leader.commit, applied: leader.commit });
+});
+
 test("raft: dissertation 3.10: leadership transfer refuses proposals, then the target leads", () => {
   const cluster = electedCluster();
   cluster.deliverAll();

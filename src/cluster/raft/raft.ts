@@ -118,6 +118,12 @@ export interface RaftStatus {
   readonly snapshotTerm: number;
   readonly membership: Membership;
   readonly membershipIndex: number;
+  /**
+   * The highest commit index a leader has told this node in this process (its own commit
+   * index while it leads); null until it has heard from one. With `applied` it says
+   * whether this node has caught up with the cluster.
+   */
+  readonly leaderCommit: number | null;
 }
 
 export class Raft {
@@ -134,6 +140,8 @@ export class Raft {
   #vote: NodeId | null;
   /** The leader of `#term` as far as known. */
   #leader: NodeId | null = null;
+  /** See RaftStatus.leaderCommit. */
+  #leaderCommit: number | null = null;
   #role: Role;
   readonly #log: RaftLog;
   /** The configuration in force: the latest config entry in the log, or the snapshot's. */
@@ -233,6 +241,7 @@ export class Raft {
       snapshotTerm: log.snapshot.term,
       membership: this.#membership,
       membershipIndex: this.#membershipIndex,
+      leaderCommit: this.#role === "leader" ? log.commit : this.#leaderCommit,
     };
   }
 
@@ -722,10 +731,12 @@ export class Raft {
       case "append":
         this.#electionElapsed = 0;
         this.#leader = message.from;
+        this.#leaderCommit = Math.max(this.#leaderCommit ?? 0, message.commit);
         return this.#handleAppend(message);
       case "snapshot":
         this.#electionElapsed = 0;
         this.#leader = message.from;
+        this.#leaderCommit = Math.max(this.#leaderCommit ?? 0, message.snapshot.index);
         return this.#handleSnapshot(message);
       case "timeoutNow":
         // Leadership transfer: campaign now, without pre-vote, past the voters' lease.
