@@ -500,12 +500,18 @@ test("raft: paper 7: a follower behind the leader's snapshot gets it whole and r
   expect(cluster.node(3).applied.map((entry) => entry.index)).toEqual([applied + 1]);
 });
 
-test("raft: a restarted node keeps term, vote and log, and relearns the commit index", () => {
+/** electedCluster with one proposal committed everywhere. */
+function electedWithOneEntryCommitted(): TestCluster {
   const cluster = electedCluster();
   cluster.on(1, (raft) => raft.propose(data("kept")));
   cluster.deliverAll();
   cluster.tick(1);
   cluster.deliverAll();
+  return cluster;
+}
+
+test("raft: a restarted node keeps term, vote and log, and relearns the commit index", () => {
+  const cluster = electedWithOneEntryCommitted();
   const before = cluster.raft(2).status();
   cluster.crash(2);
   cluster.restart(2);
@@ -523,11 +529,7 @@ test("raft: a restarted node keeps term, vote and log, and relearns the commit i
 });
 
 test("raft: a restarted node learns how far its leader has committed only from the leader (leaderCommit)", () => {
-  const cluster = electedCluster();
-  cluster.on(1, (raft) => raft.propose(data("kept")));
-  cluster.deliverAll();
-  cluster.tick(1);
-  cluster.deliverAll();
+  const cluster = electedWithOneEntryCommitted();
   const leader = cluster.raft(1).status();
   expect(leader.leaderCommit).toBe(leader.commit);
   expect(cluster.raft(2).status().leaderCommit).toBe(leader.commit);
