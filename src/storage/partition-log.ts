@@ -623,10 +623,7 @@ export class PartitionLog {
         const atLimit = segment.locate(limit, chunkBytes);
         if (atLimit !== null) cap = Math.min(cap, atLimit.baseOffset >= limit ? atLimit.position : atLimit.position + atLimit.size);
       }
-      // A cap at the end of the located batch (one batch larger than the budget, read
-      // because minOneBatch): that batch is the answer, no header needs reading.
-      const firstEnd = location.position + location.size;
-      const end = i === first && cap === firstEnd ? firstEnd : segment.wholeBatchesEnd(from, cap, chunkBytes);
+      const end = segment.wholeBatchesEnd(from, cap, chunkBytes);
       if (end > from) ranges.push({ segment, path: segment.logPath, position: from, length: end - from });
       total += end - from;
       if (end < segment.sizeBytes) break;

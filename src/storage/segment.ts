@@ -957,7 +957,9 @@ export class Segment {
   /**
    * The end of the last whole batch in [`from`, `cap`), where `from` is a batch start;
    * `from` when not even the first fits. Jumps to the nearest index entry below `cap`
-   * and reads batch headers from there, so the cost does not grow with the distance.
+   * and reads batch headers from there, so the cost does not grow with the distance; a
+   * cap on an indexed batch start (every batch larger than index.interval.bytes has an
+   * entry) is itself the answer, with no header read.
    */
   wholeBatchesEnd(from: number, cap: number, chunkBytes: number): number {
     this.#assertOpen();
@@ -966,6 +968,7 @@ export class Segment {
     if (cap <= from) return from;
     const index = this.#offsetIndex();
     const entry = index.floorPosition(cap);
+    if (entry >= 0 && index.positionAt(entry) === cap) return cap;
     const start = Math.max(from, entry >= 0 ? index.positionAt(entry) : 0);
     let end = start;
     const outcome = scanBatches(this.#readFd(), start, this.#sizeBytes, "headers", Math.min(chunkBytes, LOCATE_CHUNK_BYTES_MAX),
