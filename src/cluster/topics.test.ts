@@ -38,7 +38,7 @@ describe("cluster: replica placement", () => {
       for (const p of partitions) {
         expect(new Set(p.replicas).size).toBe(2);
         expect(p.leader).toBe(p.replicas[0]!);
-        expect(p.isr).toEqual(p.replicas);
+        expect(p.isr).toEqual([p.leader]);
       }
     }
   });
@@ -69,9 +69,30 @@ describe("cluster: replica placement", () => {
 });
 
 describe("cluster: fencing and unfencing brokers", () => {
+  test("a new partition's ISR is its leader alone, so its leader's death leaves it offline", () => {
+    const image = imageWith([1, 2, 3]);
+    create(image, "t", 3, 3);
+    const before = image.topic("t")!.partitions;
+    for (const p of before) expect(p.isr).toEqual([p.leader]);
+    apply(image, planBrokerFenced(image, 1));
+    for (const [i, p] of image.topic("t")!.partitions.entries()) {
+      const old = before[i]!;
+      // Replicas 2 and 3 are live but never joined the ISR: electing one would lose data.
+      expect(p.leader).toBe(old.leader === 1 ? -1 : old.leader);
+      expect(p.isr).toEqual(old.isr);
+    }
+    apply(image, planBrokerUnfenced(image, 1));
+    for (const [i, p] of image.topic("t")!.partitions.entries()) expect(p.leader).toBe(before[i]!.leader);
+  });
+
   test("a fenced leader's partitions move to a live ISR member with a new epoch", () => {
     const image = imageWith([1, 2, 3]);
     create(image, "t", 3, 2);
+    // As if the followers had caught up and joined the ISR.
+    for (const p of image.topic("t")!.partitions) {
+      const topicId = image.topic("t")!.topicId;
+      image.apply({ type: "partition", topicId, partition: p.partition, replicas: [...p.replicas], leader: p.leader, leaderEpoch: p.leaderEpoch, isr: [...p.replicas] });
+    }
     const before = image.topic("t")!.partitions;
     apply(image, planBrokerFenced(image, 1));
     expect(image.broker(1)!.fenced).toBe(true);

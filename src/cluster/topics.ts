@@ -205,7 +205,9 @@ function partitionRecords(
       const step = 1 + ((shift + r - 1) % (n - 1));
       replicas.push(brokerIds[(first + step) % n]!);
     }
-    records.push({ type: "partition", topicId, partition, replicas, leader: replicas[0]!, leaderEpoch: 0, isr: [...replicas] });
+    // The ISR starts as the leader alone: a follower joins it only once it has really
+    // copied the leader's log, so no election can pick a replica that holds nothing.
+    records.push({ type: "partition", topicId, partition, replicas, leader: replicas[0]!, leaderEpoch: 0, isr: [replicas[0]!] });
   }
   return records;
 }

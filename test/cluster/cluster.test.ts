@@ -48,6 +48,14 @@ async function metadataBrokers(node: TestBroker): Promise<number[]> {
   }
 }
 
+const RF3_TOPIC = "rf3-unreplicated";
+
+/** A topic's partitions as a node's admin API shows them. */
+async function partitionsOf(node: TestBroker, topic: string): Promise<Array<{ partition: number; leader: number; isr: number[] }>> {
+  const response = await fetch(`${node.adminUrl}/v1/topics/${topic}`);
+  return ((await response.json()) as { partitions: Array<{ partition: number; leader: number; isr: number[] }> }).partitions;
+}
+
 const live = () => nodes.filter((node) => node !== undefined);
 
 async function startNode(nodeId: number, join: TestBroker | null): Promise<TestBroker> {
@@ -141,8 +149,27 @@ describe("cluster: three nodes", () => {
     const controllerId = (await clusterOf(nodes[0]!)).controller!;
     const victim = nodes.find((node) => node.nodeId !== controllerId)!;
     const observer = nodes.find((node) => node !== victim)!;
+    // Replication factor 3 before followers copy data: the ISR is the leader alone, so
+    // the victim's partition must go offline, never to a replica that holds nothing.
+    const created = await fetch(`${observer.adminUrl}/v1/topics`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: RF3_TOPIC, partitions: 3, replicationFactor: 3 }),
+    });
+    expect(created.status).toBe(201);
+    const rf3Lines = Array.from({ length: 90 }, (_, i) => `rf3-${i}`);
+    const rf3Produced = await kcat(["-P", "-b", observer.bootstrap, "-t", RF3_TOPIC, "-X", "acks=all"], `${rf3Lines.join("\n")}\n`);
+    expect(rf3Produced.code).toBe(0);
+    const rf3Before = await partitionsOf(observer, RF3_TOPIC);
+    for (const p of rf3Before) expect(p.isr).toEqual([p.leader]);
+    const victimLed = rf3Before.filter((p) => p.leader === victim.nodeId).map((p) => p.partition);
+    expect(victimLed).toHaveLength(1);
     expect(await victim.stop()).toBe(0);
     await eventually("the stopped node fenced", async () => (await clusterOf(observer)).brokers.find((b) => b.nodeId === victim.nodeId)?.fenced === true, 20_000);
+    for (const p of await partitionsOf(observer, RF3_TOPIC)) {
+      expect(p.leader).toBe(victimLed.includes(p.partition) ? -1 : rf3Before[p.partition]!.leader);
+      expect(p.isr).toEqual(rf3Before[p.partition]!.isr);
+    }
     const seed = nodes.find((node) => node !== victim)!;
     const back = await startBroker({ dataDir: victim.dataDir, args: ["--node-id", String(victim.nodeId), "--join", seed.gossip] });
     nodes[nodes.indexOf(victim)] = back;
@@ -161,6 +188,12 @@ describe("cluster: three nodes", () => {
     // Its data is still there: everything reads back through the restarted node.
     const consumed = await kcat(["-C", "-b", back.bootstrap, "-t", TOPIC, "-o", "beginning", "-e", "-q"]);
     expect(consumed.stdout.trim().split("\n")).toHaveLength(660);
+    await eventually("the RF 3 partition led by its old leader again", async () => {
+      const partitions = await partitionsOf(observer, RF3_TOPIC);
+      return victimLed.every((partition) => partitions[partition]!.leader === back.nodeId);
+    }, 30_000);
+    const rf3Consumed = await kcat(["-C", "-b", back.bootstrap, "-t", RF3_TOPIC, "-o", "beginning", "-e", "-q"]);
+    expect(rf3Consumed.stdout.trim().split("\n").sort()).toEqual([...rf3Lines].sort());
   });
 
   test("cluster: kill -9 of the controller: a new one is elected and creates a topic within seconds", async () => {
