@@ -497,7 +497,10 @@ describe("admin: metrics", () => {
     // A replica on a broker that is not in the ISR (as after a follower fell behind).
     // Straight into the image: the metrics read only the image.
     node.services.image.apply({ type: "registerBroker", nodeId: 2, host: "127.0.0.2", port: 9092, rack: null });
-    node.services.image.apply({ type: "partition", topicId: topic.topicId, partition: 1, replicas: [1, 2], leader: 1, leaderEpoch: 1, isr: [1] });
+    node.services.image.apply({
+      type: "partition", topicId: topic.topicId, partition: 1, replicas: [1, 2], leader: 1, leaderEpoch: 1, isr: [1],
+      partitionEpoch: 1,
+    });
     const families = parsePrometheusText(await (await get("/metrics")).text());
     expect(sampleValue(families, "brook_under_replicated_partitions")).toBe(1);
   });

@@ -53,6 +53,9 @@ function change(topicId: string, partition: PartitionImage, leader: number, isr:
     // A new epoch with every leadership change, so fenced leaders' requests are refused.
     leaderEpoch: leader === partition.leader ? partition.leaderEpoch : partition.leaderEpoch + 1,
     isr,
+    // Every record written here changes the leader or the ISR, so a leader's AlterPartition
+    // based on the state before it is refused as stale.
+    partitionEpoch: partition.partitionEpoch + 1,
   };
 }
 

@@ -1,9 +1,9 @@
 /**
  * The in-memory metadata image every handler reads: brokers, topics with ids and
- * configs, partitions with replicas, leader, leader epoch and ISR. It changes only by
- * applying metadata records in log order (`apply`), on one node from a local log and in
- * a cluster from the Raft log; there is no other way to write it, so every node that
- * applied the same records holds the same image.
+ * configs, partitions with replicas, leader, leader epoch, ISR and partition epoch. It
+ * changes only by applying metadata records in log order (`apply`), on one node from a
+ * local log and in a cluster from the Raft log; there is no other way to write it, so
+ * every node that applied the same records holds the same image.
  */
 import { assert, unreachable } from "../util/assert.ts";
 
@@ -25,6 +25,12 @@ export interface PartitionImage {
   readonly leader: number;
   readonly leaderEpoch: number;
   readonly isr: readonly number[];
+  /**
+   * Kafka's partition epoch: bumped by every change of leader, leader epoch, ISR or
+   * replicas, so a request based on an older state of the partition (an AlterPartition
+   * from a leader that missed a change) can be told apart and refused.
+   */
+  readonly partitionEpoch: number;
 }
 
 export interface TopicImage {
@@ -49,6 +55,8 @@ export type MetadataRecord =
       leader: number;
       leaderEpoch: number;
       isr: number[];
+      /** Absent in records written before partition epochs existed: 0. */
+      partitionEpoch?: number;
     }
   | { type: "config"; topicId: string; name: string; value: string | null }
   | { type: "removeTopic"; topicId: string };
@@ -121,6 +129,7 @@ export class MetadataImage {
           leader: record.leader,
           leaderEpoch: record.leaderEpoch,
           isr: record.isr,
+          partitionEpoch: record.partitionEpoch ?? 0,
         };
         break;
       }
@@ -168,6 +177,7 @@ export class MetadataImage {
           leader: p.leader,
           leaderEpoch: p.leaderEpoch,
           isr: [...p.isr],
+          partitionEpoch: p.partitionEpoch,
         });
       }
     }

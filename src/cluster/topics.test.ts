@@ -39,6 +39,7 @@ describe("cluster: replica placement", () => {
         expect(new Set(p.replicas).size).toBe(2);
         expect(p.leader).toBe(p.replicas[0]!);
         expect(p.isr).toEqual([p.leader]);
+        expect(p.partitionEpoch).toBe(0);
       }
     }
   });
@@ -72,7 +73,7 @@ describe("cluster: fencing and unfencing brokers", () => {
   test("a new partition's ISR is its leader alone, so its leader's death leaves it offline", () => {
     const image = imageWith([1, 2, 3]);
     create(image, "t", 3, 3);
-    const before = image.topic("t")!.partitions;
+    const before = [...image.topic("t")!.partitions]; // A copy: the image replaces entries in place.
     for (const p of before) expect(p.isr).toEqual([p.leader]);
     apply(image, planBrokerFenced(image, 1));
     for (const [i, p] of image.topic("t")!.partitions.entries()) {
@@ -80,9 +81,14 @@ describe("cluster: fencing and unfencing brokers", () => {
       // Replicas 2 and 3 are live but never joined the ISR: electing one would lose data.
       expect(p.leader).toBe(old.leader === 1 ? -1 : old.leader);
       expect(p.isr).toEqual(old.isr);
+      // Losing its leader is a change of the partition: a new partition epoch.
+      expect(p.partitionEpoch).toBe(old.leader === 1 ? 1 : 0);
     }
     apply(image, planBrokerUnfenced(image, 1));
-    for (const [i, p] of image.topic("t")!.partitions.entries()) expect(p.leader).toBe(before[i]!.leader);
+    for (const [i, p] of image.topic("t")!.partitions.entries()) {
+      expect(p.leader).toBe(before[i]!.leader);
+      expect(p.partitionEpoch).toBe(before[i]!.leader === 1 ? 2 : 0);
+    }
   });
 
   test("a fenced leader's partitions move to a live ISR member with a new epoch", () => {
@@ -91,9 +97,12 @@ describe("cluster: fencing and unfencing brokers", () => {
     // As if the followers had caught up and joined the ISR.
     for (const p of image.topic("t")!.partitions) {
       const topicId = image.topic("t")!.topicId;
-      image.apply({ type: "partition", topicId, partition: p.partition, replicas: [...p.replicas], leader: p.leader, leaderEpoch: p.leaderEpoch, isr: [...p.replicas] });
+      const { partition, leader, leaderEpoch } = p;
+      const partitionEpoch = p.partitionEpoch + 1;
+      const replicas = [...p.replicas];
+      image.apply({ type: "partition", topicId, partition, replicas, leader, leaderEpoch, isr: [...replicas], partitionEpoch });
     }
-    const before = image.topic("t")!.partitions;
+    const before = [...image.topic("t")!.partitions]; // A copy: the image replaces entries in place.
     apply(image, planBrokerFenced(image, 1));
     expect(image.broker(1)!.fenced).toBe(true);
     expect(image.liveBrokers().map((b) => b.nodeId)).toEqual([2, 3]);
@@ -102,6 +111,8 @@ describe("cluster: fencing and unfencing brokers", () => {
       expect(p.isr).not.toContain(1);
       expect(p.leader).not.toBe(1);
       expect(p.leaderEpoch).toBe(old.leader === 1 ? old.leaderEpoch + 1 : old.leaderEpoch);
+      // A change of leader or ISR is a new partition epoch; a partition without 1 is untouched.
+      expect(p.partitionEpoch).toBe(old.isr.includes(1) ? old.partitionEpoch + 1 : old.partitionEpoch);
     }
   });
 
@@ -116,6 +127,10 @@ describe("cluster: fencing and unfencing brokers", () => {
         expect(p.leader).toBe(-1);
         expect(p.isr).toEqual([2]);
         expect(p.leaderEpoch).toBe(1);
+        expect(p.partitionEpoch).toBe(1);
+      } else {
+        // Not led by 2 nor with 2 in its ISR: untouched.
+        expect(p.partitionEpoch).toBe(0);
       }
     }
     apply(image, planBrokerUnfenced(image, 2));
@@ -123,6 +138,7 @@ describe("cluster: fencing and unfencing brokers", () => {
       if (led.includes(p.partition)) {
         expect(p.leader).toBe(2);
         expect(p.leaderEpoch).toBe(2);
+        expect(p.partitionEpoch).toBe(2);
       }
     }
     expect(planBrokerUnfenced(image, 2)).toEqual([]);

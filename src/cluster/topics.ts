@@ -207,7 +207,10 @@ function partitionRecords(
     }
     // The ISR starts as the leader alone: a follower joins it only once it has really
     // copied the leader's log, so no election can pick a replica that holds nothing.
-    records.push({ type: "partition", topicId, partition, replicas, leader: replicas[0]!, leaderEpoch: 0, isr: [replicas[0]!] });
+    const leader = replicas[0]!;
+    records.push({
+      type: "partition", topicId, partition, replicas, leader, leaderEpoch: 0, isr: [leader], partitionEpoch: 0,
+    });
   }
   return records;
 }

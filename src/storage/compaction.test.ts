@@ -815,7 +815,9 @@ test("storage: compaction: the log manager's tick cleans compacted topics, a bud
     records.push({ type: "topic", name, topicId });
     records.push({ type: "config", topicId, name: "cleanup.policy", value: policy });
     records.push({ type: "config", topicId, name: "segment.bytes", value: "1024" });
-    records.push({ type: "partition", topicId, partition: 0, replicas: [1], leader: 1, leaderEpoch: 0, isr: [1] });
+    records.push({
+      type: "partition", topicId, partition: 0, replicas: [1], leader: 1, leaderEpoch: 0, isr: [1], partitionEpoch: 0,
+    });
   }
   for (const record of records) image.apply(record);
   manager.startupComplete();

@@ -27,7 +27,7 @@ function topicRecords(name: string, partitions: number, configs: Record<string, 
     { type: "topic", name, topicId },
     ...Object.entries(configs).map(([key, value]): MetadataRecord => ({ type: "config", topicId, name: key, value })),
     ...Array.from({ length: partitions }, (_, partition): MetadataRecord => ({
-      type: "partition", topicId, partition, replicas: [NODE], leader: NODE, leaderEpoch: 0, isr: [NODE],
+      type: "partition", topicId, partition, replicas: [NODE], leader: NODE, leaderEpoch: 0, isr: [NODE], partitionEpoch: 0,
     })),
   ];
 }
