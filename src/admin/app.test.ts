@@ -431,6 +431,7 @@ describe("admin: metrics", () => {
     expect([...families.keys()].sort()).toEqual([
       "brook_connections_open",
       "brook_consumer_group_lag",
+      "brook_offline_partitions",
       "brook_request_duration_seconds",
       "brook_topic_bytes_in_total",
       "brook_topic_bytes_out_total",
@@ -503,6 +504,19 @@ describe("admin: metrics", () => {
     });
     const families = parsePrometheusText(await (await get("/metrics")).text());
     expect(sampleValue(families, "brook_under_replicated_partitions")).toBe(1);
+  });
+
+  test("admin: metrics: offline partitions count partitions whose leader is gone", async () => {
+    await createTopic("fragile", { partitions: 3 });
+    expect(sampleValue(parsePrometheusText(await (await get("/metrics")).text()), "brook_offline_partitions")).toBe(0);
+    // The only broker fenced: its partitions keep it as their last ISR member, with no leader.
+    node.services.image.apply({ type: "fenceBroker", nodeId: 1 });
+    const topic = node.services.image.topic("fragile")!;
+    node.services.image.apply({
+      type: "partition", topicId: topic.topicId, partition: 2, replicas: [1], leader: -1, leaderEpoch: 1, isr: [1],
+      partitionEpoch: 1,
+    });
+    expect(sampleValue(parsePrometheusText(await (await get("/metrics")).text()), "brook_offline_partitions")).toBe(1);
   });
 
   test("admin: metrics: consumer lag per group and partition, with label values escaped", async () => {

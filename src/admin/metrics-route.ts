@@ -8,6 +8,8 @@
  * - `request_duration_seconds` {api}: histogram of request latency per Kafka API;
  * - `connections_open`: open Kafka protocol connections;
  * - `under_replicated_partitions`: partitions led here whose ISR lacks a replica;
+ * - `offline_partitions`: partitions with no leader, cluster-wide (every node reports
+ *   the count its metadata image gives, so aggregate with max, not sum);
  * - `consumer_group_lag` {group, topic, partition}: high watermark − committed offset.
  *
  * Every family is written, with no samples when there is nothing to report, so a
@@ -15,7 +17,7 @@
  */
 import type { Hono } from "hono";
 import { PrometheusWriter } from "./prometheus.ts";
-import { type AdminNode, groupOffsets, underReplicatedPartitions } from "./views.ts";
+import { type AdminNode, groupOffsets, offlinePartitions, underReplicatedPartitions } from "./views.ts";
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -42,6 +44,9 @@ export function renderMetrics(node: AdminNode): string {
 
   writer.family("brook_under_replicated_partitions", "gauge", "Partitions led by this node whose ISR lacks a replica.");
   writer.sample([], underReplicatedPartitions(services));
+
+  writer.family("brook_offline_partitions", "gauge", "Partitions with no leader in the cluster, as this node's metadata has them.");
+  writer.sample([], offlinePartitions(services));
 
   writer.family("brook_consumer_group_lag", "gauge", "High watermark minus the group's committed offset.");
   const groupIds = node.coordinator.listGroups().map((group) => group.groupId).sort();

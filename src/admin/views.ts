@@ -84,6 +84,18 @@ export function topicView(services: BrokerServices, topic: TopicImage): TopicVie
   };
 }
 
+/**
+ * Partitions without a leader, cluster-wide as this node's image has them (the same on
+ * every node that has caught up): their leader died and no other ISR member is live.
+ */
+export function offlinePartitions(services: BrokerServices): number {
+  let count = 0;
+  for (const topic of services.image.topics()) {
+    for (const partition of topic.partitions) if (partition.leader < 0) count++;
+  }
+  return count;
+}
+
 /** Partitions this node leads whose ISR lacks some replica. */
 export function underReplicatedPartitions(services: BrokerServices): number {
   let count = 0;

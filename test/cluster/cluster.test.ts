@@ -56,6 +56,12 @@ async function partitionsOf(node: TestBroker, topic: string): Promise<Array<{ pa
   return ((await response.json()) as { partitions: Array<{ partition: number; leader: number; isr: number[] }> }).partitions;
 }
 
+/** `brook_offline_partitions` from a node's /metrics. */
+async function offlineCount(node: TestBroker): Promise<number> {
+  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+  return Number(/^brook_offline_partitions (\d+)$/m.exec(text)?.[1]);
+}
+
 const live = () => nodes.filter((node) => node !== undefined);
 
 async function startNode(nodeId: number, join: TestBroker | null): Promise<TestBroker> {
@@ -170,6 +176,9 @@ describe("cluster: three nodes", () => {
       expect(p.leader).toBe(victimLed.includes(p.partition) ? -1 : rf3Before[p.partition]!.leader);
       expect(p.isr).toEqual(rf3Before[p.partition]!.isr);
     }
+    // Two of the spread topic's partitions and one of the RF 3 topic's, at least (the
+    // victim may also lead partitions of __consumer_offsets).
+    expect(await offlineCount(observer)).toBeGreaterThanOrEqual(3);
     const seed = nodes.find((node) => node !== victim)!;
     const back = await startBroker({ dataDir: victim.dataDir, args: ["--node-id", String(victim.nodeId), "--join", seed.gossip] });
     nodes[nodes.indexOf(victim)] = back;
@@ -192,6 +201,7 @@ describe("cluster: three nodes", () => {
       const partitions = await partitionsOf(observer, RF3_TOPIC);
       return victimLed.every((partition) => partitions[partition]!.leader === back.nodeId);
     }, 30_000);
+    await eventually("no partition offline", async () => (await offlineCount(observer)) === 0, 30_000);
     const rf3Consumed = await kcat(["-C", "-b", back.bootstrap, "-t", RF3_TOPIC, "-o", "beginning", "-e", "-q"]);
     expect(rf3Consumed.stdout.trim().split("\n").sort()).toEqual([...rf3Lines].sort());
   });
