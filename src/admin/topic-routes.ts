@@ -40,6 +40,8 @@ export function topicErrorStatus(error: TopicError): { status: ContentfulStatusC
     case "invalidConfig": return { status: 400, code: "invalid_config" };
     case "invalidRequest": return { status: 400, code: "bad_request" };
     case "notController": return { status: 503, code: "no_controller" };
+    // Only partition leaders send AlterPartition; no admin route leads here.
+    case "alterPartition": return { status: 409, code: "conflict" };
     default: return unreachable(error);
   }
 }

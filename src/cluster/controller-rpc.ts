@@ -191,11 +191,17 @@ function parseAnswer(frame: Buffer): { id: number; result: CommandResult; index:
   if (!result.ok) {
     const error = result.error as Record<string, unknown> | null;
     if (typeof error !== "object" || error === null || typeof error.kind !== "string" || typeof error.message !== "string") return null;
+    if (error.kind === "alterPartition" && !isAlterPartitionRefusal(error.result)) return null;
   }
   return { id: value.id as number, result: result as CommandResult, index: value.index as number };
 }
 
 const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
+
+function isAlterPartitionRefusal(value: unknown): boolean {
+  const r = value as Record<string, unknown> | null;
+  return typeof r === "object" && r !== null && r.ok === false && typeof r.error === "string" && isInt(r.partitionEpoch);
+}
 const isString = (value: unknown): value is string => typeof value === "string";
 
 /** A command from the network, checked field by field; null when it is not one. */
@@ -228,6 +234,14 @@ export function parseCommand(value: unknown): MetadataCommand | null {
     case "fenceBroker":
     case "unfenceBroker":
       return isInt(c.nodeId) ? { kind: c.kind, nodeId: c.nodeId } : null;
+    case "alterPartition": {
+      const r = c.request as Record<string, unknown> | null;
+      if (typeof r !== "object" || r === null) return null;
+      if (!isInt(r.brokerId) || !isString(r.topicId) || !isInt(r.partition)) return null;
+      if (!isInt(r.leaderEpoch) || !isInt(r.partitionEpoch) || !Array.isArray(r.newIsr) || !r.newIsr.every(isInt)) return null;
+      const { brokerId, topicId, partition, leaderEpoch, partitionEpoch } = r;
+      return { kind: "alterPartition", request: { brokerId, topicId, partition, leaderEpoch, partitionEpoch, newIsr: r.newIsr as number[] } };
+    }
     default:
       return null;
   }

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { assert } from "../util/assert.ts";
 import { type Random, systemRandom } from "../util/random.ts";
+import { type AlterPartitionRequest, type AlterPartitionResult, alterPartitionErrorCode, planAlterPartition } from "./alter-partition.ts";
 import { planBrokerFenced, planBrokerUnfenced } from "./broker-lifecycle.ts";
 import type { MetadataImage, MetadataRecord, TopicImage } from "./metadata-image.ts";
 import { logConfigProblem, validateTopicConfig } from "./topic-config.ts";
@@ -26,7 +27,9 @@ export type TopicError =
   | { kind: "invalidConfig"; message: string }
   | { kind: "invalidRequest"; message: string }
   /** No controller could take the change now (election, unreachable); clients retry. */
-  | { kind: "notController"; message: string };
+  | { kind: "notController"; message: string }
+  /** A partition leader's ISR change refused; `result` says why and what the controller holds. */
+  | { kind: "alterPartition"; message: string; result: AlterPartitionResult & { ok: false } };
 
 export function topicErrorCode(error: TopicError): number {
   switch (error.kind) {
@@ -38,6 +41,7 @@ export function topicErrorCode(error: TopicError): number {
     case "invalidConfig": return ErrorCode.INVALID_CONFIG;
     case "invalidRequest": return ErrorCode.INVALID_REQUEST;
     case "notController": return ErrorCode.NOT_CONTROLLER;
+    case "alterPartition": return alterPartitionErrorCode(error.result.error);
   }
 }
 
@@ -64,7 +68,9 @@ export type MetadataCommand =
   /** SWIM declared the broker dead: fence it and move its leaderships. */
   | { kind: "fenceBroker"; nodeId: number }
   /** The broker is alive again: unfence it and give back leaderless partitions. */
-  | { kind: "unfenceBroker"; nodeId: number };
+  | { kind: "unfenceBroker"; nodeId: number }
+  /** A partition leader asks to change its ISR (alter-partition.ts). */
+  | { kind: "alterPartition"; request: AlterPartitionRequest };
 
 export type CommandResult = { ok: true } | { ok: false; error: TopicError };
 
@@ -92,6 +98,10 @@ export function planCommand(
       return { ok: true, records: planBrokerFenced(image, command.nodeId) };
     case "unfenceBroker":
       return { ok: true, records: planBrokerUnfenced(image, command.nodeId) };
+    case "alterPartition": {
+      const { result, records } = planAlterPartition(image, command.request);
+      return result.ok ? { ok: true, records } : { ok: false, error: { kind: "alterPartition", message: result.message, result } };
+    }
     case "deleteTopic": {
       const topic = image.topicById(command.topicId);
       return planDeleteTopic(topic, command.topicId);

@@ -8,7 +8,8 @@
  *   older leader epoch is fenced, one in a newer epoch is unknown, and one whose last
  *   fetched epoch disagrees with this log answers "diverging" and changes nothing.
  * - A follower is caught up when it asked for the log end, or for what was the log end
- *   at its previous fetch; one not caught up for `lagTimeMaxMs` is proposed for removal.
+ *   at its previous fetch; one that is neither at the log end nor caught up within
+ *   `lagTimeMaxMs` is proposed for removal.
  *   One whose log end reaches both the high watermark and the offset where this
  *   leader's epoch began is proposed for addition.
  * - The ISR changes only through the controller: a proposal is in flight until the
@@ -177,6 +178,11 @@ export class LeaderState {
       progress.lastCaughtUpMs = Math.max(progress.lastCaughtUpMs, progress.lastFetchMs);
     }
     progress.logEndOffset = fetch.fetchOffset;
+    // A follower that may join the ISR now counts as caught up now: it must not be
+    // dropped again by its first lag check after joining.
+    if (!this.#isr.includes(fetch.replicaId) && this.#mayJoin(progress)) {
+      progress.lastCaughtUpMs = Math.max(progress.lastCaughtUpMs, nowMs);
+    }
     progress.lastFetchMs = nowMs;
     progress.lastFetchLeaderLogEndOffset = log.logEndOffset;
     this.#logEndOffset = log.logEndOffset;
@@ -245,6 +251,8 @@ export class LeaderState {
         this.#followers.set(id, { logEndOffset: -1, lastCaughtUpMs: -Infinity, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1 });
       }
     }
+    // A replica moved off this partition is no follower any more: its fetches are refused.
+    for (const id of [...this.#followers.keys()]) if (!this.#replicas.includes(id)) this.#followers.delete(id);
     this.#advanceHighWatermark();
   }
 
@@ -255,21 +263,27 @@ export class LeaderState {
   }
 
   #proposedIsr(nowMs: number): number[] | null {
+    // Kafka's isCaughtUp: at the log end, or caught up within the lag time. A follower
+    // that stopped fetching at the end of an idle log stays; a dead one leaves the ISR
+    // when the controller fences its broker.
     const lagging = this.#isr.filter((id) => {
       if (id === this.nodeId) return false;
       const progress = this.#followers.get(id);
-      return progress === undefined || nowMs - progress.lastCaughtUpMs > this.#lagTimeMaxMs;
+      if (progress === undefined) return true;
+      return progress.logEndOffset !== this.#logEndOffset && nowMs - progress.lastCaughtUpMs > this.#lagTimeMaxMs;
     });
     if (lagging.length > 0) return this.#isr.filter((id) => !lagging.includes(id));
     for (const id of this.#replicas) {
       if (this.#isr.includes(id)) continue;
       const progress = this.#followers.get(id);
-      if (progress === undefined || progress.logEndOffset < 0) continue;
-      if (progress.logEndOffset >= this.#highWatermark && progress.logEndOffset >= this.epochStartOffset) {
-        return [...this.#isr, id];
-      }
+      if (progress !== undefined && this.#mayJoin(progress)) return [...this.#isr, id];
     }
     return null;
+  }
+
+  /** Kafka's rule for joining the ISR: it holds the high watermark and this epoch's start. */
+  #mayJoin(progress: FollowerProgress): boolean {
+    return progress.logEndOffset >= 0 && progress.logEndOffset >= this.#highWatermark && progress.logEndOffset >= this.epochStartOffset;
   }
 
   #advanceHighWatermark(): boolean {
