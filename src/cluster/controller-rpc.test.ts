@@ -105,10 +105,15 @@ describe("cluster: controller rpc", () => {
       { kind: "registerBroker", nodeId: 2, host: "10.0.0.2", port: 9092, rack: null },
       { kind: "fenceBroker", nodeId: 2 },
       { kind: "unfenceBroker", nodeId: 2 },
+      { kind: "registerBroker", nodeId: 2, host: "10.0.0.2", port: 9092, rack: null, incarnation: "c0ffee" },
+      { kind: "alterPartition", request: { brokerId: 2, topicId: "id", partition: 1, leaderEpoch: 3, partitionEpoch: 7, newIsr: [2, 1] } },
     ];
     for (const command of good) expect(parseCommand(JSON.parse(JSON.stringify(command)))).toEqual(command);
     for (const bad of [null, 7, "x", {}, { kind: "dropEverything" }, { kind: "fenceBroker", nodeId: "2" },
       { kind: "createPartitions", name: "t", count: 1.5 }, { kind: "registerBroker", nodeId: 1, host: "h", port: 1, rack: 5 },
+      { kind: "registerBroker", nodeId: 1, host: "h", port: 1, rack: null, incarnation: 5 },
+      { kind: "alterPartition", request: { brokerId: 2, topicId: "id", partition: 1, leaderEpoch: 3, partitionEpoch: 7, newIsr: ["2"] } },
+      { kind: "alterPartition", request: { brokerId: 2, topicId: "id", partition: 1, leaderEpoch: 3, newIsr: [2] } },
       { kind: "createTopic", request: { name: "t", numPartitions: 1, replicationFactor: 1, configs: [{ name: "x", value: 3 }] } }]) {
       expect(parseCommand(bad)).toBeNull();
     }

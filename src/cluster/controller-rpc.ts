@@ -230,7 +230,11 @@ export function parseCommand(value: unknown): MetadataCommand | null {
     case "registerBroker":
       if (!isInt(c.nodeId) || !isString(c.host) || !isInt(c.port)) return null;
       if (c.rack !== null && !isString(c.rack)) return null;
-      return { kind: "registerBroker", nodeId: c.nodeId, host: c.host, port: c.port, rack: c.rack as string | null };
+      if (c.incarnation !== undefined && !isString(c.incarnation)) return null;
+      return {
+        kind: "registerBroker", nodeId: c.nodeId, host: c.host, port: c.port, rack: c.rack as string | null,
+        ...(c.incarnation === undefined ? {} : { incarnation: c.incarnation }),
+      };
     case "fenceBroker":
     case "unfenceBroker":
       return isInt(c.nodeId) ? { kind: c.kind, nodeId: c.nodeId } : null;

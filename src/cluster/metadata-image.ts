@@ -17,6 +17,11 @@ export interface BrokerImage {
    * given no new replicas and is not listed to clients until it is unfenced.
    */
   readonly fenced: boolean;
+  /**
+   * The process that registered last (a new one at every start), when it said: a new
+   * incarnation means the broker restarted, and its partitions get new leader epochs.
+   */
+  readonly incarnation?: string;
 }
 
 export interface PartitionImage {
@@ -43,7 +48,7 @@ export interface TopicImage {
 }
 
 export type MetadataRecord =
-  | { type: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null }
+  | { type: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null; incarnation?: string }
   | { type: "fenceBroker"; nodeId: number }
   | { type: "unfenceBroker"; nodeId: number }
   | { type: "topic"; name: string; topicId: string; internal?: boolean }
@@ -90,15 +95,19 @@ export class MetadataImage {
 
   apply(record: MetadataRecord): void {
     switch (record.type) {
-      case "registerBroker":
+      case "registerBroker": {
+        // A registration that does not say its incarnation keeps the one known.
+        const incarnation = record.incarnation ?? this.#brokers.get(record.nodeId)?.incarnation;
         this.#brokers.set(record.nodeId, {
           nodeId: record.nodeId,
           host: record.host,
           port: record.port,
           rack: record.rack,
           fenced: false,
+          ...(incarnation === undefined ? {} : { incarnation }),
         });
         break;
+      }
       case "fenceBroker":
       case "unfenceBroker": {
         const broker = this.#brokers.get(record.nodeId);
@@ -161,8 +170,8 @@ export class MetadataImage {
   toRecords(): MetadataRecord[] {
     const records: MetadataRecord[] = [];
     for (const broker of this.brokers()) {
-      const { nodeId, host, port, rack } = broker;
-      records.push({ type: "registerBroker", nodeId, host, port, rack });
+      const { nodeId, host, port, rack, incarnation } = broker;
+      records.push({ type: "registerBroker", nodeId, host, port, rack, ...(incarnation === undefined ? {} : { incarnation }) });
       if (broker.fenced) records.push({ type: "fenceBroker", nodeId });
     }
     for (const topic of this.#topicsByName.values()) {

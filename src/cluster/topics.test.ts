@@ -154,4 +154,43 @@ describe("cluster: fencing and unfencing brokers", () => {
     expect(image.broker(1)!.fenced).toBe(false);
     expect(image.topic("t")!.partitions.every((p) => p.leader !== -1)).toBe(true);
   });
+
+  test("a new incarnation is a death and a return: every epoch it led is bumped, it leaves shared ISRs", () => {
+    const image = imageWith([1, 2]);
+    create(image, "solo", 2, 1);
+    create(image, "shared", 1, 2);
+    const shared = image.topic("shared")!;
+    // Both replicas in the ISR, led by 1.
+    image.apply({ type: "partition", topicId: shared.topicId, partition: 0, replicas: [1, 2], leader: 1, leaderEpoch: 0, isr: [1, 2], partitionEpoch: 1 });
+    const register = (incarnation: string | undefined) => {
+      const command = { kind: "registerBroker" as const, nodeId: 1, host: "127.0.0.1", port: 9001, rack: null, ...(incarnation === undefined ? {} : { incarnation }) };
+      const plan = planCommand(image, command, DEFAULTS);
+      return plan.ok ? plan.records : [];
+    };
+    // The first incarnation of a broker registered without one: nothing says it did not
+    // lead before, so it is handled as a restart too.
+    const first = register("a");
+    expect(first.map((r) => r.type)).toContain("fenceBroker");
+    apply(image, first);
+    image.apply({ type: "partition", topicId: shared.topicId, partition: 0, replicas: [1, 2], leader: 1, leaderEpoch: 5, isr: [1, 2], partitionEpoch: 9 });
+    expect(image.broker(1)!.incarnation).toBe("a");
+    expect(register("a")).toEqual([]);
+    // A registration without an incarnation (the controller's SWIM pass) keeps it.
+    image.apply({ type: "registerBroker", nodeId: 1, host: "127.0.0.1", port: 9001, rack: null });
+    expect(image.broker(1)!.incarnation).toBe("a");
+    const soloBefore = image.topic("solo")!.partitions.map((q) => ({ ...q }));
+    const records = register("b");
+    apply(image, records);
+    expect(records[0]).toEqual({ type: "fenceBroker", nodeId: 1 });
+    expect(records.filter((r) => r.type === "registerBroker")).toEqual([{ type: "registerBroker", nodeId: 1, host: "127.0.0.1", port: 9001, rack: null, incarnation: "b" }]);
+    expect(image.broker(1)).toMatchObject({ fenced: false, incarnation: "b" });
+    for (const [i, q] of image.topic("solo")!.partitions.entries()) {
+      const before = soloBefore[i]!;
+      // Led by 1 alone: paused and given back, two epochs later; led by 2: untouched.
+      expect(q.leader).toBe(before.leader);
+      expect(q.leaderEpoch).toBe(before.leader === 1 ? before.leaderEpoch + 2 : before.leaderEpoch);
+    }
+    // Shared with 2: led by 2 now, and 1 must catch up to rejoin the ISR.
+    expect(image.topic("shared")!.partitions[0]).toMatchObject({ leader: 2, leaderEpoch: 6, isr: [2], partitionEpoch: 10 });
+  });
 });

@@ -11,7 +11,7 @@ import { assert } from "../util/assert.ts";
 import { type Random, systemRandom } from "../util/random.ts";
 import { type AlterPartitionRequest, type AlterPartitionResult, alterPartitionErrorCode, planAlterPartition } from "./alter-partition.ts";
 import { planBrokerFenced, planBrokerUnfenced } from "./broker-lifecycle.ts";
-import type { MetadataImage, MetadataRecord, TopicImage } from "./metadata-image.ts";
+import { MetadataImage, type MetadataRecord, type TopicImage } from "./metadata-image.ts";
 import { logConfigProblem, validateTopicConfig } from "./topic-config.ts";
 
 /** Kafka's limit: a topic name plus partition suffix must fit a file name. */
@@ -64,7 +64,8 @@ export type MetadataCommand =
   | { kind: "createTopic"; request: CreateTopicRequest; internal?: boolean }
   | { kind: "createPartitions"; name: string; count: number }
   | { kind: "deleteTopic"; topicId: string }
-  | { kind: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null }
+  /** `incarnation`: the broker's process says it started anew (see planRegisterBroker). */
+  | { kind: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null; incarnation?: string }
   /** SWIM declared the broker dead: fence it and move its leaderships. */
   | { kind: "fenceBroker"; nodeId: number }
   /** The broker is alive again: unfence it and give back leaderless partitions. */
@@ -106,18 +107,40 @@ export function planCommand(
       const topic = image.topicById(command.topicId);
       return planDeleteTopic(topic, command.topicId);
     }
-    case "registerBroker": {
-      const { nodeId, host, port, rack } = command;
-      const known = image.broker(nodeId);
-      if (known !== undefined && known.host === host && known.port === port && known.rack === rack) {
-        return { ok: true, records: known.fenced ? planBrokerUnfenced(image, nodeId) : [] };
-      }
-      // A (re)registration unfences: the broker is running and says where it listens.
-      const records: MetadataRecord[] = [{ type: "registerBroker", nodeId, host, port, rack }];
-      if (known?.fenced === true) records.push(...planBrokerUnfenced(image, nodeId).filter((r) => r.type !== "unfenceBroker"));
-      return { ok: true, records };
-    }
+    case "registerBroker":
+      return { ok: true, records: planRegisterBroker(image, command) };
   }
+}
+
+/**
+ * A broker says it runs and where it listens. A (re)registration unfences it and gives
+ * back the partitions that waited for it. A new incarnation (the broker's process
+ * restarted, perhaps faster than SWIM noticed) is handled as a death and a return in one
+ * entry: fenced first (it leaves every ISR where others remain, its leaderships move or
+ * pause), then registered and unfenced, so every partition it leads gets a leader epoch
+ * its new process has never led in (src/replication/replica-manager.ts relies on that).
+ * A broker whose incarnation is not known yet (registered by the controller's SWIM pass)
+ * is treated the same way: nothing says this process did not lead before.
+ */
+export function planRegisterBroker(image: MetadataImage, command: MetadataCommand & { kind: "registerBroker" }): MetadataRecord[] {
+  const { nodeId, host, port, rack, incarnation } = command;
+  const known = image.broker(nodeId);
+  const restarted = incarnation !== undefined && known !== undefined && known.incarnation !== incarnation;
+  const registration: MetadataRecord = { type: "registerBroker", nodeId, host, port, rack, ...(incarnation === undefined ? {} : { incarnation }) };
+  if (restarted) {
+    const scratch = new MetadataImage();
+    for (const record of image.toRecords()) scratch.apply(record);
+    const records = planBrokerFenced(scratch, nodeId);
+    for (const record of records) scratch.apply(record);
+    records.push(registration, ...planBrokerUnfenced(scratch, nodeId).filter((r) => r.type !== "unfenceBroker"));
+    return records;
+  }
+  if (known !== undefined && known.host === host && known.port === port && known.rack === rack) {
+    return known.fenced ? planBrokerUnfenced(image, nodeId) : [];
+  }
+  const records: MetadataRecord[] = [registration];
+  if (known?.fenced === true) records.push(...planBrokerUnfenced(image, nodeId).filter((r) => r.type !== "unfenceBroker"));
+  return records;
 }
 
 export interface CreateTopicRequest {
