@@ -7,8 +7,10 @@
  *
  * Modelled:
  * - the metadata log is durable and reaches each node in order but late (Raft);
- * - the controller learns that a node died, was paused, came back or restarted after a
- *   random detection delay (SWIM), and fences or unfences it;
+ * - the controller learns that a node died, was paused or came back after a random
+ *   detection delay (SWIM), and fences or unfences it; a restarted node registers its
+ *   new incarnation itself (planRegisterBroker) and leads nothing until that is in its
+ *   image, then only in epochs granted after it;
  * - messages are delayed, reordered, lost; a node may be cut off from everyone;
  * - a process crash (SIGKILL) keeps the page cache; a machine crash keeps only what
  *   was synced (the log up to its last flush; checkpoint files are written synced);
@@ -27,6 +29,7 @@
  */
 import { type AlterPartitionRequest, type AlterPartitionResult, planAlterPartition } from "../../../src/cluster/alter-partition.ts";
 import { planBrokerFenced, planBrokerUnfenced } from "../../../src/cluster/broker-lifecycle.ts";
+import { planRegisterBroker } from "../../../src/cluster/topics.ts";
 import { MetadataImage, type MetadataRecord, type PartitionImage } from "../../../src/cluster/metadata-image.ts";
 import { FollowerState } from "../../../src/replication/follower-state.ts";
 import { type EpochEndOffset, type EpochEntry, LeaderEpochCache } from "../../../src/replication/leader-epoch-cache.ts";
@@ -45,6 +48,10 @@ const REQUEST_RETRY_MS = 300;
 const PRODUCE_TIMEOUT_MS = 1_500;
 
 export class InvariantError extends Error {}
+
+function incarnationOf(nodeId: number, incarnation: number): string {
+  return `${nodeId}.${incarnation}`;
+}
 
 export interface Entry {
   readonly epoch: number;
@@ -67,6 +74,7 @@ type Payload =
   | { kind: "epochQuery"; id: number; currentLeaderEpoch: number; epoch: number }
   | { kind: "epochAnswer"; id: number; error: string | null; answer: EpochEndOffset }
   | { kind: "alterPartition"; request: AlterPartitionRequest }
+  | { kind: "register"; incarnation: string }
   | { kind: "alterPartitionAnswer"; request: AlterPartitionRequest; result: AlterPartitionResult };
 
 interface Message {
@@ -114,8 +122,15 @@ export class SimNode {
   role: Role = { kind: "none" };
   /** The high watermark of the last role, kept while offline. */
   highWatermark = 0;
-  /** Leader epochs at or below this were held before the last restart: never lead them again. */
-  minLeadEpochExclusive = -1;
+  /**
+   * Leader epochs at or below this are never led by this process: until its registration
+   * (with this incarnation) is in its image, none; from then on, those granted before it.
+   * The real rule, from src/replication/replica-manager.ts.
+   */
+  leadFloor = -1;
+  registered = true;
+  /** When this process last asked the controller to register it. */
+  lastRegisterMs = -Infinity;
   waiters: ProduceWaiter[] = [];
   /** The follower's one outstanding request. */
   outstanding: { id: number; sentMs: number; lastFetchedEpoch: number } | null = null;
@@ -162,8 +177,8 @@ export class Simulation {
   /** The controller's image and its metadata log. */
   readonly controller = new MetadataImage();
   readonly records: MetadataRecord[] = [];
-  /** The controller's belief about each node: alive, and which incarnation it saw. */
-  readonly #detected = new Map<number, { alive: boolean; incarnation: number; differsSinceMs: number | null; delayMs: number }>();
+  /** The controller's belief about each node: alive or not, and since when that differs. */
+  readonly #detected = new Map<number, { alive: boolean; differsSinceMs: number | null; delayMs: number }>();
   #messages: Message[] = [];
   #seq = 0;
   readonly isolated = new Set<number>();
@@ -195,14 +210,16 @@ export class Simulation {
     const count = options.replicas ?? 3;
     this.nodes = Array.from({ length: count }, (_, i) => new SimNode(i + 1));
     const ids = this.nodes.map((n) => n.id);
-    const founding: MetadataRecord[] = ids.map((nodeId) => ({ type: "registerBroker", nodeId, host: "127.0.0.1", port: 9092 + nodeId, rack: null }));
+    const founding: MetadataRecord[] = ids.map((nodeId) => ({
+      type: "registerBroker", nodeId, host: "127.0.0.1", port: 9092 + nodeId, rack: null, incarnation: incarnationOf(nodeId, 0),
+    }));
     const leader = ids[this.random.int(0, ids.length - 1)]!;
     const replicas = [leader, ...ids.filter((id) => id !== leader)];
     founding.push({ type: "topic", name: TOPIC, topicId: TOPIC_ID });
     founding.push({ type: "partition", topicId: TOPIC_ID, partition: 0, replicas, leader, leaderEpoch: 0, isr: [leader], partitionEpoch: 0 });
     this.#commit(founding);
     for (const node of this.nodes) {
-      this.#detected.set(node.id, { alive: true, incarnation: 0, differsSinceMs: null, delayMs: 0 });
+      this.#detected.set(node.id, { alive: true, differsSinceMs: null, delayMs: 0 });
       this.#checkedUpTo.set(node.id, 0);
       for (const record of founding) node.image.apply(record);
       node.disk.metadataApplied = founding.length;
@@ -253,10 +270,10 @@ export class Simulation {
     node.role = { kind: "none" };
     node.waiters = [];
     node.outstanding = null;
-    // Whatever it may have led before the crash it never leads again: its high
-    // watermark there is gone, and so may be part of its log.
-    const partition = node.image.topic(TOPIC)!.partitions[0]!;
-    node.minLeadEpochExclusive = partition.leader === node.id ? partition.leaderEpoch : -1;
+    // It leads nothing until the controller has its new registration (see leadFloor).
+    node.registered = false;
+    node.leadFloor = Number.MAX_SAFE_INTEGER;
+    node.lastRegisterMs = -Infinity;
     this.#reconcile(node);
   }
 
@@ -318,7 +335,7 @@ export class Simulation {
     for (const node of this.nodes) {
       const seen = this.#detected.get(node.id)!;
       const alive = node.up && !node.paused && !this.isolated.has(node.id);
-      const differs = seen.alive !== alive || (alive && seen.incarnation !== node.incarnation);
+      const differs = seen.alive !== alive;
       if (!differs) {
         seen.differsSinceMs = null;
         continue;
@@ -329,22 +346,24 @@ export class Simulation {
       }
       if (this.nowMs - seen.differsSinceMs < seen.delayMs) continue;
       const before = this.partition();
+      // A restart the detector missed is the node's own registration's to report.
       if (!alive) this.#commit(planBrokerFenced(this.controller, node.id));
-      else {
-        // A restart the detector missed counts as a death and a return: the node left
-        // the ISR (unless it is the last member) and leads only with a new epoch.
-        if (seen.alive) this.#commit(planBrokerFenced(this.controller, node.id));
-        this.#commit(planBrokerUnfenced(this.controller, node.id));
-      }
+      else this.#commit(planBrokerUnfenced(this.controller, node.id));
       if (this.partition().leader !== before.leader) this.stats.leaderChanges++;
       seen.alive = alive;
-      seen.incarnation = node.incarnation;
       seen.differsSinceMs = null;
     }
   }
 
   #onControllerMessage(message: Message): void {
     const payload = message.payload;
+    if (payload.kind === "register") {
+      const command = { kind: "registerBroker" as const, nodeId: message.from, host: "127.0.0.1", port: 9092 + message.from, rack: null };
+      const before = this.partition().leader;
+      this.#commit(planRegisterBroker(this.controller, { ...command, incarnation: payload.incarnation }));
+      if (this.partition().leader !== before) this.stats.leaderChanges++;
+      return;
+    }
     if (payload.kind !== "alterPartition") return;
     const before = this.partition().isr.length;
     const { result, records } = planAlterPartition(this.controller, payload.request);
@@ -422,16 +441,23 @@ export class Simulation {
     if (this.isolated.has(node.id) || node.disk.metadataApplied >= this.records.length) return;
     if (this.random.next() < 0.4) return;
     const upTo = Math.min(this.records.length, node.disk.metadataApplied + this.random.int(1, 4));
-    for (const record of this.records.slice(node.disk.metadataApplied, upTo)) node.image.apply(record);
-    node.disk.metadataApplied = upTo;
-    this.#reconcile(node);
+    for (const record of this.records.slice(node.disk.metadataApplied, upTo)) {
+      node.image.apply(record);
+      node.disk.metadataApplied++;
+      if (record.type === "registerBroker" && record.nodeId === node.id && record.incarnation === incarnationOf(node.id, node.incarnation)) {
+        node.registered = true;
+        // Every epoch in the image now predates this process's registration.
+        node.leadFloor = node.image.topic(TOPIC)!.partitions[0]!.leaderEpoch;
+      }
+      this.#reconcile(node);
+    }
   }
 
   /** The replica manager: the node's role follows its image. */
   #reconcile(node: SimNode): void {
     const partition = node.image.topic(TOPIC)!.partitions[0]!;
     const role = node.role;
-    if (partition.leader === node.id && partition.leaderEpoch > node.minLeadEpochExclusive) {
+    if (partition.leader === node.id && partition.leaderEpoch > node.leadFloor) {
       if (role.kind === "leader" && role.state.leaderEpoch === partition.leaderEpoch) {
         role.state.onMetadata(partition);
         this.#checkWaiters(node);
@@ -479,6 +505,10 @@ export class Simulation {
   }
 
   #tick(node: SimNode): void {
+    if (!node.registered && this.nowMs - node.lastRegisterMs >= REQUEST_RETRY_MS) {
+      node.lastRegisterMs = this.nowMs;
+      this.#send(node.id, CONTROLLER, { kind: "register", incarnation: incarnationOf(node.id, node.incarnation) });
+    }
     const role = node.role;
     if (role.kind === "leader") {
       const request = role.state.isrChangeToPropose(this.nowMs);
