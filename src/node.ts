@@ -26,6 +26,10 @@ import { OffsetRetention } from "./coordinator/offset-store.ts";
 import { partitionForGroup } from "./coordinator/offset-records.ts";
 import { logOffsetsTopic, OFFSETS_TOPIC, offsetsSettingsFromEnv } from "./coordinator/offsets-topic.ts";
 import { logger } from "./util/log.ts";
+import { randomUUID } from "node:crypto";
+import type { MetadataWriter } from "./cluster/topics.ts";
+import { FollowerFetcher } from "./replication/follower-fetcher.ts";
+import { ReplicaManager } from "./replication/replica-manager.ts";
 
 const log = logger("node");
 const COORDINATOR_TICK_MS = 100;
@@ -37,6 +41,10 @@ const COORDINATOR_TICK_MS = 100;
 const LOG_TICK_MS = 1000;
 /** How often offsets retention notes which groups are Empty (it scans at its own interval). */
 const OFFSETS_RETENTION_TICK_MS = 1000;
+/** The replica manager's tick: ISR changes to propose (lag is judged in ms, not ticks). */
+const REPLICA_TICK_MS = 100;
+/** How long a registration that found no controller waits before it asks again. */
+const REGISTER_RETRY_MS = 200;
 
 export interface RunningNode {
   readonly nodeId: number;
@@ -59,7 +67,23 @@ export async function startNode(
   const meta = openDataDir(config.dataDir, config.nodeId, { joining: config.join.length > 0 });
   const nodeId = meta.nodeId;
   const image = new MetadataImage();
-  const logs = new LogManager({ dataDir: config.dataDir, nodeId, clock, image });
+  const logs = new LogManager({ dataDir: config.dataDir, nodeId, clock, image, replicated: true });
+  // A new incarnation at every start: the controller then gives every partition this
+  // node led a new leader epoch before it leads again (src/replication/README.md).
+  const incarnation = randomUUID();
+  const writer: { submit: MetadataWriter["submit"] | null } = { submit: null };
+  const replicas = new ReplicaManager({
+    nodeId,
+    incarnation,
+    image,
+    logs,
+    clock,
+    timers: systemTimers,
+    submitAlterPartition: (request) =>
+      writer.submit === null ? Promise.reject(new Error("No metadata writer yet")) : writer.submit({ kind: "alterPartition", request }),
+    onFollowersChanged: () => queueMicrotask(() => fetcher.refresh()),
+  });
+  const fetcher = new FollowerFetcher({ nodeId, image, replicas, timers: systemTimers });
   const topicDefaults = { numPartitions: config.numPartitions, replicationFactor: 1 };
   const onFatal = options.onFatal ?? ((error: Error) => {
     process.stderr.write(`brook: ${error.message}\n`);
@@ -82,7 +106,9 @@ export async function startNode(
     onFatal,
   });
   const metadata = cluster.writer;
+  writer.submit = (command) => metadata.submit(command);
   const raftTimer = setInterval(() => cluster.tick(), RAFT_TICK_MS);
+  const replicaTimer = setInterval(() => replicas.tick(), REPLICA_TICK_MS);
   // Every log of the image is open: from here on a crash is an unclean stop.
   logs.startupComplete();
   // The driver owns the only storage timer; logs and the log manager take the clock.
@@ -99,13 +125,20 @@ export async function startNode(
     image,
     metadata,
     logs,
+    replicas,
     clock,
     autoCreateTopics: config.autoCreateTopics,
     topicDefaults,
     metrics: new BrokerMetrics({ clock, image }),
   };
   // Commits are records of __consumer_offsets, replayed here after the metadata log.
-  const offsetsTopic = logOffsetsTopic({ image, metadata, logs, segmentBytes: offsetsSettings.segmentBytes });
+  const offsetsTopic = logOffsetsTopic({
+    image,
+    metadata,
+    logs,
+    appendAsLeader: (partition, batch) => replicas.appendAsLeader(OFFSETS_TOPIC, partition, batch, 1),
+    segmentBytes: offsetsSettings.segmentBytes,
+  });
   const offsets = new LogOffsetStore(offsetsTopic, clock);
   // A group belongs to the leader of its __consumer_offsets partition (Kafka's rule).
   const groupLeader = (groupId: string): number | null => {
@@ -211,11 +244,21 @@ export async function startNode(
   };
   const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, node: adminNode }));
   await cluster.startMembership({ kafka: advertised, admin: { host: gossipAdvertiseHost(config), port: admin.port } });
-  // The controller registers every member SWIM sees; a founding node does it for itself
-  // now, so that its first Metadata answer lists it.
-  if (cluster.controllerId === nodeId) {
-    await metadata.submit({ kind: "registerBroker", nodeId, host: advertised.host, port: advertised.port, rack: null });
-  }
+  // Every start registers this process's incarnation with the controller: until that is
+  // in the image, this node leads nothing. A founding (or sole) node does it before it
+  // serves, so that its first Metadata answer lists it; a joining node as soon as it
+  // reaches the controller.
+  const registration = { kind: "registerBroker" as const, nodeId, host: advertised.host, port: advertised.port, rack: null, incarnation };
+  let registering = true;
+  const register = async (): Promise<void> => {
+    while (registering && !replicas.registered) {
+      const result = await metadata.submit(registration).catch((error: unknown) => ({ ok: false as const, error: { message: String(error) } }));
+      if (result.ok || replicas.registered) return;
+      await new Promise((resolve) => setTimeout(resolve, REGISTER_RETRY_MS));
+    }
+  };
+  if (cluster.controllerId === nodeId) await register();
+  else void register();
   serving = true;
   const gossip = cluster.gossip!;
   log.info("Node serving", {
@@ -233,6 +276,9 @@ export async function startNode(
     adminPort: admin.port,
     async stop() {
       serving = false;
+      registering = false;
+      clearInterval(replicaTimer);
+      await fetcher.close();
       // Hand the controller role over and say goodbye while the timer still ticks Raft.
       await cluster.stop();
       clearInterval(raftTimer);

@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrokerServices } from "../api/services.ts";
+import { ReplicaManager } from "../replication/replica-manager.ts";
+import { systemTimers } from "../util/timers.ts";
 import { MetadataImage } from "../cluster/metadata-image.ts";
 import { LocalMetadataLog } from "../cluster/metadata-log.ts";
 import { GroupCoordinator } from "../coordinator/group-coordinator.ts";
@@ -35,16 +37,26 @@ export async function createTestAdminNode(): Promise<TestAdminNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "brook-admin-test-"));
   const clock = new ManualClock();
   const image = new MetadataImage();
-  const logs = new LogManager({ dataDir, nodeId: TEST_NODE_ID, clock, image });
+  const logs = new LogManager({ dataDir, nodeId: TEST_NODE_ID, clock, image, replicated: true });
   const topicDefaults = { numPartitions: 1, replicationFactor: 1 };
   const metadata = LocalMetadataLog.open({ dataDir, image, clock, topicDefaults });
-  await metadata.submit({ kind: "registerBroker", nodeId: TEST_NODE_ID, host: "127.0.0.1", port: 9092, rack: null });
+  const replicas = new ReplicaManager({
+    nodeId: TEST_NODE_ID,
+    incarnation: "test",
+    image,
+    logs,
+    clock,
+    timers: systemTimers,
+    submitAlterPartition: (request) => metadata.submit({ kind: "alterPartition", request }),
+  });
+  await metadata.submit({ kind: "registerBroker", nodeId: TEST_NODE_ID, host: "127.0.0.1", port: 9092, rack: null, incarnation: "test" });
   const services: BrokerServices = {
     nodeId: TEST_NODE_ID,
     clusterId: TEST_CLUSTER_ID,
     image,
     metadata,
     logs,
+    replicas,
     clock,
     autoCreateTopics: false,
     topicDefaults,

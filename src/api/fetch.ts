@@ -7,6 +7,11 @@
  * and preferred read replica; v12 flexible, diverging epoch; v13 topic ids instead of
  * names; v15 replica state; v16 node endpoints; v17 replica directory id.
  *
+ * A fetch with a replica id is a follower's (src/replication/): it reads past the high
+ * watermark to the log end, reports the follower's position to the leader, and gets a
+ * diverging epoch (v12+) when its last fetched epoch disagrees with the leader's log.
+ * Consumers read up to the high watermark.
+ *
  * Long poll: if less than min_bytes is ready, the request waits until an append to one
  * of its partitions or max_wait_ms, whichever is first. Nothing polls.
  *
@@ -25,9 +30,11 @@ import {
 import type { Encodable } from "../protocol/schema.ts";
 import { defineHandler, type RequestContext } from "../server/handler.ts";
 import { FileSlice } from "../storage/file-slice.ts";
+import type { PartitionLog } from "../storage/partition-log.ts";
 import type { BrokerServices } from "./services.ts";
 
 const TOPIC_IDS_FROM_VERSION = 13;
+const REPLICA_STATE_FROM_VERSION = 15;
 /** Kafka's fetch.max.bytes cap on what one response may carry. */
 export const FETCH_RESPONSE_BYTES_MAX = 55 * 1024 * 1024;
 /**
@@ -56,6 +63,8 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
   const byId = context.apiVersion >= TOPIC_IDS_FROM_VERSION;
   const responseBytesMax = Math.min(Math.max(request.maxBytes, 0), FETCH_RESPONSE_BYTES_MAX);
   const pass: ReadPass = { topics: [], bytes: 0, hasError: false, waitKeys: [] };
+  // A replica's fetch (Fetch v15 moved the id into ReplicaState); consumers send -1.
+  const replicaId = context.apiVersion >= REPLICA_STATE_FROM_VERSION ? request.replicaState.replicaId : request.replicaId;
   for (const wanted of request.topics) {
     const topic = byId ? services.image.topicById(wanted.topicId) : services.image.topic(wanted.topic);
     const partitions: PartitionResponse[] = [];
@@ -67,30 +76,58 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
         partitions.push(partitionError(fetch.partition, byId ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
         continue;
       }
-      if (image.leader !== services.nodeId) {
-        pass.hasError = true;
-        partitions.push(partitionError(fetch.partition, ErrorCode.NOT_LEADER_OR_FOLLOWER));
-        continue;
+      let log: PartitionLog | undefined;
+      let highWatermark: number;
+      // A consumer reads up to the high watermark; a follower reads to the log end.
+      let maxOffset: number | undefined;
+      if (replicaId >= 0) {
+        const answer = services.replicas.followerFetch(topic.name, fetch.partition, {
+          replicaId,
+          currentLeaderEpoch: fetch.currentLeaderEpoch,
+          fetchOffset: fetch.fetchOffset,
+          lastFetchedEpoch: fetch.lastFetchedEpoch,
+        });
+        if (answer.kind !== "read") {
+          // Either answers at once: the follower must act before it fetches again.
+          pass.hasError = true;
+          if (answer.kind === "error") partitions.push(partitionError(fetch.partition, answer.errorCode));
+          else {
+            const { highWatermark: hw, logStartOffset } = answer;
+            const divergingEpoch = { epoch: answer.diverging.epoch, endOffset: answer.diverging.endOffset };
+            partitions.push({ ...partitionError(fetch.partition, ErrorCode.NONE), highWatermark: hw, lastStableOffset: hw, logStartOffset, divergingEpoch });
+          }
+          continue;
+        }
+        log = answer.log;
+        highWatermark = answer.highWatermark;
+        maxOffset = undefined;
+      } else {
+        if (image.leader !== services.nodeId) {
+          pass.hasError = true;
+          partitions.push(partitionError(fetch.partition, ErrorCode.NOT_LEADER_OR_FOLLOWER));
+          continue;
+        }
+        if (fetch.currentLeaderEpoch >= 0 && fetch.currentLeaderEpoch !== image.leaderEpoch) {
+          pass.hasError = true;
+          const code = fetch.currentLeaderEpoch < image.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
+          partitions.push(partitionError(fetch.partition, code));
+          continue;
+        }
+        log = services.logs.get(topic.name, fetch.partition);
+        if (log === undefined) {
+          pass.hasError = true;
+          partitions.push(partitionError(fetch.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
+          continue;
+        }
+        highWatermark = log.highWatermark;
+        maxOffset = highWatermark;
       }
-      if (fetch.currentLeaderEpoch >= 0 && fetch.currentLeaderEpoch !== image.leaderEpoch) {
-        pass.hasError = true;
-        const code = fetch.currentLeaderEpoch < image.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
-        partitions.push(partitionError(fetch.partition, code));
-        continue;
-      }
-      const log = services.logs.get(topic.name, fetch.partition);
-      if (log === undefined) {
-        pass.hasError = true;
-        partitions.push(partitionError(fetch.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
-        continue;
-      }
-      const highWatermark = log.highWatermark;
       const offsets = { highWatermark, lastStableOffset: highWatermark, logStartOffset: log.logStartOffset };
       const budget = Math.min(fetch.partitionMaxBytes, responseBytesMax - pass.bytes);
       // KIP-74: the first batch of the first non-empty partition is returned even when it
       // exceeds the limits, so a consumer can never be stuck behind one large batch.
       const read = budget > 0 || pass.bytes === 0
-        ? log.readDeferred(fetch.fetchOffset, Math.max(budget, 0), { minOneBatch: pass.bytes === 0, maxOffset: highWatermark, deferFromBytes: DEFER_FROM_BYTES })
+        ? log.readDeferred(fetch.fetchOffset, Math.max(budget, 0), { minOneBatch: pass.bytes === 0, maxOffset, deferFromBytes: DEFER_FROM_BYTES })
         : { ok: true as const, records: new Uint8Array(0) };
       if (!read.ok) {
         pass.hasError = true;

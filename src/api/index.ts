@@ -13,6 +13,7 @@ import { createDescribeConfigsHandler } from "./describe-configs.ts";
 import { createFetchHandler } from "./fetch.ts";
 import { createListOffsetsHandler } from "./list-offsets.ts";
 import { createMetadataHandler } from "./metadata.ts";
+import { createOffsetForLeaderEpochHandler } from "./offset-for-leader-epoch.ts";
 import { createProduceHandler } from "./produce.ts";
 import type { BrokerServices } from "./services.ts";
 
@@ -26,6 +27,7 @@ export function createRegistry(
   registry.register(createProduceHandler(services));
   registry.register(createFetchHandler(services));
   registry.register(createListOffsetsHandler(services));
+  registry.register(createOffsetForLeaderEpochHandler(services));
   registry.register(createCreateTopicsHandler(services));
   registry.register(createDeleteTopicsHandler(services));
   registry.register(createCreatePartitionsHandler(services));

@@ -67,6 +67,8 @@ export function createListOffsetsHandler(services: BrokerServices) {
                 return failed(p.partitionIndex, code);
               }
               const epoch = image.leaderEpoch;
+              // Records above the high watermark are not committed: consumers never see them.
+              const committed = <T extends { offset: number }>(found: T | null) => (found !== null && found.offset < log.highWatermark ? found : null);
               switch (p.timestamp) {
                 case LATEST_TIMESTAMP:
                   return answer(p.partitionIndex, log.highWatermark, -1, epoch);
@@ -76,12 +78,12 @@ export function createListOffsetsHandler(services: BrokerServices) {
                 case LATEST_TIERED_TIMESTAMP:
                   return answer(p.partitionIndex, -1, -1, -1);
                 case MAX_TIMESTAMP: {
-                  const found = log.maxTimestamp();
+                  const found = committed(log.maxTimestamp());
                   return found === null ? answer(p.partitionIndex, -1, -1, -1) : answer(p.partitionIndex, found.offset, found.timestamp, epoch);
                 }
                 default: {
                   if (p.timestamp < 0) return failed(p.partitionIndex, ErrorCode.INVALID_REQUEST);
-                  const found = log.offsetForTimestamp(p.timestamp);
+                  const found = committed(log.offsetForTimestamp(p.timestamp));
                   // No record at or after the timestamp: offset -1 (Kafka's "not found").
                   return found === null ? answer(p.partitionIndex, -1, -1, -1) : answer(p.partitionIndex, found.offset, found.timestamp, epoch);
                 }

@@ -7,11 +7,13 @@
  * lz4 by looking for Produce v0 in that range, and silently sends uncompressed batches
  * otherwise. v5 adds log start offset; v8 record errors and an error message; v9 is
  * flexible; v10 the current-leader and node-endpoint tags (sent on NOT_LEADER).
- * acks=0 gets no response at all; acks=1 is answered once the batch is in the page
- * cache; acks=-1 once the whole ISR has it (on one node: the leader alone), and needs at
- * least min.insync.replicas in the ISR.
+ * acks=0 gets no response at all; acks=1 is answered once the batch is in the leader's
+ * page cache; acks=-1 once the whole ISR has it (the high watermark passed it), and
+ * needs at least min.insync.replicas in the ISR before (NOT_ENOUGH_REPLICAS) and after
+ * (NOT_ENOUGH_REPLICAS_AFTER_APPEND); timeout_ms bounds the wait (REQUEST_TIMED_OUT).
+ * Appends go through the replica manager (src/replication/), which knows whether this
+ * node leads the partition now.
  */
-import { topicConfigNumber } from "../cluster/topic-config.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {
   ProduceRequest,
@@ -51,6 +53,8 @@ export function createProduceHandler(services: BrokerServices) {
     handle(request) {
       const acks = request.acks;
       const validAcks = acks === 0 || acks === 1 || acks === -1;
+      /** acks=all answers that wait for the ISR, by where they go in the response. */
+      const commits: Array<{ index: number; response: PartitionResponse; wait: Promise<number> }> = [];
       const responses = request.topicData.map((topicData) => {
         const topic = services.image.topic(topicData.name);
         return {
@@ -61,36 +65,48 @@ export function createProduceHandler(services: BrokerServices) {
             if (topic === undefined || partition === undefined) {
               return failed(data.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, null);
             }
-            if (partition.leader !== services.nodeId) return failed(data.index, ErrorCode.NOT_LEADER_OR_FOLLOWER, null);
-            if (acks === -1 && partition.isr.length < topicConfigNumber(topic.configs, "min.insync.replicas")) {
-              return failed(data.index, ErrorCode.NOT_ENOUGH_REPLICAS, "The ISR is smaller than min.insync.replicas");
-            }
             if (data.records === null || data.records.byteLength === 0) {
               return failed(data.index, ErrorCode.CORRUPT_MESSAGE, "No records");
             }
             let result;
             try {
-              result = services.logs.append(topic.name, data.index, data.records, partition.leaderEpoch);
+              result = services.replicas.appendAsLeader(topic.name, data.index, data.records, acks);
             } catch (error) {
               if (!(error instanceof StorageIoError)) throw error;
               log.error("Append failed", { topic: topic.name, partition: data.index, error: error.message });
               return failed(data.index, ErrorCode.KAFKA_STORAGE_ERROR, error.message);
             }
-            if (!result.ok) return failed(data.index, appendErrorCode(result.kind), result.message);
+            if (!result.ok) {
+              return "errorCode" in result
+                ? failed(data.index, result.errorCode, result.message)
+                : failed(data.index, appendErrorCode(result.kind), result.message);
+            }
             const messages = result.lastOffset - result.baseOffset + 1;
             services.metrics.recordProduce(topic.name, data.records.byteLength, messages);
-            return {
+            const response: PartitionResponse = {
               index: data.index,
               errorCode: ErrorCode.NONE,
               baseOffset: result.baseOffset,
               logAppendTimeMs: result.logAppendTimeMs,
               logStartOffset: result.logStartOffset,
             };
+            if (acks === -1) {
+              const wait = services.replicas.waitForCommit(topic.name, data.index, result.lastOffset + 1, request.timeoutMs);
+              commits.push({ index: data.index, response, wait });
+            }
+            return response;
           }),
         };
       });
       if (acks === 0) return NO_RESPONSE;
-      return { responses, throttleTimeMs: 0 };
+      if (commits.length === 0) return { responses, throttleTimeMs: 0 };
+      // acks=all: answered once every ISR member has each batch (or it failed). A batch
+      // that did not commit keeps its offset out of the answer, as Kafka's do.
+      return Promise.all(commits.map(async ({ index, response, wait }) => {
+        const errorCode = await wait;
+        if (errorCode === ErrorCode.NONE) return;
+        Object.assign(response, failed(index, errorCode, null));
+      })).then(() => ({ responses, throttleTimeMs: 0 }));
     },
   });
 }

@@ -6,6 +6,7 @@
 import type { BrokerMetrics } from "../admin/metrics.ts";
 import type { MetadataImage } from "../cluster/metadata-image.ts";
 import type { MetadataWriter, TopicDefaults } from "../cluster/topics.ts";
+import type { ReplicaManager } from "../replication/replica-manager.ts";
 import type { LogManager } from "../storage/log-manager.ts";
 import type { Clock } from "../util/clock.ts";
 
@@ -17,6 +18,8 @@ export interface BrokerServices {
   readonly image: MetadataImage;
   readonly metadata: MetadataWriter;
   readonly logs: LogManager;
+  /** Every append goes through it; it knows which partitions this node leads or follows. */
+  readonly replicas: ReplicaManager;
   readonly clock: Clock;
   readonly autoCreateTopics: boolean;
   readonly topicDefaults: TopicDefaults;

@@ -24,6 +24,7 @@ import { STREAM_TAG_RAFT } from "./swim/stream-listener.ts";
 import { type SwimEvent, SwimDriver } from "./swim/udp-driver.ts";
 import { nextMembershipChange } from "./raft/voter-policy.ts";
 import type { ClusterStatus } from "./cluster-status.ts";
+import { connectionRefused } from "./liveness-probe.ts";
 import type { TopicDefaults } from "./topics.ts";
 
 const log = logger("cluster");
@@ -69,6 +70,8 @@ export class ClusterNode {
   /** Latched by `#checkCaughtUp`; callers of `whenMetadataCaughtUp` wait in `#caughtUpWaiters`. */
   #caughtUp = false;
   #caughtUpWaiters: Array<() => void> = [];
+  /** Brokers whose cluster port refused the controller's last probe (liveness-probe.ts). */
+  readonly #refused = new Set<number>();
 
   private constructor(options: ClusterNodeOptions, raft: RaftNode, rpc: ControllerClient, writer: ClusterMetadataWriter) {
     this.#options = options;
@@ -162,7 +165,30 @@ export class ClusterNode {
   membership(): MembershipView {
     const swim = this.#swim;
     if (swim === null) return { alive: () => [], isGone: () => false, clusterAddress: () => undefined };
-    return swimMembership(swim);
+    const view = swimMembership(swim);
+    const refused = this.#refused;
+    // A refused probe outweighs SWIM's "alive" until the port answers again.
+    return {
+      alive: () => view.alive().filter((m) => !refused.has(m.nodeId)),
+      isGone: (nodeId) => refused.has(nodeId) || view.isGone(nodeId),
+      clusterAddress: (nodeId) => view.clusterAddress(nodeId),
+    };
+  }
+
+  /** The controller's probe of every other broker's cluster port (liveness-probe.ts). */
+  async #probeBrokers(): Promise<void> {
+    const swim = this.#swim;
+    if (swim === null) return;
+    const self = this.#options.nodeId;
+    const probes = swim.members()
+      .filter((m) => m.nodeId !== self && (m.state === "alive" || m.state === "suspect" || this.#refused.has(m.nodeId)))
+      .map(async (m) => {
+        const refused = await connectionRefused(m.gossip.host, m.gossip.port, this.#options.timers);
+        if (refused && !this.#refused.has(m.nodeId)) log.info("Cluster port refused: fencing without waiting for SWIM", { nodeId: m.nodeId });
+        if (refused) this.#refused.add(m.nodeId);
+        else this.#refused.delete(m.nodeId);
+      });
+    await Promise.all(probes);
   }
 
   get clusterId(): string | null {
@@ -295,6 +321,7 @@ export class ClusterNode {
     if (this.#reconciling) return;
     this.#reconciling = true;
     try {
+      await this.#probeBrokers();
       const membership = this.membership();
       for (const command of reconcileCommands(this.#options.image, membership)) {
         const result = await this.writer.submit(command);

@@ -38,6 +38,11 @@ export interface OffsetsTopicDeps {
   image: MetadataImage;
   metadata: MetadataWriter;
   logs: LogManager;
+  /**
+   * How a commit is appended on the partition's leader: the replica manager's
+   * `appendAsLeader` in a node (so the high watermark follows); the log itself in tests.
+   */
+  appendAsLeader?: (partition: number, batch: Uint8Array) => { ok: true } | { ok: false; message: string | null };
   /** offsets.topic.segment.bytes (OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT); tests shrink it. */
   segmentBytes?: number;
 }
@@ -71,9 +76,10 @@ export function logOffsetsTopic(deps: OffsetsTopicDeps): LogOffsetsTopic {
     },
     async append(partition, batch) {
       await ensureTopic();
-      const leaderEpoch = image.topic(OFFSETS_TOPIC)!.partitions[partition]!.leaderEpoch;
-      const result = logs.append(OFFSETS_TOPIC, partition, batch, leaderEpoch);
-      if (!result.ok) throw new OffsetsStoreError(`Offset commit not stored: ${result.message}`);
+      let result: { ok: true } | { ok: false; message: string | null };
+      if (deps.appendAsLeader !== undefined) result = deps.appendAsLeader(partition, batch);
+      else result = logs.append(OFFSETS_TOPIC, partition, batch, image.topic(OFFSETS_TOPIC)!.partitions[partition]!.leaderEpoch);
+      if (!result.ok) throw new OffsetsStoreError(`Offset commit not stored: ${result.message ?? "not the leader"}`);
     },
     replay(visit, only = () => true) {
       const topic = image.topic(OFFSETS_TOPIC);

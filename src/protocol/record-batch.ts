@@ -448,6 +448,35 @@ function refuse(kind: RecordsErrorKind, message: string): RecordsError {
 }
 
 /**
+ * The framing checks of the batch at `at` of a records blob: enough bytes for a header,
+ * magic 2, a length between the header size and `maxBatchBytes` that fits the blob, and
+ * a CRC that matches. Answers the batch's size, or why it is refused.
+ */
+export function checkBatchFrame(records: Uint8Array, at: number, maxBatchBytes: number): { ok: true; size: number } | RecordsError {
+  const left = records.byteLength - at;
+  if (left < BATCH_MAGIC_PREFIX_BYTES) {
+    return refuse("corrupt", `Records end inside a batch header: ${left} bytes at ${at}`);
+  }
+  const magic = readMagic(records, at);
+  if (magic === 0 || magic === 1) {
+    return refuse("unsupportedMagic", `Batch magic is not supported: ${magic}, at ${at}`);
+  }
+  if (magic !== MAGIC_V2) return refuse("corrupt", `Batch magic is invalid: ${magic}, at ${at}`);
+  const size = readBatchSize(records, at);
+  if (size < BATCH_HEADER_BYTES) {
+    return refuse("corrupt", `Batch length is smaller than the header: ${size} bytes, at ${at}`);
+  }
+  if (size > maxBatchBytes) {
+    return refuse("tooLarge", `Batch is larger than the limit: ${size} > ${maxBatchBytes} bytes`);
+  }
+  if (size > left) return refuse("corrupt", `Batch is cut: ${left} of ${size} bytes, at ${at}`);
+  if (!batchCrcIsValid(records, at, size)) {
+    return refuse("corrupt", `Batch CRC does not match its bytes, at ${at}`);
+  }
+  return { ok: true, size };
+}
+
+/**
  * Checks a records blob (one or more concatenated v2 batches) before it is appended:
  * framing (the blob is exactly whole batches), size, magic, CRC, and the record count
  * against lastOffsetDelta. Uncompressed batches are also walked to check that the
@@ -465,26 +494,9 @@ export function validateRecords(records: Uint8Array, maxBatchBytes: number): Val
   let recordCount = 0;
   let at = 0;
   while (at < total) {
-    const left = total - at;
-    if (left < BATCH_MAGIC_PREFIX_BYTES) {
-      return refuse("corrupt", `Records end inside a batch header: ${left} bytes at ${at}`);
-    }
-    const magic = readMagic(records, at);
-    if (magic === 0 || magic === 1) {
-      return refuse("unsupportedMagic", `Batch magic is not supported: ${magic}, at ${at}`);
-    }
-    if (magic !== MAGIC_V2) return refuse("corrupt", `Batch magic is invalid: ${magic}, at ${at}`);
-    const size = readBatchSize(records, at);
-    if (size < BATCH_HEADER_BYTES) {
-      return refuse("corrupt", `Batch length is smaller than the header: ${size} bytes, at ${at}`);
-    }
-    if (size > maxBatchBytes) {
-      return refuse("tooLarge", `Batch is larger than the limit: ${size} > ${maxBatchBytes} bytes`);
-    }
-    if (size > left) return refuse("corrupt", `Batch is cut: ${left} of ${size} bytes, at ${at}`);
-    if (!batchCrcIsValid(records, at, size)) {
-      return refuse("corrupt", `Batch CRC does not match its bytes, at ${at}`);
-    }
+    const frame = checkBatchFrame(records, at, maxBatchBytes);
+    if (!frame.ok) return frame;
+    const size = frame.size;
     const count = readRecordCount(records, at);
     const lastOffsetDelta = readLastOffsetDelta(records, at);
     if (count < 1) return refuse("invalidRecord", `Batch has no records: count ${count}, at ${at}`);

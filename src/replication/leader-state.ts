@@ -118,6 +118,9 @@ export class LeaderState {
         lastFetchLeaderLogEndOffset: -1,
       });
     }
+    // A leader alone in its ISR has committed its whole log (Kafka's
+    // maybeIncrementLeaderHW on becoming leader).
+    this.#advanceHighWatermark();
   }
 
   get highWatermark(): number {

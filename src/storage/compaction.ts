@@ -14,11 +14,15 @@
  *    least min(CLEANER_DIRTY_BYTES_MIN, segment.bytes) and more than
  *    min.cleanable.dirty.ratio of all sealed, cleanable bytes; or when tombstones kept by
  *    the last pass have since passed delete.retention.ms. Cleanable: below the active
- *    segment, and below the first segment holding records younger than
- *    min.compaction.lag.ms. The active segment is never rewritten.
- * 2. **Map**: reads the log from the first dirty offset to the log end as it was when the
- *    pass started (the active segment's records included), building key → last offset
- *    (bounded by OFFSET_MAP_BYTES_MAX: a full map ends the pass's range early).
+ *    segment, below the first segment holding records younger than
+ *    min.compaction.lag.ms, and below the first segment reaching the high watermark
+ *    (Kafka cleans below the last stable offset only). The active segment is never
+ *    rewritten.
+ * 2. **Map**: reads the log from the first dirty offset to the high watermark as it was
+ *    when the pass started (on one node the log end: the active segment's records
+ *    included), building key → last offset (bounded by OFFSET_MAP_BYTES_MAX: a full map
+ *    ends the pass's range early). Records above the high watermark are not committed
+ *    and may be truncated: a record must never go because of one of them.
  * 3. **Clean**: groups consecutive cleanable segments (at most segment.bytes together, as
  *    Kafka does, so small cleaned segments merge) and rewrites each group into one
  *    segment with the first one's base offset: a record goes when its key has a later
@@ -84,6 +88,8 @@ export interface CleanableLog {
   readonly config: Readonly<LogConfig>;
   readonly logStartOffset: number;
   readonly logEndOffset: number;
+  /** Offsets at or above it may still be truncated: the cleaner never acts on them. */
+  readonly highWatermark: number;
   /** The segments, oldest first; the last one is active. */
   segments(): readonly Segment[];
   read(fetchOffset: number, maxBytes: number, options: ReadOptions): ReadResult;
@@ -173,7 +179,10 @@ interface Group {
 interface Pass {
   /** Wall-clock ms when the pass started (min.compaction.lag.ms, the tombstone horizon). */
   readonly startedMs: number;
-  /** Mapping reads [mapFrom, mapTo): from the first dirty offset to the log end at start. */
+  /**
+   * Mapping reads [mapFrom, mapTo): from the first dirty offset to the high watermark at
+   * start (the log end on one node).
+   */
   readonly mapFrom: number;
   readonly mapTo: number;
   /** Base offset of the first segment not cleaned (the active one, or a too-young one). */
@@ -344,14 +353,19 @@ export class LogCleaner {
 
   // -------------------------------------------------------------------------------------
 
-  /** Base offset of the first segment a pass must not rewrite. */
+  /**
+   * Base offset of the first segment a pass must not rewrite: the active one, or an
+   * earlier one that reaches the high watermark or is younger than min.compaction.lag.ms.
+   */
   #cleanTo(segments: readonly Segment[]): number {
     const active = segments[segments.length - 1]!;
     const { minCompactionLagMs } = compactionConfig(this.#log.config);
-    if (minCompactionLagMs <= 0) return active.baseOffset;
+    const highWatermark = this.#log.highWatermark;
     const nowMs = this.#clock.nowMs();
     for (let i = 0; i + 1 < segments.length; i++) {
       const segment = segments[i]!;
+      if (segments[i + 1]!.baseOffset > highWatermark) return segment.baseOffset;
+      if (minCompactionLagMs <= 0) continue;
       if (!segment.isEmpty && nowMs - segment.largestTimestampMs() < minCompactionLagMs) {
         return segment.baseOffset;
       }
@@ -377,7 +391,7 @@ export class LogCleaner {
     const pass: Pass = {
       startedMs: nowMs,
       mapFrom,
-      mapTo: this.#log.logEndOffset,
+      mapTo: Math.max(mapFrom, Math.min(this.#log.logEndOffset, this.#log.highWatermark)),
       cleanTo: this.#cleanTo(segments),
       horizon: this.#horizon(nowMs),
       map: new Map(),

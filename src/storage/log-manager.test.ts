@@ -4,10 +4,11 @@
  * unclean stop costs, and when retention, flush.ms and checkpoint writes happen.
  */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MetadataImage, type MetadataRecord } from "../cluster/metadata-image.ts";
 import { ManualClock } from "../util/clock.ts";
+import { buildBatch } from "../protocol/record-batch-builder.ts";
 import { readCheckpoint } from "./checkpoint.ts";
 import { LogManager } from "./log-manager.ts";
 import { T0, makeBatch, makeTempDir, removeDir } from "./test-support.ts";
@@ -33,9 +34,9 @@ function topicRecords(name: string, partitions: number, configs: Record<string, 
 }
 
 /** A node start: a manager, the image replayed, startup completed. */
-function start(dataDir: string, clock: ManualClock, records: MetadataRecord[]): { manager: LogManager; image: MetadataImage } {
+function start(dataDir: string, clock: ManualClock, records: MetadataRecord[], replicated = false): { manager: LogManager; image: MetadataImage } {
   const image = new MetadataImage();
-  const manager = new LogManager({ dataDir, nodeId: NODE, clock, image, retentionCheckIntervalMs: 5_000, checkpointIntervalMs: 5_000 });
+  const manager = new LogManager({ dataDir, nodeId: NODE, clock, image, retentionCheckIntervalMs: 5_000, checkpointIntervalMs: 5_000, replicated });
   for (const record of records) image.apply(record);
   return { manager, image };
 }
@@ -196,4 +197,109 @@ test("storage: log manager: replaying create, delete, create of one name keeps t
   managers.push(restarted.manager);
   restarted.manager.startupComplete();
   expect(restarted.manager.get("again", 0)!.logEndOffset).toBe(3);
+});
+
+/** A batch as a leader stored it, for a follower's appendReplicated. */
+function leaderBatch(baseOffset: number, count: number, epoch = 1): Uint8Array {
+  return buildBatch({
+    baseOffset,
+    partitionLeaderEpoch: epoch,
+    baseTimestamp: T0,
+    records: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: "v" })),
+  });
+}
+
+test("storage: log manager: replicated: appends leave the high watermark; moving it wakes fetches", async () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const { manager } = start(dataDir, clock, topicRecords("events", 1), true);
+  managers.push(manager);
+  manager.startupComplete();
+  const log = manager.get("events", 0)!;
+
+  const onAppend = manager.waitForAppend(["events-0"], 10_000);
+  expect(manager.append("events", 0, makeBatch({ count: 3 }), 1)).toMatchObject({ ok: true, lastOffset: 2 });
+  expect(await onAppend).toBe(true); // Followers long-poll on the log end.
+  expect(log.highWatermark).toBe(0);
+
+  const onHighWatermark = manager.waitForAppend(["events-0"], 10_000);
+  expect(manager.setHighWatermark("events", 0, 2)).toBe(2);
+  expect(await onHighWatermark).toBe(true);
+  // Not moved (lower, or the same): nobody is woken.
+  const idle = manager.waitForAppend(["events-0"], 20);
+  expect(manager.setHighWatermark("events", 0, 1)).toBe(2);
+  expect(manager.setHighWatermark("events", 0, 2)).toBe(2);
+  expect(await idle).toBe(false);
+
+  const onReplicated = manager.waitForAppend(["events-0"], 10_000);
+  expect(manager.appendReplicated("events", 0, leaderBatch(3, 2))).toEqual({ ok: true, baseOffset: 3, lastOffset: 4, logEndOffset: 5 });
+  expect(await onReplicated).toBe(true);
+  expect(manager.appendReplicated("events", 0, leaderBatch(3, 2))).toMatchObject({ ok: false, kind: "offsetMismatch" });
+  expect(log.highWatermark).toBe(2);
+  expect(manager.setHighWatermark("events", 0, 99)).toBe(5);
+});
+
+test("storage: log manager: replicated: the high-watermark checkpoint is read back at restart", () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const records = topicRecords("events", 2);
+  const first = start(dataDir, clock, records, true);
+  first.manager.startupComplete();
+  first.manager.appendReplicated("events", 0, leaderBatch(0, 6));
+  first.manager.appendReplicated("events", 1, leaderBatch(0, 4));
+  first.manager.setHighWatermark("events", 0, 4);
+  first.manager.close();
+  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({ "events-0": 4, "events-1": 0 });
+
+  const second = start(dataDir, clock, records, true);
+  second.manager.startupComplete();
+  const log0 = second.manager.get("events", 0)!;
+  expect(log0.logEndOffset).toBe(6);
+  expect(log0.highWatermark).toBe(4);
+  expect(second.manager.get("events", 1)!.highWatermark).toBe(0);
+  second.manager.setHighWatermark("events", 0, 5);
+  clock.advance(5_000);
+  second.manager.tick(); // The changed high watermark is checkpointed with the others.
+  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({ "events-0": 5, "events-1": 0 });
+  second.manager.setHighWatermark("events", 0, 6);
+  crash(second.manager); // The checkpoint still says 5.
+
+  const third = start(dataDir, clock, records, true);
+  managers.push(third.manager);
+  third.manager.startupComplete();
+  expect(third.manager.get("events", 0)!.highWatermark).toBe(5);
+  // A single-node start on the same data: the high watermark is the log end, as before.
+  third.manager.close();
+  const single = start(dataDir, clock, records);
+  managers.push(single.manager);
+  single.manager.startupComplete();
+  expect(single.manager.get("events", 0)!.highWatermark).toBe(6);
+  expect(() => single.manager.setHighWatermark("events", 0, 6)).toThrow();
+});
+
+test("storage: log manager: replicated: without a readable checkpoint entry the high watermark starts at the log start", () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const records = topicRecords("events", 1, { "segment.bytes": "4096" });
+  const file = join(dataDir, "checkpoints", "replication-offset-checkpoint");
+  const first = start(dataDir, clock, records, true);
+  first.manager.startupComplete();
+  for (let i = 0; i < 3; i++) first.manager.appendReplicated("events", 0, leaderBatch(i * 2, 2));
+  first.manager.setHighWatermark("events", 0, 6);
+  expect(first.manager.deleteRecords("events", 0, 2)).toEqual({ ok: true, logStartOffset: 2 });
+  first.manager.close();
+  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({ "events-0": 6 });
+
+  // Kafka's rule: 0, clamped up to the log start; never the log end, which may hold
+  // records that were not committed.
+  for (const damage of [() => unlinkSync(file), () => writeFileSync(file, "garbage\n")]) {
+    damage();
+    const restarted = start(dataDir, clock, records, true);
+    restarted.manager.startupComplete();
+    const log = restarted.manager.get("events", 0)!;
+    expect(log.logEndOffset).toBe(6);
+    expect(log.logStartOffset).toBe(2);
+    expect(log.highWatermark).toBe(2);
+    restarted.manager.close();
+  }
 });

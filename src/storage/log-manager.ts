@@ -1,13 +1,18 @@
 /**
  * Owns the partition logs of this node: opens them at start, creates and deletes them
- * as the metadata image changes, wakes long-polling fetches when an append lands, and
- * keeps the data dir's checkpoints. Directory per partition: `<data-dir>/<topic>-<partition>`
- * (DESIGN.md).
+ * as the metadata image changes, wakes long-polling fetches when an append lands or a
+ * high watermark moves, and keeps the data dir's checkpoints. Directory per partition:
+ * `<data-dir>/<topic>-<partition>` (DESIGN.md).
+ *
+ * Two modes. Single node (the default): every append moves a log's high watermark to its
+ * end. `replicated`: appends (`append` on a leader, `appendReplicated` on a follower)
+ * leave it, and replication moves it with `setHighWatermark` once records are committed;
+ * at start each log's high watermark comes back from the high-watermark checkpoint.
  *
  * Lifecycle: the constructor reads `<data-dir>/checkpoints/` (recovery points, log start
- * offsets, the clean-shutdown marker); logs opened while the metadata log is replayed
- * use them. `startupComplete` removes the marker (from then on a crash is unclean) and
- * writes fresh checkpoints. `tick`, driven by the node's one timer, runs flush.ms,
+ * offsets, high watermarks when replicated, the clean-shutdown marker); logs opened while
+ * the metadata log is replayed use them. `startupComplete` removes the marker (from then
+ * on a crash is unclean) and writes fresh checkpoints. `tick`, driven by the node's one timer, runs flush.ms,
  * retention, compaction (a budget of bytes per tick for the dirtiest due log, one log at
  * a time as Kafka's single cleaner thread), delayed file deletion and checkpoint writes. `close` closes every log, then
  * writes the checkpoints and the marker, so the next start verifies nothing.
@@ -27,6 +32,7 @@ import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "
 import { join } from "node:path";
 import type { MetadataImage, MetadataRecord } from "../cluster/metadata-image.ts";
 import { logConfigFromOverrides } from "../cluster/topic-config.ts";
+import { assert } from "../util/assert.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import {
@@ -43,7 +49,8 @@ import {
   type AppendResult,
   type DeleteRecordsResult,
   PartitionLog,
-  type RecoveryState,
+  type PartitionLogOptions,
+  type ReplicatedAppendResult,
 } from "./partition-log.ts";
 import type { CleanerOptions } from "./compaction.ts";
 import { CLEANER_BYTES_PER_TICK } from "./limits.ts";
@@ -89,6 +96,18 @@ export interface LogManagerOptions {
   cleanerBytesPerTick?: number;
   /** Bounds of each log's cleaner (tests lower them). */
   cleaner?: CleanerOptions;
+  /**
+   * Partitions are replicated: a log's high watermark is moved by `setHighWatermark`, not
+   * by appends, and starts from the high-watermark checkpoint. Default false (one node).
+   */
+  replicated?: boolean;
+}
+
+/** What the checkpoints said about one log at construction. */
+interface Checkpointed {
+  recoveryPoint?: number;
+  logStartOffset?: number;
+  highWatermark?: number;
 }
 
 export class LogManager {
@@ -100,6 +119,7 @@ export class LogManager {
   readonly #checkpointIntervalMs: number;
   readonly #cleanerBytesPerTick: number;
   readonly #cleanerOptions: CleanerOptions;
+  readonly #replicated: boolean;
   /** The log whose cleaning pass is under way, by key; null when none is. */
   #cleaning: string | null = null;
   readonly #logs = new Map<string, PartitionLog>();
@@ -111,7 +131,7 @@ export class LogManager {
   /** Topic names by id, so a removal (applied to the image first) finds its logs. */
   readonly #topicNames = new Map<string, string>();
   /** Checkpointed state read at construction, by key; used by logs opened at startup. */
-  readonly #checkpointed = new Map<string, { recoveryPoint?: number; logStartOffset?: number }>();
+  readonly #checkpointed = new Map<string, Checkpointed>();
   /** The last stop was clean (marker present), until `startupComplete`. */
   #cleanShutdown: boolean;
   #starting = true;
@@ -134,6 +154,7 @@ export class LogManager {
     this.#checkpointIntervalMs = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS_DEFAULT;
     this.#cleanerBytesPerTick = options.cleanerBytesPerTick ?? CLEANER_BYTES_PER_TICK;
     this.#cleanerOptions = options.cleaner ?? {};
+    this.#replicated = options.replicated ?? false;
     this.#startedMs = this.#clock.monotonicMs();
     this.#lastCheckpointMs = this.#startedMs;
     mkdirSync(this.#checkpointsDir, { recursive: true });
@@ -159,8 +180,40 @@ export class LogManager {
     const partitionLog = this.#logs.get(key);
     if (partitionLog === undefined) throw new Error(`No log for ${key}`);
     const result = partitionLog.append(records, { leaderEpoch });
+    // Followers long-poll on the log end, so an append wakes waiters even when the high
+    // watermark stays (replicated): a woken consumer finds nothing new and waits again.
     if (result.ok) this.#wake(key);
     return result;
+  }
+
+  /**
+   * A follower's append of the leader's batches as they are (PartitionLog.appendReplicated:
+   * offsetMismatch unless they continue the log end). Wakes waiters like `append`.
+   */
+  appendReplicated(topic: string, partition: number, records: Uint8Array): ReplicatedAppendResult {
+    const key = this.key(topic, partition);
+    const partitionLog = this.#logs.get(key);
+    if (partitionLog === undefined) throw new Error(`No log for ${key}`);
+    const result = partitionLog.appendReplicated(records);
+    if (result.ok && result.lastOffset >= result.baseOffset) this.#wake(key);
+    return result;
+  }
+
+  /**
+   * Replicated only: moves a log's high watermark forward (clamped to its log end; never
+   * back, see PartitionLog.setHighWatermark) and answers it. Consumers long-poll on the
+   * high watermark, so waiters are woken when it moves. It is checkpointed with the
+   * others (every checkpoint interval, and on close).
+   */
+  setHighWatermark(topic: string, partition: number, offset: number): number {
+    assert(this.#replicated, "The high watermark follows appends unless the log manager is replicated");
+    const key = this.key(topic, partition);
+    const partitionLog = this.#logs.get(key);
+    if (partitionLog === undefined) throw new Error(`No log for ${key}`);
+    const before = partitionLog.highWatermark;
+    const after = partitionLog.setHighWatermark(offset);
+    if (after !== before) this.#wake(key);
+    return after;
   }
 
   /**
@@ -178,7 +231,10 @@ export class LogManager {
     return result;
   }
 
-  /** Resolves true when one of the logs gets an append, false after `timeoutMs`. */
+  /**
+   * Resolves true when one of the logs gets an append or its high watermark moves (or the
+   * log is removed), false after `timeoutMs`.
+   */
   waitForAppend(keys: readonly string[], timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -386,13 +442,24 @@ export class LogManager {
   }
 
   /**
-   * What a log opened now is told about its past. Only a directory that already exists
-   * has one: a new log ignores stale entries of a deleted topic of the same name.
+   * What a log opened now is told about its past, and (replicated) that its owner moves
+   * its high watermark. Only a directory that already exists has a past: a new log
+   * ignores stale entries of a deleted topic of the same name.
    */
-  #recoveryFor(key: string, dir: string): { recovery?: RecoveryState } {
-    if (!existsSync(dir)) return {};
-    const checkpointed = this.#checkpointed.get(key);
+  #recoveryFor(
+    key: string,
+    dir: string,
+  ): Pick<PartitionLogOptions, "recovery" | "highWatermarkFollowsAppends" | "initialHighWatermark"> {
+    const existed = existsSync(dir);
+    const checkpointed = existed ? this.#checkpointed.get(key) : undefined;
+    // Kafka's rule (Partition.createLog): without a checkpointed high watermark it starts
+    // at 0, clamped up to the log start; the log end could expose uncommitted records.
+    const highWatermark = this.#replicated
+      ? { highWatermarkFollowsAppends: false, initialHighWatermark: checkpointed?.highWatermark ?? 0 }
+      : {};
+    if (!existed) return highWatermark;
     return {
+      ...highWatermark,
       recovery: {
         recoveryPoint: checkpointed?.recoveryPoint ?? 0,
         logStartOffset: checkpointed?.logStartOffset ?? 0,
@@ -406,14 +473,17 @@ export class LogManager {
   }
 
   #readCheckpoints(): void {
-    const kinds = [
+    const kinds: Array<readonly [string, keyof Checkpointed]> = [
       [RECOVERY_POINT_CHECKPOINT, "recoveryPoint"],
       [LOG_START_CHECKPOINT, "logStartOffset"],
-    ] as const;
+    ];
+    // On one node the high watermark is the log end: the file is written, not read.
+    if (this.#replicated) kinds.push([HIGH_WATERMARK_CHECKPOINT, "highWatermark"]);
     for (const [file, field] of kinds) {
       const read = readCheckpoint(join(this.#checkpointsDir, file));
       if (!read.ok) {
-        // Without it every log is verified and log starts fall back to the first segment.
+        // Without it every log is verified, log starts fall back to the first segment and
+        // high watermarks to the log start (replication moves them up again).
         log.error("Ignoring an unreadable checkpoint", { file, reason: read.reason });
         if (field === "recoveryPoint") this.#cleanShutdown = false;
         continue;
@@ -438,7 +508,7 @@ export class LogManager {
       force,
       (p) => p.recoveryPoint,
     );
-    // Single node: the high watermark is the log end; replication will read it back.
+    // Single node: the high watermark is the log end. Replicated: read back at start.
     const highWatermarks = this.#writeIfChanged(
       HIGH_WATERMARK_CHECKPOINT,
       force,

@@ -4,7 +4,8 @@
  * (`<data-dir>/<topic>-<partition>/`), the last one active. This is the interface the
  * Kafka handlers call: append (Produce), read (Fetch), offsetForTimestamp and
  * maxTimestamp (ListOffsets), deleteRecordsBefore (DeleteRecords), deleteAll
- * (DeleteTopics); and what the node's cleaner tick drives: maybeFlush (flush.ms),
+ * (DeleteTopics); what replication calls: appendReplicated (a follower), setHighWatermark,
+ * truncateTo, epochStarts; and what the node's cleaner tick drives: maybeFlush (flush.ms),
  * applyRetention (retention.ms / retention.bytes / log start) and deleteExpiredFiles
  * (file.delete.delay.ms). The log reads its clock; it owns no timer.
  *
@@ -14,8 +15,11 @@
  * synchronously until `close` or `deleteAll`.
  *
  * Invariants:
- * - logStartOffset <= highWatermark <= logEndOffset; on a single node the high watermark
- *   equals the log end offset (replication will move it separately).
+ * - logStartOffset <= highWatermark <= logEndOffset. With highWatermarkFollowsAppends (the
+ *   default: a single node) the high watermark is the log end offset; without it the
+ *   owner (replication) moves it forward with `setHighWatermark`, and only `truncateTo`
+ *   lowers it. Nothing here acts on offsets at or above it: retention, DeleteRecords and
+ *   compaction stay below it (records above it are not committed and may be truncated).
  * - first segment's base <= recoveryPoint <= logEndOffset; offsets below the recovery
  *   point are fsynced (a roll seals, that is fsyncs, the old segment; a flush the active).
  * - Segments are sorted by base offset; each base offset is the offset of its first batch
@@ -23,7 +27,9 @@
  *   remove that batch, so a segment's batches start at or after its base offset, and a
  *   cleaned segment may be empty.
  * - Appends are all-or-nothing per records blob: every batch is validated before any byte
- *   is written, and one blob never spans two segments.
+ *   is written, and one blob never spans two segments. `append` assigns offsets;
+ *   `appendReplicated` (a follower) keeps the leader's bytes and requires them to
+ *   continue the log exactly at its end.
  * - Reads return whole batches only and never go past the bytes of completed appends.
  * - Message bytes are never cached in process: reads go to the OS page cache.
  * - Retention deletes whole segments, oldest first, never the active one (it is rolled
@@ -49,11 +55,17 @@ import {
 import { join } from "node:path";
 import {
   BATCH_HEADER_BYTES,
-  LOG_OVERHEAD_BYTES,
+  COMPRESSION_CODE_MAX,
+  COMPRESSION_MASK,
   type RecordsErrorKind,
+  checkBatchFrame,
+  readAttributes,
   readBaseOffset,
-  readBatchSize,
+  readLastOffset,
+  readLastOffsetDelta,
   readMaxTimestamp,
+  readPartitionLeaderEpoch,
+  readRecordCount,
   setLogAppendTime,
   setMaxTimestamp,
   stampBatch,
@@ -62,7 +74,12 @@ import {
 import { assert } from "../util/assert.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
-import { APPEND_BYTES_MAX, INDEX_ENTRIES_MAX, RELATIVE_OFFSET_MAX } from "./limits.ts";
+import {
+  APPEND_BYTES_MAX,
+  BATCH_BYTES_MAX,
+  INDEX_ENTRIES_MAX,
+  RELATIVE_OFFSET_MAX,
+} from "./limits.ts";
 import {
   DEFAULT_LOG_CONFIG,
   type LogConfig,
@@ -114,6 +131,17 @@ export interface PartitionLogOptions {
   recovery?: RecoveryState;
   /** Bounds of the log cleaner (tests lower them); Kafka-like defaults otherwise. */
   cleaner?: CleanerOptions;
+  /**
+   * True (the default, a single node): every append moves the high watermark to the log
+   * end. False (a replicated partition): appends leave it, and the owner moves it with
+   * `setHighWatermark` once the records are committed.
+   */
+  highWatermarkFollowsAppends?: boolean;
+  /**
+   * With highWatermarkFollowsAppends false only: the high watermark at open (the
+   * high-watermark checkpoint), clamped to [log start, log end]. Absent: the log end.
+   */
+  initialHighWatermark?: number;
 }
 
 /** A log's entries in the data dir's checkpoints, and how the node last stopped. */
@@ -163,6 +191,26 @@ export type AppendResult =
       logStartOffset: number;
     }
   | { ok: false; kind: RecordsErrorKind; message: string };
+
+/** `appendReplicated`'s refusals: those of `append`, or batches that do not continue the log. */
+export type ReplicatedAppendErrorKind = RecordsErrorKind | "offsetMismatch";
+
+export type ReplicatedAppendResult =
+  | {
+      ok: true;
+      /** Base offset of the first batch; the log end offset when nothing was appended. */
+      baseOffset: number;
+      /** Last offset of the last batch; baseOffset - 1 when nothing was appended. */
+      lastOffset: number;
+      logEndOffset: number;
+    }
+  | { ok: false; kind: ReplicatedAppendErrorKind; message: string };
+
+/** Where a leader epoch's batches begin in the log (Kafka's leader-epoch-checkpoint entry). */
+export interface EpochStart {
+  epoch: number;
+  startOffset: number;
+}
 
 export type ReadResult =
   | { ok: true; records: Uint8Array }
@@ -221,8 +269,13 @@ export class PartitionLog {
   #logStartOffset: number;
   /** Next offset to assign. */
   #logEndOffset: number;
-  /** Offsets below it are committed; consumers read up to it. Single node: the LEO. */
+  /**
+   * Offsets below it are committed; consumers read up to it. Single node: the LEO.
+   * Replicated: moved forward by the owner (`setHighWatermark`), down only by truncateTo.
+   */
   #highWatermark: number;
+  /** Appends move the high watermark to the log end (see PartitionLogOptions). */
+  readonly #highWatermarkFollowsAppends: boolean;
   /** Offsets below it are fsynced; recovery verifies from here on (Kafka's recovery point). */
   #recoveryPoint: number;
   /** Monotonic ms of the last flush (or roll, or open), for flush.ms. */
@@ -251,6 +304,8 @@ export class PartitionLog {
     segments: Segment[],
     logStartOffset: number,
     recoveryPoint: number,
+    highWatermark: number,
+    highWatermarkFollowsAppends: boolean,
     report: OpenReport,
     cleanerOptions: CleanerOptions,
   ) {
@@ -266,7 +321,14 @@ export class PartitionLog {
     this.#segments = segments;
     this.#logStartOffset = logStartOffset;
     this.#logEndOffset = active.nextOffset;
-    this.#highWatermark = this.#logEndOffset;
+    assert(highWatermark >= logStartOffset, "High watermark is below the log start");
+    assert(highWatermark <= this.#logEndOffset, "High watermark is past the log end");
+    assert(
+      highWatermarkFollowsAppends ? highWatermark === this.#logEndOffset : true,
+      "A high watermark that follows appends is the log end",
+    );
+    this.#highWatermark = highWatermark;
+    this.#highWatermarkFollowsAppends = highWatermarkFollowsAppends;
     assert(recoveryPoint >= segments[0]!.baseOffset, "Recovery point is below the first segment");
     assert(recoveryPoint <= this.#logEndOffset, "Recovery point is past the log end");
     this.#recoveryPoint = recoveryPoint;
@@ -297,6 +359,16 @@ export class PartitionLog {
     assert(recovery.recoveryPoint >= 0, "Recovery point is negative");
     assert(Number.isSafeInteger(recovery.logStartOffset), "Log start is not an integer");
     assert(recovery.logStartOffset >= 0, "Log start is negative");
+    const followsAppends = options.highWatermarkFollowsAppends ?? true;
+    const initialHighWatermark = options.initialHighWatermark;
+    assert(
+      initialHighWatermark === undefined || !followsAppends,
+      "An initial high watermark is for logs whose owner moves it",
+    );
+    assert(
+      initialHighWatermark === undefined || Number.isSafeInteger(initialHighWatermark),
+      `Initial high watermark is not an integer: ${initialHighWatermark}`,
+    );
     mkdirSync(dir, { recursive: true });
     const bases = PartitionLog.#listSegments(dir);
     const report: OpenReport = {
@@ -339,6 +411,13 @@ export class PartitionLog {
     const recoveryPoint = recovery.cleanShutdown
       ? endOffset
       : Math.max(firstBase, Math.min(recovery.recoveryPoint, endOffset));
+    // Kafka's rule (UnifiedLog.updateHighWatermark): a checkpointed high watermark is
+    // clamped into the log; it may be past the end after recovery cut the tail, or below
+    // the start after retention moved it. A stale one only hides committed records from
+    // consumers until the owner moves it again.
+    const highWatermark = followsAppends
+      ? endOffset
+      : Math.max(logStartOffset, Math.min(initialHighWatermark ?? endOffset, endOffset));
     const partitionLog = new PartitionLog(
       dir,
       { ...config },
@@ -347,6 +426,8 @@ export class PartitionLog {
       segments,
       logStartOffset,
       recoveryPoint,
+      highWatermark,
+      followsAppends,
       report,
       options.cleaner ?? {},
     );
@@ -539,15 +620,7 @@ export class PartitionLog {
     }
     assert(offset === lastOffset + 1, "Stamped offsets do not match the record count");
 
-    this.#maybeRoll(records.byteLength, batches.length, lastOffset, nowMs);
-    const active = this.#active();
-    active.append(records, batches, baseOffset, config.indexIntervalBytes, nowMs);
-    this.#logEndOffset = lastOffset + 1;
-    this.#highWatermark = this.#logEndOffset;
-    this.#sizeBytes += records.byteLength;
-    assert(active.nextOffset === this.#logEndOffset, "Segment and log disagree on the log end");
-    // flush.messages / flush.ms: the append is answered only after the fsync they ask for.
-    this.maybeFlush();
+    this.#write(records, batches, baseOffset, lastOffset, nowMs);
     return {
       ok: true,
       baseOffset,
@@ -555,6 +628,126 @@ export class PartitionLog {
       logAppendTimeMs: logAppendTime ? nowMs : -1,
       logStartOffset: this.#logStartOffset,
     };
+  }
+
+  /**
+   * A follower's append (Kafka's appendAsFollower): `records` are one or more v2 batches
+   * exactly as the leader stored them, written byte for byte (offsets, leader epochs,
+   * timestamps untouched). Checked as `append` checks a produce (framing, magic, size,
+   * CRC, record count; the same error kinds), except that batches the leader's cleaner
+   * compacted are accepted (fewer records than offsets, as recovery accepts them) and
+   * max.message.bytes does not apply (the leader took the batch under its config, which
+   * may have changed since; refusing it would stall the replica for good: Kafka's
+   * followers ignore it too). The first batch must start at the log end and each next
+   * one right after the previous one's last offset; otherwise the answer is
+   * offsetMismatch, so a resent or misplaced fetch never appends silently. All or
+   * nothing; empty `records` append nothing and succeed. Index entries, rolling,
+   * flush.messages and the high watermark (when it follows appends) as for `append`.
+   * Throws StorageIoError when the write fails: the log is unchanged then.
+   */
+  appendReplicated(records: Uint8Array): ReplicatedAppendResult {
+    this.#assertOpen();
+    const logEndOffset = this.#logEndOffset;
+    if (records.byteLength === 0) {
+      return { ok: true, baseOffset: logEndOffset, lastOffset: logEndOffset - 1, logEndOffset };
+    }
+    if (records.byteLength > APPEND_BYTES_MAX) {
+      const message = `Records are larger than one append: ${records.byteLength} bytes`;
+      return { ok: false, kind: "tooLarge", message };
+    }
+    const checked = checkReplicatedBatches(records, logEndOffset);
+    if (!checked.ok) return checked;
+    const { batches, lastOffset } = checked;
+    // Compacted batches carry more offsets than bytes, so unlike `append` a blob's offsets
+    // are not bounded by its size: they must fit one segment's relative offsets.
+    if (lastOffset - logEndOffset > RELATIVE_OFFSET_MAX) {
+      const message = `Batches span more offsets than one segment holds: ${logEndOffset}..${lastOffset}`;
+      return { ok: false, kind: "tooLarge", message };
+    }
+    this.#write(records, batches, logEndOffset, lastOffset, this.#clock.nowMs());
+    return { ok: true, baseOffset: logEndOffset, lastOffset, logEndOffset: this.#logEndOffset };
+  }
+
+  /**
+   * Writes a checked blob whose batches hold offsets [baseOffset, lastOffset] at the log
+   * end: rolls first if needed, appends to the active segment, moves the log end (and the
+   * high watermark when it follows appends), then applies flush.messages / flush.ms.
+   */
+  #write(
+    records: Uint8Array,
+    batches: ReadonlyArray<{ at: number; size: number; lastOffsetDelta: number }>,
+    baseOffset: number,
+    lastOffset: number,
+    nowMs: number,
+  ): void {
+    assert(baseOffset === this.#logEndOffset, "A write starts at the log end");
+    assert(lastOffset >= baseOffset, "A write holds at least one offset");
+    assert(Number.isSafeInteger(lastOffset), "Offsets ran past 2^53");
+    this.#maybeRoll(records.byteLength, batches.length, lastOffset, nowMs);
+    const active = this.#active();
+    active.append(records, batches, baseOffset, this.#config.indexIntervalBytes, nowMs);
+    this.#logEndOffset = lastOffset + 1;
+    if (this.#highWatermarkFollowsAppends) this.#highWatermark = this.#logEndOffset;
+    this.#sizeBytes += records.byteLength;
+    assert(active.nextOffset === this.#logEndOffset, "Segment and log disagree on the log end");
+    // flush.messages / flush.ms: the append is answered only after the fsync they ask for.
+    this.maybeFlush();
+  }
+
+  /**
+   * Moves the high watermark forward to `offset` (clamped to the log end) and answers
+   * it. Only for a log whose owner moves it (highWatermarkFollowsAppends false). An
+   * offset at or below the current high watermark changes nothing: it only moves down
+   * through `truncateTo`.
+   *
+   * Clamped, not asserted: a follower passes the leader's high watermark from a Fetch
+   * answer, which is past its own log end while it catches up, and may be below its own
+   * after an election (the new leader has not yet learned the last one). Neither is a
+   * bug, and a value off the network must not crash the broker; consumers still never
+   * see the high watermark go back or past what this log holds.
+   */
+  setHighWatermark(offset: number): number {
+    this.#assertOpen();
+    assert(!this.#highWatermarkFollowsAppends, "This log's high watermark follows its appends");
+    // Any integer: one past 2^53 off the network is clamped like any other.
+    assert(Number.isInteger(offset), `High watermark is not an integer: ${offset}`);
+    const next = Math.min(offset, this.#logEndOffset);
+    if (next > this.#highWatermark) this.#highWatermark = next;
+    assert(this.#highWatermark >= this.#logStartOffset, "High watermark is below the log start");
+    return this.#highWatermark;
+  }
+
+  /**
+   * Where each leader epoch begins in the log, from the batch headers alone (to rebuild
+   * a lost leader-epoch checkpoint; once per log at most). Kafka's cache rules: an epoch
+   * counts when it is above every epoch seen before (a batch with a lower or equal epoch
+   * is skipped), and batches without one (partitionLeaderEpoch -1) are skipped. As
+   * Kafka's truncateFromStart leaves it, epochs wholly below the log start are left out
+   * and the one holding the log start starts there. One 61-byte positional read per
+   * batch, segment by segment: records are never read.
+   */
+  epochStarts(): EpochStart[] {
+    this.#assertOpen();
+    const logStart = this.#logStartOffset;
+    const starts: EpochStart[] = [];
+    let latest = -1;
+    for (const segment of this.#segments) {
+      segment.scanHeaders((header, at) => {
+        const epoch = readPartitionLeaderEpoch(header, at);
+        if (epoch <= latest) return false;
+        latest = epoch;
+        const startOffset = readBaseOffset(header, at);
+        // The epoch holding the log start replaces every entry at or below it.
+        if (startOffset <= logStart) starts.length = 0;
+        starts.push({ epoch, startOffset: Math.max(startOffset, logStart) });
+        return false;
+      });
+    }
+    for (let i = 1; i < starts.length; i++) {
+      assert(starts[i]!.epoch > starts[i - 1]!.epoch, "Epoch starts must increase in epoch");
+      assert(starts[i]!.startOffset > starts[i - 1]!.startOffset, "Epoch starts must increase in offset");
+    }
+    return starts;
   }
 
   /**
@@ -1177,4 +1370,63 @@ export class PartitionLog {
     syncDirectory(this.dir);
     log.debug("Rolled segment", { dir: this.dir, baseOffset: next.baseOffset, reason });
   }
+}
+
+/** A follower's records blob, checked: its batches in order and the last offset they hold. */
+type ReplicatedBatches =
+  | { ok: true; batches: ReplicatedBatch[]; lastOffset: number }
+  | { ok: false; kind: ReplicatedAppendErrorKind; message: string };
+
+interface ReplicatedBatch {
+  at: number;
+  size: number;
+  lastOffsetDelta: number;
+}
+
+/**
+ * Checks a follower's records (see `appendReplicated`): the framing, magic, size and CRC
+ * checks of `validateRecords` with its error kinds, the record count as recovery checks
+ * it (compaction leaves fewer records than offsets, so records are not walked: the CRC
+ * already proves the bytes are the leader's), and that the batches continue the log
+ * from `logEndOffset` without a gap or an overlap (offsetMismatch). Nothing is modified.
+ */
+function checkReplicatedBatches(records: Uint8Array, logEndOffset: number): ReplicatedBatches {
+  const total = records.byteLength;
+  assert(total > 0, "Replicated records are empty");
+  const refuse = (kind: ReplicatedAppendErrorKind, message: string): ReplicatedBatches =>
+    ({ ok: false, kind, message });
+  const batches: ReplicatedBatch[] = [];
+  let expected = logEndOffset;
+  let at = 0;
+  while (at < total) {
+    const frame = checkBatchFrame(records, at, BATCH_BYTES_MAX);
+    if (!frame.ok) return frame;
+    const size = frame.size;
+    const count = readRecordCount(records, at);
+    const lastOffsetDelta = readLastOffsetDelta(records, at);
+    if (count < 1 || lastOffsetDelta < count - 1) {
+      return refuse(
+        "invalidRecord",
+        `Batch record count does not fit its offsets: ${count} records, lastOffsetDelta ${lastOffsetDelta}, at ${at}`,
+      );
+    }
+    const compression = readAttributes(records, at) & COMPRESSION_MASK;
+    if (compression > COMPRESSION_CODE_MAX) {
+      return refuse("corrupt", `Batch compression code is unknown: ${compression}, at ${at}`);
+    }
+    const baseOffset = readBaseOffset(records, at);
+    if (baseOffset !== expected) {
+      const what = batches.length === 0 ? "the log end" : "right after the previous batch";
+      return refuse(
+        "offsetMismatch",
+        `Batch at ${at} starts at offset ${baseOffset}, not at ${expected} (${what})`,
+      );
+    }
+    expected = readLastOffset(records, at) + 1;
+    assert(Number.isSafeInteger(expected), "Offsets ran past 2^53");
+    batches.push({ at, size, lastOffsetDelta });
+    at += size;
+  }
+  assert(at === total, "Checking walked past the records");
+  return { ok: true, batches, lastOffset: expected - 1 };
 }

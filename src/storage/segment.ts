@@ -981,6 +981,18 @@ export class Segment {
     return end;
   }
 
+  /**
+   * Visits every batch of the segment in order, header only: one positional read of the
+   * 61 header bytes per batch, records never read (`buf` holds just the header). For
+   * rare whole-log walks (rebuilding the leader epochs) that must not page a whole
+   * segment through memory. The visitor returns true to stop.
+   */
+  scanHeaders(visit: BatchVisitor): void {
+    this.#assertOpen();
+    const outcome = scanBatches(this.#readFd(), 0, this.#sizeBytes, "headers", BATCH_HEADER_BYTES, visit);
+    assert(outcome.stop !== "partial" && outcome.stop !== "corrupt", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
+  }
+
   /** Copies [position, position + length) of the .log into `target` at `targetAt`. */
   readInto(target: Uint8Array, targetAt: number, position: number, length: number): void {
     this.#assertOpen();

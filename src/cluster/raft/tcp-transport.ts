@@ -41,7 +41,11 @@ export const OUTBOUND_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
 export const INBOUND_CONNECTIONS_MAX = 64;
 export const CONNECT_TIMEOUT_MS = 3_000;
 export const BACKOFF_MS_MIN = 100;
-export const BACKOFF_MS_MAX = 5_000;
+/**
+ * A peer that restarts is back in the quorum (and so learns the metadata it needs to
+ * serve) at most this long after it listens again; a dial a second is nothing to pay.
+ */
+export const BACKOFF_MS_MAX = 1_000;
 
 export interface Endpoint {
   readonly host: string;

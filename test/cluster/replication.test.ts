@@ -1,0 +1,198 @@
+/**
+ * Partition replication between real processes on loopback (issue 13): three nodes, a
+ * topic with replication factor 3 and min.insync.replicas 2. Followers copy the leader
+ * byte for byte and join the ISR; confluent-kafka-python (librdkafka) writes with
+ * acks=all while the leader is killed with SIGKILL, and every acknowledged value is then
+ * read back from the survivors at the offset it was acknowledged with (duplicates are
+ * allowed without idempotence, losses are not); with only the leader left, acks=all gets
+ * NOT_ENOUGH_REPLICAS while acks=1 succeeds.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
+import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
+import { runProcess } from "../helpers/clients-common.ts";
+import { kcat } from "../helpers/kcat.ts";
+import { RawClient } from "../helpers/raw-client.ts";
+
+const PYTHON = "/usr/bin/python3";
+const PRODUCER_SCRIPT = join(import.meta.dir, "python/acked_producer.py");
+const PRODUCE = 0;
+const NOT_ENOUGH_REPLICAS = 19;
+
+const nodes: TestBroker[] = [];
+
+interface PartitionView {
+  partition: number;
+  leader: number;
+  leaderEpoch: number;
+  isr: number[];
+  highWatermark: number | null;
+}
+
+async function partitionsOf(node: TestBroker, topic: string): Promise<PartitionView[]> {
+  const response = await fetch(`${node.adminUrl}/v1/topics/${topic}`);
+  if (response.status !== 200) return [];
+  return ((await response.json()) as { partitions: PartitionView[] }).partitions;
+}
+
+async function createTopic(node: TestBroker, name: string, partitions: number, configs: Record<string, string>, replicationFactor = 3): Promise<void> {
+  const response = await fetch(`${node.adminUrl}/v1/topics`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, partitions, replicationFactor, configs }),
+  });
+  expect(response.status).toBe(201);
+}
+
+/** Waits until every partition's ISR holds all three replicas, as `observer` sees it. */
+async function fullIsr(observer: TestBroker, topic: string, count: number): Promise<PartitionView[]> {
+  return await eventually(`${topic}: every ISR holds three replicas`, async () => {
+    const partitions = await partitionsOf(observer, topic);
+    return partitions.length === count && partitions.every((p) => p.isr.length === 3) ? partitions : null;
+  }, 30_000);
+}
+
+/** value → offsets, from a whole-partition read through `node`. */
+async function readBack(node: TestBroker, topic: string, partition: number): Promise<Map<number, string>> {
+  const consumed = await kcat(["-C", "-b", node.bootstrap, "-t", topic, "-p", String(partition), "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"]);
+  expect(consumed.code).toBe(0);
+  const byOffset = new Map<number, string>();
+  for (const line of consumed.stdout.split("\n")) {
+    if (line === "") continue;
+    const space = line.indexOf(" ");
+    byOffset.set(Number(line.slice(0, space)), line.slice(space + 1));
+  }
+  return byOffset;
+}
+
+beforeAll(async () => {
+  const first = await startBroker({ args: ["--node-id", "1"] });
+  nodes.push(first);
+  nodes.push(await startBroker({ args: ["--node-id", "2", "--join", first.gossip] }));
+  nodes.push(await startBroker({ args: ["--node-id", "3", "--join", first.gossip] }));
+  await eventually("three registered brokers", async () => {
+    const view = (await (await fetch(`${first.adminUrl}/v1/cluster`)).json()) as { brokers: Array<{ fenced: boolean }> };
+    return view.brokers.filter((b) => !b.fenced).length === 3;
+  }, 30_000);
+});
+
+afterAll(async () => {
+  for (const node of nodes) {
+    await node.kill();
+    rmSync(node.dataDir, { recursive: true, force: true });
+  }
+});
+
+describe("replication: three nodes, replication factor 3", () => {
+  test("replication: followers copy the leader byte for byte and join the ISR; the high watermark reaches every replica", async () => {
+    await createTopic(nodes[0]!, "copied", 3, { "min.insync.replicas": "2" });
+    await fullIsr(nodes[0]!, "copied", 3);
+    const lines = Array.from({ length: 300 }, (_, i) => `copied-${i}`);
+    const produced = await kcat(["-P", "-b", nodes[1]!.bootstrap, "-t", "copied", "-X", "acks=all", "-z", "lz4"], `${lines.join("\n")}\n`);
+    expect(produced.code).toBe(0);
+    // Every node's own log of each partition reaches the same high watermark.
+    const totals = await eventually("every replica at the same high watermark", async () => {
+      const views = await Promise.all(nodes.map((node) => partitionsOf(node, "copied")));
+      const sums = views.map((partitions) => partitions.reduce((sum, p) => sum + (p.highWatermark ?? -1), 0));
+      return sums.every((sum) => sum === lines.length) ? sums : null;
+    }, 20_000);
+    expect(totals).toEqual([300, 300, 300]);
+    // The bytes are the leader's: each node's segment file holds the same batches.
+    for (let partition = 0; partition < 3; partition++) {
+      const files = nodes.map((node) => readFileSync(join(node.dataDir, `copied-${partition}`, "00000000000000000000.log")));
+      expect(files[1]!.equals(files[0]!)).toBe(true);
+      expect(files[2]!.equals(files[0]!)).toBe(true);
+    }
+    expect(files3(nodes[0]!).reduce((sum, size) => sum + size, 0)).toBeGreaterThan(0);
+  });
+
+  test("replication: a follower killed: the ISR shrinks, acks=all gets NOT_ENOUGH_REPLICAS and acks=1 succeeds; back, it catches up and rejoins", async () => {
+    await createTopic(nodes[0]!, "lonely", 1, { "min.insync.replicas": "2" }, 2);
+    const [p] = await eventually("a leader with a two-member ISR", async () => {
+      const partitions = await partitionsOf(nodes[0]!, "lonely");
+      return partitions[0]?.isr.length === 2 ? partitions : null;
+    }, 30_000);
+    const leader = nodes.find((node) => node.nodeId === p!.leader)!;
+    const follower = nodes.find((node) => node.nodeId !== leader.nodeId && p!.isr.includes(node.nodeId))!;
+    const seed = nodes.find((node) => node !== follower)!;
+    await follower.kill();
+    await eventually("the ISR shrunk to the leader", async () => (await partitionsOf(leader, "lonely"))[0]?.isr.length === 1, 30_000);
+    const client = await RawClient.connect(leader.port);
+    try {
+      const produce = (acks: number) =>
+        client.request(PRODUCE, 9, { transactionalId: null, acks, timeoutMs: 5000, topicData: [{ name: "lonely", partitionData: [{ index: 0, records: oneBatch() }] }] });
+      const all = await produce(-1);
+      expect(all.responses[0].partitionResponses[0].errorCode).toBe(NOT_ENOUGH_REPLICAS);
+      for (let i = 0; i < 5; i++) expect((await produce(1)).responses[0].partitionResponses[0].errorCode).toBe(0);
+    } finally {
+      client.close();
+    }
+    // Back with its data dir: it truncates if it must, fetches what it missed, rejoins.
+    const back = await startBroker({ dataDir: follower.dataDir, args: ["--node-id", String(follower.nodeId), "--join", seed.gossip] });
+    nodes[nodes.indexOf(follower)] = back;
+    await eventually("the follower back in the ISR", async () => (await partitionsOf(leader, "lonely"))[0]?.isr.length === 2, 30_000);
+    await eventually("the follower's log as long as the leader's", async () => (await partitionsOf(back, "lonely"))[0]?.highWatermark === 5, 10_000);
+  });
+
+  test("replication: SIGKILL of the leader under acks=all from librdkafka: every acknowledged value survives at its offset", async () => {
+    await createTopic(nodes[0]!, "failover", 1, { "min.insync.replicas": "2" });
+    const [before] = await fullIsr(nodes[0]!, "failover", 1);
+    const leader = nodes.find((node) => node.nodeId === before!.leader)!;
+    const survivor = nodes.find((node) => node !== leader)!;
+    const bootstrap = nodes.filter((node) => node !== leader).map((node) => node.bootstrap).join(",") + `,${leader.bootstrap}`;
+    const producing = runProcess(PYTHON, [PRODUCER_SCRIPT], {
+      stdin: JSON.stringify({ bootstrap, topic: "failover", acks: "all", duration_s: 7, rate: 400 }),
+      timeoutMs: 90_000,
+    });
+    await Bun.sleep(2_000);
+    const killedAt = Date.now();
+    await leader.kill();
+    nodes.splice(nodes.indexOf(leader), 1);
+    const result = await producing;
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { acked: Array<[string, number, number, number, number]>; errors: number; sent: number };
+    // Failover as a writer sees it: from the kill to the first acknowledgement of a value
+    // handed to the client after the kill.
+    const after = report.acked.filter(([, , , , sentMs]) => sentMs > killedAt);
+    expect(after.length).toBeGreaterThan(0);
+    const failoverMs = Math.min(...after.map(([, , , ackedMs]) => ackedMs)) - killedAt;
+    const partition = await eventually("a new leader", async () => {
+      const [p] = await partitionsOf(survivor, "failover");
+      return p !== undefined && p.leader !== leader.nodeId && p.leader >= 0 ? p : null;
+    }, 10_000);
+    expect(partition.isr).not.toContain(leader.nodeId);
+    const stored = await readBack(survivor, "failover", 0);
+    const lost = report.acked.filter(([value, , offset]) => stored.get(offset) !== value);
+    const counts = new Map<string, number>();
+    for (const value of stored.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
+    const duplicates = [...counts.values()].filter((n) => n > 1).length;
+    console.log(
+      `replication: leader ${leader.nodeId} killed; ${report.acked.length} of ${report.sent} acknowledged (${report.errors} failed), ` +
+        `${lost.length} lost, ${duplicates} duplicated; first acknowledgement ${failoverMs} ms after the kill; new leader ${partition.leader} epoch ${partition.leaderEpoch}`,
+    );
+    if (process.env.BROOK_DEBUG_FAILOVER) {
+      console.log(`killed at ${new Date(killedAt).toISOString()}`);
+      for (const node of nodes) console.log(node.stderr().split("\n").filter((l) => /Raft state|fencing|Leading|Following|fenceBroker|Member/.test(l)).slice(-12).join("\n"));
+    }
+    expect(lost).toEqual([]);
+    // Both survivors hold the same committed log.
+    const other = nodes.find((node) => node !== survivor)!;
+    const otherStored = await eventually("the other survivor caught up", async () => {
+      const views = await partitionsOf(other, "failover");
+      return views[0]?.highWatermark === stored.size ? true : null;
+    }, 10_000);
+    expect(otherStored).toBe(true);
+  });
+});
+
+/** Sizes of a node's three segment files of "copied". */
+function files3(node: TestBroker): number[] {
+  return [0, 1, 2].map((partition) => statSync(join(node.dataDir, `copied-${partition}`, "00000000000000000000.log")).size);
+}
+
+/** One valid record batch. */
+function oneBatch(): Uint8Array {
+  return buildBatch({ records: [{ value: new TextEncoder().encode("x") }], baseTimestamp: Date.now() });
+}
