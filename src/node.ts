@@ -136,10 +136,12 @@ export async function startNode(
     image,
     metadata,
     logs,
-    appendAsLeader: (partition, batch) => replicas.appendAsLeader(OFFSETS_TOPIC, partition, batch, 1),
+    replicas,
     segmentBytes: offsetsSettings.segmentBytes,
+    replicationFactor: offsetsSettings.replicationFactor,
   });
-  const offsets = new LogOffsetStore(offsetsTopic, clock);
+  // A partition's commits and groups are read when this node comes to lead it.
+  const offsets = new LogOffsetStore(offsetsTopic, clock, { loadAtStart: false });
   // A group belongs to the leader of its __consumer_offsets partition (Kafka's rule).
   const groupLeader = (groupId: string): number | null => {
     const topic = image.topic(OFFSETS_TOPIC);
@@ -151,26 +153,23 @@ export async function startNode(
     random: systemRandom,
     groupHasOffsets: (groupId) => offsets.hasGroup(groupId),
     groupStore: offsets,
-    ownsGroup: (groupId) => groupLeader(groupId) === nodeId,
+    ownsGroup: (groupId) => replicas.leaderState(OFFSETS_TOPIC, partitionForGroup(groupId, offsetsTopic.partitionCount)) !== null,
   });
-  // Groups come back as stored (Stable with their members, or Empty); a group known
-  // only by its offsets comes back Empty.
-  const restored = new Set(offsets.loadedGroups().filter((group) => coordinator.restoreGroup(group)).map((group) => group.groupId));
-  for (const groupId of offsets.groupIds()) if (!restored.has(groupId)) coordinator.restoreEmptyGroup(groupId);
-  // In a cluster the metadata may reach this node after start: a partition of
-  // __consumer_offsets that appears here later is read then (Kafka loads a partition's
-  // groups when it becomes their coordinator).
-  let loadScheduled = false;
-  image.onApply((record) => {
-    if (record.type !== "partition" || record.leader !== nodeId || loadScheduled) return;
-    if (image.topicById(record.topicId)?.name !== OFFSETS_TOPIC) return;
-    loadScheduled = true;
+  // Kafka's coordinator handover: the node that comes to lead a partition of
+  // __consumer_offsets loads its groups from the log (Stable with their members, or
+  // Empty; a group known only by its offsets comes back Empty); the node that stops
+  // leading it forgets them. Done after the metadata apply that decided it.
+  replicas.onLeadershipChange((topic, partition, leading) => {
+    if (topic !== OFFSETS_TOPIC) return;
     queueMicrotask(() => {
-      loadScheduled = false;
-      for (const group of offsets.loadNewPartitions()) {
-        if (!coordinator.restoreGroup(group)) coordinator.restoreEmptyGroup(group.groupId);
-      }
-      for (const groupId of offsets.groupIds()) coordinator.restoreEmptyGroup(groupId);
+      const leadsNow = replicas.leaderState(OFFSETS_TOPIC, partition) !== null;
+      if (leadsNow !== leading) return; // changed again meanwhile; that change's task acts
+      // What was known here of the partition's groups may be stale: drop it first.
+      coordinator.unloadGroups(offsets.unloadPartition(partition));
+      if (!leading) return;
+      const { groups, groupIds } = offsets.loadPartition(partition);
+      const restored = new Set(groups.filter((group) => coordinator.restoreGroup(group)).map((group) => group.groupId));
+      for (const groupId of groupIds) if (!restored.has(groupId)) coordinator.restoreEmptyGroup(groupId);
     });
   });
   // The driver owns the only timer; the coordinator itself is a state machine.

@@ -22,6 +22,7 @@
 import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import { OFFSET_METADATA_LENGTH_MAX, type OffsetCommitEntry } from "../coordinator/offset-store.ts";
+import { OffsetsStoreError } from "../coordinator/offsets-topic.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {
   OffsetCommitRequest,
@@ -164,10 +165,12 @@ export function createOffsetCommitHandler(
         try {
           await storing;
         } catch (error) {
-          // Kafka answers a failed append to __consumer_offsets with a retriable error.
+          // Kafka answers a failed append to __consumer_offsets with a retriable error:
+          // NOT_COORDINATOR when this node lost the partition, else COORDINATOR_NOT_AVAILABLE.
           const message = error instanceof Error ? error.message : String(error);
           log.error("Storing committed offsets failed", { group: request.groupId, error: message });
-          for (const each of stored) each.answer.errorCode = ErrorCode.COORDINATOR_NOT_AVAILABLE;
+          const code = error instanceof OffsetsStoreError && error.notLeader ? ErrorCode.NOT_COORDINATOR : ErrorCode.COORDINATOR_NOT_AVAILABLE;
+          for (const each of stored) each.answer.errorCode = code;
         }
       }
       return { throttleTimeMs: 0, topics };

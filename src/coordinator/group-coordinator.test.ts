@@ -295,6 +295,27 @@ describe("coordinator: sync", () => {
   });
 });
 
+describe("coordinator: unload", () => {
+  test("unloading a group answers parked joins and syncs NOT_COORDINATOR and forgets the group", () => {
+    const h = harness({ initialRebalanceDelayMs: INITIAL_DELAY_MS });
+    const { a, b } = stableGroupOfThree(h);
+    h.advance(2 * INITIAL_DELAY_MS);
+    const generation = a.reply.value.generationId;
+    const syncB = sync(h, b.memberId, generation);
+    expect(syncB.answered).toBe(false);
+    const other = joinNew(h, { groupId: "other" });
+    expect(other.reply.answered).toBe(false);
+    h.coordinator.unloadGroups(["g", "other", "never-seen"]);
+    expect(syncB.value.error).toBe("notCoordinator");
+    expect(other.reply.value.error).toBe("notCoordinator");
+    expect(h.coordinator.describeGroup("g")).toBeUndefined();
+    expect(h.coordinator.listGroups()).toEqual([]);
+    // Nothing of the old groups runs on: their sessions no longer expire anything here.
+    h.advance(SESSION_TIMEOUT_MS * 2);
+    expect(h.coordinator.listGroups()).toEqual([]);
+  });
+});
+
 describe("coordinator: leave and expiry", () => {
   test("a member leaves: the group rebalances and the rest rejoin", () => {
     const h = harness({ initialRebalanceDelayMs: INITIAL_DELAY_MS });

@@ -819,6 +819,27 @@ export class GroupCoordinator {
     });
   }
 
+  /**
+   * This node stopped coordinating these groups (it no longer leads their partition of
+   * __consumer_offsets): members waiting in a join or sync are told NOT_COORDINATOR and
+   * the groups are forgotten here, without a tombstone (the new coordinator loads them
+   * from the log). Kafka's unload on resignation.
+   */
+  unloadGroups(groupIds: readonly string[]): void {
+    this.#run((): null => {
+      for (const groupId of groupIds) {
+        const group = this.#groups.get(groupId);
+        if (group === undefined) continue;
+        for (const member of group.members.values()) {
+          this.#answerJoin(group, member, joinError(member.memberId, "notCoordinator"));
+          this.#answerSync(member, syncError("notCoordinator"));
+        }
+        this.#groups.delete(groupId);
+      }
+      return null;
+    });
+  }
+
   /** Whether this node coordinates the group (see the `ownsGroup` option). */
   coordinates(groupId: string): boolean {
     return this.#ownsGroup(groupId);

@@ -55,3 +55,30 @@ test("coordinator: offset records: partition of a group follows Java's String.ha
   // "é".hashCode() = 233.
   expect(partitionForGroup("é", 50)).toBe(233 % 50);
 });
+
+test("coordinator: log offset store: a partition is read when this node comes to lead it and forgotten when it stops", async () => {
+  const topic = new TopicTwin();
+  // Another node led meanwhile: its commits are in the log, not in this store's view.
+  const other = new LogOffsetStore(topic, new ManualClock());
+  const groupA = "group-a";
+  const groupB = ["group-b", "group-c", "group-d", "group-e"].find((g) => partitionForGroup(g, 5) !== partitionForGroup(groupA, 5))!;
+  const store = new LogOffsetStore(topic, new ManualClock(), { loadAtStart: false });
+  await other.commit(groupA, [entry("t", 0, 10)]);
+  await other.commit(groupB, [entry("t", 1, 20)]);
+  expect(store.hasGroup(groupA)).toBe(false);
+
+  const loaded = store.loadPartition(partitionForGroup(groupA, 5));
+  expect(loaded.groupIds).toEqual([groupA]);
+  expect(store.fetch(groupA, "t", 0)?.offset).toBe(10);
+  expect(store.hasGroup(groupB)).toBe(false); // its partition is not led here
+
+  // Newer commits by the other leader replace what this store knew, not add to it.
+  await other.commit(groupA, [entry("t", 0, 11)]);
+  await other.deleteGroup(groupA);
+  await other.commit(groupA, [entry("t", 5, 1)]);
+  store.loadPartition(partitionForGroup(groupA, 5));
+  expect(store.list(groupA)).toEqual([entry("t", 5, 1)]);
+
+  expect(store.unloadPartition(partitionForGroup(groupA, 5))).toEqual([groupA]);
+  expect(store.hasGroup(groupA)).toBe(false);
+});

@@ -54,31 +54,57 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
   readonly #view = new MemoryOffsetStore();
   /** The group metadata found by the replays, latest per group. */
   readonly #loadedGroups = new Map<string, GroupSnapshot>();
-  /** Partitions already replayed into the view. */
-  readonly #loaded = new Set<number>();
   /** Commits in flight per group (appended, not yet in the view); expiry leaves them be. */
   readonly #pending = new Map<string, number>();
 
-  constructor(topic: OffsetsTopic, clock: Clock) {
+  /**
+   * `loadAtStart` (default true) replays every partition held here at once. A node in a
+   * cluster passes false and loads a partition when it comes to lead it
+   * (`loadPartition`), as Kafka's coordinator does.
+   */
+  constructor(topic: OffsetsTopic, clock: Clock, options: { loadAtStart?: boolean } = {}) {
     this.#topic = topic;
     this.#clock = clock;
-    this.#replay(() => true);
+    if (options.loadAtStart ?? true) this.#replay(() => true);
   }
 
   /**
-   * Replays partitions that came to this node after start (in a cluster, a partition of
-   * __consumer_offsets it now leads, once the metadata log told it); returns the groups
-   * whose metadata they held. Partitions already read are skipped.
+   * This node now leads `partition`: its commits and group metadata are read again from
+   * the log (what was known of them before may be stale: another node led meanwhile).
+   * Returns the groups whose metadata the partition holds, and every group with commits
+   * there.
    */
-  loadNewPartitions(): GroupSnapshot[] {
-    const before = new Map(this.#loadedGroups);
-    const read = this.#replay((partition) => !this.#loaded.has(partition));
-    if (read.length === 0) return [];
-    return [...this.#loadedGroups.values()].filter((group) => before.get(group.groupId) !== group);
+  loadPartition(partition: number): { groups: GroupSnapshot[]; groupIds: string[] } {
+    this.unloadPartition(partition);
+    this.#replay((p) => p === partition);
+    const here = (groupId: string) => this.#partitionOf(groupId) === partition;
+    return {
+      groups: [...this.#loadedGroups.values()].filter((group) => here(group.groupId)),
+      groupIds: this.#view.groupIds().filter(here),
+    };
+  }
+
+  /**
+   * This node no longer leads `partition`: forgets what it knew of the partition's
+   * groups. Returns their ids.
+   */
+  unloadPartition(partition: number): string[] {
+    const ids = new Set([...this.#view.groupIds(), ...this.#loadedGroups.keys()]);
+    const gone = [...ids].filter((groupId) => this.#partitionOf(groupId) === partition);
+    for (const groupId of gone) {
+      this.#view.deleteGroup(groupId);
+      this.#loadedGroups.delete(groupId);
+    }
+    return gone;
+  }
+
+  #partitionOf(groupId: string): number {
+    return partitionForGroup(groupId, this.#topic.partitionCount);
   }
 
   #replay(only: (partition: number) => boolean): number[] {
     let commits = 0;
+    let groupRecords = 0;
     const read = this.#topic.replay((batch) => {
       const records = decodeRecords(batch);
       if (records === null) {
@@ -98,6 +124,7 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
             break;
           case "group":
             this.#loadedGroups.set(parsed.groupId, parsed.group);
+            groupRecords++;
             break;
           case "groupDeleted":
             this.#loadedGroups.delete(parsed.groupId);
@@ -105,8 +132,8 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
         }
       }
     }, only);
-    for (const partition of read) this.#loaded.add(partition);
-    if (read.length > 0) log.info("Committed offsets loaded", { partitions: read.length, records: commits, groups: this.#loadedGroups.size });
+    // Empty partitions are the common case in a cluster (each node leads a few of 50).
+    if (commits + groupRecords > 0) log.info("Committed offsets loaded", { partitions: read.length, records: commits, groups: this.#loadedGroups.size });
     return read;
   }
 
@@ -197,7 +224,7 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
 
   #write(groupId: string, records: Array<{ key: Uint8Array; value: Uint8Array | null }>): Promise<void> {
     const batch = buildBatch({ baseTimestamp: this.#clock.nowMs(), records });
-    return this.#topic.append(partitionForGroup(groupId, this.#topic.partitionCount), batch);
+    return this.#topic.append(this.#partitionOf(groupId), batch);
   }
 }
 

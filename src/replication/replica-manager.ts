@@ -50,6 +50,13 @@ export interface ReplicaManagerOptions {
   readonly onFollowersChanged?: () => void;
 }
 
+/**
+ * Told when this node starts or stops leading a partition, inside the metadata apply
+ * that decided it; a listener that does real work defers it (the group coordinator
+ * loads or unloads the groups of a __consumer_offsets partition).
+ */
+export type LeadershipListener = (topic: string, partition: number, leading: boolean) => void;
+
 type Role =
   | { readonly kind: "leader"; readonly state: LeaderState }
   | { readonly kind: "follower"; readonly state: FollowerState }
@@ -95,6 +102,7 @@ export class ReplicaManager {
   readonly #lagTimeMaxMs: number;
   /** The image holds this process's registration: leading is allowed from then on. */
   #registered = false;
+  readonly #leadershipListeners: LeadershipListener[] = [];
 
   constructor(options: ReplicaManagerOptions) {
     this.#options = options;
@@ -104,6 +112,11 @@ export class ReplicaManager {
 
   get registered(): boolean {
     return this.#registered;
+  }
+
+  /** Adds a listener for leadership gained and lost (not for a new epoch of the same leader). */
+  onLeadershipChange(listener: LeadershipListener): void {
+    this.#leadershipListeners.push(listener);
   }
 
   /** The partition's leader state if this node leads it now. */
@@ -384,6 +397,10 @@ export class ReplicaManager {
     }
     replica.role = role;
     if (was === "follower" || role.kind === "follower") this.#options.onFollowersChanged?.();
+    const leading = role.kind === "leader";
+    if ((was === "leader") !== leading) {
+      for (const listener of this.#leadershipListeners) listener(replica.topic, replica.partition, leading);
+    }
   }
 
   // ---- helpers -----------------------------------------------------------------------

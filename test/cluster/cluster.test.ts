@@ -138,7 +138,7 @@ describe("cluster: three nodes", () => {
 
     // Every node serves as bootstrap for a consumer group that reads everything.
     for (const [i, node] of nodes.entries()) {
-      const consumer = kafkaThrough(node, `cluster-consumer-${i}`).consumer({ groupId: `cluster-group-${i}` });
+      const consumer = kafkaThrough(node, `cluster-consumer-${i}`).consumer({ groupId: `cluster-group-${i}`, maxWaitTimeInMs: 500 });
       await consumer.connect();
       await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
       const seen: string[] = [];

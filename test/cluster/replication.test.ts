@@ -5,9 +5,12 @@
  * acks=all while the leader is killed with SIGKILL, and every acknowledged value is then
  * read back from the survivors at the offset it was acknowledged with (duplicates are
  * allowed without idempotence, losses are not); with only the leader left, acks=all gets
- * NOT_ENOUGH_REPLICAS while acks=1 succeeds.
+ * NOT_ENOUGH_REPLICAS while acks=1 succeeds. A consumer group (kafkajs) keeps its
+ * committed offsets when the node of its coordinator dies: __consumer_offsets is
+ * replicated too, and the new leader of the group's partition takes the group over.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Kafka, logLevel } from "kafkajs";
 import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
@@ -20,6 +23,7 @@ const PYTHON = "/usr/bin/python3";
 const PRODUCER_SCRIPT = join(import.meta.dir, "python/acked_producer.py");
 const PRODUCE = 0;
 const NOT_ENOUGH_REPLICAS = 19;
+const FIND_COORDINATOR = 10;
 
 const nodes: TestBroker[] = [];
 
@@ -27,6 +31,7 @@ interface PartitionView {
   partition: number;
   leader: number;
   leaderEpoch: number;
+  replicas: number[];
   isr: number[];
   highWatermark: number | null;
 }
@@ -54,6 +59,22 @@ async function fullIsr(observer: TestBroker, topic: string, count: number): Prom
   }, 30_000);
 }
 
+/** The node id FindCoordinator names for a group, asked of `node`. */
+async function findCoordinator(node: TestBroker, group: string): Promise<number> {
+  const client = await RawClient.connect(node.port);
+  try {
+    const found = await client.request(FIND_COORDINATOR, 3, { key: group, keyType: 0 });
+    expect(found.errorCode).toBe(0);
+    return found.nodeId as number;
+  } finally {
+    client.close();
+  }
+}
+
+function kafkaThrough(through: TestBroker[], clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: through.map((node) => node.bootstrap), logLevel: logLevel.NOTHING, retry: { retries: 20, initialRetryTime: 100 } });
+}
+
 /** value → offsets, from a whole-partition read through `node`. */
 async function readBack(node: TestBroker, topic: string, partition: number): Promise<Map<number, string>> {
   const consumed = await kcat(["-C", "-b", node.bootstrap, "-t", topic, "-p", String(partition), "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"]);
@@ -72,9 +93,10 @@ beforeAll(async () => {
   nodes.push(first);
   nodes.push(await startBroker({ args: ["--node-id", "2", "--join", first.gossip] }));
   nodes.push(await startBroker({ args: ["--node-id", "3", "--join", first.gossip] }));
-  await eventually("three registered brokers", async () => {
-    const view = (await (await fetch(`${first.adminUrl}/v1/cluster`)).json()) as { brokers: Array<{ fenced: boolean }> };
-    return view.brokers.filter((b) => !b.fenced).length === 3;
+  // Three registered brokers and three Raft voters: the quorum survives any one death.
+  await eventually("three registered brokers and three voters", async () => {
+    const view = (await (await fetch(`${first.adminUrl}/v1/cluster`)).json()) as { brokers: Array<{ fenced: boolean }>; quorum: { voters: number[] } | null };
+    return view.brokers.filter((b) => !b.fenced).length === 3 && view.quorum?.voters.length === 3;
   }, 30_000);
 });
 
@@ -134,6 +156,87 @@ describe("replication: three nodes, replication factor 3", () => {
     nodes[nodes.indexOf(follower)] = back;
     await eventually("the follower back in the ISR", async () => (await partitionsOf(leader, "lonely"))[0]?.isr.length === 2, 30_000);
     await eventually("the follower's log as long as the leader's", async () => (await partitionsOf(back, "lonely"))[0]?.highWatermark === 5, 10_000);
+  });
+
+  test("replication: a consumer group keeps its committed offsets when its coordinator's node is killed", async () => {
+    await createTopic(nodes[0]!, "grouped", 2, { "min.insync.replicas": "2" });
+    await fullIsr(nodes[0]!, "grouped", 2);
+    const lines = Array.from({ length: 200 }, (_, i) => `grouped-${i}`);
+    for (const partition of [0, 1]) {
+      const half = lines.filter((_, i) => i % 2 === partition);
+      const produced = await kcat(["-P", "-b", nodes[0]!.bootstrap, "-t", "grouped", "-p", String(partition), "-X", "acks=all"], `${half.join("\n")}\n`);
+      expect(produced.code).toBe(0);
+    }
+    const group = "survivor-group";
+    // A member reads part of the topic and commits where it stopped (offset = next to read).
+    const first = kafkaThrough(nodes, "first-member").consumer({ groupId: group, maxWaitTimeInMs: 200 });
+    await first.connect();
+    await first.subscribe({ topic: "grouped", fromBeginning: true });
+    // Up to 60 of each partition's 100; later messages are left for the next member.
+    const next = new Map<number, number>();
+    await first.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        const offset = Number(message.offset);
+        if (offset < 60) next.set(partition, Math.max(next.get(partition) ?? 0, offset + 1));
+      },
+    });
+    await eventually("60 messages of each partition read", () => next.get(0) === 60 && next.get(1) === 60, 30_000);
+    const seen = 120;
+    const committed = [...next].map(([partition, offset]) => ({ topic: "grouped", partition, offset: String(offset) }));
+    await first.commitOffsets(committed);
+    await first.disconnect();
+    expect(committed.length).toBe(2);
+
+    // The coordinator is the leader of the group's partition of __consumer_offsets, which
+    // has three replicas: kill its node.
+    const coordinatorId = await findCoordinator(nodes[0]!, group);
+    const coordinator = nodes.find((node) => node.nodeId === coordinatorId)!;
+    const offsetsTopic = await partitionsOf(nodes[0]!, "__consumer_offsets");
+    expect(offsetsTopic).toHaveLength(50);
+    // offsets.topic.replication.factor 3 with three live brokers.
+    expect(offsetsTopic.every((p) => p.replicas.length === 3)).toBe(true);
+    await coordinator.kill();
+    const survivors = nodes.filter((node) => node !== coordinator);
+
+    // Through the survivors the group's offsets are intact, and a new member resumes there.
+    const admin = kafkaThrough(survivors, "offsets-admin").admin();
+    await admin.connect();
+    const fetched = await eventually("the committed offsets through a new coordinator", async () => {
+      try {
+        return await admin.fetchOffsets({ groupId: group, topics: ["grouped"] });
+      } catch {
+        return null; // NOT_COORDINATOR and the like until the new leader loaded the group
+      }
+    }, 30_000);
+    await admin.disconnect();
+    const byPartition = new Map(fetched[0]!.partitions.map((p) => [p.partition, Number(p.offset)]));
+    for (const { partition, offset } of committed) expect(byPartition.get(partition)).toBe(Number(offset));
+    expect(await findCoordinator(survivors[0]!, group)).not.toBe(coordinatorId);
+
+    const second = kafkaThrough(survivors, "second-member").consumer({ groupId: group, maxWaitTimeInMs: 200 });
+    await second.connect();
+    await second.subscribe({ topic: "grouped", fromBeginning: true });
+    const firstOffsets = new Map<number, number>();
+    let rest = 0;
+    await second.run({
+      eachMessage: async ({ partition, message }) => {
+        if (!firstOffsets.has(partition)) firstOffsets.set(partition, Number(message.offset));
+        rest++;
+      },
+    });
+    await eventually("the rest of the topic read", () => rest >= lines.length - seen, 30_000);
+    await second.disconnect();
+    for (const { partition, offset } of committed) expect(firstOffsets.get(partition)).toBe(Number(offset));
+    expect(rest).toBe(lines.length - seen);
+
+    // The killed node comes back and the cluster has three brokers again.
+    const back = await startBroker({ dataDir: coordinator.dataDir, args: ["--node-id", String(coordinator.nodeId), "--join", survivors[0]!.gossip] });
+    nodes[nodes.indexOf(coordinator)] = back;
+    await eventually("three live brokers again", async () => {
+      const view = (await (await fetch(`${survivors[0]!.adminUrl}/v1/cluster`)).json()) as { brokers: Array<{ fenced: boolean }> };
+      return view.brokers.filter((b) => !b.fenced).length === 3;
+    }, 30_000);
   });
 
   test("replication: SIGKILL of the leader under acks=all from librdkafka: every acknowledged value survives at its offset", async () => {

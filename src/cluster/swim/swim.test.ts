@@ -138,6 +138,25 @@ describe("swim: state rules", () => {
     expect(swim.member(2)).toMatchObject({ incarnation: 0, gossip: endpoints(2).gossip });
   });
 
+  test("swim: that claim is held and taken once the member it names is dead (a node restarted on new ports)", () => {
+    const { swim } = makeSwim(1);
+    know(swim, record(2), record(3));
+    const from = endpoints(9).gossip;
+    swim.step({ kind: "packet", from, packet: packet(9, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(9) }) });
+    swim.step({ kind: "packet", from, packet: packet(9, { type: "alive", nodeId: 2, incarnation: 3, ...endpoints(9) }) });
+    expect(swim.member(2)).toMatchObject({ incarnation: 0, gossip: endpoints(2).gossip });
+    swim.drain();
+    swim.step({ kind: "packet", from: endpoints(3).gossip, packet: packet(3, { type: "dead", nodeId: 2, incarnation: 0, from: 3 }) });
+    expect(swim.member(2)).toMatchObject({ incarnation: 3, state: "alive", gossip: endpoints(9).gossip });
+    expect(memberEvents(swim.drain())).toEqual(["2 dead 0", "2 joined 3"]);
+    // A stale claim is not held: the member's own higher incarnation wins.
+    know(swim, record(4));
+    swim.step({ kind: "packet", from, packet: packet(9, { type: "alive", nodeId: 4, incarnation: 1, ...endpoints(9) }) });
+    swim.step({ kind: "packet", from: endpoints(4).gossip, packet: packet(4, { type: "alive", nodeId: 4, incarnation: 2, ...endpoints(4) }) });
+    swim.step({ kind: "packet", from: endpoints(3).gossip, packet: packet(3, { type: "dead", nodeId: 4, incarnation: 2, from: 3 }) });
+    expect(swim.member(4)).toMatchObject({ incarnation: 2, state: "dead", gossip: endpoints(4).gossip });
+  });
+
   test("swim: packets from another cluster or claiming our own id are ignored", () => {
     const { swim } = makeSwim(1);
     const from = endpoints(2).gossip;

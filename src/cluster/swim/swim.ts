@@ -151,6 +151,14 @@ export class Swim {
   readonly #random: Random;
   readonly #members = new Map<number, Member>();
   readonly #suspicions = new Map<number, Suspicion>();
+  /**
+   * An alive claim for a live member's id from another address, with a higher
+   * incarnation: kept until that member is declared dead or left, then taken. A node
+   * restarted on new ports (or a replacement machine) is then a member again as soon as
+   * its previous life is dead, instead of waiting for a push-pull to hear of its death
+   * and refute it. At most one per known member.
+   */
+  readonly #heldClaims = new Map<number, AliveMessage>();
   readonly #relays = new Map<number, Relay>();
   readonly #broadcasts: BroadcastQueue;
   readonly #awareness: Awareness;
@@ -428,6 +436,7 @@ export class Swim {
       this.#suspicions.delete(nodeId);
       this.#setMember({ ...member, state: "dead", stateChangeMs: now }, "dead");
       this.#broadcasts.enqueue({ type: "dead", nodeId, incarnation: member.incarnation, from: this.#self.nodeId });
+      this.#takeHeldClaim(nodeId);
     }
   }
 
@@ -694,7 +703,11 @@ export class Swim {
     const moved = !this.#sameEndpoints(known, alive);
     // Another node claims a live member's id from elsewhere: keep the one we know until it
     // dies (two nodes configured with one id must not take turns).
-    if (moved && !isDeadOrLeft(known.state)) return;
+    if (moved && !isDeadOrLeft(known.state)) {
+      const held = this.#heldClaims.get(alive.nodeId);
+      if (held === undefined || alive.incarnation > held.incarnation) this.#heldClaims.set(alive.nodeId, alive);
+      return;
+    }
     const change: MemberChange | null =
       isDeadOrLeft(known.state) ? "joined" : known.state === "suspect" ? "alive" : moved ? "updated" : null;
     this.#suspicions.delete(alive.nodeId);
@@ -707,9 +720,19 @@ export class Swim {
       state: "alive",
       stateChangeMs: known.state === "alive" ? known.stateChangeMs : now,
     };
+    const held = this.#heldClaims.get(alive.nodeId);
+    if (held !== undefined && held.incarnation <= alive.incarnation) this.#heldClaims.delete(alive.nodeId);
     this.#setMember(member, change);
     if (isDeadOrLeft(known.state)) this.#ring.add(member.nodeId, this.#random);
     this.#broadcasts.enqueue(alive);
+  }
+
+  /** A member just died or left: an alive claim held for its id from elsewhere now counts. */
+  #takeHeldClaim(nodeId: number): void {
+    const held = this.#heldClaims.get(nodeId);
+    if (held === undefined) return;
+    this.#heldClaims.delete(nodeId);
+    this.#onAlive(held);
   }
 
   /**
@@ -772,6 +795,7 @@ export class Swim {
     this.#suspicions.delete(nodeId);
     this.#setMember({ ...known, incarnation, state, stateChangeMs: this.#now() }, state);
     this.#broadcasts.enqueue(left ? { type: "left", nodeId, incarnation } : { type: "dead", nodeId, incarnation, from });
+    this.#takeHeldClaim(nodeId);
   }
 
   /**
