@@ -165,6 +165,12 @@ describe("replication: leader: follower fetch", () => {
     expect(state.follower(2)).toEqual(initial);
   });
 
+  test("a current leader epoch of -1 (older Fetch versions) is not checked", () => {
+    const { log, state } = setup([1, 2]);
+    const answer = state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch: -1, fetchOffset: 0, lastFetchedEpoch: -1 }, 50);
+    expect(answer.kind).toBe("read");
+  });
+
   test("a node that is not a follower replica (or the leader itself) is notReplica", () => {
     const { log, state } = setup([1, 2]);
     const ask = (replicaId: number) =>
@@ -399,15 +405,20 @@ describe("replication: leader: AlterPartition", () => {
   });
 
   test("an answer to a request that is no longer pending is ignored", () => {
-    const { state, sent } = pendingExpand();
+    const { log, state, sent } = pendingExpand();
     state.onAlterPartitionResult(sent, refused(PARTITION_EPOCH));
     const other = request([1, 2, 3]);
-    const again = state.isrChangeToPropose(20)!;
+    // The same change again only after the retry interval (no proposal storm).
+    expect(state.isrChangeToPropose(20)).toBeNull();
+    const at = 10 + ALTER_PARTITION_RETRY_MS;
+    fetch(state, log, 2, 10, at);
+    fetch(state, log, 3, 10, at);
+    const again = state.isrChangeToPropose(at)!;
     expect(again).toEqual(other);
     // The first request's late error does not touch the new pending one.
     state.onAlterPartitionResult(sent, refused(PARTITION_EPOCH + 3));
     expect(state.pendingIsr).toEqual([1, 2, 3]);
-    expect(state.isrChangeToPropose(20 + ALTER_PARTITION_RETRY_MS)).toBe(again);
+    expect(state.isrChangeToPropose(at + ALTER_PARTITION_RETRY_MS)).toBe(again);
   });
 
   test("metadata with a new replica starts tracking it", () => {
@@ -495,5 +506,40 @@ describe("replication: leader: replicas and idle logs", () => {
     expect(expand).toEqual(request([1, 2, 3]));
     state.onAlterPartitionResult(expand, accepted(expand, PARTITION_EPOCH + 1));
     expect(state.isrChangeToPropose(110)).toBeNull();
+  });
+});
+
+describe("replication: leader: ISR eligibility", () => {
+  test("a caught-up follower whose broker is not eligible (fenced) is not proposed", () => {
+    const eligible = new Set([2]);
+    const log = leaderLog(10);
+    const state = new LeaderState({
+      nodeId: LEADER, topicId: TOPIC_ID, partition: partition([1]), logEndOffset: 10, highWatermark: 10, nowMs: 0,
+      lagTimeMaxMs: LAG_MS, isEligible: (id) => eligible.has(id),
+    });
+    fetch(state, log, 3, 10, 100);
+    expect(state.isrChangeToPropose(100)).toBeNull();
+    eligible.add(3);
+    expect(state.isrChangeToPropose(100)).toEqual(request([1, 3]));
+  });
+
+  test("a follower whose broker registered anew must fetch again before it is proposed", () => {
+    const { log, state } = setup([1]);
+    fetch(state, log, 2, 10, 100);
+    state.resetFollower(2);
+    expect(state.follower(2)!.logEndOffset).toBe(-1);
+    expect(state.isrChangeToPropose(100)).toBeNull();
+    fetch(state, log, 2, 10, 200);
+    expect(state.isrChangeToPropose(200)).toEqual(request([1, 2]));
+  });
+
+  test("after a refusal on the same partition epoch the same proposal waits ALTER_PARTITION_RETRY_MS", () => {
+    const { log, state } = setup([1]);
+    fetch(state, log, 2, 10, 100);
+    const first = state.isrChangeToPropose(100)!;
+    state.onAlterPartitionResult(first, refused(PARTITION_EPOCH, "ineligibleReplica"));
+    expect(state.pendingIsr).toBeNull();
+    expect(state.isrChangeToPropose(200)).toBeNull();
+    expect(state.isrChangeToPropose(100 + ALTER_PARTITION_RETRY_MS)).toEqual(request([1, 2]));
   });
 });

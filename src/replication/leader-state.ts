@@ -75,6 +75,11 @@ export interface LeaderStateOptions {
   readonly highWatermark: number;
   readonly nowMs: number;
   readonly lagTimeMaxMs?: number;
+  /**
+   * Whether a replica may join the ISR at all: in a node, its broker is registered and
+   * not fenced (Kafka's ISR eligibility, KIP-841). Every replica when absent.
+   */
+  readonly isEligible?: (replicaId: number) => boolean;
 }
 
 export class LeaderState {
@@ -91,6 +96,9 @@ export class LeaderState {
   #highWatermark: number;
   #logEndOffset: number;
   #pending: PendingIsrChange | null = null;
+  /** A change the controller refused: the same one is not proposed again before `untilMs`. */
+  #refused: { readonly newIsr: readonly number[]; readonly untilMs: number } | null = null;
+  readonly #isEligible: (replicaId: number) => boolean;
   readonly #followers = new Map<number, FollowerProgress>();
 
   constructor(options: LeaderStateOptions) {
@@ -103,6 +111,7 @@ export class LeaderState {
     this.leaderEpoch = partition.leaderEpoch;
     this.epochStartOffset = options.logEndOffset;
     this.#lagTimeMaxMs = options.lagTimeMaxMs ?? REPLICA_LAG_TIME_MAX_MS_DEFAULT;
+    this.#isEligible = options.isEligible ?? (() => true);
     this.#replicas = partition.replicas;
     this.#isr = partition.isr;
     this.#partitionEpoch = partition.partitionEpoch;
@@ -165,8 +174,11 @@ export class LeaderState {
   ): FollowerFetchAnswer {
     const progress = this.#followers.get(fetch.replicaId);
     if (progress === undefined) return { kind: "error", error: "notReplica" };
-    if (fetch.currentLeaderEpoch < this.leaderEpoch) return { kind: "error", error: "fencedLeaderEpoch" };
-    if (fetch.currentLeaderEpoch > this.leaderEpoch) return { kind: "error", error: "unknownLeaderEpoch" };
+    // A current leader epoch of -1 (Fetch before v9) skips the check, as in Kafka.
+    if (fetch.currentLeaderEpoch !== UNDEFINED_EPOCH) {
+      if (fetch.currentLeaderEpoch < this.leaderEpoch) return { kind: "error", error: "fencedLeaderEpoch" };
+      if (fetch.currentLeaderEpoch > this.leaderEpoch) return { kind: "error", error: "unknownLeaderEpoch" };
+    }
     if (fetch.lastFetchedEpoch !== UNDEFINED_EPOCH) {
       const ours = log.epochs.endOffsetFor(fetch.lastFetchedEpoch, log.logEndOffset);
       if (ours.epoch !== fetch.lastFetchedEpoch || ours.endOffset < fetch.fetchOffset) {
@@ -205,6 +217,8 @@ export class LeaderState {
     }
     const newIsr = this.#proposedIsr(nowMs);
     if (newIsr === null) return null;
+    const refused = this.#refused;
+    if (refused !== null && nowMs < refused.untilMs && sameMembers(refused.newIsr, newIsr)) return null;
     const request: AlterPartitionRequest = {
       brokerId: this.nodeId,
       topicId: this.topicId,
@@ -234,8 +248,25 @@ export class LeaderState {
     // so the committed ISR known here is the controller's. Otherwise the request may
     // have been committed before (its answer lost), so keep counting it until metadata
     // shows what the controller holds.
-    if (result.partitionEpoch === request.partitionEpoch) this.#pending = null;
-    else this.#pending!.awaitingMetadata = true;
+    if (result.partitionEpoch === request.partitionEpoch) {
+      this.#refused = { newIsr: request.newIsr, untilMs: this.#pending!.sentMs + ALTER_PARTITION_RETRY_MS };
+      this.#pending = null;
+    } else {
+      this.#pending!.awaitingMetadata = true;
+    }
+  }
+
+  /**
+   * The follower's broker registered anew (a restarted process): what it fetched before
+   * says nothing of its log now, so it must fetch again before it may join the ISR.
+   */
+  resetFollower(replicaId: number): void {
+    const progress = this.#followers.get(replicaId);
+    if (progress === undefined) return;
+    progress.logEndOffset = -1;
+    progress.lastCaughtUpMs = -Infinity;
+    progress.lastFetchMs = -Infinity;
+    progress.lastFetchLeaderLogEndOffset = -1;
   }
 
   /**
@@ -279,7 +310,7 @@ export class LeaderState {
     for (const id of this.#replicas) {
       if (this.#isr.includes(id)) continue;
       const progress = this.#followers.get(id);
-      if (progress !== undefined && this.#mayJoin(progress)) return [...this.#isr, id];
+      if (progress !== undefined && this.#mayJoin(progress) && this.#isEligible(id)) return [...this.#isr, id];
     }
     return null;
   }
@@ -300,4 +331,8 @@ export class LeaderState {
     this.#highWatermark = low;
     return true;
   }
+}
+
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id) => b.includes(id));
 }

@@ -103,6 +103,8 @@ export class ReplicaManager {
   /** The image holds this process's registration: leading is allowed from then on. */
   #registered = false;
   readonly #leadershipListeners: LeadershipListener[] = [];
+  /** Each other broker's incarnation as last registered. */
+  readonly #incarnations = new Map<number, string>();
 
   constructor(options: ReplicaManagerOptions) {
     this.#options = options;
@@ -304,6 +306,17 @@ export class ReplicaManager {
   #onMetadata(record: MetadataRecord, image: MetadataImage): void {
     switch (record.type) {
       case "registerBroker":
+        // Another process of that broker: what its previous one fetched counts for nothing
+        // (it may have restarted from an empty data dir).
+        if (record.nodeId !== this.#options.nodeId && record.incarnation !== undefined) {
+          const before = this.#incarnations.get(record.nodeId);
+          this.#incarnations.set(record.nodeId, record.incarnation);
+          if (before !== undefined && before !== record.incarnation) {
+            for (const replica of this.#replicas.values()) {
+              if (replica.role.kind === "leader") replica.role.state.resetFollower(record.nodeId);
+            }
+          }
+        }
         if (record.nodeId === this.#options.nodeId && record.incarnation === this.#options.incarnation && !this.#registered) {
           this.#registered = true;
           // Every epoch in the image now predates this process's registration.
@@ -366,6 +379,10 @@ export class ReplicaManager {
         highWatermark: Math.min(partitionLog.highWatermark, partitionLog.logEndOffset),
         nowMs: this.#options.clock.monotonicMs(),
         lagTimeMaxMs: this.#lagTimeMaxMs,
+        isEligible: (id) => {
+          const broker = this.#options.image.broker(id);
+          return broker !== undefined && !broker.fenced;
+        },
       });
       this.#setRole(replica, { kind: "leader", state });
       log.info("Leading", { partition: key, epoch: partition.leaderEpoch, isr: `[${partition.isr}]`, logEnd: partitionLog.logEndOffset });

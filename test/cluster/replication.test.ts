@@ -1,8 +1,8 @@
 /**
  * Partition replication between real processes on loopback (issue 13): three nodes, a
  * topic with replication factor 3 and min.insync.replicas 2. Followers copy the leader
- * byte for byte and join the ISR; confluent-kafka-python (librdkafka) writes with
- * acks=all while the leader is killed with SIGKILL, and every acknowledged value is then
+ * byte for byte and join the ISR; confluent-kafka-python (librdkafka) and kafkajs write
+ * with acks=all while the leader is killed with SIGKILL, and every acknowledged value is then
  * read back from the survivors at the offset it was acknowledged with (duplicates are
  * allowed without idempotence, losses are not); with only the leader left, acks=all gets
  * NOT_ENOUGH_REPLICAS while acks=1 succeeds. A consumer group (kafkajs) keeps its
@@ -11,53 +11,19 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
-import { readFileSync, rmSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
-import { runProcess } from "../helpers/clients-common.ts";
 import { kcat } from "../helpers/kcat.ts";
 import { RawClient } from "../helpers/raw-client.ts";
-
-const PYTHON = "/usr/bin/python3";
-const PRODUCER_SCRIPT = join(import.meta.dir, "python/acked_producer.py");
+import { checkAcked, firstAckAfter, kafkajsWriter, librdkafkaWriter, summary } from "./acked-writers.ts";
+import { createTopic, fullIsr, partitionsOf, readBack, startCluster, stopCluster, whole } from "./cluster-helpers.ts";
 const PRODUCE = 0;
 const NOT_ENOUGH_REPLICAS = 19;
 const FIND_COORDINATOR = 10;
 
-const nodes: TestBroker[] = [];
-
-interface PartitionView {
-  partition: number;
-  leader: number;
-  leaderEpoch: number;
-  replicas: number[];
-  isr: number[];
-  highWatermark: number | null;
-}
-
-async function partitionsOf(node: TestBroker, topic: string): Promise<PartitionView[]> {
-  const response = await fetch(`${node.adminUrl}/v1/topics/${topic}`);
-  if (response.status !== 200) return [];
-  return ((await response.json()) as { partitions: PartitionView[] }).partitions;
-}
-
-async function createTopic(node: TestBroker, name: string, partitions: number, configs: Record<string, string>, replicationFactor = 3): Promise<void> {
-  const response = await fetch(`${node.adminUrl}/v1/topics`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name, partitions, replicationFactor, configs }),
-  });
-  expect(response.status).toBe(201);
-}
-
-/** Waits until every partition's ISR holds all three replicas, as `observer` sees it. */
-async function fullIsr(observer: TestBroker, topic: string, count: number): Promise<PartitionView[]> {
-  return await eventually(`${topic}: every ISR holds three replicas`, async () => {
-    const partitions = await partitionsOf(observer, topic);
-    return partitions.length === count && partitions.every((p) => p.isr.length === 3) ? partitions : null;
-  }, 30_000);
-}
+let nodes: TestBroker[] = [];
 
 /** The node id FindCoordinator names for a group, asked of `node`. */
 async function findCoordinator(node: TestBroker, group: string): Promise<number> {
@@ -75,36 +41,12 @@ function kafkaThrough(through: TestBroker[], clientId: string): Kafka {
   return new Kafka({ clientId, brokers: through.map((node) => node.bootstrap), logLevel: logLevel.NOTHING, retry: { retries: 20, initialRetryTime: 100 } });
 }
 
-/** value → offsets, from a whole-partition read through `node`. */
-async function readBack(node: TestBroker, topic: string, partition: number): Promise<Map<number, string>> {
-  const consumed = await kcat(["-C", "-b", node.bootstrap, "-t", topic, "-p", String(partition), "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"]);
-  expect(consumed.code).toBe(0);
-  const byOffset = new Map<number, string>();
-  for (const line of consumed.stdout.split("\n")) {
-    if (line === "") continue;
-    const space = line.indexOf(" ");
-    byOffset.set(Number(line.slice(0, space)), line.slice(space + 1));
-  }
-  return byOffset;
-}
-
 beforeAll(async () => {
-  const first = await startBroker({ args: ["--node-id", "1"] });
-  nodes.push(first);
-  nodes.push(await startBroker({ args: ["--node-id", "2", "--join", first.gossip] }));
-  nodes.push(await startBroker({ args: ["--node-id", "3", "--join", first.gossip] }));
-  // Three registered brokers and three Raft voters: the quorum survives any one death.
-  await eventually("three registered brokers and three voters", async () => {
-    const view = (await (await fetch(`${first.adminUrl}/v1/cluster`)).json()) as { brokers: Array<{ fenced: boolean }>; quorum: { voters: number[] } | null };
-    return view.brokers.filter((b) => !b.fenced).length === 3 && view.quorum?.voters.length === 3;
-  }, 30_000);
+  nodes = await startCluster(3);
 });
 
 afterAll(async () => {
-  for (const node of nodes) {
-    await node.kill();
-    rmSync(node.dataDir, { recursive: true, force: true });
-  }
+  await stopCluster(nodes);
 });
 
 describe("replication: three nodes, replication factor 3", () => {
@@ -233,53 +175,41 @@ describe("replication: three nodes, replication factor 3", () => {
     // The killed node comes back and the cluster has three brokers again.
     const back = await startBroker({ dataDir: coordinator.dataDir, args: ["--node-id", String(coordinator.nodeId), "--join", survivors[0]!.gossip] });
     nodes[nodes.indexOf(coordinator)] = back;
-    await eventually("three live brokers again", async () => {
-      const view = (await (await fetch(`${survivors[0]!.adminUrl}/v1/cluster`)).json()) as { brokers: Array<{ fenced: boolean }> };
-      return view.brokers.filter((b) => !b.fenced).length === 3;
-    }, 30_000);
+    await whole(survivors[0]!, 3, 3);
   });
 
-  test("replication: SIGKILL of the leader under acks=all from librdkafka: every acknowledged value survives at its offset", async () => {
+  test("replication: SIGKILL of the leader under acks=all from librdkafka and kafkajs: every acknowledged value survives at its offset", async () => {
     await createTopic(nodes[0]!, "failover", 1, { "min.insync.replicas": "2" });
     const [before] = await fullIsr(nodes[0]!, "failover", 1);
     const leader = nodes.find((node) => node.nodeId === before!.leader)!;
     const survivor = nodes.find((node) => node !== leader)!;
     const bootstrap = nodes.filter((node) => node !== leader).map((node) => node.bootstrap).join(",") + `,${leader.bootstrap}`;
-    const producing = runProcess(PYTHON, [PRODUCER_SCRIPT], {
-      stdin: JSON.stringify({ bootstrap, topic: "failover", acks: "all", duration_s: 7, rate: 400 }),
-      timeoutMs: 90_000,
-    });
+    const writing = Promise.all([
+      librdkafkaWriter({ bootstrap, topic: "failover", durationMs: 7_000, rate: 400, prefix: "py-" }),
+      kafkajsWriter({ bootstrap, topic: "failover", durationMs: 7_000, rate: 100, prefix: "js-" }),
+    ]);
     await Bun.sleep(2_000);
     const killedAt = Date.now();
     await leader.kill();
     nodes.splice(nodes.indexOf(leader), 1);
-    const result = await producing;
-    expect(result.code).toBe(0);
-    const report = JSON.parse(result.stdout) as { acked: Array<[string, number, number, number, number]>; errors: number; sent: number };
+    const reports = await writing;
     // Failover as a writer sees it: from the kill to the first acknowledgement of a value
     // handed to the client after the kill.
-    const after = report.acked.filter(([, , , , sentMs]) => sentMs > killedAt);
-    expect(after.length).toBeGreaterThan(0);
-    const failoverMs = Math.min(...after.map(([, , , ackedMs]) => ackedMs)) - killedAt;
+    const failoverMs = firstAckAfter(reports, killedAt);
+    expect(failoverMs).not.toBeNull();
     const partition = await eventually("a new leader", async () => {
       const [p] = await partitionsOf(survivor, "failover");
       return p !== undefined && p.leader !== leader.nodeId && p.leader >= 0 ? p : null;
     }, 10_000);
     expect(partition.isr).not.toContain(leader.nodeId);
     const stored = await readBack(survivor, "failover", 0);
-    const lost = report.acked.filter(([value, , offset]) => stored.get(offset) !== value);
-    const counts = new Map<string, number>();
-    for (const value of stored.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
-    const duplicates = [...counts.values()].filter((n) => n > 1).length;
+    const { lost, duplicates } = checkAcked(reports, new Map([[0, stored]]));
     console.log(
-      `replication: leader ${leader.nodeId} killed; ${report.acked.length} of ${report.sent} acknowledged (${report.errors} failed), ` +
+      `replication: leader ${leader.nodeId} killed; ${reports.map(summary).join("; ")}; ` +
         `${lost.length} lost, ${duplicates} duplicated; first acknowledgement ${failoverMs} ms after the kill; new leader ${partition.leader} epoch ${partition.leaderEpoch}`,
     );
-    if (process.env.BROOK_DEBUG_FAILOVER) {
-      console.log(`killed at ${new Date(killedAt).toISOString()}`);
-      for (const node of nodes) console.log(node.stderr().split("\n").filter((l) => /Raft state|fencing|Leading|Following|fenceBroker|Member/.test(l)).slice(-12).join("\n"));
-    }
     expect(lost).toEqual([]);
+    for (const report of reports) expect(report.acked.length).toBeGreaterThan(0);
     // Both survivors hold the same committed log.
     const other = nodes.find((node) => node !== survivor)!;
     const otherStored = await eventually("the other survivor caught up", async () => {

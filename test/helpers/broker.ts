@@ -36,12 +36,28 @@ export function tempDir(prefix = "brook-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function startBroker(options: { dataDir?: string; args?: string[]; command?: string[]; readyMs?: number } = {}): Promise<TestBroker> {
+/** Ports to bind instead of any free one (a node restarted where it was). */
+export interface BrokerPorts {
+  readonly kafka: number;
+  readonly admin: number;
+  readonly gossip: number;
+}
+
+/** The ports a running test broker bound. */
+export function portsOf(broker: TestBroker): BrokerPorts {
+  return { kafka: broker.port, admin: broker.adminPort, gossip: Number(broker.gossip.slice(broker.gossip.lastIndexOf(":") + 1)) };
+}
+
+export async function startBroker(options: { dataDir?: string; args?: string[]; command?: string[]; readyMs?: number; ports?: BrokerPorts } = {}): Promise<TestBroker> {
   const dataDir = options.dataDir ?? tempDir();
   const command = options.command ?? [BUN, join(REPO, "src/main.ts")];
+  const ports = options.ports ?? { kafka: 0, admin: 0, gossip: 0 };
   const child = spawn(
     command[0]!,
-    [...command.slice(1), "start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--gossip", "127.0.0.1:0", ...(options.args ?? [])],
+    [
+      ...command.slice(1), "start", "--data-dir", dataDir, "--kafka", `127.0.0.1:${ports.kafka}`, "--admin", `127.0.0.1:${ports.admin}`,
+      "--gossip", `127.0.0.1:${ports.gossip}`, ...(options.args ?? []),
+    ],
     { cwd: REPO, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, BROOK_LOG_LEVEL: process.env.BROOK_LOG_LEVEL ?? "info" } },
   );
   running.add(child);

@@ -69,6 +69,12 @@ export class Progress {
     this.snapshotTicks = 0;
   }
 
+  /** The follower's log ends at `lastIndex`, below `match`: it lost what it had acknowledged. */
+  logLost(lastIndex: number): void {
+    this.match = Math.max(0, lastIndex);
+    this.next = this.match + 1;
+  }
+
   /** An acknowledgement up to `index`: true when it moved `match`. */
   acknowledge(index: number): boolean {
     while (this.inflight.length > 0 && this.inflight[0]! <= index) this.inflight.shift();

@@ -528,6 +528,19 @@ test("raft: a restarted node keeps term, vote and log, and relearns the commit i
   expect(cluster.node(2).applied.map((entry) => entry.index)).toEqual([1, 2, 3]);
 });
 
+test("raft: a follower that comes back with an empty log is sent the whole log again", () => {
+  const cluster = electedWithOneEntryCommitted();
+  const leader = cluster.raft(1).status();
+  cluster.restartEmpty(2);
+  expect(cluster.raft(2).status().lastIndex).toBe(0);
+  for (let i = 0; i < 3; i++) {
+    cluster.tick(1);
+    cluster.deliverAll();
+  }
+  expect(cluster.raft(2).status()).toMatchObject({ lastIndex: leader.lastIndex, commit: leader.commit });
+  expect(cluster.node(2).applied.map((entry) => entry.index)).toEqual(cluster.node(1).applied.map((entry) => entry.index));
+});
+
 test("raft: a restarted node learns how far its leader has committed only from the leader (leaderCommit)", () => {
   const cluster = electedWithOneEntryCommitted();
   const leader = cluster.raft(1).status();

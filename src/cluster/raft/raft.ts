@@ -826,6 +826,11 @@ export class Raft {
     progress.recentActive = true;
     if (!message.success) {
       if (!this.#isCurrentRejection(progress, message)) return;
+      // A follower's log matches ours up to `match`, so its hint is never below it unless
+      // the follower lost entries it had acknowledged: its data dir was emptied. Copy
+      // the log to it again from where it is. (Raft cannot make a voter that forgot its
+      // log and its vote safe; the cluster README says what this risks.)
+      if (message.hint < progress.match) progress.logLost(message.hint);
       progress.becomeProbe();
       progress.next = Math.max(progress.match + 1, Math.min(message.index, message.hint + 1));
       this.#sendAppend(message.from, true);
@@ -856,7 +861,9 @@ export class Raft {
       case "probe":
         return message.index === progress.next - 1;
       case "replicate":
-        return message.index > progress.match;
+        // At `match` itself only a follower that lost its log rejects (or a rejection
+        // older than the acknowledgement, which costs one probe more).
+        return message.index > progress.match || (message.index === progress.match && message.hint < progress.match);
       case "snapshot":
         return false;
     }

@@ -15,7 +15,7 @@ import type { Entry, Message, NodeId } from "./types.ts";
 export interface TestNode {
   readonly id: NodeId;
   raft: Raft | null;
-  readonly storage: MemoryRaftStorage;
+  storage: MemoryRaftStorage;
   /** Committed entries in apply order. */
   applied: Entry[];
 }
@@ -135,6 +135,13 @@ export class TestCluster {
 
   restart(id: NodeId): void {
     this.#start(this.node(id));
+  }
+
+  /** The node crashes and comes back with nothing stored (its data dir was emptied). */
+  restartEmpty(id: NodeId): void {
+    this.crash(id);
+    this.node(id).storage = new MemoryRaftStorage();
+    this.restart(id);
   }
 
   /** One line of a node's state, for transcripts and failure messages. */

@@ -1,0 +1,90 @@
+/**
+ * What the multi-node tests share: starting a cluster of real processes on loopback,
+ * waiting for it to be whole, restarting a node, and reading partitions through the
+ * admin API and kcat.
+ */
+import { expect } from "bun:test";
+import { rmSync } from "node:fs";
+import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
+import { kcat } from "../helpers/kcat.ts";
+import type { PartitionView } from "../../src/admin/views.ts";
+
+/** A partition as `GET /v1/topics/:name` shows it. */
+export type { PartitionView } from "../../src/admin/views.ts";
+
+interface ClusterView {
+  brokers: Array<{ nodeId: number; fenced: boolean }>;
+  quorum: { voters: number[] } | null;
+}
+
+export async function clusterView(node: TestBroker): Promise<ClusterView> {
+  return (await (await fetch(`${node.adminUrl}/v1/cluster`)).json()) as ClusterView;
+}
+
+/** Waits until `observer` sees `brokers` registered brokers and `voters` Raft voters. */
+export async function whole(observer: TestBroker, brokers: number, voters: number): Promise<void> {
+  await eventually(`${brokers} registered brokers and ${voters} voters`, async () => {
+    const view = await clusterView(observer);
+    return view.brokers.filter((b) => !b.fenced).length === brokers && view.quorum?.voters.length === voters;
+  }, 30_000);
+}
+
+/**
+ * Starts nodes 1..count (2.. join 1) and waits until all are registered brokers and
+ * Raft voters, so that the quorum survives the death of any one.
+ */
+export async function startCluster(count: number): Promise<TestBroker[]> {
+  const first = await startBroker({ args: ["--node-id", "1"] });
+  const nodes = [first];
+  for (let id = 2; id <= count; id++) nodes.push(await startBroker({ args: ["--node-id", String(id), "--join", first.gossip] }));
+  await whole(first, count, count);
+  return nodes;
+}
+
+export async function stopCluster(nodes: readonly TestBroker[]): Promise<void> {
+  for (const node of nodes) {
+    await node.kill();
+    rmSync(node.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The same node id on the same data dir, joining through `seed`. */
+export async function restart(node: TestBroker, seed: TestBroker): Promise<TestBroker> {
+  return await startBroker({ dataDir: node.dataDir, args: ["--node-id", String(node.nodeId), "--join", seed.gossip] });
+}
+
+export async function partitionsOf(node: TestBroker, topic: string): Promise<PartitionView[]> {
+  const response = await fetch(`${node.adminUrl}/v1/topics/${topic}`);
+  if (response.status !== 200) return [];
+  return ((await response.json()) as { partitions: PartitionView[] }).partitions;
+}
+
+export async function createTopic(node: TestBroker, name: string, partitions: number, configs: Record<string, string>, replicationFactor = 3): Promise<void> {
+  const response = await fetch(`${node.adminUrl}/v1/topics`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name, partitions, replicationFactor, configs }),
+  });
+  expect(response.status).toBe(201);
+}
+
+/** Waits until every partition's ISR holds all its replicas, as `observer` sees it. */
+export async function fullIsr(observer: TestBroker, topic: string, count: number): Promise<PartitionView[]> {
+  return await eventually(`${topic}: every ISR holds every replica`, async () => {
+    const partitions = await partitionsOf(observer, topic);
+    return partitions.length === count && partitions.every((p) => p.isr.length === p.replicas.length) ? partitions : null;
+  }, 30_000);
+}
+
+/** offset → value, from a whole-partition read through `node` (kcat). */
+export async function readBack(node: TestBroker, topic: string, partition: number): Promise<Map<number, string>> {
+  const consumed = await kcat(["-C", "-b", node.bootstrap, "-t", topic, "-p", String(partition), "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"]);
+  expect(consumed.code).toBe(0);
+  const byOffset = new Map<number, string>();
+  for (const line of consumed.stdout.split("\n")) {
+    if (line === "") continue;
+    const space = line.indexOf(" ");
+    byOffset.set(Number(line.slice(0, space)), line.slice(space + 1));
+  }
+  return byOffset;
+}
