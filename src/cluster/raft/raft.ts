@@ -829,7 +829,7 @@ export class Raft {
       // A follower's log matches ours up to `match`, so its hint is never below it unless
       // the follower lost entries it had acknowledged: its data dir was emptied. Copy
       // the log to it again from where it is. (Raft cannot make a voter that forgot its
-      // log and its vote safe; the cluster README says what this risks.)
+      // log and its vote safe; src/cluster/raft/README.md says what this risks.)
       if (message.hint < progress.match) progress.logLost(message.hint);
       progress.becomeProbe();
       progress.next = Math.max(progress.match + 1, Math.min(message.index, message.hint + 1));
