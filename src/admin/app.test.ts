@@ -227,7 +227,8 @@ describe("admin: topics", () => {
     expect(created).toMatchObject({ name: "orders", internal: false, partitionCount: 3, replicationFactor: 1, configs: { "cleanup.policy": "delete", "retention.ms": "60000" } });
     expect(created.topicId).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.partitions).toEqual([0, 1, 2].map((partition) => ({
-      partition, leader: 1, leaderEpoch: 0, replicas: [1], isr: [1], logStartOffset: 0, highWatermark: 0, lastStableOffset: 0, sizeBytes: 0,
+      partition, leader: 1, leaderEpoch: 0, replicas: [1], isr: [1], logStartOffset: 0, highWatermark: 0, lastStableOffset: 0, logEndOffset: 0, sizeBytes: 0,
+      replicaStates: [{ nodeId: 1, logEndOffset: 0, lag: 0 }],
     })));
     expect(node.services.image.topic("orders")?.partitions).toHaveLength(3);
     expect(await json(get("/v1/topics/orders"))).toEqual(created);
@@ -250,7 +251,7 @@ describe("admin: topics", () => {
     const bytes = await produce("events", 1, ["a", "b", "c"]);
     const view = await json(get("/v1/topics/events"));
     expect(view.partitions[0]).toMatchObject({ logStartOffset: 0, highWatermark: 0, lastStableOffset: 0, sizeBytes: 0 });
-    expect(view.partitions[1]).toMatchObject({ logStartOffset: 0, highWatermark: 3, lastStableOffset: 3, sizeBytes: bytes });
+    expect(view.partitions[1]).toMatchObject({ logStartOffset: 0, highWatermark: 3, lastStableOffset: 3, logEndOffset: 3, sizeBytes: bytes });
   });
 
   test("admin: topics: creating an existing topic is 409 topic_exists and changes nothing", async () => {
@@ -431,6 +432,8 @@ describe("admin: metrics", () => {
     expect([...families.keys()].sort()).toEqual([
       "brook_connections_open",
       "brook_consumer_group_lag",
+      "brook_isr_expands_total",
+      "brook_isr_shrinks_total",
       "brook_offline_partitions",
       "brook_request_duration_seconds",
       "brook_topic_bytes_in_total",

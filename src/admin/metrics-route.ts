@@ -10,6 +10,8 @@
  * - `under_replicated_partitions`: partitions led here whose ISR lacks a replica;
  * - `offline_partitions`: partitions with no leader, cluster-wide (every node reports
  *   the count its metadata image gives, so aggregate with max, not sum);
+ * - `isr_shrinks_total`, `isr_expands_total`: replicas dropped from and added to the
+ *   ISRs of partitions this node led, since it started;
  * - `consumer_group_lag` {group, topic, partition}: high watermark − committed offset.
  *
  * Every family is written, with no samples when there is nothing to report, so a
@@ -47,6 +49,12 @@ export function renderMetrics(node: AdminNode): string {
 
   writer.family("brook_offline_partitions", "gauge", "Partitions with no leader in the cluster, as this node's metadata has them.");
   writer.sample([], offlinePartitions(services));
+
+  const isr = services.replicas.isrChanges;
+  writer.family("brook_isr_shrinks_total", "counter", "Replicas dropped from the ISR of partitions this node led, since start.");
+  writer.sample([], isr.shrinks);
+  writer.family("brook_isr_expands_total", "counter", "Replicas added to the ISR of partitions this node led, since start.");
+  writer.sample([], isr.expands);
 
   writer.family("brook_consumer_group_lag", "gauge", "High watermark minus the group's committed offset.");
   const groupIds = node.coordinator.listGroups().map((group) => group.groupId).sort();

@@ -44,7 +44,15 @@ export interface PartitionView {
   highWatermark: number | null;
   /** Equals the high watermark until transactions exist. */
   lastStableOffset: number | null;
+  /** This node's log end; null when it holds no replica. */
+  logEndOffset: number | null;
   sizeBytes: number | null;
+  /**
+   * Each replica's log end and lag behind the leader's, as the leader knows them (a
+   * follower's from its last fetch; null before one). Null on a node that does not lead
+   * the partition: ask the leader.
+   */
+  replicaStates: Array<{ nodeId: number; logEndOffset: number | null; lag: number | null }> | null;
 }
 
 export interface TopicView extends TopicSummary {
@@ -78,7 +86,9 @@ export function topicView(services: BrokerServices, topic: TopicImage): TopicVie
         logStartOffset: log?.logStartOffset ?? null,
         highWatermark: log?.highWatermark ?? null,
         lastStableOffset: log?.highWatermark ?? null,
+        logEndOffset: log?.logEndOffset ?? null,
         sizeBytes: log?.sizeBytes() ?? null,
+        replicaStates: services.replicas.replicaStates(topic.name, partition.partition),
       };
     }),
   };

@@ -43,6 +43,12 @@ export function parseConfigFlags(flags: readonly string[]): Record<string, strin
   return configs;
 }
 
+/** "1:0,2:3,3:?" on the partition's leader (? before a follower's first fetch); "-" elsewhere. */
+function replicaLag(partition: TopicView["partitions"][number]): string {
+  if (partition.replicaStates === null) return "-";
+  return partition.replicaStates.map((r) => `${r.nodeId}:${r.lag ?? "?"}`).join(",");
+}
+
 function describeTopic(topic: TopicView): string {
   const configs = Object.entries(topic.configs);
   const head = [
@@ -53,11 +59,13 @@ function describeTopic(topic: TopicView): string {
     `Configs: ${configs.length === 0 ? "(defaults)" : configs.map(([name, value]) => `${name}=${value}`).join(", ")}`,
   ].join("\n");
   const table = formatTable(
-    ["PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK", "LAST-STABLE", "SIZE-BYTES"],
+    ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "LOG-END", "HIGH-WATERMARK", "LAST-STABLE", "SIZE-BYTES", "REPLICA-LAG"],
     topic.partitions.map((p) => [
-      p.partition, p.leader, p.replicas.join(","), p.isr.join(","), p.logStartOffset, p.highWatermark, p.lastStableOffset, p.sizeBytes,
+      p.partition, p.leader, p.leaderEpoch, p.replicas.join(","), p.isr.join(","), p.logStartOffset, p.logEndOffset, p.highWatermark,
+      p.lastStableOffset, p.sizeBytes, replicaLag(p),
     ]),
   );
+  // LOG-END and the sizes are the answering node's replica; REPLICA-LAG is known on the leader only.
   return `${head}\n\n${table}`;
 }
 

@@ -103,6 +103,9 @@ export class ReplicaManager {
   /** The image holds this process's registration: leading is allowed from then on. */
   #registered = false;
   readonly #leadershipListeners: LeadershipListener[] = [];
+  /** ISR changes of partitions led here since start (Kafka's IsrShrinksPerSec, IsrExpandsPerSec as counts). */
+  #isrShrinks = 0;
+  #isrExpands = 0;
   /** Each other broker's incarnation as last registered. */
   readonly #incarnations = new Map<number, string>();
 
@@ -119,6 +122,29 @@ export class ReplicaManager {
   /** Adds a listener for leadership gained and lost (not for a new epoch of the same leader). */
   onLeadershipChange(listener: LeadershipListener): void {
     this.#leadershipListeners.push(listener);
+  }
+
+  /** Replicas dropped from, and added to, ISRs of partitions this node led, since start. */
+  get isrChanges(): { readonly shrinks: number; readonly expands: number } {
+    return { shrinks: this.#isrShrinks, expands: this.#isrExpands };
+  }
+
+  /**
+   * Each replica's log end and lag behind the leader's log end, as this node knows it
+   * while it leads the partition (a follower's from its last fetch; null before one);
+   * null when it does not lead it.
+   */
+  replicaStates(topic: string, partition: number): Array<{ nodeId: number; logEndOffset: number | null; lag: number | null }> | null {
+    const state = this.leaderState(topic, partition);
+    const partitionLog = this.#options.logs.get(topic, partition);
+    const image = this.#options.image.topic(topic)?.partitions[partition];
+    if (state === null || partitionLog === undefined || image === undefined) return null;
+    const end = partitionLog.logEndOffset;
+    return image.replicas.map((nodeId) => {
+      if (nodeId === this.#options.nodeId) return { nodeId, logEndOffset: end, lag: 0 };
+      const fetched = state.follower(nodeId)?.logEndOffset ?? -1;
+      return fetched < 0 ? { nodeId, logEndOffset: null, lag: null } : { nodeId, logEndOffset: fetched, lag: Math.max(0, end - fetched) };
+    });
   }
 
   /** The partition's leader state if this node leads it now. */
@@ -363,7 +389,9 @@ export class ReplicaManager {
     const role = replica.role;
     if (partition.leader === nodeId && partition.leaderEpoch > replica.leadFloor) {
       if (role.kind === "leader" && role.state.leaderEpoch === partition.leaderEpoch) {
+        const before = role.state.isr;
         role.state.onMetadata(partition);
+        this.#countIsrChange(before, role.state.isr);
         this.#leaderMoved(replica, true);
         return;
       }
@@ -401,6 +429,11 @@ export class ReplicaManager {
       return;
     }
     this.#setRole(replica, { kind: "none" });
+  }
+
+  #countIsrChange(before: readonly number[], after: readonly number[]): void {
+    this.#isrShrinks += before.filter((id) => !after.includes(id)).length;
+    this.#isrExpands += after.filter((id) => !before.includes(id)).length;
   }
 
   #setRole(replica: Replica, role: Role): void {

@@ -85,7 +85,9 @@ describe("cli: admin commands against a real broker", () => {
     expect(list).toMatch(/\ncli-orders\s+3\s+1\s+false\s+[0-9a-f-]{36}\n/);
     const described = expectOk(await brook(["topic", "describe", "cli-orders"])).stdout;
     expect(described).toContain("Configs: retention.ms=3600000\n");
-    expect(described).toMatch(/PARTITION\s+LEADER\s+REPLICAS\s+ISR\s+LOG-START\s+HIGH-WATERMARK\s+LAST-STABLE\s+SIZE-BYTES\n0\s/);
+    expect(described).toMatch(/PARTITION\s+LEADER\s+EPOCH\s+REPLICAS\s+ISR\s+LOG-START\s+LOG-END\s+HIGH-WATERMARK\s+LAST-STABLE\s+SIZE-BYTES\s+REPLICA-LAG\n/);
+    // On its leader: epoch 0, this node the only replica and in the ISR, an empty log, lag 0.
+    expect(described).toMatch(/\n0\s+(\d+)\s+0\s+\1\s+\1\s+0\s+0\s+0\s+0\s+\d+\s+\1:0\n/);
     const json = JSON.parse(expectOk(await brook(["topic", "describe", "cli-orders", "--json"])).stdout);
     expect(json).toMatchObject({ name: "cli-orders", partitionCount: 3, configs: { "retention.ms": "3600000" } });
 

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 import { kcat } from "../helpers/kcat.ts";
+import { parsePrometheusText, sampleValue } from "../helpers/prometheus.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 import { checkAcked, firstAckAfter, kafkajsWriter, librdkafkaWriter, summary } from "./acked-writers.ts";
 import { createTopic, fullIsr, partitionsOf, readBack, startCluster, stopCluster, whole } from "./cluster-helpers.ts";
@@ -24,6 +25,10 @@ const NOT_ENOUGH_REPLICAS = 19;
 const FIND_COORDINATOR = 10;
 
 let nodes: TestBroker[] = [];
+
+async function metricsOf(node: TestBroker) {
+  return parsePrometheusText(await (await fetch(`${node.adminUrl}/metrics`)).text());
+}
 
 /** The node id FindCoordinator names for a group, asked of `node`. */
 async function findCoordinator(node: TestBroker, group: string): Promise<number> {
@@ -83,6 +88,11 @@ describe("replication: three nodes, replication factor 3", () => {
     const seed = nodes.find((node) => node !== follower)!;
     await follower.kill();
     await eventually("the ISR shrunk to the leader", async () => (await partitionsOf(leader, "lonely"))[0]?.isr.length === 1, 30_000);
+    // The leader reports it: an under-replicated partition and an ISR shrink.
+    const shrunk = await metricsOf(leader);
+    expect(sampleValue(shrunk, "brook_under_replicated_partitions")).toBeGreaterThanOrEqual(1);
+    expect(sampleValue(shrunk, "brook_isr_shrinks_total")).toBeGreaterThanOrEqual(1);
+    const expandsBefore = sampleValue(shrunk, "brook_isr_expands_total")!;
     const client = await RawClient.connect(leader.port);
     try {
       const produce = (acks: number) =>
@@ -98,6 +108,14 @@ describe("replication: three nodes, replication factor 3", () => {
     nodes[nodes.indexOf(follower)] = back;
     await eventually("the follower back in the ISR", async () => (await partitionsOf(leader, "lonely"))[0]?.isr.length === 2, 30_000);
     await eventually("the follower's log as long as the leader's", async () => (await partitionsOf(back, "lonely"))[0]?.highWatermark === 5, 10_000);
+    // The leader shows each replica's log end and lag; the follower does not know them.
+    const [onLeader] = await eventually("both replicas at the leader's log end", async () => {
+      const views = await partitionsOf(leader, "lonely");
+      return views[0]?.replicaStates?.every((r) => r.lag === 0) ? views : null;
+    }, 10_000);
+    expect(onLeader!.replicaStates!.map((r) => [r.nodeId, r.logEndOffset]).sort()).toEqual([[leader.nodeId, 5], [back.nodeId, 5]].sort());
+    expect((await partitionsOf(back, "lonely"))[0]).toMatchObject({ replicaStates: null, logEndOffset: 5 });
+    expect(sampleValue(await metricsOf(leader), "brook_isr_expands_total")).toBeGreaterThan(expandsBefore);
   });
 
   test("replication: a consumer group keeps its committed offsets when its coordinator's node is killed", async () => {
