@@ -37,6 +37,7 @@ export function topicErrorStatus(error: TopicError): { status: ContentfulStatusC
     case "unknown": return { status: 404, code: "not_found" };
     case "invalidPartitions": return { status: 400, code: "invalid_partitions" };
     case "invalidReplicationFactor": return { status: 400, code: "invalid_replication_factor" };
+    case "invalidReplicaAssignment": return { status: 400, code: "invalid_replica_assignment" };
     case "invalidConfig": return { status: 400, code: "invalid_config" };
     case "invalidRequest": return { status: 400, code: "bad_request" };
     case "notController": return { status: 503, code: "no_controller" };

@@ -2,8 +2,9 @@
  * CreateTopics (key 19), v0-v7.
  * v1 validate_only; v2 throttle time; v4 default partitions and replication factor
  * (-1); v5 flexible, and the created topic's partitions, replication factor and configs
- * in the answer; v7 topic id. Manual replica assignments are accepted when they name
- * existing brokers and agree with each other.
+ * in the answer; v7 topic id. Manual replica assignments are placed as given (the
+ * first replica leads) when they name registered brokers, at least one of them live
+ * per partition, and agree with each other; INVALID_REPLICA_ASSIGNMENT otherwise.
  */
 import { TOPIC_CONFIGS, topicConfigValue } from "../cluster/topic-config.ts";
 import { planCreateTopic, topicErrorCode } from "../cluster/topics.ts";
@@ -28,22 +29,22 @@ export function createCreateTopicsHandler(services: BrokerServices) {
           results.push({ ...base, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: "Topic named more than once in the request" });
           continue;
         }
-        let numPartitions = wanted.numPartitions;
-        let replicationFactor = wanted.replicationFactor;
-        if (wanted.assignments.length > 0) {
-          if (numPartitions !== -1 || replicationFactor !== -1) {
+        const manual = wanted.assignments.length > 0;
+        if (manual) {
+          if (wanted.numPartitions !== -1 || wanted.replicationFactor !== -1) {
             results.push({ ...base, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: "Both assignments and partition count or replication factor given" });
             continue;
           }
-          const problem = assignmentProblem(services, wanted.assignments);
-          if (problem !== null) {
-            results.push({ ...base, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: problem });
+          if (wanted.assignments.some((a, i) => a.partitionIndex !== i)) {
+            results.push({ ...base, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: "Assignments must name partitions 0..n-1 in order" });
             continue;
           }
-          numPartitions = wanted.assignments.length;
-          replicationFactor = wanted.assignments[0]!.brokerIds.length;
         }
-        const topicRequest = { name: wanted.name, numPartitions, replicationFactor, configs: wanted.configs };
+        // Manual assignments are placed as given (checked by planCreateTopic).
+        const topicRequest = {
+          name: wanted.name, numPartitions: wanted.numPartitions, replicationFactor: wanted.replicationFactor, configs: wanted.configs,
+          ...(manual ? { assignments: wanted.assignments.map((a) => a.brokerIds) } : {}),
+        };
         // Checked here for a quick answer (and validate_only); the controller plans again.
         const plan = planCreateTopic(services.image, topicRequest, services.topicDefaults);
         if (!plan.ok) {
@@ -79,19 +80,4 @@ export function createCreateTopicsHandler(services: BrokerServices) {
       return { throttleTimeMs: 0, topics: results };
     },
   });
-}
-
-function assignmentProblem(
-  services: BrokerServices,
-  assignments: ReadonlyArray<{ partitionIndex: number; brokerIds: number[] }>,
-): string | null {
-  const size = assignments[0]!.brokerIds.length;
-  for (const [i, assignment] of assignments.entries()) {
-    if (assignment.partitionIndex !== i) return "Assignments must name partitions 0..n-1 in order";
-    if (assignment.brokerIds.length !== size || size === 0) return "Every partition needs the same number of replicas";
-    if (new Set(assignment.brokerIds).size !== size) return "A replica is named twice";
-    const unknown = assignment.brokerIds.find((id) => services.image.broker(id) === undefined);
-    if (unknown !== undefined) return `Unknown broker ${unknown}`;
-  }
-  return null;
 }

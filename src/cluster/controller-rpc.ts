@@ -220,7 +220,19 @@ export function parseCommand(value: unknown): MetadataCommand | null {
         if (config.value !== null && !isString(config.value)) return null;
         configs.push({ name: config.name, value: config.value as string | null });
       }
-      const request = { name: r.name, numPartitions: r.numPartitions, replicationFactor: r.replicationFactor, configs };
+      let assignments: number[][] | undefined;
+      if (r.assignments !== undefined) {
+        if (!Array.isArray(r.assignments)) return null;
+        assignments = [];
+        for (const replicas of r.assignments as unknown[]) {
+          if (!Array.isArray(replicas) || !replicas.every(isInt)) return null;
+          assignments.push(replicas as number[]);
+        }
+      }
+      const request = {
+        name: r.name, numPartitions: r.numPartitions, replicationFactor: r.replicationFactor, configs,
+        ...(assignments === undefined ? {} : { assignments }),
+      };
       return { kind: "createTopic", request, internal: c.internal === true };
     }
     case "createPartitions":

@@ -69,6 +69,32 @@ describe("cluster: replica placement", () => {
   });
 });
 
+describe("cluster: manual replica assignment", () => {
+  const assigned = (image: ReturnType<typeof imageWith>, name: string, assignments: number[][]) =>
+    planCommand(image, { kind: "createTopic", request: { name, numPartitions: -1, replicationFactor: -1, configs: [], assignments } }, DEFAULTS, new SeededRandom(1));
+
+  test("replicas are placed as given; the first live one leads, alone in the ISR", () => {
+    const image = imageWith([1, 2, 3]);
+    image.apply({ type: "fenceBroker", nodeId: 3 });
+    const plan = assigned(image, "t", [[2, 1, 3], [3, 2, 1]]);
+    expect(plan.ok).toBe(true);
+    if (plan.ok) for (const record of plan.records) image.apply(record);
+    expect(image.topic("t")!.partitions.map((p) => [p.replicas, p.leader, p.isr])).toEqual([
+      [[2, 1, 3], 2, [2]],
+      [[3, 2, 1], 2, [2]],
+    ]);
+  });
+
+  test("an assignment that cannot be placed is invalidReplicaAssignment", () => {
+    const image = imageWith([1, 2, 3]);
+    image.apply({ type: "fenceBroker", nodeId: 3 });
+    for (const bad of [[[1, 2], [1]], [[1, 1]], [[1, 9]], [[3]], []]) {
+      const plan = assigned(image, "bad", bad);
+      expect(plan.ok ? null : plan.error.kind).toBe("invalidReplicaAssignment");
+    }
+  });
+});
+
 describe("cluster: fencing and unfencing brokers", () => {
   test("a new partition's ISR is its leader alone, so its leader's death leaves it offline", () => {
     const image = imageWith([1, 2, 3]);

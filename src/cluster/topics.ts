@@ -24,6 +24,7 @@ export type TopicError =
   | { kind: "unknown"; message: string }
   | { kind: "invalidPartitions"; message: string }
   | { kind: "invalidReplicationFactor"; message: string }
+  | { kind: "invalidReplicaAssignment"; message: string }
   | { kind: "invalidConfig"; message: string }
   | { kind: "invalidRequest"; message: string }
   /** No controller could take the change now (election, unreachable); clients retry. */
@@ -38,6 +39,7 @@ export function topicErrorCode(error: TopicError): number {
     case "unknown": return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
     case "invalidPartitions": return ErrorCode.INVALID_PARTITIONS;
     case "invalidReplicationFactor": return ErrorCode.INVALID_REPLICATION_FACTOR;
+    case "invalidReplicaAssignment": return ErrorCode.INVALID_REPLICA_ASSIGNMENT;
     case "invalidConfig": return ErrorCode.INVALID_CONFIG;
     case "invalidRequest": return ErrorCode.INVALID_REQUEST;
     case "notController": return ErrorCode.NOT_CONTROLLER;
@@ -150,6 +152,12 @@ export interface CreateTopicRequest {
   /** -1: the broker default. */
   replicationFactor: number;
   configs: ReadonlyArray<{ name: string; value: string | null }>;
+  /**
+   * Manual replica assignment (CreateTopics' assignments): each partition's replicas in
+   * order, the first its preferred leader. Partition count and replication factor then
+   * follow from it.
+   */
+  assignments?: ReadonlyArray<readonly number[]>;
 }
 
 export interface TopicDefaults {
@@ -172,13 +180,18 @@ export function planCreateTopic(
   if (image.topic(request.name) !== undefined) {
     return { ok: false, error: { kind: "exists", message: `Topic '${request.name}' already exists.` } };
   }
-  const numPartitions = request.numPartitions === -1 ? defaults.numPartitions : request.numPartitions;
+  const assignments = request.assignments ?? null;
+  if (assignments !== null) {
+    const problem = assignmentProblem(image, assignments);
+    if (problem !== null) return { ok: false, error: { kind: "invalidReplicaAssignment", message: problem } };
+  }
+  const numPartitions = assignments !== null ? assignments.length : request.numPartitions === -1 ? defaults.numPartitions : request.numPartitions;
   if (!Number.isInteger(numPartitions) || numPartitions < 1 || numPartitions > PARTITIONS_MAX) {
     return { ok: false, error: { kind: "invalidPartitions", message: `Number of partitions must be in [1, ${PARTITIONS_MAX}]: ${numPartitions}` } };
   }
-  const replicationFactor = request.replicationFactor === -1 ? defaults.replicationFactor : request.replicationFactor;
+  const replicationFactor = assignments !== null ? assignments[0]!.length : request.replicationFactor === -1 ? defaults.replicationFactor : request.replicationFactor;
   const brokers = image.liveBrokers();
-  if (replicationFactor < 1 || replicationFactor > brokers.length) {
+  if (assignments === null && (replicationFactor < 1 || replicationFactor > brokers.length)) {
     return {
       ok: false,
       error: {
@@ -204,8 +217,29 @@ export function planCreateTopic(
   for (const config of request.configs) {
     if (config.value !== null) records.push({ type: "config", topicId, name: config.name, value: config.value });
   }
-  records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor, random));
+  if (assignments === null) records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor, random));
+  else records.push(...assignments.map((replicas, partition) => assignedPartition(image, topicId, partition, replicas)));
   return { ok: true, records, topicId, numPartitions, replicationFactor };
+}
+
+/** Why a manual assignment cannot be taken (Kafka's INVALID_REPLICA_ASSIGNMENT), or null. */
+function assignmentProblem(image: MetadataImage, assignments: ReadonlyArray<readonly number[]>): string | null {
+  if (assignments.length < 1 || assignments.length > PARTITIONS_MAX) return `Assignments must name 1 to ${PARTITIONS_MAX} partitions`;
+  const size = assignments[0]!.length;
+  for (const replicas of assignments) {
+    if (replicas.length !== size || size === 0) return "Every partition needs the same number of replicas";
+    if (new Set(replicas).size !== size) return "A replica is named twice";
+    const unknown = replicas.find((id) => image.broker(id) === undefined);
+    if (unknown !== undefined) return `Unknown broker ${unknown}`;
+    if (!replicas.some((id) => image.broker(id)?.fenced === false)) return `No live broker among replicas [${replicas.join(", ")}]`;
+  }
+  return null;
+}
+
+/** A partition placed by hand: its first live replica leads, alone in the ISR. */
+function assignedPartition(image: MetadataImage, topicId: string, partition: number, replicas: readonly number[]): MetadataRecord {
+  const leader = replicas.find((id) => image.broker(id)?.fenced === false)!;
+  return { type: "partition", topicId, partition, replicas: [...replicas], leader, leaderEpoch: 0, isr: [leader], partitionEpoch: 0 };
 }
 
 /**

@@ -118,6 +118,25 @@ describe("cluster: three nodes", () => {
     }
   });
 
+  test("cluster: CreateTopics with manual replica assignments places them as given (kafkajs)", async () => {
+    const admin = kafkaThrough(nodes[0]!, "assigning").admin();
+    await admin.connect();
+    try {
+      const replicaAssignment = [{ partition: 0, replicas: [2, 3, 1] }, { partition: 1, replicas: [3, 1, 2] }];
+      expect(await admin.createTopics({ topics: [{ topic: "placed", replicaAssignment }], waitForLeaders: true })).toBe(true);
+      const metadata = await admin.fetchTopicMetadata({ topics: ["placed"] });
+      const partitions = metadata.topics[0]!.partitions.sort((a, b) => a.partitionId - b.partitionId);
+      expect(partitions.map((p) => [p.replicas, p.leader])).toEqual([[[2, 3, 1], 2], [[3, 1, 2], 3]]);
+      // A broker that does not exist: INVALID_REPLICA_ASSIGNMENT, and no topic.
+      const refused = await admin.createTopics({ topics: [{ topic: "misplaced", replicaAssignment: [{ partition: 0, replicas: [1, 9] }] }] })
+        .then(() => null, (error: { errors?: Array<{ type?: string }> }) => error.errors?.map((e) => e.type));
+      expect(refused).toEqual(["INVALID_REPLICA_ASSIGNMENT"]);
+      expect(await admin.listTopics()).not.toContain("misplaced");
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
   test("cluster: kafkajs and kcat produce to leaders on three nodes; all of it comes back through any node", async () => {
     const admin = kafkaThrough(nodes[1]!, "cluster-test").admin();
     await admin.connect();
