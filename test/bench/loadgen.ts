@@ -121,6 +121,8 @@ export interface LatencySpec {
   messageBytes: number;
   rateBytesPerSec: number;
   durationMs: number;
+  /** The producer's acks (1 when absent; -1 for the replicated rows). */
+  acks?: number;
 }
 
 export interface LatencyResult {
@@ -398,7 +400,7 @@ async function latency(spec: LatencySpec): Promise<LatencyResult> {
       for (const at of chosen.valueAt!) batch.writeDoubleLE(now, at);
       setBatchTimestamp(batch, Date.now());
       sealBatch(batch);
-      const frame = produceFrame({ topic: spec.topic, partitions: [0], records: batch, acks: 1 });
+      const frame = produceFrame({ topic: spec.topic, partitions: [0], records: batch, acks: spec.acks ?? 1 });
       frame.writeInt32BE(++correlationId, CORRELATION_ID_AT);
       producer.write(frame);
       left -= count;

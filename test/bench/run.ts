@@ -14,7 +14,7 @@
  *   bench/results/tmp/ (ignored by git).
  * - --full: the whole produce matrix, 2 GB consume backlog, longer runs.
  * - --only: run only the groups whose name matches (tcp, produce, kcat, consume,
- *   latency, backlog, peers, footprint, storage).
+ *   latency, cluster, backlog, peers, footprint, storage).
  *
  * The backlog group (a consumer 10 GiB behind while producers write) and the storage
  * group (a 20 GB log) write that much to the temporary directory's filesystem: each
@@ -65,6 +65,7 @@ import {
 } from "./processes.ts";
 import { buildJetStreamDriver, jetStreamConsume, jetStreamPublish, missingPeer, type PeerName, type PeerRun, redisRun, startNats, startRedis } from "./peers/peers.ts";
 import { formatNumber, ratio, renderTable, type Better, type Row } from "./report.ts";
+import { clusterBench } from "./cluster.bench.ts";
 import { buildStartupDataDir } from "./startup.bench.ts";
 import { type LogFigures, measureStorageRead, pageCacheShare, setupStorageRead } from "./storage-read.bench.ts";
 import { summarize } from "./stats.ts";
@@ -123,6 +124,9 @@ interface Sizes {
   /** Messages per peer produce run, by message size; Brook's runs last produceMs. */
   peerMessages100B: number;
   peerMessages1KiB: number;
+  /** The cluster group: leader kills measured, and the log a wiped follower copies again. */
+  failoverKills: number;
+  rereplicateBytes: number;
 }
 
 const SIZES: Record<Mode, Sizes> = {
@@ -131,18 +135,21 @@ const SIZES: Record<Mode, Sizes> = {
     backlogBytes: 16 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 1000, latencyRates: [10 * MB], idleMs: 500,
     startupPartitions: 100, startupSegments: 1, storageSmallBytes: 16 * MIB, storageBigBytes: 256 * MIB,
     storageReads: 2000, storageAppends: 20, behindBytes: 64 * MIB, peerMessages100B: 40_000, peerMessages1KiB: 20_000,
+    failoverKills: 2, rereplicateBytes: 32 * MIB,
   },
   default: {
     produceMs: 4000, batchBytes: 64 * KIB, window: 32, tcpBytes: 2048 * MIB, kcatMessages: 1_000_000,
     backlogBytes: 1024 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 5000, latencyRates: [10 * MB, 50 * MB], idleMs: 2000,
     startupPartitions: 1000, startupSegments: 4, storageSmallBytes: GB, storageBigBytes: 20 * GB,
     storageReads: 10_000, storageAppends: 50, behindBytes: 10 * 1024 * MIB, peerMessages100B: 800_000, peerMessages1KiB: 400_000,
+    failoverKills: 10, rereplicateBytes: GB,
   },
   full: {
     produceMs: 5000, batchBytes: 64 * KIB, window: 32, tcpBytes: 4096 * MIB, kcatMessages: 2_000_000,
     backlogBytes: 2048 * MIB, fetchMaxBytes: 32 * MIB, latencyMs: 10_000, latencyRates: [10 * MB, 50 * MB], idleMs: 2000,
     startupPartitions: 1000, startupSegments: 4, storageSmallBytes: GB, storageBigBytes: 20 * GB,
     storageReads: 20_000, storageAppends: 100, behindBytes: 10 * 1024 * MIB, peerMessages100B: 1_600_000, peerMessages1KiB: 800_000,
+    failoverKills: 20, rereplicateBytes: GB,
   },
 };
 
@@ -571,6 +578,15 @@ async function main(): Promise<number> {
           }, runs.map((r) => r[key]));
         }
       }
+    });
+
+    await harness.group("cluster", async () => {
+      await clusterBench(harness, {
+        work,
+        sizes,
+        single: { pid: brookPid, port: brookPort },
+        log,
+      });
     });
 
     await harness.group("backlog", async () => {

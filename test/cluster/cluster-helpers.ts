@@ -33,10 +33,19 @@ export async function whole(observer: TestBroker, brokers: number, voters: numbe
  * Starts nodes 1..count (2.. join 1) and waits until all are registered brokers and
  * Raft voters, so that the quorum survives the death of any one.
  */
-export async function startCluster(count: number): Promise<TestBroker[]> {
-  const first = await startBroker({ args: ["--node-id", "1"] });
+export async function startCluster(
+  count: number,
+  options: { command?: string[]; readyMs?: number; dataDirOf?: (nodeId: number) => string } = {},
+): Promise<TestBroker[]> {
+  const start = (id: number, args: string[]) => startBroker({
+    args: ["--node-id", String(id), ...args],
+    ...(options.command === undefined ? {} : { command: options.command }),
+    ...(options.readyMs === undefined ? {} : { readyMs: options.readyMs }),
+    ...(options.dataDirOf === undefined ? {} : { dataDir: options.dataDirOf(id) }),
+  });
+  const first = await start(1, []);
   const nodes = [first];
-  for (let id = 2; id <= count; id++) nodes.push(await startBroker({ args: ["--node-id", String(id), "--join", first.gossip] }));
+  for (let id = 2; id <= count; id++) nodes.push(await start(id, ["--join", first.gossip]));
   await whole(first, count, count);
   return nodes;
 }
