@@ -66,6 +66,10 @@ export class ClusterNode {
   #meta: DataDirMeta;
   #ticks = 0;
   #reconciling = false;
+  /** A pass was asked for while one ran. */
+  #reconcileAgain = false;
+  /** The Raft term of the last pass this node started (a new controller passes at once). */
+  #reconciledTerm = -1;
   #closed = false;
   /** Latched by `#checkCaughtUp`; callers of `whenMetadataCaughtUp` wait in `#caughtUpWaiters`. */
   #caughtUp = false;
@@ -110,6 +114,8 @@ export class ClusterNode {
         },
       },
       onStateChange: (state) => log.info("Raft state", { role: state.role, leader: state.leader ?? "none", term: state.term }),
+      // A peer that died: the controller (if this is it) fences it now, not at its next pass.
+      onPeerRefused: (id) => holder.node?.peerRefused(id),
       onFatal: (error) => options.onFatal(error instanceof Error ? error : new Error(String(error))),
     });
     if (options.join.length === 0 && raft.bootstrap([nodeId])) {
@@ -232,7 +238,31 @@ export class ClusterNode {
     this.#raft.tick();
     if (!this.#caughtUp) this.#checkCaughtUp();
     this.#ticks++;
-    if (this.#ticks % RECONCILE_EVERY_TICKS === 0 && this.#raft.isReadyLeader()) void this.#reconcile();
+    // Every RECONCILE_EVERY_TICKS, and at once in a new term (a new controller).
+    if (!this.#raft.isReadyLeader()) return;
+    if (this.#ticks % RECONCILE_EVERY_TICKS === 0 || this.#reconciledTerm !== this.#raft.status().term) this.reconcileNow();
+  }
+
+  /**
+   * Raft found `id`'s cluster port refusing connections: it counts as gone (as a refused
+   * probe does) until a probe reaches it again, and the controller passes now.
+   */
+  peerRefused(id: number): void {
+    if (id === this.#options.nodeId) return;
+    if (!this.#refused.has(id)) log.info("Cluster port refused: fencing without waiting for SWIM", { nodeId: id });
+    this.#refused.add(id);
+    this.reconcileNow();
+  }
+
+  /** A controller pass now if this node is the controller (again after the running one). */
+  reconcileNow(): void {
+    if (this.#closed || !this.#raft.isReadyLeader()) return;
+    this.#reconciledTerm = this.#raft.status().term;
+    if (this.#reconciling) {
+      this.#reconcileAgain = true;
+      return;
+    }
+    void this.#reconcile();
   }
 
   /** Members as SWIM sees them, and the quorum, for the admin API. */
@@ -341,6 +371,10 @@ export class ClusterNode {
       log.warn("Controller pass failed; retrying", { error: error instanceof Error ? error.message : String(error) });
     } finally {
       this.#reconciling = false;
+      if (this.#reconcileAgain) {
+        this.#reconcileAgain = false;
+        this.reconcileNow();
+      }
     }
   }
 }

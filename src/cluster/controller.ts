@@ -106,11 +106,26 @@ export class ClusterMetadataWriter implements MetadataWriter {
     if (!quorum.isReadyLeader()) {
       return { result: { ok: false, error: { kind: "notController", message: "This node is not the controller" } }, index: -1 };
     }
+    if (command.kind === "createTopic" || command.kind === "createPartitions") await this.#fenceGone();
     const plan = planCommand(image, command, defaults, random);
     if (!plan.ok) return { result: plan, index: -1 };
     if (plan.records.length === 0) return { result: { ok: true }, index: -1 };
     const index = await quorum.propose(encodeEntry(plan.records));
     return { result: { ok: true }, index };
+  }
+
+  /**
+   * Before placing replicas: fences the brokers this controller already knows are gone
+   * (a new controller may not have passed yet), so that no new partition lands on a
+   * dead node and stays offline.
+   */
+  async #fenceGone(): Promise<void> {
+    const { image, quorum, membership, defaults, random } = this.#options;
+    for (const broker of image.liveBrokers()) {
+      if (!membership.isGone(broker.nodeId)) continue;
+      const fence = planCommand(image, { kind: "fenceBroker", nodeId: broker.nodeId }, defaults, random);
+      if (fence.ok && fence.records.length > 0) await quorum.propose(encodeEntry(fence.records));
+    }
   }
 }
 

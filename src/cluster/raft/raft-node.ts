@@ -76,6 +76,8 @@ export interface RaftNodeOptions {
   snapshotEveryEntries?: number;
   /** Role, leader or term changed (the controller starts and stops on this). */
   onStateChange?: (state: SoftState) => void;
+  /** A peer's cluster port refused a connection (its process is gone), after Raft was told. */
+  onPeerRefused?: (id: NodeId) => void;
   /** Storage failed; the node has stopped. Default: log it. */
   onFatal?: (error: unknown) => void;
 }
@@ -175,6 +177,12 @@ export class RaftNode {
         id: options.id,
         resolve: options.resolve,
         onMessage: receive,
+        onRefused: (id) => {
+          if (this.#closed) return;
+          this.#raft.leaderUnreachable(id);
+          this.#schedule();
+          options.onPeerRefused?.(id);
+        },
         clock,
         random,
       });

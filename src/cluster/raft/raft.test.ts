@@ -528,6 +528,36 @@ test("raft: a restarted node keeps term, vote and log, and relearns the commit i
   expect(cluster.node(2).applied.map((entry) => entry.index)).toEqual([1, 2, 3]);
 });
 
+test("raft: a leader whose port refuses connections is replaced within a few ticks, the lowest id first, without a split vote", () => {
+  const cluster = electedCluster([1, 2, 3, 4, 5]);
+  cluster.deliverAll();
+  const term = cluster.raft(1).term;
+  cluster.crash(1);
+  for (const id of [2, 3, 4, 5]) cluster.on(id, (raft) => raft.leaderUnreachable(1));
+  // Another node's refusal, or a refusal reported to a node that follows someone else, changes nothing.
+  cluster.on(3, (raft) => raft.leaderUnreachable(4));
+  for (let tick = 0; tick < 3 && ![2, 3, 4, 5].some((id) => cluster.raft(id).role === "leader"); tick++) {
+    for (const id of [2, 3, 4, 5]) cluster.tick(id);
+    cluster.deliverAll();
+  }
+  expect(cluster.raft(2).status()).toMatchObject({ role: "leader", term: term + 1 });
+  for (const id of [3, 4, 5]) expect(cluster.raft(id).status()).toMatchObject({ role: "follower", leader: 2, term: term + 1 });
+});
+
+test("raft: a refusal from a leader that is in fact alive does not depose it (pre-vote)", () => {
+  const cluster = electedCluster();
+  cluster.deliverAll();
+  const term = cluster.raft(1).term;
+  // Only node 3 saw a refusal (its connection broke); node 2 still hears the leader.
+  cluster.on(3, (raft) => raft.leaderUnreachable(1));
+  for (let tick = 0; tick < 5; tick++) {
+    for (const id of [1, 2, 3]) cluster.tick(id);
+    cluster.deliverAll();
+  }
+  expect(cluster.raft(1).status()).toMatchObject({ role: "leader", term });
+  expect(cluster.raft(3).status()).toMatchObject({ role: "follower", leader: 1, term });
+});
+
 test("raft: a follower that comes back with an empty log is sent the whole log again", () => {
   const cluster = electedWithOneEntryCommitted();
   const leader = cluster.raft(1).status();

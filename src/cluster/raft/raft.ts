@@ -303,6 +303,26 @@ export class Raft {
   }
 
   /**
+   * The transport found `id`'s port refusing connections: its process is gone. When it
+   * is this follower's leader, the leader's lease ends now rather than after an election
+   * timeout: this node grants votes at once and campaigns within a tick or two, the
+   * voters in node id order a couple of ticks apart (so that the survivors, who all see
+   * the refusal, do not split the vote). Raft's safety does not depend on when an
+   * election starts; a leader that is in fact alive keeps its term unless a quorum
+   * votes it out, and pre-vote keeps a lone node from disrupting it.
+   */
+  leaderUnreachable(id: NodeId): void {
+    this.#assertNoReady();
+    if (this.#role !== "follower" || this.#leader !== id) return;
+    this.#leader = null;
+    const others = votersOf(this.#membership).filter((voter) => voter !== id).sort((a, b) => a - b);
+    const rank = others.indexOf(this.id);
+    if (rank < 0) return; // Not a voter: it never campaigns.
+    this.#electionElapsed = this.#electionTicks;
+    this.#randomizedElectionTimeout = this.#electionTicks + 1 + 2 * rank;
+  }
+
+  /**
    * Handles one message from another node. Messages that fail validation, are
    * addressed elsewhere or carry stale terms are answered or dropped as Raft says,
    * never thrown on.

@@ -65,6 +65,11 @@ export interface TcpTransportOptions {
   resolve: (id: NodeId) => Endpoint | null;
   /** Every decoded message addressed to this node. */
   onMessage: (message: Message) => void;
+  /**
+   * A dial to `id` was refused (nothing listens on its port: the process is gone). A
+   * connection that breaks is redialled at once to find this out.
+   */
+  onRefused?: (id: NodeId) => void;
   clock: Clock;
   /** Backoff jitter. */
   random: Random;
@@ -96,7 +101,10 @@ export class TcpTransport implements RaftTransport {
       }
       let peer = this.#peers.get(message.to);
       if (peer === undefined) {
-        peer = new OutboundPeer(message.to, this.#options.clock, this.#options.random);
+        const onRefused = this.#options.onRefused;
+        peer = new OutboundPeer(message.to, this.#options.clock, this.#options.random, () => {
+          if (!this.#closed) onRefused?.(message.to);
+        });
         this.#peers.set(message.to, peer);
       }
       if (!peer.send(endpoint, encodeMessage(message))) this.dropped++;
@@ -155,10 +163,13 @@ class OutboundPeer {
   /** No dial before this monotonic ms. */
   #retryAtMs = 0;
 
-  constructor(id: NodeId, clock: Clock, random: Random) {
+  readonly #onRefused: () => void;
+
+  constructor(id: NodeId, clock: Clock, random: Random, onRefused: () => void) {
     this.#id = id;
     this.#clock = clock;
     this.#random = random;
+    this.#onRefused = onRefused;
   }
 
   get isOpen(): boolean {
@@ -220,11 +231,20 @@ class OutboundPeer {
     });
     // The peer never writes on this connection; read to notice its end.
     socket.on("data", () => {});
-    socket.on("error", (error) => {
+    socket.on("error", (error: NodeJS.ErrnoException) => {
       log.debug("Raft connection error", { peer: this.#id, error: error.message });
+      if (error.code === "ECONNREFUSED" && this.#socket === socket) this.#onRefused();
     });
     socket.on("close", () => {
-      if (this.#socket === socket) this.#fail();
+      if (this.#socket !== socket) return;
+      const wasOpen = this.#open;
+      this.#fail();
+      // An open connection that ends: dial again at once, once, to learn whether the
+      // peer is gone (refused) or only the connection was.
+      if (wasOpen) {
+        this.#retryAtMs = 0;
+        this.#dial(endpoint, this.#clock.monotonicMs());
+      }
     });
   }
 
