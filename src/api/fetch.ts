@@ -53,6 +53,8 @@ interface ReadPass {
   hasError: boolean;
   /** Logs whose appends may bring the response to min_bytes. */
   waitKeys: string[];
+  /** A follower's fetch: read to the log end, sent with sendfile, not in the topic metrics. */
+  fromFollower: boolean;
 }
 
 function partitionError(partition: number, errorCode: number): PartitionResponse {
@@ -62,9 +64,9 @@ function partitionError(partition: number, errorCode: number): PartitionResponse
 function readOnce(services: BrokerServices, request: FetchRequestData, context: RequestContext): ReadPass {
   const byId = context.apiVersion >= TOPIC_IDS_FROM_VERSION;
   const responseBytesMax = Math.min(Math.max(request.maxBytes, 0), FETCH_RESPONSE_BYTES_MAX);
-  const pass: ReadPass = { topics: [], bytes: 0, hasError: false, waitKeys: [] };
   // A replica's fetch (Fetch v15 moved the id into ReplicaState); consumers send -1.
   const replicaId = context.apiVersion >= REPLICA_STATE_FROM_VERSION ? request.replicaState.replicaId : request.replicaId;
+  const pass: ReadPass = { topics: [], bytes: 0, hasError: false, waitKeys: [], fromFollower: replicaId >= 0 };
   for (const wanted of request.topics) {
     const topic = byId ? services.image.topicById(wanted.topicId) : services.image.topic(wanted.topic);
     const partitions: PartitionResponse[] = [];
@@ -127,7 +129,11 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
       // KIP-74: the first batch of the first non-empty partition is returned even when it
       // exceeds the limits, so a consumer can never be stuck behind one large batch.
       const read = budget > 0 || pass.bytes === 0
-        ? log.readDeferred(fetch.fetchOffset, Math.max(budget, 0), { minOneBatch: pass.bytes === 0, maxOffset, deferFromBytes: DEFER_FROM_BYTES })
+        ? log.readDeferred(fetch.fetchOffset, Math.max(budget, 0), {
+          minOneBatch: pass.bytes === 0, maxOffset, countRecords: replicaId < 0,
+          // A follower's answer always goes by sendfile: nothing reads it here.
+          deferFromBytes: replicaId >= 0 ? 1 : DEFER_FROM_BYTES,
+        })
         : { ok: true as const, records: new Uint8Array(0) };
       if (!read.ok) {
         pass.hasError = true;
@@ -165,7 +171,8 @@ export function createFetchHandler(services: BrokerServices) {
 
   /** The answer for a pass; only the pass that is answered counts in the metrics. */
   const answer = (pass: ReadPass, context: RequestContext) => {
-    for (const topic of pass.topics) {
+    // Replication is not consumer traffic (Kafka counts it apart from BytesOut too).
+    for (const topic of pass.fromFollower ? [] : pass.topics) {
       const name = context.apiVersion >= TOPIC_IDS_FROM_VERSION ? services.image.topicById(topic.topicId ?? "")?.name : topic.topic;
       if (name === undefined) continue;
       for (const partition of topic.partitions ?? []) {

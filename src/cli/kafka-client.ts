@@ -32,6 +32,7 @@ import { requestHeaderVersion, responseHeaderVersion } from "../protocol/headers
 import { Reader } from "../protocol/reader.ts";
 import type { Encodable, MessageSchema } from "../protocol/schema.ts";
 import { Writer } from "../protocol/writer.ts";
+import { FrameSplitter, isFrameError } from "../server/frame-splitter.ts";
 
 const FRAME_LENGTH_BYTES = 4;
 const API_VERSIONS_KEY = 18;
@@ -52,6 +53,13 @@ export interface ConnectionOptions {
   /** How long an answer may take beyond what the request asks the broker to wait. */
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /**
+   * Assemble answers split across reads in one buffer reused from answer to answer,
+   * instead of a new one each time. Only for a caller that is done with each answer
+   * (and every view into it) before it sends its next request, one at a time: the
+   * follower fetcher, whose answers are megabytes each.
+   */
+  reuseAnswerBuffer?: boolean;
 }
 
 interface Waiter {
@@ -68,9 +76,8 @@ export class KafkaConnection {
   readonly #socket: Socket;
   readonly #clientId: string;
   readonly #requestTimeoutMs: number;
-  /** Received bytes not yet forming a whole frame, and how many. */
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  /** Received bytes not yet forming a whole frame. */
+  readonly #frames: FrameSplitter;
   #nextCorrelationId = 1;
   readonly #waiting = new Map<number, Waiter>();
   #closedError: Error | null = null;
@@ -82,6 +89,11 @@ export class KafkaConnection {
     this.port = port;
     this.#clientId = options.clientId ?? "brook-cli";
     this.#requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+    let reused = Buffer.alloc(0);
+    const allocate = options.reuseAnswerBuffer === true
+      ? (size: number) => (reused.byteLength >= size ? reused : (reused = Buffer.allocUnsafe(size))).subarray(0, size)
+      : Buffer.allocUnsafe;
+    this.#frames = new FrameSplitter({ min: 4, max: RESPONSE_BYTES_MAX }, allocate);
     socket.setNoDelay(true);
     socket.on("data", (data: Buffer) => this.#onData(data));
     this.closed = new Promise((resolve) =>
@@ -167,22 +179,16 @@ export class KafkaConnection {
   }
 
   #onData(data: Buffer): void {
-    this.#pending.push(data);
-    this.#pendingBytes += data.length;
-    while (this.#pendingBytes >= FRAME_LENGTH_BYTES) {
-      if (this.#pending[0]!.length < FRAME_LENGTH_BYTES) this.#pending = [Buffer.concat(this.#pending)];
-      const size = this.#pending[0]!.readInt32BE(0);
-      if (size < 4 || size > RESPONSE_BYTES_MAX) {
-        this.#closedError = new Error(`Broken response stream from ${this.host}:${this.port}: frame of ${size} bytes`);
+    this.#frames.push(data);
+    for (;;) {
+      const frame = this.#frames.next();
+      if (frame === null) return;
+      if (isFrameError(frame)) {
+        this.#closedError = new Error(`Broken response stream from ${this.host}:${this.port}: ${frame.error}`);
+        this.#frames.clear();
         this.#socket.destroy();
         return;
       }
-      if (this.#pendingBytes < FRAME_LENGTH_BYTES + size) return;
-      const joined = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
-      const frame = joined.subarray(FRAME_LENGTH_BYTES, FRAME_LENGTH_BYTES + size);
-      const rest = joined.subarray(FRAME_LENGTH_BYTES + size);
-      this.#pending = rest.length > 0 ? [rest] : [];
-      this.#pendingBytes = rest.length;
       this.#onFrame(frame);
     }
   }

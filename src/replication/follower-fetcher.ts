@@ -185,7 +185,7 @@ export class FollowerFetcher {
     const known = this.#connections.get(leaderId);
     if (known !== undefined && known.host === broker.host && known.port === broker.port) return known;
     known?.close();
-    const connection = await KafkaConnection.connect(broker.port, broker.host, { clientId: `brook-replica-${this.#options.nodeId}` });
+    const connection = await KafkaConnection.connect(broker.port, broker.host, { clientId: `brook-replica-${this.#options.nodeId}`, reuseAnswerBuffer: true });
     this.#connections.set(leaderId, connection);
     return connection;
   }

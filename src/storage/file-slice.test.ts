@@ -146,3 +146,27 @@ test("storage: a slice of large batches goes on by sendfile after its first piec
   expect(small.records.sendWith(send, 1 << 20)).toBeNull();
   small.records.release();
 });
+
+test("storage: a slice that counts no records (a follower's fetch) goes by sendfile from its first byte, whatever its batch sizes", () => {
+  const { log } = filledLog(3, 22);
+  const whole = log.read(0, 1 << 30, { minOneBatch: true });
+  const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1, countRecords: false });
+  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
+  const slice = deferred.records;
+  let finished = -1;
+  slice.onFinished = (count) => (finished = count);
+  const sent: Buffer[] = [];
+  const send = (fd: number, position: number, count: number) => {
+    const bytes = Buffer.alloc(Math.min(count, 5_000));
+    readSync(fd, bytes, 0, bytes.byteLength, position);
+    sent.push(bytes);
+    return bytes.byteLength;
+  };
+  for (let total = 0; total < slice.byteLength;) {
+    const n = slice.sendWith(send, slice.byteLength - total);
+    expect(n).toBeGreaterThan(0);
+    total += n!;
+  }
+  expect(Buffer.concat(sent)).toEqual(Buffer.from(whole.records));
+  expect(finished).toBe(0);
+});

@@ -69,7 +69,7 @@ const unreleased = new FinalizationRegistry<Descriptors>((descriptors) => {
 
 export class FileSlice implements DeferredBytes {
   readonly byteLength: number;
-  /** Told once, with the number of records in the batches, when the last byte is read. */
+  /** Told once, with the number of records in the batches (0 when not counting), when the last byte is read. */
   onFinished: (records: number) => void = () => {};
   readonly #ranges: OpenRange[];
   readonly #descriptors: Descriptors;
@@ -85,7 +85,11 @@ export class FileSlice implements DeferredBytes {
   /** A batch header read alone (cut by a piece's end, or skipped by sendfile). */
   readonly #header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
 
-  constructor(ranges: readonly SliceRange[]) {
+  /** False for a follower's fetch: nothing counts its records, so sendfile always pays. */
+  readonly #counting: boolean;
+
+  constructor(ranges: readonly SliceRange[], options: { countRecords?: boolean } = {}) {
+    this.#counting = options.countRecords ?? true;
     assert(ranges.length > 0, "A file slice needs at least one range");
     const fds: number[] = [];
     try {
@@ -107,7 +111,7 @@ export class FileSlice implements DeferredBytes {
     const piece = Buffer.allocUnsafe(size);
     const n = readFully(range.fd, piece, 0, size, range.position + this.#inRange);
     if (n < size) throw new Error(`${range.path} ends before the batches it held (${n} of ${size} bytes read)`);
-    this.#countBatches(range, this.#inRange + size, piece);
+    if (this.#counting) this.#countBatches(range, this.#inRange + size, piece);
     this.#advance(size);
     return piece;
   }
@@ -119,11 +123,11 @@ export class FileSlice implements DeferredBytes {
    */
   sendWith(send: (fileFd: number, position: number, count: number) => number, maxBytes: number): number | null {
     assert(maxBytes > 0, "A slice piece must be positive");
-    if (this.#batches === 0 || this.#counted / this.#batches < SENDFILE_BATCH_BYTES_MIN) return null;
+    if (this.#counting && (this.#batches === 0 || this.#counted / this.#batches < SENDFILE_BATCH_BYTES_MIN)) return null;
     const range = this.#current();
     const sent = send(range.fd, range.position + this.#inRange, Math.min(maxBytes, range.length - this.#inRange));
     if (sent === 0) return 0;
-    this.#countBatches(range, this.#inRange + sent, null);
+    if (this.#counting) this.#countBatches(range, this.#inRange + sent, null);
     this.#advance(sent);
     return sent;
   }

@@ -767,13 +767,15 @@ export class PartitionLog {
   /**
    * The same batches as `read`, but when they come to at least `deferFromBytes` they
    * stay in the segment files: a FileSlice the connection reads as it sends (Fetch).
+   * `countRecords` false (a follower's fetch): the slice counts no records and is sent
+   * with sendfile whatever its batch sizes.
    */
-  readDeferred(fetchOffset: number, maxBytes: number, options: ReadOptions & { deferFromBytes: number }): DeferredReadResult {
+  readDeferred(fetchOffset: number, maxBytes: number, options: ReadOptions & { deferFromBytes: number; countRecords?: boolean }): DeferredReadResult {
     const plan = this.#planRead(fetchOffset, maxBytes, options);
     if (!plan.ok) return plan;
     const total = plan.ranges.reduce((sum, range) => sum + range.length, 0);
     if (total === 0 || total < options.deferFromBytes) return { ok: true, records: this.#readRanges(plan.ranges) };
-    return { ok: true, records: new FileSlice(plan.ranges) };
+    return { ok: true, records: new FileSlice(plan.ranges, { countRecords: options.countRecords ?? true }) };
   }
 
   /** Where the batches `read` returns lie: whole batches, per segment, in offset order. */

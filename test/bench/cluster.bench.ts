@@ -12,17 +12,17 @@
  * - re-replication: a partition filled with `rereplicateBytes`; a follower is killed,
  *   its data dir emptied, and it is started again: the time from its start until it
  *   holds the leader's whole log, as MB/s of the partition's size.
- * - failover: `failoverKills` times, SIGKILL of the partition's leader while a prober
- *   sends acks=all produce requests to the survivors every 10 ms; the time from the kill
- *   to the first acknowledgement. The killed node is restarted on its ports and data
- *   dir, and the next kill waits until all three are back in the ISR.
+ * - failover: `failoverKills` times, SIGKILL of a partition's leader (every other time
+ *   the controller's node) while a prober sends acks=all produce requests to the
+ *   survivors every 10 ms; the time from the kill to the first acknowledgement. The
+ *   killed node is restarted on its ports and data dir before the next kill.
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 import { eventually, portsOf, startBroker, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
-import { partitionsOf, startCluster, stopCluster, whole } from "../cluster/cluster-helpers.ts";
+import { clusterView, partitionsOf, startCluster, stopCluster, whole } from "../cluster/cluster-helpers.ts";
 import type { LatencyResult, ProduceResult, ProduceSpec } from "./loadgen.ts";
 import { createTopic, cpuSeconds, deleteTopic, EXECUTABLE, runLoadgen } from "./processes.ts";
 import type { Row } from "./report.ts";
@@ -173,36 +173,39 @@ async function rereplicationRow(harness: ClusterBenchHarness, nodes: TestBroker[
 }
 
 async function failoverRow(harness: ClusterBenchHarness, nodes: TestBroker[], sizes: ClusterSizes, log: (m: string) => void): Promise<TestBroker[]> {
-  const topic = "failover";
-  await createPlaced(nodes[0]!, topic, [[1, 2, 3]]);
-  await fullIsr(nodes[0]!, topic, 1);
-  const times: number[] = [];
+  const kills: Array<{ ms: number; controller: boolean }> = [];
   for (let kill = 0; kill < sizes.failoverKills; kill++) {
-    const [before] = await partitionsOf(nodes[0]!, topic);
-    const index = nodes.findIndex((n) => n.nodeId === before!.leader);
-    const victim = nodes[index]!;
+    // Every other kill takes the controller with the partition leader.
+    const controllerId = (await clusterView(nodes[0]!)).controller;
+    const hitController = kill % 2 === 0 && controllerId !== null;
+    const victim = hitController ? nodes.find((n) => n.nodeId === controllerId)! : nodes.find((n) => n.nodeId !== controllerId)!;
+    const index = nodes.indexOf(victim);
     const survivors = nodes.filter((n) => n !== victim);
+    const topic = `failover-${kill + 1}`;
+    await createPlaced(survivors[0]!, topic, [[victim.nodeId, ...survivors.map((n) => n.nodeId)]]);
+    await fullIsr(survivors[0]!, topic, 1);
     const clients = await Promise.all(survivors.map((n) => RawClient.connect(n.port)));
     const killedAt = performance.now();
     await victim.kill();
     const ms = await firstAck(clients, topic, killedAt);
     for (const client of clients) client.close();
-    times.push(ms);
-    log(`cluster failover ${kill + 1}/${sizes.failoverKills}: leader ${victim.nodeId} killed, writable again after ${ms.toFixed(0)} ms`);
+    kills.push({ ms, controller: hitController });
+    log(`cluster failover ${kill + 1}/${sizes.failoverKills}: leader ${victim.nodeId}${hitController ? " (the controller)" : ""} killed, writable again after ${ms.toFixed(0)} ms`);
     nodes[index] = await startBroker({
       command: [EXECUTABLE], readyMs: READY_MS, dataDir: victim.dataDir, ports: portsOf(victim),
       args: ["--node-id", String(victim.nodeId), "--join", survivors[0]!.gossip],
     });
     await whole(survivors[0]!, 3, 3);
     await fullIsr(survivors[0]!, topic, 1);
+    await deleteTopic(survivors[0]!.port, topic);
   }
-  const sorted = [...times].sort((a, b) => a - b);
+  const times = kills.map((k) => k.ms);
   const base = { section: "cluster", unit: "ms", better: "lower" as const };
   harness.figure({
-    ...base, id: "cluster.failover.ms", detail: times,
-    label: `leader SIGKILL → first acks=all acknowledgement from the new leader, ${times.length} kills (median, min–max)`,
+    ...base, id: "cluster.failover.ms", detail: kills,
+    label: `leader SIGKILL → first acks=all acknowledgement from the new leader, ${times.length} kills, every other one of the controller too (median, min–max)`,
   }, times);
-  harness.figure({ ...base, id: "cluster.failover.max.ms", label: `the slowest of those ${times.length} failovers`, hidden: true }, sorted.slice(-1));
+  harness.figure({ ...base, id: "cluster.failover.max.ms", label: `the slowest of those ${times.length} failovers`, hidden: true }, [Math.max(...times)]);
   return nodes;
 }
 

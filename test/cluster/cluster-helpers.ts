@@ -13,6 +13,8 @@ import type { PartitionView } from "../../src/admin/views.ts";
 export type { PartitionView } from "../../src/admin/views.ts";
 
 interface ClusterView {
+  /** The Raft leader; null during an election. */
+  controller: number | null;
   brokers: Array<{ nodeId: number; fenced: boolean }>;
   quorum: { voters: number[] } | null;
 }

@@ -75,6 +75,14 @@ describe("replication: three nodes, replication factor 3", () => {
       expect(files[2]!.equals(files[0]!)).toBe(true);
     }
     expect(files3(nodes[0]!).reduce((sum, size) => sum + size, 0)).toBeGreaterThan(0);
+    // Replication is not consumer traffic: no node counts the followers' fetches as bytes out.
+    let bytesIn = 0;
+    for (const node of nodes) {
+      const metrics = await metricsOf(node);
+      bytesIn += sampleValue(metrics, "brook_topic_bytes_in_total", { topic: "copied" }) ?? 0;
+      expect(sampleValue(metrics, "brook_topic_bytes_out_total", { topic: "copied" }) ?? 0).toBe(0);
+    }
+    expect(bytesIn).toBeGreaterThan(0); // the leaders counted the produce
   });
 
   test("replication: a follower killed: the ISR shrinks, acks=all gets NOT_ENOUGH_REPLICAS and acks=1 succeeds; back, it catches up and rejoins", async () => {
