@@ -337,11 +337,7 @@ export class ReplicaManager {
         if (record.nodeId !== this.#options.nodeId && record.incarnation !== undefined) {
           const before = this.#incarnations.get(record.nodeId);
           this.#incarnations.set(record.nodeId, record.incarnation);
-          if (before !== undefined && before !== record.incarnation) {
-            for (const replica of this.#replicas.values()) {
-              if (replica.role.kind === "leader") replica.role.state.resetFollower(record.nodeId);
-            }
-          }
+          if (before !== undefined && before !== record.incarnation) this.#forgetFollower(record.nodeId);
         }
         if (record.nodeId === this.#options.nodeId && record.incarnation === this.#options.incarnation && !this.#registered) {
           this.#registered = true;
@@ -352,6 +348,11 @@ export class ReplicaManager {
           }
           log.info("Registered with the controller; partitions are led from the next leader epoch");
         }
+        return;
+      case "fenceBroker":
+        // A fenced broker may come back as another process (even unfenced by SWIM before
+        // its own registration arrives): it must fetch again before it rejoins an ISR.
+        if (record.nodeId !== this.#options.nodeId) this.#forgetFollower(record.nodeId);
         return;
       case "partition": {
         const topic = image.topicById(record.topicId);
@@ -429,6 +430,12 @@ export class ReplicaManager {
       return;
     }
     this.#setRole(replica, { kind: "none" });
+  }
+
+  #forgetFollower(nodeId: number): void {
+    for (const replica of this.#replicas.values()) {
+      if (replica.role.kind === "leader") replica.role.state.resetFollower(nodeId);
+    }
   }
 
   #countIsrChange(before: readonly number[], after: readonly number[]): void {
