@@ -70,13 +70,20 @@ export async function partitionsOf(node: TestBroker, topic: string): Promise<Par
   return ((await response.json()) as { partitions: PartitionView[] }).partitions;
 }
 
+/**
+ * Creates a topic through `node`'s admin API. A 503 (no controller known there yet: a
+ * node that has just come back) is asked again, as a client would.
+ */
 export async function createTopic(node: TestBroker, name: string, partitions: number, configs: Record<string, string>, replicationFactor = 3): Promise<void> {
-  const response = await fetch(`${node.adminUrl}/v1/topics`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name, partitions, replicationFactor, configs }),
-  });
-  expect(response.status).toBe(201);
+  const status = await eventually(`${name} created`, async () => {
+    const response = await fetch(`${node.adminUrl}/v1/topics`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name, partitions, replicationFactor, configs }),
+    });
+    return response.status === 503 ? null : response.status;
+  }, 20_000);
+  expect(status).toBe(201);
 }
 
 /** Waits until every partition's ISR holds all its replicas, as `observer` sees it. */
