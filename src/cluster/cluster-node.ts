@@ -116,12 +116,14 @@ export class ClusterNode {
       onStateChange: (state) => log.info("Raft state", { role: state.role, leader: state.leader ?? "none", term: state.term }),
       // A peer that died: the controller (if this is it) fences it now, not at its next pass.
       onPeerRefused: (id) => holder.node?.peerRefused(id),
+      // Raft connections name the cluster: another cluster's node on a reused port is refused.
+      clusterId: () => holder.node?.clusterId ?? options.meta.clusterId,
       onFatal: (error) => options.onFatal(error instanceof Error ? error : new Error(String(error))),
     });
     if (options.join.length === 0 && raft.bootstrap([nodeId])) {
       log.info("Founded a new cluster", { nodeId, clusterId: options.meta.clusterId });
     }
-    const rpc = new ControllerClient({ timers: options.timers });
+    const rpc = new ControllerClient({ timers: options.timers, clusterId: () => holder.node?.clusterId ?? options.meta.clusterId });
     const membership: MembershipView = {
       alive: () => holder.node?.membership().alive() ?? [],
       isGone: (id) => holder.node?.membership().isGone(id) ?? false,
@@ -160,7 +162,7 @@ export class ClusterNode {
     });
     this.#swim = swim;
     swim.streams.register(STREAM_TAG_RAFT, this.#raft.streamHandler);
-    swim.streams.register(CONTROLLER_RPC_TAG, (socket, rest) => serveControllerConnection(socket, rest, (command) => this.writer.execute(command)));
+    swim.streams.register(CONTROLLER_RPC_TAG, (socket, rest) => serveControllerConnection(socket, rest, (command) => this.writer.execute(command), () => this.clusterId));
   }
 
   swimMember(nodeId: number) {

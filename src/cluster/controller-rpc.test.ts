@@ -27,7 +27,7 @@ beforeAll(async () => {
           return { result: { ok: false, error: { kind: "unknown", message: `Topic '${command.name}' does not exist` } }, index: -1 };
         }
         return { result: { ok: true }, index: received.length };
-      });
+      }, () => "cluster-a");
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -117,5 +117,21 @@ describe("cluster: controller rpc", () => {
       { kind: "createTopic", request: { name: "t", numPartitions: 1, replicationFactor: 1, configs: [{ name: "x", value: 3 }] } }]) {
       expect(parseCommand(bad)).toBeNull();
     }
+  });
+});
+
+describe("cluster: controller rpc: another cluster", () => {
+  test("a command from another cluster is refused and not executed; one from a node without an id yet is taken", async () => {
+    const address = { host: "127.0.0.1", port };
+    const command: MetadataCommand = { kind: "deleteTopic", topicId: "from-elsewhere" };
+    const stranger = new ControllerClient({ timers: systemTimers, clusterId: () => "cluster-b" });
+    const before = received.length;
+    const refused = await stranger.submit(address, command);
+    expect(refused.result).toEqual({ ok: false, error: { kind: "notController", message: "This node is in cluster cluster-a, not cluster-b" } });
+    expect(received.length).toBe(before);
+    stranger.close();
+    const member = new ControllerClient({ timers: systemTimers, clusterId: () => "cluster-a" });
+    expect((await member.submit(address, command)).result).toEqual({ ok: true });
+    member.close();
   });
 });

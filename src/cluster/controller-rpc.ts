@@ -7,8 +7,10 @@
  * its own image has applied that far before it answers its client.
  *
  * Frames both ways: 4-byte big-endian length, then UTF-8 JSON. Requests are
- * `{id, command}`, answers `{id, result, index}`. Input from the network is checked
- * field by field (`parseCommand`); anything else closes the connection.
+ * `{id, command, clusterId}`, answers `{id, result, index}`. Input from the network is
+ * checked field by field (`parseCommand`); anything else closes the connection. A
+ * request from another cluster (a node of it that reached a port this node now uses)
+ * is answered notController and not executed.
  */
 import { Buffer } from "node:buffer";
 import { connect, type Socket } from "node:net";
@@ -34,13 +36,20 @@ export interface ControllerAnswer {
 export type CommandExecutor = (command: MetadataCommand) => Promise<ControllerAnswer>;
 
 /** Serves one accepted connection whose tag byte was already read; `rest` follows it. */
-export function serveControllerConnection(socket: Socket, rest: Buffer, execute: CommandExecutor): void {
+export function serveControllerConnection(socket: Socket, rest: Buffer, execute: CommandExecutor, clusterId: () => string | null = () => null): void {
   socket.on("error", () => socket.destroy());
   readFrames(socket, rest, (frame) => {
     const request = parseRequest(frame);
     if (request === null) {
       log.warn("Malformed controller request; closing", { remote: socket.remoteAddress });
       socket.destroy();
+      return;
+    }
+    const ours = clusterId() ?? "";
+    if (request.clusterId !== "" && ours !== "" && request.clusterId !== ours) {
+      log.warn("Controller request from another cluster; refused", { remote: socket.remoteAddress, cluster: request.clusterId });
+      const message = `This node is in cluster ${ours}, not ${request.clusterId}`;
+      writeFrame(socket, { id: request.id, result: { ok: false, error: { kind: "notController", message } }, index: -1 });
       return;
     }
     execute(request.command).then(
@@ -60,9 +69,12 @@ export class ControllerClient {
   readonly #connections = new Map<string, ClientConnection>();
   #nextId = 1;
 
-  constructor(options: { timers: Timers; timeoutMs?: number }) {
+  readonly #clusterId: () => string | null;
+
+  constructor(options: { timers: Timers; timeoutMs?: number; clusterId?: () => string | null }) {
     this.#timers = options.timers;
     this.#timeoutMs = options.timeoutMs ?? CONTROLLER_RPC_TIMEOUT_MS_DEFAULT;
+    this.#clusterId = options.clusterId ?? (() => null);
   }
 
   /** Sends `command` to the controller at host:port; a failure is a notController result. */
@@ -74,7 +86,7 @@ export class ControllerClient {
       this.#connections.set(key, connection);
     }
     try {
-      return await connection.request(this.#nextId++, command, this.#timeoutMs, this.#timers);
+      return await connection.request(this.#nextId++, command, this.#clusterId() ?? "", this.#timeoutMs, this.#timers);
     } catch (error) {
       const message = `Controller at ${key} did not answer: ${error instanceof Error ? error.message : String(error)}`;
       return { result: { ok: false, error: { kind: "notController", message } }, index: -1 };
@@ -110,7 +122,7 @@ class ClientConnection {
     });
   }
 
-  request(id: number, command: MetadataCommand, timeoutMs: number, timers: Timers): Promise<ControllerAnswer> {
+  request(id: number, command: MetadataCommand, clusterId: string, timeoutMs: number, timers: Timers): Promise<ControllerAnswer> {
     if (this.closed) return Promise.reject(new Error("Connection closed"));
     return new Promise((resolve, reject) => {
       const cancel = timers.after(timeoutMs, () => {
@@ -127,7 +139,7 @@ class ClientConnection {
           reject(error);
         },
       });
-      writeFrame(this.#socket, { id, command });
+      writeFrame(this.#socket, { id, command, clusterId });
     });
   }
 
@@ -176,11 +188,12 @@ function parseJson(frame: Buffer): Record<string, unknown> | null {
   }
 }
 
-function parseRequest(frame: Buffer): { id: number; command: MetadataCommand } | null {
+function parseRequest(frame: Buffer): { id: number; command: MetadataCommand; clusterId: string } | null {
   const value = parseJson(frame);
   if (value === null || !Number.isSafeInteger(value.id)) return null;
+  if (value.clusterId !== undefined && typeof value.clusterId !== "string") return null;
   const command = parseCommand(value.command);
-  return command === null ? null : { id: value.id as number, command };
+  return command === null ? null : { id: value.id as number, command, clusterId: (value.clusterId as string | undefined) ?? "" };
 }
 
 function parseAnswer(frame: Buffer): { id: number; result: CommandResult; index: number } | null {

@@ -201,7 +201,7 @@ describe("replication: three nodes, replication factor 3", () => {
     // The killed node comes back and the cluster has three brokers again.
     const back = await startBroker({ dataDir: coordinator.dataDir, args: ["--node-id", String(coordinator.nodeId), "--join", survivors[0]!.gossip] });
     nodes[nodes.indexOf(coordinator)] = back;
-    await whole(survivors[0]!, 3, 3);
+    for (const node of nodes) await whole(node, 3, 3); // every node sees it, for the next test
   });
 
   test("replication: SIGKILL of the leader under acks=all from librdkafka and kafkajs: every acknowledged value survives at its offset", async () => {

@@ -78,6 +78,8 @@ export interface RaftNodeOptions {
   onStateChange?: (state: SoftState) => void;
   /** A peer's cluster port refused a connection (its process is gone), after Raft was told. */
   onPeerRefused?: (id: NodeId) => void;
+  /** The cluster id the TCP transport names and checks on every connection (null until known). */
+  clusterId?: () => string | null;
   /** Storage failed; the node has stopped. Default: log it. */
   onFatal?: (error: unknown) => void;
 }
@@ -177,6 +179,7 @@ export class RaftNode {
         id: options.id,
         resolve: options.resolve,
         onMessage: receive,
+        ...(options.clusterId === undefined ? {} : { clusterId: options.clusterId }),
         onRefused: (id) => {
           if (this.#closed) return;
           this.#raft.leaderUnreachable(id);

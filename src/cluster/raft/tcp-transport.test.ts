@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { systemClock } from "../../util/clock.ts";
 import { SeededRandom } from "../../util/random.ts";
 import { encodeMessage } from "./codec.ts";
-import { RAFT_PROTOCOL_VERSION, RAFT_STREAM_TAG, TcpTransport } from "./tcp-transport.ts";
+import { RAFT_STREAM_TAG, streamHeader, TcpTransport } from "./tcp-transport.ts";
 import type { Message } from "./types.ts";
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -56,10 +56,11 @@ interface Node {
   port: number;
 }
 
-async function node(id: number, ports: Map<number, number>): Promise<Node> {
+async function node(id: number, ports: Map<number, number>, clusterId = ""): Promise<Node> {
   const received: Message[] = [];
   const transport = new TcpTransport({
     id,
+    clusterId: () => clusterId,
     resolve: (peer) => {
       const port = ports.get(peer);
       return port === undefined ? null : { host: "127.0.0.1", port };
@@ -137,23 +138,23 @@ test("raft: tcp transport: bad frames close the connection, the node goes on", a
     ["unknown version", Buffer.from([RAFT_STREAM_TAG, 9])],
     [
       "oversized frame",
-      Buffer.concat([Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]), oversized]),
+      Buffer.concat([streamHeader(""), oversized]),
     ],
     [
       "unknown type",
-      Buffer.concat([Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]), unknownType]),
+      Buffer.concat([streamHeader(""), unknownType]),
     ],
     [
       "truncated body",
       Buffer.concat([
-        Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]),
+        streamHeader(""),
         badLength.subarray(0, 14),
       ]),
     ],
     [
       "garbage after a valid frame",
       Buffer.concat([
-        Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]),
+        streamHeader(""),
         valid,
         Buffer.from([0, 0, 0, 0, 5]),
       ]),
@@ -178,7 +179,7 @@ test("raft: tcp transport: bad frames close the connection, the node goes on", a
   socket.on("error", () => {});
   socket.end(
     Buffer.concat([
-      Buffer.from([RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION]),
+      streamHeader(""),
       valid.subarray(0, valid.byteLength - 3),
     ]),
   );
@@ -218,4 +219,16 @@ test("raft: tcp transport: unknown peers and dead ones drop messages; a restarte
     return received.length > 0;
   }, "delivery after the peer came up");
   expect(received[0]!.type).toBe("append");
+});
+
+test("raft: tcp transport: a connection from another cluster is closed before any message is delivered", async () => {
+  const ports = new Map<number, number>();
+  const ours = await node(1, ports, "cluster-a");
+  const stranger = await node(2, new Map([[1, ours.port]]), "cluster-b");
+  const joining = await node(3, new Map([[1, ours.port]]), "");
+  stranger.transport.send([append(2, 1, 1)]);
+  joining.transport.send([append(3, 1, 1)]);
+  await waitFor(() => ours.received.length === 1, "the message of the node without a cluster id yet");
+  await Bun.sleep(100);
+  expect(ours.received.map((m) => m.from)).toEqual([3]);
 });

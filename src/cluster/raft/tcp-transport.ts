@@ -3,7 +3,12 @@
  * Raft messages over TCP, on the node's one cluster port (the `--gossip` port, shared
  * with SWIM's stream connections): a connection opens with the tag byte 0x52 ('R'),
  * which the stream listener (src/cluster/swim/stream-listener.ts) routes here, then the
- * protocol version byte (1), then frames (codec.ts) until it closes.
+ * protocol version byte (2), then the sender's cluster id (a length byte and that many
+ * bytes; 0 for a node that has none yet), then frames (codec.ts) until it closes.
+ *
+ * A connection from another cluster is closed before any of its messages reaches Raft:
+ * a node of another cluster (or a leftover process) that dials a port this node now
+ * uses could otherwise step it down with its terms and votes.
  *
  * Connections are one-way: each node dials every peer it sends to and writes; what a
  * peer sends back comes over the peer's own connection. So the inbound side only reads
@@ -33,7 +38,9 @@ const log = logger("raft-transport");
 
 /** First byte of a Raft connection on the shared cluster port: 'R'. */
 export const RAFT_STREAM_TAG = 0x52;
-export const RAFT_PROTOCOL_VERSION = 1;
+export const RAFT_PROTOCOL_VERSION = 2;
+/** Longest cluster id in a stream header (ids are 22 characters). */
+const CLUSTER_ID_BYTES_MAX = 64;
 
 /** Bytes queued in one outbound socket before further messages to that peer are dropped. */
 export const OUTBOUND_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
@@ -65,6 +72,11 @@ export interface TcpTransportOptions {
   resolve: (id: NodeId) => Endpoint | null;
   /** Every decoded message addressed to this node. */
   onMessage: (message: Message) => void;
+  /**
+   * This node's cluster id; null (or empty) before a joining node learns it. A
+   * connection whose header names another cluster is refused.
+   */
+  clusterId?: () => string | null;
   /**
    * A dial to `id` was refused (nothing listens on its port: the process is gone). A
    * connection that breaks is redialled at once to find this out.
@@ -104,7 +116,7 @@ export class TcpTransport implements RaftTransport {
         const onRefused = this.#options.onRefused;
         peer = new OutboundPeer(message.to, this.#options.clock, this.#options.random, () => {
           if (!this.#closed) onRefused?.(message.to);
-        });
+        }, () => this.#clusterId());
         this.#peers.set(message.to, peer);
       }
       if (!peer.send(endpoint, encodeMessage(message))) this.dropped++;
@@ -121,13 +133,17 @@ export class TcpTransport implements RaftTransport {
       socket.destroy();
       return;
     }
-    const connection = new InboundConnection(socket, this.#options.id, (message) => {
+    const connection = new InboundConnection(socket, this.#options.id, () => this.#clusterId(), (message) => {
       if (!this.#closed) this.#options.onMessage(message);
     });
     this.#inbound.add(connection);
     socket.once("close", () => this.#inbound.delete(connection));
     connection.receive(rest);
   };
+
+  #clusterId(): string {
+    return this.#options.clusterId?.() ?? "";
+  }
 
   /** Connections to peers that are open now (tests). */
   openPeers(): NodeId[] {
@@ -164,12 +180,16 @@ class OutboundPeer {
   #retryAtMs = 0;
 
   readonly #onRefused: () => void;
+  readonly #clusterId: () => string;
+  /** When a broken connection was last redialled at once (monotonic ms). */
+  #lastRedialMs = -Infinity;
 
-  constructor(id: NodeId, clock: Clock, random: Random, onRefused: () => void) {
+  constructor(id: NodeId, clock: Clock, random: Random, onRefused: () => void, clusterId: () => string) {
     this.#id = id;
     this.#clock = clock;
     this.#random = random;
     this.#onRefused = onRefused;
+    this.#clusterId = clusterId;
   }
 
   get isOpen(): boolean {
@@ -218,7 +238,7 @@ class OutboundPeer {
     this.#dialedAtMs = nowMs;
     this.#open = false;
     // Written once the connection opens; frames queue behind it in the socket.
-    socket.write(Buffer.of(RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION));
+    socket.write(streamHeader(this.#clusterId()));
     socket.on("connect", () => {
       if (this.#socket !== socket) return;
       this.#open = true;
@@ -239,11 +259,14 @@ class OutboundPeer {
       if (this.#socket !== socket) return;
       const wasOpen = this.#open;
       this.#fail();
-      // An open connection that ends: dial again at once, once, to learn whether the
-      // peer is gone (refused) or only the connection was.
-      if (wasOpen) {
+      // An open connection that ends: dial again at once, to learn whether the peer is
+      // gone (refused) or only the connection was; at most once a second, so that a
+      // peer that keeps closing connections (another cluster's) is not dialled in a loop.
+      const nowMs = this.#clock.monotonicMs();
+      if (wasOpen && nowMs - this.#lastRedialMs >= BACKOFF_MS_MAX) {
+        this.#lastRedialMs = nowMs;
         this.#retryAtMs = 0;
-        this.#dial(endpoint, this.#clock.monotonicMs());
+        this.#dial(endpoint, nowMs);
       }
     });
   }
@@ -269,16 +292,24 @@ class OutboundPeer {
   }
 }
 
+/** What a Raft connection starts with: tag, version, the sender's cluster id. */
+export function streamHeader(clusterId: string): Buffer {
+  const id = Buffer.from(clusterId, "latin1");
+  assert(id.byteLength <= CLUSTER_ID_BYTES_MAX, "Cluster id too long for a Raft stream header");
+  return Buffer.concat([Buffer.of(RAFT_STREAM_TAG, RAFT_PROTOCOL_VERSION, id.byteLength), id]);
+}
+
 function sameEndpoint(a: Endpoint | null, b: Endpoint): boolean {
   return a !== null && a.host === b.host && a.port === b.port;
 }
 
-/** One peer's connection to this node: a version byte, then frames. */
+/** One peer's connection to this node: a version byte, the cluster id, then frames. */
 class InboundConnection {
   readonly #socket: Socket;
   readonly #self: NodeId;
+  readonly #clusterId: () => string;
   readonly #deliver: (message: Message) => void;
-  #versionSeen = false;
+  #headerSeen = false;
   /** Received bytes not yet decoded; joined only once a whole frame is there. */
   #chunks: Buffer[] = [];
   #bytes = 0;
@@ -286,9 +317,10 @@ class InboundConnection {
   #needed = FRAME_HEADER_BYTES;
   #closed = false;
 
-  constructor(socket: Socket, self: NodeId, deliver: (message: Message) => void) {
+  constructor(socket: Socket, self: NodeId, clusterId: () => string, deliver: (message: Message) => void) {
     this.#socket = socket;
     this.#self = self;
+    this.#clusterId = clusterId;
     this.#deliver = deliver;
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
     socket.on(
@@ -298,19 +330,40 @@ class InboundConnection {
     socket.on("end", () => socket.end());
   }
 
+  /** The version and cluster id, once their bytes are here; false until then or when refused. */
+  #readHeader(): boolean {
+    const buffer = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes);
+    this.#chunks = [buffer];
+    const version = buffer[0]!;
+    if (version !== RAFT_PROTOCOL_VERSION) {
+      this.#reject(`Unknown Raft protocol version: ${version}`);
+      return false;
+    }
+    if (buffer.byteLength < 2) return false;
+    const length = buffer[1]!;
+    if (length > CLUSTER_ID_BYTES_MAX) {
+      this.#reject(`Cluster id of ${length} bytes in a Raft stream header`);
+      return false;
+    }
+    if (buffer.byteLength < 2 + length) return false;
+    const theirs = buffer.subarray(2, 2 + length).toString("latin1");
+    const ours = this.#clusterId();
+    if (theirs !== "" && ours !== "" && theirs !== ours) {
+      this.#reject(`Raft connection from cluster ${theirs}, not this node's ${ours}`);
+      return false;
+    }
+    this.#headerSeen = true;
+    const rest = buffer.subarray(2 + length);
+    this.#chunks = rest.byteLength > 0 ? [rest] : [];
+    this.#bytes = rest.byteLength;
+    return true;
+  }
+
   receive(chunk: Buffer): void {
     if (this.#closed || chunk.byteLength === 0) return;
-    if (!this.#versionSeen) {
-      const version = chunk[0]!;
-      if (version !== RAFT_PROTOCOL_VERSION) {
-        return this.#reject(`Unknown Raft protocol version: ${version}`);
-      }
-      this.#versionSeen = true;
-      chunk = chunk.subarray(1);
-      if (chunk.byteLength === 0) return;
-    }
     this.#chunks.push(chunk);
     this.#bytes += chunk.byteLength;
+    if (!this.#headerSeen && !this.#readHeader()) return;
     while (!this.#closed && this.#bytes >= this.#needed) {
       const buffer = this.#chunks.length === 1
         ? this.#chunks[0]!
