@@ -444,6 +444,12 @@ export class Simulation {
     for (const record of this.records.slice(node.disk.metadataApplied, upTo)) {
       node.image.apply(record);
       node.disk.metadataApplied++;
+      // As the replica manager does: a follower whose broker was fenced, or registered
+      // another process, must fetch again before it may rejoin the ISR.
+      const restarted = record.type === "registerBroker" && record.nodeId !== node.id;
+      if ((record.type === "fenceBroker" || restarted) && record.nodeId !== node.id && node.role.kind === "leader") {
+        node.role.state.resetFollower(record.nodeId);
+      }
       if (record.type === "registerBroker" && record.nodeId === node.id && record.incarnation === incarnationOf(node.id, node.incarnation)) {
         node.registered = true;
         // Every epoch in the image now predates this process's registration.
