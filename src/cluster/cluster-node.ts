@@ -94,6 +94,8 @@ export class ClusterNode {
   static async open(options: ClusterNodeOptions): Promise<ClusterNode> {
     const { image, nodeId } = options;
     const holder: { node: ClusterNode | null } = { node: null };
+    // What Raft connections and forwarded commands name and check (another cluster's are refused).
+    const clusterId = () => holder.node?.clusterId ?? options.meta.clusterId;
     const raft = RaftNode.open({
       id: nodeId,
       dataDir: options.dataDir,
@@ -116,14 +118,13 @@ export class ClusterNode {
       onStateChange: (state) => log.info("Raft state", { role: state.role, leader: state.leader ?? "none", term: state.term }),
       // A peer that died: the controller (if this is it) fences it now, not at its next pass.
       onPeerRefused: (id) => holder.node?.peerRefused(id),
-      // Raft connections name the cluster: another cluster's node on a reused port is refused.
-      clusterId: () => holder.node?.clusterId ?? options.meta.clusterId,
+      clusterId,
       onFatal: (error) => options.onFatal(error instanceof Error ? error : new Error(String(error))),
     });
     if (options.join.length === 0 && raft.bootstrap([nodeId])) {
       log.info("Founded a new cluster", { nodeId, clusterId: options.meta.clusterId });
     }
-    const rpc = new ControllerClient({ timers: options.timers, clusterId: () => holder.node?.clusterId ?? options.meta.clusterId });
+    const rpc = new ControllerClient({ timers: options.timers, clusterId });
     const membership: MembershipView = {
       alive: () => holder.node?.membership().alive() ?? [],
       isGone: (id) => holder.node?.membership().isGone(id) ?? false,

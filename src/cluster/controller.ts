@@ -121,9 +121,8 @@ export class ClusterMetadataWriter implements MetadataWriter {
    */
   async #fenceGone(): Promise<void> {
     const { image, quorum, membership, defaults, random } = this.#options;
-    for (const broker of image.liveBrokers()) {
-      if (!membership.isGone(broker.nodeId)) continue;
-      const fence = planCommand(image, { kind: "fenceBroker", nodeId: broker.nodeId }, defaults, random);
+    for (const command of goneBrokerFences(image, membership)) {
+      const fence = planCommand(image, command, defaults, random);
       if (fence.ok && fence.records.length > 0) await quorum.propose(encodeEntry(fence.records));
     }
   }
@@ -142,8 +141,13 @@ export function reconcileCommands(image: MetadataImage, membership: MembershipVi
       commands.push({ kind: "registerBroker", nodeId: member.nodeId, host, port, rack: null });
     }
   }
-  for (const broker of image.liveBrokers()) {
-    if (membership.isGone(broker.nodeId)) commands.push({ kind: "fenceBroker", nodeId: broker.nodeId });
-  }
+  commands.push(...goneBrokerFences(image, membership));
   return commands;
+}
+
+/** A fence for every unfenced broker the membership says is gone. */
+function goneBrokerFences(image: MetadataImage, membership: MembershipView): MetadataCommand[] {
+  return image.liveBrokers()
+    .filter((broker) => membership.isGone(broker.nodeId))
+    .map((broker) => ({ kind: "fenceBroker" as const, nodeId: broker.nodeId }));
 }

@@ -257,16 +257,12 @@ export class LeaderState {
   }
 
   /**
-   * The follower's broker registered anew (a restarted process): what it fetched before
-   * says nothing of its log now, so it must fetch again before it may join the ISR.
+   * The follower's broker was fenced or registered another process: what it fetched
+   * before says nothing of its log now, so it must fetch again before it may join the ISR.
    */
   resetFollower(replicaId: number): void {
     const progress = this.#followers.get(replicaId);
-    if (progress === undefined) return;
-    progress.logEndOffset = -1;
-    progress.lastCaughtUpMs = -Infinity;
-    progress.lastFetchMs = -Infinity;
-    progress.lastFetchLeaderLogEndOffset = -1;
+    if (progress !== undefined) Object.assign(progress, unknownProgress());
   }
 
   /**
@@ -282,7 +278,7 @@ export class LeaderState {
     if (this.#pending !== null && partition.partitionEpoch > this.#pending.request.partitionEpoch) this.#pending = null;
     for (const id of this.#replicas) {
       if (id !== this.nodeId && !this.#followers.has(id)) {
-        this.#followers.set(id, { logEndOffset: -1, lastCaughtUpMs: -Infinity, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1 });
+        this.#followers.set(id, unknownProgress());
       }
     }
     // A replica moved off this partition is no follower any more: its fetches are refused.
@@ -335,4 +331,9 @@ export class LeaderState {
 
 function sameMembers(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((id) => b.includes(id));
+}
+
+/** A follower not heard from (yet, or since its broker came back). */
+function unknownProgress(): FollowerProgress {
+  return { logEndOffset: -1, lastCaughtUpMs: -Infinity, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1 };
 }
