@@ -74,8 +74,12 @@ export class ClusterNode {
   /** Latched by `#checkCaughtUp`; callers of `whenMetadataCaughtUp` wait in `#caughtUpWaiters`. */
   #caughtUp = false;
   #caughtUpWaiters: Array<() => void> = [];
-  /** Brokers whose cluster port refused the controller's last probe (liveness-probe.ts). */
-  readonly #refused = new Set<number>();
+  /**
+   * Brokers whose cluster port refused the controller's last probe (liveness-probe.ts) or a
+   * Raft dial, with the gossip address that refused: a process restarted on other ports
+   * is a new member, and what its predecessor's port did says nothing about it.
+   */
+  readonly #refused = new Map<number, string>();
 
   private constructor(options: ClusterNodeOptions, raft: RaftNode, rpc: ControllerClient, writer: ClusterMetadataWriter) {
     this.#options = options;
@@ -175,11 +179,10 @@ export class ClusterNode {
     const swim = this.#swim;
     if (swim === null) return { alive: () => [], isGone: () => false, clusterAddress: () => undefined };
     const view = swimMembership(swim);
-    const refused = this.#refused;
     // A refused probe outweighs SWIM's "alive" until the port answers again.
     return {
-      alive: () => view.alive().filter((m) => !refused.has(m.nodeId)),
-      isGone: (nodeId) => refused.has(nodeId) || view.isGone(nodeId),
+      alive: () => view.alive().filter((m) => !this.#isRefused(m.nodeId)),
+      isGone: (nodeId) => this.#isRefused(nodeId) || view.isGone(nodeId),
       clusterAddress: (nodeId) => view.clusterAddress(nodeId),
     };
   }
@@ -190,11 +193,10 @@ export class ClusterNode {
     if (swim === null) return;
     const self = this.#options.nodeId;
     const probes = swim.members()
-      .filter((m) => m.nodeId !== self && (m.state === "alive" || m.state === "suspect" || this.#refused.has(m.nodeId)))
+      .filter((m) => m.nodeId !== self && (m.state === "alive" || m.state === "suspect" || this.#isRefused(m.nodeId)))
       .map(async (m) => {
         const refused = await connectionRefused(m.gossip.host, m.gossip.port, this.#options.timers);
-        if (refused && !this.#refused.has(m.nodeId)) log.info("Cluster port refused: fencing without waiting for SWIM", { nodeId: m.nodeId });
-        if (refused) this.#refused.add(m.nodeId);
+        if (refused) this.#markRefused(m.nodeId, m.gossip);
         else this.#refused.delete(m.nodeId);
       });
     await Promise.all(probes);
@@ -252,9 +254,25 @@ export class ClusterNode {
    */
   peerRefused(id: number): void {
     if (id === this.#options.nodeId) return;
-    if (!this.#refused.has(id)) log.info("Cluster port refused: fencing without waiting for SWIM", { nodeId: id });
-    this.#refused.add(id);
+    const gossip = this.#swim?.member(id)?.gossip;
+    if (gossip === undefined) return;
+    this.#markRefused(id, gossip);
     this.reconcileNow();
+  }
+
+  #markRefused(nodeId: number, gossip: Endpoint): void {
+    if (!this.#isRefused(nodeId)) log.info("Cluster port refused: fencing without waiting for SWIM", { nodeId });
+    this.#refused.set(nodeId, `${gossip.host}:${gossip.port}`);
+  }
+
+  /** Whether `nodeId`'s port refused at the address SWIM still has for it. */
+  #isRefused(nodeId: number): boolean {
+    const at = this.#refused.get(nodeId);
+    if (at === undefined) return false;
+    const gossip = this.#swim?.member(nodeId)?.gossip;
+    if (gossip !== undefined && `${gossip.host}:${gossip.port}` === at) return true;
+    this.#refused.delete(nodeId); // SWIM has a newer process at another address
+    return false;
   }
 
   /** A controller pass now if this node is the controller (again after the running one). */

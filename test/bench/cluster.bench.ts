@@ -161,7 +161,7 @@ async function rereplicationRow(harness: ClusterBenchHarness, nodes: TestBroker[
     const took = (performance.now() - started) / 1000;
     log(`cluster re-replication run ${run < 0 ? "warm-up" : run + 1}: ${(bytes / MB).toFixed(0)} MB in ${took.toFixed(1)} s`);
     if (run >= 0) seconds.push(took);
-    await whole(leader, 3, 3);
+    await whole(leader, 3, 3, [back]);
   });
   await deleteTopic(leader.port, topic);
   harness.figure({
@@ -195,7 +195,7 @@ async function failoverRow(harness: ClusterBenchHarness, nodes: TestBroker[], si
       command: [EXECUTABLE], readyMs: READY_MS, dataDir: victim.dataDir, ports: portsOf(victim),
       args: ["--node-id", String(victim.nodeId), "--join", survivors[0]!.gossip],
     });
-    await whole(survivors[0]!, 3, 3);
+    await whole(survivors[0]!, 3, 3, [nodes[index]!]);
     await fullIsr(survivors[0]!, topic, 1);
     await deleteTopic(survivors[0]!.port, topic);
   }

@@ -15,7 +15,7 @@ export type { PartitionView } from "../../src/admin/views.ts";
 interface ClusterView {
   /** The Raft leader; null during an election. */
   controller: number | null;
-  brokers: Array<{ nodeId: number; fenced: boolean }>;
+  brokers: Array<{ nodeId: number; port: number; fenced: boolean }>;
   quorum: { voters: number[] } | null;
 }
 
@@ -23,11 +23,18 @@ export async function clusterView(node: TestBroker): Promise<ClusterView> {
   return (await (await fetch(`${node.adminUrl}/v1/cluster`)).json()) as ClusterView;
 }
 
-/** Waits until `observer` sees `brokers` registered brokers and `voters` Raft voters. */
-export async function whole(observer: TestBroker, brokers: number, voters: number): Promise<void> {
+/**
+ * Waits until `observer` sees `brokers` registered brokers and `voters` Raft voters, and
+ * each of `present` registered, unfenced, at the Kafka port its current process listens
+ * on. A node restarted on new ports is only back once that holds: until the cluster has
+ * declared its old process dead, the old registration (soon fenced) is what counts.
+ */
+export async function whole(observer: TestBroker, brokers: number, voters: number, present: TestBroker[] = []): Promise<void> {
   await eventually(`${brokers} registered brokers and ${voters} voters`, async () => {
     const view = await clusterView(observer);
-    return view.brokers.filter((b) => !b.fenced).length === brokers && view.quorum?.voters.length === voters;
+    const live = view.brokers.filter((b) => !b.fenced);
+    const registered = present.every((node) => live.some((b) => b.nodeId === node.nodeId && b.port === node.port));
+    return live.length === brokers && view.quorum?.voters.length === voters && registered;
   }, 30_000);
 }
 

@@ -192,7 +192,7 @@ describe("faults: three nodes, replication factor 3", () => {
     const rest = await Promise.all(nodes.slice(1).map((node) =>
       startBroker({ dataDir: node.dataDir, ports: portsOf(node), args: ["--node-id", String(node.nodeId), "--join", first.gossip] })));
     nodes = [first, ...rest];
-    await whole(first, 3, 3);
+    await whole(first, 3, 3, nodes);
     const reports = await writing;
     for (const partition of [0, 1]) await settled("everyone", partition);
     const leaders = await partitionsOf(first, "everyone");

@@ -97,15 +97,28 @@ export async function startBroker(options: { dataDir?: string; args?: string[]; 
     dataDir,
     stderr: () => stderr,
     async stop() {
-      if (child.exitCode === null) process.kill(child.pid!, "SIGTERM");
+      signal(child, "SIGTERM");
       return exited;
     },
     async kill() {
-      if (child.exitCode === null) process.kill(child.pid!, "SIGKILL");
+      signal(child, "SIGKILL");
       await exited;
     },
     exited: () => exited,
   };
+}
+
+/**
+ * Sends `name` to a child still running. One killed by a signal has a null exit code too
+ * (its signal code is set), and one already reaped is left alone.
+ */
+function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(child.pid!, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
 }
 
 /** Stops the broker and removes its data dir. */
