@@ -38,7 +38,8 @@ describe("cluster: replica placement", () => {
       for (const p of partitions) {
         expect(new Set(p.replicas).size).toBe(2);
         expect(p.leader).toBe(p.replicas[0]!);
-        expect(p.isr).toEqual([p.leader]);
+        // Every replica is empty, so every one (on a live broker) starts in sync.
+        expect(p.isr).toEqual(p.replicas);
         expect(p.partitionEpoch).toBe(0);
       }
     }
@@ -73,15 +74,15 @@ describe("cluster: manual replica assignment", () => {
   const assigned = (image: ReturnType<typeof imageWith>, name: string, assignments: number[][]) =>
     planCommand(image, { kind: "createTopic", request: { name, numPartitions: -1, replicationFactor: -1, configs: [], assignments } }, DEFAULTS, new SeededRandom(1));
 
-  test("replicas are placed as given; the first live one leads, alone in the ISR", () => {
+  test("replicas are placed as given; the first live one leads, the live ones form the ISR", () => {
     const image = imageWith([1, 2, 3]);
     image.apply({ type: "fenceBroker", nodeId: 3 });
     const plan = assigned(image, "t", [[2, 1, 3], [3, 2, 1]]);
     expect(plan.ok).toBe(true);
     if (plan.ok) for (const record of plan.records) image.apply(record);
     expect(image.topic("t")!.partitions.map((p) => [p.replicas, p.leader, p.isr])).toEqual([
-      [[2, 1, 3], 2, [2]],
-      [[3, 2, 1], 2, [2]],
+      [[2, 1, 3], 2, [2, 1]],
+      [[3, 2, 1], 2, [2, 1]],
     ]);
   });
 
@@ -96,38 +97,35 @@ describe("cluster: manual replica assignment", () => {
 });
 
 describe("cluster: fencing and unfencing brokers", () => {
-  test("a new partition's ISR is its leader alone, so its leader's death leaves it offline", () => {
+  test("a live replica outside the ISR is never elected: the partition goes offline instead", () => {
     const image = imageWith([1, 2, 3]);
     create(image, "t", 3, 3);
+    const topicId = image.topic("t")!.topicId;
+    // As after the leader shrank the ISR to itself (its followers fell behind).
+    for (const p of image.topic("t")!.partitions) {
+      const { partition, replicas, leader, leaderEpoch } = p;
+      image.apply({ type: "partition", topicId, partition, replicas: [...replicas], leader, leaderEpoch, isr: [leader], partitionEpoch: p.partitionEpoch + 1 });
+    }
     const before = [...image.topic("t")!.partitions]; // A copy: the image replaces entries in place.
-    for (const p of before) expect(p.isr).toEqual([p.leader]);
     apply(image, planBrokerFenced(image, 1));
     for (const [i, p] of image.topic("t")!.partitions.entries()) {
       const old = before[i]!;
-      // Replicas 2 and 3 are live but never joined the ISR: electing one would lose data.
+      // Replicas 2 and 3 are live but out of the ISR: electing one could lose data.
       expect(p.leader).toBe(old.leader === 1 ? -1 : old.leader);
       expect(p.isr).toEqual(old.isr);
       // Losing its leader is a change of the partition: a new partition epoch.
-      expect(p.partitionEpoch).toBe(old.leader === 1 ? 1 : 0);
+      expect(p.partitionEpoch).toBe(old.leader === 1 ? old.partitionEpoch + 1 : old.partitionEpoch);
     }
     apply(image, planBrokerUnfenced(image, 1));
     for (const [i, p] of image.topic("t")!.partitions.entries()) {
       expect(p.leader).toBe(before[i]!.leader);
-      expect(p.partitionEpoch).toBe(before[i]!.leader === 1 ? 2 : 0);
+      expect(p.partitionEpoch).toBe(before[i]!.leader === 1 ? before[i]!.partitionEpoch + 2 : before[i]!.partitionEpoch);
     }
   });
 
   test("a fenced leader's partitions move to a live ISR member with a new epoch", () => {
     const image = imageWith([1, 2, 3]);
     create(image, "t", 3, 2);
-    // As if the followers had caught up and joined the ISR.
-    for (const p of image.topic("t")!.partitions) {
-      const topicId = image.topic("t")!.topicId;
-      const { partition, leader, leaderEpoch } = p;
-      const partitionEpoch = p.partitionEpoch + 1;
-      const replicas = [...p.replicas];
-      image.apply({ type: "partition", topicId, partition, replicas, leader, leaderEpoch, isr: [...replicas], partitionEpoch });
-    }
     const before = [...image.topic("t")!.partitions]; // A copy: the image replaces entries in place.
     apply(image, planBrokerFenced(image, 1));
     expect(image.broker(1)!.fenced).toBe(true);

@@ -218,7 +218,7 @@ export function planCreateTopic(
     if (config.value !== null) records.push({ type: "config", topicId, name: config.name, value: config.value });
   }
   if (assignments === null) records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor, random));
-  else records.push(...assignments.map((replicas, partition) => assignedPartition(image, topicId, partition, replicas)));
+  else records.push(...assignments.map((replicas, partition) => newPartition(image, topicId, partition, replicas)));
   return { ok: true, records, topicId, numPartitions, replicationFactor };
 }
 
@@ -236,10 +236,17 @@ function assignmentProblem(image: MetadataImage, assignments: ReadonlyArray<read
   return null;
 }
 
-/** A partition placed by hand: its first live replica leads, alone in the ISR. */
-function assignedPartition(image: MetadataImage, topicId: string, partition: number, replicas: readonly number[]): MetadataRecord {
-  const leader = replicas.find((id) => image.broker(id)?.fenced === false)!;
-  return { type: "partition", topicId, partition, replicas: [...replicas], leader, leaderEpoch: 0, isr: [leader], partitionEpoch: 0 };
+/**
+ * A new partition, as Kafka's controller makes one: every replica is empty, so each one
+ * on a live (unfenced) broker is in sync from the start and the ISR is those replicas; the
+ * first of them leads. Nothing is committed until all of them hold it (the leader counts a
+ * follower it has not heard from at offset 0), so an election among them loses nothing,
+ * and a replica whose broker dies is dropped from the ISR as any lagging follower is.
+ */
+function newPartition(image: MetadataImage, topicId: string, partition: number, replicas: readonly number[]): MetadataRecord {
+  const isr = replicas.filter((id) => image.broker(id)?.fenced === false);
+  assert(isr.length > 0, "A new partition needs a live replica");
+  return { type: "partition", topicId, partition, replicas: [...replicas], leader: isr[0]!, leaderEpoch: 0, isr, partitionEpoch: 0 };
 }
 
 /**
@@ -272,12 +279,7 @@ function partitionRecords(
       const step = 1 + ((shift + r - 1) % (n - 1));
       replicas.push(brokerIds[(first + step) % n]!);
     }
-    // The ISR starts as the leader alone: a follower joins it only once it has really
-    // copied the leader's log, so no election can pick a replica that holds nothing.
-    const leader = replicas[0]!;
-    records.push({
-      type: "partition", topicId, partition, replicas, leader, leaderEpoch: 0, isr: [leader], partitionEpoch: 0,
-    });
+    records.push(newPartition(image, topicId, partition, replicas));
   }
   return records;
 }

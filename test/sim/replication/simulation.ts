@@ -216,7 +216,8 @@ export class Simulation {
     const leader = ids[this.random.int(0, ids.length - 1)]!;
     const replicas = [leader, ...ids.filter((id) => id !== leader)];
     founding.push({ type: "topic", name: TOPIC, topicId: TOPIC_ID });
-    founding.push({ type: "partition", topicId: TOPIC_ID, partition: 0, replicas, leader, leaderEpoch: 0, isr: [leader], partitionEpoch: 0 });
+    // As the controller creates a partition (topics.ts newPartition): every replica empty and in sync.
+    founding.push({ type: "partition", topicId: TOPIC_ID, partition: 0, replicas, leader, leaderEpoch: 0, isr: [...replicas], partitionEpoch: 0 });
     this.#commit(founding);
     for (const node of this.nodes) {
       this.#detected.set(node.id, { alive: true, differsSinceMs: null, delayMs: 0 });
