@@ -24,8 +24,10 @@
  * - an entry acknowledged with acks=all is in the log of every leader of that epoch or
  *   a later one, at the offset it was acknowledged with.
  * The one excuse is a machine crash: an entry that such a crash erased from a replica
- * while every replica that still held it was down is lost, as the guarantee says
- * ("while one in-sync replica lives"). Process crashes and pauses excuse nothing.
+ * while no other member of the ISR held it is lost, as the guarantee says ("while one
+ * in-sync replica lives"); replicas outside the ISR that hold it do not count, since no
+ * election picks them (Kafka without unclean election loses the same entries). Process
+ * crashes and pauses excuse nothing.
  */
 import { type AlterPartitionRequest, type AlterPartitionResult, planAlterPartition } from "../../../src/cluster/alter-partition.ts";
 import { planBrokerFenced, planBrokerUnfenced } from "../../../src/cluster/broker-lifecycle.ts";
@@ -189,8 +191,6 @@ export class Simulation {
   readonly acked = new Map<string, { offset: number; epoch: number }>();
   /** Where each value was first appended (values are unique, appended once). */
   readonly #offsetOf = new Map<string, number>();
-  /** Values a machine crash erased from some replica, not yet known to be lost. */
-  readonly #erased = new Set<string>();
   readonly excused = new Set<string>();
   /** The committed entry at each offset, as first seen below a high watermark. */
   readonly #committed: string[] = [];
@@ -247,7 +247,7 @@ export class Simulation {
     if (machine) {
       this.stats.machineCrashes++;
       const kept = node.disk.synced;
-      for (const entry of node.disk.log.slice(kept)) this.#erased.add(entry.value);
+      this.#excuseErased(node, node.disk.log.slice(kept));
       node.disk.log.length = kept;
       this.#lowered(node, kept);
     } else {
@@ -255,6 +255,23 @@ export class Simulation {
     }
     for (const message of this.#messages) if (message.to === node.id || message.from === node.id) message.deliverAtMs = -1;
     this.#messages = this.#messages.filter((m) => m.deliverAtMs >= 0);
+  }
+
+  /**
+   * A machine crash erased `entries` from `node`: each one no other member of the ISR
+   * holds (up, or down with its disk intact) is lost with every in-sync replica that had
+   * it, and excused. Decided at the crash: later process crashes or pauses of its holders
+   * excuse nothing, since their disks keep it.
+   */
+  #excuseErased(node: SimNode, entries: readonly { value: string }[]): void {
+    const isr = this.partition().isr;
+    for (const { value } of entries) {
+      const offset = this.#offsetOf.get(value)!;
+      const held = this.nodes.some((n) => n !== node && isr.includes(n.id) && n.disk.log[offset]?.value === value);
+      if (held || this.excused.has(value)) continue;
+      this.excused.add(value);
+      if (this.acked.has(value)) this.stats.excusedLosses++;
+    }
   }
 
   restart(node: SimNode): void {
@@ -686,14 +703,6 @@ export class Simulation {
   }
 
   #checkInvariants(): void {
-    // Erased entries no live replica holds any more are lost, and excused.
-    for (const value of this.#erased) {
-      const offset = this.#offsetOf.get(value)!;
-      if (this.nodes.some((n) => n.up && n.disk.log[offset]?.value === value)) continue;
-      this.#erased.delete(value);
-      this.excused.add(value);
-      this.stats.excusedLosses++;
-    }
     for (const node of this.nodes) {
       if (node.up && node.highWatermark > node.logEndOffset) {
         throw new InvariantError(`Node ${node.id}: high watermark ${node.highWatermark} beyond log end ${node.logEndOffset}`);
