@@ -7,6 +7,9 @@
  *   assignment, so one load generator reaches every leader), against acks=1 to an RF 1
  *   topic on the harness's single node, run by run alternately. On one machine the three
  *   replicas write three times the bytes to the same disk: about 0.33 is the ceiling.
+ *   When nats-server, Go and nats.go are installed, each run also publishes to an R3
+ *   stream on a three-server JetStream cluster on loopback (the peers group's Go driver,
+ *   4 publishers), and Brook's RF 3 rate is set beside it.
  * - latency: the latency load generator at 10 MB/s with acks=all (produce → long-poll
  *   consumer, both on the leader).
  * - re-replication: a partition filled with `rereplicateBytes`; a follower is killed,
@@ -24,7 +27,8 @@ import { eventually, portsOf, startBroker, type TestBroker } from "../helpers/br
 import { RawClient } from "../helpers/raw-client.ts";
 import { clusterView, partitionsOf, startCluster, stopCluster, whole } from "../cluster/cluster-helpers.ts";
 import type { LatencyResult, ProduceResult, ProduceSpec } from "./loadgen.ts";
-import { createTopic, cpuSeconds, deleteTopic, EXECUTABLE, runLoadgen } from "./processes.ts";
+import { buildJetStreamDriver, JETSTREAM_WINDOW, jetStreamPublish, missingPeer, type PeerRun, startNatsCluster } from "./peers/peers.ts";
+import { createTopic, cpuSeconds, deleteTopic, EXECUTABLE, runLoadgen, type Server } from "./processes.ts";
 import type { Row } from "./report.ts";
 import { summarize } from "./stats.ts";
 
@@ -39,12 +43,15 @@ export interface ClusterSizes {
   latencyMs: number;
   failoverKills: number;
   rereplicateBytes: number;
+  /** Messages per JetStream R3 publish run (the peers group's 1 KiB count). */
+  peerMessages1KiB: number;
 }
 
 /** What the group needs of the harness. */
 export interface ClusterBenchHarness {
   repeat<T>(once: (run: number) => Promise<T>): Promise<T[]>;
   figure(row: Omit<Row, "summary">, values: number[]): Row;
+  missing(row: Omit<Row, "summary" | "note">, note: string): void;
 }
 
 export interface ClusterBenchOptions {
@@ -61,7 +68,7 @@ export async function clusterBench(harness: ClusterBenchHarness, options: Cluste
   try {
     nodes = await startCluster(3, { command: [EXECUTABLE], readyMs: READY_MS, dataDirOf: (id) => join(work, `cluster-${id}`) });
     log(`cluster: three nodes up (pids ${nodes.map((n) => n.pid).join(", ")})`);
-    await produceRows(harness, nodes, single, sizes, log);
+    await produceRows(harness, nodes, single, work, sizes, log);
     await latencyRows(harness, nodes, sizes, log);
     nodes = await rereplicationRow(harness, nodes, sizes, log);
     nodes = await failoverRow(harness, nodes, sizes, log);
@@ -70,43 +77,85 @@ export async function clusterBench(harness: ClusterBenchHarness, options: Cluste
   }
 }
 
-async function produceRows(harness: ClusterBenchHarness, nodes: TestBroker[], single: { pid: number; port: number }, sizes: ClusterSizes, log: (m: string) => void): Promise<void> {
+async function produceRows(
+  harness: ClusterBenchHarness, nodes: TestBroker[], single: { pid: number; port: number }, work: string, sizes: ClusterSizes, log: (m: string) => void,
+): Promise<void> {
   const partitions = 6;
+  const producers = 4;
   const leader = nodes[0]!;
   const spec = (port: number, topic: string, acks: number): ProduceSpec => ({
-    mode: "produce", host: "127.0.0.1", port, topic, partitions, connections: 4, messageBytes: 1024,
+    mode: "produce", host: "127.0.0.1", port, topic, partitions, connections: producers, messageBytes: 1024,
     batchBytes: sizes.batchBytes, compression: "none", acks, window: sizes.window, durationMs: sizes.produceMs,
   });
   const replicated: Array<ProduceResult & { cores: number }> = [];
   const alone: Array<ProduceResult & { cores: number }> = [];
+  const jetstream: PeerRun[] = [];
   const measure = async (pid: number, s: ProduceSpec) => {
     const before = cpuSeconds(pid);
     const result = await runLoadgen<ProduceResult>(s);
     return { ...result, cores: (cpuSeconds(pid) - before) / result.seconds };
   };
-  await harness.repeat(async (run) => {
-    const name = `rf-${run + 1}`;
-    await createTopic(single.port, `${name}-single`, partitions);
-    await createPlaced(leader, name, Array.from({ length: partitions }, () => [1, 2, 3]));
-    await fullIsr(leader, name, partitions);
-    const one = await measure(single.pid, spec(single.port, `${name}-single`, 1));
-    const three = await measure(leader.pid, spec(leader.port, name, -1));
-    log(`cluster produce run ${run < 0 ? "warm-up" : run + 1}: RF 3 acks=all ${three.payloadMBPerSec.toFixed(0)} MB/s, RF 1 acks=1 ${one.payloadMBPerSec.toFixed(0)} MB/s`);
-    await deleteTopic(single.port, `${name}-single`);
-    await deleteTopic(leader.port, name);
-    if (run < 0) return;
-    replicated.push(three);
-    alone.push(one);
-  });
-  const label = (what: string) => `${what}: 1 KiB msgs, 4 producers, ${partitions} parts, none, ${sizes.produceMs / 1000} s`;
-  harness.figure({
-    id: "cluster.produce.rf3.MBps", section: "cluster", label: label("RF 3, acks=all, min.insync 2, 3 nodes on one machine"), unit: "MB/s",
-    better: "higher", limitId: "cluster.produce.rf1.MBps", limitName: "RF 1", brokerCores: summarize(replicated.map((r) => r.cores)).median, detail: replicated,
-  }, replicated.map((r) => r.payloadMBPerSec));
+  const nats = await startJetStreamCluster(work, log);
+  try {
+    await harness.repeat(async (run) => {
+      const name = `rf-${run + 1}`;
+      await createTopic(single.port, `${name}-single`, partitions);
+      await createPlaced(leader, name, Array.from({ length: partitions }, () => [1, 2, 3]));
+      await fullIsr(leader, name, partitions);
+      const one = await measure(single.pid, spec(single.port, `${name}-single`, 1));
+      const three = await measure(leader.pid, spec(leader.port, name, -1));
+      const r3 = nats.servers.length === 0 ? null : await jetStreamPublish(nats.driver, nats.servers[0]!.port, {
+        stream: "R3", messages: sizes.peerMessages1KiB, messageBytes: 1024, publishers: producers, window: JETSTREAM_WINDOW, replicas: 3,
+      });
+      log(`cluster produce run ${run < 0 ? "warm-up" : run + 1}: RF 3 acks=all ${three.payloadMBPerSec.toFixed(0)} MB/s, RF 1 acks=1 ${one.payloadMBPerSec.toFixed(0)} MB/s` +
+        (r3 === null ? "" : `, JetStream R3 ${r3.payloadMBPerSec.toFixed(0)} MB/s`));
+      await deleteTopic(single.port, `${name}-single`);
+      await deleteTopic(leader.port, name);
+      if (run < 0) return;
+      replicated.push(three);
+      alone.push(one);
+      if (r3 !== null) jetstream.push(r3);
+    });
+  } finally {
+    for (const server of nats.servers) await server.stop();
+  }
+  const label = (what: string) => `${what}: 1 KiB msgs, ${producers} producers, ${partitions} parts, none, ${sizes.produceMs / 1000} s`;
+  const rf3Row = {
+    section: "cluster", label: label("RF 3, acks=all, min.insync 2, 3 nodes on one machine"), unit: "MB/s", better: "higher" as const,
+    brokerCores: summarize(replicated.map((r) => r.cores)).median,
+  };
+  harness.figure({ ...rf3Row, id: "cluster.produce.rf3.MBps", limitId: "cluster.produce.rf1.MBps", limitName: "RF 1", detail: replicated }, replicated.map((r) => r.payloadMBPerSec));
   harness.figure({
     id: "cluster.produce.rf1.MBps", section: "cluster", label: label("RF 1, acks=1, one node"), unit: "MB/s", better: "higher",
     brokerCores: summarize(alone.map((r) => r.cores)).median, detail: alone,
   }, alone.map((r) => r.payloadMBPerSec));
+  const r3Row = {
+    id: "cluster.produce.jetstream-r3.MBps", section: "cluster", unit: "MB/s", better: "higher" as const,
+    label: `NATS JetStream R3 publish: 1 KiB msgs, ${producers} publishers (Go, async, ${JETSTREAM_WINDOW} acks in flight each), file storage, 3 servers on one machine, ${sizes.peerMessages1KiB} msgs`,
+  };
+  if (nats.missing !== null) {
+    harness.missing(r3Row, nats.missing);
+    return;
+  }
+  harness.figure({ ...r3Row, detail: jetstream }, jetstream.map((r) => r.payloadMBPerSec));
+  harness.figure({
+    ...rf3Row, id: "cluster.produce.rf3.vs-jetstream-r3.MBps", label: `${rf3Row.label} ÷ JetStream R3 (same runs)`,
+    limitId: r3Row.id, limitName: "JetStream R3",
+  }, replicated.map((r) => r.payloadMBPerSec));
+}
+
+/**
+ * Three nats-servers in one JetStream cluster, and the Go driver built, when they are
+ * installed; otherwise no servers and why (for the row).
+ */
+async function startJetStreamCluster(work: string, log: (m: string) => void): Promise<{ servers: Server[]; driver: string; missing: string | null }> {
+  const driver = join(work, "jsbench-cluster");
+  const missing = missingPeer("jetstream");
+  if (missing !== null) return { servers: [], driver, missing };
+  const seconds = await buildJetStreamDriver(driver, work);
+  const servers = await startNatsCluster([1, 2, 3].map((i) => join(work, `nats-cluster-${i}`)));
+  log(`cluster: JetStream driver built in ${seconds.toFixed(1)} s; nats-servers ${servers.map((s) => `pid ${s.pid} on ${s.port}`).join(", ")}`);
+  return { servers, driver, missing: null };
 }
 
 async function latencyRows(harness: ClusterBenchHarness, nodes: TestBroker[], sizes: ClusterSizes, log: (m: string) => void): Promise<void> {

@@ -63,7 +63,7 @@ import {
   startToReady,
   writeKcatFile,
 } from "./processes.ts";
-import { buildJetStreamDriver, jetStreamConsume, jetStreamPublish, missingPeer, type PeerName, type PeerRun, redisRun, startNats, startRedis } from "./peers/peers.ts";
+import { buildJetStreamDriver, JETSTREAM_WINDOW, jetStreamConsume, jetStreamPublish, missingPeer, type PeerName, type PeerRun, redisRun, startNats, startRedis } from "./peers/peers.ts";
 import { formatNumber, ratio, renderTable, type Better, type Row } from "./report.ts";
 import { clusterBench } from "./cluster.bench.ts";
 import { buildStartupDataDir } from "./startup.bench.ts";
@@ -213,8 +213,6 @@ interface PeerConfig {
 const PEERS_QUICK: PeerConfig[] = [{ messageBytes: 100, producers: 4 }, { messageBytes: 1024, producers: 4 }];
 const PEERS_DEFAULT: PeerConfig[] = PEERS_QUICK;
 const PEERS_FULL: PeerConfig[] = [...PEERS_DEFAULT, { messageBytes: 100, producers: 1 }, { messageBytes: 1024, producers: 1 }];
-/** JetStream acknowledgements outstanding per publisher (1024 was faster than 256 here). */
-const JETSTREAM_WINDOW = 1024;
 /** Redis XADDs in flight per connection, and per write. */
 const REDIS_WINDOW = 256;
 const REDIS_CHUNK = 32;

@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, REPO } from "../../helpers/broker.ts";
-import { goBuild, installed, runJsonProcess, type Server, startServer } from "../processes.ts";
+import { freePort, goBuild, installed, runJsonProcess, type Server, startServer } from "../processes.ts";
 import type { RedisSpec } from "./redis.ts";
 
 /** Where Debian's golang-*-dev packages put their sources (GOPATH mode). */
@@ -33,6 +33,9 @@ export interface PeerRun {
 
 export type PeerName = "jetstream" | "redis";
 
+/** JetStream acknowledgements outstanding per publisher (1024 was faster than 256 here). */
+export const JETSTREAM_WINDOW = 1024;
+
 /** null when the peer can run here, else why not (for its rows). */
 export function missingPeer(peer: PeerName): string | null {
   const missing: string[] = [];
@@ -50,6 +53,32 @@ export function missingPeer(peer: PeerName): string | null {
 export function startNats(dir: string): Promise<Server> {
   mkdirSync(dir, { recursive: true });
   return startServer("nats-server", (port) => ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], /Server is ready/);
+}
+
+/**
+ * A JetStream cluster of `dirs.length` nats-servers on loopback (file storage, one store
+ * directory each), every one routed to all the others; R3 streams need it. The servers
+ * are ready for clients once they are; the meta leader may still be elected after that
+ * (the driver retries stream creation).
+ */
+export async function startNatsCluster(dirs: string[]): Promise<Server[]> {
+  const routePorts: number[] = [];
+  for (const _ of dirs) routePorts.push(await freePort());
+  const routes = routePorts.map((port) => `nats://127.0.0.1:${port}`).join(",");
+  const servers: Server[] = [];
+  try {
+    for (const [i, dir] of dirs.entries()) {
+      mkdirSync(dir, { recursive: true });
+      servers.push(await startServer("nats-server", (port) => [
+        "-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port), "-n", `brook-bench-${i + 1}`,
+        "--cluster_name", "brook-bench", "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes,
+      ], /Server is ready/));
+    }
+  } catch (error) {
+    for (const server of servers) await server.stop();
+    throw error;
+  }
+  return servers;
 }
 
 /** redis-server with an append-only file fsynced every second, no RDB snapshots. */
@@ -73,6 +102,8 @@ export interface JetStreamPublish {
   publishers: number;
   /** Acknowledgements outstanding per publisher. */
   window: number;
+  /** Stream replicas (1 unless on a JetStream cluster). */
+  replicas?: number;
 }
 
 /** One publish run: recreates the stream, publishes, waits for every ack. */
@@ -80,6 +111,7 @@ export function jetStreamPublish(driver: string, port: number, spec: JetStreamPu
   return runJsonProcess<PeerRun>(driver, [
     "publish", "-url", `nats://127.0.0.1:${port}`, "-stream", spec.stream, "-messages", String(spec.messages),
     "-size", String(spec.messageBytes), "-publishers", String(spec.publishers), "-window", String(spec.window),
+    "-replicas", String(spec.replicas ?? 1),
   ], 600_000);
 }
 

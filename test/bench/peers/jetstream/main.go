@@ -3,11 +3,12 @@
 // nats.go (GOPATH=/usr/share/gocode, GO111MODULE=off), started once per measured run,
 // and prints one JSON line on stdout. Any failure exits 1 with a message on stderr.
 //
-//	jsbench publish -url nats://127.0.0.1:4222 -stream S -messages N -size B -publishers P -window W
+//	jsbench publish -url nats://127.0.0.1:4222 -stream S -messages N -size B -publishers P -window W [-replicas R]
 //	jsbench consume -url nats://127.0.0.1:4222 -stream S -messages N -batch B -consumer pull|ordered
 //
-// publish deletes the stream S if it exists, creates it afresh (file storage, one
-// replica, subject S), then P publishers, each on its own connection, publish N/P
+// publish deletes the stream S if it exists, creates it afresh (file storage, R replicas
+// (default 1; R3 needs a JetStream cluster, and creation is retried for 30 s while it
+// elects its meta leader), subject S), then P publishers, each on its own connection, publish N/P
 // messages of B bytes with PublishAsync, each keeping at most W acknowledgements
 // outstanding; the clock runs from the first publish to the last acknowledgement. It
 // checks that the stream then holds N messages.
@@ -99,18 +100,29 @@ func jetStream(nc *nats.Conn) nats.JetStreamContext {
 	return js
 }
 
-func publish(url, stream string, messages, size, publishers, window int) {
+func publish(url, stream string, messages, size, publishers, window, replicas int) {
 	admin := connect(url)
 	defer admin.Close()
 	adminJs := jetStream(admin)
 	if err := adminJs.DeleteStream(stream); err != nil && !errors.Is(err, nats.ErrStreamNotFound) {
 		fail("delete stream %s: %v", stream, err)
 	}
-	if _, err := adminJs.AddStream(&nats.StreamConfig{
-		Name: stream, Subjects: []string{stream}, Storage: nats.FileStorage, Replicas: 1,
+	config := &nats.StreamConfig{
+		Name: stream, Subjects: []string{stream}, Storage: nats.FileStorage, Replicas: replicas,
 		Retention: nats.LimitsPolicy, Discard: nats.DiscardOld,
-	}); err != nil {
-		fail("add stream %s: %v", stream, err)
+	}
+	// A JetStream cluster that has just started answers "temporarily unavailable" (or
+	// not at all) until its meta group has a leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := adminJs.AddStream(config)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			fail("add stream %s (%d replicas): %v", stream, replicas, err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	conns := make([]*nats.Conn, publishers)
 	contexts := make([]nats.JetStreamContext, publishers)
@@ -268,6 +280,7 @@ func main() {
 	size := flags.Int("size", 1024, "message size in bytes (publish)")
 	publishers := flags.Int("publishers", 1, "publishers, one connection each (publish)")
 	window := flags.Int("window", 256, "acknowledgements outstanding per publisher (publish)")
+	replicas := flags.Int("replicas", 1, "stream replicas (publish; more than 1 needs a JetStream cluster)")
 	batch := flags.Int("batch", 10000, "messages per fetch (consume, pull)")
 	consumer := flags.String("consumer", "ordered", "pull or ordered (consume)")
 	if err := flags.Parse(os.Args[2:]); err != nil {
@@ -275,10 +288,10 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "publish":
-		if *publishers < 1 || *window < 1 || *messages < 1 {
-			fail("publishers, window and messages must be positive")
+		if *publishers < 1 || *window < 1 || *messages < 1 || *replicas < 1 {
+			fail("publishers, window, messages and replicas must be positive")
 		}
-		publish(*url, *stream, *messages, *size, *publishers, *window)
+		publish(*url, *stream, *messages, *size, *publishers, *window, *replicas)
 	case "consume":
 		consume(*url, *stream, *messages, *batch, *consumer)
 	default:
