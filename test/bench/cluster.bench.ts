@@ -101,7 +101,7 @@ async function produceRows(
       const name = `rf-${run + 1}`;
       await createTopic(single.port, `${name}-single`, partitions);
       await createPlaced(leader, name, Array.from({ length: partitions }, () => [1, 2, 3]));
-      await fullIsr(leader, name, partitions);
+      await fullIsr(nodes, name, partitions);
       const one = await measure(single.pid, spec(single.port, `${name}-single`, 1));
       const three = await measure(leader.pid, spec(leader.port, name, -1));
       const r3 = nats.servers.length === 0 ? null : await jetStreamPublish(nats.driver, nats.servers[0]!.port, {
@@ -165,7 +165,7 @@ async function latencyRows(harness: ClusterBenchHarness, nodes: TestBroker[], si
   await harness.repeat(async (run) => {
     const topic = `latency-rf3-${run + 1}`;
     await createPlaced(leader, topic, [[1, 2, 3]]);
-    await fullIsr(leader, topic, 1);
+    await fullIsr(nodes, topic, 1);
     const result = await runLoadgen<LatencyResult>({
       mode: "latency", host: "127.0.0.1", port: leader.port, topic, messageBytes: 1024, rateBytesPerSec: rate, durationMs: sizes.latencyMs, acks: -1,
     });
@@ -185,7 +185,7 @@ async function rereplicationRow(harness: ClusterBenchHarness, nodes: TestBroker[
   const leader = nodes[0]!;
   const topic = "refill";
   await createPlaced(leader, topic, [[1, 2, 3]]);
-  await fullIsr(leader, topic, 1);
+  await fullIsr(nodes, topic, 1);
   await runLoadgen<ProduceResult>({
     mode: "produce", host: "127.0.0.1", port: leader.port, topic, partitions: 1, connections: 1, messageBytes: 1024,
     batchBytes: sizes.batchBytes, compression: "none", acks: -1, window: sizes.window, payloadBytesTarget: sizes.rereplicateBytes,
@@ -232,7 +232,7 @@ async function failoverRow(harness: ClusterBenchHarness, nodes: TestBroker[], si
     const survivors = nodes.filter((n) => n !== victim);
     const topic = `failover-${kill + 1}`;
     await createPlaced(survivors[0]!, topic, [[victim.nodeId, ...survivors.map((n) => n.nodeId)]]);
-    await fullIsr(survivors[0]!, topic, 1);
+    await fullIsr(nodes, topic, 1);
     const clients = await Promise.all(survivors.map((n) => RawClient.connect(n.port)));
     const killedAt = performance.now();
     await victim.kill();
@@ -245,7 +245,7 @@ async function failoverRow(harness: ClusterBenchHarness, nodes: TestBroker[], si
       args: ["--node-id", String(victim.nodeId), "--join", survivors[0]!.gossip],
     });
     await whole(survivors[0]!, 3, 3, [nodes[index]!]);
-    await fullIsr(survivors[0]!, topic, 1);
+    await fullIsr(nodes, topic, 1);
     await deleteTopic(survivors[0]!.port, topic);
   }
   const times = kills.map((k) => k.ms);
@@ -295,10 +295,22 @@ async function createPlaced(node: TestBroker, name: string, assignments: number[
   }
 }
 
-async function fullIsr(node: TestBroker, topic: string, count: number): Promise<void> {
-  await eventually(`${topic}: every ISR full`, async () => {
-    const partitions = await partitionsOf(node, topic);
-    return partitions.length === count && partitions.every((p) => p.isr.length === p.replicas.length);
+/**
+ * Waits until every partition's ISR is full and its leader (one of `nodes`) has heard
+ * from each follower. A new partition's ISR is full from the start, before the followers
+ * have even opened their logs, and a measurement begun then would time their start-up.
+ */
+async function fullIsr(nodes: TestBroker[], topic: string, count: number): Promise<void> {
+  await eventually(`${topic}: every ISR full, every follower fetching`, async () => {
+    const partitions = await partitionsOf(nodes[0]!, topic);
+    if (partitions.length !== count || partitions.some((p) => p.isr.length !== p.replicas.length)) return false;
+    for (const p of partitions) {
+      const leader = nodes.find((node) => node.nodeId === p.leader);
+      if (leader === undefined) return false;
+      const states = (await partitionsOf(leader, topic))[p.partition]?.replicaStates;
+      if (states == null || states.some((r) => r.logEndOffset === null)) return false;
+    }
+    return true;
   }, 60_000);
 }
 
