@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { NODE_OPTIONS } from "../src/config/node-config.ts";
+import { compile } from "../build/compile.ts";
 
 const MAIN = join(import.meta.dir, "..", "src", "main.ts");
 const scratch = mkdtempSync(join(tmpdir(), "brook-cli-test-"));
@@ -151,9 +152,16 @@ describe("cli: a data dir that is not this node's is one line and exit code 2", 
     mkdirSync(dataDir, { recursive: true, mode: 0o555 });
     chmodSync(dataDir, 0o555);
     chmodSync(scratch, 0o755);
-    const args = [process.execPath, MAIN, "start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
-    // Permission bits do not bind root, so as root the broker runs as nobody.
-    const command = process.getuid?.() === 0 ? ["runuser", "-u", "nobody", "--", ...args] : args;
+    const flags = ["start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+    // Permission bits do not bind root, so as root the broker runs as nobody: compiled into
+    // the scratch dir, since nobody may not enter the checkout (a home dir of mode 0700)
+    // to reach Bun and the sources.
+    let command = [process.execPath, MAIN, ...flags];
+    if (process.getuid?.() === 0) {
+      const executable = join(scratch, "brook");
+      compile(MAIN, executable);
+      command = ["runuser", "-u", "nobody", "--", executable, ...flags];
+    }
     const result = Bun.spawnSync(command, { cwd: "/", env: { PATH: process.env.PATH ?? "" } });
     expectUsageError(
       { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() },

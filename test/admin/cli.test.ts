@@ -73,6 +73,18 @@ async function highWatermarks(topic: string): Promise<number[]> {
 const sorted = (text: string) => text.split("\n").filter((line) => line !== "").sort();
 
 describe("cli: admin commands against a real broker", () => {
+  test("cli: the checkout's short form, npm run -s brook -- …, is the same command", async () => {
+    expectOk(await brook(["topic", "create", "cli-short-form", "--partitions", "2"]));
+    const direct = expectOk(await brook(["topic", "list"]));
+    const env = { ...process.env, BROOK_ADMIN_URL: broker.adminUrl };
+    const viaNpm = Bun.spawnSync(["npm", "run", "-s", "brook", "--", "topic", "list"], { cwd: REPO, env });
+    expect(viaNpm.stderr.toString()).toBe("");
+    expect(viaNpm.exitCode).toBe(0);
+    expect(viaNpm.stdout.toString()).toBe(direct.stdout);
+    expect(direct.stdout).toContain("cli-short-form");
+    expectOk(await brook(["topic", "delete", "cli-short-form"]));
+  });
+
   test("cli: topic create, list, describe, delete; exit 1 with the server's message on refusal", async () => {
     expect(expectOk(await brook(["topic", "create", "cli-orders", "--partitions", "3", "--config", "retention.ms=3600000"])).stdout)
       .toBe("Created topic cli-orders: 3 partitions, replication factor 1\n");

@@ -31,6 +31,11 @@ describe("dist", () => {
     const broker = await startBroker({ command: [binary] });
     try {
       expect(await kcatRoundTrip(broker.bootstrap, "compiled", COUNT)).toEqual(expected);
+      // The same executable is the command line too, as the README calls it: `brook topic list`.
+      const listed = spawnSync(binary, ["topic", "list", "--admin-url", broker.adminUrl], { encoding: "utf8" });
+      expect(listed.stderr).toBe("");
+      expect(listed.status).toBe(0);
+      expect(listed.stdout).toContain("compiled");
     } finally {
       await stopAndClean(broker);
     }
