@@ -28,8 +28,8 @@
  *   cleaned segment may be empty.
  * - Appends are all-or-nothing per records blob: every batch is validated before any byte
  *   is written, and one blob never spans two segments. `append` assigns offsets;
- *   `appendReplicated` (a follower) keeps the leader's bytes and requires them to
- *   continue the log exactly at its end.
+ *   `appendReplicated` (a follower) keeps the leader's bytes and requires them to go on
+ *   from its end (gaps left by the leader's cleaner included, overlaps refused).
  * - Reads return whole batches only and never go past the bytes of completed appends.
  * - Message bytes are never cached in process: reads go to the OS page cache.
  * - Retention deletes whole segments, oldest first, never the active one (it is rolled
@@ -638,8 +638,9 @@ export class PartitionLog {
    * compacted are accepted (fewer records than offsets, as recovery accepts them) and
    * max.message.bytes does not apply (the leader took the batch under its config, which
    * may have changed since; refusing it would stall the replica for good: Kafka's
-   * followers ignore it too). The first batch must start at the log end and each next
-   * one right after the previous one's last offset; otherwise the answer is
+   * followers ignore it too). The first batch must start at or after the log end and
+   * each next one after the previous one's last offset (a gap is where the leader's
+   * cleaner removed records: the log end then moves past it); an overlap is
    * offsetMismatch, so a resent or misplaced fetch never appends silently. All or
    * nothing; empty `records` append nothing and succeed. Index entries, rolling,
    * flush.messages and the high watermark (when it follows appends) as for `append`.
@@ -1389,8 +1390,9 @@ interface ReplicatedBatch {
  * Checks a follower's records (see `appendReplicated`): the framing, magic, size and CRC
  * checks of `validateRecords` with its error kinds, the record count as recovery checks
  * it (compaction leaves fewer records than offsets, so records are not walked: the CRC
- * already proves the bytes are the leader's), and that the batches continue the log
- * from `logEndOffset` without a gap or an overlap (offsetMismatch). Nothing is modified.
+ * already proves the bytes are the leader's), and that the batches go on from
+ * `logEndOffset` without an overlap (offsetMismatch); gaps are the leader's cleaner's.
+ * Nothing is modified.
  */
 function checkReplicatedBatches(records: Uint8Array, logEndOffset: number): ReplicatedBatches {
   const total = records.byteLength;
@@ -1417,11 +1419,13 @@ function checkReplicatedBatches(records: Uint8Array, logEndOffset: number): Repl
       return refuse("corrupt", `Batch compression code is unknown: ${compression}, at ${at}`);
     }
     const baseOffset = readBaseOffset(records, at);
-    if (baseOffset !== expected) {
-      const what = batches.length === 0 ? "the log end" : "right after the previous batch";
+    // A gap is the leader's cleaner at work (Kafka's followers take it too); an overlap
+    // is a misplaced or resent answer.
+    if (baseOffset < expected) {
+      const what = batches.length === 0 ? "the log end" : "the previous batch's end";
       return refuse(
         "offsetMismatch",
-        `Batch at ${at} starts at offset ${baseOffset}, not at ${expected} (${what})`,
+        `Batch at ${at} starts at offset ${baseOffset}, before ${expected} (${what})`,
       );
     }
     expected = readLastOffset(records, at) + 1;

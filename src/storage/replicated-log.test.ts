@@ -1,7 +1,7 @@
 /**
  * The storage primitives of partition replication, on real files in temp dirs with a
- * ManualClock: a follower's `appendReplicated` (the leader's bytes kept, offsets that must
- * continue the log), a high watermark the owner moves (`highWatermarkFollowsAppends`
+ * ManualClock: a follower's `appendReplicated` (the leader's bytes kept, offsets that go
+ * on from the log end, across the gaps the leader's cleaner left), a high watermark the owner moves (`highWatermarkFollowsAppends`
  * false, `setHighWatermark`, `initialHighWatermark`) and what must stay below it
  * (retention, DeleteRecords, compaction), and `epochStarts` rebuilt from batch headers.
  */
@@ -168,7 +168,30 @@ test("storage: replicated: appendReplicated accepts a leader's compacted batches
   expect(readAll(reopened).equals(blob)).toBe(true);
 });
 
-test("storage: replicated: a gap, an overlap, a bad CRC or non-contiguous batches append nothing", () => {
+test("storage: replicated: gaps the leader's cleaner left (whole batches gone) are taken; the log end moves past them", () => {
+  const follower = open(freshDir());
+  expect(follower.appendReplicated(stored(0, 3))).toMatchObject({ ok: true, logEndOffset: 3 });
+  // The leader's cleaner removed offsets 3-4, then 7-10 between two batches of one answer.
+  expect(follower.appendReplicated(stored(5, 2))).toEqual({ ok: true, baseOffset: 3, lastOffset: 6, logEndOffset: 7 });
+  const blob = concatBatches([stored(7, 1), stored(11, 2)]);
+  expect(follower.appendReplicated(blob)).toEqual({ ok: true, baseOffset: 7, lastOffset: 12, logEndOffset: 13 });
+  // A read inside a gap gets the next batch.
+  for (const [offset, base] of [[3, 5], [4, 5], [9, 11]] as const) {
+    const read = follower.read(offset, 1, { minOneBatch: true });
+    expect(read.ok && readBaseOffset(read.records, 0)).toBe(base);
+  }
+  const bytes = readAll(follower);
+  // Recovery takes the gaps too: reopened without checkpoints, every batch is checked.
+  const dir = follower.dir;
+  close(follower);
+  const reopened = open(dir);
+  expect(reopened.openReport.truncatedBytes).toBe(0);
+  expect(reopened.logEndOffset).toBe(13);
+  expect(readAll(reopened).equals(bytes)).toBe(true);
+  expect(reopened.appendReplicated(stored(13, 1))).toMatchObject({ ok: true, logEndOffset: 14 });
+});
+
+test("storage: replicated: an overlap, a bad CRC or batches out of order append nothing", () => {
   const follower = open(freshDir());
   expect(follower.appendReplicated(stored(0, 3))).toMatchObject({ ok: true, logEndOffset: 3 });
   const before = shape(follower);
@@ -179,11 +202,9 @@ test("storage: replicated: a gap, an overlap, a bad CRC or non-contiguous batche
     expect(result).toMatchObject({ ok: false, kind });
     expect(shape(follower)).toBe(before);
   };
-  refused(stored(5, 2), "offsetMismatch"); // A gap after the log end.
   refused(stored(0, 3), "offsetMismatch"); // The leader resent what we have.
   refused(stored(2, 3), "offsetMismatch"); // Overlapping the last record.
-  // Non-contiguous: the first batch is right, the second should start at 5.
-  refused(concatBatches([stored(3, 2), stored(6, 1)]), "offsetMismatch");
+  // The second batch starts inside the first.
   refused(concatBatches([stored(3, 2), stored(4, 1)]), "offsetMismatch");
   // A flipped byte in the records of the second batch.
   const damaged = concatBatches([stored(3, 2), stored(5, 2)]);

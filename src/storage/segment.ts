@@ -875,8 +875,10 @@ export class Segment {
   }
 
   /**
-   * Appends a validated, stamped records blob whose first batch has offset
-   * `firstOffset`. `batches` gives each batch's position and size in the blob. Throws
+   * Appends a validated, stamped records blob whose offsets start at `firstOffset`, the
+   * segment's end. `batches` gives each batch's position and size in the blob. A leader's
+   * batches follow each other; a follower's may leave gaps where the leader's cleaner
+   * removed records (each batch starts at or after the previous one's end). Throws
    * StorageIoError if the .log write fails, leaving the segment as it was.
    */
   append(
@@ -912,10 +914,11 @@ export class Segment {
     );
     let offset = firstOffset;
     for (const batch of batches) {
-      assert(readBaseOffset(records, batch.at) === offset, "Batch was not stamped with its offset");
-      builder.add(offset, start + batch.at, batch.size, readMaxTimestamp(records, batch.at));
-      writer.lastBatchBaseOffset = offset;
-      offset += batch.lastOffsetDelta + 1;
+      const base = readBaseOffset(records, batch.at);
+      assert(base >= offset, "Batch offsets go backwards");
+      builder.add(base, start + batch.at, batch.size, readMaxTimestamp(records, batch.at));
+      writer.lastBatchBaseOffset = base;
+      offset = base + batch.lastOffsetDelta + 1;
     }
     writer.bytesSinceIndexEntry = builder.bytesSinceEntry;
     writer.nextOffset = offset;
