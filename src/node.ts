@@ -1,8 +1,8 @@
 /**
  * Wires one node together: data dir, metadata image and log, partition logs, Kafka
  * handlers, the Kafka listener and the admin API. Nothing here implements behaviour;
- * each part lives in its folder and this file only connects them (STYLE.md: no god
- * object).
+ * each part lives in its folder and this file only connects them (docs/conventions.md,
+ * section 9: no god object).
  */
 import { createAdminApp } from "./admin/app.ts";
 import { BrokerMetrics } from "./admin/metrics.ts";

@@ -1,6 +1,7 @@
 /**
- * House rules checked by a test (STYLE.md section 7, after TigerBeetle's tidy): time and
- * randomness are passed in, never taken from globals, and algorithm folders own no timer.
+ * House rules checked by a test (docs/conventions.md, section 7, after TigerBeetle's
+ * tidy): time and randomness are passed in, never taken from globals, and algorithm
+ * folders own no timer.
  */
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";

@@ -1,6 +1,6 @@
 /**
- * The HTTP admin API as a Hono app (DESIGN.md "HTTP admin API"). This module only builds
- * the app; `server.ts` serves it through the runtime module, and tests call
+ * The HTTP admin API as a Hono app (docs/architecture.md, "HTTP admin API"). This module
+ * only builds the app; `server.ts` serves it through the runtime module, and tests call
  * `app.request()` in process.
  *
  * Routes: `GET /health`, `GET /v1/cluster` (here), topics (`topic-routes.ts`), groups

@@ -1,11 +1,11 @@
 /**
- * What the controller writes when a broker dies or comes back (DESIGN.md "Failover").
- * A fenced broker leads nothing: each partition it led gets a new leader from the rest
- * of its ISR that is live, with the leader epoch bumped, or no leader (-1) when none is
- * left, as Kafka does without unclean leader election. The dead broker leaves the ISR
- * unless it is the last member: the last ISR member stays, so that when it returns it
- * is known to hold everything acknowledged and may lead again. Unfencing gives a
- * leaderless partition back to a returning broker that is in its ISR.
+ * What the controller writes when a broker dies or comes back (docs/cluster.md, "The
+ * controller"). A fenced broker leads nothing: each partition it led gets a new leader
+ * from the rest of its ISR that is live, with the leader epoch bumped, or no leader
+ * (-1) when none is left, as Kafka does without unclean leader election. The dead
+ * broker leaves the ISR unless it is the last member: the last ISR member stays, so
+ * that when it returns it is known to hold everything acknowledged and may lead again.
+ * Unfencing gives a leaderless partition back to a returning broker that is in its ISR.
  */
 import type { MetadataImage, MetadataRecord, PartitionImage } from "./metadata-image.ts";
 

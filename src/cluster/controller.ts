@@ -7,11 +7,11 @@
  *   controller it runs the command; elsewhere it forwards it (controller-rpc.ts) and
  *   waits until its own image applied the change, so a client that created a topic
  *   through any node finds it in that node's Metadata right after.
- * - `reconcile` makes the image follow SWIM (DESIGN.md "Failover"): a live member that
- *   is not registered, or is fenced, is registered (which unfences it); a registered
- *   broker that SWIM declared dead or gone is fenced, which moves its leaderships. It
- *   runs periodically on the controller, so a missed event or a controller change
- *   loses nothing: the next pass sees the same difference.
+ * - `reconcile` makes the image follow SWIM (docs/cluster.md, "The controller"): a live
+ *   member that is not registered, or is fenced, is registered (which unfences it); a
+ *   registered broker that SWIM declared dead or gone is fenced, which moves its
+ *   leaderships. It runs periodically on the controller, so a missed event or a
+ *   controller change loses nothing: the next pass sees the same difference.
  *
  * Entries of the metadata log are JSON arrays of records (one command, one entry, so a
  * topic and its partitions appear together or not at all).

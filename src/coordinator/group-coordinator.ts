@@ -1,10 +1,10 @@
 /**
  * The classic group membership protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
  * and the group-side checks of offset commits, as a state machine without sockets or
- * timers (STYLE.md section 5). Time comes from the injected Clock; the driver calls
- * `tick()` periodically (every 100 ms is the intended period: deadlines are honoured
- * to within one period) and tick expires sessions, pending member ids and pending
- * syncs, and ends join phases whose time is up.
+ * timers (docs/conventions.md, section 5). Time comes from the injected Clock; the
+ * driver calls `tick()` periodically (every 100 ms is the intended period: deadlines
+ * are honoured to within one period) and tick expires sessions, pending member ids and
+ * pending syncs, and ends join phases whose time is up.
  *
  * JoinGroup and SyncGroup often cannot be answered at once: they are parked in the
  * group and their callbacks called when the rebalance moves on. Callbacks never run

@@ -1,6 +1,7 @@
 /**
- * Operating errors of the group coordinator, as values (STYLE.md section 6). They become
- * Kafka error codes in one place, `groupErrorCode`, whose switch the compiler checks.
+ * Operating errors of the group coordinator, as values (docs/conventions.md, section 6).
+ * They become Kafka error codes in one place, `groupErrorCode`, whose switch the
+ * compiler checks.
  * Each name is the Kafka error the classic group protocol answers in that situation.
  */
 import { ErrorCode } from "../protocol/error-codes.ts";

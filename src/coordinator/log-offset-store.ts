@@ -1,10 +1,11 @@
 /**
  * Committed offsets persisted as records of the internal compacted topic
- * `__consumer_offsets` (DESIGN.md principle 5). Each commit request is one record batch
- * appended to the group's partition before it is applied to the in-memory view that
- * answers reads; at start the view is rebuilt by replaying the topic. The topic is
- * created on first use. Deleted and expired offsets are tombstones (null values), which
- * the log cleaner removes from the compacted topic after delete.retention.ms.
+ * `__consumer_offsets` (docs/architecture.md, principle 5). Each commit request is one
+ * record batch appended to the group's partition before it is applied to the in-memory
+ * view that answers reads; at start the view is rebuilt by replaying the topic. The
+ * topic is created on first use. Deleted and expired offsets are tombstones (null
+ * values), which the log cleaner removes from the compacted topic after
+ * delete.retention.ms.
  *
  * The same topic keeps group metadata (GroupMetadataStore): each group's latest
  * snapshot, in the group's partition, so offsets and group of one group stay in order.

@@ -1,6 +1,6 @@
 /**
  * The contract every OffsetStore meets, run by each implementation's test file
- * (STYLE.md section 7: one contract suite per interface).
+ * (docs/conventions.md, section 7: one contract suite per interface).
  */
 import { describe, expect, test } from "bun:test";
 import type { OffsetCommitEntry, OffsetStore } from "./offset-store.ts";

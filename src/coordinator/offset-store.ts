@@ -1,9 +1,9 @@
 /**
  * Committed consumer offsets: per group, per topic partition, the last committed
- * position. `OffsetStore` is the seam; `MemoryOffsetStore` keeps them in memory for
- * now. A later implementation appends each commit to the internal compacted topic
- * `__consumer_offsets` (DESIGN.md principle 5) and answers reads from what it applied,
- * which is why writes may return a promise while reads stay synchronous.
+ * position. `OffsetStore` is the seam; `MemoryOffsetStore` keeps them in memory (unit
+ * tests), `LogOffsetStore` appends each commit to the internal compacted topic
+ * `__consumer_offsets` (docs/architecture.md, principle 5) and answers reads from what
+ * it applied, which is why writes may return a promise while reads stay synchronous.
  *
  * A commit takes all partitions of one OffsetCommit request at once: Kafka writes them
  * as one record batch, so they succeed or fail together.

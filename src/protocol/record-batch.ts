@@ -4,8 +4,8 @@
  * rewrites the broker makes (offsets, leader epoch, LogAppendTime) and validation of a
  * produce request's records blob.
  *
- * The broker works per batch, never per record, on client data (DESIGN.md principle 3):
- * it reads the 61-byte header, checks the CRC, stamps `baseOffset` and
+ * The broker works per batch, never per record, on client data (docs/architecture.md,
+ * principle 3): it reads the 61-byte header, checks the CRC, stamps `baseOffset` and
  * `partitionLeaderEpoch` (outside the CRC) and stores the bytes as received. Compressed
  * batches are never decompressed. Uncompressed batches may be walked record by record
  * without allocation to check the declared record count and find a record by timestamp.

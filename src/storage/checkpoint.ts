@@ -1,7 +1,7 @@
 /**
  * @module
  * Offset checkpoint files: one file per kind for all partitions of a data dir, under
- * `<data-dir>/checkpoints/` (DESIGN.md, "Storage layout"), in Kafka's text format
+ * `<data-dir>/checkpoints/` (docs/storage.md, "Data directory"), in Kafka's text format
  * (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`, ...):
  *
  * ```

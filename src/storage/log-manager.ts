@@ -2,7 +2,7 @@
  * Owns the partition logs of this node: opens them at start, creates and deletes them
  * as the metadata image changes, wakes long-polling fetches when an append lands or a
  * high watermark moves, and keeps the data dir's checkpoints. Directory per partition:
- * `<data-dir>/<topic>-<partition>` (DESIGN.md).
+ * `<data-dir>/<topic>-<partition>` (docs/storage.md, "Data directory").
  *
  * Two modes. Single node (the default): every append moves a log's high watermark to its
  * end. `replicated`: appends (`append` on a leader, `appendReplicated` on a follower)

@@ -2,7 +2,7 @@
  * @module
  * Bounded caches for sealed (no longer written) segments: their sparse indexes, loaded
  * lazily from disk, and their read-only file descriptors. Message bytes are never cached
- * here: the OS page cache holds them (DESIGN.md principle 1).
+ * here: the OS page cache holds them (docs/architecture.md, principle 1).
  *
  * One cache should serve every partition log of a broker, so the bounds hold for the
  * whole process; a log opened without one gets a private cache with the default bounds.

@@ -1,6 +1,6 @@
 /**
  * Storage benchmark: read-at-offset and append on a smaller (1 GB by default) and a
- * larger (20 GB by default; GB = 10^9 bytes, as the issue names them) partition log, to check DESIGN.md principle 2: both cost the
+ * larger (20 GB by default; GB = 10^9 bytes, as the issue names them) partition log, to check docs/architecture.md, principle 2: both cost the
  * same at any log size (the issue's "backlog and size": the ratio must be about 1). A
  * script, not a test:
  *

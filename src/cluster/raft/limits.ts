@@ -1,7 +1,8 @@
 /**
  * @module
- * Bounds of the Raft metadata quorum, with their relations asserted at load (STYLE.md
- * section 4). Each bounds memory, a message on the wire, or the work of one call.
+ * Bounds of the Raft metadata quorum, with their relations asserted at load
+ * (docs/conventions.md, section 4). Each bounds memory, a message on the wire, or the
+ * work of one call.
  */
 import { assert } from "../../util/assert.ts";
 

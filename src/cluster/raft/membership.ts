@@ -15,7 +15,7 @@ export type MembershipChange =
   | { readonly kind: "addObserver"; readonly id: NodeId }
   | { readonly kind: "removeNode"; readonly id: NodeId };
 
-/** Why a change cannot be made; values, not exceptions (STYLE.md section 6). */
+/** Why a change cannot be made; values, not exceptions (docs/conventions.md, section 6). */
 export type MembershipError =
   | { readonly kind: "noChange"; readonly message: string }
   | { readonly kind: "lastVoter"; readonly message: string }

@@ -67,7 +67,7 @@ export const DEFAULT_HEARTBEAT_TICKS = 1;
 
 export interface RaftOptions {
   id: NodeId;
-  /** Election jitter; never Math.random (STYLE.md section 5). */
+  /** Election jitter; never Math.random (docs/conventions.md, section 5). */
   random: Random;
   /**
    * Ticks a follower waits for a leader before campaigning; each wait is drawn from
@@ -85,7 +85,7 @@ export interface RaftOptions {
   stored?: StoredState;
 }
 
-/** Why a proposal was not appended; values, not exceptions (STYLE.md section 6). */
+/** Why a proposal was not appended; values, not exceptions (docs/conventions.md, section 6). */
 export type ProposalError =
   | { readonly kind: "notLeader"; readonly leader: NodeId | null }
   | { readonly kind: "transferring"; readonly message: string }

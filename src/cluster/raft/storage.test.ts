@@ -1,7 +1,7 @@
 /**
- * One contract suite for every RaftStorage (STYLE.md section 7), run on the in-memory
- * storage and on the file storage; then what only the file storage has: its files, and
- * what it finds after crashes and damage.
+ * One contract suite for every RaftStorage (docs/conventions.md, section 7), run on the
+ * in-memory storage and on the file storage; then what only the file storage has: its
+ * files, and what it finds after crashes and damage.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";

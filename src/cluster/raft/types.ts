@@ -6,9 +6,9 @@
  * the wire, and the storages put them on disk.
  *
  * Numbering follows the Raft paper: log indexes start at 1, index 0 with term 0 is the
- * empty log. A Raft `term` is not a partition `leaderEpoch` (STYLE.md: one word, one
- * meaning), although the durable log stores each entry's term in its batch's
- * partitionLeaderEpoch field, as Kafka's KRaft does.
+ * empty log. A Raft `term` is not a partition `leaderEpoch` (docs/conventions.md,
+ * section 2: one word, one meaning), although the durable log stores each entry's term
+ * in its batch's partitionLeaderEpoch field, as Kafka's KRaft does.
  */
 
 /** A Brook node id (Kafka broker id): int32, not negative. */

@@ -2,8 +2,8 @@
  * @module
  * Checks a message's shape before Raft acts on it: the edge where input from the
  * network (or a buggy peer) meets the state machine, so that `Raft.step` can trust what
- * passes (STYLE.md section 6: bad input is refused, never asserted on). The codec
- * decodes only what this accepts.
+ * passes (docs/conventions.md, section 6: bad input is refused, never asserted on). The
+ * codec decodes only what this accepts.
  */
 import { APPEND_ENTRIES_MAX, ENTRY_BYTES_MAX, MEMBERS_MAX, SNAPSHOT_BYTES_MAX } from "./limits.ts";
 import { decodeMembership } from "./membership.ts";

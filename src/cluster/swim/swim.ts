@@ -1,10 +1,10 @@
 /**
- * SWIM membership with Lifeguard, as a pure state machine (STYLE.md section 5, after
- * etcd-io/raft): no sockets, timers or global clock. The caller steps it with inputs
- * (ticks, decoded packets, push-pull exchanges) and drains outputs (packets to send,
- * push-pulls to make, member events). Time comes from the passed Clock, read when an
- * input arrives; randomness from the passed Random. The same class runs under the UDP
- * driver and under the simulator in test/sim/swim/.
+ * SWIM membership with Lifeguard, as a pure state machine (docs/conventions.md,
+ * section 5, after etcd-io/raft): no sockets, timers or global clock. The caller steps
+ * it with inputs (ticks, decoded packets, push-pull exchanges) and drains outputs
+ * (packets to send, push-pulls to make, member events). Time comes from the passed
+ * Clock, read when an input arrives; randomness from the passed Random. The same class
+ * runs under the UDP driver and under the simulator in test/sim/swim/.
  *
  * The protocol (SWIM paper, Das et al. 2002; Lifeguard, Dadgar et al. 2018; as in
  * hashicorp/memberlist state.go):

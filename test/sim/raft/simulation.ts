@@ -1,11 +1,11 @@
 /**
  * N Raft nodes in one process on a virtual clock and a virtual network (TigerBeetle's
- * VOPR idea, STYLE.md section 5). One seeded Random decides everything: message loss,
- * delay (and so reordering), duplication, partitions, crashes and restarts, torn writes,
- * proposals and compaction. Nodes run the real `Raft` over `MemoryRaftStorage`; a crash
- * keeps what was persisted (and of a Ready being persisted, a random prefix of its
- * writes) and loses everything else. Invariants (invariants.ts) are checked after every
- * step; any violation throws.
+ * VOPR idea, docs/conventions.md, section 5). One seeded Random decides everything:
+ * message loss, delay (and so reordering), duplication, partitions, crashes and
+ * restarts, torn writes, proposals and compaction. Nodes run the real `Raft` over
+ * `MemoryRaftStorage`; a crash keeps what was persisted (and of a Ready being
+ * persisted, a random prefix of its writes) and loses everything else. Invariants
+ * (invariants.ts) are checked after every step; any violation throws.
  */
 import { Raft } from "../../../src/cluster/raft/raft.ts";
 import { MemoryRaftStorage, writeReady } from "../../../src/cluster/raft/storage.ts";

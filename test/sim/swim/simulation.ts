@@ -1,9 +1,10 @@
 /**
- * A deterministic SWIM simulator (STYLE.md section 5, after TigerBeetle's VOPR): N `Swim`
- * state machines in one process on virtual time, joined by a virtual network that loses,
- * delays, duplicates and (through random delays) reorders datagrams, partitions nodes,
- * and crashes and restarts them. Push-pull runs over a virtual TCP: no loss, but a crash
- * or partition fails it. Every packet goes through the real codec both ways.
+ * A deterministic SWIM simulator (docs/conventions.md, section 5, after TigerBeetle's
+ * VOPR): N `Swim` state machines in one process on virtual time, joined by a virtual
+ * network that loses, delays, duplicates and (through random delays) reorders datagrams,
+ * partitions nodes, and crashes and restarts them. Push-pull runs over a virtual TCP: no
+ * loss, but a crash or partition fails it. Every packet goes through the real codec both
+ * ways.
  *
  * One seed decides everything: the network's choices come from one SeededRandom, and each
  * node's from its own, derived from the seed, its index and its life (restart count).

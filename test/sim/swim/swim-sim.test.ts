@@ -1,8 +1,9 @@
 /**
- * SWIM under simulation (STYLE.md section 5): thousands of seeded scenarios, each with
- * message loss up to 10%, duplicates, reordering, and crashes, leaves or partitions. The
- * scenario (scenario.ts) states its bounds; the simulator (simulation.ts) checks safety
- * after every step. A failure prints its seed; replay it with BROOK_SEED=<seed>.
+ * SWIM under simulation (docs/conventions.md, section 5): thousands of seeded scenarios,
+ * each with message loss up to 10%, duplicates, reordering, and crashes, leaves or
+ * partitions. The scenario (scenario.ts) states its bounds; the simulator
+ * (simulation.ts) checks safety after every step. A failure prints its seed; replay it
+ * with BROOK_SEED=<seed>.
  */
 import { describe, expect, test } from "bun:test";
 import { seeds, withSeed } from "../seeds.ts";
