@@ -1,7 +1,7 @@
 /**
  * Node configuration: the flags of `brook start`, the same keys in a config file (JSON or
- * a TOML subset) and `BROOK_<FLAG>` environment variables, merged into one validated
- * `NodeConfig`.
+ * TOML, read with smol-toml) and `BROOK_<FLAG>` environment variables, merged into one
+ * validated `NodeConfig`.
  *
  * Precedence, lowest first: built-in defaults, config file, environment, flags. A layer
  * replaces a value, it never merges with it (a `--join` flag replaces the file's list).
@@ -15,6 +15,7 @@
  */
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { parse as parseToml, TomlError } from "smol-toml";
 import yargs, { type Argv, type Options } from "yargs";
 import type { LogLevel } from "../util/log.ts";
 
@@ -563,12 +564,14 @@ function readConfigFile(path: string, readFile: ReadFile): Map<string, Given> {
     }
     entries = Object.entries(document);
   } else {
+    let document: Record<string, unknown>;
     try {
-      entries = parseTomlSubset(text);
+      document = parseToml(text);
     } catch (error) {
       if (!(error instanceof TomlError)) throw error;
-      throw new ConfigError(`Cannot parse config file ${path}: ${error.message}`);
+      throw new ConfigError(`Cannot parse config file ${path}: ${tomlReason(error)}`);
     }
+    entries = flattenTables(document);
   }
 
   const result = new Map<string, Given>();
@@ -598,221 +601,27 @@ function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, " ").trim();
 }
 
-/** A TOML syntax error or an unsupported TOML feature, with its line. */
-export class TomlError extends Error {
-  override name = "TomlError";
-  constructor(line: number, message: string) {
-    super(`line ${line}: ${message}`);
+/**
+ * A parsed TOML document as flat `key → value` entries. Brook's keys are flat names,
+ * often dotted as Kafka spells them (`num.partitions`); TOML reads an unquoted dotted
+ * key as nested tables, so tables are joined back into dotted names. A table of the
+ * file's own (`[broker]`) becomes `broker.<key>`, which no option has.
+ */
+function flattenTables(table: Record<string, unknown>, prefix = ""): Array<[string, unknown]> {
+  const entries: Array<[string, unknown]> = [];
+  for (const [key, value] of Object.entries(table)) {
+    // smol-toml's tables have no prototype; arrays and dates (TomlDate) are values.
+    const isTable = typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+    if (isTable) entries.push(...flattenTables(value as Record<string, unknown>, `${prefix}${key}.`));
+    else entries.push([`${prefix}${key}`, value]);
   }
+  return entries;
 }
 
-/**
- * Parses the TOML that a flat config needs: `key = value` lines, comments, bare, quoted
- * and dotted keys (a dotted key stays one flat name: `auto.create.topics.enable`), basic
- * and literal strings, integers (decimal, hex, octal, binary, with `_`), floats, booleans
- * and arrays (over several lines too). Tables, inline tables, multi-line strings and
- * dates are rejected with a clear message rather than half-supported. Duplicate keys are
- * errors, as in TOML. Written here because the same source must run under Deno, which
- * has no TOML import.
- */
-export function parseTomlSubset(text: string): Array<[string, unknown]> {
-  const entries: Array<[string, unknown]> = [];
-  const seen = new Set<string>();
-  let at = 0;
-  let line = 1;
-
-  function fail(message: string): never {
-    throw new TomlError(line, message);
-  }
-  const peek = (offset = 0): string => text[at + offset] ?? "";
-  const skipSpaces = (): void => {
-    while (peek() === " " || peek() === "\t") at++;
-  };
-  const skipComment = (): void => {
-    if (peek() !== "#") return;
-    while (at < text.length && peek() !== "\n") at++;
-  };
-  /** Spaces, comments and newlines, as allowed inside arrays and between lines. */
-  const skipBlank = (): void => {
-    for (;;) {
-      skipSpaces();
-      skipComment();
-      if (peek() === "\n") {
-        at++;
-        line++;
-      } else if (peek() === "\r" && peek(1) === "\n") {
-        at += 2;
-        line++;
-      } else {
-        return;
-      }
-    }
-  };
-
-  const basicString = (): string => {
-    at++; // Opening quote.
-    let value = "";
-    for (;;) {
-      const char = peek();
-      if (char === "") fail("Unterminated string");
-      if (char === "\n" || char === "\r") fail("Newline in a string");
-      at++;
-      if (char === '"') return value;
-      if (char !== "\\") {
-        value += char;
-        continue;
-      }
-      const escape = peek();
-      at++;
-      switch (escape) {
-        case "b": value += "\b"; break;
-        case "t": value += "\t"; break;
-        case "n": value += "\n"; break;
-        case "f": value += "\f"; break;
-        case "r": value += "\r"; break;
-        case '"': value += '"'; break;
-        case "\\": value += "\\"; break;
-        case "u":
-        case "U": {
-          const length = escape === "u" ? 4 : 8;
-          const hex = text.slice(at, at + length);
-          if (!new RegExp(`^[0-9A-Fa-f]{${length}}$`).test(hex)) fail(`Bad \\${escape} escape`);
-          const code = Number.parseInt(hex, 16);
-          if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) fail(`Bad \\${escape} escape`);
-          value += String.fromCodePoint(code);
-          at += length;
-          break;
-        }
-        default:
-          fail(`Bad escape \\${escape}`);
-      }
-    }
-  };
-
-  const literalString = (): string => {
-    at++;
-    const start = at;
-    for (;;) {
-      const char = peek();
-      if (char === "") fail("Unterminated string");
-      if (char === "\n" || char === "\r") fail("Newline in a string");
-      if (char === "'") break;
-      at++;
-    }
-    const value = text.slice(start, at);
-    at++;
-    return value;
-  };
-
-  const key = (): string => {
-    const parts: string[] = [];
-    for (;;) {
-      skipSpaces();
-      const char = peek();
-      if (char === '"') {
-        if (peek(1) === '"' && peek(2) === '"') fail("Multi-line strings are not supported");
-        parts.push(basicString());
-      } else if (char === "'") {
-        parts.push(literalString());
-      } else {
-        const match = /^[A-Za-z0-9_-]+/.exec(text.slice(at, at + 256));
-        if (match === null) {
-          if (char === "") fail("Expected a key");
-          fail(`Unexpected ${JSON.stringify(char)}, expected a key`);
-        }
-        const bare = match[0];
-        parts.push(bare);
-        at += bare.length;
-      }
-      skipSpaces();
-      if (peek() !== ".") return parts.join(".");
-      at++;
-    }
-  };
-
-  const number = (): number => {
-    const match = /^[0-9A-Za-z_+\-.:]+/.exec(text.slice(at, at + 128));
-    const token = match === null ? "" : match[0];
-    if (token === "") fail(`Unexpected ${JSON.stringify(peek())}, expected a value`);
-    at += token.length;
-    if (/^\d{4}-\d{2}-\d{2}/.test(token) || /^\d{2}:\d{2}/.test(token)) {
-      fail("Dates and times are not supported");
-    }
-    let value: number | null = null;
-    if (/^[+-]?(0|[1-9](_?\d)*)$/.test(token)) {
-      value = Number(token.replaceAll("_", ""));
-    } else if (/^0x[0-9A-Fa-f](_?[0-9A-Fa-f])*$/.test(token)) {
-      value = Number.parseInt(token.slice(2).replaceAll("_", ""), 16);
-    } else if (/^0o[0-7](_?[0-7])*$/.test(token)) {
-      value = Number.parseInt(token.slice(2).replaceAll("_", ""), 8);
-    } else if (/^0b[01](_?[01])*$/.test(token)) {
-      value = Number.parseInt(token.slice(2).replaceAll("_", ""), 2);
-    } else if (/^[+-]?(0|[1-9](_?\d)*)(\.\d(_?\d)*)?([eE][+-]?\d(_?\d)*)?$/.test(token)) {
-      return Number(token.replaceAll("_", ""));
-    } else {
-      fail(`Bad value ${JSON.stringify(token)}`);
-    }
-    if (value === null) return fail(`Bad value ${JSON.stringify(token)}`);
-    if (!Number.isSafeInteger(value)) return fail(`Integer out of range: ${token}`);
-    return value;
-  };
-
-  const value = (): unknown => {
-    const char = peek();
-    if (char === '"' || char === "'") {
-      if (peek(1) === char && peek(2) === char) fail("Multi-line strings are not supported");
-      return char === '"' ? basicString() : literalString();
-    }
-    if (char === "[") {
-      at++;
-      const items: unknown[] = [];
-      for (;;) {
-        skipBlank();
-        if (peek() === "]") {
-          at++;
-          return items;
-        }
-        if (at >= text.length) fail("Unterminated array");
-        items.push(value());
-        skipBlank();
-        if (peek() === ",") {
-          at++;
-        } else if (at >= text.length) {
-          fail("Unterminated array");
-        } else if (peek() !== "]") {
-          fail("Expected , or ] in an array");
-        }
-      }
-    }
-    if (char === "{") fail("Inline tables are not supported: put every key at top level");
-    const word = /^[a-z]+/.exec(text.slice(at, at + 8))?.[0];
-    if (word === "true" || word === "false") {
-      at += word.length;
-      return word === "true";
-    }
-    if (word === "inf" || word === "nan") fail("inf and nan are not supported");
-    if (char === "" || char === "\n" || char === "\r" || char === "#") fail("Expected a value");
-    return number();
-  };
-
-  for (;;) {
-    skipBlank();
-    if (at >= text.length) return entries;
-    if (peek() === "[") fail("Tables ([section]) are not supported: put every key at top level");
-    const name = key();
-    if (peek() !== "=") fail(`Expected = after key ${JSON.stringify(name)}`);
-    at++;
-    skipSpaces();
-    const parsed = value();
-    if (seen.has(name)) fail(`Duplicate key ${JSON.stringify(name)}`);
-    seen.add(name);
-    entries.push([name, parsed]);
-    skipSpaces();
-    skipComment();
-    if (at < text.length && peek() !== "\n" && !(peek() === "\r" && peek(1) === "\n")) {
-      fail(`Unexpected ${JSON.stringify(peek())} after the value of ${JSON.stringify(name)}`);
-    }
-  }
+/** smol-toml's reason, on one line and without its code frame. */
+function tomlReason(error: TomlError): string {
+  const first = error.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
+  return `line ${error.line}: ${first}`;
 }
 
 /** A quorum of an even size tolerates no more failures than one voter fewer. */

@@ -3,14 +3,12 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_SCHEMAS_DIR, GENERATED_DIR, generateAll } from "./generate.ts";
 
-// The schemas live outside the repository (../shared); CI has them beside the clone.
+// Kafka's JSON message schemas are not part of this repository (src/protocol/README.md):
+// where they are not beside the checkout, the freshness check reports itself skipped
+// rather than passing without having looked.
 const schemasPresent = existsSync(DEFAULT_SCHEMAS_DIR);
 
-test("protocol: generate: committed tables equal what the generator writes", () => {
-  if (!schemasPresent) {
-    console.warn(`protocol: generate: schemas not at ${DEFAULT_SCHEMAS_DIR}; freshness not checked`);
-    return;
-  }
+test.skipIf(!schemasPresent)("protocol: generate: committed tables equal what the generator writes (needs Kafka's schemas beside the checkout)", () => {
   const files = generateAll(DEFAULT_SCHEMAS_DIR);
   const committed = readdirSync(GENERATED_DIR).sort();
   expect(committed).toEqual([...files.keys()].sort());
