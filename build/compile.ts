@@ -18,7 +18,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { KafkaConnection, VERSIONS } from "../src/cli/kafka-client.ts";
+import { KafkaConnection, VERSIONS } from "../src/client/kafka-client.ts";
 
 export const REPO = resolve(import.meta.dir, "..");
 const ENTRY = "src/main.ts";

@@ -41,7 +41,7 @@ import {
 } from "../protocol/record-batch.ts";
 import { decodeRecords } from "../protocol/records.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { errorName, KafkaClientError, KafkaCluster, type PartitionInfo, VERSIONS } from "./kafka-client.ts";
+import { errorName, KafkaClientError, KafkaCluster, type PartitionInfo, VERSIONS } from "../client/kafka-client.ts";
 import { type CliIo, Progress, writeAll } from "./output.ts";
 
 /** How long one Fetch may wait at the broker for records. */

@@ -18,7 +18,7 @@ import { ErrorCode } from "../protocol/error-codes.ts";
 import { ProduceRequest, ProduceResponse } from "../protocol/generated/index.ts";
 import { type BuildRecord, buildBatch } from "../protocol/record-batch-builder.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { errorName, KafkaClientError, KafkaCluster, type PartitionInfo, VERSIONS } from "./kafka-client.ts";
+import { errorName, KafkaClientError, KafkaCluster, type PartitionInfo, VERSIONS } from "../client/kafka-client.ts";
 import { type CliIo, Progress } from "./output.ts";
 import { partitionForKey, RoundRobin } from "./partitioner.ts";
 

@@ -9,7 +9,7 @@
  * cutting. Errors back off and retry: a leader change arrives through the metadata
  * image, which ends this loop's partitions and starts another loop.
  */
-import { KafkaConnection } from "../cli/kafka-client.ts";
+import { KafkaConnection } from "../client/kafka-client.ts";
 import type { MetadataImage } from "../cluster/metadata-image.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {

@@ -4,7 +4,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { createApiVersionsHandler } from "../api/api-versions.ts";
-import { KafkaConnection } from "../cli/kafka-client.ts";
+import { KafkaConnection } from "../client/kafka-client.ts";
 import { MetadataRequest, MetadataResponse } from "../protocol/generated/index.ts";
 import { defineHandler } from "./handler.ts";
 import { type KafkaListener, startKafkaListener } from "./listener.ts";

@@ -1,7 +1,9 @@
 /**
- * A small Kafka client on Brook's own codec: what `brook produce` and `brook consume`
- * speak, and what tests use to send exact requests (`test/helpers/raw-client.ts`
- * re-exports `KafkaConnection` as `RawClient`).
+ * A small Kafka client on Brook's own codec, the one every part of Brook that talks to
+ * a broker uses: `brook produce` and `brook consume`, the follower fetcher
+ * (src/replication), the build's start-up recording (build/compile.ts), and tests that
+ * send exact requests (`test/helpers/raw-client.ts` re-exports `KafkaConnection` as
+ * `RawClient`).
  *
  * `KafkaConnection` is one TCP connection: requests are framed with a v1/v2 request
  * header, pipelined, and answers matched by correlation id. Every request has a deadline
