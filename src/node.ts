@@ -7,6 +7,7 @@
 import { createAdminApp } from "./admin/app.ts";
 import { BrokerMetrics } from "./admin/metrics.ts";
 import { startAdminServer } from "./admin/server.ts";
+import type { GroupHandlerDeps } from "./api/group-handlers.ts";
 import { createRegistry } from "./api/index.ts";
 import type { BrokerServices } from "./api/services.ts";
 import { MetadataImage } from "./cluster/metadata-image.ts";
@@ -20,7 +21,6 @@ import { systemClock } from "./util/clock.ts";
 import { systemRandom } from "./util/random.ts";
 import { systemTimers } from "./util/timers.ts";
 import { GroupCoordinator } from "./coordinator/group-coordinator.ts";
-import { createGroupHandlers } from "./coordinator/handlers.ts";
 import { LogOffsetStore } from "./coordinator/log-offset-store.ts";
 import { OffsetRetention } from "./coordinator/offset-store.ts";
 import { partitionForGroup } from "./coordinator/offset-records.ts";
@@ -191,7 +191,7 @@ export async function startNode(
   expireOffsets();
   const retentionTimer = setInterval(expireOffsets, OFFSETS_RETENTION_TICK_MS);
   let advertised = { host: config.advertise.host, port: config.advertise.port };
-  const groupHandlers = createGroupHandlers({
+  const groups: GroupHandlerDeps = {
     coordinator,
     offsets,
     self: () => ({ nodeId, host: advertised.host, port: advertised.port }),
@@ -209,7 +209,7 @@ export async function startNode(
     },
     partitionExists: (topic, partition) => image.topic(topic)?.partitions[partition] !== undefined,
     topicIdToName: (topicId) => image.topicById(topicId)?.name,
-  });
+  };
   const registry = createRegistry(services, {
     brokerSettings: () => ({
       "broker.id": String(nodeId),
@@ -218,7 +218,7 @@ export async function startNode(
       "socket.request.max.bytes": String(config.socketRequestMaxBytes),
       "log.dirs": config.dataDir,
     }),
-    extraHandlers: groupHandlers,
+    groups,
   });
   // A node that restarts or joins answers Kafka requests only once its metadata image
   // has caught up with the leader's (until then it would say a topic does not exist).

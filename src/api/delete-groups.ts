@@ -6,7 +6,7 @@
  * NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND. A name listed twice is answered
  * once (Kafka reads the list as a set).
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { DeleteGroupsRequest, DeleteGroupsResponse } from "../protocol/generated/index.ts";

@@ -7,7 +7,7 @@
  * nothing else; member metadata and assignments are shown only while Stable. With no
  * authorizer, the authorized operations are all a group has: READ, DELETE, DESCRIBE.
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { DescribeGroupsRequest, DescribeGroupsResponse } from "../protocol/generated/index.ts";
 import { defineHandler } from "../server/handler.ts";

@@ -11,7 +11,7 @@
  * (COORDINATOR_NOT_AVAILABLE, which clients retry); any other key type, share groups
  * included, is INVALID_REQUEST.
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { FindCoordinatorRequest, FindCoordinatorResponse } from "../protocol/generated/index.ts";
 import { defineHandler } from "../server/handler.ts";

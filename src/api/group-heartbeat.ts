@@ -5,7 +5,7 @@
  * REBALANCE_IN_PROGRESS tells a member to rejoin; UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION
  * and FENCED_INSTANCE_ID that it is out of the group or of date.
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import { HeartbeatRequest, HeartbeatResponse } from "../protocol/generated/index.ts";
 import { defineHandler } from "../server/handler.ts";

@@ -8,7 +8,7 @@
  *
  * The response waits for the join phase of the rebalance (GroupCoordinator).
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import type { JoinGroupResult } from "../coordinator/group-coordinator.ts";
 import {

@@ -4,7 +4,7 @@
  * member id and group instance id, with per-member errors (KIP-345: an admin removes a
  * static member by instance id, member id ""); v4 flexible; v5 a reason (KIP-800).
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import { LeaveGroupRequest, LeaveGroupResponse } from "../protocol/generated/index.ts";
 import { defineHandler } from "../server/handler.ts";

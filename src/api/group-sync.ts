@@ -6,7 +6,7 @@
  * The leader's request carries every member's assignment; a follower's response waits
  * until the leader's arrives (GroupCoordinator).
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import {
   SyncGroupRequest,

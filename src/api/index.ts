@@ -2,7 +2,6 @@
  * Every Kafka API this node answers, registered in one place.
  */
 import { HandlerRegistry } from "../server/registry.ts";
-import type { ApiHandler } from "../server/handler.ts";
 import { createApiVersionsHandler } from "./api-versions.ts";
 import { createCreatePartitionsHandler } from "./create-partitions.ts";
 import { createCreateTopicsHandler } from "./create-topics.ts";
@@ -11,6 +10,7 @@ import { createDeleteTopicsHandler } from "./delete-topics.ts";
 import { createDescribeClusterHandler } from "./describe-cluster.ts";
 import { createDescribeConfigsHandler } from "./describe-configs.ts";
 import { createFetchHandler } from "./fetch.ts";
+import { createGroupHandlers, type GroupHandlerDeps } from "./group-handlers.ts";
 import { createListOffsetsHandler } from "./list-offsets.ts";
 import { createMetadataHandler } from "./metadata.ts";
 import { createOffsetForLeaderEpochHandler } from "./offset-for-leader-epoch.ts";
@@ -19,7 +19,7 @@ import type { BrokerServices } from "./services.ts";
 
 export function createRegistry(
   services: BrokerServices,
-  options: { brokerSettings: () => Record<string, string>; extraHandlers: readonly ApiHandler[] },
+  options: { brokerSettings: () => Record<string, string>; groups: GroupHandlerDeps },
 ): HandlerRegistry {
   const registry = new HandlerRegistry();
   registry.register(createApiVersionsHandler(registry));
@@ -34,6 +34,6 @@ export function createRegistry(
   registry.register(createDeleteRecordsHandler(services));
   registry.register(createDescribeConfigsHandler(services, options.brokerSettings));
   registry.register(createDescribeClusterHandler(services));
-  for (const handler of options.extraHandlers) registry.register(handler);
+  for (const handler of createGroupHandlers(options.groups)) registry.register(handler);
   return registry;
 }

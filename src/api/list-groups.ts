@@ -4,7 +4,7 @@
  * response (KIP-518), matched case-insensitively; v5 a filter on group types and the
  * type in the response (KIP-848): every Brook group is "classic".
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { ListGroupsRequest, ListGroupsResponse } from "../protocol/generated/index.ts";
 import { defineHandler } from "../server/handler.ts";

@@ -19,7 +19,7 @@
  * A commit the group accepted is in flight until the store has it (CommitsInFlight):
  * OffsetFetch waits for it, because the group may rebalance in the meantime.
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import { OFFSET_METADATA_LENGTH_MAX, type OffsetCommitEntry } from "../coordinator/offset-store.ts";
 import { OffsetsStoreError } from "../coordinator/offsets-topic.ts";

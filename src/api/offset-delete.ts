@@ -7,7 +7,7 @@
  * group with members is NON_EMPTY_GROUP. A partition that does not exist is
  * UNKNOWN_TOPIC_OR_PARTITION. A group-level error leaves the topic list empty.
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { groupErrorCode } from "../coordinator/group-errors.ts";
 import type { TopicPartition } from "../coordinator/offset-store.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";

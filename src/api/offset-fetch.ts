@@ -17,7 +17,7 @@
  * stored when the request arrived (CommitsInFlight in offset-commit.ts): a member taking
  * a partition over after a rebalance must see the previous owner's last commit.
  */
-import type { GroupHandlerDeps } from "../coordinator/handlers.ts";
+import type { GroupHandlerDeps } from "./group-handlers.ts";
 import { CommitsInFlight } from "./offset-commit.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import {

@@ -4,15 +4,15 @@
  * checked to be encodable at that version.
  */
 import { describe, expect, test } from "bun:test";
-import { clientHost } from "../api/group-join.ts";
-import { GROUP_AUTHORIZED_OPERATIONS } from "../api/describe-groups.ts";
+import { clientHost } from "./group-join.ts";
+import { GROUP_AUTHORIZED_OPERATIONS } from "./describe-groups.ts";
 import { decode, encode } from "../protocol/codec.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { Reader } from "../protocol/reader.ts";
 import type { Encodable } from "../protocol/schema.ts";
 import { type ApiHandler, NO_RESPONSE, type RequestContext } from "../server/handler.ts";
-import { createGroupHandlers } from "./handlers.ts";
-import { bytes, type Harness, harness, subscription, text } from "./test-helpers.ts";
+import { createGroupHandlers } from "./group-handlers.ts";
+import { bytes, type Harness, harness, subscription, text } from "../coordinator/test-helpers.ts";
 
 const SELF = { nodeId: 7, host: "broker.local", port: 9092 };
 const TOPICS: Record<string, number> = { orders: 3, payments: 1 };

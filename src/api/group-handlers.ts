@@ -1,23 +1,23 @@
 /**
  * The Kafka API handlers of consumer groups and committed offsets, built over one
- * GroupCoordinator and one OffsetStore. `src/node.ts` registers what this returns
- * (and drives `coordinator.tick()` from its timer); each handler lives in its own
- * module under `src/api/`.
+ * GroupCoordinator and one OffsetStore (the domain logic, in src/coordinator).
+ * `createRegistry` (index.ts) registers them with the others; each handler lives in its
+ * own module here.
  */
-import { createDeleteGroupsHandler } from "../api/delete-groups.ts";
-import { createDescribeGroupsHandler } from "../api/describe-groups.ts";
-import { createFindCoordinatorHandler } from "../api/find-coordinator.ts";
-import { createHeartbeatHandler } from "../api/group-heartbeat.ts";
-import { createJoinGroupHandler } from "../api/group-join.ts";
-import { createLeaveGroupHandler } from "../api/group-leave.ts";
-import { createSyncGroupHandler } from "../api/group-sync.ts";
-import { createListGroupsHandler } from "../api/list-groups.ts";
-import { CommitsInFlight, createOffsetCommitHandler } from "../api/offset-commit.ts";
-import { createOffsetDeleteHandler } from "../api/offset-delete.ts";
-import { createOffsetFetchHandler } from "../api/offset-fetch.ts";
+import { createDeleteGroupsHandler } from "./delete-groups.ts";
+import { createDescribeGroupsHandler } from "./describe-groups.ts";
+import { createFindCoordinatorHandler } from "./find-coordinator.ts";
+import { createHeartbeatHandler } from "./group-heartbeat.ts";
+import { createJoinGroupHandler } from "./group-join.ts";
+import { createLeaveGroupHandler } from "./group-leave.ts";
+import { createSyncGroupHandler } from "./group-sync.ts";
+import { createListGroupsHandler } from "./list-groups.ts";
+import { CommitsInFlight, createOffsetCommitHandler } from "./offset-commit.ts";
+import { createOffsetDeleteHandler } from "./offset-delete.ts";
+import { createOffsetFetchHandler } from "./offset-fetch.ts";
 import type { ApiHandler } from "../server/handler.ts";
-import type { GroupCoordinator } from "./group-coordinator.ts";
-import type { OffsetStore } from "./offset-store.ts";
+import type { GroupCoordinator } from "../coordinator/group-coordinator.ts";
+import type { OffsetStore } from "../coordinator/offset-store.ts";
 
 export interface GroupHandlerDeps {
   readonly coordinator: GroupCoordinator;
