@@ -17,7 +17,7 @@
  * offset and timestamp deltas, so every kept record keeps its offset and timestamp. Only
  * the length, the record count, the max timestamp (under CreateTime, the largest kept
  * record's) and the CRC change. Such a batch has fewer records than its offset span, which
- * is why recovery accepts recordCount <= lastOffsetDelta + 1 (segment.ts).
+ * is why recovery accepts recordCount <= lastOffsetDelta + 1 (batch-scan.ts).
  *
  * A batch that cannot be read (bad compression, records that do not parse although the
  * CRC matched) is never filtered: the cleaner keeps it whole and skips its keys.

@@ -19,7 +19,7 @@
 import { Buffer } from "node:buffer";
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync } from "node:fs";
 import { assert } from "../util/assert.ts";
-import { syncDirectory, writeFully } from "./segment.ts";
+import { syncDirectory, writeFully } from "./segment-files.ts";
 
 export const CHECKPOINT_VERSION = 0;
 /** Kafka's name: offsets below the recovery point are fsynced. */

@@ -1,5 +1,5 @@
 /**
- * Compaction (compaction.ts, batch-filter.ts, the swap in segment.ts and
+ * Compaction (compaction.ts, batch-filter.ts, the swap in segment-builder.ts and
  * partition-log.ts) on real files in temp dirs, with a ManualClock: what survives a
  * pass, tombstones and delete.retention.ms, compressed batches, what a crash at each step
  * of a swap leaves, and reads running while a pass is under way.

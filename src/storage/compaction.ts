@@ -74,7 +74,9 @@ import {
 } from "./limits.ts";
 import { type LogConfig, compactionConfig } from "./log-config.ts";
 import type { ReadOptions, ReadResult } from "./partition-log.ts";
-import { type Segment, SegmentBuilder, StorageIoError } from "./segment.ts";
+import type { Segment } from "./segment.ts";
+import { SegmentBuilder } from "./segment-builder.ts";
+import { StorageIoError } from "./segment-files.ts";
 
 const log = logger("cleaner");
 

@@ -23,7 +23,7 @@ import type { DeferredBytes } from "../protocol/deferred-bytes.ts";
 import { BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, readBatchLength, readRecordCount } from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
-import { readFully } from "./segment.ts";
+import { readFully } from "./segment-files.ts";
 
 const log = logger("storage");
 

@@ -55,7 +55,7 @@ import {
 import type { CleanerOptions } from "./compaction.ts";
 import { CLEANER_BYTES_PER_TICK } from "./limits.ts";
 import type { LogConfig } from "./log-config.ts";
-import { StorageIoError, syncDirectory } from "./segment.ts";
+import { StorageIoError, syncDirectory } from "./segment-files.ts";
 import { SegmentCache } from "./segment-cache.ts";
 
 const log = logger("log-manager");

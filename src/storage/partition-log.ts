@@ -87,21 +87,19 @@ import {
   batchBytesLimit,
   checkLogConfig,
 } from "./log-config.ts";
+import { type ReadCounter, Segment } from "./segment.ts";
+import { type SegmentBuilder, recoverCleanerSwaps } from "./segment-builder.ts";
 import {
   DELETED_SUFFIX,
   INDEX_SUFFIX,
   LOG_SUFFIX,
   REBUILD_SUFFIX,
-  type ReadCounter,
   SEGMENT_FILE_PATTERN,
-  Segment,
-  type SegmentBuilder,
   StorageIoError,
   TIME_INDEX_SUFFIX,
-  recoverCleanerSwaps,
   segmentFileName,
   syncDirectory,
-} from "./segment.ts";
+} from "./segment-files.ts";
 import { FileSlice, type SliceRange } from "./file-slice.ts";
 import { SegmentCache } from "./segment-cache.ts";
 import {

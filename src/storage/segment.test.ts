@@ -8,14 +8,9 @@ import { AssertionError } from "../util/assert.ts";
 import { ManualClock } from "../util/clock.ts";
 import { DEFAULT_LOG_CONFIG } from "./log-config.ts";
 import { PartitionLog } from "./partition-log.ts";
-import {
-  INDEX_SUFFIX,
-  LOG_SUFFIX,
-  Segment,
-  TIME_INDEX_SUFFIX,
-  scanBatches,
-  segmentFileName,
-} from "./segment.ts";
+import { scanBatches } from "./batch-scan.ts";
+import { Segment } from "./segment.ts";
+import { INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segmentFileName } from "./segment-files.ts";
 import { SegmentCache } from "./segment-cache.ts";
 import { LogModel, T0, makeBatch, makeTempDir, removeDir } from "./test-support.ts";
 

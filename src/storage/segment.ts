@@ -10,8 +10,10 @@
  * never change; their indexes and read descriptors live in the shared SegmentCache.
  * Deleting one renames its files `.deleted` first (`renameForDeletion`); `delete`
  * removes them later, so whoever still holds the segment can read it until then. The log
- * cleaner replaces sealed segments by new files (`SegmentBuilder`: written under
- * `.cleaned`, committed as `.swap`, renamed into place), never by changing a file.
+ * cleaner replaces sealed segments by new files (`SegmentBuilder` in segment-builder.ts:
+ * written under `.cleaned`, committed as `.swap`, renamed into place), never by changing
+ * a file. File names and whole-range I/O are in segment-files.ts, the batch walker in
+ * batch-scan.ts.
  *
  * Invariants:
  * - `sizeBytes` covers whole batches only; nothing is ever read past it.
@@ -34,34 +36,26 @@ import {
   ftruncateSync,
   openSync,
   readFileSync,
-  readSync,
-  readdirSync,
   renameSync,
   statSync,
   unlinkSync,
-  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import {
   BATCH_HEADER_BYTES,
   Compression,
-  MAGIC_V2,
-  batchCrcIsValid,
   findRecordAtTimestamp,
   readBaseOffset,
   readBaseTimestamp,
-  readBatchSize,
   readCompression,
   readLastOffset,
-  readLastOffsetDelta,
-  readMagic,
   readMaxTimestamp,
-  readRecordCount,
   readTimestampType,
 } from "../protocol/record-batch.ts";
 import { DecompressionError, uncompressedTwin } from "../protocol/compression.ts";
 import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
+import { type BatchVisitor, type ScanMode, type ScanOutcome, scanBatches } from "./batch-scan.ts";
 import {
   BATCH_BYTES_MAX,
   LOCATE_CHUNK_BYTES_MAX,
@@ -72,196 +66,20 @@ import {
 } from "./limits.ts";
 import { OffsetIndex } from "./offset-index.ts";
 import type { SegmentCache } from "./segment-cache.ts";
+import {
+  DELETED_SUFFIX,
+  INDEX_SUFFIX,
+  LOG_SUFFIX,
+  StorageIoError,
+  TIME_INDEX_SUFFIX,
+  readFully,
+  replaceFile,
+  segmentFileName,
+  writeFully,
+} from "./segment-files.ts";
 import { TimeIndex } from "./time-index.ts";
 
 const log = logger("storage");
-
-export const LOG_SUFFIX = ".log";
-export const INDEX_SUFFIX = ".index";
-export const TIME_INDEX_SUFFIX = ".timeindex";
-/** Index files being rebuilt are written under this suffix, then renamed into place. */
-export const REBUILD_SUFFIX = ".rebuild";
-/**
- * A deleted segment's files are renamed with this suffix and removed after
- * file.delete.delay.ms (Kafka's `.deleted`); a log found with such files on open
- * removes them at once.
- */
-export const DELETED_SUFFIX = ".deleted";
-/**
- * The log cleaner writes a segment's replacement under this suffix (all three files),
- * fsyncs it, then renames each file to SWAP_SUFFIX: the rename of the .log file is the
- * commit point. An open removes `.cleaned` files (never committed).
- */
-export const CLEANED_SUFFIX = ".cleaned";
-/**
- * A committed replacement waiting to be renamed into place (Kafka's `.swap`). An open
- * finishes the swap: see `recoverCleanerSwaps`.
- */
-export const SWAP_SUFFIX = ".swap";
-/** `<20-digit base offset>.log`, `.index` or `.timeindex`. */
-export const SEGMENT_FILE_PATTERN = /^(\d{20})\.(log|index|timeindex)$/;
-
-export function segmentFileName(baseOffset: number, suffix: string): string {
-  assert(Number.isSafeInteger(baseOffset), "Segment base offset is not a safe integer");
-  assert(baseOffset >= 0, "Segment base offset is negative");
-  return `${String(baseOffset).padStart(20, "0")}${suffix}`;
-}
-
-/** An I/O failure (disk full, EIO) while changing a log; the log itself stays consistent. */
-export class StorageIoError extends Error {
-  override name = "StorageIoError";
-}
-
-// ---------------------------------------------------------------------------------------
-// Whole-range I/O.
-
-/** Reads up to `length` bytes at `position`; fewer only at end of file. */
-export function readFully(
-  fd: number,
-  target: Uint8Array,
-  targetAt: number,
-  length: number,
-  position: number,
-): number {
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, target, targetAt + done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
-
-export function writeFully(fd: number, source: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < source.byteLength) {
-    done += writeSync(fd, source, done, source.byteLength - done, position + done);
-  }
-}
-
-/**
- * fsyncs a directory so that names created, renamed or removed in it survive a machine
- * crash. Platforms that cannot fsync a directory (Windows) say so with EISDIR, EPERM or
- * EINVAL.
- */
-export function syncDirectory(dir: string): void {
-  let fd: number;
-  try {
-    fd = openSync(dir, "r");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EISDIR" || code === "EPERM" || code === "EACCES") return;
-    throw error;
-  }
-  try {
-    fsyncSync(fd);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL") throw error;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Scanning batch by batch: recovery, index rebuilds and the short scans after an index
-// lookup all use this.
-
-/**
- * headers: the visitor gets at least the batch's 61-byte header; used on data already
- * verified. verify: the visitor gets the whole batch, checked (magic, length, CRC,
- * record count) first; used where a crash may have torn the data.
- */
-export type ScanMode = "headers" | "verify";
-
-/**
- * end: every batch in range was visited. found: the visitor stopped at `position`.
- * partial: the range ends inside the batch at `position`. corrupt: the batch at
- * `position` fails a check.
- */
-export type ScanStop = "end" | "found" | "partial" | "corrupt";
-
-export interface ScanOutcome {
-  stop: ScanStop;
-  /** For "end", the end of the range; otherwise where the batch it stopped at starts. */
-  position: number;
-  /** Why a partial or corrupt batch was refused; empty otherwise. */
-  reason: string;
-  /** Bytes the scan read from the file (what recovery reports as its cost). */
-  bytesRead: number;
-}
-
-/**
- * `buf` holds the batch at `at` (it starts at file `position` and has `size` bytes);
- * valid only during the call. Return true to stop the scan there.
- */
-export type BatchVisitor = (buf: Uint8Array, at: number, position: number, size: number) => boolean;
-
-/**
- * Visits the batches of file range [from, to) in order, reading chunks of `chunkBytes`
- * (grown to one whole batch in verify mode). Allocates one chunk per scan.
- */
-export function scanBatches(
-  fd: number,
-  from: number,
-  to: number,
-  mode: ScanMode,
-  chunkBytes: number,
-  visit: BatchVisitor,
-): ScanOutcome {
-  assert(from >= 0, "Scan starts before the file");
-  assert(from <= to, "Scan range is inverted");
-  let chunk = Buffer.allocUnsafe(Math.max(BATCH_HEADER_BYTES, Math.min(chunkBytes, to - from)));
-  // File range held in `chunk`.
-  let chunkStart = from;
-  let chunkEnd = from;
-  let position = from;
-  let bytesRead = 0;
-  const stopped = (stop: ScanStop, reason: string): ScanOutcome =>
-    ({ stop, position, reason, bytesRead });
-  while (position < to) {
-    const left = to - position;
-    if (left < BATCH_HEADER_BYTES) {
-      return stopped("partial", `Batch header is cut: ${left} bytes left`);
-    }
-    if (position + BATCH_HEADER_BYTES > chunkEnd) {
-      const n = readFully(fd, chunk, 0, Math.min(chunk.byteLength, left), position);
-      bytesRead += n;
-      chunkStart = position;
-      chunkEnd = position + n;
-      if (n < BATCH_HEADER_BYTES) return stopped("partial", `File ends at ${chunkEnd}`);
-    }
-    let at = position - chunkStart;
-    const magic = readMagic(chunk, at);
-    if (magic !== MAGIC_V2) return stopped("corrupt", `Batch magic is ${magic}`);
-    const size = readBatchSize(chunk, at);
-    if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX) {
-      return stopped("corrupt", `Batch size is implausible: ${size}`);
-    }
-    if (size > left) return stopped("partial", `Batch is cut: ${left} of ${size} bytes`);
-    if (mode === "verify") {
-      if (position + size > chunkEnd) {
-        if (size > chunk.byteLength) chunk = Buffer.allocUnsafe(size);
-        const n = readFully(fd, chunk, 0, Math.min(chunk.byteLength, left), position);
-        bytesRead += n;
-        chunkStart = position;
-        chunkEnd = position + n;
-        at = 0;
-        if (n < size) return stopped("partial", `File ends at ${chunkEnd}`);
-      }
-      if (!batchCrcIsValid(chunk, at, size)) return stopped("corrupt", "Batch CRC mismatch");
-      // A batch has at least one record and no more than its offsets allow; compaction
-      // leaves fewer records than offsets (batch-filter.ts keeps lastOffsetDelta).
-      const count = readRecordCount(chunk, at);
-      if (count < 1 || readLastOffsetDelta(chunk, at) < count - 1) {
-        return stopped("corrupt", `Batch record count is off: ${count}`);
-      }
-    }
-    if (visit(chunk, at, position, size)) return stopped("found", "");
-    position += size;
-  }
-  return stopped("end", "");
-}
 
 // ---------------------------------------------------------------------------------------
 
@@ -371,24 +189,8 @@ function readIfExists(path: string): Buffer | null {
   }
 }
 
-/**
- * Writes `bytes` to `path` atomically: a temporary file (`path` + `suffix`), fsynced,
- * renamed into place. The caller fsyncs the directory when the rename must be durable.
- */
-export function replaceFile(path: string, bytes: Uint8Array, suffix = REBUILD_SUFFIX): void {
-  const temporary = `${path}${suffix}`;
-  const fd = openSync(temporary, "w");
-  try {
-    writeFully(fd, bytes, 0);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
-}
-
 /** Builds index entries while batches are appended or scanned, by the interval rule. */
-class IndexBuilder {
+export class IndexBuilder {
   constructor(
     readonly offsetIndex: OffsetIndex,
     readonly timeIndex: TimeIndex,
@@ -1221,278 +1023,4 @@ export class Segment {
     this.#cache.forget(this.indexPath);
     this.#cache.forget(this.timeIndexPath);
   }
-}
-
-// ---------------------------------------------------------------------------------------
-// Writing a replacement segment (the log cleaner), and finishing an interrupted swap.
-
-function unlinkIfExists(path: string): boolean {
-  try {
-    unlinkSync(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw error;
-  }
-}
-
-/** Bytes buffered before one write of the .log file being built. */
-const BUILDER_WRITE_BYTES = 1024 * 1024;
-
-/**
- * Writes a new sealed segment for the log cleaner, crash-safely, in four steps:
- *
- * 1. `append` whole batches (increasing offsets) to `<base>.log.cleaned`; `finish` writes
- *    the indexes to `<base>.index.cleaned` and `.timeindex.cleaned` and fsyncs all three.
- * 2. `commit` renames the indexes, then the .log, from `.cleaned` to `.swap` and fsyncs
- *    the directory: once `<base>.log.swap` exists the replacement is decided.
- * 3. The caller renames the replaced segments `.deleted` (PartitionLog.replaceSegments).
- * 4. `install` renames the indexes, then the .log, from `.swap` to their final names, and
- *    fsyncs the directory.
- *
- * A crash before step 2 leaves `.cleaned` files, which the next open removes: the old
- * segments stand. A crash after it leaves `<base>.log.swap`, and the next open finishes
- * the swap (`recoverCleanerSwaps`): the new segments stand. Readers never see a file
- * being written: the names they read are only ever replaced by a rename.
- */
-export class SegmentBuilder {
-  readonly dir: string;
-  readonly baseOffset: number;
-  readonly #indexIntervalBytes: number;
-  readonly #offsetIndex: OffsetIndex;
-  readonly #timeIndex: TimeIndex;
-  readonly #builder: IndexBuilder;
-  #logFd: number | null;
-  /** Batches not yet written to the .log file, [0, #pending) of #buffer. */
-  #buffer: Buffer;
-  #pending = 0;
-  #sizeBytes = 0;
-  /** Offset after the last appended batch (the base offset before any). */
-  #nextOffset: number;
-  #lastBatchBase = -1;
-  #state: "writing" | "finished" | "committed" | "installed" | "aborted" = "writing";
-
-  private constructor(dir: string, baseOffset: number, indexIntervalBytes: number, fd: number) {
-    this.dir = dir;
-    this.baseOffset = baseOffset;
-    this.#indexIntervalBytes = indexIntervalBytes;
-    this.#offsetIndex = new OffsetIndex(baseOffset);
-    this.#timeIndex = new TimeIndex(baseOffset);
-    this.#builder = new IndexBuilder(this.#offsetIndex, this.#timeIndex, indexIntervalBytes, 0, -1);
-    this.#logFd = fd;
-    this.#buffer = Buffer.allocUnsafe(BUILDER_WRITE_BYTES);
-    this.#nextOffset = baseOffset;
-  }
-
-  /** Starts `<base>.log.cleaned` (replacing a leftover of an abandoned attempt). */
-  static create(dir: string, baseOffset: number, indexIntervalBytes: number): SegmentBuilder {
-    const fd = openSync(SegmentBuilder.#path(dir, baseOffset, LOG_SUFFIX, CLEANED_SUFFIX), "w");
-    return new SegmentBuilder(dir, baseOffset, indexIntervalBytes, fd);
-  }
-
-  static #path(dir: string, baseOffset: number, suffix: string, stage: string): string {
-    return join(dir, segmentFileName(baseOffset, suffix) + stage);
-  }
-
-  get sizeBytes(): number {
-    return this.#sizeBytes;
-  }
-
-  get isEmpty(): boolean {
-    return this.#sizeBytes === 0;
-  }
-
-  /** Largest batch max timestamp appended, -1 when none. */
-  get maxTimestamp(): number {
-    return this.#builder.maxTimestamp;
-  }
-
-  /** Appends one whole, valid batch whose offsets follow the previous one's. */
-  append(batch: Uint8Array): void {
-    assert(this.#state === "writing", `Segment builder is ${this.#state}`);
-    const size = readBatchSize(batch, 0);
-    assert(size === batch.byteLength, "Builder appends exactly one whole batch");
-    const base = readBaseOffset(batch, 0);
-    const last = readLastOffset(batch, 0);
-    assert(base >= this.#nextOffset, `Cleaned batch offsets go backwards: ${base}`);
-    assert(last - this.baseOffset <= RELATIVE_OFFSET_MAX, "Cleaned segment spans too many offsets");
-    if (this.#pending + size > this.#buffer.byteLength) this.#flushBuffer();
-    if (size > this.#buffer.byteLength) {
-      writeFully(this.#logFd!, batch, this.#sizeBytes);
-    } else {
-      this.#buffer.set(batch, this.#pending);
-      this.#pending += size;
-    }
-    this.#builder.add(base, this.#sizeBytes, size, readMaxTimestamp(batch, 0));
-    this.#sizeBytes += size;
-    this.#nextOffset = last + 1;
-    this.#lastBatchBase = base;
-  }
-
-  /** Writes the indexes and fsyncs the three `.cleaned` files. */
-  finish(): void {
-    assert(this.#state === "writing", `Segment builder is ${this.#state}`);
-    this.#flushBuffer();
-    const fd = this.#logFd!;
-    fsyncSync(fd);
-    closeSync(fd);
-    this.#logFd = null;
-    this.#builder.close(this.#lastBatchBase);
-    const offsets = this.#offsetIndex.entryBytes(0, this.#offsetIndex.entryCount);
-    const times = this.#timeIndex.entryBytes(0, this.#timeIndex.entryCount);
-    for (const [suffix, bytes] of [[INDEX_SUFFIX, offsets], [TIME_INDEX_SUFFIX, times]] as const) {
-      const indexFd = openSync(this.#file(suffix, CLEANED_SUFFIX), "w");
-      try {
-        writeFully(indexFd, bytes, 0);
-        fsyncSync(indexFd);
-      } finally {
-        closeSync(indexFd);
-      }
-    }
-    this.#state = "finished";
-  }
-
-  /** The commit point: `.cleaned` → `.swap`, the .log last, then the directory fsynced. */
-  commit(): void {
-    assert(this.#state === "finished", `Segment builder is ${this.#state}`);
-    for (const suffix of [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX]) {
-      renameSync(this.#file(suffix, CLEANED_SUFFIX), this.#file(suffix, SWAP_SUFFIX));
-    }
-    syncDirectory(this.dir);
-    this.#state = "committed";
-  }
-
-  /**
-   * `.swap` → final names, the .log last, then the directory fsynced. The segment this
-   * replaces must have been renamed away already (its .log would be overwritten).
-   */
-  install(cache: SegmentCache): Segment {
-    assert(this.#state === "committed", `Segment builder is ${this.#state}`);
-    for (const suffix of [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX]) {
-      const target = join(this.dir, segmentFileName(this.baseOffset, suffix));
-      cache.forget(target);
-      renameSync(this.#file(suffix, SWAP_SUFFIX), target);
-    }
-    syncDirectory(this.dir);
-    this.#state = "installed";
-    return Segment.installed(this.dir, this.baseOffset, cache, this.#sizeBytes, this.maxTimestamp);
-  }
-
-  /**
-   * Gives up before the commit: closes and removes the `.cleaned` files. Idempotent. A
-   * committed swap is left alone: its files are the next open's to finish.
-   */
-  abort(): void {
-    if (this.#state !== "writing" && this.#state !== "finished") return;
-    if (this.#logFd !== null) {
-      closeSync(this.#logFd);
-      this.#logFd = null;
-    }
-    for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) {
-      unlinkIfExists(this.#file(suffix, CLEANED_SUFFIX));
-    }
-    this.#state = "aborted";
-  }
-
-  #file(suffix: string, stage: string): string {
-    return SegmentBuilder.#path(this.dir, this.baseOffset, suffix, stage);
-  }
-
-  #flushBuffer(): void {
-    if (this.#pending === 0) return;
-    const start = this.#sizeBytes - this.#pending;
-    writeFully(this.#logFd!, this.#buffer.subarray(0, this.#pending), start);
-    this.#pending = 0;
-  }
-}
-
-/** What `recoverCleanerSwaps` did, for the open's log line and tests. */
-export interface SwapRecovery {
-  /** Base offsets of swaps finished (their `.swap` files renamed into place). */
-  completed: number[];
-  /** Files removed: uncommitted `.cleaned`/`.swap` files and segments a swap replaced. */
-  removed: string[];
-}
-
-const CLEANER_FILE_PATTERN = /^(\d{20})\.(log|index|timeindex)(\.cleaned|\.swap)$/;
-
-/**
- * Finishes what a crash interrupted in `dir` (run before the segments are listed):
- * `.cleaned` files were never committed and go; a `<base>.log.swap` was committed, so
- * its `.swap` files are renamed into place and the segments it replaced, those whose base
- * offset lies in (base, next offset of the swap file), are removed (Kafka's LogLoader
- * rule). Index `.swap` files without their `.log.swap` belong to an uncommitted swap and
- * go. Throws if a committed swap file is damaged: it was fsynced before its commit, so
- * that is not a crash fault.
- */
-export function recoverCleanerSwaps(dir: string): SwapRecovery {
-  const result: SwapRecovery = { completed: [], removed: [] };
-  const names = readdirSync(dir);
-  const committed: number[] = [];
-  for (const name of names) {
-    const match = CLEANER_FILE_PATTERN.exec(name);
-    if (match === null) continue;
-    if (match[2] === "log" && match[3] === SWAP_SUFFIX) committed.push(Number(match[1]));
-  }
-  const committedSet = new Set(committed);
-  for (const name of names) {
-    const match = CLEANER_FILE_PATTERN.exec(name);
-    if (match === null) continue;
-    const uncommitted = match[3] === CLEANED_SUFFIX || !committedSet.has(Number(match[1]));
-    if (!uncommitted) continue;
-    unlinkSync(join(dir, name));
-    result.removed.push(name);
-  }
-  committed.sort((a, b) => a - b);
-  const present = names
-    .map((name) => SEGMENT_FILE_PATTERN.exec(name))
-    .filter((match) => match !== null && match[2] === "log")
-    .map((match) => Number(match![1]));
-  for (const base of committed) {
-    const swapLog = join(dir, segmentFileName(base, LOG_SUFFIX) + SWAP_SUFFIX);
-    const next = nextOffsetOfFile(swapLog, base);
-    for (const old of present) {
-      if (old <= base || old >= next) continue;
-      for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) {
-        const name = segmentFileName(old, suffix);
-        if (unlinkIfExists(join(dir, name))) result.removed.push(name);
-      }
-    }
-    for (const suffix of [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX]) {
-      const from = join(dir, segmentFileName(base, suffix) + SWAP_SUFFIX);
-      // Index .swap files are renamed before the .log's: one may be in place already.
-      if (suffix !== LOG_SUFFIX && !existsSync(from)) continue;
-      renameSync(from, join(dir, segmentFileName(base, suffix)));
-    }
-    result.completed.push(base);
-  }
-  if (result.completed.length > 0 || result.removed.length > 0) {
-    syncDirectory(dir);
-    log.warn("Finished log cleaner swaps interrupted by a crash", {
-      dir,
-      completed: result.completed.join(","),
-      removed: result.removed.join(","),
-    });
-  }
-  return result;
-}
-
-/** The offset after the last batch of a complete segment file (`base` when it is empty). */
-function nextOffsetOfFile(path: string, base: number): number {
-  const fd = openSync(path, "r");
-  let next = base;
-  try {
-    const size = fstatSync(fd).size;
-    const outcome = scanBatches(fd, 0, size, "verify", SCAN_CHUNK_BYTES, (buf, at) => {
-      next = readLastOffset(buf, at) + 1;
-      return false;
-    });
-    if (outcome.stop !== "end") {
-      const where = `${path} at ${outcome.position}`;
-      throw new Error(`Cleaned segment is corrupt: ${where}: ${outcome.reason}`);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return next;
 }

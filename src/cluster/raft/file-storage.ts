@@ -43,7 +43,7 @@ import { decodeRecords } from "../../protocol/records.ts";
 import { DEFAULT_LOG_CONFIG, type LogConfig } from "../../storage/log-config.ts";
 import { PartitionLog } from "../../storage/partition-log.ts";
 import { forEachStoredBatch } from "../../storage/replay.ts";
-import { replaceFile, syncDirectory } from "../../storage/segment.ts";
+import { replaceFile, syncDirectory } from "../../storage/segment-files.ts";
 import { assert } from "../../util/assert.ts";
 import type { Clock } from "../../util/clock.ts";
 import { logger } from "../../util/log.ts";

@@ -1,0 +1,126 @@
+/**
+ * @module
+ * The names and the low-level file handling of a partition directory: the suffixes of
+ * segment files and of their transient stages (`.rebuild`, `.deleted`, `.cleaned`,
+ * `.swap`), `segmentFileName`, `StorageIoError`, whole-range reads and writes, directory
+ * fsync, atomic file replacement. Separate from segment.ts because the log, the
+ * checkpoints, file slices and the raft log's storage use these without a Segment.
+ *
+ * All I/O is synchronous node:fs, as in segment.ts.
+ */
+import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { assert } from "../util/assert.ts";
+
+export const LOG_SUFFIX = ".log";
+export const INDEX_SUFFIX = ".index";
+export const TIME_INDEX_SUFFIX = ".timeindex";
+/** Index files being rebuilt are written under this suffix, then renamed into place. */
+export const REBUILD_SUFFIX = ".rebuild";
+/**
+ * A deleted segment's files are renamed with this suffix and removed after
+ * file.delete.delay.ms (Kafka's `.deleted`); a log found with such files on open
+ * removes them at once.
+ */
+export const DELETED_SUFFIX = ".deleted";
+/**
+ * The log cleaner writes a segment's replacement under this suffix (all three files),
+ * fsyncs it, then renames each file to SWAP_SUFFIX: the rename of the .log file is the
+ * commit point. An open removes `.cleaned` files (never committed).
+ */
+export const CLEANED_SUFFIX = ".cleaned";
+/**
+ * A committed replacement waiting to be renamed into place (Kafka's `.swap`). An open
+ * finishes the swap: see `recoverCleanerSwaps`.
+ */
+export const SWAP_SUFFIX = ".swap";
+/** `<20-digit base offset>.log`, `.index` or `.timeindex`. */
+export const SEGMENT_FILE_PATTERN = /^(\d{20})\.(log|index|timeindex)$/;
+
+export function segmentFileName(baseOffset: number, suffix: string): string {
+  assert(Number.isSafeInteger(baseOffset), "Segment base offset is not a safe integer");
+  assert(baseOffset >= 0, "Segment base offset is negative");
+  return `${String(baseOffset).padStart(20, "0")}${suffix}`;
+}
+
+/** An I/O failure (disk full, EIO) while changing a log; the log itself stays consistent. */
+export class StorageIoError extends Error {
+  override name = "StorageIoError";
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole-range I/O.
+
+/** Reads up to `length` bytes at `position`; fewer only at end of file. */
+export function readFully(
+  fd: number,
+  target: Uint8Array,
+  targetAt: number,
+  length: number,
+  position: number,
+): number {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, target, targetAt + done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+export function writeFully(fd: number, source: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < source.byteLength) {
+    done += writeSync(fd, source, done, source.byteLength - done, position + done);
+  }
+}
+
+/**
+ * fsyncs a directory so that names created, renamed or removed in it survive a machine
+ * crash. Platforms that cannot fsync a directory (Windows) say so with EISDIR, EPERM or
+ * EINVAL.
+ */
+export function syncDirectory(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, "r");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EISDIR" || code === "EPERM" || code === "EACCES") return;
+    throw error;
+  }
+  try {
+    fsyncSync(fd);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL") throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes `bytes` to `path` atomically: a temporary file (`path` + `suffix`), fsynced,
+ * renamed into place. The caller fsyncs the directory when the rename must be durable.
+ */
+export function replaceFile(path: string, bytes: Uint8Array, suffix = REBUILD_SUFFIX): void {
+  const temporary = `${path}${suffix}`;
+  const fd = openSync(temporary, "w");
+  try {
+    writeFully(fd, bytes, 0);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+}
+
+/** Removes `path`; false when it did not exist. */
+export function unlinkIfExists(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+}
