@@ -432,6 +432,7 @@ describe("admin: metrics", () => {
     expect([...families.keys()].sort()).toEqual([
       "brook_connections_open",
       "brook_consumer_group_lag",
+      "brook_fetch_requests_waiting",
       "brook_isr_expands_total",
       "brook_isr_shrinks_total",
       "brook_offline_partitions",
@@ -445,6 +446,7 @@ describe("admin: metrics", () => {
     expect(families.get("brook_request_duration_seconds")!.type).toBe("histogram");
     expect(families.get("brook_topic_bytes_in_total")!.type).toBe("counter");
     expect(sampleValue(families, "brook_connections_open")).toBe(0);
+    expect(sampleValue(families, "brook_fetch_requests_waiting")).toBe(0);
     expect(sampleValue(families, "brook_under_replicated_partitions")).toBe(0);
   });
 

@@ -44,6 +44,9 @@ export function renderMetrics(node: AdminNode): string {
   writer.family("brook_connections_open", "gauge", "Open Kafka protocol connections.");
   writer.sample([], node.connectionCount());
 
+  writer.family("brook_fetch_requests_waiting", "gauge", "Fetch requests (consumers' and followers') held in a long poll.");
+  writer.sample([], services.metrics.fetchesWaiting);
+
   writer.family("brook_under_replicated_partitions", "gauge", "Partitions led by this node whose ISR lacks a replica.");
   writer.sample([], underReplicatedPartitions(services));
 

@@ -112,6 +112,9 @@ export class BrokerMetrics {
     traffic.messagesOut += records;
   }
 
+  /** Fetch requests (a consumer's or a follower's) held in a long poll now. */
+  fetchesWaiting = 0;
+
   /** RequestObserver: the time a request starts, handed back to `requestDone`. */
   now(): number {
     return this.#clock.monotonicMs();

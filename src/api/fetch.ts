@@ -212,7 +212,10 @@ export function createFetchHandler(services: BrokerServices) {
     handle(request, context) {
       const deadline = services.clock.monotonicMs() + Math.max(request.maxWaitMs, 0);
       const pass = readOnce(services, request, context);
-      if (shouldWait(pass, request) && request.maxWaitMs > 0) return waitForMore(pass, request, context, deadline);
+      if (shouldWait(pass, request) && request.maxWaitMs > 0) {
+        services.metrics.fetchesWaiting++;
+        return waitForMore(pass, request, context, deadline).finally(() => services.metrics.fetchesWaiting--);
+      }
       return answer(pass, context);
     },
   });

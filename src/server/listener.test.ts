@@ -41,8 +41,13 @@ test("listener: until ready, ApiVersions is answered and other requests wait, th
   let open!: () => void;
   let gate: Promise<void> | null = new Promise<void>((resolve) => (open = resolve));
   void gate.then(() => (gate = null));
+  // Requests that reached the gate while it was shut: the event the holding is about.
+  let held = 0;
   listener = await startKafkaListener({
-    host: "127.0.0.1", port: 0, frameBytesMax: 1 << 20, registry: registryCountingMetadata(), ready: () => gate,
+    host: "127.0.0.1", port: 0, frameBytesMax: 1 << 20, registry: registryCountingMetadata(), ready: () => {
+      if (gate !== null) held++;
+      return gate;
+    },
   });
   client = await KafkaConnection.connect(listener.port);
   const versions = await client.request(API_VERSIONS, 3, { clientSoftwareName: "test", clientSoftwareVersion: "0" });
@@ -53,7 +58,7 @@ test("listener: until ready, ApiVersions is answered and other requests wait, th
   const second = client.request(METADATA, 9, { topics: [], allowAutoTopicCreation: false }).then((a) => answers.push(a.throttleTimeMs));
   // Held, while a new connection's ApiVersions still gets through (on this one it would
   // wait: answers keep the order of the requests).
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  while (held < 2) await new Promise((resolve) => setTimeout(resolve, 5));
   expect(answers).toEqual([]);
   const other = await KafkaConnection.connect(listener.port);
   try {

@@ -9,7 +9,8 @@ import { connect } from "node:net";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 import { ErrorCode } from "../../src/protocol/error-codes.ts";
 import { SeededRandom } from "../../src/util/random.ts";
-import { startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
+import { eventually, startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
+import { parsePrometheusText, sampleValue } from "../helpers/prometheus.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
 const PRODUCE = 0, FETCH = 1, LIST_OFFSETS = 2, METADATA = 3, API_VERSIONS = 18, CREATE_TOPICS = 19;
@@ -187,7 +188,12 @@ describe("broker: fetch long poll and ordering", () => {
     const order: string[] = [];
     void fetch.then(() => order.push("fetch"));
     const metadata = client.request(METADATA, 12, { topics: null, allowAutoTopicCreation: false }).then(() => order.push("metadata"));
-    await new Promise((r) => setTimeout(r, 200));
+    // The broker holds the fetch (its long-poll gauge says so); the Metadata request
+    // behind it on the same connection waits for its answer.
+    await eventually("the fetch held in its long poll", async () => {
+      const families = parsePrometheusText(await (await globalThis.fetch(`${broker.adminUrl}/metrics`)).text());
+      return sampleValue(families, "brook_fetch_requests_waiting") === 1;
+    }, 10_000);
     expect(order).toEqual([]);
     const producer = await RawClient.connect(broker.port);
     expect((await produce("bad", batch(["wake"]), producer)).errorCode).toBe(0);

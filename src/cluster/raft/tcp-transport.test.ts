@@ -229,6 +229,6 @@ test("raft: tcp transport: a connection from another cluster is closed before an
   stranger.transport.send([append(2, 1, 1)]);
   joining.transport.send([append(3, 1, 1)]);
   await waitFor(() => ours.received.length === 1, "the message of the node without a cluster id yet");
-  await Bun.sleep(100);
+  await waitFor(() => ours.transport.rejected >= 1, "the stranger's connection closed on its header");
   expect(ours.received.map((m) => m.from)).toEqual([3]);
 });

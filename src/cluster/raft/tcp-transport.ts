@@ -97,6 +97,8 @@ export class TcpTransport implements RaftTransport {
   #closed = false;
   /** Messages dropped, for tests and metrics. */
   dropped = 0;
+  /** Inbound connections closed on bad input (another cluster's among them), likewise. */
+  rejected = 0;
 
   constructor(options: TcpTransportOptions) {
     this.#options = options;
@@ -135,7 +137,7 @@ export class TcpTransport implements RaftTransport {
     }
     const connection = new InboundConnection(socket, this.#options.id, () => this.#clusterId(), (message) => {
       if (!this.#closed) this.#options.onMessage(message);
-    });
+    }, () => this.rejected++);
     this.#inbound.add(connection);
     socket.once("close", () => this.#inbound.delete(connection));
     connection.receive(rest);
@@ -316,12 +318,14 @@ class InboundConnection {
   /** Bytes needed before decoding is worth trying again. */
   #needed = FRAME_HEADER_BYTES;
   #closed = false;
+  readonly #onReject: () => void;
 
-  constructor(socket: Socket, self: NodeId, clusterId: () => string, deliver: (message: Message) => void) {
+  constructor(socket: Socket, self: NodeId, clusterId: () => string, deliver: (message: Message) => void, onReject: () => void) {
     this.#socket = socket;
     this.#self = self;
     this.#clusterId = clusterId;
     this.#deliver = deliver;
+    this.#onReject = onReject;
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
     socket.on(
       "error",
@@ -402,6 +406,7 @@ class InboundConnection {
 
   #reject(reason: string): void {
     log.warn("Closing a Raft connection on bad input", { remote: remoteOf(this.#socket), reason });
+    this.#onReject();
     this.close();
   }
 }
