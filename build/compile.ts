@@ -32,7 +32,10 @@ const ORDER_RUN_MS = 60_000;
 export function compile(entry: string, outfile: string, extraFlags: string[] = []): void {
   const args = ["build", ...COMPILE_FLAGS, ...extraFlags, "--outfile", outfile, entry];
   const built = spawnSync(process.execPath, args, { cwd: REPO, encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`bun build of ${entry} failed (${built.status}): ${built.stderr || built.stdout}`);
+  if (built.status !== 0)
+    throw new Error(
+      `bun build of ${entry} failed (${built.status}): ${built.stderr || built.stdout}`,
+    );
 }
 
 /**
@@ -43,11 +46,22 @@ export function compile(entry: string, outfile: string, extraFlags: string[] = [
 export async function recordStartupOrder(executable: string, orderFile: string): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "brook-order-"));
   const args = [
-    "start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-    "--gossip", "127.0.0.1:0", "--log-level", "info",
+    "start",
+    "--data-dir",
+    dataDir,
+    "--kafka",
+    "127.0.0.1:0",
+    "--admin",
+    "127.0.0.1:0",
+    "--gossip",
+    "127.0.0.1:0",
+    "--log-level",
+    "info",
   ];
   // The builder's own BROOK_* settings (a --join, a config file) are not this node's.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("BROOK_")));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith("BROOK_")),
+  );
   const child = spawn(executable, args, {
     env: { ...env, BUN_BYTECODE_ORDER_OUT: orderFile },
     stdio: ["ignore", "ignore", "pipe"],
@@ -62,11 +76,16 @@ export async function recordStartupOrder(executable: string, orderFile: string):
         const serving = /Node serving .*kafka=[^\s]*:(\d+)/.exec(log);
         if (serving !== null) found(Number(serving[1]));
       });
-      void exited.then((code) => failed(new Error(`The recording run exited with ${code} before serving: ${log.trim()}`)));
+      void exited.then((code) =>
+        failed(new Error(`The recording run exited with ${code} before serving: ${log.trim()}`)),
+      );
     });
     const connection = await KafkaConnection.connect(port);
     try {
-      await connection.request(18, VERSIONS.apiVersions, { clientSoftwareName: "brook-build", clientSoftwareVersion: "0" });
+      await connection.request(18, VERSIONS.apiVersions, {
+        clientSoftwareName: "brook-build",
+        clientSoftwareVersion: "0",
+      });
       await connection.request(3, VERSIONS.metadata, { topics: [], allowAutoTopicCreation: false });
     } finally {
       connection.close();
@@ -89,7 +108,8 @@ export async function buildExecutable(outfile: string = join(REPO, OUTFILE)): Pr
     const orderFile = join(work, "bytecode.order");
     await recordStartupOrder(outfile, orderFile);
     // A Bun that no longer knows BUN_BYTECODE_ORDER_OUT would leave the order unrecorded.
-    if (!existsSync(orderFile) || statSync(orderFile).size === 0) throw new Error(`Bun recorded no bytecode order in ${orderFile}`);
+    if (!existsSync(orderFile) || statSync(orderFile).size === 0)
+      throw new Error(`Bun recorded no bytecode order in ${orderFile}`);
     compile(ENTRY, outfile, [`--bytecode-order=${orderFile}`]);
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -24,7 +24,11 @@ import { GroupCoordinator } from "./coordinator/group-coordinator.ts";
 import { LogOffsetStore } from "./coordinator/log-offset-store.ts";
 import { OffsetRetention } from "./coordinator/offset-store.ts";
 import { partitionForGroup } from "./coordinator/offset-records.ts";
-import { logOffsetsTopic, OFFSETS_TOPIC, offsetsSettingsFromEnv } from "./coordinator/offsets-topic.ts";
+import {
+  logOffsetsTopic,
+  OFFSETS_TOPIC,
+  offsetsSettingsFromEnv,
+} from "./coordinator/offsets-topic.ts";
 import { logger } from "./util/log.ts";
 import { randomUUID } from "node:crypto";
 import type { MetadataWriter } from "./cluster/topics.ts";
@@ -80,15 +84,19 @@ export async function startNode(
     clock,
     timers: systemTimers,
     submitAlterPartition: (request) =>
-      writer.submit === null ? Promise.reject(new Error("No metadata writer yet")) : writer.submit({ kind: "alterPartition", request }),
+      writer.submit === null
+        ? Promise.reject(new Error("No metadata writer yet"))
+        : writer.submit({ kind: "alterPartition", request }),
     onFollowersChanged: () => queueMicrotask(() => fetcher.refresh()),
   });
   const fetcher = new FollowerFetcher({ nodeId, image, replicas, timers: systemTimers });
   const topicDefaults = { numPartitions: config.numPartitions, replicationFactor: 1 };
-  const onFatal = options.onFatal ?? ((error: Error) => {
-    process.stderr.write(`brook: ${error.message}\n`);
-    process.exit(2);
-  });
+  const onFatal =
+    options.onFatal ??
+    ((error: Error) => {
+      process.stderr.write(`brook: ${error.message}\n`);
+      process.exit(2);
+    });
   // The metadata log is the Raft log, even on one node (a cluster of one voter).
   const cluster = await ClusterNode.open({
     nodeId,
@@ -153,7 +161,11 @@ export async function startNode(
     random: systemRandom,
     groupHasOffsets: (groupId) => offsets.hasGroup(groupId),
     groupStore: offsets,
-    ownsGroup: (groupId) => replicas.leaderState(OFFSETS_TOPIC, partitionForGroup(groupId, offsetsTopic.partitionCount)) !== null,
+    ownsGroup: (groupId) =>
+      replicas.leaderState(
+        OFFSETS_TOPIC,
+        partitionForGroup(groupId, offsetsTopic.partitionCount),
+      ) !== null,
   });
   // Kafka's coordinator handover: the node that comes to lead a partition of
   // __consumer_offsets loads its groups from the log (Stable with their members, or
@@ -168,8 +180,11 @@ export async function startNode(
       coordinator.unloadGroups(offsets.unloadPartition(partition));
       if (!leading) return;
       const { groups, groupIds } = offsets.loadPartition(partition);
-      const restored = new Set(groups.filter((group) => coordinator.restoreGroup(group)).map((group) => group.groupId));
-      for (const groupId of groupIds) if (!restored.has(groupId)) coordinator.restoreEmptyGroup(groupId);
+      const restored = new Set(
+        groups.filter((group) => coordinator.restoreGroup(group)).map((group) => group.groupId),
+      );
+      for (const groupId of groupIds)
+        if (!restored.has(groupId)) coordinator.restoreEmptyGroup(groupId);
     });
   });
   // The driver owns the only timer; the coordinator itself is a state machine.
@@ -184,7 +199,10 @@ export async function startNode(
     };
     for (const { groupId, entries } of retention.check(offsets, hasMembers, clock.nowMs())) {
       offsets.expire(groupId, entries).catch((error: unknown) => {
-        log.error("Expiring committed offsets failed; will retry", { group: groupId, error: String(error) });
+        log.error("Expiring committed offsets failed; will retry", {
+          group: groupId,
+          error: String(error),
+        });
       });
     }
   };
@@ -233,7 +251,10 @@ export async function startNode(
     ready: () => caughtUp,
   });
   // A port of 0 (tests) advertises the port actually bound.
-  advertised = { host: config.advertise.host, port: config.advertise.port === 0 ? listener.port : config.advertise.port };
+  advertised = {
+    host: config.advertise.host,
+    port: config.advertise.port === 0 ? listener.port : config.advertise.port,
+  };
   const adminNode = {
     services,
     coordinator,
@@ -241,17 +262,32 @@ export async function startNode(
     connectionCount: () => listener.connectionCount(),
     cluster: cluster.status(),
   };
-  const admin = await startAdminServer(config, createAdminApp({ isServing: () => serving, node: adminNode }));
-  await cluster.startMembership({ kafka: advertised, admin: { host: gossipAdvertiseHost(config), port: admin.port } });
+  const admin = await startAdminServer(
+    config,
+    createAdminApp({ isServing: () => serving, node: adminNode }),
+  );
+  await cluster.startMembership({
+    kafka: advertised,
+    admin: { host: gossipAdvertiseHost(config), port: admin.port },
+  });
   // Every start registers this process's incarnation with the controller: until that is
   // in the image, this node leads nothing. A founding (or sole) node does it before it
   // serves, so that its first Metadata answer lists it; a joining node as soon as it
   // reaches the controller.
-  const registration = { kind: "registerBroker" as const, nodeId, host: advertised.host, port: advertised.port, rack: null, incarnation };
+  const registration = {
+    kind: "registerBroker" as const,
+    nodeId,
+    host: advertised.host,
+    port: advertised.port,
+    rack: null,
+    incarnation,
+  };
   let registering = true;
   const register = async (): Promise<void> => {
     while (registering && !replicas.registered) {
-      const result = await metadata.submit(registration).catch((error: unknown) => ({ ok: false as const, error: { message: String(error) } }));
+      const result = await metadata
+        .submit(registration)
+        .catch((error: unknown) => ({ ok: false as const, error: { message: String(error) } }));
       if (result.ok || replicas.registered) return;
       await new Promise((resolve) => setTimeout(resolve, REGISTER_RETRY_MS));
     }

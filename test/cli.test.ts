@@ -75,7 +75,10 @@ describe("cli: bad usage is one line and exit code 2", () => {
 
   test("cli: a leading start word (routed as the default command) still checks what follows it", () => {
     expectUsageError(brook(["start", "start"]), "brook: Unknown argument: start");
-    expectUsageError(brook(["start", "--kafka", "127.0.0.1:9092", "extra"]), "brook: Unknown argument: extra");
+    expectUsageError(
+      brook(["start", "--kafka", "127.0.0.1:9092", "extra"]),
+      "brook: Unknown argument: extra",
+    );
     expectUsageError(brook(["start", "topic"]), "brook: Unknown argument: topic");
   });
 
@@ -125,7 +128,16 @@ describe("cli: bad usage is one line and exit code 2", () => {
 
 describe("cli: a data dir that is not this node's is one line and exit code 2", () => {
   const start = (dataDir: string, ...extra: string[]) =>
-    brook(["start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0", ...extra]);
+    brook([
+      "start",
+      "--data-dir",
+      dataDir,
+      "--kafka",
+      "127.0.0.1:0",
+      "--admin",
+      "127.0.0.1:0",
+      ...extra,
+    ]);
 
   test("cli: corrupt meta.json", () => {
     const dataDir = join(scratch, "corrupt");
@@ -137,14 +149,23 @@ describe("cli: a data dir that is not this node's is one line and exit code 2", 
   test("cli: meta.json of another node id", () => {
     const dataDir = join(scratch, "other-node");
     mkdirSync(dataDir, { recursive: true });
-    writeFileSync(join(dataDir, "meta.json"), JSON.stringify({ nodeId: 4, clusterId: "abc", formatVersion: 2 }));
-    expectUsageError(start(dataDir, "--node-id", "5"), /^brook: Data dir .* belongs to node 4, not --node-id 5$/);
+    writeFileSync(
+      join(dataDir, "meta.json"),
+      JSON.stringify({ nodeId: 4, clusterId: "abc", formatVersion: 2 }),
+    );
+    expectUsageError(
+      start(dataDir, "--node-id", "5"),
+      /^brook: Data dir .* belongs to node 4, not --node-id 5$/,
+    );
   });
 
   test("cli: a data dir that cannot be created", () => {
     // Root ignores permission bits, so the unwritable place is under a regular file.
     const blocker = scratchFile("not-a-directory", "x");
-    expectUsageError(start(join(blocker, "data")), /^brook: Cannot create data dir .*not-a-directory\/data/);
+    expectUsageError(
+      start(join(blocker, "data")),
+      /^brook: Cannot create data dir .*not-a-directory\/data/,
+    );
   });
 
   test("cli: a data dir without write permission", () => {
@@ -152,7 +173,15 @@ describe("cli: a data dir that is not this node's is one line and exit code 2", 
     mkdirSync(dataDir, { recursive: true, mode: 0o555 });
     chmodSync(dataDir, 0o555);
     chmodSync(scratch, 0o755);
-    const flags = ["start", "--data-dir", dataDir, "--kafka", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+    const flags = [
+      "start",
+      "--data-dir",
+      dataDir,
+      "--kafka",
+      "127.0.0.1:0",
+      "--admin",
+      "127.0.0.1:0",
+    ];
     // Permission bits do not bind root, so as root the broker runs as nobody: compiled into
     // the scratch dir, since nobody may not enter the checkout (a home dir of mode 0700)
     // to reach Bun and the sources.
@@ -172,7 +201,10 @@ describe("cli: a data dir that is not this node's is one line and exit code 2", 
   test("cli: meta.json of a future format", () => {
     const dataDir = join(scratch, "future");
     mkdirSync(dataDir, { recursive: true });
-    writeFileSync(join(dataDir, "meta.json"), JSON.stringify({ nodeId: 1, clusterId: "abc", formatVersion: 99 }));
+    writeFileSync(
+      join(dataDir, "meta.json"),
+      JSON.stringify({ nodeId: 1, clusterId: "abc", formatVersion: 99 }),
+    );
     expectUsageError(start(dataDir), /format version 99/);
   });
 });

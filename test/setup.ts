@@ -21,7 +21,10 @@ interface Need {
 
 const NEEDS: readonly Need[] = [
   { pkg: "kcat", present: () => onPath("kcat") },
-  { pkg: "python3-confluent-kafka", present: () => succeeds(PYTHON, ["-c", "import confluent_kafka"]) },
+  {
+    pkg: "python3-confluent-kafka",
+    present: () => succeeds(PYTHON, ["-c", "import confluent_kafka"]),
+  },
   { pkg: "systemd", present: () => onPath("systemd-analyze") },
 ];
 
@@ -41,15 +44,22 @@ function main(): number {
   const install = `apt-get install -y ${missing.join(" ")}`;
   const isRoot = process.getuid?.() === 0;
   if (!isRoot || !onPath("apt-get")) {
-    console.error(`test: the tests drive Debian packages this machine lacks; as root run: apt-get update && ${install}`);
+    console.error(
+      `test: the tests drive Debian packages this machine lacks; as root run: apt-get update && ${install}`,
+    );
     return 1;
   }
   console.error(`test: installing the Debian packages the tests drive: ${missing.join(" ")}`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  for (const args of [["update", "-qq"], ["install", "-y", "-qq", ...missing]]) {
+  for (const args of [
+    ["update", "-qq"],
+    ["install", "-y", "-qq", ...missing],
+  ]) {
     const result = spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env });
     if (result.status !== 0) {
-      console.error(`test: apt-get ${args[0]} failed (exit ${result.status ?? result.signal}); run as root: apt-get update && ${install}`);
+      console.error(
+        `test: apt-get ${args[0]} failed (exit ${result.status ?? result.signal}); run as root: apt-get update && ${install}`,
+      );
       return 1;
     }
   }

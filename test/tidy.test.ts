@@ -21,13 +21,18 @@ function offenders(pattern: RegExp, files: string[], allowed: string[] = []): st
   return files.flatMap((path) => {
     const name = relative(SRC, path);
     if (allowed.includes(name)) return [];
-    return readFileSync(path, "utf8").split("\n").flatMap((line, i) =>
-      pattern.test(line.replace(/\/\/.*$/, "")) ? [`${name}:${i + 1}: ${line.trim()}`] : []);
+    return readFileSync(path, "utf8")
+      .split("\n")
+      .flatMap((line, i) =>
+        pattern.test(line.replace(/\/\/.*$/, "")) ? [`${name}:${i + 1}: ${line.trim()}`] : [],
+      );
   });
 }
 
 const all = sources(SRC);
-const algorithmFolders = ["coordinator", "cluster", "storage", "replication"].map((f) => join(SRC, f));
+const algorithmFolders = ["coordinator", "cluster", "storage", "replication"].map((f) =>
+  join(SRC, f),
+);
 const algorithms = all.filter((path) => algorithmFolders.some((folder) => path.startsWith(folder)));
 
 test("tidy: wall-clock time comes from a Clock", () => {
@@ -40,5 +45,7 @@ test("tidy: randomness comes from a Random", () => {
 
 test("tidy: algorithm folders own no timers (the driver in node.ts does)", () => {
   // The one exception: a long-polling fetch waits on a timer of its own.
-  expect(offenders(/\bset(Timeout|Interval)\(/, algorithms, ["storage/log-manager.ts"])).toEqual([]);
+  expect(offenders(/\bset(Timeout|Interval)\(/, algorithms, ["storage/log-manager.ts"])).toEqual(
+    [],
+  );
 });

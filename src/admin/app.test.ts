@@ -21,7 +21,14 @@ beforeEach(async () => {
 });
 afterEach(() => node.close());
 
-const CONTEXT: RequestContext = { apiKey: 0, apiVersion: 9, correlationId: 1, clientId: "test", connectionId: 1, remote: "127.0.0.1:1" };
+const CONTEXT: RequestContext = {
+  apiKey: 0,
+  apiVersion: 9,
+  correlationId: 1,
+  clientId: "test",
+  connectionId: 1,
+  remote: "127.0.0.1:1",
+};
 
 function get(path: string): Promise<Response> {
   return Promise.resolve(node.app.request(path));
@@ -40,7 +47,12 @@ async function json<T = any>(response: Response | Promise<Response>): Promise<T>
   return (await response).json() as Promise<T>;
 }
 
-async function expectError(response: Promise<Response>, status: number, error: string, message?: string | RegExp) {
+async function expectError(
+  response: Promise<Response>,
+  status: number,
+  error: string,
+  message?: string | RegExp,
+) {
   const answer = await response;
   expect(answer.status).toBe(status);
   expect(answer.headers.get("content-type")).toStartWith("application/json");
@@ -61,7 +73,9 @@ async function createTopic(name: string, extra: Record<string, unknown> = {}) {
 /** Appends `count` one-record batches through the real Produce handler. */
 async function produce(topic: string, partition: number, values: string[]) {
   const handler = createProduceHandler(node.services);
-  const records = Buffer.concat(values.map((value) => buildBatch({ baseTimestamp: 1_700_000_000_000, records: [{ value }] })));
+  const records = Buffer.concat(
+    values.map((value) => buildBatch({ baseTimestamp: 1_700_000_000_000, records: [{ value }] })),
+  );
   const request: ProduceRequestData = {
     transactionalId: null,
     acks: -1,
@@ -85,11 +99,31 @@ async function fetchAll(topic: string, partition: number) {
     isolationLevel: 0,
     sessionId: 0,
     sessionEpoch: -1,
-    topics: [{ topic, topicId: "", partitions: [{ partition, currentLeaderEpoch: -1, fetchOffset: 0, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: 1 << 20, replicaDirectoryId: "" }] }],
+    topics: [
+      {
+        topic,
+        topicId: "",
+        partitions: [
+          {
+            partition,
+            currentLeaderEpoch: -1,
+            fetchOffset: 0,
+            lastFetchedEpoch: -1,
+            logStartOffset: -1,
+            partitionMaxBytes: 1 << 20,
+            replicaDirectoryId: "",
+          },
+        ],
+      },
+    ],
     forgottenTopicsData: [],
     rackId: "",
   } as unknown as FetchRequestData;
-  const response = (await handler.handle(request, { ...CONTEXT, apiKey: 1, apiVersion: 12 })) as any;
+  const response = (await handler.handle(request, {
+    ...CONTEXT,
+    apiKey: 1,
+    apiVersion: 12,
+  })) as any;
   return response.responses[0].partitions[0].records as Uint8Array;
 }
 
@@ -125,13 +159,26 @@ function harnessOf(n: TestAdminNode): Harness {
 /** A Stable consumer group of one member that got `assignment`. */
 function stableGroup(groupId: string, assignment: Uint8Array) {
   const h = harnessOf(node);
-  const { memberId, reply } = joinNew(h, { groupId, clientId: "orders-app", clientHost: "/10.0.0.7", protocols: [{ name: "range", metadata: subscription(["orders"]) }] });
+  const { memberId, reply } = joinNew(h, {
+    groupId,
+    clientId: "orders-app",
+    clientHost: "/10.0.0.7",
+    protocols: [{ name: "range", metadata: subscription(["orders"]) }],
+  });
   h.advance(100);
   const joined = reply.value;
   expect(joined.error).toBeNull();
   let synced = false;
   node.coordinator.syncGroup(
-    { groupId, generationId: joined.generationId, memberId, groupInstanceId: null, protocolType: null, protocolName: null, assignments: [{ memberId, assignment }] },
+    {
+      groupId,
+      generationId: joined.generationId,
+      memberId,
+      groupInstanceId: null,
+      protocolType: null,
+      protocolName: null,
+      assignments: [{ memberId, assignment }],
+    },
     (result) => {
       expect(result.error).toBeNull();
       synced = true;
@@ -142,12 +189,30 @@ function stableGroup(groupId: string, assignment: Uint8Array) {
 }
 
 /** Commits offsets as a consumer outside group management does (generation -1). */
-function commitOutsideGroup(groupId: string, offsets: Array<[topic: string, partition: number, offset: number]>) {
-  const error = node.coordinator.validateOffsetCommit({ groupId, generationId: -1, memberId: "", groupInstanceId: null, unknownGroupError: "illegalGeneration" });
+function commitOutsideGroup(
+  groupId: string,
+  offsets: Array<[topic: string, partition: number, offset: number]>,
+) {
+  const error = node.coordinator.validateOffsetCommit({
+    groupId,
+    generationId: -1,
+    memberId: "",
+    groupInstanceId: null,
+    unknownGroupError: "illegalGeneration",
+  });
   expect(error).toBeNull();
-  node.offsets.commit(groupId, offsets.map(([topic, partition, offset]) => ({
-    topic, partition, offset, leaderEpoch: -1, metadata: "", commitTimestampMs: node.clock.nowMs(), expireTimestampMs: null,
-  })));
+  node.offsets.commit(
+    groupId,
+    offsets.map(([topic, partition, offset]) => ({
+      topic,
+      partition,
+      offset,
+      leaderEpoch: -1,
+      metadata: "",
+      commitTimestampMs: node.clock.nowMs(),
+      expireTimestampMs: null,
+    })),
+  );
 }
 
 describe("admin: app", () => {
@@ -211,7 +276,17 @@ describe("admin: cluster", () => {
       nodeId: 1,
       controller: 1,
       brokers: [{ nodeId: 1, host: "127.0.0.1", port: 9092, rack: null, fenced: false }],
-      members: [{ nodeId: 1, state: "alive", incarnation: 0, gossip: "", kafka: "127.0.0.1:9092", admin: "", self: true }],
+      members: [
+        {
+          nodeId: 1,
+          state: "alive",
+          incarnation: 0,
+          gossip: "",
+          kafka: "127.0.0.1:9092",
+          admin: "",
+          self: true,
+        },
+      ],
       quorum: null,
     });
   });
@@ -220,20 +295,50 @@ describe("admin: cluster", () => {
 describe("admin: topics", () => {
   test("admin: topics: POST creates a topic (201, Location) that GET lists and describes", async () => {
     expect(await json(get("/v1/topics"))).toEqual({ topics: [] });
-    const response = await send("POST", "/v1/topics", { name: "orders", partitions: 3, replicationFactor: 1, configs: { "retention.ms": 60000, "cleanup.policy": "delete" } });
+    const response = await send("POST", "/v1/topics", {
+      name: "orders",
+      partitions: 3,
+      replicationFactor: 1,
+      configs: { "retention.ms": 60000, "cleanup.policy": "delete" },
+    });
     expect(response.status).toBe(201);
     expect(response.headers.get("location")).toBe("/v1/topics/orders");
     const created = (await response.json()) as any;
-    expect(created).toMatchObject({ name: "orders", internal: false, partitionCount: 3, replicationFactor: 1, configs: { "cleanup.policy": "delete", "retention.ms": "60000" } });
+    expect(created).toMatchObject({
+      name: "orders",
+      internal: false,
+      partitionCount: 3,
+      replicationFactor: 1,
+      configs: { "cleanup.policy": "delete", "retention.ms": "60000" },
+    });
     expect(created.topicId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(created.partitions).toEqual([0, 1, 2].map((partition) => ({
-      partition, leader: 1, leaderEpoch: 0, replicas: [1], isr: [1], logStartOffset: 0, highWatermark: 0, lastStableOffset: 0, logEndOffset: 0, sizeBytes: 0,
-      replicaStates: [{ nodeId: 1, logEndOffset: 0, lag: 0 }],
-    })));
+    expect(created.partitions).toEqual(
+      [0, 1, 2].map((partition) => ({
+        partition,
+        leader: 1,
+        leaderEpoch: 0,
+        replicas: [1],
+        isr: [1],
+        logStartOffset: 0,
+        highWatermark: 0,
+        lastStableOffset: 0,
+        logEndOffset: 0,
+        sizeBytes: 0,
+        replicaStates: [{ nodeId: 1, logEndOffset: 0, lag: 0 }],
+      })),
+    );
     expect(node.services.image.topic("orders")?.partitions).toHaveLength(3);
     expect(await json(get("/v1/topics/orders"))).toEqual(created);
     expect(await json(get("/v1/topics"))).toEqual({
-      topics: [{ name: "orders", topicId: created.topicId, internal: false, partitionCount: 3, replicationFactor: 1 }],
+      topics: [
+        {
+          name: "orders",
+          topicId: created.topicId,
+          internal: false,
+          partitionCount: 3,
+          replicationFactor: 1,
+        },
+      ],
     });
   });
 
@@ -242,7 +347,11 @@ describe("admin: topics", () => {
     expect(created.partitionCount).toBe(node.services.topicDefaults.numPartitions);
     expect(created.replicationFactor).toBe(1);
     expect(created.configs).toEqual({});
-    const nulls = await createTopic("nulls", { partitions: null, replicationFactor: null, configs: null });
+    const nulls = await createTopic("nulls", {
+      partitions: null,
+      replicationFactor: null,
+      configs: null,
+    });
     expect(nulls.partitionCount).toBe(1);
   });
 
@@ -250,14 +359,30 @@ describe("admin: topics", () => {
     await createTopic("events", { partitions: 2 });
     const bytes = await produce("events", 1, ["a", "b", "c"]);
     const view = await json(get("/v1/topics/events"));
-    expect(view.partitions[0]).toMatchObject({ logStartOffset: 0, highWatermark: 0, lastStableOffset: 0, sizeBytes: 0 });
-    expect(view.partitions[1]).toMatchObject({ logStartOffset: 0, highWatermark: 3, lastStableOffset: 3, logEndOffset: 3, sizeBytes: bytes });
+    expect(view.partitions[0]).toMatchObject({
+      logStartOffset: 0,
+      highWatermark: 0,
+      lastStableOffset: 0,
+      sizeBytes: 0,
+    });
+    expect(view.partitions[1]).toMatchObject({
+      logStartOffset: 0,
+      highWatermark: 3,
+      lastStableOffset: 3,
+      logEndOffset: 3,
+      sizeBytes: bytes,
+    });
   });
 
   test("admin: topics: creating an existing topic is 409 topic_exists and changes nothing", async () => {
     const first = await createTopic("orders", { partitions: 2 });
     const before = node.services.image.appliedCount;
-    await expectError(send("POST", "/v1/topics", { name: "orders", partitions: 5 }), 409, "topic_exists", "Topic 'orders' already exists.");
+    await expectError(
+      send("POST", "/v1/topics", { name: "orders", partitions: 5 }),
+      409,
+      "topic_exists",
+      "Topic 'orders' already exists.",
+    );
     expect(node.services.image.appliedCount).toBe(before);
     expect(await json(get("/v1/topics/orders"))).toEqual(first);
   });
@@ -271,25 +396,110 @@ describe("admin: topics", () => {
     ["no name", { partitions: 1 }, "bad_request", "Field name is required"],
     ["a numeric name", { name: 7 }, "bad_request", "Field name must be a string: 7"],
     ["an unknown field", { name: "t", partition: 3 }, "bad_request", "Unknown field: partition"],
-    ["zero partitions", { name: "t", partitions: 0 }, "bad_request", "Field partitions must be a positive integer: 0"],
-    ["negative partitions", { name: "t", partitions: -1 }, "bad_request", "Field partitions must be a positive integer: -1"],
-    ["fractional partitions", { name: "t", partitions: 1.5 }, "bad_request", "Field partitions must be a positive integer: 1.5"],
-    ["partitions as a string", { name: "t", partitions: "3" }, "bad_request", 'Field partitions must be a positive integer: "3"'],
-    ["huge partitions", { name: "t", partitions: 1e300 }, "bad_request", /^Field partitions must be a positive integer/],
-    ["too many partitions", { name: "t", partitions: 10_001 }, "invalid_partitions", /^Number of partitions must be in \[1, 10000\]/],
-    ["zero replication factor", { name: "t", replicationFactor: 0 }, "bad_request", "Field replicationFactor must be a positive integer: 0"],
-    ["replication factor above the brokers", { name: "t", replicationFactor: 3 }, "invalid_replication_factor", /^Replication factor 3 must be in \[1, 1\]/],
-    ["a name with a slash", { name: "a/b" }, "invalid_topic_name", /^Topic name has characters other than/],
-    ["a path traversal name", { name: "../etc" }, "invalid_topic_name", /^Topic name has characters other than/],
+    [
+      "zero partitions",
+      { name: "t", partitions: 0 },
+      "bad_request",
+      "Field partitions must be a positive integer: 0",
+    ],
+    [
+      "negative partitions",
+      { name: "t", partitions: -1 },
+      "bad_request",
+      "Field partitions must be a positive integer: -1",
+    ],
+    [
+      "fractional partitions",
+      { name: "t", partitions: 1.5 },
+      "bad_request",
+      "Field partitions must be a positive integer: 1.5",
+    ],
+    [
+      "partitions as a string",
+      { name: "t", partitions: "3" },
+      "bad_request",
+      'Field partitions must be a positive integer: "3"',
+    ],
+    [
+      "huge partitions",
+      { name: "t", partitions: 1e300 },
+      "bad_request",
+      /^Field partitions must be a positive integer/,
+    ],
+    [
+      "too many partitions",
+      { name: "t", partitions: 10_001 },
+      "invalid_partitions",
+      /^Number of partitions must be in \[1, 10000\]/,
+    ],
+    [
+      "zero replication factor",
+      { name: "t", replicationFactor: 0 },
+      "bad_request",
+      "Field replicationFactor must be a positive integer: 0",
+    ],
+    [
+      "replication factor above the brokers",
+      { name: "t", replicationFactor: 3 },
+      "invalid_replication_factor",
+      /^Replication factor 3 must be in \[1, 1\]/,
+    ],
+    [
+      "a name with a slash",
+      { name: "a/b" },
+      "invalid_topic_name",
+      /^Topic name has characters other than/,
+    ],
+    [
+      "a path traversal name",
+      { name: "../etc" },
+      "invalid_topic_name",
+      /^Topic name has characters other than/,
+    ],
     ["the name ..", { name: ".." }, "invalid_topic_name", 'Topic name cannot be "." or "..": ..'],
     ["an empty name", { name: "" }, "invalid_topic_name", "Topic name is empty"],
-    ["a name with a space", { name: "my topic" }, "invalid_topic_name", /^Topic name has characters other than/],
-    ["a too long name", { name: "x".repeat(250) }, "invalid_topic_name", /^Topic name longer than 249/],
-    ["an unknown config", { name: "t", configs: { "retention.forever": "yes" } }, "invalid_config", "Unknown topic config name: retention.forever"],
-    ["a bad config value", { name: "t", configs: { "retention.ms": "soon" } }, "invalid_config", "Not an integer: soon"],
-    ["configs as an array", { name: "t", configs: [["retention.ms", "1"]] }, "bad_request", "Field configs must be an object of config names to values"],
-    ["a config value that is an object", { name: "t", configs: { "retention.ms": { ms: 1 } } }, "bad_request", /^Config retention.ms must be a string, number or boolean/],
-    ["a config value that is null", { name: "t", configs: { "retention.ms": null } }, "bad_request", /^Config retention.ms must be a string, number or boolean/],
+    [
+      "a name with a space",
+      { name: "my topic" },
+      "invalid_topic_name",
+      /^Topic name has characters other than/,
+    ],
+    [
+      "a too long name",
+      { name: "x".repeat(250) },
+      "invalid_topic_name",
+      /^Topic name longer than 249/,
+    ],
+    [
+      "an unknown config",
+      { name: "t", configs: { "retention.forever": "yes" } },
+      "invalid_config",
+      "Unknown topic config name: retention.forever",
+    ],
+    [
+      "a bad config value",
+      { name: "t", configs: { "retention.ms": "soon" } },
+      "invalid_config",
+      "Not an integer: soon",
+    ],
+    [
+      "configs as an array",
+      { name: "t", configs: [["retention.ms", "1"]] },
+      "bad_request",
+      "Field configs must be an object of config names to values",
+    ],
+    [
+      "a config value that is an object",
+      { name: "t", configs: { "retention.ms": { ms: 1 } } },
+      "bad_request",
+      /^Config retention.ms must be a string, number or boolean/,
+    ],
+    [
+      "a config value that is null",
+      { name: "t", configs: { "retention.ms": null } },
+      "bad_request",
+      /^Config retention.ms must be a string, number or boolean/,
+    ],
   ];
   for (const [what, body, error, message] of badBodies) {
     test(`admin: topics: POST with ${what} is 400 ${error} and creates nothing`, async () => {
@@ -301,19 +511,42 @@ describe("admin: topics", () => {
   }
 
   test("admin: topics: a body over the limit is 413 and creates nothing", async () => {
-    const body = JSON.stringify({ name: "t", configs: { "cleanup.policy": "x".repeat(CREATE_TOPIC_BODY_BYTES_MAX) } });
+    const body = JSON.stringify({
+      name: "t",
+      configs: { "cleanup.policy": "x".repeat(CREATE_TOPIC_BODY_BYTES_MAX) },
+    });
     await expectError(send("POST", "/v1/topics", body), 413, "payload_too_large");
     expect(node.services.image.topics()).toEqual([]);
   });
 
   test("admin: topics: GET or DELETE of an unknown topic is 404, of an impossible name 400", async () => {
     await expectError(get("/v1/topics/nothing"), 404, "not_found", "Topic does not exist: nothing");
-    await expectError(send("DELETE", "/v1/topics/nothing"), 404, "not_found", "Topic does not exist: nothing");
-    await expectError(get("/v1/topics/a%2Fb"), 400, "invalid_topic_name", /^Topic name has characters other than/);
+    await expectError(
+      send("DELETE", "/v1/topics/nothing"),
+      404,
+      "not_found",
+      "Topic does not exist: nothing",
+    );
+    await expectError(
+      get("/v1/topics/a%2Fb"),
+      400,
+      "invalid_topic_name",
+      /^Topic name has characters other than/,
+    );
     await expectError(get("/v1/topics/my%20topic"), 400, "invalid_topic_name");
     // URL parsing resolves ".." (also spelled %2E%2E) before routing: no topic route matches.
-    await expectError(send("DELETE", "/v1/topics/.."), 404, "not_found", "No such route: DELETE /v1/");
-    await expectError(send("DELETE", "/v1/topics/%2E%2E"), 404, "not_found", "No such route: DELETE /v1/");
+    await expectError(
+      send("DELETE", "/v1/topics/.."),
+      404,
+      "not_found",
+      "No such route: DELETE /v1/",
+    );
+    await expectError(
+      send("DELETE", "/v1/topics/%2E%2E"),
+      404,
+      "not_found",
+      "No such route: DELETE /v1/",
+    );
   });
 
   test("admin: topics: DELETE removes the topic and its logs", async () => {
@@ -323,7 +556,11 @@ describe("admin: topics", () => {
     expect(existsSync(dir)).toBe(true);
     const response = await send("DELETE", "/v1/topics/doomed");
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ name: "doomed", topicId: created.topicId, deleted: true });
+    expect(await response.json()).toEqual({
+      name: "doomed",
+      topicId: created.topicId,
+      deleted: true,
+    });
     expect(node.services.image.topic("doomed")).toBeUndefined();
     expect(existsSync(dir)).toBe(false);
     await expectError(get("/v1/topics/doomed"), 404, "not_found");
@@ -337,15 +574,25 @@ describe("admin: groups", () => {
   test("admin: groups: none at first; an unknown group is 404 for GET and DELETE", async () => {
     expect(await json(get("/v1/groups"))).toEqual({ groups: [] });
     await expectError(get("/v1/groups/nobody"), 404, "not_found", "Group does not exist: nobody");
-    await expectError(send("DELETE", "/v1/groups/nobody"), 404, "not_found", "Group does not exist: nobody");
+    await expectError(
+      send("DELETE", "/v1/groups/nobody"),
+      404,
+      "not_found",
+      "Group does not exist: nobody",
+    );
   });
 
   test("admin: groups: committed offsets with lag = high watermark - committed", async () => {
     await createTopic("orders", { partitions: 2 });
     await produce("orders", 0, ["a", "b", "c", "d", "e"]);
     await produce("orders", 1, ["f", "g"]);
-    commitOutsideGroup("billing", [["orders", 0, 2], ["orders", 1, 2]]);
-    expect(await json(get("/v1/groups"))).toEqual({ groups: [{ groupId: "billing", state: "Empty", protocolType: "", memberCount: 0 }] });
+    commitOutsideGroup("billing", [
+      ["orders", 0, 2],
+      ["orders", 1, 2],
+    ]);
+    expect(await json(get("/v1/groups"))).toEqual({
+      groups: [{ groupId: "billing", state: "Empty", protocolType: "", memberCount: 0 }],
+    });
     expect(await json(get("/v1/groups/billing"))).toEqual({
       groupId: "billing",
       state: "Empty",
@@ -355,8 +602,22 @@ describe("admin: groups", () => {
       leaderId: null,
       members: [],
       offsets: [
-        { topic: "orders", partition: 0, committedOffset: 2, highWatermark: 5, lag: 3, metadata: "" },
-        { topic: "orders", partition: 1, committedOffset: 2, highWatermark: 2, lag: 0, metadata: "" },
+        {
+          topic: "orders",
+          partition: 0,
+          committedOffset: 2,
+          highWatermark: 5,
+          lag: 3,
+          metadata: "",
+        },
+        {
+          topic: "orders",
+          partition: 1,
+          committedOffset: 2,
+          highWatermark: 2,
+          lag: 0,
+          metadata: "",
+        },
       ],
       totalLag: 3,
     });
@@ -367,23 +628,49 @@ describe("admin: groups", () => {
     commitOutsideGroup("g1", [["gone", 0, 0]]);
     expect((await send("DELETE", "/v1/topics/gone")).status).toBe(200);
     const view = await json(get("/v1/groups/g1"));
-    expect(view.offsets).toEqual([{ topic: "gone", partition: 0, committedOffset: 0, highWatermark: null, lag: null, metadata: "" }]);
+    expect(view.offsets).toEqual([
+      {
+        topic: "gone",
+        partition: 0,
+        committedOffset: 0,
+        highWatermark: null,
+        lag: null,
+        metadata: "",
+      },
+    ]);
     expect(view.totalLag).toBe(0);
   });
 
   test("admin: groups: members show client id, host and their decoded assignment", async () => {
     await createTopic("orders", { partitions: 3 });
-    const { memberId, generationId } = stableGroup("shipping", assignmentBytes({ orders: [0, 2], audit: [1] }));
+    const { memberId, generationId } = stableGroup(
+      "shipping",
+      assignmentBytes({ orders: [0, 2], audit: [1] }),
+    );
     const view = await json(get("/v1/groups/shipping"));
-    expect(view).toMatchObject({ groupId: "shipping", state: "Stable", protocolType: "consumer", protocol: "range", generationId, leaderId: memberId });
-    expect(view.members).toEqual([{
-      memberId,
-      groupInstanceId: null,
-      clientId: "orders-app",
-      clientHost: "/10.0.0.7",
-      assignment: [{ topic: "orders", partitions: [0, 2] }, { topic: "audit", partitions: [1] }],
-    }]);
-    expect(await json(get("/v1/groups"))).toEqual({ groups: [{ groupId: "shipping", state: "Stable", protocolType: "consumer", memberCount: 1 }] });
+    expect(view).toMatchObject({
+      groupId: "shipping",
+      state: "Stable",
+      protocolType: "consumer",
+      protocol: "range",
+      generationId,
+      leaderId: memberId,
+    });
+    expect(view.members).toEqual([
+      {
+        memberId,
+        groupInstanceId: null,
+        clientId: "orders-app",
+        clientHost: "/10.0.0.7",
+        assignment: [
+          { topic: "orders", partitions: [0, 2] },
+          { topic: "audit", partitions: [1] },
+        ],
+      },
+    ]);
+    expect(await json(get("/v1/groups"))).toEqual({
+      groups: [{ groupId: "shipping", state: "Stable", protocolType: "consumer", memberCount: 1 }],
+    });
   });
 
   test("admin: groups: an assignment that is not ConsumerProtocol is null", async () => {
@@ -396,7 +683,12 @@ describe("admin: groups", () => {
     await createTopic("orders");
     stableGroup("busy", assignmentBytes({ orders: [0] }));
     commitOutsideGroupFails("busy");
-    await expectError(send("DELETE", "/v1/groups/busy"), 409, "group_not_empty", "Group has active members: busy");
+    await expectError(
+      send("DELETE", "/v1/groups/busy"),
+      409,
+      "group_not_empty",
+      "Group has active members: busy",
+    );
     expect((await json(get("/v1/groups/busy"))).state).toBe("Stable");
   });
 
@@ -419,7 +711,13 @@ describe("admin: groups", () => {
 
 /** A group with members refuses commits from outside group management. */
 function commitOutsideGroupFails(groupId: string) {
-  const error = node.coordinator.validateOffsetCommit({ groupId, generationId: -1, memberId: "", groupInstanceId: null, unknownGroupError: "illegalGeneration" });
+  const error = node.coordinator.validateOffsetCommit({
+    groupId,
+    generationId: -1,
+    memberId: "",
+    groupInstanceId: null,
+    unknownGroupError: "illegalGeneration",
+  });
   expect(error).toBe("unknownMemberId");
 }
 
@@ -453,12 +751,15 @@ describe("admin: metrics", () => {
   test("admin: metrics: bytes and messages in and out per topic, from the real handlers", async () => {
     await createTopic("orders", { partitions: 2 });
     await createTopic("audit");
-    const bytesIn = (await produce("orders", 0, ["a", "b", "c"])) + (await produce("orders", 1, ["d"]));
+    const bytesIn =
+      (await produce("orders", 0, ["a", "b", "c"])) + (await produce("orders", 1, ["d"]));
     const fetched = await fetchAll("orders", 0);
     const families = parsePrometheusText(await (await get("/metrics")).text());
     expect(sampleValue(families, "brook_topic_bytes_in_total", { topic: "orders" })).toBe(bytesIn);
     expect(sampleValue(families, "brook_topic_messages_in_total", { topic: "orders" })).toBe(4);
-    expect(sampleValue(families, "brook_topic_bytes_out_total", { topic: "orders" })).toBe(fetched.byteLength);
+    expect(sampleValue(families, "brook_topic_bytes_out_total", { topic: "orders" })).toBe(
+      fetched.byteLength,
+    );
     expect(sampleValue(families, "brook_topic_messages_out_total", { topic: "orders" })).toBe(3);
     // No traffic, no series.
     expect(sampleValue(families, "brook_topic_bytes_in_total", { topic: "audit" })).toBeUndefined();
@@ -480,11 +781,14 @@ describe("admin: metrics", () => {
     node.services.metrics.requestDone("FetchRequest", started); // 1 s: the le="1" bucket.
     node.services.metrics.requestDone("FetchRequest", node.services.metrics.now()); // 0 s.
     const families = parsePrometheusText(await (await get("/metrics")).text());
-    const bucket = (api: string, le: string) => sampleValue(families, "brook_request_duration_seconds_bucket", { api, le });
+    const bucket = (api: string, le: string) =>
+      sampleValue(families, "brook_request_duration_seconds_bucket", { api, le });
     expect(bucket("Produce", "0.0025")).toBe(0);
     expect(bucket("Produce", "0.005")).toBe(1);
     expect(bucket("Produce", "+Inf")).toBe(1);
-    expect(sampleValue(families, "brook_request_duration_seconds_sum", { api: "Produce" })).toBeCloseTo(0.003, 9);
+    expect(
+      sampleValue(families, "brook_request_duration_seconds_sum", { api: "Produce" }),
+    ).toBeCloseTo(0.003, 9);
     expect(bucket("Fetch", "0.0005")).toBe(1);
     expect(bucket("Fetch", "0.5")).toBe(1);
     expect(bucket("Fetch", "1")).toBe(2);
@@ -502,9 +806,21 @@ describe("admin: metrics", () => {
     const topic = node.services.image.topic("solo")!;
     // A replica on a broker that is not in the ISR (as after a follower fell behind).
     // Straight into the image: the metrics read only the image.
-    node.services.image.apply({ type: "registerBroker", nodeId: 2, host: "127.0.0.2", port: 9092, rack: null });
     node.services.image.apply({
-      type: "partition", topicId: topic.topicId, partition: 1, replicas: [1, 2], leader: 1, leaderEpoch: 1, isr: [1],
+      type: "registerBroker",
+      nodeId: 2,
+      host: "127.0.0.2",
+      port: 9092,
+      rack: null,
+    });
+    node.services.image.apply({
+      type: "partition",
+      topicId: topic.topicId,
+      partition: 1,
+      replicas: [1, 2],
+      leader: 1,
+      leaderEpoch: 1,
+      isr: [1],
       partitionEpoch: 1,
     });
     const families = parsePrometheusText(await (await get("/metrics")).text());
@@ -513,26 +829,49 @@ describe("admin: metrics", () => {
 
   test("admin: metrics: offline partitions count partitions whose leader is gone", async () => {
     await createTopic("fragile", { partitions: 3 });
-    expect(sampleValue(parsePrometheusText(await (await get("/metrics")).text()), "brook_offline_partitions")).toBe(0);
+    expect(
+      sampleValue(
+        parsePrometheusText(await (await get("/metrics")).text()),
+        "brook_offline_partitions",
+      ),
+    ).toBe(0);
     // The only broker fenced: its partitions keep it as their last ISR member, with no leader.
     node.services.image.apply({ type: "fenceBroker", nodeId: 1 });
     const topic = node.services.image.topic("fragile")!;
     node.services.image.apply({
-      type: "partition", topicId: topic.topicId, partition: 2, replicas: [1], leader: -1, leaderEpoch: 1, isr: [1],
+      type: "partition",
+      topicId: topic.topicId,
+      partition: 2,
+      replicas: [1],
+      leader: -1,
+      leaderEpoch: 1,
+      isr: [1],
       partitionEpoch: 1,
     });
-    expect(sampleValue(parsePrometheusText(await (await get("/metrics")).text()), "brook_offline_partitions")).toBe(1);
+    expect(
+      sampleValue(
+        parsePrometheusText(await (await get("/metrics")).text()),
+        "brook_offline_partitions",
+      ),
+    ).toBe(1);
   });
 
   test("admin: metrics: consumer lag per group and partition, with label values escaped", async () => {
     await createTopic("orders", { partitions: 2 });
     await produce("orders", 0, ["a", "b", "c"]);
     const group = 'odd "group"\\with\nnewline';
-    commitOutsideGroup(group, [["orders", 0, 1], ["orders", 1, 0]]);
+    commitOutsideGroup(group, [
+      ["orders", 0, 1],
+      ["orders", 1, 0],
+    ]);
     const text = await (await get("/metrics")).text();
     expect(text).toContain('group="odd \\"group\\"\\\\with\\nnewline"');
     const families = parsePrometheusText(text);
-    expect(sampleValue(families, "brook_consumer_group_lag", { group, topic: "orders", partition: "0" })).toBe(2);
-    expect(sampleValue(families, "brook_consumer_group_lag", { group, topic: "orders", partition: "1" })).toBe(0);
+    expect(
+      sampleValue(families, "brook_consumer_group_lag", { group, topic: "orders", partition: "0" }),
+    ).toBe(2);
+    expect(
+      sampleValue(families, "brook_consumer_group_lag", { group, topic: "orders", partition: "1" }),
+    ).toBe(0);
   });
 });

@@ -4,7 +4,11 @@ import { Writer } from "../protocol/writer.ts";
 import { SeededRandom } from "../util/random.ts";
 import { decodeConsumerAssignment } from "./consumer-assignment.ts";
 
-function assignment(version: number, topics: Array<[string, number[]]>, trailing: number[] = []): Uint8Array {
+function assignment(
+  version: number,
+  topics: Array<[string, number[]]>,
+  trailing: number[] = [],
+): Uint8Array {
   const writer = new Writer();
   writer.int16(version);
   writer.int32(topics.length);
@@ -20,14 +24,23 @@ function assignment(version: number, topics: Array<[string, number[]]>, trailing
 
 describe("admin: consumer assignment", () => {
   test("admin: consumer assignment: v0 topics and partitions", () => {
-    expect(decodeConsumerAssignment(assignment(0, [["orders", [0, 2]], ["äudit", [1]]]))).toEqual([
+    expect(
+      decodeConsumerAssignment(
+        assignment(0, [
+          ["orders", [0, 2]],
+          ["äudit", [1]],
+        ]),
+      ),
+    ).toEqual([
       { topic: "orders", partitions: [0, 2] },
       { topic: "äudit", partitions: [1] },
     ]);
   });
 
   test("admin: consumer assignment: later versions are read as v0 plus trailing fields", () => {
-    expect(decodeConsumerAssignment(assignment(3, [["t", [5]]], [0, 0, 0, 0, 9, 9]))).toEqual([{ topic: "t", partitions: [5] }]);
+    expect(decodeConsumerAssignment(assignment(3, [["t", [5]]], [0, 0, 0, 0, 9, 9]))).toEqual([
+      { topic: "t", partitions: [5] },
+    ]);
   });
 
   test("admin: consumer assignment: empty bytes are no assignment yet", () => {

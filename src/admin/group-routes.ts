@@ -13,14 +13,22 @@ import { AdminError } from "./errors.ts";
 import { type AdminNode, groupSummaries, groupView } from "./views.ts";
 
 /** The one mapping of coordinator errors to HTTP statuses and error codes. */
-export function groupErrorStatus(error: GroupError): { status: ContentfulStatusCode; code: string } {
+export function groupErrorStatus(error: GroupError): {
+  status: ContentfulStatusCode;
+  code: string;
+} {
   switch (error) {
-    case "groupIdNotFound": return { status: 404, code: "not_found" };
-    case "nonEmptyGroup": return { status: 409, code: "group_not_empty" };
-    case "invalidGroupId": return { status: 400, code: "invalid_group_id" };
-    case "coordinatorNotAvailable": return { status: 503, code: "unavailable" };
+    case "groupIdNotFound":
+      return { status: 404, code: "not_found" };
+    case "nonEmptyGroup":
+      return { status: 409, code: "group_not_empty" };
+    case "invalidGroupId":
+      return { status: 400, code: "invalid_group_id" };
+    case "coordinatorNotAvailable":
+      return { status: 503, code: "unavailable" };
     // Another node coordinates the group: ask that node's admin API.
-    case "notCoordinator": return { status: 421, code: "not_coordinator" };
+    case "notCoordinator":
+      return { status: 421, code: "not_coordinator" };
     // Membership errors: a group changed under the request.
     case "invalidSessionTimeout":
     case "unknownMemberId":
@@ -32,15 +40,19 @@ export function groupErrorStatus(error: GroupError): { status: ContentfulStatusC
     case "groupMaxSizeReached":
     case "groupSubscribedToTopic":
       return { status: 409, code: "conflict" };
-    default: return unreachable(error);
+    default:
+      return unreachable(error);
   }
 }
 
 function groupMessage(error: GroupError, groupId: string): string {
   switch (error) {
-    case "groupIdNotFound": return `Group does not exist: ${groupId}`;
-    case "nonEmptyGroup": return `Group has active members: ${groupId}`;
-    default: return `Group ${groupId} refused the request: ${error}`;
+    case "groupIdNotFound":
+      return `Group does not exist: ${groupId}`;
+    case "nonEmptyGroup":
+      return `Group has active members: ${groupId}`;
+    default:
+      return `Group ${groupId} refused the request: ${error}`;
   }
 }
 
@@ -50,7 +62,8 @@ export function registerGroupRoutes(app: Hono, node: AdminNode): void {
   app.get("/v1/groups/:id", (c) => {
     const groupId = c.req.param("id");
     const view = groupView(node, groupId);
-    if (view === undefined) throw new AdminError(404, "not_found", `Group does not exist: ${groupId}`);
+    if (view === undefined)
+      throw new AdminError(404, "not_found", `Group does not exist: ${groupId}`);
     return c.json(view);
   });
 

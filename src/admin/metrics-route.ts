@@ -19,7 +19,12 @@
  */
 import type { Hono } from "hono";
 import { PrometheusWriter } from "./prometheus.ts";
-import { type AdminNode, groupOffsets, offlinePartitions, underReplicatedPartitions } from "./views.ts";
+import {
+  type AdminNode,
+  groupOffsets,
+  offlinePartitions,
+  underReplicatedPartitions,
+} from "./views.ts";
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -31,40 +36,83 @@ export function renderMetrics(node: AdminNode): string {
     ["brook_topic_bytes_in_total", "Bytes of record batches appended by Produce.", "bytesIn"],
     ["brook_topic_messages_in_total", "Records appended by Produce.", "messagesIn"],
     ["brook_topic_bytes_out_total", "Bytes of record batches returned by Fetch.", "bytesOut"],
-    ["brook_topic_messages_out_total", "Records in the record batches returned by Fetch.", "messagesOut"],
+    [
+      "brook_topic_messages_out_total",
+      "Records in the record batches returned by Fetch.",
+      "messagesOut",
+    ],
   ] as const;
   for (const [name, help, field] of perTopic) {
     writer.family(name, "counter", help);
     for (const [topic, counters] of traffic) writer.sample([["topic", topic]], counters[field]);
   }
 
-  writer.family("brook_request_duration_seconds", "histogram", "Time from a Kafka request's arrival to its handler's answer.");
-  for (const [api, histogram] of services.metrics.requestLatency()) writer.histogram([["api", api]], histogram);
+  writer.family(
+    "brook_request_duration_seconds",
+    "histogram",
+    "Time from a Kafka request's arrival to its handler's answer.",
+  );
+  for (const [api, histogram] of services.metrics.requestLatency())
+    writer.histogram([["api", api]], histogram);
 
   writer.family("brook_connections_open", "gauge", "Open Kafka protocol connections.");
   writer.sample([], node.connectionCount());
 
-  writer.family("brook_fetch_requests_waiting", "gauge", "Fetch requests (consumers' and followers') held in a long poll.");
+  writer.family(
+    "brook_fetch_requests_waiting",
+    "gauge",
+    "Fetch requests (consumers' and followers') held in a long poll.",
+  );
   writer.sample([], services.metrics.fetchesWaiting);
 
-  writer.family("brook_under_replicated_partitions", "gauge", "Partitions led by this node whose ISR lacks a replica.");
+  writer.family(
+    "brook_under_replicated_partitions",
+    "gauge",
+    "Partitions led by this node whose ISR lacks a replica.",
+  );
   writer.sample([], underReplicatedPartitions(services));
 
-  writer.family("brook_offline_partitions", "gauge", "Partitions with no leader in the cluster, as this node's metadata has them.");
+  writer.family(
+    "brook_offline_partitions",
+    "gauge",
+    "Partitions with no leader in the cluster, as this node's metadata has them.",
+  );
   writer.sample([], offlinePartitions(services));
 
   const isr = services.replicas.isrChanges;
-  writer.family("brook_isr_shrinks_total", "counter", "Replicas dropped from the ISR of partitions this node led, since start.");
+  writer.family(
+    "brook_isr_shrinks_total",
+    "counter",
+    "Replicas dropped from the ISR of partitions this node led, since start.",
+  );
   writer.sample([], isr.shrinks);
-  writer.family("brook_isr_expands_total", "counter", "Replicas added to the ISR of partitions this node led, since start.");
+  writer.family(
+    "brook_isr_expands_total",
+    "counter",
+    "Replicas added to the ISR of partitions this node led, since start.",
+  );
   writer.sample([], isr.expands);
 
-  writer.family("brook_consumer_group_lag", "gauge", "High watermark minus the group's committed offset.");
-  const groupIds = node.coordinator.listGroups().map((group) => group.groupId).sort();
+  writer.family(
+    "brook_consumer_group_lag",
+    "gauge",
+    "High watermark minus the group's committed offset.",
+  );
+  const groupIds = node.coordinator
+    .listGroups()
+    .map((group) => group.groupId)
+    .sort();
   for (const groupId of groupIds) {
     for (const offset of groupOffsets(node, groupId)) {
       if (offset.lag === null) continue;
-      writer.sample([["group", groupId], ["topic", offset.topic], ["partition", String(offset.partition)]], offset.lag);
+      writer.sample(
+        [
+          ["group", groupId],
+          ["topic", offset.topic],
+          ["partition", String(offset.partition)],
+        ],
+        offset.lag,
+      );
     }
   }
   return writer.text();

@@ -37,7 +37,10 @@ describe("admin: metrics", () => {
     metrics.recordProduce("b", 100, 3);
     metrics.recordProduce("b", 50, 1);
     metrics.recordFetch("a", new Uint8Array(0));
-    metrics.recordFetch("b", buildBatch({ baseTimestamp: 0, records: [{ value: "x" }, { value: "y" }] }));
+    metrics.recordFetch(
+      "b",
+      buildBatch({ baseTimestamp: 0, records: [{ value: "x" }, { value: "y" }] }),
+    );
     const traffic = metrics.topicTraffic();
     expect(traffic.map(([topic]) => topic)).toEqual(["b"]);
     expect(traffic[0]![1]).toMatchObject({ bytesIn: 150, messagesIn: 4, messagesOut: 2 });

@@ -49,7 +49,8 @@ export class Histogram implements HistogramSnapshot {
   sum = 0;
 
   constructor(bounds: readonly number[]) {
-    for (let i = 1; i < bounds.length; i++) assert(bounds[i]! > bounds[i - 1]!, "Histogram bounds not increasing");
+    for (let i = 1; i < bounds.length; i++)
+      assert(bounds[i]! > bounds[i - 1]!, "Histogram bounds not increasing");
     this.bounds = bounds;
     this.counts = new Array<number>(bounds.length + 1).fill(0);
   }

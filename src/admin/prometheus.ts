@@ -84,7 +84,11 @@ export class PrometheusWriter {
     for (let i = 0; i < bounds.length; i++) {
       assert(i === 0 || bounds[i]! > bounds[i - 1]!, "Histogram bounds not increasing");
       cumulative += counts[i]!;
-      this.#line(`${current.name}_bucket`, [...labels, ["le", formatValue(bounds[i]!)]], cumulative);
+      this.#line(
+        `${current.name}_bucket`,
+        [...labels, ["le", formatValue(bounds[i]!)]],
+        cumulative,
+      );
     }
     cumulative += counts[bounds.length]!;
     this.#line(`${current.name}_bucket`, [...labels, ["le", "+Inf"]], cumulative);

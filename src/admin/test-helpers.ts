@@ -49,7 +49,14 @@ export async function createTestAdminNode(): Promise<TestAdminNode> {
     timers: systemTimers,
     submitAlterPartition: (request) => metadata.submit({ kind: "alterPartition", request }),
   });
-  await metadata.submit({ kind: "registerBroker", nodeId: TEST_NODE_ID, host: "127.0.0.1", port: 9092, rack: null, incarnation: "test" });
+  await metadata.submit({
+    kind: "registerBroker",
+    nodeId: TEST_NODE_ID,
+    host: "127.0.0.1",
+    port: 9092,
+    rack: null,
+    incarnation: "test",
+  });
   const services: BrokerServices = {
     nodeId: TEST_NODE_ID,
     clusterId: TEST_CLUSTER_ID,

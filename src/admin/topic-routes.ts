@@ -14,11 +14,7 @@
 import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import {
-  type CreateTopicRequest,
-  type TopicError,
-  topicNameProblem,
-} from "../cluster/topics.ts";
+import { type CreateTopicRequest, type TopicError, topicNameProblem } from "../cluster/topics.ts";
 import type { TopicImage } from "../cluster/metadata-image.ts";
 import { unreachable } from "../util/assert.ts";
 import { AdminError } from "./errors.ts";
@@ -30,20 +26,34 @@ export const CREATE_TOPIC_BODY_BYTES_MAX = 64 * 1024;
 const CREATE_FIELDS = new Set(["name", "partitions", "replicationFactor", "configs"]);
 
 /** The one mapping of topic rule failures to HTTP statuses and error codes. */
-export function topicErrorStatus(error: TopicError): { status: ContentfulStatusCode; code: string } {
+export function topicErrorStatus(error: TopicError): {
+  status: ContentfulStatusCode;
+  code: string;
+} {
   switch (error.kind) {
-    case "invalidName": return { status: 400, code: "invalid_topic_name" };
-    case "exists": return { status: 409, code: "topic_exists" };
-    case "unknown": return { status: 404, code: "not_found" };
-    case "invalidPartitions": return { status: 400, code: "invalid_partitions" };
-    case "invalidReplicationFactor": return { status: 400, code: "invalid_replication_factor" };
-    case "invalidReplicaAssignment": return { status: 400, code: "invalid_replica_assignment" };
-    case "invalidConfig": return { status: 400, code: "invalid_config" };
-    case "invalidRequest": return { status: 400, code: "bad_request" };
-    case "notController": return { status: 503, code: "no_controller" };
+    case "invalidName":
+      return { status: 400, code: "invalid_topic_name" };
+    case "exists":
+      return { status: 409, code: "topic_exists" };
+    case "unknown":
+      return { status: 404, code: "not_found" };
+    case "invalidPartitions":
+      return { status: 400, code: "invalid_partitions" };
+    case "invalidReplicationFactor":
+      return { status: 400, code: "invalid_replication_factor" };
+    case "invalidReplicaAssignment":
+      return { status: 400, code: "invalid_replica_assignment" };
+    case "invalidConfig":
+      return { status: 400, code: "invalid_config" };
+    case "invalidRequest":
+      return { status: 400, code: "bad_request" };
+    case "notController":
+      return { status: 503, code: "no_controller" };
     // Only partition leaders send AlterPartition; no admin route leads here.
-    case "alterPartition": return { status: 409, code: "conflict" };
-    default: return unreachable(error);
+    case "alterPartition":
+      return { status: 409, code: "conflict" };
+    default:
+      return unreachable(error);
   }
 }
 
@@ -81,7 +91,8 @@ export function parseCreateTopicBody(text: string): CreateTopicRequest {
   const unknown = Object.keys(fields).find((field) => !CREATE_FIELDS.has(field));
   if (unknown !== undefined) throw badRequest(`Unknown field: ${unknown}`);
   if (fields.name === undefined) throw badRequest("Field name is required");
-  if (typeof fields.name !== "string") throw badRequest(`Field name must be a string: ${JSON.stringify(fields.name)}`);
+  if (typeof fields.name !== "string")
+    throw badRequest(`Field name must be a string: ${JSON.stringify(fields.name)}`);
   const numPartitions = positiveIntegerField(fields, "partitions");
   const replicationFactor = positiveIntegerField(fields, "replicationFactor");
   const configs: Array<{ name: string; value: string }> = [];
@@ -91,8 +102,14 @@ export function parseCreateTopicBody(text: string): CreateTopicRequest {
       throw badRequest("Field configs must be an object of config names to values");
     }
     for (const [name, value] of Object.entries(given)) {
-      const ok = typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value));
-      if (!ok) throw badRequest(`Config ${name} must be a string, number or boolean: ${JSON.stringify(value)}`);
+      const ok =
+        typeof value === "string" ||
+        typeof value === "boolean" ||
+        (typeof value === "number" && Number.isFinite(value));
+      if (!ok)
+        throw badRequest(
+          `Config ${name} must be a string, number or boolean: ${JSON.stringify(value)}`,
+        );
       configs.push({ name, value: String(value) });
     }
   }
@@ -122,7 +139,11 @@ export function registerTopicRoutes(app: Hono, node: AdminNode): void {
     bodyLimit({
       maxSize: CREATE_TOPIC_BODY_BYTES_MAX,
       onError: () => {
-        throw new AdminError(413, "payload_too_large", `Body is larger than ${CREATE_TOPIC_BODY_BYTES_MAX} bytes`);
+        throw new AdminError(
+          413,
+          "payload_too_large",
+          `Body is larger than ${CREATE_TOPIC_BODY_BYTES_MAX} bytes`,
+        );
       },
     }),
     async (c) => {
@@ -130,13 +151,16 @@ export function registerTopicRoutes(app: Hono, node: AdminNode): void {
       const done = await services.metadata.submit({ kind: "createTopic", request });
       if (!done.ok) throw topicFailure(done.error);
       const topic = services.image.topic(request.name);
-      if (topic === undefined) throw new Error(`Created topic is not in the image: ${request.name}`);
+      if (topic === undefined)
+        throw new Error(`Created topic is not in the image: ${request.name}`);
       c.header("Location", `/v1/topics/${encodeURIComponent(topic.name)}`);
       return c.json(topicView(services, topic), 201);
     },
   );
 
-  app.get("/v1/topics/:name", (c) => c.json(topicView(services, existingTopic(node, c.req.param("name")))));
+  app.get("/v1/topics/:name", (c) =>
+    c.json(topicView(services, existingTopic(node, c.req.param("name")))),
+  );
 
   app.delete("/v1/topics/:name", async (c) => {
     const topic = existingTopic(node, c.req.param("name"));

@@ -23,8 +23,6 @@ export interface AdminNode {
   readonly cluster?: ClusterStatus;
 }
 
-
-
 export interface TopicSummary {
   name: string;
   topicId: string;
@@ -124,7 +122,13 @@ export interface ClusterView {
   /** The metadata controller (the Raft leader); null during an election. */
   controller: number | null;
   /** Registered brokers; fenced ones are those the controller saw die. */
-  brokers: Array<{ nodeId: number; host: string; port: number; rack: string | null; fenced: boolean }>;
+  brokers: Array<{
+    nodeId: number;
+    host: string;
+    port: number;
+    rack: string | null;
+    fenced: boolean;
+  }>;
   /** Membership as SWIM reports it; a node alone lists itself, alive. */
   members: MemberStatus[];
   /** The metadata quorum from this node; null on a node that runs alone. */
@@ -148,7 +152,9 @@ export function clusterView(node: AdminNode): ClusterView {
     clusterId: services.clusterId,
     nodeId: services.nodeId,
     controller: quorum === null ? services.nodeId : quorum.leader,
-    brokers: services.image.brokers().map(({ nodeId, host, port, rack, fenced }) => ({ nodeId, host, port, rack, fenced })),
+    brokers: services.image
+      .brokers()
+      .map(({ nodeId, host, port, rack, fenced }) => ({ nodeId, host, port, rack, fenced })),
     members: cluster?.members() ?? [alone],
     quorum,
   };
@@ -241,7 +247,10 @@ export function groupView(node: AdminNode, groupId: string): GroupView | undefin
       groupInstanceId: member.groupInstanceId,
       clientId: member.clientId,
       clientHost: member.clientHost,
-      assignment: consumer || member.assignment.byteLength === 0 ? decodeConsumerAssignment(member.assignment) : null,
+      assignment:
+        consumer || member.assignment.byteLength === 0
+          ? decodeConsumerAssignment(member.assignment)
+          : null,
     })),
     offsets,
     totalLag: offsets.reduce((sum, offset) => sum + (offset.lag ?? 0), 0),

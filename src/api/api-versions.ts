@@ -14,6 +14,10 @@ export function createApiVersionsHandler(registry: HandlerRegistry) {
     request: ApiVersionsRequest,
     response: ApiVersionsResponse,
     versions: [0, 4],
-    handle: () => ({ errorCode: ErrorCode.NONE, apiKeys: registry.apiVersionsList(), throttleTimeMs: 0 }),
+    handle: () => ({
+      errorCode: ErrorCode.NONE,
+      apiKeys: registry.apiVersionsList(),
+      throttleTimeMs: 0,
+    }),
   });
 }

@@ -19,23 +19,45 @@ export function createCreatePartitionsHandler(services: BrokerServices) {
       const results = [];
       for (const wanted of request.topics) {
         if (names.indexOf(wanted.name) !== names.lastIndexOf(wanted.name)) {
-          results.push({ name: wanted.name, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: "Topic named more than once in the request" });
+          results.push({
+            name: wanted.name,
+            errorCode: ErrorCode.INVALID_REQUEST,
+            errorMessage: "Topic named more than once in the request",
+          });
           continue;
         }
-        const unknownBroker = wanted.assignments?.flatMap((a) => a.brokerIds).find((id) => services.image.broker(id) === undefined);
+        const unknownBroker = wanted.assignments
+          ?.flatMap((a) => a.brokerIds)
+          .find((id) => services.image.broker(id) === undefined);
         if (unknownBroker !== undefined) {
-          results.push({ name: wanted.name, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: `Unknown broker ${unknownBroker}` });
+          results.push({
+            name: wanted.name,
+            errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            errorMessage: `Unknown broker ${unknownBroker}`,
+          });
           continue;
         }
         const plan = planCreatePartitions(services.image, wanted.name, wanted.count);
         if (!plan.ok) {
-          results.push({ name: wanted.name, errorCode: topicErrorCode(plan.error), errorMessage: plan.error.message });
+          results.push({
+            name: wanted.name,
+            errorCode: topicErrorCode(plan.error),
+            errorMessage: plan.error.message,
+          });
           continue;
         }
         if (!request.validateOnly) {
-          const done = await services.metadata.submit({ kind: "createPartitions", name: wanted.name, count: wanted.count });
+          const done = await services.metadata.submit({
+            kind: "createPartitions",
+            name: wanted.name,
+            count: wanted.count,
+          });
           if (!done.ok) {
-            results.push({ name: wanted.name, errorCode: topicErrorCode(done.error), errorMessage: done.error.message });
+            results.push({
+              name: wanted.name,
+              errorCode: topicErrorCode(done.error),
+              errorMessage: done.error.message,
+            });
             continue;
           }
         }

@@ -48,24 +48,41 @@ export function createDeleteRecordsHandler(services: BrokerServices) {
           name: wanted.name,
           partitions: wanted.partitions.map((p): PartitionResult => {
             const image = topic?.partitions[p.partitionIndex];
-            const partitionLog = topic === undefined ? undefined : services.logs.get(topic.name, p.partitionIndex);
-            if (image === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
-            if (image.leader !== services.nodeId) return failed(p.partitionIndex, ErrorCode.NOT_LEADER_OR_FOLLOWER);
-            if (partitionLog === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
-            const offset = p.offset === HIGH_WATERMARK_OFFSET ? partitionLog.highWatermark : p.offset;
+            const partitionLog =
+              topic === undefined ? undefined : services.logs.get(topic.name, p.partitionIndex);
+            if (image === undefined)
+              return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+            if (image.leader !== services.nodeId)
+              return failed(p.partitionIndex, ErrorCode.NOT_LEADER_OR_FOLLOWER);
+            if (partitionLog === undefined)
+              return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+            const offset =
+              p.offset === HIGH_WATERMARK_OFFSET ? partitionLog.highWatermark : p.offset;
             let result;
             try {
               result = services.logs.deleteRecords(wanted.name, p.partitionIndex, offset);
             } catch (error) {
               if (!(error instanceof StorageIoError)) throw error;
-              log.error("DeleteRecords failed", { topic: wanted.name, partition: p.partitionIndex, error: error.message });
+              log.error("DeleteRecords failed", {
+                topic: wanted.name,
+                partition: p.partitionIndex,
+                error: error.message,
+              });
               return failed(p.partitionIndex, ErrorCode.KAFKA_STORAGE_ERROR);
             }
-            if (result.ok) return { partitionIndex: p.partitionIndex, errorCode: ErrorCode.NONE, lowWatermark: result.logStartOffset };
+            if (result.ok)
+              return {
+                partitionIndex: p.partitionIndex,
+                errorCode: ErrorCode.NONE,
+                lowWatermark: result.logStartOffset,
+              };
             switch (result.kind) {
-              case "offsetOutOfRange": return failed(p.partitionIndex, ErrorCode.OFFSET_OUT_OF_RANGE);
-              case "policyViolation": return failed(p.partitionIndex, ErrorCode.POLICY_VIOLATION);
-              default: return unreachable(result.kind);
+              case "offsetOutOfRange":
+                return failed(p.partitionIndex, ErrorCode.OFFSET_OUT_OF_RANGE);
+              case "policyViolation":
+                return failed(p.partitionIndex, ErrorCode.POLICY_VIOLATION);
+              default:
+                return unreachable(result.kind);
             }
           }),
         };

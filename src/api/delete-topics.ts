@@ -15,27 +15,52 @@ export function createDeleteTopicsHandler(services: BrokerServices) {
     response: DeleteTopicsResponse,
     versions: [0, 6],
     async handle(request, context) {
-      const wanted = context.apiVersion >= 6
-        ? request.topics
-        : request.topicNames.map((name) => ({ name, topicId: ZERO_UUID }));
+      const wanted =
+        context.apiVersion >= 6
+          ? request.topics
+          : request.topicNames.map((name) => ({ name, topicId: ZERO_UUID }));
       const responses = [];
       for (const { name, topicId } of wanted) {
-        const topic = name !== null ? services.image.topic(name) : services.image.topicById(topicId);
+        const topic =
+          name !== null ? services.image.topic(name) : services.image.topicById(topicId);
         if (name === null && topic === undefined) {
-          responses.push({ name: null, topicId, errorCode: ErrorCode.UNKNOWN_TOPIC_ID, errorMessage: `Topic id ${topicId} does not exist` });
+          responses.push({
+            name: null,
+            topicId,
+            errorCode: ErrorCode.UNKNOWN_TOPIC_ID,
+            errorMessage: `Topic id ${topicId} does not exist`,
+          });
           continue;
         }
         const plan = planDeleteTopic(topic, name ?? topicId);
         if (!plan.ok) {
-          responses.push({ name, topicId, errorCode: topicErrorCode(plan.error), errorMessage: plan.error.message });
+          responses.push({
+            name,
+            topicId,
+            errorCode: topicErrorCode(plan.error),
+            errorMessage: plan.error.message,
+          });
           continue;
         }
-        const done = await services.metadata.submit({ kind: "deleteTopic", topicId: topic!.topicId });
+        const done = await services.metadata.submit({
+          kind: "deleteTopic",
+          topicId: topic!.topicId,
+        });
         if (!done.ok) {
-          responses.push({ name, topicId, errorCode: topicErrorCode(done.error), errorMessage: done.error.message });
+          responses.push({
+            name,
+            topicId,
+            errorCode: topicErrorCode(done.error),
+            errorMessage: done.error.message,
+          });
           continue;
         }
-        responses.push({ name: topic!.name, topicId: topic!.topicId, errorCode: ErrorCode.NONE, errorMessage: null });
+        responses.push({
+          name: topic!.name,
+          topicId: topic!.topicId,
+          errorCode: ErrorCode.NONE,
+          errorMessage: null,
+        });
       }
       return { throttleTimeMs: 0, responses };
     },

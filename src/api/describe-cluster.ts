@@ -17,7 +17,14 @@ export function createDescribeClusterHandler(services: BrokerServices) {
     handle(request) {
       const endpointType = request.endpointType;
       if (endpointType !== 1 && endpointType !== 2) {
-        return { errorCode: ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, errorMessage: `Unknown endpoint type ${endpointType}`, endpointType, clusterId: services.clusterId, controllerId: -1, brokers: [] };
+        return {
+          errorCode: ErrorCode.UNSUPPORTED_ENDPOINT_TYPE,
+          errorMessage: `Unknown endpoint type ${endpointType}`,
+          endpointType,
+          clusterId: services.clusterId,
+          controllerId: -1,
+          brokers: [],
+        };
       }
       return {
         throttleTimeMs: 0,
@@ -25,8 +32,11 @@ export function createDescribeClusterHandler(services: BrokerServices) {
         errorMessage: null,
         endpointType,
         clusterId: services.clusterId,
-        controllerId: services.controllerId === undefined ? services.nodeId : (services.controllerId() ?? -1),
-        brokers: services.image.liveBrokers().map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
+        controllerId:
+          services.controllerId === undefined ? services.nodeId : (services.controllerId() ?? -1),
+        brokers: services.image
+          .liveBrokers()
+          .map((b) => ({ brokerId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
         clusterAuthorizedOperations: AUTHORIZED_OPERATIONS_OMITTED,
       };
     },

@@ -16,13 +16,31 @@ import { defineHandler } from "../server/handler.ts";
 import type { BrokerServices } from "./services.ts";
 
 export const RESOURCE_TYPE = { TOPIC: 2, BROKER: 4 } as const;
-export const CONFIG_SOURCE = { DYNAMIC_TOPIC_CONFIG: 1, STATIC_BROKER_CONFIG: 4, DEFAULT_CONFIG: 5 } as const;
+export const CONFIG_SOURCE = {
+  DYNAMIC_TOPIC_CONFIG: 1,
+  STATIC_BROKER_CONFIG: 4,
+  DEFAULT_CONFIG: 5,
+} as const;
 
-const CONFIG_TYPE_CODES: Record<ConfigType, number> = { boolean: 1, string: 2, int: 3, long: 5, double: 6, list: 7 };
+const CONFIG_TYPE_CODES: Record<ConfigType, number> = {
+  boolean: 1,
+  string: 2,
+  int: 3,
+  long: 5,
+  double: 6,
+  list: 7,
+};
 
 type ConfigEntry = Encodable<DescribeConfigsResponseDescribeConfigsResourceResult>;
 
-function entry(name: string, value: string, type: ConfigType, overridden: boolean, source: number, synonyms: boolean): ConfigEntry {
+function entry(
+  name: string,
+  value: string,
+  type: ConfigType,
+  overridden: boolean,
+  source: number,
+  synonyms: boolean,
+): ConfigEntry {
   return {
     name,
     value,
@@ -36,7 +54,10 @@ function entry(name: string, value: string, type: ConfigType, overridden: boolea
   };
 }
 
-export function createDescribeConfigsHandler(services: BrokerServices, brokerSettings: () => Record<string, string>) {
+export function createDescribeConfigsHandler(
+  services: BrokerServices,
+  brokerSettings: () => Record<string, string>,
+) {
   return defineHandler({
     request: DescribeConfigsRequest,
     response: DescribeConfigsResponse,
@@ -46,29 +67,63 @@ export function createDescribeConfigsHandler(services: BrokerServices, brokerSet
         throttleTimeMs: 0,
         results: request.resources.map((resource) => {
           const base = { resourceType: resource.resourceType, resourceName: resource.resourceName };
-          const wanted = (name: string) => resource.configurationKeys === null || resource.configurationKeys.includes(name);
+          const wanted = (name: string) =>
+            resource.configurationKeys === null || resource.configurationKeys.includes(name);
           if (resource.resourceType === RESOURCE_TYPE.TOPIC) {
             const topic = services.image.topic(resource.resourceName);
             if (topic === undefined) {
-              return { ...base, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: `Topic ${resource.resourceName} does not exist`, configs: [] };
+              return {
+                ...base,
+                errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                errorMessage: `Topic ${resource.resourceName} does not exist`,
+                configs: [],
+              };
             }
             const configs = TOPIC_CONFIGS.filter((d) => wanted(d.name)).map((d) => {
               const overridden = topic.configs.has(d.name);
-              const source = overridden ? CONFIG_SOURCE.DYNAMIC_TOPIC_CONFIG : CONFIG_SOURCE.DEFAULT_CONFIG;
-              return entry(d.name, topicConfigValue(topic.configs, d.name), d.type, overridden, source, request.includeSynonyms);
+              const source = overridden
+                ? CONFIG_SOURCE.DYNAMIC_TOPIC_CONFIG
+                : CONFIG_SOURCE.DEFAULT_CONFIG;
+              return entry(
+                d.name,
+                topicConfigValue(topic.configs, d.name),
+                d.type,
+                overridden,
+                source,
+                request.includeSynonyms,
+              );
             });
             return { ...base, errorCode: ErrorCode.NONE, errorMessage: null, configs };
           }
           if (resource.resourceType === RESOURCE_TYPE.BROKER) {
             if (resource.resourceName !== "" && resource.resourceName !== String(services.nodeId)) {
-              return { ...base, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: `Not broker ${resource.resourceName}`, configs: [] };
+              return {
+                ...base,
+                errorCode: ErrorCode.INVALID_REQUEST,
+                errorMessage: `Not broker ${resource.resourceName}`,
+                configs: [],
+              };
             }
             const configs = Object.entries(brokerSettings())
               .filter(([name]) => wanted(name))
-              .map(([name, value]) => entry(name, value, "string", false, CONFIG_SOURCE.STATIC_BROKER_CONFIG, request.includeSynonyms));
+              .map(([name, value]) =>
+                entry(
+                  name,
+                  value,
+                  "string",
+                  false,
+                  CONFIG_SOURCE.STATIC_BROKER_CONFIG,
+                  request.includeSynonyms,
+                ),
+              );
             return { ...base, errorCode: ErrorCode.NONE, errorMessage: null, configs };
           }
-          return { ...base, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: `Unsupported resource type ${resource.resourceType}`, configs: [] };
+          return {
+            ...base,
+            errorCode: ErrorCode.INVALID_REQUEST,
+            errorMessage: `Unsupported resource type ${resource.resourceType}`,
+            configs: [],
+          };
         }),
       };
     },

@@ -58,24 +58,51 @@ interface ReadPass {
 }
 
 function partitionError(partition: number, errorCode: number): PartitionResponse {
-  return { partitionIndex: partition, errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: null };
+  return {
+    partitionIndex: partition,
+    errorCode,
+    highWatermark: -1,
+    lastStableOffset: -1,
+    logStartOffset: -1,
+    records: null,
+  };
 }
 
-function readOnce(services: BrokerServices, request: FetchRequestData, context: RequestContext): ReadPass {
+function readOnce(
+  services: BrokerServices,
+  request: FetchRequestData,
+  context: RequestContext,
+): ReadPass {
   const byId = context.apiVersion >= TOPIC_IDS_FROM_VERSION;
   const responseBytesMax = Math.min(Math.max(request.maxBytes, 0), FETCH_RESPONSE_BYTES_MAX);
   // A replica's fetch (Fetch v15 moved the id into ReplicaState); consumers send -1.
-  const replicaId = context.apiVersion >= REPLICA_STATE_FROM_VERSION ? request.replicaState.replicaId : request.replicaId;
-  const pass: ReadPass = { topics: [], bytes: 0, hasError: false, waitKeys: [], fromFollower: replicaId >= 0 };
+  const replicaId =
+    context.apiVersion >= REPLICA_STATE_FROM_VERSION
+      ? request.replicaState.replicaId
+      : request.replicaId;
+  const pass: ReadPass = {
+    topics: [],
+    bytes: 0,
+    hasError: false,
+    waitKeys: [],
+    fromFollower: replicaId >= 0,
+  };
   for (const wanted of request.topics) {
-    const topic = byId ? services.image.topicById(wanted.topicId) : services.image.topic(wanted.topic);
+    const topic = byId
+      ? services.image.topicById(wanted.topicId)
+      : services.image.topic(wanted.topic);
     const partitions: PartitionResponse[] = [];
     pass.topics.push({ topic: wanted.topic, topicId: wanted.topicId, partitions });
     for (const fetch of wanted.partitions) {
       const image = topic?.partitions[fetch.partition];
       if (topic === undefined || image === undefined) {
         pass.hasError = true;
-        partitions.push(partitionError(fetch.partition, byId ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION));
+        partitions.push(
+          partitionError(
+            fetch.partition,
+            byId ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+          ),
+        );
         continue;
       }
       let log: PartitionLog | undefined;
@@ -92,11 +119,21 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
         if (answer.kind !== "read") {
           // Either answers at once: the follower must act before it fetches again.
           pass.hasError = true;
-          if (answer.kind === "error") partitions.push(partitionError(fetch.partition, answer.errorCode));
+          if (answer.kind === "error")
+            partitions.push(partitionError(fetch.partition, answer.errorCode));
           else {
             const { highWatermark: hw, logStartOffset } = answer;
-            const divergingEpoch = { epoch: answer.diverging.epoch, endOffset: answer.diverging.endOffset };
-            partitions.push({ ...partitionError(fetch.partition, ErrorCode.NONE), highWatermark: hw, lastStableOffset: hw, logStartOffset, divergingEpoch });
+            const divergingEpoch = {
+              epoch: answer.diverging.epoch,
+              endOffset: answer.diverging.endOffset,
+            };
+            partitions.push({
+              ...partitionError(fetch.partition, ErrorCode.NONE),
+              highWatermark: hw,
+              lastStableOffset: hw,
+              logStartOffset,
+              divergingEpoch,
+            });
           }
           continue;
         }
@@ -111,7 +148,10 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
         }
         if (fetch.currentLeaderEpoch >= 0 && fetch.currentLeaderEpoch !== image.leaderEpoch) {
           pass.hasError = true;
-          const code = fetch.currentLeaderEpoch < image.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
+          const code =
+            fetch.currentLeaderEpoch < image.leaderEpoch
+              ? ErrorCode.FENCED_LEADER_EPOCH
+              : ErrorCode.UNKNOWN_LEADER_EPOCH;
           partitions.push(partitionError(fetch.partition, code));
           continue;
         }
@@ -124,20 +164,30 @@ function readOnce(services: BrokerServices, request: FetchRequestData, context: 
         highWatermark = log.highWatermark;
         maxOffset = highWatermark;
       }
-      const offsets = { highWatermark, lastStableOffset: highWatermark, logStartOffset: log.logStartOffset };
+      const offsets = {
+        highWatermark,
+        lastStableOffset: highWatermark,
+        logStartOffset: log.logStartOffset,
+      };
       const budget = Math.min(fetch.partitionMaxBytes, responseBytesMax - pass.bytes);
       // KIP-74: the first batch of the first non-empty partition is returned even when it
       // exceeds the limits, so a consumer can never be stuck behind one large batch.
-      const read = budget > 0 || pass.bytes === 0
-        ? log.readDeferred(fetch.fetchOffset, Math.max(budget, 0), {
-          minOneBatch: pass.bytes === 0, maxOffset, countRecords: replicaId < 0,
-          // A follower's answer always goes by sendfile: nothing reads it here.
-          deferFromBytes: replicaId >= 0 ? 1 : DEFER_FROM_BYTES,
-        })
-        : { ok: true as const, records: new Uint8Array(0) };
+      const read =
+        budget > 0 || pass.bytes === 0
+          ? log.readDeferred(fetch.fetchOffset, Math.max(budget, 0), {
+              minOneBatch: pass.bytes === 0,
+              maxOffset,
+              countRecords: replicaId < 0,
+              // A follower's answer always goes by sendfile: nothing reads it here.
+              deferFromBytes: replicaId >= 0 ? 1 : DEFER_FROM_BYTES,
+            })
+          : { ok: true as const, records: new Uint8Array(0) };
       if (!read.ok) {
         pass.hasError = true;
-        partitions.push({ ...partitionError(fetch.partition, ErrorCode.OFFSET_OUT_OF_RANGE), ...offsets });
+        partitions.push({
+          ...partitionError(fetch.partition, ErrorCode.OFFSET_OUT_OF_RANGE),
+          ...offsets,
+        });
         continue;
       }
       pass.bytes += read.records.byteLength;
@@ -173,13 +223,17 @@ export function createFetchHandler(services: BrokerServices) {
   const answer = (pass: ReadPass, context: RequestContext) => {
     // Replication is not consumer traffic (Kafka counts it apart from BytesOut too).
     for (const topic of pass.fromFollower ? [] : pass.topics) {
-      const name = context.apiVersion >= TOPIC_IDS_FROM_VERSION ? services.image.topicById(topic.topicId ?? "")?.name : topic.topic;
+      const name =
+        context.apiVersion >= TOPIC_IDS_FROM_VERSION
+          ? services.image.topicById(topic.topicId ?? "")?.name
+          : topic.topic;
       if (name === undefined) continue;
       for (const partition of topic.partitions ?? []) {
         const records = partition.records;
         if (records instanceof FileSlice) {
           // Counted as it is sent: the batches are not in memory to count now.
-          records.onFinished = (count) => services.metrics.recordFetchCounts(name, records.byteLength, count);
+          records.onFinished = (count) =>
+            services.metrics.recordFetchCounts(name, records.byteLength, count);
         } else if (records != null) {
           services.metrics.recordFetch(name, records as Uint8Array);
         }
@@ -189,7 +243,12 @@ export function createFetchHandler(services: BrokerServices) {
   };
 
   /** Long poll: waits for appends until the pass is enough or max_wait_ms passes. */
-  const waitForMore = async (first: ReadPass, request: FetchRequestData, context: RequestContext, deadline: number) => {
+  const waitForMore = async (
+    first: ReadPass,
+    request: FetchRequestData,
+    context: RequestContext,
+    deadline: number,
+  ) => {
     let pass = first;
     while (shouldWait(pass, request)) {
       const left = deadline - services.clock.monotonicMs();
@@ -214,7 +273,9 @@ export function createFetchHandler(services: BrokerServices) {
       const pass = readOnce(services, request, context);
       if (shouldWait(pass, request) && request.maxWaitMs > 0) {
         services.metrics.fetchesWaiting++;
-        return waitForMore(pass, request, context, deadline).finally(() => services.metrics.fetchesWaiting--);
+        return waitForMore(pass, request, context, deadline).finally(
+          () => services.metrics.fetchesWaiting--,
+        );
       }
       return answer(pass, context);
     },

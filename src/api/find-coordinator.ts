@@ -30,12 +30,22 @@ interface Answer {
 
 export function createFindCoordinatorHandler(deps: GroupHandlerDeps) {
   const find = async (keyType: number, key: string): Promise<Answer> => {
-    const failed = (errorCode: number, errorMessage: string): Answer =>
-      ({ errorCode, errorMessage, nodeId: -1, host: "", port: -1 });
+    const failed = (errorCode: number, errorMessage: string): Answer => ({
+      errorCode,
+      errorMessage,
+      nodeId: -1,
+      host: "",
+      port: -1,
+    });
     switch (keyType) {
       case KEY_TYPE_GROUP: {
-        const node = deps.coordinatorFor === undefined ? deps.self() : await deps.coordinatorFor(key);
-        if (node === null) return failed(ErrorCode.COORDINATOR_NOT_AVAILABLE, "The group's coordinator is not available");
+        const node =
+          deps.coordinatorFor === undefined ? deps.self() : await deps.coordinatorFor(key);
+        if (node === null)
+          return failed(
+            ErrorCode.COORDINATOR_NOT_AVAILABLE,
+            "The group's coordinator is not available",
+          );
         return { errorCode: ErrorCode.NONE, errorMessage: null, ...node };
       }
       case KEY_TYPE_TRANSACTION:
@@ -53,7 +63,8 @@ export function createFindCoordinatorHandler(deps: GroupHandlerDeps) {
         return { throttleTimeMs: 0, ...(await find(request.keyType, request.key)) };
       }
       const coordinators = [];
-      for (const key of request.coordinatorKeys) coordinators.push({ key, ...(await find(request.keyType, key)) });
+      for (const key of request.coordinatorKeys)
+        coordinators.push({ key, ...(await find(request.keyType, key)) });
       return { throttleTimeMs: 0, coordinators };
     },
   });

@@ -90,8 +90,17 @@ describe("api: group handlers", () => {
   test("every table version is served, and an empty request of each is answered", async () => {
     const { handlers, call } = setup();
     expect(handlers.map((handler) => [handler.request.apiKey, ...handler.versions])).toEqual([
-      [10, 0, 6], [11, 0, 9], [14, 0, 5], [12, 0, 4], [13, 0, 5], [8, 0, 9], [9, 0, 9],
-      [16, 0, 5], [15, 0, 5], [42, 0, 2], [47, 0, 0],
+      [10, 0, 6],
+      [11, 0, 9],
+      [14, 0, 5],
+      [12, 0, 4],
+      [13, 0, 5],
+      [8, 0, 9],
+      [9, 0, 9],
+      [16, 0, 5],
+      [15, 0, 5],
+      [42, 0, 2],
+      [47, 0, 0],
     ]);
     for (const handler of handlers) {
       expect(handler.versions).toEqual(handler.request.validVersions);
@@ -121,8 +130,12 @@ describe("api: group handlers", () => {
     const { h, call, start } = setup();
     const metadata = subscription(["orders"]);
     const joinRequest = {
-      groupId: "g", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 30_000, memberId: "",
-      protocolType: "consumer", protocols: [{ name: "range", metadata }],
+      groupId: "g",
+      sessionTimeoutMs: 10_000,
+      rebalanceTimeoutMs: 30_000,
+      memberId: "",
+      protocolType: "consumer",
+      protocols: [{ name: "range", metadata }],
     };
     // KIP-394 round first.
     const first = await call<Any, Any>(JOIN_GROUP, 5, joinRequest);
@@ -135,13 +148,21 @@ describe("api: group handlers", () => {
     h.advance(100);
     const joined = await joining.promise;
     expect(joined).toMatchObject({
-      errorCode: 0, generationId: 1, protocolName: "range", leader: memberId, memberId,
+      errorCode: 0,
+      generationId: 1,
+      protocolName: "range",
+      leader: memberId,
+      memberId,
     });
     expect(joined.members).toHaveLength(1);
     expect(Buffer.from(joined.members[0].metadata)).toEqual(Buffer.from(metadata));
 
     const synced = await call<Any, Any>(SYNC_GROUP, 5, {
-      groupId: "g", generationId: 1, memberId, protocolType: "consumer", protocolName: "range",
+      groupId: "g",
+      generationId: 1,
+      memberId,
+      protocolType: "consumer",
+      protocolName: "range",
       assignments: [{ memberId, assignment: bytes("all of orders") }],
     });
     expect(synced).toMatchObject({ errorCode: 0, protocolType: "consumer", protocolName: "range" });
@@ -150,18 +171,26 @@ describe("api: group handlers", () => {
     const beat = (version: number, generationId: number) =>
       call<Any, Any>(HEARTBEAT, version, { groupId: "g", generationId, memberId });
     expect((await beat(4, 1)).errorCode).toBe(0);
-    expect((await beat(0, 0)).errorCode)
-      .toBe(ErrorCode.ILLEGAL_GENERATION);
+    expect((await beat(0, 0)).errorCode).toBe(ErrorCode.ILLEGAL_GENERATION);
 
     const committed = await call<Any, Any>(OFFSET_COMMIT, 8, {
-      groupId: "g", generationIdOrMemberEpoch: 1, memberId,
+      groupId: "g",
+      generationIdOrMemberEpoch: 1,
+      memberId,
       topics: [
-        { name: "orders", partitions: [
-          { partitionIndex: 0, committedOffset: 42, committedLeaderEpoch: 5,
-            committedMetadata: "note" },
-          { partitionIndex: 1, committedOffset: 7, committedMetadata: "x".repeat(4097) },
-          { partitionIndex: 9, committedOffset: 1 },
-        ] },
+        {
+          name: "orders",
+          partitions: [
+            {
+              partitionIndex: 0,
+              committedOffset: 42,
+              committedLeaderEpoch: 5,
+              committedMetadata: "note",
+            },
+            { partitionIndex: 1, committedOffset: 7, committedMetadata: "x".repeat(4097) },
+            { partitionIndex: 9, committedOffset: 1 },
+          ],
+        },
         { name: "missing", partitions: [{ partitionIndex: 0, committedOffset: 1 }] },
       ],
     });
@@ -171,40 +200,63 @@ describe("api: group handlers", () => {
     ]);
 
     const fetched = await call<Any, Any>(OFFSET_FETCH, 7, {
-      groupId: "g", topics: [{ name: "orders", partitionIndexes: [0, 1] }],
+      groupId: "g",
+      topics: [{ name: "orders", partitionIndexes: [0, 1] }],
     });
     expect(fetched.errorCode).toBe(0);
     expect(fetched.topics[0].partitions).toEqual([
-      { partitionIndex: 0, committedOffset: 42, committedLeaderEpoch: 5, metadata: "note",
-        errorCode: 0 },
-      { partitionIndex: 1, committedOffset: -1, committedLeaderEpoch: -1, metadata: "",
-        errorCode: 0 },
+      {
+        partitionIndex: 0,
+        committedOffset: 42,
+        committedLeaderEpoch: 5,
+        metadata: "note",
+        errorCode: 0,
+      },
+      {
+        partitionIndex: 1,
+        committedOffset: -1,
+        committedLeaderEpoch: -1,
+        metadata: "",
+        errorCode: 0,
+      },
     ]);
     const fetchedAll = await call<Any, Any>(OFFSET_FETCH, 8, {
-      groups: [{ groupId: "g", topics: null }, { groupId: "unknown", topics: null }],
+      groups: [
+        { groupId: "g", topics: null },
+        { groupId: "unknown", topics: null },
+      ],
     });
     expect(fetchedAll.groups.map((g: Any) => [g.groupId, g.errorCode, g.topics.length])).toEqual([
-      ["g", 0, 1], ["unknown", 0, 0],
+      ["g", 0, 1],
+      ["unknown", 0, 0],
     ]);
     const allPartitions = fetchedAll.groups[0].topics[0].partitions;
     expect(allPartitions.map((p: Any) => p.committedOffset)).toEqual([42]);
 
     const described = await call<Any, Any>(DESCRIBE_GROUPS, 5, {
-      groups: ["g", "nope"], includeAuthorizedOperations: true,
+      groups: ["g", "nope"],
+      includeAuthorizedOperations: true,
     });
     expect(described.groups[0]).toMatchObject({
-      errorCode: 0, groupId: "g", groupState: "Stable", protocolType: "consumer",
+      errorCode: 0,
+      groupId: "g",
+      groupState: "Stable",
+      protocolType: "consumer",
       protocolData: "range",
       authorizedOperations: GROUP_AUTHORIZED_OPERATIONS,
     });
     expect(described.groups[0].members[0]).toMatchObject({
-      memberId, clientId: "test-client", clientHost: "/127.0.0.1", groupInstanceId: null,
+      memberId,
+      clientId: "test-client",
+      clientHost: "/127.0.0.1",
+      groupInstanceId: null,
     });
     expect(text(described.groups[0].members[0].memberAssignment)).toBe("all of orders");
     expect(described.groups[1]).toMatchObject({ errorCode: 0, groupState: "Dead", members: [] });
 
     const listed = await call<Any, Any>(LIST_GROUPS, 5, {
-      statesFilter: ["stable"], typesFilter: ["Classic"],
+      statesFilter: ["stable"],
+      typesFilter: ["Classic"],
     });
     expect(listed.groups).toEqual([
       { groupId: "g", protocolType: "consumer", groupState: "Stable", groupType: "classic" },
@@ -226,7 +278,8 @@ describe("api: group handlers", () => {
     });
     expect(offsetDelete.errorCode).toBe(0);
     expect(offsetDelete.topics.map((t: Any) => t.partitions[0].errorCode)).toEqual([
-      ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC, 0,
+      ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC,
+      0,
     ]);
 
     const notEmpty = await call<Any, Any>(DELETE_GROUPS, 2, { groupsNames: ["g", "nope"] });
@@ -236,11 +289,13 @@ describe("api: group handlers", () => {
     ]);
 
     const left = await call<Any, Any>(LEAVE_GROUP, 3, {
-      groupId: "g", members: [{ memberId, groupInstanceId: null }],
+      groupId: "g",
+      members: [{ memberId, groupInstanceId: null }],
     });
     expect(left).toMatchObject({ errorCode: 0, members: [{ memberId, errorCode: 0 }] });
-    expect((await call<Any, Any>(LEAVE_GROUP, 0, { groupId: "g", memberId })).errorCode)
-      .toBe(ErrorCode.UNKNOWN_MEMBER_ID);
+    expect((await call<Any, Any>(LEAVE_GROUP, 0, { groupId: "g", memberId })).errorCode).toBe(
+      ErrorCode.UNKNOWN_MEMBER_ID,
+    );
 
     const deleted = await call<Any, Any>(DELETE_GROUPS, 0, { groupsNames: ["g", "g"] });
     expect(deleted.results).toEqual([{ groupId: "g", errorCode: 0 }]);
@@ -251,7 +306,10 @@ describe("api: group handlers", () => {
   test("JoinGroup: v0's rebalance timeout; errors encode in every version", async () => {
     const { h, call, start } = setup();
     const joining = start<Any>(JOIN_GROUP, 0, {
-      groupId: "g", sessionTimeoutMs: 10_000, memberId: "", protocolType: "consumer",
+      groupId: "g",
+      sessionTimeoutMs: 10_000,
+      memberId: "",
+      protocolType: "consumer",
       protocols: [{ name: "range", metadata: bytes("m") }],
     });
     h.advance(100);
@@ -260,8 +318,12 @@ describe("api: group handlers", () => {
     expect(joined.protocolName).toBe("range");
     for (let version = 0; version <= 9; version++) {
       const failed = await call<Any, Any>(JOIN_GROUP, version, {
-        groupId: "g", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 1000, memberId: "stranger",
-        protocolType: "consumer", protocols: [{ name: "range", metadata: bytes("m") }],
+        groupId: "g",
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 1000,
+        memberId: "stranger",
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: bytes("m") }],
       });
       expect(failed.errorCode).toBe(ErrorCode.UNKNOWN_MEMBER_ID);
       expect(failed.protocolName).toBe(version >= 7 ? null : "");
@@ -272,11 +334,16 @@ describe("api: group handlers", () => {
     const { call } = setup();
     const commit = (version: number, groupId: string, generation: number, memberId = "") =>
       call<Any, Any>(OFFSET_COMMIT, version, {
-        groupId, generationIdOrMemberEpoch: generation, memberId, retentionTimeMs: 60_000,
-        topics: [{
-          name: "orders",
-          partitions: [{ partitionIndex: 0, committedOffset: 5, commitTimestamp: 1234 }],
-        }],
+        groupId,
+        generationIdOrMemberEpoch: generation,
+        memberId,
+        retentionTimeMs: 60_000,
+        topics: [
+          {
+            name: "orders",
+            partitions: [{ partitionIndex: 0, committedOffset: 5, commitTimestamp: 1234 }],
+          },
+        ],
       }).then((response) => response.topics[0].partitions[0].errorCode);
     expect(await commit(8, "ghost", 3, "m")).toBe(ErrorCode.ILLEGAL_GENERATION);
     expect(await commit(9, "ghost", 3, "m")).toBe(ErrorCode.GROUP_ID_NOT_FOUND);
@@ -286,7 +353,8 @@ describe("api: group handlers", () => {
     expect(await commit(2, "simple", -1)).toBe(0);
     expect(await commit(3, "", -1)).toBe(0); // The empty group id is allowed, as in Kafka.
     const fetched = await call<Any, Any>(OFFSET_FETCH, 1, {
-      groupId: "simple", topics: [{ name: "orders", partitionIndexes: [0] }],
+      groupId: "simple",
+      topics: [{ name: "orders", partitionIndexes: [0] }],
     });
     expect(fetched.topics[0].partitions[0].committedOffset).toBe(5);
   });
@@ -309,7 +377,9 @@ describe("api: group handlers", () => {
       partitionExists: () => true,
     }).filter((handler) => handler.request.apiKey === OFFSET_COMMIT);
     const response = await callHandler<Any, Any>(commitHandler!, 8, {
-      groupId: "g", generationIdOrMemberEpoch: -1, memberId: "",
+      groupId: "g",
+      generationIdOrMemberEpoch: -1,
+      memberId: "",
       topics: [{ name: "t", partitions: [{ partitionIndex: 0, committedOffset: 1 }] }],
     });
     expect(response.topics[0].partitions[0].errorCode).toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
@@ -332,13 +402,14 @@ describe("api: group handlers", () => {
         groupIds: () => h.offsets.groupIds(),
         delete: (g, partitions) => h.offsets.delete(g, partitions),
         deleteGroup: (g) => h.offsets.deleteGroup(g),
-        commit: (groupId, entries) => new Promise<void>((resolve, reject) => {
-          gates.push(() => {
-            if (entries[0]!.metadata === "fail") return reject(new Error("Disk full"));
-            h.offsets.commit(groupId, entries);
-            resolve();
-          });
-        }),
+        commit: (groupId, entries) =>
+          new Promise<void>((resolve, reject) => {
+            gates.push(() => {
+              if (entries[0]!.metadata === "fail") return reject(new Error("Disk full"));
+              h.offsets.commit(groupId, entries);
+              resolve();
+            });
+          }),
       },
       self: () => SELF,
       partitionExists: () => true,
@@ -346,28 +417,48 @@ describe("api: group handlers", () => {
     const byKey = new Map(handlers.map((handler) => [handler.request.apiKey, handler]));
     const call = <Res>(key: number, version: number, request: object) => {
       const state: { value: Res | undefined } = { value: undefined };
-      const promise = callHandler<object, Res>(byKey.get(key) as ApiHandler<object, Res>, version,
-        request).then((value) => (state.value = value));
+      const promise = callHandler<object, Res>(
+        byKey.get(key) as ApiHandler<object, Res>,
+        version,
+        request,
+      ).then((value) => (state.value = value));
       return { state, promise };
     };
-    const join = (memberId: string) => call<Any>(JOIN_GROUP, 4, {
-      groupId: "g", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 30_000, memberId,
-      protocolType: "consumer", protocols: [{ name: "range", metadata: bytes("m") }],
-    });
-    const sync = (memberId: string, generationId: number) => call<Any>(SYNC_GROUP, 3, {
-      groupId: "g", generationId, memberId,
-      assignments: [{ memberId, assignment: bytes("all") }],
-    });
+    const join = (memberId: string) =>
+      call<Any>(JOIN_GROUP, 4, {
+        groupId: "g",
+        sessionTimeoutMs: 10_000,
+        rebalanceTimeoutMs: 30_000,
+        memberId,
+        protocolType: "consumer",
+        protocols: [{ name: "range", metadata: bytes("m") }],
+      });
+    const sync = (memberId: string, generationId: number) =>
+      call<Any>(SYNC_GROUP, 3, {
+        groupId: "g",
+        generationId,
+        memberId,
+        assignments: [{ memberId, assignment: bytes("all") }],
+      });
     const commit = (memberId: string, generation: number, offset: number, metadata = "") =>
       call<Any>(OFFSET_COMMIT, 8, {
-        groupId: "g", generationIdOrMemberEpoch: generation, memberId,
-        topics: [{ name: "orders", partitions: [
-          { partitionIndex: 0, committedOffset: offset, committedMetadata: metadata },
-        ] }],
+        groupId: "g",
+        generationIdOrMemberEpoch: generation,
+        memberId,
+        topics: [
+          {
+            name: "orders",
+            partitions: [
+              { partitionIndex: 0, committedOffset: offset, committedMetadata: metadata },
+            ],
+          },
+        ],
       });
-    const fetchOffset = () => call<Any>(OFFSET_FETCH, 7, {
-      groupId: "g", topics: [{ name: "orders", partitionIndexes: [0] }],
-    });
+    const fetchOffset = () =>
+      call<Any>(OFFSET_FETCH, 7, {
+        groupId: "g",
+        topics: [{ name: "orders", partitionIndexes: [0] }],
+      });
 
     // B alone in generation 1 (version 4 joins: the member id comes first).
     const idB: string = (await join("").promise).memberId;
@@ -401,13 +492,16 @@ describe("api: group handlers", () => {
     await settle();
     expect(afterFailing.state.value).toBeUndefined();
     gates.shift()!();
-    expect((await failing.promise).topics[0].partitions[0].errorCode)
-      .toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
+    expect((await failing.promise).topics[0].partitions[0].errorCode).toBe(
+      ErrorCode.COORDINATOR_NOT_AVAILABLE,
+    );
     expect((await afterFailing.promise).topics[0].partitions[0].committedOffset).toBe(23);
     expect((await fetchOffset().promise).topics[0].partitions[0].committedOffset).toBe(23);
     // Commits to another group do not hold this group's fetches.
     const elsewhere = call<Any>(OFFSET_COMMIT, 8, {
-      groupId: "other", generationIdOrMemberEpoch: -1, memberId: "",
+      groupId: "other",
+      generationIdOrMemberEpoch: -1,
+      memberId: "",
       topics: [{ name: "orders", partitions: [{ partitionIndex: 0, committedOffset: 1 }] }],
     });
     expect((await fetchOffset().promise).topics[0].partitions[0].committedOffset).toBe(23);
@@ -418,8 +512,12 @@ describe("api: group handlers", () => {
   test("SyncGroup: a follower's answer waits for the leader's", async () => {
     const { h, call, start } = setup();
     const request = (memberId: string) => ({
-      groupId: "g", sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 30_000, memberId,
-      protocolType: "consumer", protocols: [{ name: "range", metadata: bytes("m") }],
+      groupId: "g",
+      sessionTimeoutMs: 10_000,
+      rebalanceTimeoutMs: 30_000,
+      memberId,
+      protocolType: "consumer",
+      protocols: [{ name: "range", metadata: bytes("m") }],
     });
     const idA = (await call<Any, Any>(JOIN_GROUP, 9, request(""))).memberId;
     const idB = (await call<Any, Any>(JOIN_GROUP, 9, request(""))).memberId;
@@ -430,12 +528,16 @@ describe("api: group handlers", () => {
     expect(a.leader).toBe(idA);
     expect(b.members).toEqual([]);
     const syncB = start<Any>(SYNC_GROUP, 3, {
-      groupId: "g", generationId: b.generationId, memberId: idB,
+      groupId: "g",
+      generationId: b.generationId,
+      memberId: idB,
     });
     await settle();
     expect(syncB.state.value).toBeUndefined();
     await call<Any, Any>(SYNC_GROUP, 3, {
-      groupId: "g", generationId: a.generationId, memberId: idA,
+      groupId: "g",
+      generationId: a.generationId,
+      memberId: idA,
       assignments: [
         { memberId: idA, assignment: bytes("A") },
         { memberId: idB, assignment: bytes("B") },

@@ -30,7 +30,9 @@ export interface GroupHandlerDeps {
    * topic not creatable now), which FindCoordinator answers COORDINATOR_NOT_AVAILABLE.
    * Absent: this node coordinates every group.
    */
-  readonly coordinatorFor?: (groupId: string) => Promise<{ nodeId: number; host: string; port: number } | null>;
+  readonly coordinatorFor?: (
+    groupId: string,
+  ) => Promise<{ nodeId: number; host: string; port: number } | null>;
   readonly partitionExists: (topic: string, partition: number) => boolean;
   /**
    * For OffsetCommit/OffsetFetch v10+, which name topics by id. The generated tables

@@ -42,9 +42,10 @@ export function createJoinGroupHandler(deps: GroupHandlerDeps) {
             supportSkippingAssignment: version >= SKIP_ASSIGNMENT_FROM_VERSION,
             clientId: context.clientId ?? "",
             clientHost: clientHost(context.remote),
-            rebalanceTimeoutMs: version >= REBALANCE_TIMEOUT_FROM_VERSION
-              ? request.rebalanceTimeoutMs
-              : request.sessionTimeoutMs,
+            rebalanceTimeoutMs:
+              version >= REBALANCE_TIMEOUT_FROM_VERSION
+                ? request.rebalanceTimeoutMs
+                : request.sessionTimeoutMs,
             sessionTimeoutMs: request.sessionTimeoutMs,
             protocolType: request.protocolType,
             protocols: request.protocols,

@@ -33,13 +33,14 @@ export function createSyncGroupHandler(deps: GroupHandlerDeps) {
             protocolName: request.protocolName,
             assignments: request.assignments,
           },
-          (result) => resolve({
-            throttleTimeMs: 0,
-            errorCode: groupErrorCode(result.error),
-            protocolType: result.protocolType,
-            protocolName: result.protocolName,
-            assignment: result.assignment,
-          }),
+          (result) =>
+            resolve({
+              throttleTimeMs: 0,
+              errorCode: groupErrorCode(result.error),
+              protocolType: result.protocolType,
+              protocolName: result.protocolName,
+              assignment: result.assignment,
+            }),
         );
       });
     },

@@ -29,7 +29,12 @@ export function createListOffsetsHandler(services: BrokerServices) {
     response: ListOffsetsResponse,
     versions: [0, 10],
     handle(request, context) {
-      const answer = (partitionIndex: number, offset: number, timestamp: number, leaderEpoch: number): PartitionResponse => ({
+      const answer = (
+        partitionIndex: number,
+        offset: number,
+        timestamp: number,
+        leaderEpoch: number,
+      ): PartitionResponse => ({
         partitionIndex,
         errorCode: ErrorCode.NONE,
         oldStyleOffsets: context.apiVersion === 0 && offset >= 0 ? [offset] : [],
@@ -38,7 +43,11 @@ export function createListOffsetsHandler(services: BrokerServices) {
         leaderEpoch,
       });
       const failed = (partitionIndex: number, errorCode: number): PartitionResponse => ({
-        partitionIndex, errorCode, offset: -1, timestamp: -1, leaderEpoch: -1,
+        partitionIndex,
+        errorCode,
+        offset: -1,
+        timestamp: -1,
+        leaderEpoch: -1,
       });
       // Kafka refuses a partition named twice in one request.
       const seen = new Map<string, number>();
@@ -55,20 +64,29 @@ export function createListOffsetsHandler(services: BrokerServices) {
           return {
             name: wanted.name,
             partitions: wanted.partitions.map((p): PartitionResponse => {
-              if (seen.get(`${wanted.name}\u0000${p.partitionIndex}`)! > 1) return failed(p.partitionIndex, ErrorCode.INVALID_REQUEST);
+              if (seen.get(`${wanted.name}\u0000${p.partitionIndex}`)! > 1)
+                return failed(p.partitionIndex, ErrorCode.INVALID_REQUEST);
               const image = topic?.partitions[p.partitionIndex];
-              const log = topic === undefined ? undefined : services.logs.get(topic.name, p.partitionIndex);
-              if (image === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+              const log =
+                topic === undefined ? undefined : services.logs.get(topic.name, p.partitionIndex);
+              if (image === undefined)
+                return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
               // Led elsewhere (or not at all): the client refreshes metadata and goes there.
-              if (image.leader !== services.nodeId) return failed(p.partitionIndex, ErrorCode.NOT_LEADER_OR_FOLLOWER);
-              if (log === undefined) return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+              if (image.leader !== services.nodeId)
+                return failed(p.partitionIndex, ErrorCode.NOT_LEADER_OR_FOLLOWER);
+              if (log === undefined)
+                return failed(p.partitionIndex, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
               if (p.currentLeaderEpoch >= 0 && p.currentLeaderEpoch !== image.leaderEpoch) {
-                const code = p.currentLeaderEpoch < image.leaderEpoch ? ErrorCode.FENCED_LEADER_EPOCH : ErrorCode.UNKNOWN_LEADER_EPOCH;
+                const code =
+                  p.currentLeaderEpoch < image.leaderEpoch
+                    ? ErrorCode.FENCED_LEADER_EPOCH
+                    : ErrorCode.UNKNOWN_LEADER_EPOCH;
                 return failed(p.partitionIndex, code);
               }
               const epoch = image.leaderEpoch;
               // Records above the high watermark are not committed: consumers never see them.
-              const committed = <T extends { offset: number }>(found: T | null) => (found !== null && found.offset < log.highWatermark ? found : null);
+              const committed = <T extends { offset: number }>(found: T | null) =>
+                found !== null && found.offset < log.highWatermark ? found : null;
               switch (p.timestamp) {
                 case LATEST_TIMESTAMP:
                   return answer(p.partitionIndex, log.highWatermark, -1, epoch);
@@ -79,13 +97,17 @@ export function createListOffsetsHandler(services: BrokerServices) {
                   return answer(p.partitionIndex, -1, -1, -1);
                 case MAX_TIMESTAMP: {
                   const found = committed(log.maxTimestamp());
-                  return found === null ? answer(p.partitionIndex, -1, -1, -1) : answer(p.partitionIndex, found.offset, found.timestamp, epoch);
+                  return found === null
+                    ? answer(p.partitionIndex, -1, -1, -1)
+                    : answer(p.partitionIndex, found.offset, found.timestamp, epoch);
                 }
                 default: {
                   if (p.timestamp < 0) return failed(p.partitionIndex, ErrorCode.INVALID_REQUEST);
                   const found = committed(log.offsetForTimestamp(p.timestamp));
                   // No record at or after the timestamp: offset -1 (Kafka's "not found").
-                  return found === null ? answer(p.partitionIndex, -1, -1, -1) : answer(p.partitionIndex, found.offset, found.timestamp, epoch);
+                  return found === null
+                    ? answer(p.partitionIndex, -1, -1, -1)
+                    : answer(p.partitionIndex, found.offset, found.timestamp, epoch);
                 }
               }
             }),

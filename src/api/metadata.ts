@@ -50,22 +50,27 @@ export function createMetadataHandler(services: BrokerServices) {
     versions: [0, 12],
     async handle(request, context) {
       const { image } = services;
-      const allTopics = request.topics === null || (context.apiVersion === 0 && request.topics.length === 0);
+      const allTopics =
+        request.topics === null || (context.apiVersion === 0 && request.topics.length === 0);
       const topics: TopicEntry[] = [];
       if (allTopics) {
         for (const topic of image.topics()) topics.push(describeTopic(topic, image));
       } else {
         // Versions before 4 always allowed auto-creation.
-        const allowAutoCreate = services.autoCreateTopics && (context.apiVersion < 4 || request.allowAutoTopicCreation);
+        const allowAutoCreate =
+          services.autoCreateTopics && (context.apiVersion < 4 || request.allowAutoTopicCreation);
         for (const wanted of request.topics!) {
           topics.push(await lookUp(services, wanted.name, wanted.topicId, allowAutoCreate));
         }
       }
       return {
         throttleTimeMs: 0,
-        brokers: image.liveBrokers().map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
+        brokers: image
+          .liveBrokers()
+          .map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
         clusterId: services.clusterId,
-        controllerId: services.controllerId === undefined ? services.nodeId : (services.controllerId() ?? -1),
+        controllerId:
+          services.controllerId === undefined ? services.nodeId : (services.controllerId() ?? -1),
         topics,
         clusterAuthorizedOperations: AUTHORIZED_OPERATIONS_OMITTED,
       };
@@ -88,18 +93,34 @@ async function lookUp(
   const existing = image.topic(name);
   if (existing !== undefined) return describeTopic(existing, image);
   const problem = topicNameProblem(name);
-  if (problem !== null) return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, name, topicId: ZERO_UUID, partitions: [] };
-  if (!allowAutoCreate) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name, topicId: ZERO_UUID, partitions: [] };
+  if (problem !== null)
+    return {
+      errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION,
+      name,
+      topicId: ZERO_UUID,
+      partitions: [],
+    };
+  if (!allowAutoCreate)
+    return {
+      errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+      name,
+      topicId: ZERO_UUID,
+      partitions: [],
+    };
   const request = { name, numPartitions: -1, replicationFactor: -1, configs: [] };
   const done = await services.metadata.submit({ kind: "createTopic", request });
   if (!done.ok) {
     // A concurrent request may have created it meanwhile.
     const raced = image.topic(name);
     if (raced !== undefined) return describeTopic(raced, image);
-    const errorCode = done.error.kind === "notController" ? ErrorCode.LEADER_NOT_AVAILABLE : topicErrorCode(done.error);
+    const errorCode =
+      done.error.kind === "notController"
+        ? ErrorCode.LEADER_NOT_AVAILABLE
+        : topicErrorCode(done.error);
     return { errorCode, name, topicId: ZERO_UUID, partitions: [] };
   }
   const created = image.topic(name);
-  if (created === undefined) return { errorCode: ErrorCode.LEADER_NOT_AVAILABLE, name, topicId: ZERO_UUID, partitions: [] };
+  if (created === undefined)
+    return { errorCode: ErrorCode.LEADER_NOT_AVAILABLE, name, topicId: ZERO_UUID, partitions: [] };
   return describeTopic(created, image);
 }

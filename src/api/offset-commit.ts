@@ -132,9 +132,10 @@ export function createOffsetCommitHandler(
       }
 
       const nowMs = deps.coordinator.clock.nowMs();
-      const retentionMs = version >= RETENTION_FROM_VERSION && version <= RETENTION_TO_VERSION
-        ? request.retentionTimeMs
-        : DEFAULT_TIMESTAMP;
+      const retentionMs =
+        version >= RETENTION_FROM_VERSION && version <= RETENTION_TO_VERSION
+          ? request.retentionTimeMs
+          : DEFAULT_TIMESTAMP;
       const entries: OffsetCommitEntry[] = [];
       const stored: Pending[] = [];
       for (const each of pending) {
@@ -169,7 +170,10 @@ export function createOffsetCommitHandler(
           // NOT_COORDINATOR when this node lost the partition, else COORDINATOR_NOT_AVAILABLE.
           const message = error instanceof Error ? error.message : String(error);
           log.error("Storing committed offsets failed", { group: request.groupId, error: message });
-          const code = error instanceof OffsetsStoreError && error.notLeader ? ErrorCode.NOT_COORDINATOR : ErrorCode.COORDINATOR_NOT_AVAILABLE;
+          const code =
+            error instanceof OffsetsStoreError && error.notLeader
+              ? ErrorCode.NOT_COORDINATOR
+              : ErrorCode.COORDINATOR_NOT_AVAILABLE;
           for (const each of stored) each.answer.errorCode = code;
         }
       }

@@ -94,8 +94,11 @@ export function createOffsetFetchHandler(
             const topics = (request.topics ?? []).map((topic) => ({
               name: topic.name,
               partitions: topic.partitionIndexes.map((partitionIndex) => ({
-                partitionIndex, committedOffset: NO_OFFSET, committedLeaderEpoch: NO_LEADER_EPOCH,
-                metadata: "", errorCode: ErrorCode.NOT_COORDINATOR,
+                partitionIndex,
+                committedOffset: NO_OFFSET,
+                committedLeaderEpoch: NO_LEADER_EPOCH,
+                metadata: "",
+                errorCode: ErrorCode.NOT_COORDINATOR,
               })),
             }));
             return { throttleTimeMs: 0, topics, errorCode: ErrorCode.NOT_COORDINATOR };
@@ -108,9 +111,15 @@ export function createOffsetFetchHandler(
         }
         return {
           throttleTimeMs: 0,
-          groups: request.groups.map((group) => elsewhere(group.groupId)
-            ? { groupId: group.groupId, topics: [], errorCode: ErrorCode.NOT_COORDINATOR }
-            : { groupId: group.groupId, topics: fetchGroup(group.groupId, group.topics), errorCode: ErrorCode.NONE }),
+          groups: request.groups.map((group) =>
+            elsewhere(group.groupId)
+              ? { groupId: group.groupId, topics: [], errorCode: ErrorCode.NOT_COORDINATOR }
+              : {
+                  groupId: group.groupId,
+                  topics: fetchGroup(group.groupId, group.topics),
+                  errorCode: ErrorCode.NONE,
+                },
+          ),
         };
       };
       const groupIds = grouped ? request.groups.map((group) => group.groupId) : [request.groupId];

@@ -8,7 +8,10 @@
  * elsewhere), from its leader-epoch cache (src/replication/).
  */
 import { ErrorCode } from "../protocol/error-codes.ts";
-import { OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse } from "../protocol/generated/index.ts";
+import {
+  OffsetForLeaderEpochRequest,
+  OffsetForLeaderEpochResponse,
+} from "../protocol/generated/index.ts";
 import { defineHandler } from "../server/handler.ts";
 import type { BrokerServices } from "./services.ts";
 
@@ -24,10 +27,25 @@ export function createOffsetForLeaderEpochHandler(services: BrokerServices) {
           topic: wanted.topic,
           partitions: wanted.partitions.map((p) => {
             if (services.image.topic(wanted.topic)?.partitions[p.partition] === undefined) {
-              return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, partition: p.partition, leaderEpoch: -1, endOffset: -1 };
+              return {
+                errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                partition: p.partition,
+                leaderEpoch: -1,
+                endOffset: -1,
+              };
             }
-            const answer = services.replicas.endOffsetForEpoch(wanted.topic, p.partition, p.currentLeaderEpoch, p.leaderEpoch);
-            return { errorCode: answer.errorCode, partition: p.partition, leaderEpoch: answer.epoch, endOffset: answer.endOffset };
+            const answer = services.replicas.endOffsetForEpoch(
+              wanted.topic,
+              p.partition,
+              p.currentLeaderEpoch,
+              p.leaderEpoch,
+            );
+            return {
+              errorCode: answer.errorCode,
+              partition: p.partition,
+              leaderEpoch: answer.epoch,
+              endOffset: answer.endOffset,
+            };
           }),
         })),
       };

@@ -33,15 +33,26 @@ type PartitionResponse = Encodable<ProduceResponsePartitionProduceResponse>;
 
 export function appendErrorCode(kind: AppendErrorKind): number {
   switch (kind) {
-    case "corrupt": return ErrorCode.CORRUPT_MESSAGE;
-    case "unsupportedMagic": return ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT;
-    case "tooLarge": return ErrorCode.MESSAGE_TOO_LARGE;
-    case "invalidRecord": return ErrorCode.INVALID_RECORD;
+    case "corrupt":
+      return ErrorCode.CORRUPT_MESSAGE;
+    case "unsupportedMagic":
+      return ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    case "tooLarge":
+      return ErrorCode.MESSAGE_TOO_LARGE;
+    case "invalidRecord":
+      return ErrorCode.INVALID_RECORD;
   }
 }
 
 function failed(index: number, errorCode: number, errorMessage: string | null): PartitionResponse {
-  return { index, errorCode, errorMessage, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+  return {
+    index,
+    errorCode,
+    errorMessage,
+    baseOffset: -1,
+    logAppendTimeMs: -1,
+    logStartOffset: -1,
+  };
 }
 
 export function createProduceHandler(services: BrokerServices) {
@@ -54,13 +65,19 @@ export function createProduceHandler(services: BrokerServices) {
       const acks = request.acks;
       const validAcks = acks === 0 || acks === 1 || acks === -1;
       /** acks=all answers that wait for the ISR, by where they go in the response. */
-      const commits: Array<{ index: number; response: PartitionResponse; wait: Promise<number> }> = [];
+      const commits: Array<{ index: number; response: PartitionResponse; wait: Promise<number> }> =
+        [];
       const responses = request.topicData.map((topicData) => {
         const topic = services.image.topic(topicData.name);
         return {
           name: topicData.name,
           partitionResponses: topicData.partitionData.map((data): PartitionResponse => {
-            if (!validAcks) return failed(data.index, ErrorCode.INVALID_REQUIRED_ACKS, `Acks must be 0, 1 or -1: ${acks}`);
+            if (!validAcks)
+              return failed(
+                data.index,
+                ErrorCode.INVALID_REQUIRED_ACKS,
+                `Acks must be 0, 1 or -1: ${acks}`,
+              );
             const partition = topic?.partitions[data.index];
             if (topic === undefined || partition === undefined) {
               return failed(data.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, null);
@@ -73,7 +90,11 @@ export function createProduceHandler(services: BrokerServices) {
               result = services.replicas.appendAsLeader(topic.name, data.index, data.records, acks);
             } catch (error) {
               if (!(error instanceof StorageIoError)) throw error;
-              log.error("Append failed", { topic: topic.name, partition: data.index, error: error.message });
+              log.error("Append failed", {
+                topic: topic.name,
+                partition: data.index,
+                error: error.message,
+              });
               return failed(data.index, ErrorCode.KAFKA_STORAGE_ERROR, error.message);
             }
             if (!result.ok) {
@@ -91,7 +112,12 @@ export function createProduceHandler(services: BrokerServices) {
               logStartOffset: result.logStartOffset,
             };
             if (acks === -1) {
-              const wait = services.replicas.waitForCommit(topic.name, data.index, result.lastOffset + 1, request.timeoutMs);
+              const wait = services.replicas.waitForCommit(
+                topic.name,
+                data.index,
+                result.lastOffset + 1,
+                request.timeoutMs,
+              );
               commits.push({ index: data.index, response, wait });
             }
             return response;
@@ -102,11 +128,13 @@ export function createProduceHandler(services: BrokerServices) {
       if (commits.length === 0) return { responses, throttleTimeMs: 0 };
       // acks=all: answered once every ISR member has each batch (or it failed). A batch
       // that did not commit keeps its offset out of the answer, as Kafka's do.
-      return Promise.all(commits.map(async ({ index, response, wait }) => {
-        const errorCode = await wait;
-        if (errorCode === ErrorCode.NONE) return;
-        Object.assign(response, failed(index, errorCode, null));
-      })).then(() => ({ responses, throttleTimeMs: 0 }));
+      return Promise.all(
+        commits.map(async ({ index, response, wait }) => {
+          const errorCode = await wait;
+          if (errorCode === ErrorCode.NONE) return;
+          Object.assign(response, failed(index, errorCode, null));
+        }),
+      ).then(() => ({ responses, throttleTimeMs: 0 }));
     },
   });
 }

@@ -63,12 +63,15 @@ export class AdminClient {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new Error(`Admin API at ${this.baseUrl} answered ${method} ${path} with ${response.statusCode} and no JSON`);
+      throw new Error(
+        `Admin API at ${this.baseUrl} answered ${method} ${path} with ${response.statusCode} and no JSON`,
+      );
     }
     if (response.statusCode >= 400) {
       const fields = (parsed ?? {}) as { error?: unknown; message?: unknown };
       const code = typeof fields.error === "string" ? fields.error : "unknown";
-      const message = typeof fields.message === "string" ? fields.message : `HTTP ${response.statusCode}`;
+      const message =
+        typeof fields.message === "string" ? fields.message : `HTTP ${response.statusCode}`;
       throw new AdminRequestError(response.statusCode, code, message);
     }
     return parsed as T;

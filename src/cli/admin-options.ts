@@ -36,7 +36,11 @@ export function addAdminOptions<T>(argv: Argv<T>): Argv<T & AdminArgs> {
       describe: `Admin API of any node (env BROOK_ADMIN_URL) [default: ${ADMIN_URL_DEFAULT}]`,
       requiresArg: true,
     })
-    .option("json", { type: "boolean", describe: "Print the API's JSON instead of tables", default: false });
+    .option("json", {
+      type: "boolean",
+      describe: "Print the API's JSON instead of tables",
+      default: false,
+    });
 }
 
 /** What an admin command needs: the client, where to print, and in which form. */

@@ -98,13 +98,15 @@ export async function runCli(context: CliContext): Promise<void> {
 function routedArgs(args: string[], commandWords: string[]): string[] {
   if (args[0] !== "start") return args;
   const rest = args.slice(1);
-  if (rest.some((arg) => arg === "--help" || arg === "-h" || commandWords.includes(arg))) return args;
+  if (rest.some((arg) => arg === "--help" || arg === "-h" || commandWords.includes(arg)))
+    return args;
   return rest;
 }
 
 function exitWithError(error: unknown): never {
   // A data dir that is not ours is the operator's to fix, like a bad flag: exit 2.
-  const usage = error instanceof UsageError || error instanceof ConfigError || error instanceof DataDirError;
+  const usage =
+    error instanceof UsageError || error instanceof ConfigError || error instanceof DataDirError;
   if (error instanceof AssertionError || !(error instanceof Error)) {
     // A programmer error: the stack is worth more than one tidy line.
     process.stderr.write(`brook: ${error instanceof Error ? error.stack : String(error)}\n`);

@@ -14,13 +14,17 @@ function describeCluster(cluster: ClusterView): string {
     `Cluster id: ${cluster.clusterId}`,
     `Answered by node: ${cluster.nodeId}`,
     `Controller: ${cluster.controller ?? "none (election in progress)"}`,
-    ...(quorum === null ? [] : [
-      `Raft: ${quorum.role}, term ${quorum.term}, commit index ${quorum.commitIndex}, applied ${quorum.appliedIndex}`,
-      `Voters: ${quorum.voters.join(", ") || "-"}; observers: ${quorum.observers.join(", ") || "-"}`,
-    ]),
+    ...(quorum === null
+      ? []
+      : [
+          `Raft: ${quorum.role}, term ${quorum.term}, commit index ${quorum.commitIndex}, applied ${quorum.appliedIndex}`,
+          `Voters: ${quorum.voters.join(", ") || "-"}; observers: ${quorum.observers.join(", ") || "-"}`,
+        ]),
   ].join("\n");
   const members = new Map(cluster.members.map((member) => [member.nodeId, member]));
-  const ids = [...new Set([...cluster.brokers.map((b) => b.nodeId), ...members.keys()])].sort((a, b) => a - b);
+  const ids = [...new Set([...cluster.brokers.map((b) => b.nodeId), ...members.keys()])].sort(
+    (a, b) => a - b,
+  );
   const brokers = new Map(cluster.brokers.map((b) => [b.nodeId, b]));
   const rows = formatTable(
     ["NODE", "KAFKA", "GOSSIP", "SWIM", "INCARNATION", "BROKER"],
@@ -29,7 +33,7 @@ function describeCluster(cluster: ClusterView): string {
       const broker = brokers.get(id);
       return [
         `${id}${id === cluster.controller ? " (controller)" : ""}${member?.self ? " *" : ""}`,
-        broker === undefined ? member?.kafka ?? null : `${broker.host}:${broker.port}`,
+        broker === undefined ? (member?.kafka ?? null) : `${broker.host}:${broker.port}`,
         member?.gossip || null,
         member?.state ?? "unknown",
         member === undefined ? null : String(member.incarnation),

@@ -34,7 +34,9 @@ function countFlag(flag: string, text: unknown, min: number): number | null {
   if (typeof text !== "string") throw new UsageError(`Invalid --${flag}: given more than once`);
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) {
-    throw new UsageError(`Invalid --${flag}: expected an integer of at least ${min}, got ${JSON.stringify(text)}`);
+    throw new UsageError(
+      `Invalid --${flag}: expected an integer of at least ${min}, got ${JSON.stringify(text)}`,
+    );
   }
   return value;
 }
@@ -45,12 +47,37 @@ export function consumeCommand(context: CliContext): CommandModule {
     describe: "Print each record of a topic as a line on stdout (Kafka protocol)",
     builder: (argv: Argv) =>
       addBootstrapOption(argv)
-        .option("topic", { type: "string", describe: "Topic to read", demandOption: true, requiresArg: true })
-        .option("group", { type: "string", describe: "Start from and commit to this group's offsets (no group membership)", requiresArg: true })
-        .option("from-beginning", { type: "boolean", describe: "Without a committed offset, start at the log start, not the end", default: false })
-        .option("max-messages", { type: "string", describe: "Stop after this many records", requiresArg: true })
-        .option("timeout-ms", { type: "string", describe: "Stop after this long without a record", requiresArg: true })
-        .option("key-separator", { type: "string", describe: "Print key<separator>value", requiresArg: true }),
+        .option("topic", {
+          type: "string",
+          describe: "Topic to read",
+          demandOption: true,
+          requiresArg: true,
+        })
+        .option("group", {
+          type: "string",
+          describe: "Start from and commit to this group's offsets (no group membership)",
+          requiresArg: true,
+        })
+        .option("from-beginning", {
+          type: "boolean",
+          describe: "Without a committed offset, start at the log start, not the end",
+          default: false,
+        })
+        .option("max-messages", {
+          type: "string",
+          describe: "Stop after this many records",
+          requiresArg: true,
+        })
+        .option("timeout-ms", {
+          type: "string",
+          describe: "Stop after this long without a record",
+          requiresArg: true,
+        })
+        .option("key-separator", {
+          type: "string",
+          describe: "Print key<separator>value",
+          requiresArg: true,
+        }),
     handler: async (raw) => {
       const args = raw as unknown as ConsumeArgs;
       const keySeparator = args["key-separator"] ?? null;

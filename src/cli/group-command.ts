@@ -25,19 +25,33 @@ function describeGroup(group: GroupView): string {
     `Total lag: ${group.totalLag}`,
   ].join("\n");
   text += "\n\n";
-  text += group.members.length === 0
-    ? "No members\n"
-    : formatTable(
-      ["MEMBER", "CLIENT-ID", "HOST", "INSTANCE-ID", "ASSIGNMENT"],
-      group.members.map((m) => [m.memberId, m.clientId, m.clientHost, m.groupInstanceId, assignmentText(m.assignment)]),
-    );
+  text +=
+    group.members.length === 0
+      ? "No members\n"
+      : formatTable(
+          ["MEMBER", "CLIENT-ID", "HOST", "INSTANCE-ID", "ASSIGNMENT"],
+          group.members.map((m) => [
+            m.memberId,
+            m.clientId,
+            m.clientHost,
+            m.groupInstanceId,
+            assignmentText(m.assignment),
+          ]),
+        );
   text += "\n";
-  text += group.offsets.length === 0
-    ? "No committed offsets\n"
-    : formatTable(
-      ["TOPIC", "PARTITION", "COMMITTED", "HIGH-WATERMARK", "LAG"],
-      group.offsets.map((o) => [o.topic, o.partition, o.committedOffset, o.highWatermark, o.lag]),
-    );
+  text +=
+    group.offsets.length === 0
+      ? "No committed offsets\n"
+      : formatTable(
+          ["TOPIC", "PARTITION", "COMMITTED", "HIGH-WATERMARK", "LAG"],
+          group.offsets.map((o) => [
+            o.topic,
+            o.partition,
+            o.committedOffset,
+            o.highWatermark,
+            o.lag,
+          ]),
+        );
   return text;
 }
 
@@ -55,10 +69,17 @@ export function groupCommand(context: CliContext): CommandModule {
             const { groups } = await run.client.get<{ groups: GroupSummary[] }>("/v1/groups");
             if (run.json) return run.printJson({ groups });
             if (groups.length === 0) return run.print("No groups\n");
-            run.print(formatTable(
-              ["GROUP", "STATE", "PROTOCOL-TYPE", "MEMBERS"],
-              groups.map((g) => [g.groupId, g.state, g.protocolType === "" ? "-" : g.protocolType, g.memberCount]),
-            ));
+            run.print(
+              formatTable(
+                ["GROUP", "STATE", "PROTOCOL-TYPE", "MEMBERS"],
+                groups.map((g) => [
+                  g.groupId,
+                  g.state,
+                  g.protocolType === "" ? "-" : g.protocolType,
+                  g.memberCount,
+                ]),
+              ),
+            );
           },
         })
         .command({
@@ -68,7 +89,9 @@ export function groupCommand(context: CliContext): CommandModule {
           handler: async (raw) => {
             const args = raw as unknown as AdminArgs & { group: string };
             const run = await adminRun(context, args);
-            const group = await run.client.get<GroupView>(`/v1/groups/${segment(String(args.group))}`);
+            const group = await run.client.get<GroupView>(
+              `/v1/groups/${segment(String(args.group))}`,
+            );
             if (run.json) return run.printJson(group);
             run.print(describeGroup(group));
           },
@@ -80,9 +103,13 @@ export function groupCommand(context: CliContext): CommandModule {
           handler: async (raw) => {
             const args = raw as unknown as AdminArgs & { group: string };
             const run = await adminRun(context, args);
-            const answer = await run.client.delete<{ groupId: string; offsetsDeleted: number }>(`/v1/groups/${segment(String(args.group))}`);
+            const answer = await run.client.delete<{ groupId: string; offsetsDeleted: number }>(
+              `/v1/groups/${segment(String(args.group))}`,
+            );
             if (run.json) return run.printJson(answer);
-            run.print(`Deleted group ${answer.groupId} and ${answer.offsetsDeleted} committed offsets\n`);
+            run.print(
+              `Deleted group ${answer.groupId} and ${answer.offsetsDeleted} committed offsets\n`,
+            );
           },
         })
         .demandCommand(1, "Missing subcommand: brook group list|describe|delete"),

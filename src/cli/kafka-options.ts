@@ -21,7 +21,10 @@ export function addBootstrapOption<T>(argv: Argv<T>): Argv<T & BootstrapArgs> {
   });
 }
 
-export function parseBootstrap(context: CliContext, args: BootstrapArgs): { host: string; port: number } {
+export function parseBootstrap(
+  context: CliContext,
+  args: BootstrapArgs,
+): { host: string; port: number } {
   const text = args.bootstrap ?? context.env.BROOK_BOOTSTRAP ?? BOOTSTRAP_DEFAULT;
   const address = parseHostPort(text);
   if (address === null || address.port === 0) {

@@ -41,7 +41,13 @@ import {
 } from "../protocol/record-batch.ts";
 import { decodeRecords } from "../protocol/records.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { errorName, KafkaClientError, KafkaCluster, type PartitionInfo, VERSIONS } from "../client/kafka-client.ts";
+import {
+  errorName,
+  KafkaClientError,
+  KafkaCluster,
+  type PartitionInfo,
+  VERSIONS,
+} from "../client/kafka-client.ts";
 import { type CliIo, Progress, writeAll } from "./output.ts";
 
 /** How long one Fetch may wait at the broker for records. */
@@ -88,7 +94,8 @@ export class LineConsumer {
   constructor(options: ConsumeOptions) {
     this.#options = options;
     this.#cluster = new KafkaCluster(options.bootstrap, { clientId: "brook-consume" });
-    this.#separator = options.keySeparator === null ? null : new TextEncoder().encode(options.keySeparator);
+    this.#separator =
+      options.keySeparator === null ? null : new TextEncoder().encode(options.keySeparator);
   }
 
   get done(): boolean {
@@ -121,34 +128,47 @@ export class LineConsumer {
       if (list === undefined) byLeader.set(leader, (list = []));
       list.push(partition);
     }
-    const answers = await Promise.all([...byLeader].map(async ([leader, partitions]) => {
-      if (leader < 0) return { partitions: [] as const, refresh: true };
-      const connection = await this.#cluster.broker(leader);
-      const answer = await connection.send({ request: FetchRequest, response: FetchResponse }, VERSIONS.fetch, {
-        replicaId: -1,
-        maxWaitMs: waitMs,
-        minBytes: 1,
-        maxBytes: FETCH_BYTES_MAX,
-        isolationLevel: 0,
-        sessionId: 0,
-        sessionEpoch: -1,
-        topics: [{
-          topic: this.#options.topic,
-          partitions: partitions.map((partition) => ({
-            partition,
-            currentLeaderEpoch: -1,
-            fetchOffset: this.#positions.get(partition)!,
-            lastFetchedEpoch: -1,
-            logStartOffset: -1,
-            partitionMaxBytes: PARTITION_FETCH_BYTES_MAX,
-          })),
-        }],
-        forgottenTopicsData: [],
-        rackId: "",
-      }, waitMs);
-      if (answer.errorCode !== ErrorCode.NONE) throw new KafkaClientError(`Fetch failed: ${errorName(answer.errorCode)}`);
-      return { partitions: answer.responses.flatMap((topic) => topic.partitions), refresh: false };
-    }));
+    const answers = await Promise.all(
+      [...byLeader].map(async ([leader, partitions]) => {
+        if (leader < 0) return { partitions: [] as const, refresh: true };
+        const connection = await this.#cluster.broker(leader);
+        const answer = await connection.send(
+          { request: FetchRequest, response: FetchResponse },
+          VERSIONS.fetch,
+          {
+            replicaId: -1,
+            maxWaitMs: waitMs,
+            minBytes: 1,
+            maxBytes: FETCH_BYTES_MAX,
+            isolationLevel: 0,
+            sessionId: 0,
+            sessionEpoch: -1,
+            topics: [
+              {
+                topic: this.#options.topic,
+                partitions: partitions.map((partition) => ({
+                  partition,
+                  currentLeaderEpoch: -1,
+                  fetchOffset: this.#positions.get(partition)!,
+                  lastFetchedEpoch: -1,
+                  logStartOffset: -1,
+                  partitionMaxBytes: PARTITION_FETCH_BYTES_MAX,
+                })),
+              },
+            ],
+            forgottenTopicsData: [],
+            rackId: "",
+          },
+          waitMs,
+        );
+        if (answer.errorCode !== ErrorCode.NONE)
+          throw new KafkaClientError(`Fetch failed: ${errorName(answer.errorCode)}`);
+        return {
+          partitions: answer.responses.flatMap((topic) => topic.partitions),
+          refresh: false,
+        };
+      }),
+    );
 
     const chunks: Uint8Array[] = [];
     let written = 0;
@@ -166,9 +186,12 @@ export class LineConsumer {
           continue;
         }
         if (data.errorCode !== ErrorCode.NONE) {
-          throw new KafkaClientError(`Fetch of ${this.#options.topic}-${data.partitionIndex} failed: ${errorName(data.errorCode)}`);
+          throw new KafkaClientError(
+            `Fetch of ${this.#options.topic}-${data.partitionIndex} failed: ${errorName(data.errorCode)}`,
+          );
         }
-        if (data.records !== null) written += this.#takeRecords(data.partitionIndex, data.records, chunks);
+        if (data.records !== null)
+          written += this.#takeRecords(data.partitionIndex, data.records, chunks);
       }
     }
     if (chunks.length > 0) await writeAll(out, Buffer.concat(chunks));
@@ -182,26 +205,45 @@ export class LineConsumer {
   async commit(): Promise<void> {
     const group = this.#options.group;
     if (group === null) return;
-    const moved = [...this.#positions].filter(([partition, offset]) => this.#committed.get(partition) !== offset);
+    const moved = [...this.#positions].filter(
+      ([partition, offset]) => this.#committed.get(partition) !== offset,
+    );
     if (moved.length === 0) return;
-    const answer = await (await this.#cluster.coordinator(group)).send({ request: OffsetCommitRequest, response: OffsetCommitResponse }, VERSIONS.offsetCommit, {
-      groupId: group,
-      generationIdOrMemberEpoch: -1,
-      memberId: "",
-      groupInstanceId: null,
-      topics: [{
-        name: this.#options.topic,
-        partitions: moved.map(([partitionIndex, committedOffset]) => ({ partitionIndex, committedOffset, committedLeaderEpoch: -1, committedMetadata: "" })),
-      }],
-    });
+    const answer = await (
+      await this.#cluster.coordinator(group)
+    ).send(
+      { request: OffsetCommitRequest, response: OffsetCommitResponse },
+      VERSIONS.offsetCommit,
+      {
+        groupId: group,
+        generationIdOrMemberEpoch: -1,
+        memberId: "",
+        groupInstanceId: null,
+        topics: [
+          {
+            name: this.#options.topic,
+            partitions: moved.map(([partitionIndex, committedOffset]) => ({
+              partitionIndex,
+              committedOffset,
+              committedLeaderEpoch: -1,
+              committedMetadata: "",
+            })),
+          },
+        ],
+      },
+    );
     for (const topic of answer.topics) {
       for (const partition of topic.partitions) {
         if (partition.errorCode === ErrorCode.NONE) continue;
         const name = errorName(partition.errorCode);
-        const hint = partition.errorCode === ErrorCode.UNKNOWN_MEMBER_ID || partition.errorCode === ErrorCode.ILLEGAL_GENERATION
-          ? ` (group ${group} has members; brook consume --group commits outside group management)`
-          : "";
-        throw new KafkaClientError(`Offset commit of ${this.#options.topic}-${partition.partitionIndex} for group ${group} failed: ${name}${hint}`);
+        const hint =
+          partition.errorCode === ErrorCode.UNKNOWN_MEMBER_ID ||
+          partition.errorCode === ErrorCode.ILLEGAL_GENERATION
+            ? ` (group ${group} has members; brook consume --group commits outside group management)`
+            : "";
+        throw new KafkaClientError(
+          `Offset commit of ${this.#options.topic}-${partition.partitionIndex} for group ${group} failed: ${name}${hint}`,
+        );
       }
     }
     for (const [partition, offset] of moved) this.#committed.set(partition, offset);
@@ -224,9 +266,13 @@ export class LineConsumer {
       const lastOffset = readLastOffset(batch, 0);
       if (lastOffset < position) continue;
       if (!readIsControl(batch, 0)) {
-        const plain = (readAttributes(batch, 0) & COMPRESSION_MASK) === 0 ? batch : uncompressedTwin(batch);
+        const plain =
+          (readAttributes(batch, 0) & COMPRESSION_MASK) === 0 ? batch : uncompressedTwin(batch);
         const decoded = decodeRecords(plain);
-        if (decoded === null) throw new KafkaClientError(`Unreadable record batch in ${this.#options.topic}-${partition} at offset ${readBaseOffset(batch, 0)}`);
+        if (decoded === null)
+          throw new KafkaClientError(
+            `Unreadable record batch in ${this.#options.topic}-${partition} at offset ${readBaseOffset(batch, 0)}`,
+          );
         const baseOffset = readBaseOffset(batch, 0);
         for (const record of decoded) {
           const offset = baseOffset + record.offsetDelta;
@@ -251,21 +297,30 @@ export class LineConsumer {
   }
 
   async #fetchCommitted(group: string): Promise<Map<number, number>> {
-    const answer = await (await this.#cluster.coordinator(group)).send({ request: OffsetFetchRequest, response: OffsetFetchResponse }, VERSIONS.offsetFetch, {
+    const answer = await (
+      await this.#cluster.coordinator(group)
+    ).send({ request: OffsetFetchRequest, response: OffsetFetchResponse }, VERSIONS.offsetFetch, {
       groupId: group,
-      topics: [{ name: this.#options.topic, partitionIndexes: this.#partitions.map((p) => p.partition) }],
+      topics: [
+        { name: this.#options.topic, partitionIndexes: this.#partitions.map((p) => p.partition) },
+      ],
       requireStable: false,
     });
     if (answer.errorCode !== ErrorCode.NONE) {
-      throw new KafkaClientError(`Offset fetch for group ${group} failed: ${errorName(answer.errorCode)}`);
+      throw new KafkaClientError(
+        `Offset fetch for group ${group} failed: ${errorName(answer.errorCode)}`,
+      );
     }
     const committed = new Map<number, number>();
     for (const topic of answer.topics) {
       for (const partition of topic.partitions) {
         if (partition.errorCode !== ErrorCode.NONE) {
-          throw new KafkaClientError(`Offset fetch of ${this.#options.topic}-${partition.partitionIndex} failed: ${errorName(partition.errorCode)}`);
+          throw new KafkaClientError(
+            `Offset fetch of ${this.#options.topic}-${partition.partitionIndex} failed: ${errorName(partition.errorCode)}`,
+          );
         }
-        if (partition.committedOffset >= 0) committed.set(partition.partitionIndex, partition.committedOffset);
+        if (partition.committedOffset >= 0)
+          committed.set(partition.partitionIndex, partition.committedOffset);
       }
     }
     return committed;
@@ -278,27 +333,41 @@ export class LineConsumer {
     const byLeader = new Map<number, number[]>();
     for (const partition of partitions) {
       const leader = this.#partitions[partition]?.leader ?? -1;
-      if (leader < 0) throw new KafkaClientError(`Partition ${this.#options.topic}-${partition} has no leader`);
+      if (leader < 0)
+        throw new KafkaClientError(`Partition ${this.#options.topic}-${partition} has no leader`);
       let list = byLeader.get(leader);
       if (list === undefined) byLeader.set(leader, (list = []));
       list.push(partition);
     }
-    await Promise.all([...byLeader].map(async ([leader, list]) => {
-      const connection = await this.#cluster.broker(leader);
-      const answer = await connection.send(ListOffsets, VERSIONS.listOffsets, {
-        replicaId: -1,
-        isolationLevel: 0,
-        topics: [{ name: this.#options.topic, partitions: list.map((partitionIndex) => ({ partitionIndex, currentLeaderEpoch: -1, timestamp })) }],
-      });
-      for (const topic of answer.topics) {
-        for (const partition of topic.partitions) {
-          if (partition.errorCode !== ErrorCode.NONE) {
-            throw new KafkaClientError(`ListOffsets of ${this.#options.topic}-${partition.partitionIndex} failed: ${errorName(partition.errorCode)}`);
+    await Promise.all(
+      [...byLeader].map(async ([leader, list]) => {
+        const connection = await this.#cluster.broker(leader);
+        const answer = await connection.send(ListOffsets, VERSIONS.listOffsets, {
+          replicaId: -1,
+          isolationLevel: 0,
+          topics: [
+            {
+              name: this.#options.topic,
+              partitions: list.map((partitionIndex) => ({
+                partitionIndex,
+                currentLeaderEpoch: -1,
+                timestamp,
+              })),
+            },
+          ],
+        });
+        for (const topic of answer.topics) {
+          for (const partition of topic.partitions) {
+            if (partition.errorCode !== ErrorCode.NONE) {
+              throw new KafkaClientError(
+                `ListOffsets of ${this.#options.topic}-${partition.partitionIndex} failed: ${errorName(partition.errorCode)}`,
+              );
+            }
+            this.#positions.set(partition.partitionIndex, partition.offset);
           }
-          this.#positions.set(partition.partitionIndex, partition.offset);
         }
-      }
-    }));
+      }),
+    );
   }
 }
 

@@ -18,7 +18,13 @@ import { ErrorCode } from "../protocol/error-codes.ts";
 import { ProduceRequest, ProduceResponse } from "../protocol/generated/index.ts";
 import { type BuildRecord, buildBatch } from "../protocol/record-batch-builder.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { errorName, KafkaClientError, KafkaCluster, type PartitionInfo, VERSIONS } from "../client/kafka-client.ts";
+import {
+  errorName,
+  KafkaClientError,
+  KafkaCluster,
+  type PartitionInfo,
+  VERSIONS,
+} from "../client/kafka-client.ts";
 import { type CliIo, Progress } from "./output.ts";
 import { partitionForKey, RoundRobin } from "./partitioner.ts";
 
@@ -106,7 +112,9 @@ export class LineProducer {
       const at = line.indexOf(separator);
       if (at < 0) {
         await this.flush();
-        throw new KafkaClientError(`Line ${lineNumber} has no key separator ${JSON.stringify(separator)}`);
+        throw new KafkaClientError(
+          `Line ${lineNumber} has no key separator ${JSON.stringify(separator)}`,
+        );
       }
       key = encoder.encode(line.slice(0, at));
       value = line.slice(at + separator.length);
@@ -114,7 +122,11 @@ export class LineProducer {
     const valueBytes = encoder.encode(value);
     const count = this.#partitions.length;
     const partition = key === null ? this.#roundRobin.next(count) : partitionForKey(key, count);
-    this.#pending.add(partition, { key, value: valueBytes }, valueBytes.byteLength + (key?.byteLength ?? 0));
+    this.#pending.add(
+      partition,
+      { key, value: valueBytes },
+      valueBytes.byteLength + (key?.byteLength ?? 0),
+    );
     if (this.#pending.full) {
       await this.flush();
     } else if (this.#lingerTimer === null) {
@@ -152,13 +164,20 @@ export class LineProducer {
 
   async #send(pending: Pending): Promise<void> {
     const baseTimestamp = this.#clock.nowMs();
-    let left = new Map([...pending.byPartition].map(([partition, records]) => [partition, buildBatch({ records, baseTimestamp })]));
+    let left = new Map(
+      [...pending.byPartition].map(([partition, records]) => [
+        partition,
+        buildBatch({ records, baseTimestamp }),
+      ]),
+    );
     for (let attempt = 1; left.size > 0; attempt++) {
       const failed = await this.#sendOnce(left);
       if (failed.size === 0) return;
       const [partition, code] = [...failed][0]!;
       if (attempt >= PRODUCE_ATTEMPTS_MAX) {
-        throw new KafkaClientError(`Produce to ${this.#options.topic}-${partition} failed ${attempt} times: ${errorName(code)}`);
+        throw new KafkaClientError(
+          `Produce to ${this.#options.topic}-${partition} failed ${attempt} times: ${errorName(code)}`,
+        );
       }
       await sleep(RETRY_BACKOFF_MS * attempt);
       this.#partitions = await this.#cluster.topic(this.#options.topic);
@@ -176,29 +195,43 @@ export class LineProducer {
       list.push(partition);
     }
     const failed = new Map<number, number>();
-    await Promise.all([...byLeader].map(async ([leader, partitions]) => {
-      if (leader < 0) {
-        for (const partition of partitions) failed.set(partition, ErrorCode.LEADER_NOT_AVAILABLE);
-        return;
-      }
-      const connection = await this.#cluster.broker(leader);
-      const answer = await connection.send({ request: ProduceRequest, response: ProduceResponse }, VERSIONS.produce, {
-        transactionalId: null,
-        acks: -1,
-        timeoutMs: PRODUCE_TIMEOUT_MS,
-        topicData: [{ name: this.#options.topic, partitionData: partitions.map((index) => ({ index, records: batches.get(index)! })) }],
-      }, PRODUCE_TIMEOUT_MS);
-      for (const topic of answer.responses) {
-        for (const result of topic.partitionResponses) {
-          if (result.errorCode === ErrorCode.NONE) continue;
-          if (!RETRIABLE.has(result.errorCode)) {
-            const detail = result.errorMessage === null ? "" : `: ${result.errorMessage}`;
-            throw new KafkaClientError(`Produce to ${this.#options.topic}-${result.index} failed: ${errorName(result.errorCode)}${detail}`);
-          }
-          failed.set(result.index, result.errorCode);
+    await Promise.all(
+      [...byLeader].map(async ([leader, partitions]) => {
+        if (leader < 0) {
+          for (const partition of partitions) failed.set(partition, ErrorCode.LEADER_NOT_AVAILABLE);
+          return;
         }
-      }
-    }));
+        const connection = await this.#cluster.broker(leader);
+        const answer = await connection.send(
+          { request: ProduceRequest, response: ProduceResponse },
+          VERSIONS.produce,
+          {
+            transactionalId: null,
+            acks: -1,
+            timeoutMs: PRODUCE_TIMEOUT_MS,
+            topicData: [
+              {
+                name: this.#options.topic,
+                partitionData: partitions.map((index) => ({ index, records: batches.get(index)! })),
+              },
+            ],
+          },
+          PRODUCE_TIMEOUT_MS,
+        );
+        for (const topic of answer.responses) {
+          for (const result of topic.partitionResponses) {
+            if (result.errorCode === ErrorCode.NONE) continue;
+            if (!RETRIABLE.has(result.errorCode)) {
+              const detail = result.errorMessage === null ? "" : `: ${result.errorMessage}`;
+              throw new KafkaClientError(
+                `Produce to ${this.#options.topic}-${result.index} failed: ${errorName(result.errorCode)}${detail}`,
+              );
+            }
+            failed.set(result.index, result.errorCode);
+          }
+        }
+      }),
+    );
     return failed;
   }
 }

@@ -30,12 +30,24 @@ function cellText(cell: Cell): string {
 }
 
 /** Columns padded to their widest cell, two spaces apart; the last column is not padded. */
-export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly Cell[]>): string {
+export function formatTable(
+  headers: readonly string[],
+  rows: ReadonlyArray<readonly Cell[]>,
+): string {
   const texts = [headers.map(String), ...rows.map((row) => row.map(cellText))];
-  const widths = headers.map((_, column) => Math.max(...texts.map((row) => (row[column] ?? "").length)));
-  return texts
-    .map((row) => row.map((text, column) => (column === row.length - 1 ? text : text.padEnd(widths[column]!))).join("  ").trimEnd())
-    .join("\n") + "\n";
+  const widths = headers.map((_, column) =>
+    Math.max(...texts.map((row) => (row[column] ?? "").length)),
+  );
+  return (
+    texts
+      .map((row) =>
+        row
+          .map((text, column) => (column === row.length - 1 ? text : text.padEnd(widths[column]!)))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
 
 export function formatJson(value: unknown): string {

@@ -5,7 +5,9 @@ import { SeededRandom } from "../util/random.ts";
 import { murmur2, partitionForKey, RoundRobin } from "./partitioner.ts";
 
 // kafkajs' Java-compatible murmur2 (a devDependency), as a second opinion on random keys.
-const kafkajsMurmur2 = createRequire(import.meta.url)("kafkajs/src/producer/partitioners/default/murmur2.js") as (key: Buffer) => number;
+const kafkajsMurmur2 = createRequire(import.meta.url)(
+  "kafkajs/src/producer/partitioners/default/murmur2.js",
+) as (key: Buffer) => number;
 
 describe("cli: partitioner", () => {
   // Kafka's UtilsTest.testMurmur2 (clients/src/test/java/org/apache/kafka/common/utils).

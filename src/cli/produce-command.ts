@@ -24,16 +24,33 @@ export function produceCommand(context: CliContext): CommandModule {
     describe: "Send each line of stdin as a record (Kafka protocol, acks=-1)",
     builder: (argv: Argv) =>
       addBootstrapOption(argv)
-        .option("topic", { type: "string", describe: "Topic to produce to", demandOption: true, requiresArg: true })
-        .option("key-separator", { type: "string", describe: "Split each line into key and value at the first separator", requiresArg: true }),
+        .option("topic", {
+          type: "string",
+          describe: "Topic to produce to",
+          demandOption: true,
+          requiresArg: true,
+        })
+        .option("key-separator", {
+          type: "string",
+          describe: "Split each line into key and value at the first separator",
+          requiresArg: true,
+        }),
     handler: async (raw) => {
       const args = raw as unknown as ProduceArgs;
       const keySeparator = args["key-separator"] ?? null;
       if (keySeparator === "") throw new UsageError("Invalid --key-separator: empty");
-      const options = { topic: String(args.topic), bootstrap: parseBootstrap(context, args), keySeparator };
+      const options = {
+        topic: String(args.topic),
+        bootstrap: parseBootstrap(context, args),
+        keySeparator,
+      };
       const io = context.io ?? processIo();
       const { runProduce } = await import("./line-producer.ts");
-      await runProduce(options, () => createInterface({ input: io.stdin, crlfDelay: Infinity }), io);
+      await runProduce(
+        options,
+        () => createInterface({ input: io.stdin, crlfDelay: Infinity }),
+        io,
+      );
     },
   };
 }

@@ -25,7 +25,9 @@ function positiveInteger(flag: string, text: unknown): number | undefined {
   if (typeof text !== "string") throw new UsageError(`Invalid --${flag}: given more than once`);
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
-    throw new UsageError(`Invalid --${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
+    throw new UsageError(
+      `Invalid --${flag}: expected a positive integer, got ${JSON.stringify(text)}`,
+    );
   }
   return value;
 }
@@ -35,7 +37,8 @@ export function parseConfigFlags(flags: readonly string[]): Record<string, strin
   const configs: Record<string, string> = {};
   for (const flag of flags) {
     const equals = flag.indexOf("=");
-    if (equals <= 0) throw new UsageError(`Invalid --config: expected name=value, got ${JSON.stringify(flag)}`);
+    if (equals <= 0)
+      throw new UsageError(`Invalid --config: expected name=value, got ${JSON.stringify(flag)}`);
     const name = flag.slice(0, equals);
     if (Object.hasOwn(configs, name)) throw new UsageError(`Invalid --config: ${name} given twice`);
     configs[name] = flag.slice(equals + 1);
@@ -59,10 +62,31 @@ function describeTopic(topic: TopicView): string {
     `Configs: ${configs.length === 0 ? "(defaults)" : configs.map(([name, value]) => `${name}=${value}`).join(", ")}`,
   ].join("\n");
   const table = formatTable(
-    ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "LOG-END", "HIGH-WATERMARK", "LAST-STABLE", "SIZE-BYTES", "REPLICA-LAG"],
+    [
+      "PARTITION",
+      "LEADER",
+      "EPOCH",
+      "REPLICAS",
+      "ISR",
+      "LOG-START",
+      "LOG-END",
+      "HIGH-WATERMARK",
+      "LAST-STABLE",
+      "SIZE-BYTES",
+      "REPLICA-LAG",
+    ],
     topic.partitions.map((p) => [
-      p.partition, p.leader, p.leaderEpoch, p.replicas.join(","), p.isr.join(","), p.logStartOffset, p.logEndOffset, p.highWatermark,
-      p.lastStableOffset, p.sizeBytes, replicaLag(p),
+      p.partition,
+      p.leader,
+      p.leaderEpoch,
+      p.replicas.join(","),
+      p.isr.join(","),
+      p.logStartOffset,
+      p.logEndOffset,
+      p.highWatermark,
+      p.lastStableOffset,
+      p.sizeBytes,
+      replicaLag(p),
     ]),
   );
   // LOG-END and the sizes are the answering node's replica; REPLICA-LAG is known on the leader only.
@@ -81,21 +105,39 @@ export function topicCommand(context: CliContext): CommandModule {
           builder: (sub: Argv) =>
             sub
               .positional("name", { type: "string", describe: "Topic name" })
-              .option("partitions", { type: "string", describe: "Partition count [default: the broker's]", requiresArg: true })
-              .option("replication-factor", { type: "string", describe: "Replicas per partition [default: the broker's]", requiresArg: true })
-              .option("config", { type: "string", array: true, describe: "Topic config name=value, repeatable", requiresArg: true }),
+              .option("partitions", {
+                type: "string",
+                describe: "Partition count [default: the broker's]",
+                requiresArg: true,
+              })
+              .option("replication-factor", {
+                type: "string",
+                describe: "Replicas per partition [default: the broker's]",
+                requiresArg: true,
+              })
+              .option("config", {
+                type: "string",
+                array: true,
+                describe: "Topic config name=value, repeatable",
+                requiresArg: true,
+              }),
           handler: async (raw) => {
             const args = raw as unknown as CreateArgs;
             const run = await adminRun(context, args);
             const body: Record<string, unknown> = { name: String(args.name) };
             const partitions = positiveInteger("partitions", args.partitions);
-            const replicationFactor = positiveInteger("replication-factor", args["replication-factor"]);
+            const replicationFactor = positiveInteger(
+              "replication-factor",
+              args["replication-factor"],
+            );
             if (partitions !== undefined) body.partitions = partitions;
             if (replicationFactor !== undefined) body.replicationFactor = replicationFactor;
             if (args.config !== undefined) body.configs = parseConfigFlags(args.config);
             const topic = await run.client.post<TopicView>("/v1/topics", body);
             if (run.json) return run.printJson(topic);
-            run.print(`Created topic ${topic.name}: ${topic.partitionCount} partitions, replication factor ${topic.replicationFactor}\n`);
+            run.print(
+              `Created topic ${topic.name}: ${topic.partitionCount} partitions, replication factor ${topic.replicationFactor}\n`,
+            );
           },
         })
         .command({
@@ -106,20 +148,31 @@ export function topicCommand(context: CliContext): CommandModule {
             const { topics } = await run.client.get<{ topics: TopicSummary[] }>("/v1/topics");
             if (run.json) return run.printJson({ topics });
             if (topics.length === 0) return run.print("No topics\n");
-            run.print(formatTable(
-              ["NAME", "PARTITIONS", "REPLICATION-FACTOR", "INTERNAL", "TOPIC-ID"],
-              topics.map((t) => [t.name, t.partitionCount, t.replicationFactor, t.internal, t.topicId]),
-            ));
+            run.print(
+              formatTable(
+                ["NAME", "PARTITIONS", "REPLICATION-FACTOR", "INTERNAL", "TOPIC-ID"],
+                topics.map((t) => [
+                  t.name,
+                  t.partitionCount,
+                  t.replicationFactor,
+                  t.internal,
+                  t.topicId,
+                ]),
+              ),
+            );
           },
         })
         .command({
           command: "describe <name>",
           describe: "Show a topic's partitions and offsets",
-          builder: (sub: Argv) => sub.positional("name", { type: "string", describe: "Topic name" }),
+          builder: (sub: Argv) =>
+            sub.positional("name", { type: "string", describe: "Topic name" }),
           handler: async (raw) => {
             const args = raw as unknown as AdminArgs & { name: string };
             const run = await adminRun(context, args);
-            const topic = await run.client.get<TopicView>(`/v1/topics/${segment(String(args.name))}`);
+            const topic = await run.client.get<TopicView>(
+              `/v1/topics/${segment(String(args.name))}`,
+            );
             if (run.json) return run.printJson(topic);
             run.print(describeTopic(topic));
           },
@@ -127,11 +180,14 @@ export function topicCommand(context: CliContext): CommandModule {
         .command({
           command: "delete <name>",
           describe: "Delete a topic and its data",
-          builder: (sub: Argv) => sub.positional("name", { type: "string", describe: "Topic name" }),
+          builder: (sub: Argv) =>
+            sub.positional("name", { type: "string", describe: "Topic name" }),
           handler: async (raw) => {
             const args = raw as unknown as AdminArgs & { name: string };
             const run = await adminRun(context, args);
-            const answer = await run.client.delete<{ name: string }>(`/v1/topics/${segment(String(args.name))}`);
+            const answer = await run.client.delete<{ name: string }>(
+              `/v1/topics/${segment(String(args.name))}`,
+            );
             if (run.json) return run.printJson(answer);
             run.print(`Deleted topic ${answer.name}\n`);
           },

@@ -42,7 +42,12 @@ function answer(correlationId: number, apiKey: number): Buffer {
   const writer = new Writer();
   writer.int32(0);
   encodeResponseHeader(writer, correlationId, 0);
-  encode(ApiVersionsResponse, 3, { errorCode: 0, apiKeys: [{ apiKey, minVersion: 0, maxVersion: 1 }], throttleTimeMs: 0 }, writer);
+  encode(
+    ApiVersionsResponse,
+    3,
+    { errorCode: 0, apiKeys: [{ apiKey, minVersion: 0, maxVersion: 1 }], throttleTimeMs: 0 },
+    writer,
+  );
   const frame = writer.toBuffer();
   frame.writeInt32BE(frame.length - 4, 0);
   return frame;
@@ -76,7 +81,9 @@ describe("cli: kafka client", () => {
     const port = await peer(() => {});
     const connection = await KafkaConnection.connect(port, "127.0.0.1", { requestTimeoutMs: 50 });
     try {
-      await expect(connection.send(ApiVersions, 3, {})).rejects.toThrow(`No answer from 127.0.0.1:${port} within 50 ms (ApiVersionsRequest)`);
+      await expect(connection.send(ApiVersions, 3, {})).rejects.toThrow(
+        `No answer from 127.0.0.1:${port} within 50 ms (ApiVersionsRequest)`,
+      );
       // The long-poll wait extends the deadline.
       const started = performance.now();
       await expect(connection.send(ApiVersions, 3, {}, 100)).rejects.toThrow("within 150 ms");
@@ -89,7 +96,9 @@ describe("cli: kafka client", () => {
   test("cli: kafka client: a closed connection fails what waits and what comes after", async () => {
     const port = await peer((socket) => socket.destroy());
     const connection = await KafkaConnection.connect(port);
-    await expect(connection.send(ApiVersions, 3, {})).rejects.toThrow(`Connection to 127.0.0.1:${port} closed`);
+    await expect(connection.send(ApiVersions, 3, {})).rejects.toThrow(
+      `Connection to 127.0.0.1:${port} closed`,
+    );
     await connection.closed;
     await expect(connection.send(ApiVersions, 3, {})).rejects.toThrow("closed");
   });

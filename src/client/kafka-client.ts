@@ -92,9 +92,14 @@ export class KafkaConnection {
     this.#clientId = options.clientId ?? "brook-cli";
     this.#requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
     let reused = Buffer.alloc(0);
-    const allocate = options.reuseAnswerBuffer === true
-      ? (size: number) => (reused.byteLength >= size ? reused : (reused = Buffer.allocUnsafe(size))).subarray(0, size)
-      : Buffer.allocUnsafe;
+    const allocate =
+      options.reuseAnswerBuffer === true
+        ? (size: number) =>
+            (reused.byteLength >= size ? reused : (reused = Buffer.allocUnsafe(size))).subarray(
+              0,
+              size,
+            )
+        : Buffer.allocUnsafe;
     this.#frames = new FrameSplitter({ min: 4, max: RESPONSE_BYTES_MAX }, allocate);
     socket.setNoDelay(true);
     socket.on("data", (data: Buffer) => this.#onData(data));
@@ -109,7 +114,11 @@ export class KafkaConnection {
     });
   }
 
-  static connect(port: number, host = "127.0.0.1", options: ConnectionOptions = {}): Promise<KafkaConnection> {
+  static connect(
+    port: number,
+    host = "127.0.0.1",
+    options: ConnectionOptions = {},
+  ): Promise<KafkaConnection> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port, host });
       const timer = setTimeout(() => {
@@ -129,14 +138,24 @@ export class KafkaConnection {
   }
 
   /** Sends a request given as a loose object (tests) and resolves with the decoded answer. */
-  request<T = any>(apiKey: number, version: number, body: Record<string, unknown>, waitMs = 0): Promise<T> {
+  request<T = any>(
+    apiKey: number,
+    version: number,
+    body: Record<string, unknown>,
+    waitMs = 0,
+  ): Promise<T> {
     const api = API_TABLES.get(apiKey);
     if (api === undefined) return Promise.reject(new Error(`Unknown api key ${apiKey}`));
     return this.#send(apiKey, api.request, version, body, waitMs);
   }
 
   /** Sends a typed request; `waitMs` is how long the broker may hold it (Fetch long poll). */
-  send<Req, Res>(api: ApiPair<Req, Res>, version: number, body: Encodable<Req>, waitMs = 0): Promise<Res> {
+  send<Req, Res>(
+    api: ApiPair<Req, Res>,
+    version: number,
+    body: Encodable<Req>,
+    waitMs = 0,
+  ): Promise<Res> {
     return this.#send(api.request.apiKey, api.request, version, body, waitMs);
   }
 
@@ -149,14 +168,27 @@ export class KafkaConnection {
     this.#socket.destroy();
   }
 
-  #send(apiKey: number, schema: MessageSchema, version: number, body: unknown, waitMs: number): Promise<any> {
+  #send(
+    apiKey: number,
+    schema: MessageSchema,
+    version: number,
+    body: unknown,
+    waitMs: number,
+  ): Promise<any> {
     if (this.#socket.destroyed) {
-      return Promise.reject(this.#closedError ?? new Error(`Connection to ${this.host}:${this.port} closed`));
+      return Promise.reject(
+        this.#closedError ?? new Error(`Connection to ${this.host}:${this.port} closed`),
+      );
     }
     const correlationId = this.#nextCorrelationId++;
     const writer = new Writer();
     writer.int32(0); // Frame length, patched below.
-    const header = { requestApiKey: apiKey, requestApiVersion: version, correlationId, clientId: this.#clientId };
+    const header = {
+      requestApiKey: apiKey,
+      requestApiVersion: version,
+      correlationId,
+      clientId: this.#clientId,
+    };
     encode(RequestHeader, requestHeaderVersion(schema, version), header, writer);
     encode(schema, version, body as never, writer);
     const frame = writer.toBuffer();
@@ -165,7 +197,11 @@ export class KafkaConnection {
       const timeoutMs = this.#requestTimeoutMs + waitMs;
       const timer = setTimeout(() => {
         this.#waiting.delete(correlationId);
-        reject(new Error(`No answer from ${this.host}:${this.port} within ${timeoutMs} ms (${schema.name})`));
+        reject(
+          new Error(
+            `No answer from ${this.host}:${this.port} within ${timeoutMs} ms (${schema.name})`,
+          ),
+        );
       }, timeoutMs);
       this.#waiting.set(correlationId, { apiKey, version, timer, resolve, reject });
       this.#socket.write(frame);
@@ -186,7 +222,9 @@ export class KafkaConnection {
       const frame = this.#frames.next();
       if (frame === null) return;
       if (isFrameError(frame)) {
-        this.#closedError = new Error(`Broken response stream from ${this.host}:${this.port}: ${frame.error}`);
+        this.#closedError = new Error(
+          `Broken response stream from ${this.host}:${this.port}: ${frame.error}`,
+        );
         this.#frames.clear();
         this.#socket.destroy();
         return;
@@ -203,10 +241,20 @@ export class KafkaConnection {
     clearTimeout(waiter.timer);
     const api = API_TABLES.get(waiter.apiKey)!;
     const reader = new Reader(frame);
-    decode(ResponseHeader, responseHeaderVersion(waiter.apiKey, api.response, waiter.version), reader);
-    const fallback = waiter.apiKey === API_VERSIONS_KEY && frame.length >= 6 && frame.readInt16BE(4) === UNSUPPORTED_VERSION;
+    decode(
+      ResponseHeader,
+      responseHeaderVersion(waiter.apiKey, api.response, waiter.version),
+      reader,
+    );
+    const fallback =
+      waiter.apiKey === API_VERSIONS_KEY &&
+      frame.length >= 6 &&
+      frame.readInt16BE(4) === UNSUPPORTED_VERSION;
     const body = decode(api.response, fallback ? 0 : waiter.version, reader);
-    if (!reader.complete()) waiter.reject(new Error(`Malformed ${api.response.name}: ${reader.failure || "trailing bytes"}`));
+    if (!reader.complete())
+      waiter.reject(
+        new Error(`Malformed ${api.response.name}: ${reader.failure || "trailing bytes"}`),
+      );
     else waiter.resolve(body);
   }
 }
@@ -268,19 +316,29 @@ export class KafkaCluster {
 
   /** Connects to the bootstrap broker and checks it answers the versions used here. */
   async connect(): Promise<void> {
-    const connection = await KafkaConnection.connect(this.#bootstrap.port, this.#bootstrap.host, this.#options);
+    const connection = await KafkaConnection.connect(
+      this.#bootstrap.port,
+      this.#bootstrap.host,
+      this.#options,
+    );
     this.#bootstrapConnection = connection;
-    const versions = await connection.send({ request: ApiVersionsRequest, response: ApiVersionsResponse }, VERSIONS.apiVersions, {
-      clientSoftwareName: "brook-cli",
-      clientSoftwareVersion: "1",
-    });
+    const versions = await connection.send(
+      { request: ApiVersionsRequest, response: ApiVersionsResponse },
+      VERSIONS.apiVersions,
+      {
+        clientSoftwareName: "brook-cli",
+        clientSoftwareVersion: "1",
+      },
+    );
     if (versions.errorCode !== ErrorCode.NONE) {
       throw new KafkaClientError(`ApiVersions failed: ${errorName(versions.errorCode)}`);
     }
     for (const [name, apiKey, version] of USED_APIS) {
       const range = versions.apiKeys.find((entry) => entry.apiKey === apiKey);
       if (range === undefined || version < range.minVersion || version > range.maxVersion) {
-        throw new KafkaClientError(`Broker ${this.#bootstrap.host}:${this.#bootstrap.port} does not answer ${name} v${version}`);
+        throw new KafkaClientError(
+          `Broker ${this.#bootstrap.host}:${this.#bootstrap.port} does not answer ${name} v${version}`,
+        );
       }
     }
   }
@@ -293,11 +351,17 @@ export class KafkaCluster {
 
   /** Metadata of one topic; throws KafkaClientError when it does not exist. */
   async topic(name: string): Promise<PartitionInfo[]> {
-    const metadata: MetadataResponseData = await this.any.send({ request: MetadataRequest, response: MetadataResponse }, VERSIONS.metadata, {
-      topics: [{ name }],
-      allowAutoTopicCreation: false,
-    });
-    this.#addresses = new Map(metadata.brokers.map((broker) => [broker.nodeId, { host: broker.host, port: broker.port }]));
+    const metadata: MetadataResponseData = await this.any.send(
+      { request: MetadataRequest, response: MetadataResponse },
+      VERSIONS.metadata,
+      {
+        topics: [{ name }],
+        allowAutoTopicCreation: false,
+      },
+    );
+    this.#addresses = new Map(
+      metadata.brokers.map((broker) => [broker.nodeId, { host: broker.host, port: broker.port }]),
+    );
     const topic = metadata.topics.find((entry) => entry.name === name);
     if (topic === undefined || topic.errorCode === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) {
       throw new KafkaClientError(`Topic does not exist: ${name}`);
@@ -306,7 +370,11 @@ export class KafkaCluster {
       throw new KafkaClientError(`Metadata of topic ${name} failed: ${errorName(topic.errorCode)}`);
     }
     return topic.partitions
-      .map((partition) => ({ partition: partition.partitionIndex, leader: partition.leaderId, leaderEpoch: partition.leaderEpoch }))
+      .map((partition) => ({
+        partition: partition.partitionIndex,
+        leader: partition.leaderId,
+        leaderEpoch: partition.leaderEpoch,
+      }))
       .sort((a, b) => a.partition - b.partition);
   }
 
@@ -316,17 +384,25 @@ export class KafkaCluster {
    */
   async coordinator(groupId: string): Promise<KafkaConnection> {
     for (let attempt = 1; ; attempt++) {
-      const answer = await this.any.send({ request: FindCoordinatorRequest, response: FindCoordinatorResponse }, VERSIONS.findCoordinator, {
-        key: groupId,
-        keyType: 0,
-      });
+      const answer = await this.any.send(
+        { request: FindCoordinatorRequest, response: FindCoordinatorResponse },
+        VERSIONS.findCoordinator,
+        {
+          key: groupId,
+          keyType: 0,
+        },
+      );
       if (answer.errorCode === ErrorCode.NONE) {
         this.#addresses.set(answer.nodeId, { host: answer.host, port: answer.port });
         return this.broker(answer.nodeId);
       }
-      const retriable = answer.errorCode === ErrorCode.COORDINATOR_NOT_AVAILABLE || answer.errorCode === ErrorCode.NOT_COORDINATOR;
+      const retriable =
+        answer.errorCode === ErrorCode.COORDINATOR_NOT_AVAILABLE ||
+        answer.errorCode === ErrorCode.NOT_COORDINATOR;
       if (!retriable || attempt >= COORDINATOR_ATTEMPTS_MAX) {
-        throw new KafkaClientError(`No coordinator for group ${groupId}: ${errorName(answer.errorCode)}`);
+        throw new KafkaClientError(
+          `No coordinator for group ${groupId}: ${errorName(answer.errorCode)}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -337,7 +413,8 @@ export class KafkaCluster {
     let connection = this.#brokers.get(nodeId);
     if (connection === undefined) {
       const address = this.#addresses.get(nodeId);
-      if (address === undefined) return Promise.reject(new KafkaClientError(`No address for broker ${nodeId}`));
+      if (address === undefined)
+        return Promise.reject(new KafkaClientError(`No address for broker ${nodeId}`));
       connection = KafkaConnection.connect(address.port, address.host, this.#options);
       // A failed connection is forgotten, so the next call tries again.
       connection.catch(() => this.#brokers.delete(nodeId));
@@ -348,7 +425,11 @@ export class KafkaCluster {
 
   close(): void {
     this.#bootstrapConnection?.close();
-    for (const connection of this.#brokers.values()) connection.then((c) => c.close(), () => {});
+    for (const connection of this.#brokers.values())
+      connection.then(
+        (c) => c.close(),
+        () => {},
+      );
     this.#brokers.clear();
   }
 }

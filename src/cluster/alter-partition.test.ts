@@ -15,11 +15,26 @@ const TOPIC_ID = "id-t";
 function setup(isr: number[] = [1], brokers = [1, 2, 3, 4]): MetadataImage {
   const image = new MetadataImage();
   for (const nodeId of brokers) {
-    image.apply({ type: "registerBroker", nodeId, host: "127.0.0.1", port: 9000 + nodeId, rack: null });
+    image.apply({
+      type: "registerBroker",
+      nodeId,
+      host: "127.0.0.1",
+      port: 9000 + nodeId,
+      rack: null,
+    });
   }
   image.apply({ type: "topic", name: "t", topicId: TOPIC_ID });
   const topicId = TOPIC_ID;
-  image.apply({ type: "partition", topicId, partition: 0, replicas: [1, 2, 3], leader: 1, leaderEpoch: 0, isr, partitionEpoch: 0 });
+  image.apply({
+    type: "partition",
+    topicId,
+    partition: 0,
+    replicas: [1, 2, 3],
+    leader: 1,
+    leaderEpoch: 0,
+    isr,
+    partitionEpoch: 0,
+  });
   return image;
 }
 
@@ -63,27 +78,73 @@ describe("cluster: AlterPartition", () => {
   test("a committed expand, shrink and expand again: one record each, a new partition epoch, newIsr's order", () => {
     const image = setup();
     const expand = alter(image, fromLeader(image, [1, 2, 3]));
-    expect(expand.result).toEqual({ ok: true, leader: 1, leaderEpoch: 0, partitionEpoch: 1, isr: [1, 2, 3] });
+    expect(expand.result).toEqual({
+      ok: true,
+      leader: 1,
+      leaderEpoch: 0,
+      partitionEpoch: 1,
+      isr: [1, 2, 3],
+    });
     expect(expand.records).toEqual([
       {
-        type: "partition", topicId: TOPIC_ID, partition: 0, replicas: [1, 2, 3], leader: 1, leaderEpoch: 0, isr: [1, 2, 3],
+        type: "partition",
+        topicId: TOPIC_ID,
+        partition: 0,
+        replicas: [1, 2, 3],
+        leader: 1,
+        leaderEpoch: 0,
+        isr: [1, 2, 3],
         partitionEpoch: 1,
       },
     ]);
     const shrink = alter(image, fromLeader(image, [1, 3]));
-    expect(shrink.result).toEqual({ ok: true, leader: 1, leaderEpoch: 0, partitionEpoch: 2, isr: [1, 3] });
+    expect(shrink.result).toEqual({
+      ok: true,
+      leader: 1,
+      leaderEpoch: 0,
+      partitionEpoch: 2,
+      isr: [1, 3],
+    });
     expect(partition(image).isr).toEqual([1, 3]);
     const again = alter(image, fromLeader(image, [3, 1, 2]));
-    expect(again.result).toEqual({ ok: true, leader: 1, leaderEpoch: 0, partitionEpoch: 3, isr: [3, 1, 2] });
-    const expected = { partition: 0, replicas: [1, 2, 3], leader: 1, leaderEpoch: 0, isr: [3, 1, 2], partitionEpoch: 3 };
+    expect(again.result).toEqual({
+      ok: true,
+      leader: 1,
+      leaderEpoch: 0,
+      partitionEpoch: 3,
+      isr: [3, 1, 2],
+    });
+    const expected = {
+      partition: 0,
+      replicas: [1, 2, 3],
+      leader: 1,
+      leaderEpoch: 0,
+      isr: [3, 1, 2],
+      partitionEpoch: 3,
+    };
     expect(partition(image)).toEqual(expected);
   });
 
   test("unknown topic id or partition: refused with partition epoch -1", () => {
     const image = setup();
-    expectRefused(image, { ...fromLeader(image, [1, 2]), topicId: "nope" }, "unknownTopicOrPartition", -1);
-    expectRefused(image, { ...fromLeader(image, [1, 2]), partition: 1 }, "unknownTopicOrPartition", -1);
-    expectRefused(image, { ...fromLeader(image, [1, 2]), partition: -1 }, "unknownTopicOrPartition", -1);
+    expectRefused(
+      image,
+      { ...fromLeader(image, [1, 2]), topicId: "nope" },
+      "unknownTopicOrPartition",
+      -1,
+    );
+    expectRefused(
+      image,
+      { ...fromLeader(image, [1, 2]), partition: 1 },
+      "unknownTopicOrPartition",
+      -1,
+    );
+    expectRefused(
+      image,
+      { ...fromLeader(image, [1, 2]), partition: -1 },
+      "unknownTopicOrPartition",
+      -1,
+    );
   });
 
   test("a leader epoch older than the controller's is fenced, a newer one unknown", () => {
@@ -100,12 +161,23 @@ describe("cluster: AlterPartition", () => {
     // The old leader's view before the controller fenced it.
     const stale = fromLeader(image, [1]);
     apply(image, planBrokerFenced(image, 1));
-    expect(partition(image)).toMatchObject({ leader: 2, leaderEpoch: 1, isr: [2], partitionEpoch: 2 });
+    expect(partition(image)).toMatchObject({
+      leader: 2,
+      leaderEpoch: 1,
+      isr: [2],
+      partitionEpoch: 2,
+    });
     // It asks to shrink the ISR to itself: granting that would let it acknowledge writes alone.
     expectRefused(image, stale, "fencedLeaderEpoch", 2);
     expectRefused(image, { ...stale, newIsr: [1, 2] }, "fencedLeaderEpoch", 2);
     const grow = alter(image, fromLeader(image, [2, 3]));
-    expect(grow.result).toEqual({ ok: true, leader: 2, leaderEpoch: 1, partitionEpoch: 3, isr: [2, 3] });
+    expect(grow.result).toEqual({
+      ok: true,
+      leader: 2,
+      leaderEpoch: 1,
+      partitionEpoch: 3,
+      isr: [2, 3],
+    });
   });
 
   test("only the leader may change the ISR; a leaderless partition answers notLeader", () => {
@@ -114,15 +186,30 @@ describe("cluster: AlterPartition", () => {
     // notLeader comes before the idempotent retry: the ISR is not shown to a non-leader as agreed.
     expectRefused(image, { ...fromLeader(image, [1]), brokerId: 2 }, "notLeader", 0);
     apply(image, planBrokerFenced(image, 1)); // The ISR was 1 alone: no leader.
-    expect(partition(image)).toMatchObject({ leader: -1, leaderEpoch: 1, isr: [1], partitionEpoch: 1 });
+    expect(partition(image)).toMatchObject({
+      leader: -1,
+      leaderEpoch: 1,
+      isr: [1],
+      partitionEpoch: 1,
+    });
     expectRefused(image, { ...fromLeader(image, [1]), brokerId: 1 }, "notLeader", 1);
     expectRefused(image, { ...fromLeader(image, [1, 2]), brokerId: 2 }, "notLeader", 1);
   });
 
   test("the leader epoch is checked before the leader", () => {
     const image = setup();
-    expectRefused(image, { ...fromLeader(image, [1, 2]), brokerId: 2, leaderEpoch: -1 }, "fencedLeaderEpoch", 0);
-    expectRefused(image, { ...fromLeader(image, [1, 2]), brokerId: 2, leaderEpoch: 1 }, "unknownLeaderEpoch", 0);
+    expectRefused(
+      image,
+      { ...fromLeader(image, [1, 2]), brokerId: 2, leaderEpoch: -1 },
+      "fencedLeaderEpoch",
+      0,
+    );
+    expectRefused(
+      image,
+      { ...fromLeader(image, [1, 2]), brokerId: 2, leaderEpoch: 1 },
+      "unknownLeaderEpoch",
+      0,
+    );
   });
 
   test("a retry of a committed change whose answer was lost gets the current state and writes nothing", () => {
@@ -130,9 +217,18 @@ describe("cluster: AlterPartition", () => {
     const request = fromLeader(image, [1, 2]);
     alter(image, request);
     const before = image.appliedCount;
-    for (const newIsr of [[1, 2], [2, 1]]) {
+    for (const newIsr of [
+      [1, 2],
+      [2, 1],
+    ]) {
       const retry = planAlterPartition(image, { ...request, newIsr });
-      expect(retry.result).toEqual({ ok: true, leader: 1, leaderEpoch: 0, partitionEpoch: 1, isr: [1, 2] });
+      expect(retry.result).toEqual({
+        ok: true,
+        leader: 1,
+        leaderEpoch: 0,
+        partitionEpoch: 1,
+        isr: [1, 2],
+      });
       expect(retry.records).toEqual([]);
     }
     // Asking for the ISR it already has, with the current epoch, is no change either.
@@ -152,7 +248,11 @@ describe("cluster: AlterPartition", () => {
     // The stale epoch is reported before a malformed ISR.
     expectRefused(image, { ...first, newIsr: [] }, "invalidUpdateVersion", 1);
     // The leader fetches the new epoch and tries again.
-    expect(alter(image, fromLeader(image, [1])).result).toMatchObject({ ok: true, partitionEpoch: 2, isr: [1] });
+    expect(alter(image, fromLeader(image, [1])).result).toMatchObject({
+      ok: true,
+      partitionEpoch: 2,
+      isr: [1],
+    });
   });
 
   test("the controller's own changes (fencing) make a leader's older view stale", () => {
@@ -161,7 +261,11 @@ describe("cluster: AlterPartition", () => {
     apply(image, planBrokerFenced(image, 3)); // The controller drops 3 from the ISR itself.
     expect(partition(image)).toMatchObject({ leader: 1, isr: [1, 2], partitionEpoch: 1 });
     // The same ISR: committed already, answered as such.
-    expect(planAlterPartition(image, view).result).toMatchObject({ ok: true, partitionEpoch: 1, isr: [1, 2] });
+    expect(planAlterPartition(image, view).result).toMatchObject({
+      ok: true,
+      partitionEpoch: 1,
+      isr: [1, 2],
+    });
     expectRefused(image, { ...view, newIsr: [1] }, "invalidUpdateVersion", 1);
   });
 
@@ -180,15 +284,25 @@ describe("cluster: AlterPartition", () => {
     const image = setup([1, 2, 3]);
     // Straight into the image: a fenced broker still in the ISR, as before the leader shrinks it.
     image.apply({ type: "fenceBroker", nodeId: 3 });
-    expect(alter(image, fromLeader(image, [1, 2])).result).toMatchObject({ ok: true, partitionEpoch: 1, isr: [1, 2] });
+    expect(alter(image, fromLeader(image, [1, 2])).result).toMatchObject({
+      ok: true,
+      partitionEpoch: 1,
+      isr: [1, 2],
+    });
     expectRefused(image, fromLeader(image, [1, 2, 3]), "ineligibleReplica", 1);
     // Once unfenced it may join again.
     apply(image, planBrokerUnfenced(image, 3));
-    expect(alter(image, fromLeader(image, [1, 2, 3])).result).toMatchObject({ ok: true, partitionEpoch: 2 });
+    expect(alter(image, fromLeader(image, [1, 2, 3])).result).toMatchObject({
+      ok: true,
+      partitionEpoch: 2,
+    });
 
     const unregistered = setup([1], [1, 2]); // Replica 3 never registered.
     expectRefused(unregistered, fromLeader(unregistered, [1, 3]), "ineligibleReplica", 0);
-    expect(alter(unregistered, fromLeader(unregistered, [1, 2])).result).toMatchObject({ ok: true, partitionEpoch: 1 });
+    expect(alter(unregistered, fromLeader(unregistered, [1, 2])).result).toMatchObject({
+      ok: true,
+      partitionEpoch: 1,
+    });
   });
 
   test("error codes are Kafka's", () => {

@@ -71,16 +71,26 @@ export function planAlterPartition(
     return refuse("unknownTopicOrPartition", UNKNOWN_PARTITION_EPOCH, message);
   }
   assert(partition.partition === index, "Partition image out of place");
-  const fail = (error: AlterPartitionError, message: string) => refuse(error, partition.partitionEpoch, message);
+  const fail = (error: AlterPartitionError, message: string) =>
+    refuse(error, partition.partitionEpoch, message);
   // The leader epoch first: a fenced old leader is told it is fenced whatever it asks.
   if (request.leaderEpoch < partition.leaderEpoch) {
-    return fail("fencedLeaderEpoch", `Leader epoch ${request.leaderEpoch} is older than ${partition.leaderEpoch}`);
+    return fail(
+      "fencedLeaderEpoch",
+      `Leader epoch ${request.leaderEpoch} is older than ${partition.leaderEpoch}`,
+    );
   }
   if (request.leaderEpoch > partition.leaderEpoch) {
-    return fail("unknownLeaderEpoch", `Leader epoch ${request.leaderEpoch} is newer than ${partition.leaderEpoch}`);
+    return fail(
+      "unknownLeaderEpoch",
+      `Leader epoch ${request.leaderEpoch} is newer than ${partition.leaderEpoch}`,
+    );
   }
   if (brokerId !== partition.leader) {
-    return fail("notLeader", `Broker ${brokerId} is not the leader of the partition (${partition.leader} is)`);
+    return fail(
+      "notLeader",
+      `Broker ${brokerId} is not the leader of the partition (${partition.leader} is)`,
+    );
   }
   // Before the partition epoch: a leader whose earlier request was committed but whose
   // answer was lost retries with its old partition epoch; it must learn the new one.
@@ -100,40 +110,65 @@ export function planAlterPartition(
     if (partition.isr.includes(id)) continue;
     const broker = image.broker(id);
     if (broker === undefined || broker.fenced) {
-      return fail("ineligibleReplica", `Replica ${id} is ${broker === undefined ? "not registered" : "fenced"}`);
+      return fail(
+        "ineligibleReplica",
+        `Replica ${id} is ${broker === undefined ? "not registered" : "fenced"}`,
+      );
     }
   }
   const { replicas, leader, leaderEpoch } = partition;
   const partitionEpoch = partition.partitionEpoch + 1;
   const isr = [...newIsr];
   const record: MetadataRecord = {
-    type: "partition", topicId, partition: index, replicas: [...replicas], leader, leaderEpoch, isr, partitionEpoch,
+    type: "partition",
+    topicId,
+    partition: index,
+    replicas: [...replicas],
+    leader,
+    leaderEpoch,
+    isr,
+    partitionEpoch,
   };
-  const result: AlterPartitionResult = { ok: true, leader, leaderEpoch, partitionEpoch, isr: [...isr] };
+  const result: AlterPartitionResult = {
+    ok: true,
+    leader,
+    leaderEpoch,
+    partitionEpoch,
+    isr: [...isr],
+  };
   return { result, records: [record] };
 }
 
 /** Kafka error code for each AlterPartitionError (src/protocol/error-codes.ts has ErrorCode). */
 export function alterPartitionErrorCode(error: AlterPartitionError): number {
   switch (error) {
-    case "unknownTopicOrPartition": return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
-    case "notLeader": return ErrorCode.NOT_LEADER_OR_FOLLOWER;
-    case "fencedLeaderEpoch": return ErrorCode.FENCED_LEADER_EPOCH;
-    case "unknownLeaderEpoch": return ErrorCode.UNKNOWN_LEADER_EPOCH;
-    case "invalidUpdateVersion": return ErrorCode.INVALID_UPDATE_VERSION;
-    case "ineligibleReplica": return ErrorCode.INELIGIBLE_REPLICA;
-    case "invalidRequest": return ErrorCode.INVALID_REQUEST;
+    case "unknownTopicOrPartition":
+      return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+    case "notLeader":
+      return ErrorCode.NOT_LEADER_OR_FOLLOWER;
+    case "fencedLeaderEpoch":
+      return ErrorCode.FENCED_LEADER_EPOCH;
+    case "unknownLeaderEpoch":
+      return ErrorCode.UNKNOWN_LEADER_EPOCH;
+    case "invalidUpdateVersion":
+      return ErrorCode.INVALID_UPDATE_VERSION;
+    case "ineligibleReplica":
+      return ErrorCode.INELIGIBLE_REPLICA;
+    case "invalidRequest":
+      return ErrorCode.INVALID_REQUEST;
   }
 }
 
 /** Null when `newIsr` is a possible ISR of the partition. */
 function isrProblem(partition: PartitionImage, newIsr: readonly number[]): string | null {
   if (newIsr.length === 0) return "The ISR cannot be empty";
-  if (new Set(newIsr).size !== newIsr.length) return `The ISR [${newIsr.join(", ")}] lists a replica twice`;
+  if (new Set(newIsr).size !== newIsr.length)
+    return `The ISR [${newIsr.join(", ")}] lists a replica twice`;
   const outsider = newIsr.find((id) => !partition.replicas.includes(id));
   if (outsider !== undefined) return `Broker ${outsider} is not a replica of the partition`;
   // The leader is the one replica known to hold every write it acknowledged.
-  if (!newIsr.includes(partition.leader)) return `The ISR must contain the leader ${partition.leader}`;
+  if (!newIsr.includes(partition.leader))
+    return `The ISR must contain the leader ${partition.leader}`;
   return null;
 }
 

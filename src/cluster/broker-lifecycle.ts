@@ -20,7 +20,8 @@ export function planBrokerFenced(image: MetadataImage, nodeId: number): Metadata
   for (const topic of image.topics()) {
     for (const partition of topic.partitions) {
       if (!partition.isr.includes(nodeId) && partition.leader !== nodeId) continue;
-      const isr = partition.isr.length > 1 ? partition.isr.filter((id) => id !== nodeId) : [...partition.isr];
+      const isr =
+        partition.isr.length > 1 ? partition.isr.filter((id) => id !== nodeId) : [...partition.isr];
       let leader = partition.leader;
       if (leader === nodeId) leader = isr.find((id) => live.has(id)) ?? NO_LEADER;
       if (leader === partition.leader && sameMembers(isr, partition.isr)) continue;
@@ -43,7 +44,12 @@ export function planBrokerUnfenced(image: MetadataImage, nodeId: number): Metada
   return records;
 }
 
-function change(topicId: string, partition: PartitionImage, leader: number, isr: number[]): MetadataRecord {
+function change(
+  topicId: string,
+  partition: PartitionImage,
+  leader: number,
+  isr: number[],
+): MetadataRecord {
   return {
     type: "partition",
     topicId,

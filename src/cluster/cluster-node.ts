@@ -15,8 +15,18 @@ import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import type { Random } from "../util/random.ts";
 import type { Timers } from "../util/timers.ts";
-import { ClusterMetadataWriter, decodeEntry, type MembershipView, type QuorumView, reconcileCommands } from "./controller.ts";
-import { CONTROLLER_RPC_TAG, ControllerClient, serveControllerConnection } from "./controller-rpc.ts";
+import {
+  ClusterMetadataWriter,
+  decodeEntry,
+  type MembershipView,
+  type QuorumView,
+  reconcileCommands,
+} from "./controller.ts";
+import {
+  CONTROLLER_RPC_TAG,
+  ControllerClient,
+  serveControllerConnection,
+} from "./controller-rpc.ts";
 import type { MetadataImage } from "./metadata-image.ts";
 import { decodeSnapshot, encodeSnapshot, recordsToReach } from "./metadata-snapshot.ts";
 import { RAFT_TICK_MS, RaftNode } from "./raft/raft-node.ts";
@@ -81,7 +91,12 @@ export class ClusterNode {
    */
   readonly #refused = new Map<number, string>();
 
-  private constructor(options: ClusterNodeOptions, raft: RaftNode, rpc: ControllerClient, writer: ClusterMetadataWriter) {
+  private constructor(
+    options: ClusterNodeOptions,
+    raft: RaftNode,
+    rpc: ControllerClient,
+    writer: ClusterMetadataWriter,
+  ) {
     this.#options = options;
     this.#raft = raft;
     this.#rpc = rpc;
@@ -116,14 +131,21 @@ export class ClusterNode {
         },
         snapshot: () => encodeSnapshot(image),
         restore(snapshot) {
-          for (const record of recordsToReach(image, decodeSnapshot(snapshot.data))) image.apply(record);
+          for (const record of recordsToReach(image, decodeSnapshot(snapshot.data)))
+            image.apply(record);
         },
       },
-      onStateChange: (state) => log.info("Raft state", { role: state.role, leader: state.leader ?? "none", term: state.term }),
+      onStateChange: (state) =>
+        log.info("Raft state", {
+          role: state.role,
+          leader: state.leader ?? "none",
+          term: state.term,
+        }),
       // A peer that died: the controller (if this is it) fences it now, not at its next pass.
       onPeerRefused: (id) => holder.node?.peerRefused(id),
       clusterId,
-      onFatal: (error) => options.onFatal(error instanceof Error ? error : new Error(String(error))),
+      onFatal: (error) =>
+        options.onFatal(error instanceof Error ? error : new Error(String(error))),
     });
     if (options.join.length === 0 && raft.bootstrap([nodeId])) {
       log.info("Founded a new cluster", { nodeId, clusterId: options.meta.clusterId });
@@ -136,7 +158,12 @@ export class ClusterNode {
     };
     const quorum = raftQuorum(raft, options.timers);
     const writer = new ClusterMetadataWriter({
-      image, quorum, membership, rpc, defaults: options.topicDefaults, random: options.random,
+      image,
+      quorum,
+      membership,
+      rpc,
+      defaults: options.topicDefaults,
+      random: options.random,
     });
     const node = new ClusterNode(options, raft, rpc, writer);
     holder.node = node;
@@ -167,7 +194,14 @@ export class ClusterNode {
     });
     this.#swim = swim;
     swim.streams.register(STREAM_TAG_RAFT, this.#raft.streamHandler);
-    swim.streams.register(CONTROLLER_RPC_TAG, (socket, rest) => serveControllerConnection(socket, rest, (command) => this.writer.execute(command), () => this.clusterId));
+    swim.streams.register(CONTROLLER_RPC_TAG, (socket, rest) =>
+      serveControllerConnection(
+        socket,
+        rest,
+        (command) => this.writer.execute(command),
+        () => this.clusterId,
+      ),
+    );
   }
 
   swimMember(nodeId: number) {
@@ -177,7 +211,8 @@ export class ClusterNode {
   /** SWIM's view for the controller; empty before `startMembership`. */
   membership(): MembershipView {
     const swim = this.#swim;
-    if (swim === null) return { alive: () => [], isGone: () => false, clusterAddress: () => undefined };
+    if (swim === null)
+      return { alive: () => [], isGone: () => false, clusterAddress: () => undefined };
     const view = swimMembership(swim);
     // A refused probe outweighs SWIM's "alive" until the port answers again.
     return {
@@ -192,8 +227,13 @@ export class ClusterNode {
     const swim = this.#swim;
     if (swim === null) return;
     const self = this.#options.nodeId;
-    const probes = swim.members()
-      .filter((m) => m.nodeId !== self && (m.state === "alive" || m.state === "suspect" || this.#isRefused(m.nodeId)))
+    const probes = swim
+      .members()
+      .filter(
+        (m) =>
+          m.nodeId !== self &&
+          (m.state === "alive" || m.state === "suspect" || this.#isRefused(m.nodeId)),
+      )
       .map(async (m) => {
         const refused = await connectionRefused(m.gossip.host, m.gossip.port, this.#options.timers);
         if (refused) this.#markRefused(m.nodeId, m.gossip);
@@ -245,7 +285,11 @@ export class ClusterNode {
     this.#ticks++;
     // Every RECONCILE_EVERY_TICKS, and at once in a new term (a new controller).
     if (!this.#raft.isReadyLeader()) return;
-    if (this.#ticks % RECONCILE_EVERY_TICKS === 0 || this.#reconciledTerm !== this.#raft.status().term) this.reconcileNow();
+    if (
+      this.#ticks % RECONCILE_EVERY_TICKS === 0 ||
+      this.#reconciledTerm !== this.#raft.status().term
+    )
+      this.reconcileNow();
   }
 
   /**
@@ -261,7 +305,8 @@ export class ClusterNode {
   }
 
   #markRefused(nodeId: number, gossip: Endpoint): void {
-    if (!this.#isRefused(nodeId)) log.info("Cluster port refused: fencing without waiting for SWIM", { nodeId });
+    if (!this.#isRefused(nodeId))
+      log.info("Cluster port refused: fencing without waiting for SWIM", { nodeId });
     this.#refused.set(nodeId, `${gossip.host}:${gossip.port}`);
   }
 
@@ -289,15 +334,16 @@ export class ClusterNode {
   /** Members as SWIM sees them, and the quorum, for the admin API. */
   status(): ClusterStatus {
     return {
-      members: () => (this.#swim?.members() ?? []).map((m) => ({
-        nodeId: m.nodeId,
-        state: m.state,
-        incarnation: m.incarnation,
-        gossip: `${m.gossip.host}:${m.gossip.port}`,
-        kafka: `${m.kafka.host}:${m.kafka.port}`,
-        admin: `${m.admin.host}:${m.admin.port}`,
-        self: m.nodeId === this.#options.nodeId,
-      })),
+      members: () =>
+        (this.#swim?.members() ?? []).map((m) => ({
+          nodeId: m.nodeId,
+          state: m.state,
+          incarnation: m.incarnation,
+          gossip: `${m.gossip.host}:${m.gossip.port}`,
+          kafka: `${m.kafka.host}:${m.kafka.port}`,
+          admin: `${m.admin.host}:${m.admin.port}`,
+          self: m.nodeId === this.#options.nodeId,
+        })),
       quorum: () => {
         const status = this.#raft.status();
         return {
@@ -317,7 +363,9 @@ export class ClusterNode {
   async stop(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const voters = this.#raft.status().membership.members.filter((m) => m.voter && m.id !== this.#options.nodeId);
+    const voters = this.#raft
+      .status()
+      .membership.members.filter((m) => m.voter && m.id !== this.#options.nodeId);
     const alive = voters.find((m) => this.#swim?.member(m.id)?.state === "alive");
     if (this.#raft.isLeader && alive !== undefined && this.#raft.transferLeadership(alive.id)) {
       // Ticks keep the transfer going; a second or two is plenty on a LAN.
@@ -346,13 +394,19 @@ export class ClusterNode {
       case "error":
         if (event.error.kind === "clusterIdMismatch") {
           const seed = `${event.error.seed.host}:${event.error.seed.port}`;
-          this.#options.onFatal(new DataDirError(
-            `Data dir ${this.#options.dataDir} belongs to cluster ${event.error.ours}, but ${seed} is in cluster ${event.error.theirs}`,
-          ));
+          this.#options.onFatal(
+            new DataDirError(
+              `Data dir ${this.#options.dataDir} belongs to cluster ${event.error.ours}, but ${seed} is in cluster ${event.error.theirs}`,
+            ),
+          );
         }
         return;
       case "member":
-        log.info("Member", { change: event.change, nodeId: event.member.nodeId, incarnation: event.member.incarnation });
+        log.info("Member", {
+          change: event.change,
+          nodeId: event.member.nodeId,
+          incarnation: event.member.incarnation,
+        });
         return;
       default:
         return;
@@ -376,7 +430,11 @@ export class ClusterNode {
       const membership = this.membership();
       for (const command of reconcileCommands(this.#options.image, membership)) {
         const result = await this.writer.submit(command);
-        if (!result.ok) log.warn("Controller change refused", { command: command.kind, error: result.error.message });
+        if (!result.ok)
+          log.warn("Controller change refused", {
+            command: command.kind,
+            error: result.error.message,
+          });
       }
       const status = this.#raft.status();
       const live = new Set(membership.alive().map((m) => m.nodeId));
@@ -389,7 +447,9 @@ export class ClusterNode {
         await this.#raft.changeMembership(change);
       }
     } catch (error) {
-      log.warn("Controller pass failed; retrying", { error: error instanceof Error ? error.message : String(error) });
+      log.warn("Controller pass failed; retrying", {
+        error: error instanceof Error ? error.message : String(error),
+      });
     } finally {
       this.#reconciling = false;
       if (this.#reconcileAgain) {
@@ -402,7 +462,11 @@ export class ClusterNode {
 
 function swimMembership(swim: SwimDriver): MembershipView {
   return {
-    alive: () => swim.members().filter((m) => m.state === "alive").map((m) => ({ nodeId: m.nodeId, kafka: m.kafka })),
+    alive: () =>
+      swim
+        .members()
+        .filter((m) => m.state === "alive")
+        .map((m) => ({ nodeId: m.nodeId, kafka: m.kafka })),
     isGone: (nodeId) => {
       const state = swim.member(nodeId)?.state;
       return state === "dead" || state === "left";
@@ -420,13 +484,16 @@ function raftQuorum(raft: RaftNode, timers: Timers): QuorumView {
       if (raft.appliedIndex >= index) return Promise.resolve(true);
       return new Promise((resolve) => {
         const cancel = timers.after(timeoutMs, () => resolve(false));
-        raft.whenApplied(index).then(() => {
-          cancel();
-          resolve(true);
-        }, () => {
-          cancel();
-          resolve(false);
-        });
+        raft.whenApplied(index).then(
+          () => {
+            cancel();
+            resolve(true);
+          },
+          () => {
+            cancel();
+            resolve(false);
+          },
+        );
       });
     },
   };

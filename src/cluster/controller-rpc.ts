@@ -36,30 +36,51 @@ export interface ControllerAnswer {
 export type CommandExecutor = (command: MetadataCommand) => Promise<ControllerAnswer>;
 
 /** Serves one accepted connection whose tag byte was already read; `rest` follows it. */
-export function serveControllerConnection(socket: Socket, rest: Buffer, execute: CommandExecutor, clusterId: () => string | null = () => null): void {
+export function serveControllerConnection(
+  socket: Socket,
+  rest: Buffer,
+  execute: CommandExecutor,
+  clusterId: () => string | null = () => null,
+): void {
   socket.on("error", () => socket.destroy());
-  readFrames(socket, rest, (frame) => {
-    const request = parseRequest(frame);
-    if (request === null) {
-      log.warn("Malformed controller request; closing", { remote: socket.remoteAddress });
-      socket.destroy();
-      return;
-    }
-    const ours = clusterId() ?? "";
-    if (request.clusterId !== "" && ours !== "" && request.clusterId !== ours) {
-      log.warn("Controller request from another cluster; refused", { remote: socket.remoteAddress, cluster: request.clusterId });
-      const message = `This node is in cluster ${ours}, not ${request.clusterId}`;
-      writeFrame(socket, { id: request.id, result: { ok: false, error: { kind: "notController", message } }, index: -1 });
-      return;
-    }
-    execute(request.command).then(
-      (answer) => writeFrame(socket, { id: request.id, ...answer }),
-      (error: unknown) => {
-        const message = error instanceof Error ? error.message : String(error);
-        writeFrame(socket, { id: request.id, result: { ok: false, error: { kind: "notController", message } }, index: -1 });
-      },
-    );
-  }, () => socket.destroy());
+  readFrames(
+    socket,
+    rest,
+    (frame) => {
+      const request = parseRequest(frame);
+      if (request === null) {
+        log.warn("Malformed controller request; closing", { remote: socket.remoteAddress });
+        socket.destroy();
+        return;
+      }
+      const ours = clusterId() ?? "";
+      if (request.clusterId !== "" && ours !== "" && request.clusterId !== ours) {
+        log.warn("Controller request from another cluster; refused", {
+          remote: socket.remoteAddress,
+          cluster: request.clusterId,
+        });
+        const message = `This node is in cluster ${ours}, not ${request.clusterId}`;
+        writeFrame(socket, {
+          id: request.id,
+          result: { ok: false, error: { kind: "notController", message } },
+          index: -1,
+        });
+        return;
+      }
+      execute(request.command).then(
+        (answer) => writeFrame(socket, { id: request.id, ...answer }),
+        (error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          writeFrame(socket, {
+            id: request.id,
+            result: { ok: false, error: { kind: "notController", message } },
+            index: -1,
+          });
+        },
+      );
+    },
+    () => socket.destroy(),
+  );
 }
 
 /** Client side: one connection per controller address, requests matched by id. */
@@ -78,7 +99,10 @@ export class ControllerClient {
   }
 
   /** Sends `command` to the controller at host:port; a failure is a notController result. */
-  async submit(address: { host: string; port: number }, command: MetadataCommand): Promise<ControllerAnswer> {
+  async submit(
+    address: { host: string; port: number },
+    command: MetadataCommand,
+  ): Promise<ControllerAnswer> {
     const key = `${address.host}:${address.port}`;
     let connection = this.#connections.get(key);
     if (connection === undefined || connection.closed) {
@@ -86,7 +110,13 @@ export class ControllerClient {
       this.#connections.set(key, connection);
     }
     try {
-      return await connection.request(this.#nextId++, command, this.#clusterId() ?? "", this.#timeoutMs, this.#timers);
+      return await connection.request(
+        this.#nextId++,
+        command,
+        this.#clusterId() ?? "",
+        this.#timeoutMs,
+        this.#timers,
+      );
     } catch (error) {
       const message = `Controller at ${key} did not answer: ${error instanceof Error ? error.message : String(error)}`;
       return { result: { ok: false, error: { kind: "notController", message } }, index: -1 };
@@ -101,20 +131,28 @@ export class ControllerClient {
 
 class ClientConnection {
   readonly #socket: Socket;
-  readonly #waiting = new Map<number, { resolve: (answer: ControllerAnswer) => void; reject: (error: Error) => void }>();
+  readonly #waiting = new Map<
+    number,
+    { resolve: (answer: ControllerAnswer) => void; reject: (error: Error) => void }
+  >();
   closed = false;
 
   constructor(address: { host: string; port: number }, onClose: () => void) {
     this.#socket = connect({ host: address.host, port: address.port });
     this.#socket.setNoDelay(true);
     this.#socket.write(Buffer.from([CONTROLLER_RPC_TAG]));
-    readFrames(this.#socket, Buffer.alloc(0), (frame) => {
-      const answer = parseAnswer(frame);
-      if (answer === null) return this.#fail(new Error("Malformed controller answer"));
-      const waiter = this.#waiting.get(answer.id);
-      this.#waiting.delete(answer.id);
-      waiter?.resolve({ result: answer.result, index: answer.index });
-    }, () => this.#fail(new Error("Oversized controller answer")));
+    readFrames(
+      this.#socket,
+      Buffer.alloc(0),
+      (frame) => {
+        const answer = parseAnswer(frame);
+        if (answer === null) return this.#fail(new Error("Malformed controller answer"));
+        const waiter = this.#waiting.get(answer.id);
+        this.#waiting.delete(answer.id);
+        waiter?.resolve({ result: answer.result, index: answer.index });
+      },
+      () => this.#fail(new Error("Oversized controller answer")),
+    );
     this.#socket.on("error", (error) => this.#fail(error));
     this.#socket.on("close", () => {
       this.#fail(new Error("Connection closed"));
@@ -122,7 +160,13 @@ class ClientConnection {
     });
   }
 
-  request(id: number, command: MetadataCommand, clusterId: string, timeoutMs: number, timers: Timers): Promise<ControllerAnswer> {
+  request(
+    id: number,
+    command: MetadataCommand,
+    clusterId: string,
+    timeoutMs: number,
+    timers: Timers,
+  ): Promise<ControllerAnswer> {
     if (this.closed) return Promise.reject(new Error("Connection closed"));
     return new Promise((resolve, reject) => {
       const cancel = timers.after(timeoutMs, () => {
@@ -156,7 +200,12 @@ class ClientConnection {
 }
 
 /** Feeds a socket's bytes through a splitter: each frame to `onFrame`, a broken stream to `onBroken`. */
-function readFrames(socket: Socket, first: Buffer, onFrame: (frame: Buffer) => void, onBroken: () => void): void {
+function readFrames(
+  socket: Socket,
+  first: Buffer,
+  onFrame: (frame: Buffer) => void,
+  onBroken: () => void,
+): void {
   const frames = new FrameSplitter({ min: 2, max: CONTROLLER_FRAME_BYTES_MAX });
   const drain = (chunk: Buffer) => {
     frames.push(chunk);
@@ -182,28 +231,41 @@ function writeFrame(socket: Socket, body: unknown): void {
 function parseJson(frame: Buffer): Record<string, unknown> | null {
   try {
     const value: unknown = JSON.parse(frame.toString("utf8"));
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
   } catch {
     return null;
   }
 }
 
-function parseRequest(frame: Buffer): { id: number; command: MetadataCommand; clusterId: string } | null {
+function parseRequest(
+  frame: Buffer,
+): { id: number; command: MetadataCommand; clusterId: string } | null {
   const value = parseJson(frame);
   if (value === null || !Number.isSafeInteger(value.id)) return null;
   if (value.clusterId !== undefined && typeof value.clusterId !== "string") return null;
   const command = parseCommand(value.command);
-  return command === null ? null : { id: value.id as number, command, clusterId: (value.clusterId as string | undefined) ?? "" };
+  return command === null
+    ? null
+    : { id: value.id as number, command, clusterId: (value.clusterId as string | undefined) ?? "" };
 }
 
 function parseAnswer(frame: Buffer): { id: number; result: CommandResult; index: number } | null {
   const value = parseJson(frame);
-  if (value === null || !Number.isSafeInteger(value.id) || !Number.isSafeInteger(value.index)) return null;
+  if (value === null || !Number.isSafeInteger(value.id) || !Number.isSafeInteger(value.index))
+    return null;
   const result = value.result as Record<string, unknown> | null;
   if (typeof result !== "object" || result === null || typeof result.ok !== "boolean") return null;
   if (!result.ok) {
     const error = result.error as Record<string, unknown> | null;
-    if (typeof error !== "object" || error === null || typeof error.kind !== "string" || typeof error.message !== "string") return null;
+    if (
+      typeof error !== "object" ||
+      error === null ||
+      typeof error.kind !== "string" ||
+      typeof error.message !== "string"
+    )
+      return null;
     if (error.kind === "alterPartition" && !isAlterPartitionRefusal(error.result)) return null;
   }
   return { id: value.id as number, result: result as CommandResult, index: value.index as number };
@@ -213,7 +275,13 @@ const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
 
 function isAlterPartitionRefusal(value: unknown): boolean {
   const r = value as Record<string, unknown> | null;
-  return typeof r === "object" && r !== null && r.ok === false && typeof r.error === "string" && isInt(r.partitionEpoch);
+  return (
+    typeof r === "object" &&
+    r !== null &&
+    r.ok === false &&
+    typeof r.error === "string" &&
+    isInt(r.partitionEpoch)
+  );
 }
 const isString = (value: unknown): value is string => typeof value === "string";
 
@@ -225,7 +293,13 @@ export function parseCommand(value: unknown): MetadataCommand | null {
     case "createTopic": {
       const r = c.request as Record<string, unknown> | null;
       if (typeof r !== "object" || r === null) return null;
-      if (!isString(r.name) || !isInt(r.numPartitions) || !isInt(r.replicationFactor) || !Array.isArray(r.configs)) return null;
+      if (
+        !isString(r.name) ||
+        !isInt(r.numPartitions) ||
+        !isInt(r.replicationFactor) ||
+        !Array.isArray(r.configs)
+      )
+        return null;
       const configs: Array<{ name: string; value: string | null }> = [];
       for (const each of r.configs as unknown[]) {
         const config = each as Record<string, unknown> | null;
@@ -243,13 +317,18 @@ export function parseCommand(value: unknown): MetadataCommand | null {
         }
       }
       const request = {
-        name: r.name, numPartitions: r.numPartitions, replicationFactor: r.replicationFactor, configs,
+        name: r.name,
+        numPartitions: r.numPartitions,
+        replicationFactor: r.replicationFactor,
+        configs,
         ...(assignments === undefined ? {} : { assignments }),
       };
       return { kind: "createTopic", request, internal: c.internal === true };
     }
     case "createPartitions":
-      return isString(c.name) && isInt(c.count) ? { kind: "createPartitions", name: c.name, count: c.count } : null;
+      return isString(c.name) && isInt(c.count)
+        ? { kind: "createPartitions", name: c.name, count: c.count }
+        : null;
     case "deleteTopic":
       return isString(c.topicId) ? { kind: "deleteTopic", topicId: c.topicId } : null;
     case "registerBroker":
@@ -257,7 +336,11 @@ export function parseCommand(value: unknown): MetadataCommand | null {
       if (c.rack !== null && !isString(c.rack)) return null;
       if (c.incarnation !== undefined && !isString(c.incarnation)) return null;
       return {
-        kind: "registerBroker", nodeId: c.nodeId, host: c.host, port: c.port, rack: c.rack as string | null,
+        kind: "registerBroker",
+        nodeId: c.nodeId,
+        host: c.host,
+        port: c.port,
+        rack: c.rack as string | null,
         ...(c.incarnation === undefined ? {} : { incarnation: c.incarnation }),
       };
     case "fenceBroker":
@@ -267,9 +350,25 @@ export function parseCommand(value: unknown): MetadataCommand | null {
       const r = c.request as Record<string, unknown> | null;
       if (typeof r !== "object" || r === null) return null;
       if (!isInt(r.brokerId) || !isString(r.topicId) || !isInt(r.partition)) return null;
-      if (!isInt(r.leaderEpoch) || !isInt(r.partitionEpoch) || !Array.isArray(r.newIsr) || !r.newIsr.every(isInt)) return null;
+      if (
+        !isInt(r.leaderEpoch) ||
+        !isInt(r.partitionEpoch) ||
+        !Array.isArray(r.newIsr) ||
+        !r.newIsr.every(isInt)
+      )
+        return null;
       const { brokerId, topicId, partition, leaderEpoch, partitionEpoch } = r;
-      return { kind: "alterPartition", request: { brokerId, topicId, partition, leaderEpoch, partitionEpoch, newIsr: r.newIsr as number[] } };
+      return {
+        kind: "alterPartition",
+        request: {
+          brokerId,
+          topicId,
+          partition,
+          leaderEpoch,
+          partitionEpoch,
+          newIsr: r.newIsr as number[],
+        },
+      };
     }
     default:
       return null;

@@ -1,7 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { SeededRandom } from "../util/random.ts";
 import { ControllerClient } from "./controller-rpc.ts";
-import { ClusterMetadataWriter, decodeEntry, type MembershipView, type QuorumView, reconcileCommands } from "./controller.ts";
+import {
+  ClusterMetadataWriter,
+  decodeEntry,
+  type MembershipView,
+  type QuorumView,
+  reconcileCommands,
+} from "./controller.ts";
 import { MetadataImage } from "./metadata-image.ts";
 import { systemTimers } from "../util/timers.ts";
 
@@ -35,9 +41,18 @@ function membership(alive: Array<[number, number]>, gone: number[] = []): Member
   };
 }
 
-function writer(image: MetadataImage, quorum: QuorumView, view = membership([])): ClusterMetadataWriter {
+function writer(
+  image: MetadataImage,
+  quorum: QuorumView,
+  view = membership([]),
+): ClusterMetadataWriter {
   return new ClusterMetadataWriter({
-    image, quorum, membership: view, rpc: new ControllerClient({ timers: systemTimers }), defaults: { numPartitions: 1, replicationFactor: 1 }, random: new SeededRandom(1),
+    image,
+    quorum,
+    membership: view,
+    rpc: new ControllerClient({ timers: systemTimers }),
+    defaults: { numPartitions: 1, replicationFactor: 1 },
+    random: new SeededRandom(1),
   });
 }
 
@@ -48,9 +63,15 @@ describe("cluster: controller", () => {
     const quorum = new InstantQuorum(image);
     const w = writer(image, quorum);
     const request = { name: "orders", numPartitions: 3, replicationFactor: 1, configs: [] };
-    const results = await Promise.all([1, 2, 3, 4].map(() => w.submit({ kind: "createTopic", request })));
+    const results = await Promise.all(
+      [1, 2, 3, 4].map(() => w.submit({ kind: "createTopic", request })),
+    );
     expect(results.filter((r) => r.ok)).toHaveLength(1);
-    expect(results.filter((r) => !r.ok).map((r) => (r.ok ? "" : r.error.kind))).toEqual(["exists", "exists", "exists"]);
+    expect(results.filter((r) => !r.ok).map((r) => (r.ok ? "" : r.error.kind))).toEqual([
+      "exists",
+      "exists",
+      "exists",
+    ]);
     expect(quorum.entries).toHaveLength(1);
     expect(image.topic("orders")!.partitions).toHaveLength(3);
   });
@@ -70,7 +91,17 @@ describe("cluster: controller", () => {
     image.apply({ type: "registerBroker", nodeId: 2, host: "127.0.0.1", port: 9002, rack: null });
     image.apply({ type: "registerBroker", nodeId: 4, host: "127.0.0.1", port: 9004, rack: null });
     image.apply({ type: "fenceBroker", nodeId: 4 });
-    const commands = reconcileCommands(image, membership([[1, 9001], [3, 9003], [4, 9004]], [2]));
+    const commands = reconcileCommands(
+      image,
+      membership(
+        [
+          [1, 9001],
+          [3, 9003],
+          [4, 9004],
+        ],
+        [2],
+      ),
+    );
     expect(commands).toEqual([
       { kind: "registerBroker", nodeId: 3, host: "127.0.0.1", port: 9003, rack: null },
       { kind: "registerBroker", nodeId: 4, host: "127.0.0.1", port: 9004, rack: null },

@@ -20,7 +20,13 @@ import { logger } from "../util/log.ts";
 import type { Random } from "../util/random.ts";
 import type { ControllerAnswer, ControllerClient } from "./controller-rpc.ts";
 import type { MetadataImage, MetadataRecord } from "./metadata-image.ts";
-import { type CommandResult, type MetadataCommand, type MetadataWriter, planCommand, type TopicDefaults } from "./topics.ts";
+import {
+  type CommandResult,
+  type MetadataCommand,
+  type MetadataWriter,
+  planCommand,
+  type TopicDefaults,
+} from "./topics.ts";
 
 const log = logger("controller");
 const encoder = new TextEncoder();
@@ -85,10 +91,17 @@ export class ClusterMetadataWriter implements MetadataWriter {
     const leader = quorum.leaderId();
     const address = leader === null ? undefined : membership.clusterAddress(leader);
     if (address === undefined) {
-      return { ok: false, error: { kind: "notController", message: "No controller is known yet; retry" } };
+      return {
+        ok: false,
+        error: { kind: "notController", message: "No controller is known yet; retry" },
+      };
     }
     const answer = await rpc.submit(address, command);
-    if (answer.result.ok && answer.index >= 0 && !(await quorum.waitApplied(answer.index, APPLY_WAIT_MS))) {
+    if (
+      answer.result.ok &&
+      answer.index >= 0 &&
+      !(await quorum.waitApplied(answer.index, APPLY_WAIT_MS))
+    ) {
       log.warn("The controller's change is not applied here yet", { index: answer.index });
     }
     return answer.result;
@@ -104,9 +117,16 @@ export class ClusterMetadataWriter implements MetadataWriter {
   async #run(command: MetadataCommand): Promise<ControllerAnswer> {
     const { image, quorum, defaults, random } = this.#options;
     if (!quorum.isReadyLeader()) {
-      return { result: { ok: false, error: { kind: "notController", message: "This node is not the controller" } }, index: -1 };
+      return {
+        result: {
+          ok: false,
+          error: { kind: "notController", message: "This node is not the controller" },
+        },
+        index: -1,
+      };
     }
-    if (command.kind === "createTopic" || command.kind === "createPartitions") await this.#fenceGone();
+    if (command.kind === "createTopic" || command.kind === "createPartitions")
+      await this.#fenceGone();
     const plan = planCommand(image, command, defaults, random);
     if (!plan.ok) return { result: plan, index: -1 };
     if (plan.records.length === 0) return { result: { ok: true }, index: -1 };
@@ -132,7 +152,10 @@ export class ClusterMetadataWriter implements MetadataWriter {
  * One pass of the controller over SWIM's view: the commands that make the image agree
  * with it. Pure; the caller submits them in order.
  */
-export function reconcileCommands(image: MetadataImage, membership: MembershipView): MetadataCommand[] {
+export function reconcileCommands(
+  image: MetadataImage,
+  membership: MembershipView,
+): MetadataCommand[] {
   const commands: MetadataCommand[] = [];
   for (const member of membership.alive()) {
     const known = image.broker(member.nodeId);
@@ -147,7 +170,8 @@ export function reconcileCommands(image: MetadataImage, membership: MembershipVi
 
 /** A fence for every unfenced broker the membership says is gone. */
 function goneBrokerFences(image: MetadataImage, membership: MembershipView): MetadataCommand[] {
-  return image.liveBrokers()
+  return image
+    .liveBrokers()
     .filter((broker) => membership.isGone(broker.nodeId))
     .map((broker) => ({ kind: "fenceBroker" as const, nodeId: broker.nodeId }));
 }

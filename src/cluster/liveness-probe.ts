@@ -15,7 +15,12 @@ import type { Timers } from "../util/timers.ts";
 export const PROBE_TIMEOUT_MS = 300;
 
 /** Resolves true when the port refused the connection, false otherwise. */
-export function connectionRefused(host: string, port: number, timers: Timers, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
+export function connectionRefused(
+  host: string,
+  port: number,
+  timers: Timers,
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     let settled = false;

@@ -48,7 +48,14 @@ export interface TopicImage {
 }
 
 export type MetadataRecord =
-  | { type: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null; incarnation?: string }
+  | {
+      type: "registerBroker";
+      nodeId: number;
+      host: string;
+      port: number;
+      rack: string | null;
+      incarnation?: string;
+    }
   | { type: "fenceBroker"; nodeId: number }
   | { type: "unfenceBroker"; nodeId: number }
   | { type: "topic"; name: string; topicId: string; internal?: boolean }
@@ -171,12 +178,25 @@ export class MetadataImage {
     const records: MetadataRecord[] = [];
     for (const broker of this.brokers()) {
       const { nodeId, host, port, rack, incarnation } = broker;
-      records.push({ type: "registerBroker", nodeId, host, port, rack, ...(incarnation === undefined ? {} : { incarnation }) });
+      records.push({
+        type: "registerBroker",
+        nodeId,
+        host,
+        port,
+        rack,
+        ...(incarnation === undefined ? {} : { incarnation }),
+      });
       if (broker.fenced) records.push({ type: "fenceBroker", nodeId });
     }
     for (const topic of this.#topicsByName.values()) {
-      records.push({ type: "topic", name: topic.name, topicId: topic.topicId, internal: topic.internal });
-      for (const [name, value] of topic.configs) records.push({ type: "config", topicId: topic.topicId, name, value });
+      records.push({
+        type: "topic",
+        name: topic.name,
+        topicId: topic.topicId,
+        internal: topic.internal,
+      });
+      for (const [name, value] of topic.configs)
+        records.push({ type: "config", topicId: topic.topicId, name, value });
       for (const p of topic.partitions) {
         records.push({
           type: "partition",

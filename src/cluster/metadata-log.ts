@@ -17,7 +17,13 @@ import { assert } from "../util/assert.ts";
 import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import type { MetadataImage, MetadataRecord } from "./metadata-image.ts";
-import { type CommandResult, type MetadataCommand, type MetadataWriter, planCommand, type TopicDefaults } from "./topics.ts";
+import {
+  type CommandResult,
+  type MetadataCommand,
+  type MetadataWriter,
+  planCommand,
+  type TopicDefaults,
+} from "./topics.ts";
 
 const log = logger("metadata-log");
 export const METADATA_LOG_DIR = "__cluster_metadata-0";
@@ -30,7 +36,12 @@ export class LocalMetadataLog implements MetadataWriter {
   readonly #clock: Clock;
   readonly #defaults: TopicDefaults;
 
-  private constructor(partitionLog: PartitionLog, image: MetadataImage, clock: Clock, defaults: TopicDefaults) {
+  private constructor(
+    partitionLog: PartitionLog,
+    image: MetadataImage,
+    clock: Clock,
+    defaults: TopicDefaults,
+  ) {
     this.#log = partitionLog;
     this.#image = image;
     this.#clock = clock;
@@ -38,7 +49,12 @@ export class LocalMetadataLog implements MetadataWriter {
   }
 
   /** Opens the log and applies every stored record to `image`, in order. */
-  static open(options: { dataDir: string; image: MetadataImage; clock: Clock; topicDefaults: TopicDefaults }): LocalMetadataLog {
+  static open(options: {
+    dataDir: string;
+    image: MetadataImage;
+    clock: Clock;
+    topicDefaults: TopicDefaults;
+  }): LocalMetadataLog {
     const partitionLog = PartitionLog.open({
       dir: join(options.dataDir, METADATA_LOG_DIR),
       config: DEFAULT_LOG_CONFIG,

@@ -23,7 +23,10 @@ export function decodeSnapshot(bytes: Uint8Array): MetadataRecord[] {
 }
 
 /** Records that, applied to `current`, leave it equal to the image `snapshot` describes. */
-export function recordsToReach(current: MetadataImage, snapshot: readonly MetadataRecord[]): MetadataRecord[] {
+export function recordsToReach(
+  current: MetadataImage,
+  snapshot: readonly MetadataRecord[],
+): MetadataRecord[] {
   const target = new MetadataImage();
   for (const record of snapshot) target.apply(record);
   const records: MetadataRecord[] = [];
@@ -34,11 +37,13 @@ export function recordsToReach(current: MetadataImage, snapshot: readonly Metada
       continue;
     }
     for (const name of topic.configs.keys()) {
-      if (!kept.configs.has(name)) records.push({ type: "config", topicId: topic.topicId, name, value: null });
+      if (!kept.configs.has(name))
+        records.push({ type: "config", topicId: topic.topicId, name, value: null });
     }
   }
   for (const record of target.toRecords()) {
-    if (record.type === "topic" && current.topicById(record.topicId)?.name === record.name) continue;
+    if (record.type === "topic" && current.topicById(record.topicId)?.name === record.name)
+      continue;
     records.push(record);
   }
   // A broker the snapshot has unfenced is unfenced here too.

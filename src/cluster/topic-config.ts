@@ -27,7 +27,8 @@ function integerAtLeast(min: number): (value: string) => string | null {
 }
 
 function oneOf(...allowed: string[]): (value: string) => string | null {
-  return (value) => (allowed.includes(value) ? null : `Must be one of ${allowed.join(", ")}: ${value}`);
+  return (value) =>
+    allowed.includes(value) ? null : `Must be one of ${allowed.join(", ")}: ${value}`;
 }
 
 function listOf(...allowed: string[]): (value: string) => string | null {
@@ -40,13 +41,20 @@ function listOf(...allowed: string[]): (value: string) => string | null {
 
 function ratio(value: string): string | null {
   const number = Number(value);
-  return Number.isFinite(number) && number >= 0 && number <= 1 ? null : `Must be within [0, 1]: ${value}`;
+  return Number.isFinite(number) && number >= 0 && number <= 1
+    ? null
+    : `Must be within [0, 1]: ${value}`;
 }
 
 const bool = oneOf("true", "false");
 
 export const TOPIC_CONFIGS: readonly ConfigDefinition[] = [
-  { name: "cleanup.policy", type: "list", defaultValue: "delete", check: listOf("delete", "compact") },
+  {
+    name: "cleanup.policy",
+    type: "list",
+    defaultValue: "delete",
+    check: listOf("delete", "compact"),
+  },
   {
     name: "compression.type",
     type: "string",
@@ -55,14 +63,39 @@ export const TOPIC_CONFIGS: readonly ConfigDefinition[] = [
   },
   { name: "delete.retention.ms", type: "long", defaultValue: "86400000", check: integerAtLeast(0) },
   { name: "file.delete.delay.ms", type: "long", defaultValue: "60000", check: integerAtLeast(0) },
-  { name: "flush.messages", type: "long", defaultValue: "9223372036854775807", check: integerAtLeast(1) },
+  {
+    name: "flush.messages",
+    type: "long",
+    defaultValue: "9223372036854775807",
+    check: integerAtLeast(1),
+  },
   { name: "flush.ms", type: "long", defaultValue: "9223372036854775807", check: integerAtLeast(0) },
   { name: "index.interval.bytes", type: "int", defaultValue: "4096", check: integerAtLeast(0) },
-  { name: "max.compaction.lag.ms", type: "long", defaultValue: "9223372036854775807", check: integerAtLeast(1) },
+  {
+    name: "max.compaction.lag.ms",
+    type: "long",
+    defaultValue: "9223372036854775807",
+    check: integerAtLeast(1),
+  },
   { name: "max.message.bytes", type: "int", defaultValue: "1048588", check: integerAtLeast(0) },
-  { name: "message.timestamp.after.max.ms", type: "long", defaultValue: "9223372036854775807", check: integerAtLeast(0) },
-  { name: "message.timestamp.before.max.ms", type: "long", defaultValue: "9223372036854775807", check: integerAtLeast(0) },
-  { name: "message.timestamp.type", type: "string", defaultValue: "CreateTime", check: oneOf("CreateTime", "LogAppendTime") },
+  {
+    name: "message.timestamp.after.max.ms",
+    type: "long",
+    defaultValue: "9223372036854775807",
+    check: integerAtLeast(0),
+  },
+  {
+    name: "message.timestamp.before.max.ms",
+    type: "long",
+    defaultValue: "9223372036854775807",
+    check: integerAtLeast(0),
+  },
+  {
+    name: "message.timestamp.type",
+    type: "string",
+    defaultValue: "CreateTime",
+    check: oneOf("CreateTime", "LogAppendTime"),
+  },
   { name: "min.cleanable.dirty.ratio", type: "double", defaultValue: "0.5", check: ratio },
   { name: "min.compaction.lag.ms", type: "long", defaultValue: "0", check: integerAtLeast(0) },
   { name: "min.insync.replicas", type: "int", defaultValue: "1", check: integerAtLeast(1) },
@@ -111,7 +144,10 @@ export function logConfigFromOverrides(overrides: ReadonlyMap<string, string>): 
     segmentMs: topicConfigNumber(overrides, "segment.ms"),
     indexIntervalBytes: topicConfigNumber(overrides, "index.interval.bytes"),
     maxMessageBytes: topicConfigNumber(overrides, "max.message.bytes"),
-    messageTimestampType: topicConfigValue(overrides, "message.timestamp.type") === "LogAppendTime" ? "LogAppendTime" : "CreateTime",
+    messageTimestampType:
+      topicConfigValue(overrides, "message.timestamp.type") === "LogAppendTime"
+        ? "LogAppendTime"
+        : "CreateTime",
     retentionMs: topicConfigNumber(overrides, "retention.ms"),
     retentionBytes: topicConfigNumber(overrides, "retention.bytes"),
     cleanupPolicy: cleanupPolicyOf(topicConfigValue(overrides, "cleanup.policy")),

@@ -8,11 +8,24 @@ const DEFAULTS: TopicDefaults = { numPartitions: 1, replicationFactor: 1 };
 
 function imageWith(brokerIds: number[]): MetadataImage {
   const image = new MetadataImage();
-  for (const nodeId of brokerIds) image.apply({ type: "registerBroker", nodeId, host: "127.0.0.1", port: 9000 + nodeId, rack: null });
+  for (const nodeId of brokerIds)
+    image.apply({
+      type: "registerBroker",
+      nodeId,
+      host: "127.0.0.1",
+      port: 9000 + nodeId,
+      rack: null,
+    });
   return image;
 }
 
-function create(image: MetadataImage, name: string, numPartitions: number, replicationFactor: number, seed = 1) {
+function create(
+  image: MetadataImage,
+  name: string,
+  numPartitions: number,
+  replicationFactor: number,
+  seed = 1,
+) {
   const plan = planCommand(
     image,
     { kind: "createTopic", request: { name, numPartitions, replicationFactor, configs: [] } },
@@ -62,22 +75,43 @@ describe("cluster: replica placement", () => {
     for (const p of image.topic("t")!.partitions) expect(p.replicas).not.toContain(2);
     const plan = create(image, "u", 1, 3);
     expect(plan.ok ? null : plan.error.kind).toBe("invalidReplicationFactor");
-    const grow = planCommand(image, { kind: "createPartitions", name: "t", count: 9 }, DEFAULTS, new SeededRandom(3));
+    const grow = planCommand(
+      image,
+      { kind: "createPartitions", name: "t", count: 9 },
+      DEFAULTS,
+      new SeededRandom(3),
+    );
     expect(grow.ok).toBe(true);
     image.apply({ type: "fenceBroker", nodeId: 3 });
-    const refused = planCommand(image, { kind: "createPartitions", name: "t", count: 10 }, DEFAULTS, new SeededRandom(3));
+    const refused = planCommand(
+      image,
+      { kind: "createPartitions", name: "t", count: 10 },
+      DEFAULTS,
+      new SeededRandom(3),
+    );
     expect(refused.ok ? null : refused.error.kind).toBe("invalidReplicationFactor");
   });
 });
 
 describe("cluster: manual replica assignment", () => {
   const assigned = (image: ReturnType<typeof imageWith>, name: string, assignments: number[][]) =>
-    planCommand(image, { kind: "createTopic", request: { name, numPartitions: -1, replicationFactor: -1, configs: [], assignments } }, DEFAULTS, new SeededRandom(1));
+    planCommand(
+      image,
+      {
+        kind: "createTopic",
+        request: { name, numPartitions: -1, replicationFactor: -1, configs: [], assignments },
+      },
+      DEFAULTS,
+      new SeededRandom(1),
+    );
 
   test("replicas are placed as given; the first live one leads, the live ones form the ISR", () => {
     const image = imageWith([1, 2, 3]);
     image.apply({ type: "fenceBroker", nodeId: 3 });
-    const plan = assigned(image, "t", [[2, 1, 3], [3, 2, 1]]);
+    const plan = assigned(image, "t", [
+      [2, 1, 3],
+      [3, 2, 1],
+    ]);
     expect(plan.ok).toBe(true);
     if (plan.ok) for (const record of plan.records) image.apply(record);
     expect(image.topic("t")!.partitions.map((p) => [p.replicas, p.leader, p.isr])).toEqual([
@@ -104,7 +138,16 @@ describe("cluster: fencing and unfencing brokers", () => {
     // As after the leader shrank the ISR to itself (its followers fell behind).
     for (const p of image.topic("t")!.partitions) {
       const { partition, replicas, leader, leaderEpoch } = p;
-      image.apply({ type: "partition", topicId, partition, replicas: [...replicas], leader, leaderEpoch, isr: [leader], partitionEpoch: p.partitionEpoch + 1 });
+      image.apply({
+        type: "partition",
+        topicId,
+        partition,
+        replicas: [...replicas],
+        leader,
+        leaderEpoch,
+        isr: [leader],
+        partitionEpoch: p.partitionEpoch + 1,
+      });
     }
     const before = [...image.topic("t")!.partitions]; // A copy: the image replaces entries in place.
     apply(image, planBrokerFenced(image, 1));
@@ -119,7 +162,9 @@ describe("cluster: fencing and unfencing brokers", () => {
     apply(image, planBrokerUnfenced(image, 1));
     for (const [i, p] of image.topic("t")!.partitions.entries()) {
       expect(p.leader).toBe(before[i]!.leader);
-      expect(p.partitionEpoch).toBe(before[i]!.leader === 1 ? before[i]!.partitionEpoch + 2 : before[i]!.partitionEpoch);
+      expect(p.partitionEpoch).toBe(
+        before[i]!.leader === 1 ? before[i]!.partitionEpoch + 2 : before[i]!.partitionEpoch,
+      );
     }
   });
 
@@ -136,14 +181,19 @@ describe("cluster: fencing and unfencing brokers", () => {
       expect(p.leader).not.toBe(1);
       expect(p.leaderEpoch).toBe(old.leader === 1 ? old.leaderEpoch + 1 : old.leaderEpoch);
       // A change of leader or ISR is a new partition epoch; a partition without 1 is untouched.
-      expect(p.partitionEpoch).toBe(old.isr.includes(1) ? old.partitionEpoch + 1 : old.partitionEpoch);
+      expect(p.partitionEpoch).toBe(
+        old.isr.includes(1) ? old.partitionEpoch + 1 : old.partitionEpoch,
+      );
     }
   });
 
   test("replication factor 1: no leader while fenced, the same broker leads again when back", () => {
     const image = imageWith([1, 2]);
     create(image, "t", 4, 1);
-    const led = image.topic("t")!.partitions.filter((p) => p.leader === 2).map((p) => p.partition);
+    const led = image
+      .topic("t")!
+      .partitions.filter((p) => p.leader === 2)
+      .map((p) => p.partition);
     expect(led.length).toBe(2);
     apply(image, planBrokerFenced(image, 2));
     for (const p of image.topic("t")!.partitions) {
@@ -172,7 +222,11 @@ describe("cluster: fencing and unfencing brokers", () => {
     const image = imageWith([1, 2]);
     create(image, "t", 2, 1);
     apply(image, planBrokerFenced(image, 1));
-    const plan = planCommand(image, { kind: "registerBroker", nodeId: 1, host: "127.0.0.1", port: 9001, rack: null }, DEFAULTS);
+    const plan = planCommand(
+      image,
+      { kind: "registerBroker", nodeId: 1, host: "127.0.0.1", port: 9001, rack: null },
+      DEFAULTS,
+    );
     expect(plan.ok).toBe(true);
     if (plan.ok) apply(image, plan.records);
     expect(image.broker(1)!.fenced).toBe(false);
@@ -185,9 +239,25 @@ describe("cluster: fencing and unfencing brokers", () => {
     create(image, "shared", 1, 2);
     const shared = image.topic("shared")!;
     // Both replicas in the ISR, led by 1.
-    image.apply({ type: "partition", topicId: shared.topicId, partition: 0, replicas: [1, 2], leader: 1, leaderEpoch: 0, isr: [1, 2], partitionEpoch: 1 });
+    image.apply({
+      type: "partition",
+      topicId: shared.topicId,
+      partition: 0,
+      replicas: [1, 2],
+      leader: 1,
+      leaderEpoch: 0,
+      isr: [1, 2],
+      partitionEpoch: 1,
+    });
     const register = (incarnation: string | undefined) => {
-      const command = { kind: "registerBroker" as const, nodeId: 1, host: "127.0.0.1", port: 9001, rack: null, ...(incarnation === undefined ? {} : { incarnation }) };
+      const command = {
+        kind: "registerBroker" as const,
+        nodeId: 1,
+        host: "127.0.0.1",
+        port: 9001,
+        rack: null,
+        ...(incarnation === undefined ? {} : { incarnation }),
+      };
       const plan = planCommand(image, command, DEFAULTS);
       return plan.ok ? plan.records : [];
     };
@@ -196,7 +266,16 @@ describe("cluster: fencing and unfencing brokers", () => {
     const first = register("a");
     expect(first.map((r) => r.type)).toContain("fenceBroker");
     apply(image, first);
-    image.apply({ type: "partition", topicId: shared.topicId, partition: 0, replicas: [1, 2], leader: 1, leaderEpoch: 5, isr: [1, 2], partitionEpoch: 9 });
+    image.apply({
+      type: "partition",
+      topicId: shared.topicId,
+      partition: 0,
+      replicas: [1, 2],
+      leader: 1,
+      leaderEpoch: 5,
+      isr: [1, 2],
+      partitionEpoch: 9,
+    });
     expect(image.broker(1)!.incarnation).toBe("a");
     expect(register("a")).toEqual([]);
     // A registration without an incarnation (the controller's SWIM pass) keeps it.
@@ -206,7 +285,16 @@ describe("cluster: fencing and unfencing brokers", () => {
     const records = register("b");
     apply(image, records);
     expect(records[0]).toEqual({ type: "fenceBroker", nodeId: 1 });
-    expect(records.filter((r) => r.type === "registerBroker")).toEqual([{ type: "registerBroker", nodeId: 1, host: "127.0.0.1", port: 9001, rack: null, incarnation: "b" }]);
+    expect(records.filter((r) => r.type === "registerBroker")).toEqual([
+      {
+        type: "registerBroker",
+        nodeId: 1,
+        host: "127.0.0.1",
+        port: 9001,
+        rack: null,
+        incarnation: "b",
+      },
+    ]);
     expect(image.broker(1)).toMatchObject({ fenced: false, incarnation: "b" });
     for (const [i, q] of image.topic("solo")!.partitions.entries()) {
       const before = soloBefore[i]!;
@@ -215,6 +303,11 @@ describe("cluster: fencing and unfencing brokers", () => {
       expect(q.leaderEpoch).toBe(before.leader === 1 ? before.leaderEpoch + 2 : before.leaderEpoch);
     }
     // Shared with 2: led by 2 now, and 1 must catch up to rejoin the ISR.
-    expect(image.topic("shared")!.partitions[0]).toMatchObject({ leader: 2, leaderEpoch: 6, isr: [2], partitionEpoch: 10 });
+    expect(image.topic("shared")!.partitions[0]).toMatchObject({
+      leader: 2,
+      leaderEpoch: 6,
+      isr: [2],
+      partitionEpoch: 10,
+    });
   });
 });

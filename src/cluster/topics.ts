@@ -9,7 +9,12 @@ import { randomUUID } from "node:crypto";
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { assert } from "../util/assert.ts";
 import { type Random, systemRandom } from "../util/random.ts";
-import { type AlterPartitionRequest, type AlterPartitionResult, alterPartitionErrorCode, planAlterPartition } from "./alter-partition.ts";
+import {
+  type AlterPartitionRequest,
+  type AlterPartitionResult,
+  alterPartitionErrorCode,
+  planAlterPartition,
+} from "./alter-partition.ts";
 import { planBrokerFenced, planBrokerUnfenced } from "./broker-lifecycle.ts";
 import { MetadataImage, type MetadataRecord, type TopicImage } from "./metadata-image.ts";
 import { logConfigProblem, validateTopicConfig } from "./topic-config.ts";
@@ -34,16 +39,26 @@ export type TopicError =
 
 export function topicErrorCode(error: TopicError): number {
   switch (error.kind) {
-    case "invalidName": return ErrorCode.INVALID_TOPIC_EXCEPTION;
-    case "exists": return ErrorCode.TOPIC_ALREADY_EXISTS;
-    case "unknown": return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
-    case "invalidPartitions": return ErrorCode.INVALID_PARTITIONS;
-    case "invalidReplicationFactor": return ErrorCode.INVALID_REPLICATION_FACTOR;
-    case "invalidReplicaAssignment": return ErrorCode.INVALID_REPLICA_ASSIGNMENT;
-    case "invalidConfig": return ErrorCode.INVALID_CONFIG;
-    case "invalidRequest": return ErrorCode.INVALID_REQUEST;
-    case "notController": return ErrorCode.NOT_CONTROLLER;
-    case "alterPartition": return alterPartitionErrorCode(error.result.error);
+    case "invalidName":
+      return ErrorCode.INVALID_TOPIC_EXCEPTION;
+    case "exists":
+      return ErrorCode.TOPIC_ALREADY_EXISTS;
+    case "unknown":
+      return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+    case "invalidPartitions":
+      return ErrorCode.INVALID_PARTITIONS;
+    case "invalidReplicationFactor":
+      return ErrorCode.INVALID_REPLICATION_FACTOR;
+    case "invalidReplicaAssignment":
+      return ErrorCode.INVALID_REPLICA_ASSIGNMENT;
+    case "invalidConfig":
+      return ErrorCode.INVALID_CONFIG;
+    case "invalidRequest":
+      return ErrorCode.INVALID_REQUEST;
+    case "notController":
+      return ErrorCode.NOT_CONTROLLER;
+    case "alterPartition":
+      return alterPartitionErrorCode(error.result.error);
   }
 }
 
@@ -51,8 +66,10 @@ export function topicErrorCode(error: TopicError): number {
 export function topicNameProblem(name: string): string | null {
   if (name.length === 0) return "Topic name is empty";
   if (name === "." || name === "..") return `Topic name cannot be "." or "..": ${name}`;
-  if (name.length > TOPIC_NAME_LENGTH_MAX) return `Topic name longer than ${TOPIC_NAME_LENGTH_MAX} characters`;
-  if (!/^[a-zA-Z0-9._-]+$/.test(name)) return `Topic name has characters other than [a-zA-Z0-9._-]: ${name}`;
+  if (name.length > TOPIC_NAME_LENGTH_MAX)
+    return `Topic name longer than ${TOPIC_NAME_LENGTH_MAX} characters`;
+  if (!/^[a-zA-Z0-9._-]+$/.test(name))
+    return `Topic name has characters other than [a-zA-Z0-9._-]: ${name}`;
   return null;
 }
 
@@ -67,7 +84,14 @@ export type MetadataCommand =
   | { kind: "createPartitions"; name: string; count: number }
   | { kind: "deleteTopic"; topicId: string }
   /** `incarnation`: the broker's process says it started anew (see planRegisterBroker). */
-  | { kind: "registerBroker"; nodeId: number; host: string; port: number; rack: string | null; incarnation?: string }
+  | {
+      kind: "registerBroker";
+      nodeId: number;
+      host: string;
+      port: number;
+      rack: string | null;
+      incarnation?: string;
+    }
   /** SWIM declared the broker dead: fence it and move its leaderships. */
   | { kind: "fenceBroker"; nodeId: number }
   /** The broker is alive again: unfence it and give back leaderless partitions. */
@@ -103,7 +127,9 @@ export function planCommand(
       return { ok: true, records: planBrokerUnfenced(image, command.nodeId) };
     case "alterPartition": {
       const { result, records } = planAlterPartition(image, command.request);
-      return result.ok ? { ok: true, records } : { ok: false, error: { kind: "alterPartition", message: result.message, result } };
+      return result.ok
+        ? { ok: true, records }
+        : { ok: false, error: { kind: "alterPartition", message: result.message, result } };
     }
     case "deleteTopic": {
       const topic = image.topicById(command.topicId);
@@ -124,24 +150,39 @@ export function planCommand(
  * A broker whose incarnation is not known yet (registered by the controller's SWIM pass)
  * is treated the same way: nothing says this process did not lead before.
  */
-export function planRegisterBroker(image: MetadataImage, command: MetadataCommand & { kind: "registerBroker" }): MetadataRecord[] {
+export function planRegisterBroker(
+  image: MetadataImage,
+  command: MetadataCommand & { kind: "registerBroker" },
+): MetadataRecord[] {
   const { nodeId, host, port, rack, incarnation } = command;
   const known = image.broker(nodeId);
-  const restarted = incarnation !== undefined && known !== undefined && known.incarnation !== incarnation;
-  const registration: MetadataRecord = { type: "registerBroker", nodeId, host, port, rack, ...(incarnation === undefined ? {} : { incarnation }) };
+  const restarted =
+    incarnation !== undefined && known !== undefined && known.incarnation !== incarnation;
+  const registration: MetadataRecord = {
+    type: "registerBroker",
+    nodeId,
+    host,
+    port,
+    rack,
+    ...(incarnation === undefined ? {} : { incarnation }),
+  };
   if (restarted) {
     const scratch = new MetadataImage();
     for (const record of image.toRecords()) scratch.apply(record);
     const records = planBrokerFenced(scratch, nodeId);
     for (const record of records) scratch.apply(record);
-    records.push(registration, ...planBrokerUnfenced(scratch, nodeId).filter((r) => r.type !== "unfenceBroker"));
+    records.push(
+      registration,
+      ...planBrokerUnfenced(scratch, nodeId).filter((r) => r.type !== "unfenceBroker"),
+    );
     return records;
   }
   if (known !== undefined && known.host === host && known.port === port && known.rack === rack) {
     return known.fenced ? planBrokerUnfenced(image, nodeId) : [];
   }
   const records: MetadataRecord[] = [registration];
-  if (known?.fenced === true) records.push(...planBrokerUnfenced(image, nodeId).filter((r) => r.type !== "unfenceBroker"));
+  if (known?.fenced === true)
+    records.push(...planBrokerUnfenced(image, nodeId).filter((r) => r.type !== "unfenceBroker"));
   return records;
 }
 
@@ -165,7 +206,15 @@ export interface TopicDefaults {
   replicationFactor: number;
 }
 
-export type CreatePlan = { ok: true; records: MetadataRecord[]; topicId: string; numPartitions: number; replicationFactor: number } | { ok: false; error: TopicError };
+export type CreatePlan =
+  | {
+      ok: true;
+      records: MetadataRecord[];
+      topicId: string;
+      numPartitions: number;
+      replicationFactor: number;
+    }
+  | { ok: false; error: TopicError };
 
 /** Checks a creation and builds its records; nothing is written. */
 export function planCreateTopic(
@@ -176,20 +225,41 @@ export function planCreateTopic(
   random: Random = systemRandom,
 ): CreatePlan {
   const nameProblem = topicNameProblem(request.name);
-  if (nameProblem !== null) return { ok: false, error: { kind: "invalidName", message: nameProblem } };
+  if (nameProblem !== null)
+    return { ok: false, error: { kind: "invalidName", message: nameProblem } };
   if (image.topic(request.name) !== undefined) {
-    return { ok: false, error: { kind: "exists", message: `Topic '${request.name}' already exists.` } };
+    return {
+      ok: false,
+      error: { kind: "exists", message: `Topic '${request.name}' already exists.` },
+    };
   }
   const assignments = request.assignments ?? null;
   if (assignments !== null) {
     const problem = assignmentProblem(image, assignments);
-    if (problem !== null) return { ok: false, error: { kind: "invalidReplicaAssignment", message: problem } };
+    if (problem !== null)
+      return { ok: false, error: { kind: "invalidReplicaAssignment", message: problem } };
   }
-  const numPartitions = assignments !== null ? assignments.length : request.numPartitions === -1 ? defaults.numPartitions : request.numPartitions;
+  const numPartitions =
+    assignments !== null
+      ? assignments.length
+      : request.numPartitions === -1
+        ? defaults.numPartitions
+        : request.numPartitions;
   if (!Number.isInteger(numPartitions) || numPartitions < 1 || numPartitions > PARTITIONS_MAX) {
-    return { ok: false, error: { kind: "invalidPartitions", message: `Number of partitions must be in [1, ${PARTITIONS_MAX}]: ${numPartitions}` } };
+    return {
+      ok: false,
+      error: {
+        kind: "invalidPartitions",
+        message: `Number of partitions must be in [1, ${PARTITIONS_MAX}]: ${numPartitions}`,
+      },
+    };
   }
-  const replicationFactor = assignments !== null ? assignments[0]!.length : request.replicationFactor === -1 ? defaults.replicationFactor : request.replicationFactor;
+  const replicationFactor =
+    assignments !== null
+      ? assignments[0]!.length
+      : request.replicationFactor === -1
+        ? defaults.replicationFactor
+        : request.replicationFactor;
   const brokers = image.liveBrokers();
   if (assignments === null && (replicationFactor < 1 || replicationFactor > brokers.length)) {
     return {
@@ -203,35 +273,54 @@ export function planCreateTopic(
   const seen = new Set<string>();
   for (const config of request.configs) {
     if (seen.has(config.name)) {
-      return { ok: false, error: { kind: "invalidRequest", message: `Config ${config.name} given twice` } };
+      return {
+        ok: false,
+        error: { kind: "invalidRequest", message: `Config ${config.name} given twice` },
+      };
     }
     seen.add(config.name);
     const problem = validateTopicConfig(config.name, config.value);
     if (problem !== null) return { ok: false, error: { kind: "invalidConfig", message: problem } };
   }
-  const overrides = new Map(request.configs.filter((c) => c.value !== null).map((c) => [c.name, c.value!]));
+  const overrides = new Map(
+    request.configs.filter((c) => c.value !== null).map((c) => [c.name, c.value!]),
+  );
   const storageProblem = logConfigProblem(overrides);
-  if (storageProblem !== null) return { ok: false, error: { kind: "invalidConfig", message: storageProblem } };
+  if (storageProblem !== null)
+    return { ok: false, error: { kind: "invalidConfig", message: storageProblem } };
   const topicId = randomUUID();
   const records: MetadataRecord[] = [{ type: "topic", name: request.name, topicId, internal }];
   for (const config of request.configs) {
-    if (config.value !== null) records.push({ type: "config", topicId, name: config.name, value: config.value });
+    if (config.value !== null)
+      records.push({ type: "config", topicId, name: config.name, value: config.value });
   }
-  if (assignments === null) records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor, random));
-  else records.push(...assignments.map((replicas, partition) => newPartition(image, topicId, partition, replicas)));
+  if (assignments === null)
+    records.push(...partitionRecords(image, topicId, 0, numPartitions, replicationFactor, random));
+  else
+    records.push(
+      ...assignments.map((replicas, partition) =>
+        newPartition(image, topicId, partition, replicas),
+      ),
+    );
   return { ok: true, records, topicId, numPartitions, replicationFactor };
 }
 
 /** Why a manual assignment cannot be taken (Kafka's INVALID_REPLICA_ASSIGNMENT), or null. */
-function assignmentProblem(image: MetadataImage, assignments: ReadonlyArray<readonly number[]>): string | null {
-  if (assignments.length < 1 || assignments.length > PARTITIONS_MAX) return `Assignments must name 1 to ${PARTITIONS_MAX} partitions`;
+function assignmentProblem(
+  image: MetadataImage,
+  assignments: ReadonlyArray<readonly number[]>,
+): string | null {
+  if (assignments.length < 1 || assignments.length > PARTITIONS_MAX)
+    return `Assignments must name 1 to ${PARTITIONS_MAX} partitions`;
   const size = assignments[0]!.length;
   for (const replicas of assignments) {
-    if (replicas.length !== size || size === 0) return "Every partition needs the same number of replicas";
+    if (replicas.length !== size || size === 0)
+      return "Every partition needs the same number of replicas";
     if (new Set(replicas).size !== size) return "A replica is named twice";
     const unknown = replicas.find((id) => image.broker(id) === undefined);
     if (unknown !== undefined) return `Unknown broker ${unknown}`;
-    if (!replicas.some((id) => image.broker(id)?.fenced === false)) return `No live broker among replicas [${replicas.join(", ")}]`;
+    if (!replicas.some((id) => image.broker(id)?.fenced === false))
+      return `No live broker among replicas [${replicas.join(", ")}]`;
   }
   return null;
 }
@@ -243,10 +332,24 @@ function assignmentProblem(image: MetadataImage, assignments: ReadonlyArray<read
  * follower it has not heard from at offset 0), so an election among them loses nothing,
  * and a replica whose broker dies is dropped from the ISR as any lagging follower is.
  */
-function newPartition(image: MetadataImage, topicId: string, partition: number, replicas: readonly number[]): MetadataRecord {
+function newPartition(
+  image: MetadataImage,
+  topicId: string,
+  partition: number,
+  replicas: readonly number[],
+): MetadataRecord {
   const isr = replicas.filter((id) => image.broker(id)?.fenced === false);
   assert(isr.length > 0, "A new partition needs a live replica");
-  return { type: "partition", topicId, partition, replicas: [...replicas], leader: isr[0]!, leaderEpoch: 0, isr, partitionEpoch: 0 };
+  return {
+    type: "partition",
+    topicId,
+    partition,
+    replicas: [...replicas],
+    leader: isr[0]!,
+    leaderEpoch: 0,
+    isr,
+    partitionEpoch: 0,
+  };
 }
 
 /**
@@ -293,16 +396,26 @@ export function planCreatePartitions(
   random: Random = systemRandom,
 ): PlanResult {
   const topic = image.topic(name);
-  if (topic === undefined) return { ok: false, error: { kind: "unknown", message: `Topic '${name}' does not exist` } };
+  if (topic === undefined)
+    return { ok: false, error: { kind: "unknown", message: `Topic '${name}' does not exist` } };
   const current = topic.partitions.length;
   if (!Number.isInteger(count) || count <= current) {
     return {
       ok: false,
-      error: { kind: "invalidPartitions", message: `Topic currently has ${current} partitions, ${count} would not be an increase.` },
+      error: {
+        kind: "invalidPartitions",
+        message: `Topic currently has ${current} partitions, ${count} would not be an increase.`,
+      },
     };
   }
   if (count > PARTITIONS_MAX) {
-    return { ok: false, error: { kind: "invalidPartitions", message: `Number of partitions must be at most ${PARTITIONS_MAX}` } };
+    return {
+      ok: false,
+      error: {
+        kind: "invalidPartitions",
+        message: `Number of partitions must be at most ${PARTITIONS_MAX}`,
+      },
+    };
   }
   const replicationFactor = topic.partitions[0]?.replicas.length ?? 1;
   if (replicationFactor > image.liveBrokers().length) {
@@ -314,10 +427,14 @@ export function planCreatePartitions(
       },
     };
   }
-  return { ok: true, records: partitionRecords(image, topic.topicId, current, count, replicationFactor, random) };
+  return {
+    ok: true,
+    records: partitionRecords(image, topic.topicId, current, count, replicationFactor, random),
+  };
 }
 
 export function planDeleteTopic(topic: TopicImage | undefined, name: string): PlanResult {
-  if (topic === undefined) return { ok: false, error: { kind: "unknown", message: `Topic '${name}' does not exist` } };
+  if (topic === undefined)
+    return { ok: false, error: { kind: "unknown", message: `Topic '${name}' does not exist` } };
   return { ok: true, records: [{ type: "removeTopic", topicId: topic.topicId }] };
 }

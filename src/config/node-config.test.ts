@@ -73,19 +73,30 @@ describe("config: defaults", () => {
 describe("config: flags", () => {
   test("config: every flag", () => {
     const config = parse([
-      "--node-id", "7",
-      "--data-dir", "/var/lib/brook",
-      "--kafka", "10.0.0.1:19092",
-      "--advertise", "broker-1.example.com:9092",
+      "--node-id",
+      "7",
+      "--data-dir",
+      "/var/lib/brook",
+      "--kafka",
+      "10.0.0.1:19092",
+      "--advertise",
+      "broker-1.example.com:9092",
       "--admin=[::1]:9645",
-      "--gossip", "0.0.0.0:17946",
-      "--join", "10.0.0.2:7946",
-      "--join", "[fe80::1]:7946",
-      "--voters", "5",
+      "--gossip",
+      "0.0.0.0:17946",
+      "--join",
+      "10.0.0.2:7946",
+      "--join",
+      "[fe80::1]:7946",
+      "--voters",
+      "5",
       "--no-auto-create-topics",
-      "--num-partitions", "6",
-      "--log-level", "debug",
-      "--socket-request-max-bytes", "1048576",
+      "--num-partitions",
+      "6",
+      "--log-level",
+      "debug",
+      "--socket-request-max-bytes",
+      "1048576",
     ]);
     expect(config).toEqual({
       nodeId: 7,
@@ -275,13 +286,13 @@ describe("config: environment", () => {
 describe("config: config file", () => {
   const toml = [
     "# Brook node 1",
-    'node-id = 1',
+    "node-id = 1",
     "data-dir = '/srv/brook'   # literal string",
     'kafka = "0.0.0.0:9092"',
-    'join = [',
+    "join = [",
     '  "10.0.0.2:7946", # first',
     '  "10.0.0.3:7946",',
-    ']',
+    "]",
     "auto.create.topics.enable = false",
     '"num.partitions" = 3',
     "socket-request-max-bytes = 1_048_576",
@@ -338,7 +349,7 @@ describe("config: config file", () => {
 
   test("config: file errors", () => {
     const read = files({
-      "unknown.toml": 'bogus = 1',
+      "unknown.toml": "bogus = 1",
       "unknown.json": '{"kafka": "a:1", "bogus": 1}',
       "nested.json": '{"config": "other.toml"}',
       "type.toml": 'num-partitions = "3"',
@@ -377,15 +388,20 @@ describe("config: config file", () => {
 });
 
 describe("config: TOML files (smol-toml)", () => {
-  const error = (text: string): string => errorOf(["--config", "c.toml"], {}, files({ "c.toml": text }));
+  const error = (text: string): string =>
+    errorOf(["--config", "c.toml"], {}, files({ "c.toml": text }));
 
   test("config: toml: a syntax error is one line with its line number", () => {
     expect(error("kafka = ")).toBe("Cannot parse config file c.toml: line 1: invalid value");
-    expect(error("num-partitions = 1\nnum-partitions = 2")).toStartWith("Cannot parse config file c.toml: line 2: ");
+    expect(error("num-partitions = 1\nnum-partitions = 2")).toStartWith(
+      "Cannot parse config file c.toml: line 2: ",
+    );
   });
 
   test("config: toml: tables and dates are refused by what they become", () => {
-    expect(error("[broker]\nkafka = 'a:1'")).toBe('Unknown key in config file c.toml: "broker.kafka"');
+    expect(error("[broker]\nkafka = 'a:1'")).toBe(
+      'Unknown key in config file c.toml: "broker.kafka"',
+    );
     expect(error("kafka = { host = 'a' }")).toBe('Unknown key in config file c.toml: "kafka.host"');
     expect(error("data-dir = 1979-05-27")).toStartWith("Invalid data-dir in c.toml: expected ");
   });
@@ -398,7 +414,7 @@ describe("config: TOML files (smol-toml)", () => {
       state ^= state << 5;
       return state >>> 0;
     };
-    const alphabet = 'ab=[]{}"\'#,. \n\t0123456789_-x\\u';
+    const alphabet = "ab=[]{}\"'#,. \n\t0123456789_-x\\u";
     for (let run = 0; run < 2000; run++) {
       let text = "";
       const length = next() % 40;

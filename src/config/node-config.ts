@@ -486,7 +486,10 @@ function hostPortListValue(given: Given): HostPort[] {
     items = value; // A repeated flag.
   } else if (typeof value === "string") {
     // One flag, or BROOK_JOIN as a comma-separated list.
-    items = value.split(",").map((item) => item.trim()).filter((item) => item !== "");
+    items = value
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
   } else {
     return reject(given, "host:port");
   }
@@ -611,8 +614,13 @@ function flattenTables(table: Record<string, unknown>, prefix = ""): Array<[stri
   const entries: Array<[string, unknown]> = [];
   for (const [key, value] of Object.entries(table)) {
     // smol-toml's tables have no prototype; arrays and dates (TomlDate) are values.
-    const isTable = typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
-    if (isTable) entries.push(...flattenTables(value as Record<string, unknown>, `${prefix}${key}.`));
+    const isTable =
+      typeof value === "object" &&
+      value !== null &&
+      !Array.isArray(value) &&
+      !(value instanceof Date);
+    if (isTable)
+      entries.push(...flattenTables(value as Record<string, unknown>, `${prefix}${key}.`));
     else entries.push([`${prefix}${key}`, value]);
   }
   return entries;

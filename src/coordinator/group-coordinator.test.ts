@@ -55,7 +55,9 @@ describe("coordinator: join", () => {
     const ids = results[0]!.members.map((m) => m.memberId);
     expect(ids).toEqual([a.memberId, b.memberId, c.memberId]);
     expect(results[0]!.members.map((m) => text(m.metadata))).toEqual([
-      "meta-roundrobin", "meta-roundrobin", "meta-roundrobin",
+      "meta-roundrobin",
+      "meta-roundrobin",
+      "meta-roundrobin",
     ]);
     expect(results[1]!.members).toEqual([]);
     expect(results[2]!.members).toEqual([]);
@@ -133,8 +135,7 @@ describe("coordinator: join", () => {
     expect(join(h, { groupId: "" }).value.error).toBe("invalidGroupId");
     expect(sync(h, "m", 1, {}, { groupId: "" }).value.error).toBe("invalidGroupId");
     const hb = { groupId: "", generationId: 1, memberId: "m", groupInstanceId: null };
-    expect(h.coordinator.heartbeat(hb))
-      .toBe("invalidGroupId");
+    expect(h.coordinator.heartbeat(hb)).toBe("invalidGroupId");
     const leaving = [{ memberId: "m", groupInstanceId: null }];
     expect(h.coordinator.leaveGroup("", leaving).error).toBe("invalidGroupId");
   });
@@ -260,8 +261,13 @@ describe("coordinator: sync", () => {
     const wrongProtocol = new Array<string>();
     h.coordinator.syncGroup(
       {
-        groupId: "g", generationId: a.generation, memberId: a.memberId, groupInstanceId: null,
-        protocolType: "consumer", protocolName: "sticky", assignments: [],
+        groupId: "g",
+        generationId: a.generation,
+        memberId: a.memberId,
+        groupInstanceId: null,
+        protocolType: "consumer",
+        protocolName: "sticky",
+        assignments: [],
       },
       (result) => wrongProtocol.push(String(result.error)),
     );
@@ -354,7 +360,8 @@ describe("coordinator: leave and expiry", () => {
     const stranger = [{ memberId: "x", groupInstanceId: null }];
     const unknownGroup = h.coordinator.leaveGroup("other", stranger);
     expect(unknownGroup).toEqual({
-      error: null, members: [{ memberId: "x", groupInstanceId: null, error: "unknownMemberId" }],
+      error: null,
+      members: [{ memberId: "x", groupInstanceId: null, error: "unknownMemberId" }],
     });
   });
 
@@ -403,8 +410,7 @@ describe("coordinator: leave and expiry", () => {
     const h = harness();
     const { a } = formGroup(h);
     const hb = { groupId: "none", generationId: 1, memberId: a.memberId, groupInstanceId: null };
-    expect(h.coordinator.heartbeat(hb))
-      .toBe("unknownMemberId");
+    expect(h.coordinator.heartbeat(hb)).toBe("unknownMemberId");
     expect(heartbeat(h, "nobody", a.generation)).toBe("unknownMemberId");
     expect(heartbeat(h, a.memberId, a.generation - 1)).toBe("illegalGeneration");
     expect(heartbeat(h, a.memberId, a.generation)).toBeNull();
@@ -416,14 +422,26 @@ describe("coordinator: leave and expiry", () => {
     h.coordinator.leaveGroup("g", [{ memberId: a.memberId, groupInstanceId: null }]);
     const b = h.coordinator.describeGroup("g")!.members[0]!;
     h.coordinator.leaveGroup("g", [{ memberId: b.memberId, groupInstanceId: null }]);
-    expect(h.coordinator.validateOffsetCommit({
-      groupId: "kept", generationId: -1, memberId: "", groupInstanceId: null,
-      unknownGroupError: "illegalGeneration",
-    })).toBeNull();
-    await h.offsets.commit("kept", [{
-      topic: "t", partition: 0, offset: 1, leaderEpoch: -1, metadata: "", commitTimestampMs: 0,
-      expireTimestampMs: null,
-    }]);
+    expect(
+      h.coordinator.validateOffsetCommit({
+        groupId: "kept",
+        generationId: -1,
+        memberId: "",
+        groupInstanceId: null,
+        unknownGroupError: "illegalGeneration",
+      }),
+    ).toBeNull();
+    await h.offsets.commit("kept", [
+      {
+        topic: "t",
+        partition: 0,
+        offset: 1,
+        leaderEpoch: -1,
+        metadata: "",
+        commitTimestampMs: 0,
+        expireTimestampMs: null,
+      },
+    ]);
     h.advance(59_900);
     expect(state(h)).toBe("Empty");
     h.advance(200);
@@ -492,10 +510,15 @@ describe("coordinator: static membership (KIP-345)", () => {
     const fencedSync = sync(h, bId, generation, {}, { groupInstanceId: "ib" });
     expect(fencedSync.value.error).toBe("fencedInstanceId");
     expect(join(h, { memberId: bId, groupInstanceId: "ib" }).value.error).toBe("fencedInstanceId");
-    expect(h.coordinator.validateOffsetCommit({
-      groupId: "g", generationId: generation, memberId: bId, groupInstanceId: "ib",
-      unknownGroupError: "illegalGeneration",
-    })).toBe("fencedInstanceId");
+    expect(
+      h.coordinator.validateOffsetCommit({
+        groupId: "g",
+        generationId: generation,
+        memberId: bId,
+        groupInstanceId: "ib",
+        unknownGroupError: "illegalGeneration",
+      }),
+    ).toBe("fencedInstanceId");
   });
 
   test("a parked JoinGroup of the replaced member id is answered FENCED_INSTANCE_ID", () => {
@@ -528,15 +551,17 @@ describe("coordinator: static membership (KIP-345)", () => {
     const memberIds = h.coordinator.describeGroup("g")?.members.map((m) => m.memberId);
     expect(memberIds?.includes(bId)).toBe(false);
     const again = h.coordinator.leaveGroup("g", [{ memberId: "", groupInstanceId: "ib" }]);
-    expect(again.members[0]!.error)
-      .toBe("unknownMemberId");
+    expect(again.members[0]!.error).toBe("unknownMemberId");
   });
 });
 
 describe("coordinator: offsets and deletion", () => {
   const commit = (h: Harness, generationId: number, memberId: string, groupId = "g") =>
     h.coordinator.validateOffsetCommit({
-      groupId, generationId, memberId, groupInstanceId: null,
+      groupId,
+      generationId,
+      memberId,
+      groupInstanceId: null,
       unknownGroupError: "illegalGeneration",
     });
 
@@ -557,10 +582,15 @@ describe("coordinator: offsets and deletion", () => {
     const overview = { groupId: "simple", protocolType: "", state: "Empty" as const };
     expect(h.coordinator.listGroups()).toEqual([overview]);
     expect(commit(h, 3, "m", "missing")).toBe("illegalGeneration");
-    expect(h.coordinator.validateOffsetCommit({
-      groupId: "missing", generationId: 3, memberId: "m", groupInstanceId: null,
-      unknownGroupError: "groupIdNotFound",
-    })).toBe("groupIdNotFound");
+    expect(
+      h.coordinator.validateOffsetCommit({
+        groupId: "missing",
+        generationId: 3,
+        memberId: "m",
+        groupInstanceId: null,
+        unknownGroupError: "groupIdNotFound",
+      }),
+    ).toBe("groupIdNotFound");
     expect(h.coordinator.describeGroup("missing")).toBeUndefined();
   });
 
@@ -634,9 +664,16 @@ describe("coordinator: callbacks", () => {
     const seen: (string | null)[] = [];
     h.coordinator.joinGroup(
       {
-        groupId: "g", memberId: "", groupInstanceId: null, requireKnownMemberId: true,
-        supportSkippingAssignment: false, clientId: "c", clientHost: "/h", rebalanceTimeoutMs: 1000,
-        sessionTimeoutMs: SESSION_TIMEOUT_MS, protocolType: "consumer",
+        groupId: "g",
+        memberId: "",
+        groupInstanceId: null,
+        requireKnownMemberId: true,
+        supportSkippingAssignment: false,
+        clientId: "c",
+        clientHost: "/h",
+        rebalanceTimeoutMs: 1000,
+        sessionTimeoutMs: SESSION_TIMEOUT_MS,
+        protocolType: "consumer",
         protocols: protocols("range"),
       },
       (result: JoinGroupResult) => {

@@ -336,7 +336,10 @@ export class GroupCoordinator {
       const oldMemberId = group.staticMembers.get(input.groupInstanceId);
       if (oldMemberId !== undefined) {
         log.info("Static member rejoins with an unknown member id", {
-          group: group.groupId, instance: input.groupInstanceId, old: oldMemberId, new: newMemberId,
+          group: group.groupId,
+          instance: input.groupInstanceId,
+          old: oldMemberId,
+          new: newMemberId,
         });
         const ids = { oldMemberId, newMemberId };
         return this.#replaceStaticMember(group, ids, input, protocols, respond);
@@ -550,7 +553,9 @@ export class GroupCoordinator {
           assignments.set(memberId, copyBytes(given.get(memberId) ?? EMPTY_BYTES));
         }
         log.info("Assignment received from the leader", {
-          group: group.groupId, generation: group.generationId, members: group.members.size,
+          group: group.groupId,
+          generation: group.generationId,
+          members: group.members.size,
         });
         const store = this.#groupStore;
         if (store === null) return this.#applyAssignment(group, assignments);
@@ -563,19 +568,23 @@ export class GroupCoordinator {
           () => this.#run(() => this.#assignmentStored(group, generation, assignments, null)),
           (error: unknown) => {
             log.error("Group metadata not stored", { group: group.groupId, error: String(error) });
-            this.#run(() => this.#assignmentStored(group, generation, assignments, "coordinatorNotAvailable"));
+            this.#run(() =>
+              this.#assignmentStored(group, generation, assignments, "coordinatorNotAvailable"),
+            );
           },
         );
         return;
       }
       case "Stable":
         this.#removePendingSync(group, member.memberId);
-        this.#send(() => respond({
-          error: null,
-          protocolType: group.protocolType,
-          protocolName: group.protocolName,
-          assignment: member.assignment,
-        }));
+        this.#send(() =>
+          respond({
+            error: null,
+            protocolType: group.protocolType,
+            protocolName: group.protocolName,
+            assignment: member.assignment,
+          }),
+        );
         this.#touch(member);
         return;
       case "Dead":
@@ -613,9 +622,11 @@ export class GroupCoordinator {
 
   /** Stores the group as it stands now; a failure is logged (Kafka logs it too). */
   #storeGroup(group: Group): void {
-    this.#groupStore?.storeGroup(snapshotGroup(group, this.clock.nowMs())).catch((error: unknown) => {
-      log.error("Group metadata not stored", { group: group.groupId, error: String(error) });
-    });
+    this.#groupStore
+      ?.storeGroup(snapshotGroup(group, this.clock.nowMs()))
+      .catch((error: unknown) => {
+        log.error("Group metadata not stored", { group: group.groupId, error: String(error) });
+      });
   }
 
   #removePendingSync(group: Group, memberId: string): void {
@@ -675,7 +686,9 @@ export class GroupCoordinator {
       if (!this.#ownsGroup(groupId)) return { error: "notCoordinator", members: [] };
       const group = this.#groups.get(groupId);
       const answer = (who: LeavingMember, error: GroupError | null) => ({
-        memberId: who.memberId, groupInstanceId: who.groupInstanceId, error,
+        memberId: who.memberId,
+        groupInstanceId: who.groupInstanceId,
+        error,
       });
       if (group === undefined) {
         return { error: null, members: leaving.map((who) => answer(who, "unknownMemberId")) };
@@ -1035,8 +1048,11 @@ export class GroupCoordinator {
       return;
     }
     log.info("Group rebalanced", {
-      group: group.groupId, generation: group.generationId, members: group.members.size,
-      protocol: group.protocolName, leader: group.leaderId,
+      group: group.groupId,
+      generation: group.generationId,
+      members: group.members.size,
+      protocol: group.protocolName,
+      leader: group.leaderId,
     });
     for (const member of group.members.values()) {
       this.#answerJoin(group, member, this.#joinSuccess(group, member.memberId));
@@ -1070,7 +1086,10 @@ export class GroupCoordinator {
     group.transitionTo("Dead", this.#nowMs());
     this.#groups.delete(group.groupId);
     this.#groupStore?.removeGroup(group.groupId).catch((error: unknown) => {
-      log.error("Group metadata tombstone not stored", { group: group.groupId, error: String(error) });
+      log.error("Group metadata tombstone not stored", {
+        group: group.groupId,
+        error: String(error),
+      });
     });
   }
 

@@ -28,20 +28,35 @@ export type GroupError =
 export function groupErrorCode(error: GroupError | null): number {
   if (error === null) return ErrorCode.NONE;
   switch (error) {
-    case "invalidGroupId": return ErrorCode.INVALID_GROUP_ID;
-    case "invalidSessionTimeout": return ErrorCode.INVALID_SESSION_TIMEOUT;
-    case "unknownMemberId": return ErrorCode.UNKNOWN_MEMBER_ID;
-    case "memberIdRequired": return ErrorCode.MEMBER_ID_REQUIRED;
-    case "illegalGeneration": return ErrorCode.ILLEGAL_GENERATION;
-    case "rebalanceInProgress": return ErrorCode.REBALANCE_IN_PROGRESS;
-    case "fencedInstanceId": return ErrorCode.FENCED_INSTANCE_ID;
-    case "inconsistentGroupProtocol": return ErrorCode.INCONSISTENT_GROUP_PROTOCOL;
-    case "groupMaxSizeReached": return ErrorCode.GROUP_MAX_SIZE_REACHED;
-    case "coordinatorNotAvailable": return ErrorCode.COORDINATOR_NOT_AVAILABLE;
-    case "nonEmptyGroup": return ErrorCode.NON_EMPTY_GROUP;
-    case "groupIdNotFound": return ErrorCode.GROUP_ID_NOT_FOUND;
-    case "groupSubscribedToTopic": return ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC;
-    case "notCoordinator": return ErrorCode.NOT_COORDINATOR;
-    default: return unreachable(error);
+    case "invalidGroupId":
+      return ErrorCode.INVALID_GROUP_ID;
+    case "invalidSessionTimeout":
+      return ErrorCode.INVALID_SESSION_TIMEOUT;
+    case "unknownMemberId":
+      return ErrorCode.UNKNOWN_MEMBER_ID;
+    case "memberIdRequired":
+      return ErrorCode.MEMBER_ID_REQUIRED;
+    case "illegalGeneration":
+      return ErrorCode.ILLEGAL_GENERATION;
+    case "rebalanceInProgress":
+      return ErrorCode.REBALANCE_IN_PROGRESS;
+    case "fencedInstanceId":
+      return ErrorCode.FENCED_INSTANCE_ID;
+    case "inconsistentGroupProtocol":
+      return ErrorCode.INCONSISTENT_GROUP_PROTOCOL;
+    case "groupMaxSizeReached":
+      return ErrorCode.GROUP_MAX_SIZE_REACHED;
+    case "coordinatorNotAvailable":
+      return ErrorCode.COORDINATOR_NOT_AVAILABLE;
+    case "nonEmptyGroup":
+      return ErrorCode.NON_EMPTY_GROUP;
+    case "groupIdNotFound":
+      return ErrorCode.GROUP_ID_NOT_FOUND;
+    case "groupSubscribedToTopic":
+      return ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC;
+    case "notCoordinator":
+      return ErrorCode.NOT_COORDINATOR;
+    default:
+      return unreachable(error);
   }
 }

@@ -48,8 +48,14 @@ class HeldStore implements GroupMetadataStore {
 
 /** Two members, joined and the leader's SyncGroup sent; returns their ids and replies. */
 function formGroup(h: Harness) {
-  const a = joinNew(h, { clientId: "a", protocols: [{ name: "range", metadata: subscription(["t"]) }] });
-  const b = joinNew(h, { clientId: "b", protocols: [{ name: "range", metadata: subscription(["t"]) }] });
+  const a = joinNew(h, {
+    clientId: "a",
+    protocols: [{ name: "range", metadata: subscription(["t"]) }],
+  });
+  const b = joinNew(h, {
+    clientId: "b",
+    protocols: [{ name: "range", metadata: subscription(["t"]) }],
+  });
   h.advance(100);
   const generation = a.reply.value.generationId;
   const syncB = sync(h, b.memberId, generation);
@@ -69,7 +75,10 @@ describe("coordinator: group metadata is stored", () => {
     const snapshot = store.stored[0]!;
     expect(snapshot.generationId).toBe(generation);
     expect(snapshot.leaderId).toBe(a);
-    expect(snapshot.members.map((m) => [m.memberId, text(m.assignment)])).toEqual([[a, "A"], [b, "B"]]);
+    expect(snapshot.members.map((m) => [m.memberId, text(m.assignment)])).toEqual([
+      [a, "A"],
+      [b, "B"],
+    ]);
     await store.release();
     expect(text(syncA.value.assignment)).toBe("A");
     expect(text(syncB.value.assignment)).toBe("B");
@@ -92,7 +101,11 @@ describe("coordinator: group metadata is stored", () => {
     const h = harness({}, 1, { groupStore: store });
     const { b, syncA, syncB } = formGroup(h);
     // b rejoins with new metadata: back to PreparingRebalance, parked syncs answered.
-    join(h, { memberId: b, clientId: "b", protocols: [{ name: "range", metadata: subscription(["t", "u"]) }] });
+    join(h, {
+      memberId: b,
+      clientId: "b",
+      protocols: [{ name: "range", metadata: subscription(["t", "u"]) }],
+    });
     expect(syncA.value.error).toBe("rebalanceInProgress");
     expect(syncB.value.error).toBe("rebalanceInProgress");
     await store.release();
@@ -105,7 +118,10 @@ describe("coordinator: group metadata is stored", () => {
     const h = harness({ emptyGroupRetentionMs: 1000 }, 1, { groupStore: store });
     const { a, b } = formGroup(h);
     await store.release();
-    h.coordinator.leaveGroup("g", [{ memberId: a, groupInstanceId: null }, { memberId: b, groupInstanceId: null }]);
+    h.coordinator.leaveGroup("g", [
+      { memberId: a, groupInstanceId: null },
+      { memberId: b, groupInstanceId: null },
+    ]);
     h.advance(100);
     const empty = store.stored.at(-1)!;
     expect(empty.members).toEqual([]);
@@ -124,12 +140,17 @@ describe("coordinator: group metadata after a restart", () => {
     const store = new LogOffsetStore(topic, clock);
     const h = harness({}, 1, { clock, groupStore: store });
     const meta = subscription(["t"]);
-    const first = groupInstanceId === null
-      ? joinNew(h, { clientId: "a", protocols: [{ name: "range", metadata: meta }] })
-      : (() => {
-        const reply = join(h, { clientId: "a", groupInstanceId, protocols: [{ name: "range", metadata: meta }] });
-        return { reply, memberId: "" };
-      })();
+    const first =
+      groupInstanceId === null
+        ? joinNew(h, { clientId: "a", protocols: [{ name: "range", metadata: meta }] })
+        : (() => {
+            const reply = join(h, {
+              clientId: "a",
+              groupInstanceId,
+              protocols: [{ name: "range", metadata: meta }],
+            });
+            return { reply, memberId: "" };
+          })();
     h.advance(100);
     const a = first.reply.value.memberId;
     const generation = first.reply.value.generationId;
@@ -155,13 +176,21 @@ describe("coordinator: group metadata after a restart", () => {
     expect(group.generationId).toBe(generation);
     expect(group.leaderId).toBe(a);
     expect(group.protocolName).toBe("range");
-    expect(group.members.map((m) => [m.memberId, m.clientId, text(m.assignment)])).toEqual([[a, "a", "A"]]);
+    expect(group.members.map((m) => [m.memberId, m.clientId, text(m.assignment)])).toEqual([
+      [a, "a", "A"],
+    ]);
     // The member carries on: heartbeats and its SyncGroup are answered, no rebalance.
     expect(heartbeat(h, a, generation)).toBeNull();
     expect(text(sync(h, a, generation).value.assignment)).toBe("A");
-    expect(h.coordinator.validateOffsetCommit({
-      groupId: "g", generationId: generation, memberId: a, groupInstanceId: null, unknownGroupError: "groupIdNotFound",
-    })).toBeNull();
+    expect(
+      h.coordinator.validateOffsetCommit({
+        groupId: "g",
+        generationId: generation,
+        memberId: a,
+        groupInstanceId: null,
+        unknownGroupError: "groupIdNotFound",
+      }),
+    ).toBeNull();
   });
 
   test("a restored member that stays silent expires after its session", async () => {
@@ -177,7 +206,12 @@ describe("coordinator: group metadata after a restart", () => {
     const { topic, clock, a, generation } = await stableGroupOnLog("instance-1");
     const h1 = restart(topic, clock);
     // The static member restarts (unknown member id): a new id, no rebalance, stored.
-    const rejoin = join(h1, { memberId: "", groupInstanceId: "instance-1", clientId: "a", protocols: [{ name: "range", metadata: subscription(["t"]) }] });
+    const rejoin = join(h1, {
+      memberId: "",
+      groupInstanceId: "instance-1",
+      clientId: "a",
+      protocols: [{ name: "range", metadata: subscription(["t"]) }],
+    });
     const newId = rejoin.value.memberId;
     expect(newId).not.toBe(a);
     expect(rejoin.value.generationId).toBe(generation);
@@ -209,12 +243,24 @@ describe("coordinator: group metadata records", () => {
     stateTimestampMs: 1_700_000_000_123,
     members: [
       {
-        memberId: "m-1", groupInstanceId: "i-1", clientId: "c1", clientHost: "/127.0.0.1",
-        rebalanceTimeoutMs: 300_000, sessionTimeoutMs: 45_000, subscription: bytes("sub"), assignment: bytes("asg"),
+        memberId: "m-1",
+        groupInstanceId: "i-1",
+        clientId: "c1",
+        clientHost: "/127.0.0.1",
+        rebalanceTimeoutMs: 300_000,
+        sessionTimeoutMs: 45_000,
+        subscription: bytes("sub"),
+        assignment: bytes("asg"),
       },
       {
-        memberId: "m-2", groupInstanceId: null, clientId: "c2", clientHost: "/127.0.0.2",
-        rebalanceTimeoutMs: 60_000, sessionTimeoutMs: 10_000, subscription: bytes(""), assignment: bytes(""),
+        memberId: "m-2",
+        groupInstanceId: null,
+        clientId: "c2",
+        clientHost: "/127.0.0.2",
+        rebalanceTimeoutMs: 60_000,
+        sessionTimeoutMs: 10_000,
+        subscription: bytes(""),
+        assignment: bytes(""),
       },
     ],
   };
@@ -222,10 +268,18 @@ describe("coordinator: group metadata records", () => {
   test("key version 2 and value version 3 round-trip", () => {
     const key = groupMetadataKey("orders");
     expect([...key.subarray(0, 2)]).toEqual([0, 2]);
-    expect(parseOffsetRecord(key, groupMetadataValue(snapshot))).toEqual({ kind: "group", groupId: "orders", group: snapshot });
+    expect(parseOffsetRecord(key, groupMetadataValue(snapshot))).toEqual({
+      kind: "group",
+      groupId: "orders",
+      group: snapshot,
+    });
     expect(parseOffsetRecord(key, null)).toEqual({ kind: "groupDeleted", groupId: "orders" });
     const empty = { ...snapshot, protocolName: null, leaderId: null, members: [] };
-    expect(parseOffsetRecord(key, groupMetadataValue(empty))).toEqual({ kind: "group", groupId: "orders", group: empty });
+    expect(parseOffsetRecord(key, groupMetadataValue(empty))).toEqual({
+      kind: "group",
+      groupId: "orders",
+      group: empty,
+    });
   });
 
   test("every truncation of a value and a future version are not group records", () => {
@@ -246,10 +300,18 @@ describe("coordinator: groups of other nodes", () => {
     expect(join(h, {}).value.error).toBe("notCoordinator");
     expect(sync(h, "m", 1).value.error).toBe("notCoordinator");
     expect(heartbeat(h, "m", 1)).toBe("notCoordinator");
-    expect(h.coordinator.leaveGroup("g", [{ memberId: "m", groupInstanceId: null }]).error).toBe("notCoordinator");
-    expect(h.coordinator.validateOffsetCommit({
-      groupId: "g", generationId: -1, memberId: "", groupInstanceId: null, unknownGroupError: "groupIdNotFound",
-    })).toBe("notCoordinator");
+    expect(h.coordinator.leaveGroup("g", [{ memberId: "m", groupInstanceId: null }]).error).toBe(
+      "notCoordinator",
+    );
+    expect(
+      h.coordinator.validateOffsetCommit({
+        groupId: "g",
+        generationId: -1,
+        memberId: "",
+        groupInstanceId: null,
+        unknownGroupError: "groupIdNotFound",
+      }),
+    ).toBe("notCoordinator");
     expect(h.coordinator.validateOffsetDelete("g").error).toBe("notCoordinator");
     expect(h.coordinator.deleteGroup("g")).toBe("notCoordinator");
     expect(h.coordinator.coordinates("g")).toBe(false);

@@ -61,7 +61,10 @@ export function snapshotGroup(
         rebalanceTimeoutMs: member.rebalanceTimeoutMs,
         sessionTimeoutMs: member.sessionTimeoutMs,
         subscription: member.metadata(protocolName),
-        assignment: assignments === undefined ? member.assignment : (assignments.get(member.memberId) ?? EMPTY_BYTES),
+        assignment:
+          assignments === undefined
+            ? member.assignment
+            : (assignments.get(member.memberId) ?? EMPTY_BYTES),
       };
     }),
   };
@@ -83,8 +86,11 @@ export function restoreGroup(snapshot: GroupSnapshot, nowMs: number): Group | nu
   const leaderId = snapshot.leaderId;
   if (protocolName === null || leaderId === null) return null;
   const ids = new Set(snapshot.members.map((m) => m.memberId));
-  const instances = snapshot.members.flatMap((m) => (m.groupInstanceId === null ? [] : [m.groupInstanceId]));
-  if (ids.size !== snapshot.members.length || new Set(instances).size !== instances.length) return null;
+  const instances = snapshot.members.flatMap((m) =>
+    m.groupInstanceId === null ? [] : [m.groupInstanceId],
+  );
+  if (ids.size !== snapshot.members.length || new Set(instances).size !== instances.length)
+    return null;
   if (!ids.has(leaderId)) return null;
   for (const each of snapshot.members) {
     const member = new Member({

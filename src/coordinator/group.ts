@@ -15,12 +15,7 @@ import { assert, unreachable } from "../util/assert.ts";
 import type { GroupError } from "./group-errors.ts";
 import { subscriptionTopics } from "./consumer-protocol.ts";
 
-export type GroupState =
-  | "Empty"
-  | "PreparingRebalance"
-  | "CompletingRebalance"
-  | "Stable"
-  | "Dead";
+export type GroupState = "Empty" | "PreparingRebalance" | "CompletingRebalance" | "Stable" | "Dead";
 
 /** ConsumerProtocol's protocol type; only such groups have known subscriptions. */
 export const CONSUMER_PROTOCOL_TYPE = "consumer";

@@ -9,7 +9,13 @@ import { TopicTwin } from "./test-helpers.ts";
 offsetStoreContract("log-backed", () => new LogOffsetStore(new TopicTwin(), new ManualClock()));
 
 const entry = (topic: string, partition: number, offset: number) => ({
-  topic, partition, offset, leaderEpoch: 2, metadata: "meta", commitTimestampMs: 1234, expireTimestampMs: null,
+  topic,
+  partition,
+  offset,
+  leaderEpoch: 2,
+  metadata: "meta",
+  commitTimestampMs: 1234,
+  expireTimestampMs: null,
 });
 
 test("coordinator: log offset store: a new store over the same topic has every commit and deletion", async () => {
@@ -34,9 +40,13 @@ test("coordinator: log offset store: one commit request is one batch in the grou
   const partition = partitionForGroup("orders-app", 5);
   expect(topic.partitions[partition]).toHaveLength(1);
   const records = decodeRecords(topic.partitions[partition]![0]!)!;
-  expect(records.map((r) => parseOffsetRecord(r.key, r.value))).toEqual([0, 1, 2].map((p) => ({
-    kind: "commit", groupId: "orders-app", entry: entry("t", p, p + 1),
-  })));
+  expect(records.map((r) => parseOffsetRecord(r.key, r.value))).toEqual(
+    [0, 1, 2].map((p) => ({
+      kind: "commit",
+      groupId: "orders-app",
+      entry: entry("t", p, p + 1),
+    })),
+  );
 });
 
 test("coordinator: log offset store: a failed append leaves the view unchanged", async () => {
@@ -61,7 +71,9 @@ test("coordinator: log offset store: a partition is read when this node comes to
   // Another node led meanwhile: its commits are in the log, not in this store's view.
   const other = new LogOffsetStore(topic, new ManualClock());
   const groupA = "group-a";
-  const groupB = ["group-b", "group-c", "group-d", "group-e"].find((g) => partitionForGroup(g, 5) !== partitionForGroup(groupA, 5))!;
+  const groupB = ["group-b", "group-c", "group-d", "group-e"].find(
+    (g) => partitionForGroup(g, 5) !== partitionForGroup(groupA, 5),
+  )!;
   const store = new LogOffsetStore(topic, new ManualClock(), { loadAtStart: false });
   await other.commit(groupA, [entry("t", 0, 10)]);
   await other.commit(groupB, [entry("t", 1, 20)]);

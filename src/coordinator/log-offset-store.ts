@@ -134,7 +134,12 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
       }
     }, only);
     // Empty partitions are the common case in a cluster (each node leads a few of 50).
-    if (commits + groupRecords > 0) log.info("Committed offsets loaded", { partitions: read.length, records: commits, groups: this.#loadedGroups.size });
+    if (commits + groupRecords > 0)
+      log.info("Committed offsets loaded", {
+        partitions: read.length,
+        records: commits,
+        groups: this.#loadedGroups.size,
+      });
     return read;
   }
 
@@ -144,7 +149,9 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
   }
 
   storeGroup(group: GroupSnapshot): Promise<void> {
-    return this.#write(group.groupId, [{ key: groupMetadataKey(group.groupId), value: groupMetadataValue(group) }]);
+    return this.#write(group.groupId, [
+      { key: groupMetadataKey(group.groupId), value: groupMetadataValue(group) },
+    ]);
   }
 
   removeGroup(groupId: string): Promise<void> {
@@ -155,10 +162,13 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
     if (entries.length === 0) return;
     this.#pending.set(groupId, (this.#pending.get(groupId) ?? 0) + 1);
     try {
-      await this.#write(groupId, entries.map((entry) => ({
-        key: offsetKey(groupId, entry.topic, entry.partition),
-        value: offsetValue(entry),
-      })));
+      await this.#write(
+        groupId,
+        entries.map((entry) => ({
+          key: offsetKey(groupId, entry.topic, entry.partition),
+          value: offsetValue(entry),
+        })),
+      );
       this.#view.commit(groupId, entries);
     } finally {
       const left = this.#pending.get(groupId)! - 1;
@@ -180,11 +190,18 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
       return same ? [{ entry, current }] : [];
     });
     if (unchanged.length === 0) return 0;
-    await this.#tombstones(groupId, unchanged.map((each) => each.entry));
+    await this.#tombstones(
+      groupId,
+      unchanged.map((each) => each.entry),
+    );
     // A commit that landed meanwhile was appended after the tombstones: it stays.
-    const gone = unchanged.filter(({ entry, current }) =>
-      this.#view.fetch(groupId, entry.topic, entry.partition) === current);
-    const removed = this.#view.delete(groupId, gone.map((each) => each.entry));
+    const gone = unchanged.filter(
+      ({ entry, current }) => this.#view.fetch(groupId, entry.topic, entry.partition) === current,
+    );
+    const removed = this.#view.delete(
+      groupId,
+      gone.map((each) => each.entry),
+    );
     log.info("Committed offsets expired", { group: groupId, partitions: removed });
     return removed;
   }
@@ -206,7 +223,9 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
   }
 
   async delete(groupId: string, partitions: readonly TopicPartition[]): Promise<number> {
-    const existing = partitions.filter((p) => this.#view.fetch(groupId, p.topic, p.partition) !== undefined);
+    const existing = partitions.filter(
+      (p) => this.#view.fetch(groupId, p.topic, p.partition) !== undefined,
+    );
     if (existing.length === 0) return 0;
     await this.#tombstones(groupId, existing);
     return this.#view.delete(groupId, existing);
@@ -220,19 +239,27 @@ export class LogOffsetStore implements OffsetStore, GroupMetadataStore {
   }
 
   #tombstones(groupId: string, partitions: readonly TopicPartition[]): Promise<void> {
-    return this.#write(groupId, partitions.map((p) => ({ key: offsetKey(groupId, p.topic, p.partition), value: null })));
+    return this.#write(
+      groupId,
+      partitions.map((p) => ({ key: offsetKey(groupId, p.topic, p.partition), value: null })),
+    );
   }
 
-  #write(groupId: string, records: Array<{ key: Uint8Array; value: Uint8Array | null }>): Promise<void> {
+  #write(
+    groupId: string,
+    records: Array<{ key: Uint8Array; value: Uint8Array | null }>,
+  ): Promise<void> {
     const batch = buildBatch({ baseTimestamp: this.#clock.nowMs(), records });
     return this.#topic.append(this.#partitionOf(groupId), batch);
   }
 }
 
 function sameCommit(a: CommittedOffset, b: CommittedOffset): boolean {
-  return a.offset === b.offset &&
+  return (
+    a.offset === b.offset &&
     a.commitTimestampMs === b.commitTimestampMs &&
     a.expireTimestampMs === b.expireTimestampMs &&
     a.leaderEpoch === b.leaderEpoch &&
-    a.metadata === b.metadata;
+    a.metadata === b.metadata
+  );
 }

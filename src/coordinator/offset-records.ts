@@ -112,7 +112,10 @@ function nullableStringBytes(text: string | null): Buffer {
 }
 
 function bytesField(bytes: Uint8Array): Buffer {
-  return Buffer.concat([int32(bytes.byteLength), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
+  return Buffer.concat([
+    int32(bytes.byteLength),
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+  ]);
 }
 
 export type OffsetRecord =
@@ -122,7 +125,10 @@ export type OffsetRecord =
   | { kind: "groupDeleted"; groupId: string };
 
 /** Parses one record; null when it is not one Brook or Kafka would write. */
-export function parseOffsetRecord(key: Uint8Array | null, value: Uint8Array | null): OffsetRecord | null {
+export function parseOffsetRecord(
+  key: Uint8Array | null,
+  value: Uint8Array | null,
+): OffsetRecord | null {
   if (key === null) return null;
   const keyReader = new Reader(key);
   const keyVersion = keyReader.int16();
@@ -145,7 +151,15 @@ export function parseOffsetRecord(key: Uint8Array | null, value: Uint8Array | nu
   return {
     kind: "commit",
     groupId,
-    entry: { topic, partition, offset, leaderEpoch, metadata, commitTimestampMs, expireTimestampMs },
+    entry: {
+      topic,
+      partition,
+      offset,
+      leaderEpoch,
+      metadata,
+      commitTimestampMs,
+      expireTimestampMs,
+    },
   };
 }
 
@@ -187,7 +201,15 @@ function parseGroupRecord(keyReader: Reader, value: Uint8Array | null): OffsetRe
     });
   }
   if (reader.failed) return null;
-  const group = { groupId, protocolType, generationId, protocolName, leaderId, stateTimestampMs, members };
+  const group = {
+    groupId,
+    protocolType,
+    generationId,
+    protocolName,
+    leaderId,
+    stateTimestampMs,
+    members,
+  };
   return { kind: "group", groupId, group };
 }
 

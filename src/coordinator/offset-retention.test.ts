@@ -14,14 +14,30 @@ import { MemoryOffsetStore, type OffsetCommitEntry, OffsetRetention } from "./of
 const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
 
-function entry(topic: string, partition: number, offset: number, commitTimestampMs: number, expireTimestampMs: number | null = null): OffsetCommitEntry {
-  return { topic, partition, offset, leaderEpoch: -1, metadata: "", commitTimestampMs, expireTimestampMs };
+function entry(
+  topic: string,
+  partition: number,
+  offset: number,
+  commitTimestampMs: number,
+  expireTimestampMs: number | null = null,
+): OffsetCommitEntry {
+  return {
+    topic,
+    partition,
+    offset,
+    leaderEpoch: -1,
+    metadata: "",
+    commitTimestampMs,
+    expireTimestampMs,
+  };
 }
 
 /** The shared topic twin, with the records it holds decoded. */
 class TopicTwin extends SharedTopicTwin {
   records() {
-    return this.partitions.flat().flatMap((batch) => decodeRecords(batch)!.map((r) => parseOffsetRecord(r.key, r.value)));
+    return this.partitions
+      .flat()
+      .flatMap((batch) => decodeRecords(batch)!.map((r) => parseOffsetRecord(r.key, r.value)));
   }
 }
 
@@ -59,8 +75,12 @@ describe("coordinator: offsets retention", () => {
     expect(retention.check(store, hasMembers, T0 + 14 * MINUTE - 1)).toEqual([]);
     // Partition 0 is due 10 minutes after the group became Empty; partition 1 was
     // committed later, so it waits 10 minutes from its commit.
-    expect(retention.check(store, hasMembers, T0 + 14 * MINUTE)[0]!.entries.map((e) => e.partition)).toEqual([0]);
-    expect(retention.check(store, hasMembers, T0 + 15 * MINUTE)[0]!.entries.map((e) => e.partition)).toEqual([0, 1]);
+    expect(
+      retention.check(store, hasMembers, T0 + 14 * MINUTE)[0]!.entries.map((e) => e.partition),
+    ).toEqual([0]);
+    expect(
+      retention.check(store, hasMembers, T0 + 15 * MINUTE)[0]!.entries.map((e) => e.partition),
+    ).toEqual([0, 1]);
   });
 
   test("an explicit expire timestamp (OffsetCommit v2-v4) decides for an Empty group", () => {
@@ -70,10 +90,16 @@ describe("coordinator: offsets retention", () => {
     let active = true;
     expect(retention.check(store, () => active, T0 + 2 * MINUTE)).toEqual([]);
     active = false;
-    expect(retention.check(store, () => active, T0 + 3 * MINUTE)[0]!.entries.map((e) => e.partition)).toEqual([0]);
+    expect(
+      retention.check(store, () => active, T0 + 3 * MINUTE)[0]!.entries.map((e) => e.partition),
+    ).toEqual([0]);
     // Partition 1 ignores the broker's retention: it expires at its own time.
-    expect(retention.check(store, () => active, T0 + 99 * MINUTE)[0]!.entries.map((e) => e.partition)).toEqual([0]);
-    expect(retention.check(store, () => active, T0 + 100 * MINUTE)[0]!.entries.map((e) => e.partition)).toEqual([0, 1]);
+    expect(
+      retention.check(store, () => active, T0 + 99 * MINUTE)[0]!.entries.map((e) => e.partition),
+    ).toEqual([0]);
+    expect(
+      retention.check(store, () => active, T0 + 100 * MINUTE)[0]!.entries.map((e) => e.partition),
+    ).toEqual([0, 1]);
   });
 
   test("scans at most once per check interval, and forgets groups that have no offsets", () => {
@@ -98,7 +124,11 @@ describe("coordinator: log offset store: expiry", () => {
     expect(await store.expire("g", [entry("t", 0, 5, T0)])).toBe(1);
     expect(store.fetch("g", "t", 0)).toBeUndefined();
     expect(store.fetch("g", "t", 1)?.offset).toBe(6);
-    expect(topic.records().at(-1)).toEqual({ kind: "delete", groupId: "g", partition: { topic: "t", partition: 0 } });
+    expect(topic.records().at(-1)).toEqual({
+      kind: "delete",
+      groupId: "g",
+      partition: { topic: "t", partition: 0 },
+    });
     const reloaded = new LogOffsetStore(topic, new ManualClock(T0));
     expect(reloaded.list("g")).toEqual([entry("t", 1, 6, T0)]);
   });

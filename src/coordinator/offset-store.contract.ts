@@ -7,7 +7,12 @@ import type { OffsetCommitEntry, OffsetStore } from "./offset-store.ts";
 
 function entry(topic: string, partition: number, offset: number): OffsetCommitEntry {
   return {
-    topic, partition, offset, leaderEpoch: 3, metadata: "m", commitTimestampMs: 1000,
+    topic,
+    partition,
+    offset,
+    leaderEpoch: 3,
+    metadata: "m",
+    commitTimestampMs: 1000,
     expireTimestampMs: null,
   };
 }
@@ -43,7 +48,10 @@ export function offsetStoreContract(name: string, make: () => OffsetStore): void
     test("delete removes partitions, deleteGroup the whole group", async () => {
       const store = make();
       await store.commit("g", [entry("t", 0, 1), entry("t", 1, 2), entry("u", 0, 3)]);
-      const partitions = [{ topic: "t", partition: 0 }, { topic: "x", partition: 0 }];
+      const partitions = [
+        { topic: "t", partition: 0 },
+        { topic: "x", partition: 0 },
+      ];
       expect(await store.delete("g", partitions)).toBe(1);
       expect(store.fetch("g", "t", 0)).toBeUndefined();
       expect(await store.deleteGroup("g")).toBe(2);
@@ -59,4 +67,3 @@ export function offsetStoreContract(name: string, make: () => OffsetStore): void
     });
   });
 }
-

@@ -7,7 +7,12 @@ offsetStoreContract("memory", () => new MemoryOffsetStore());
 test("coordinator: memory offset store: a stored commit is a copy", () => {
   const store = new MemoryOffsetStore();
   const committed = {
-    topic: "t", partition: 0, offset: 1, leaderEpoch: -1, metadata: "", commitTimestampMs: 0,
+    topic: "t",
+    partition: 0,
+    offset: 1,
+    leaderEpoch: -1,
+    metadata: "",
+    commitTimestampMs: 0,
     expireTimestampMs: null,
   };
   store.commit("g", [committed]);

@@ -73,7 +73,8 @@ export class MemoryOffsetStore implements OffsetStore {
     const offsets = this.#groups.get(groupId);
     if (offsets === undefined) return [];
     return [...offsets.values()].sort((a, b) =>
-      a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition);
+      a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition,
+    );
   }
 
   hasGroup(groupId: string): boolean {

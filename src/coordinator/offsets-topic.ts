@@ -83,7 +83,12 @@ export function logOffsetsTopic(deps: OffsetsTopicDeps): LogOffsetsTopic {
     creating ??= (async () => {
       const wanted = deps.replicationFactor ?? OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT;
       const replicationFactor = Math.max(1, Math.min(wanted, image.liveBrokers().length));
-      const request = { name: OFFSETS_TOPIC, numPartitions: OFFSETS_TOPIC_PARTITIONS, replicationFactor, configs };
+      const request = {
+        name: OFFSETS_TOPIC,
+        numPartitions: OFFSETS_TOPIC_PARTITIONS,
+        replicationFactor,
+        configs,
+      };
       const done = await metadata.submit({ kind: "createTopic", request, internal: true });
       // Created meanwhile by another node's request: fine.
       if (!done.ok && image.topic(OFFSETS_TOPIC) === undefined) {
@@ -101,19 +106,36 @@ export function logOffsetsTopic(deps: OffsetsTopicDeps): LogOffsetsTopic {
       await ensureTopic();
       const replicas = deps.replicas;
       if (replicas === undefined) {
-        const result = logs.append(OFFSETS_TOPIC, partition, batch, image.topic(OFFSETS_TOPIC)!.partitions[partition]!.leaderEpoch);
+        const result = logs.append(
+          OFFSETS_TOPIC,
+          partition,
+          batch,
+          image.topic(OFFSETS_TOPIC)!.partitions[partition]!.leaderEpoch,
+        );
         if (!result.ok) throw new OffsetsStoreError(`Offset commit not stored: ${result.message}`);
         return;
       }
       const appended = replicas.appendAsLeader(OFFSETS_TOPIC, partition, batch, -1);
       if (!appended.ok) {
-        const notLeader = "errorCode" in appended && appended.errorCode === ErrorCode.NOT_LEADER_OR_FOLLOWER;
-        throw new OffsetsStoreError(`Offset commit not stored: ${appended.message ?? "not the leader"}`, notLeader);
+        const notLeader =
+          "errorCode" in appended && appended.errorCode === ErrorCode.NOT_LEADER_OR_FOLLOWER;
+        throw new OffsetsStoreError(
+          `Offset commit not stored: ${appended.message ?? "not the leader"}`,
+          notLeader,
+        );
       }
-      const code = await replicas.waitForCommit(OFFSETS_TOPIC, partition, appended.lastOffset + 1, OFFSETS_COMMIT_TIMEOUT_MS);
+      const code = await replicas.waitForCommit(
+        OFFSETS_TOPIC,
+        partition,
+        appended.lastOffset + 1,
+        OFFSETS_COMMIT_TIMEOUT_MS,
+      );
       if (code !== ErrorCode.NONE) {
         const notLeader = code === ErrorCode.NOT_LEADER_OR_FOLLOWER;
-        throw new OffsetsStoreError(`Offset commit not confirmed by the in-sync replicas (error code ${code})`, notLeader);
+        throw new OffsetsStoreError(
+          `Offset commit not confirmed by the in-sync replicas (error code ${code})`,
+          notLeader,
+        );
       }
     },
     replay(visit, only = () => true) {
@@ -166,7 +188,8 @@ export function offsetsSettingsFromEnv(env: Record<string, string | undefined>):
   return {
     ...(segmentBytes === undefined ? {} : { segmentBytes }),
     ...(replicationFactor === undefined ? {} : { replicationFactor }),
-    retentionMs: minutes === undefined ? OFFSETS_RETENTION_MS_DEFAULT : Math.round(minutes * 60_000),
+    retentionMs:
+      minutes === undefined ? OFFSETS_RETENTION_MS_DEFAULT : Math.round(minutes * 60_000),
     checkIntervalMs: checkIntervalMs ?? OFFSETS_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
   };
 }

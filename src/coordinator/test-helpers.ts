@@ -32,7 +32,11 @@ export interface Harness {
 export function harness(
   config: Partial<GroupCoordinatorConfig> = {},
   seed = 1,
-  options: { clock?: ManualClock; groupStore?: GroupMetadataStore; ownsGroup?: (groupId: string) => boolean } = {},
+  options: {
+    clock?: ManualClock;
+    groupStore?: GroupMetadataStore;
+    ownsGroup?: (groupId: string) => boolean;
+  } = {},
 ): Harness {
   const clock = options.clock ?? new ManualClock();
   const offsets = new MemoryOffsetStore();
@@ -70,7 +74,10 @@ export class TopicTwin implements OffsetsTopic {
     if (this.failing) throw new Error("Disk on fire");
     this.partitions[partition]!.push(Uint8Array.from(batch));
   }
-  replay(visit: (batch: Uint8Array) => void, only: (partition: number) => boolean = () => true): number[] {
+  replay(
+    visit: (batch: Uint8Array) => void,
+    only: (partition: number) => boolean = () => true,
+  ): number[] {
     const read: number[] = [];
     for (const [partition, batches] of this.partitions.entries()) {
       if (!only(partition)) continue;
@@ -151,7 +158,10 @@ export function join(h: Harness, overrides: Partial<JoinGroupInput> = {}): Reply
  * A dynamic member's KIP-394 join: the first JoinGroup gets MEMBER_ID_REQUIRED and an
  * id, the second (returned, usually parked) joins with it.
  */
-export function joinNew(h: Harness, overrides: Partial<JoinGroupInput> = {}): {
+export function joinNew(
+  h: Harness,
+  overrides: Partial<JoinGroupInput> = {},
+): {
   memberId: string;
   reply: Reply<JoinGroupResult>;
 } {

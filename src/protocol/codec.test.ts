@@ -7,13 +7,20 @@ import { SeededRandom, type Random } from "../util/random.ts";
 
 function randomPrimitive(type: PrimitiveType, random: Random): unknown {
   switch (type) {
-    case "int8": return random.int(-128, 127);
-    case "int16": return random.int(-32768, 32767);
-    case "uint16": return random.int(0, 65535);
-    case "int32": return random.int(-(2 ** 31), 2 ** 31 - 1);
-    case "int64": return random.int(-(2 ** 52), 2 ** 52);
-    case "float64": return random.next() * 1e6 - 5e5;
-    case "bool": return random.next() < 0.5;
+    case "int8":
+      return random.int(-128, 127);
+    case "int16":
+      return random.int(-32768, 32767);
+    case "uint16":
+      return random.int(0, 65535);
+    case "int32":
+      return random.int(-(2 ** 31), 2 ** 31 - 1);
+    case "int64":
+      return random.int(-(2 ** 52), 2 ** 52);
+    case "float64":
+      return random.next() * 1e6 - 5e5;
+    case "bool":
+      return random.next() < 0.5;
     case "uuid": {
       const hex = Array.from({ length: 32 }, () => random.int(0, 15).toString(16)).join("");
       return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
@@ -21,11 +28,16 @@ function randomPrimitive(type: PrimitiveType, random: Random): unknown {
     case "string": {
       const alphabet = "abcXYZ09-_.é€😀";
       const chars = Array.from(alphabet);
-      return Array.from({ length: random.int(0, 12) }, () => chars[random.int(0, chars.length - 1)]).join("");
+      return Array.from(
+        { length: random.int(0, 12) },
+        () => chars[random.int(0, chars.length - 1)],
+      ).join("");
     }
     case "bytes":
     case "records":
-      return Uint8Array.from({ length: random.int(0, random.next() < 0.1 ? 3000 : 20) }, () => random.int(0, 255));
+      return Uint8Array.from({ length: random.int(0, random.next() < 0.1 ? 3000 : 20) }, () =>
+        random.int(0, 255),
+      );
   }
 }
 
@@ -34,7 +46,12 @@ function cloneDefault(value: unknown): unknown {
 }
 
 /** A value for every field present in `version`, defaults for the others. */
-function randomStruct(fields: readonly FieldSchema[], version: number, random: Random, depth: number): Record<string, unknown> {
+function randomStruct(
+  fields: readonly FieldSchema[],
+  version: number,
+  random: Random,
+  depth: number,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const field of fields) {
     if (!inRange(version, field.versions)) {
@@ -50,7 +67,8 @@ function randomStruct(fields: readonly FieldSchema[], version: number, random: R
       out[field.name] = Array.from({ length: count }, () =>
         field.items === "struct"
           ? randomStruct(field.fields!, version, random, depth + 1)
-          : randomPrimitive(field.items!, random));
+          : randomPrimitive(field.items!, random),
+      );
     } else if (field.type === "struct") {
       out[field.name] = randomStruct(field.fields!, version, random, depth + 1);
     } else {
@@ -70,7 +88,10 @@ function normalize(value: unknown): unknown {
   return value;
 }
 
-const messages: MessageSchema[] = [...API_TABLES.values()].flatMap((api) => [api.request, api.response]);
+const messages: MessageSchema[] = [...API_TABLES.values()].flatMap((api) => [
+  api.request,
+  api.response,
+]);
 
 describe("protocol: codec: round trip of every API and version", () => {
   for (const schema of messages) {
@@ -82,9 +103,12 @@ describe("protocol: codec: round trip of every API and version", () => {
           const bytes = encode(schema, version, value).toBuffer();
           const reader = new Reader(bytes);
           const decoded = decode(schema, version, reader);
-          if (!reader.complete()) throw new Error(`v${version}: ${reader.failure} at ${reader.offset}/${bytes.length}`);
+          if (!reader.complete())
+            throw new Error(`v${version}: ${reader.failure} at ${reader.offset}/${bytes.length}`);
           expect(normalize(decoded)).toEqual(normalize(value));
-          expect(encode(schema, version, decoded as Record<string, unknown>).toBuffer()).toEqual(bytes);
+          expect(encode(schema, version, decoded as Record<string, unknown>).toBuffer()).toEqual(
+            bytes,
+          );
         }
       }
     });
@@ -96,7 +120,11 @@ describe("protocol: codec: bad input", () => {
     const random = new SeededRandom(42);
     for (const { request } of API_TABLES.values()) {
       const version = request.validVersions[1];
-      const bytes = encode(request, version, randomStruct(request.fields, version, random, 0)).toBuffer();
+      const bytes = encode(
+        request,
+        version,
+        randomStruct(request.fields, version, random, 0),
+      ).toBuffer();
       for (let cut = 0; cut < bytes.length; cut += Math.max(1, Math.floor(bytes.length / 17))) {
         const reader = new Reader(bytes.subarray(0, cut));
         decode(request, version, reader);

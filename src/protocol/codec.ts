@@ -63,7 +63,12 @@ function decodeStruct(fields: readonly FieldSchema[], mode: Mode, reader: Reader
   return out;
 }
 
-function decodeTaggedFields(fields: readonly FieldSchema[], mode: Mode, reader: Reader, out: Struct): void {
+function decodeTaggedFields(
+  fields: readonly FieldSchema[],
+  mode: Mode,
+  reader: Reader,
+  out: Struct,
+): void {
   const count = reader.uvarint();
   let previousTag = -1;
   for (let i = 0; i < count && !reader.failed; i++) {
@@ -80,7 +85,10 @@ function decodeTaggedFields(fields: readonly FieldSchema[], mode: Mode, reader: 
     if (end > reader.end) return reader.fail("Tagged field longer than its frame");
     const inner = new Reader(reader.buffer, reader.offset, end);
     out[field.name] = decodeField(field, mode, inner);
-    if (!inner.complete()) return reader.fail(`Tagged field ${field.name} malformed: ${inner.failure || "bytes left over"}`);
+    if (!inner.complete())
+      return reader.fail(
+        `Tagged field ${field.name} malformed: ${inner.failure || "bytes left over"}`,
+      );
     reader.offset = end;
   }
 }
@@ -177,17 +185,27 @@ export function encode<T>(
   return writer;
 }
 
-export function encodeToBuffer<T>(schema: MessageSchema<T>, version: number, value: Encodable<T>): Buffer {
+export function encodeToBuffer<T>(
+  schema: MessageSchema<T>,
+  version: number,
+  value: Encodable<T>,
+): Buffer {
   return encode(schema, version, value).toBuffer();
 }
 
-function encodeStruct(fields: readonly FieldSchema[], mode: Mode, value: Struct, writer: Writer): void {
+function encodeStruct(
+  fields: readonly FieldSchema[],
+  mode: Mode,
+  value: Struct,
+  writer: Writer,
+): void {
   let tagged: FieldSchema[] | null = null;
   for (const field of fields) {
     if (!inRange(mode.version, field.versions)) continue;
     if (inRange(mode.version, field.taggedVersions)) {
       const fieldValue = value[field.name];
-      if (fieldValue !== undefined && !isDefault(fieldValue, field.default)) (tagged ??= []).push(field);
+      if (fieldValue !== undefined && !isDefault(fieldValue, field.default))
+        (tagged ??= []).push(field);
       continue;
     }
     const fieldValue = value[field.name];
@@ -215,11 +233,24 @@ function isDefault(value: Value, fallback: Value): boolean {
   if (value === fallback) return true;
   if (Array.isArray(value)) return value.length === 0 && Array.isArray(fallback);
   if (value instanceof Uint8Array || fallback instanceof Uint8Array) {
-    return value instanceof Uint8Array && fallback instanceof Uint8Array && value.byteLength === 0 && fallback.byteLength === 0;
+    return (
+      value instanceof Uint8Array &&
+      fallback instanceof Uint8Array &&
+      value.byteLength === 0 &&
+      fallback.byteLength === 0
+    );
   }
-  if (value === null || fallback === null || typeof value !== "object" || typeof fallback !== "object") return false;
+  if (
+    value === null ||
+    fallback === null ||
+    typeof value !== "object" ||
+    typeof fallback !== "object"
+  )
+    return false;
   const expected = fallback as Struct;
-  return Object.entries(value as Struct).every(([key, inner]) => inner === undefined || isDefault(inner, expected[key]));
+  return Object.entries(value as Struct).every(
+    ([key, inner]) => inner === undefined || isDefault(inner, expected[key]),
+  );
 }
 
 function encodeField(field: FieldSchema, mode: Mode, value: Value, writer: Writer): void {
@@ -227,7 +258,8 @@ function encodeField(field: FieldSchema, mode: Mode, value: Value, writer: Write
   const flexible = isFlexibleField(field, mode);
   if (field.type === "array") {
     if (value === null || value === undefined) {
-      if (!nullable) throw new EncodeError(`Field ${field.name} is not nullable in v${mode.version}`);
+      if (!nullable)
+        throw new EncodeError(`Field ${field.name} is not nullable in v${mode.version}`);
       if (flexible) writer.uvarint(0);
       else writer.int32(-1);
       return;
@@ -236,7 +268,8 @@ function encodeField(field: FieldSchema, mode: Mode, value: Value, writer: Write
     if (flexible) writer.uvarint(items.length + 1);
     else writer.int32(items.length);
     for (const item of items) {
-      if (field.items === "struct") encodeStruct(field.fields!, mode, (item ?? {}) as Struct, writer);
+      if (field.items === "struct")
+        encodeStruct(field.fields!, mode, (item ?? {}) as Struct, writer);
       else encodePrimitive(field.items!, false, flexible, item, writer, field.name);
     }
     return;

@@ -27,14 +27,24 @@ function xerial(blocks: Buffer[]): Buffer {
 test("protocol: compression: every Kafka codec decompresses", () => {
   expect(decompress(Compression.gzip, zlib.gzipSync(text))).toEqual(text);
   expect(decompress(Compression.snappy, compressSync(text))).toEqual(text);
-  expect(decompress(Compression.snappy, xerial([text.subarray(0, 1000), text.subarray(1000)]))).toEqual(text);
+  expect(
+    decompress(Compression.snappy, xerial([text.subarray(0, 1000), text.subarray(1000)])),
+  ).toEqual(text);
   expect(decompress(Compression.lz4, compressFrameSync(text))).toEqual(text);
   expect(decompress(Compression.zstd, zlib.zstdCompressSync(text))).toEqual(text);
 });
 
 test("protocol: compression: garbage is a DecompressionError, never a crash", () => {
-  for (const codec of [Compression.gzip, Compression.snappy, Compression.lz4, Compression.zstd, 7]) {
-    expect(() => decompress(codec, Buffer.from("not compressed at all"))).toThrow(DecompressionError);
+  for (const codec of [
+    Compression.gzip,
+    Compression.snappy,
+    Compression.lz4,
+    Compression.zstd,
+    7,
+  ]) {
+    expect(() => decompress(codec, Buffer.from("not compressed at all"))).toThrow(
+      DecompressionError,
+    );
   }
 });
 

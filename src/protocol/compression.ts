@@ -34,11 +34,15 @@ function unsnappy(payload: Buffer): Buffer {
   const blocks: Buffer[] = [];
   let at = XERIAL_HEADER_BYTES;
   while (at < payload.length) {
-    if (at + 4 > payload.length) throw new DecompressionError("Truncated xerial snappy block length");
+    if (at + 4 > payload.length)
+      throw new DecompressionError("Truncated xerial snappy block length");
     const size = payload.readInt32BE(at);
     at += 4;
-    if (size < 0 || at + size > payload.length) throw new DecompressionError("Truncated xerial snappy block");
-    blocks.push(snappy().uncompressSync(payload.subarray(at, at + size), { asBuffer: true }) as Buffer);
+    if (size < 0 || at + size > payload.length)
+      throw new DecompressionError("Truncated xerial snappy block");
+    blocks.push(
+      snappy().uncompressSync(payload.subarray(at, at + size), { asBuffer: true }) as Buffer,
+    );
     at += size;
   }
   return Buffer.concat(blocks);
@@ -49,12 +53,18 @@ export function decompress(codec: number, payload: Uint8Array): Buffer {
   const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   try {
     switch (codec) {
-      case Compression.none: return bytes;
-      case Compression.gzip: return zlib.gunzipSync(bytes);
-      case Compression.snappy: return unsnappy(bytes);
-      case Compression.lz4: return lz4().decompressFrameSync(bytes);
-      case Compression.zstd: return zlib.zstdDecompressSync(bytes);
-      default: throw new DecompressionError(`Unknown compression codec ${codec}`);
+      case Compression.none:
+        return bytes;
+      case Compression.gzip:
+        return zlib.gunzipSync(bytes);
+      case Compression.snappy:
+        return unsnappy(bytes);
+      case Compression.lz4:
+        return lz4().decompressFrameSync(bytes);
+      case Compression.zstd:
+        return zlib.zstdDecompressSync(bytes);
+      default:
+        throw new DecompressionError(`Unknown compression codec ${codec}`);
     }
   } catch (error) {
     if (error instanceof DecompressionError) throw error;

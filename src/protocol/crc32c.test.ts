@@ -40,7 +40,10 @@ describe("crc32c", () => {
       crc32c(new Uint8Array(${SMALL_INPUT_BYTES}));
       console.log(JSON.stringify({ before, after: mapped() }));
     `;
-    const run = spawnSync(process.execPath, ["-e", script], { cwd: `${import.meta.dir}/../..`, encoding: "utf8" });
+    const run = spawnSync(process.execPath, ["-e", script], {
+      cwd: `${import.meta.dir}/../..`,
+      encoding: "utf8",
+    });
     expect(run.stderr).toBe("");
     expect(JSON.parse(run.stdout)).toEqual({ before: false, after: true });
   });

@@ -25,7 +25,8 @@ function buildTable(): Int32Array {
   const table = new Int32Array(SLICES * 256);
   for (let byte = 0; byte < 256; byte++) {
     let crc = byte;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ CASTAGNOLI_REFLECTED : crc >>> 1;
+    for (let bit = 0; bit < 8; bit++)
+      crc = crc & 1 ? (crc >>> 1) ^ CASTAGNOLI_REFLECTED : crc >>> 1;
     table[byte] = crc;
   }
   for (let byte = 0; byte < 256; byte++) {
@@ -51,11 +52,24 @@ export function crc32cTable(bytes: Uint8Array): number {
   let crc = ~0;
   let i = 0;
   for (; i < wholeEnd; i += SLICES) {
-    const word = (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) ^ crc;
-    crc = t[3840 + (word & 0xff)]! ^ t[3584 + ((word >>> 8) & 0xff)]! ^ t[3328 + ((word >>> 16) & 0xff)]! ^
-      t[3072 + (word >>> 24)]! ^ t[2816 + bytes[i + 4]!]! ^ t[2560 + bytes[i + 5]!]! ^ t[2304 + bytes[i + 6]!]! ^
-      t[2048 + bytes[i + 7]!]! ^ t[1792 + bytes[i + 8]!]! ^ t[1536 + bytes[i + 9]!]! ^ t[1280 + bytes[i + 10]!]! ^
-      t[1024 + bytes[i + 11]!]! ^ t[768 + bytes[i + 12]!]! ^ t[512 + bytes[i + 13]!]! ^ t[256 + bytes[i + 14]!]! ^
+    const word =
+      (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) ^ crc;
+    crc =
+      t[3840 + (word & 0xff)]! ^
+      t[3584 + ((word >>> 8) & 0xff)]! ^
+      t[3328 + ((word >>> 16) & 0xff)]! ^
+      t[3072 + (word >>> 24)]! ^
+      t[2816 + bytes[i + 4]!]! ^
+      t[2560 + bytes[i + 5]!]! ^
+      t[2304 + bytes[i + 6]!]! ^
+      t[2048 + bytes[i + 7]!]! ^
+      t[1792 + bytes[i + 8]!]! ^
+      t[1536 + bytes[i + 9]!]! ^
+      t[1280 + bytes[i + 10]!]! ^
+      t[1024 + bytes[i + 11]!]! ^
+      t[768 + bytes[i + 12]!]! ^
+      t[512 + bytes[i + 13]!]! ^
+      t[256 + bytes[i + 14]!]! ^
       t[bytes[i + 15]!]!;
   }
   for (; i < end; i++) crc = t[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);

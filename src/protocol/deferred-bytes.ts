@@ -21,7 +21,10 @@ export interface DeferredBytes {
    * count → bytes sent, 0 when the socket is full) and returns what was sent. Null when
    * the bytes had better be read with `next`.
    */
-  sendWith?(send: (fileFd: number, position: number, count: number) => number, maxBytes: number): number | null;
+  sendWith?(
+    send: (fileFd: number, position: number, count: number) => number,
+    maxBytes: number,
+  ): number | null;
 }
 
 /** What an encoded message is made of: byte arrays and deferred ranges. */

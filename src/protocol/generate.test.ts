@@ -8,14 +8,20 @@ import { DEFAULT_SCHEMAS_DIR, GENERATED_DIR, generateAll } from "./generate.ts";
 // rather than passing without having looked.
 const schemasPresent = existsSync(DEFAULT_SCHEMAS_DIR);
 
-test.skipIf(!schemasPresent)("protocol: generate: committed tables equal what the generator writes (needs Kafka's schemas beside the checkout)", () => {
-  const files = generateAll(DEFAULT_SCHEMAS_DIR);
-  const committed = readdirSync(GENERATED_DIR).sort();
-  expect(committed).toEqual([...files.keys()].sort());
-  for (const [name, text] of files) {
-    expect({ name, text: readFileSync(join(GENERATED_DIR, name), "utf8") }).toEqual({ name, text });
-  }
-});
+test.skipIf(!schemasPresent)(
+  "protocol: generate: committed tables equal what the generator writes (needs Kafka's schemas beside the checkout)",
+  () => {
+    const files = generateAll(DEFAULT_SCHEMAS_DIR);
+    const committed = readdirSync(GENERATED_DIR).sort();
+    expect(committed).toEqual([...files.keys()].sort());
+    for (const [name, text] of files) {
+      expect({ name, text: readFileSync(join(GENERATED_DIR, name), "utf8") }).toEqual({
+        name,
+        text,
+      });
+    }
+  },
+);
 
 test("protocol: generate: no descriptive text is copied from the schemas", () => {
   for (const name of readdirSync(GENERATED_DIR)) {

@@ -11,7 +11,10 @@ import { join, resolve } from "node:path";
 import { VERSION_MAX, type VersionRange } from "./schema.ts";
 
 export const GENERATED_DIR = resolve(import.meta.dir, "generated");
-export const DEFAULT_SCHEMAS_DIR = resolve(import.meta.dir, "../../../shared/kafka-message-schemas");
+export const DEFAULT_SCHEMAS_DIR = resolve(
+  import.meta.dir,
+  "../../../shared/kafka-message-schemas",
+);
 
 interface JsonField {
   name: string;
@@ -37,7 +40,17 @@ interface JsonMessage {
 }
 
 const PRIMITIVES = new Set([
-  "int8", "int16", "int32", "int64", "uint16", "float64", "bool", "uuid", "string", "bytes", "records",
+  "int8",
+  "int16",
+  "int32",
+  "int64",
+  "uint16",
+  "float64",
+  "bool",
+  "uuid",
+  "string",
+  "bytes",
+  "records",
 ]);
 
 /** Kafka's JSON allows `//` line comments. */
@@ -66,7 +79,9 @@ export function kebab(name: string): string {
 }
 
 function range(text: VersionRange | null): string {
-  return text === null ? "null" : `[${text[0]}, ${text[1] === VERSION_MAX ? "VERSION_MAX" : text[1]}]`;
+  return text === null
+    ? "null"
+    : `[${text[0]}, ${text[1] === VERSION_MAX ? "VERSION_MAX" : text[1]}]`;
 }
 
 class MessageGenerator {
@@ -81,7 +96,8 @@ class MessageGenerator {
 
   #structFields(field: JsonField, typeName: string): JsonField[] {
     const fields = field.fields ?? this.#common.get(typeName);
-    if (fields === undefined) throw new Error(`${this.#message.name}: unknown struct type ${typeName}`);
+    if (fields === undefined)
+      throw new Error(`${this.#message.name}: unknown struct type ${typeName}`);
     return fields;
   }
 
@@ -92,7 +108,12 @@ class MessageGenerator {
     switch (elementType) {
       case "bool":
         return String(given === true || given === "true");
-      case "int8": case "int16": case "int32": case "int64": case "uint16": case "float64":
+      case "int8":
+      case "int16":
+      case "int32":
+      case "int64":
+      case "uint16":
+      case "float64":
         return given === undefined || given === "" ? "0" : String(Number(given));
       case "string":
         if (given === "null" && nullable) return "null";
@@ -128,12 +149,27 @@ class MessageGenerator {
     const { isArray, elementType, nullable } = this.#shape(field);
     let base: string;
     switch (elementType) {
-      case "int8": case "int16": case "int32": case "int64": case "uint16": case "float64":
-        base = "number"; break;
-      case "bool": base = "boolean"; break;
-      case "string": case "uuid": base = "string"; break;
-      case "bytes": base = "Uint8Array"; break;
-      case "records": base = "Uint8Array"; break;
+      case "int8":
+      case "int16":
+      case "int32":
+      case "int64":
+      case "uint16":
+      case "float64":
+        base = "number";
+        break;
+      case "bool":
+        base = "boolean";
+        break;
+      case "string":
+      case "uuid":
+        base = "string";
+        break;
+      case "bytes":
+        base = "Uint8Array";
+        break;
+      case "records":
+        base = "Uint8Array";
+        break;
       default: {
         base = `${this.#message.name}${elementType}`;
         this.#declareInterface(base, this.#structFields(field, elementType));
@@ -154,17 +190,25 @@ class MessageGenerator {
     const { isArray, elementType, nullable } = this.#shape(field);
     const parts = [`name: ${JSON.stringify(camel(field.name))}`];
     const primitive = PRIMITIVES.has(elementType);
-    if (isArray) parts.push(`type: "array"`, `items: ${JSON.stringify(primitive ? elementType : "struct")}`);
+    if (isArray)
+      parts.push(`type: "array"`, `items: ${JSON.stringify(primitive ? elementType : "struct")}`);
     else parts.push(`type: ${JSON.stringify(primitive ? elementType : "struct")}`);
     parts.push(`versions: ${range(parseVersions(field.versions))}`);
-    if (field.nullableVersions !== undefined) parts.push(`nullableVersions: ${range(parseVersions(field.nullableVersions))}`);
+    if (field.nullableVersions !== undefined)
+      parts.push(`nullableVersions: ${range(parseVersions(field.nullableVersions))}`);
     if (field.taggedVersions !== undefined) {
-      parts.push(`taggedVersions: ${range(parseVersions(field.taggedVersions))}`, `tag: ${field.tag}`);
+      parts.push(
+        `taggedVersions: ${range(parseVersions(field.taggedVersions))}`,
+        `tag: ${field.tag}`,
+      );
     }
-    if (field.flexibleVersions !== undefined) parts.push(`flexibleVersions: ${range(parseVersions(field.flexibleVersions))}`);
+    if (field.flexibleVersions !== undefined)
+      parts.push(`flexibleVersions: ${range(parseVersions(field.flexibleVersions))}`);
     parts.push(`default: ${this.#defaultOf(field, isArray, elementType, nullable)}`);
     if (!primitive) {
-      const inner = this.#structFields(field, elementType).map((f) => this.#fieldTable(f, `${indent}  `));
+      const inner = this.#structFields(field, elementType).map((f) =>
+        this.#fieldTable(f, `${indent}  `),
+      );
       parts.push(`fields: [\n${inner.join(",\n")},\n${indent}]`);
     }
     return `${indent}{ ${parts.join(", ")} }`;
@@ -175,7 +219,9 @@ class MessageGenerator {
     const dataName = `${message.name}Data`;
     this.#declareInterface(dataName, message.fields);
     const fields = message.fields.map((field) => this.#fieldTable(field, "    "));
-    const usesVersionMax = fields.some((f) => f.includes("VERSION_MAX")) || message.validVersions.endsWith("+") ||
+    const usesVersionMax =
+      fields.some((f) => f.includes("VERSION_MAX")) ||
+      message.validVersions.endsWith("+") ||
       message.flexibleVersions.endsWith("+");
     const imports = usesVersionMax
       ? `import { type MessageSchema, VERSION_MAX } from "../schema.ts";`
@@ -197,7 +243,9 @@ class MessageGenerator {
       `  ],`,
       `};`,
       "",
-    ].filter((line, i, all) => !(line === "" && all[i - 1] === "")).join("\n");
+    ]
+      .filter((line, i, all) => !(line === "" && all[i - 1] === ""))
+      .join("\n");
   }
 }
 
@@ -205,13 +253,19 @@ class MessageGenerator {
 export function generateAll(schemasDir: string): Map<string, string> {
   const files = new Map<string, string>();
   const messages: JsonMessage[] = [];
-  for (const file of readdirSync(schemasDir).filter((f) => f.endsWith(".json")).sort()) {
-    const message = parseJsonWithComments(readFileSync(join(schemasDir, file), "utf8")) as JsonMessage;
+  for (const file of readdirSync(schemasDir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()) {
+    const message = parseJsonWithComments(
+      readFileSync(join(schemasDir, file), "utf8"),
+    ) as JsonMessage;
     if (!["request", "response", "header"].includes(message.type)) continue;
     messages.push(message);
     files.set(`${kebab(message.name)}.ts`, new MessageGenerator(message).render(file));
   }
-  const requests = messages.filter((m) => m.type === "request").sort((a, b) => a.apiKey! - b.apiKey!);
+  const requests = messages
+    .filter((m) => m.type === "request")
+    .sort((a, b) => a.apiKey! - b.apiKey!);
   const index = [
     "// Generated by src/protocol/generate.ts. Do not edit.",
     `import type { MessageSchema } from "../schema.ts";`,

@@ -25,16 +25,24 @@ let snappyModule: Snappy | null = null;
 let crc32Module: Crc32 | null = null;
 
 export function lz4(): Lz4 {
-  lz4Module ??= (typeof require === "function" ? require("lz4-napi") : createRequire(import.meta.url)("lz4-napi")) as Lz4;
+  lz4Module ??= (
+    typeof require === "function" ? require("lz4-napi") : createRequire(import.meta.url)("lz4-napi")
+  ) as Lz4;
   return lz4Module;
 }
 
 export function snappy(): Snappy {
-  snappyModule ??= (typeof require === "function" ? require("snappy") : createRequire(import.meta.url)("snappy")) as Snappy;
+  snappyModule ??= (
+    typeof require === "function" ? require("snappy") : createRequire(import.meta.url)("snappy")
+  ) as Snappy;
   return snappyModule;
 }
 
 export function nativeCrc32(): Crc32 {
-  crc32Module ??= (typeof require === "function" ? require("@node-rs/crc32") : createRequire(import.meta.url)("@node-rs/crc32")) as Crc32;
+  crc32Module ??= (
+    typeof require === "function"
+      ? require("@node-rs/crc32")
+      : createRequire(import.meta.url)("@node-rs/crc32")
+  ) as Crc32;
   return crc32Module;
 }

@@ -188,7 +188,10 @@ test("protocol: record batch: uncompressed max timestamp comes from the records"
   const batch = buildBatch({
     baseTimestamp: T0,
     maxTimestamp: T0 + 5, // Wrong: the records reach T0 + 90.
-    records: [{ value: "a", timestampDelta: 90 }, { value: "b", timestampDelta: 3 }],
+    records: [
+      { value: "a", timestampDelta: 90 },
+      { value: "b", timestampDelta: 3 },
+    ],
   });
   const result = validateRecords(batch, MAX);
   expect(result.ok && result.batches[0]!.maxTimestamp).toBe(T0 + 90);

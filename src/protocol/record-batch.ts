@@ -452,7 +452,11 @@ function refuse(kind: RecordsErrorKind, message: string): RecordsError {
  * magic 2, a length between the header size and `maxBatchBytes` that fits the blob, and
  * a CRC that matches. Answers the batch's size, or why it is refused.
  */
-export function checkBatchFrame(records: Uint8Array, at: number, maxBatchBytes: number): { ok: true; size: number } | RecordsError {
+export function checkBatchFrame(
+  records: Uint8Array,
+  at: number,
+  maxBatchBytes: number,
+): { ok: true; size: number } | RecordsError {
   const left = records.byteLength - at;
   if (left < BATCH_MAGIC_PREFIX_BYTES) {
     return refuse("corrupt", `Records end inside a batch header: ${left} bytes at ${at}`);

@@ -99,7 +99,10 @@ export class FollowerFetcher {
         else await this.#sleep(IDLE_MS);
       } catch (error) {
         if (this.#closed) return;
-        log.warn("Fetching from the leader failed; retrying", { leader: leaderId, error: String(error) });
+        log.warn("Fetching from the leader failed; retrying", {
+          leader: leaderId,
+          error: String(error),
+        });
         this.#connections.get(leaderId)?.close();
         this.#connections.delete(leaderId);
         await this.#sleep(BACKOFF_MS);
@@ -107,18 +110,25 @@ export class FollowerFetcher {
     }
   }
 
-  async #askEpochs(connection: KafkaConnection, asks: Array<[FollowedPartition, FollowerRequest]>): Promise<void> {
-    const answer = await connection.send({ request: OffsetForLeaderEpochRequest, response: OffsetForLeaderEpochResponse }, OFFSET_FOR_LEADER_EPOCH_VERSION, {
-      replicaId: this.#options.nodeId,
-      topics: byTopic(asks).map(([topic, entries]) => ({
-        topic,
-        partitions: entries.map(([f, r]) => ({
-          partition: f.partition,
-          currentLeaderEpoch: r.currentLeaderEpoch,
-          leaderEpoch: r.kind === "offsetForLeaderEpoch" ? r.epoch : -1,
+  async #askEpochs(
+    connection: KafkaConnection,
+    asks: Array<[FollowedPartition, FollowerRequest]>,
+  ): Promise<void> {
+    const answer = await connection.send(
+      { request: OffsetForLeaderEpochRequest, response: OffsetForLeaderEpochResponse },
+      OFFSET_FOR_LEADER_EPOCH_VERSION,
+      {
+        replicaId: this.#options.nodeId,
+        topics: byTopic(asks).map(([topic, entries]) => ({
+          topic,
+          partitions: entries.map(([f, r]) => ({
+            partition: f.partition,
+            currentLeaderEpoch: r.currentLeaderEpoch,
+            leaderEpoch: r.kind === "offsetForLeaderEpoch" ? r.epoch : -1,
+          })),
         })),
-      })),
-    });
+      },
+    );
     let failed = false;
     for (const topic of answer.topics) {
       for (const p of topic.partitions) {
@@ -128,36 +138,47 @@ export class FollowerFetcher {
           failed = true;
           continue;
         }
-        this.#options.replicas.onEpochEndOffset(ask[0], { epoch: p.leaderEpoch, endOffset: p.endOffset });
+        this.#options.replicas.onEpochEndOffset(ask[0], {
+          epoch: p.leaderEpoch,
+          endOffset: p.endOffset,
+        });
       }
     }
     // Fenced or not leader yet: the metadata will say what to do; do not spin meanwhile.
     if (failed) await this.#sleep(BACKOFF_MS);
   }
 
-  async #fetch(connection: KafkaConnection, asks: Array<[FollowedPartition, FollowerRequest]>): Promise<void> {
-    const answer = await connection.send({ request: FetchRequest, response: FetchResponse }, FETCH_VERSION, {
-      replicaId: this.#options.nodeId,
-      maxWaitMs: REPLICA_FETCH_WAIT_MAX_MS,
-      minBytes: 1,
-      maxBytes: RESPONSE_BYTES_MAX,
-      isolationLevel: 0,
-      sessionId: 0,
-      sessionEpoch: -1,
-      topics: byTopic(asks).map(([topic, entries]) => ({
-        topic,
-        partitions: entries.map(([f, r]) => ({
-          partition: f.partition,
-          currentLeaderEpoch: r.currentLeaderEpoch,
-          fetchOffset: r.kind === "fetch" ? r.fetchOffset : 0,
-          lastFetchedEpoch: r.kind === "fetch" ? r.lastFetchedEpoch : -1,
-          logStartOffset: -1,
-          partitionMaxBytes: PARTITION_BYTES_MAX,
+  async #fetch(
+    connection: KafkaConnection,
+    asks: Array<[FollowedPartition, FollowerRequest]>,
+  ): Promise<void> {
+    const answer = await connection.send(
+      { request: FetchRequest, response: FetchResponse },
+      FETCH_VERSION,
+      {
+        replicaId: this.#options.nodeId,
+        maxWaitMs: REPLICA_FETCH_WAIT_MAX_MS,
+        minBytes: 1,
+        maxBytes: RESPONSE_BYTES_MAX,
+        isolationLevel: 0,
+        sessionId: 0,
+        sessionEpoch: -1,
+        topics: byTopic(asks).map(([topic, entries]) => ({
+          topic,
+          partitions: entries.map(([f, r]) => ({
+            partition: f.partition,
+            currentLeaderEpoch: r.currentLeaderEpoch,
+            fetchOffset: r.kind === "fetch" ? r.fetchOffset : 0,
+            lastFetchedEpoch: r.kind === "fetch" ? r.lastFetchedEpoch : -1,
+            logStartOffset: -1,
+            partitionMaxBytes: PARTITION_BYTES_MAX,
+          })),
         })),
-      })),
-      forgottenTopicsData: [],
-      rackId: "",
-    }, REPLICA_FETCH_WAIT_MAX_MS);
+        forgottenTopicsData: [],
+        rackId: "",
+      },
+      REPLICA_FETCH_WAIT_MAX_MS,
+    );
     let failed = false;
     for (const topic of answer.responses) {
       for (const p of topic.partitions) {
@@ -172,7 +193,12 @@ export class FollowerFetcher {
           this.#options.replicas.onDiverging(followed, request.lastFetchedEpoch, p.divergingEpoch);
           continue;
         }
-        this.#options.replicas.onFetched(followed, request.fetchOffset, p.records ?? new Uint8Array(0), p.highWatermark);
+        this.#options.replicas.onFetched(
+          followed,
+          request.fetchOffset,
+          p.records ?? new Uint8Array(0),
+          p.highWatermark,
+        );
       }
     }
     if (failed) await this.#sleep(BACKOFF_MS);
@@ -183,9 +209,13 @@ export class FollowerFetcher {
     const broker = this.#options.image.broker(leaderId);
     if (broker === undefined || broker.fenced) return null;
     const known = this.#connections.get(leaderId);
-    if (known !== undefined && known.host === broker.host && known.port === broker.port) return known;
+    if (known !== undefined && known.host === broker.host && known.port === broker.port)
+      return known;
     known?.close();
-    const connection = await KafkaConnection.connect(broker.port, broker.host, { clientId: `brook-replica-${this.#options.nodeId}`, reuseAnswerBuffer: true });
+    const connection = await KafkaConnection.connect(broker.port, broker.host, {
+      clientId: `brook-replica-${this.#options.nodeId}`,
+      reuseAnswerBuffer: true,
+    });
     this.#connections.set(leaderId, connection);
     return connection;
   }
@@ -195,7 +225,9 @@ export class FollowerFetcher {
   }
 }
 
-function byTopic(asks: Array<[FollowedPartition, FollowerRequest]>): Array<[string, Array<[FollowedPartition, FollowerRequest]>]> {
+function byTopic(
+  asks: Array<[FollowedPartition, FollowerRequest]>,
+): Array<[string, Array<[FollowedPartition, FollowerRequest]>]> {
   const topics = new Map<string, Array<[FollowedPartition, FollowerRequest]>>();
   for (const ask of asks) {
     const list = topics.get(ask[0].topic) ?? [];

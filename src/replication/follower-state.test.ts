@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { type FollowerLogView, type FollowerRequest, FollowerState, truncationPoint } from "./follower-state.ts";
+import {
+  type FollowerLogView,
+  type FollowerRequest,
+  FollowerState,
+  truncationPoint,
+} from "./follower-state.ts";
 import { LeaderEpochCache } from "./leader-epoch-cache.ts";
 
 /** A mutable log: what the caller of FollowerState owns. */
@@ -9,7 +14,9 @@ interface TestLog {
 }
 
 function log(logEndOffset: number, ...entries: [epoch: number, startOffset: number][]): TestLog {
-  const epochs = new LeaderEpochCache(entries.map(([epoch, startOffset]) => ({ epoch, startOffset })));
+  const epochs = new LeaderEpochCache(
+    entries.map(([epoch, startOffset]) => ({ epoch, startOffset })),
+  );
   return { logEndOffset, epochs };
 }
 
@@ -33,36 +40,63 @@ function pairs(c: LeaderEpochCache): [number, number][] {
 describe("replication: follower: truncationPoint", () => {
   test("the leader answers the epoch asked: cut to min(leader end, own end), done", () => {
     const view: FollowerLogView = log(15, [1, 0], [3, 10]);
-    expect(truncationPoint(view, 3, { epoch: 3, endOffset: 12 }, 0)).toEqual({ truncateTo: 12, done: true });
-    expect(truncationPoint(view, 3, { epoch: 3, endOffset: 20 }, 0)).toEqual({ truncateTo: 15, done: true });
-    expect(truncationPoint(view, 3, { epoch: 3, endOffset: 15 }, 0)).toEqual({ truncateTo: 15, done: true });
+    expect(truncationPoint(view, 3, { epoch: 3, endOffset: 12 }, 0)).toEqual({
+      truncateTo: 12,
+      done: true,
+    });
+    expect(truncationPoint(view, 3, { epoch: 3, endOffset: 20 }, 0)).toEqual({
+      truncateTo: 15,
+      done: true,
+    });
+    expect(truncationPoint(view, 3, { epoch: 3, endOffset: 15 }, 0)).toEqual({
+      truncateTo: 15,
+      done: true,
+    });
   });
 
   test("the leader answers a lower epoch the follower has: cut to where that epoch ends on both sides, done", () => {
     // Follower: 1 [0,5), 2 [5,10), 3 [10,15). It asks about 3.
     const view = log(15, [1, 0], [2, 5], [3, 10]);
     // Leader 1@0, 2@5, 4@12: its epoch 2 ends at 12, the follower's at 10.
-    expect(truncationPoint(view, 3, { epoch: 2, endOffset: 12 }, 0)).toEqual({ truncateTo: 10, done: true });
+    expect(truncationPoint(view, 3, { epoch: 2, endOffset: 12 }, 0)).toEqual({
+      truncateTo: 10,
+      done: true,
+    });
     // Leader 1@0, 2@5, 4@8: its epoch 2 ends at 8, before the follower's.
-    expect(truncationPoint(view, 3, { epoch: 2, endOffset: 8 }, 0)).toEqual({ truncateTo: 8, done: true });
+    expect(truncationPoint(view, 3, { epoch: 2, endOffset: 8 }, 0)).toEqual({
+      truncateTo: 8,
+      done: true,
+    });
   });
 
   test("the leader answers an epoch the follower never had: cut to the end of the follower's epoch below it, not done", () => {
     // Follower: 1 [0,10), 3 [10,15). Leader: 1@0, 2@8, 4@12 answers (2, 12) for epoch 3.
     const view = log(15, [1, 0], [3, 10]);
-    expect(truncationPoint(view, 3, { epoch: 2, endOffset: 12 }, 0)).toEqual({ truncateTo: 10, done: false });
+    expect(truncationPoint(view, 3, { epoch: 2, endOffset: 12 }, 0)).toEqual({
+      truncateTo: 10,
+      done: false,
+    });
   });
 
   test("the leader holds nothing at or below the epoch asked: cut to the high watermark, done", () => {
     const view = log(15, [1, 0], [3, 10]);
-    expect(truncationPoint(view, 3, { epoch: -1, endOffset: -1 }, 7)).toEqual({ truncateTo: 7, done: true });
+    expect(truncationPoint(view, 3, { epoch: -1, endOffset: -1 }, 7)).toEqual({
+      truncateTo: 7,
+      done: true,
+    });
     // Never past the follower's own end.
-    expect(truncationPoint(view, 3, { epoch: -1, endOffset: -1 }, 30)).toEqual({ truncateTo: 15, done: true });
+    expect(truncationPoint(view, 3, { epoch: -1, endOffset: -1 }, 30)).toEqual({
+      truncateTo: 15,
+      done: true,
+    });
   });
 
   test("a defined epoch with an undefined end offset cuts nothing, done", () => {
     const view = log(15, [1, 0], [3, 10]);
-    expect(truncationPoint(view, 3, { epoch: 3, endOffset: -1 }, 7)).toEqual({ truncateTo: 15, done: true });
+    expect(truncationPoint(view, 3, { epoch: 3, endOffset: -1 }, 7)).toEqual({
+      truncateTo: 15,
+      done: true,
+    });
   });
 
   test("two rounds: follower [1@0, 3@10] end 15 against leader [1@0, 2@8, 4@12] ends at 8", () => {
@@ -96,7 +130,12 @@ describe("replication: follower: truncationPoint", () => {
     truncate(follower, secondCut);
     expect(follower.logEndOffset).toBe(8);
 
-    expect(state.nextRequest(follower)).toEqual({ kind: "fetch", currentLeaderEpoch: 4, fetchOffset: 8, lastFetchedEpoch: 1 });
+    expect(state.nextRequest(follower)).toEqual({
+      kind: "fetch",
+      currentLeaderEpoch: 4,
+      fetchOffset: 8,
+      lastFetchedEpoch: 1,
+    });
   });
 });
 
@@ -112,7 +151,12 @@ describe("replication: follower: FollowerState", () => {
   test("an empty log skips straight to fetching from offset 0 with no last fetched epoch", () => {
     const state = new FollowerState({ leaderId: 2, leaderEpoch: 5, highWatermark: 0 });
     const empty = log(0);
-    expect(state.nextRequest(empty)).toEqual({ kind: "fetch", currentLeaderEpoch: 5, fetchOffset: 0, lastFetchedEpoch: -1 });
+    expect(state.nextRequest(empty)).toEqual({
+      kind: "fetch",
+      currentLeaderEpoch: 5,
+      fetchOffset: 0,
+      lastFetchedEpoch: -1,
+    });
     expect(state.phase).toBe("fetching");
     // An OffsetForLeaderEpoch answer arriving now changes nothing.
     expect(state.onEpochEndOffset(empty, { epoch: 5, endOffset: 0 })).toBeNull();
@@ -122,13 +166,22 @@ describe("replication: follower: FollowerState", () => {
   test("a log whose only epoch entry starts at its end has no batch: straight to fetching", () => {
     const state = new FollowerState({ leaderId: 2, leaderEpoch: 5, highWatermark: 0 });
     const l = log(0, [3, 0]);
-    expect(state.nextRequest(l)).toEqual({ kind: "fetch", currentLeaderEpoch: 5, fetchOffset: 0, lastFetchedEpoch: -1 });
+    expect(state.nextRequest(l)).toEqual({
+      kind: "fetch",
+      currentLeaderEpoch: 5,
+      fetchOffset: 0,
+      lastFetchedEpoch: -1,
+    });
   });
 
   test("asks OffsetForLeaderEpoch for the epoch of its last batch, repeatedly until answered", () => {
     const state = new FollowerState({ leaderId: 2, leaderEpoch: 5, highWatermark: 0 });
     const l = log(15, [1, 0], [3, 10]);
-    const request: FollowerRequest = { kind: "offsetForLeaderEpoch", currentLeaderEpoch: 5, epoch: 3 };
+    const request: FollowerRequest = {
+      kind: "offsetForLeaderEpoch",
+      currentLeaderEpoch: 5,
+      epoch: 3,
+    };
     expect(state.nextRequest(l)).toEqual(request);
     expect(state.nextRequest(l)).toEqual(request);
     expect(state.phase).toBe("truncating");
@@ -140,7 +193,12 @@ describe("replication: follower: FollowerState", () => {
     state.nextRequest(l);
     expect(state.onEpochEndOffset(l, { epoch: 3, endOffset: 15 })).toBeNull();
     expect(state.phase).toBe("fetching");
-    expect(state.nextRequest(l)).toEqual({ kind: "fetch", currentLeaderEpoch: 5, fetchOffset: 15, lastFetchedEpoch: 3 });
+    expect(state.nextRequest(l)).toEqual({
+      kind: "fetch",
+      currentLeaderEpoch: 5,
+      fetchOffset: 15,
+      lastFetchedEpoch: 3,
+    });
   });
 
   test("after a cut: a fetch from the new log end with the epoch of the batch now last", () => {
@@ -150,7 +208,12 @@ describe("replication: follower: FollowerState", () => {
     const cut = state.onEpochEndOffset(l, { epoch: 3, endOffset: 12 });
     expect(cut).toBe(12);
     truncate(l, cut);
-    expect(state.nextRequest(l)).toEqual({ kind: "fetch", currentLeaderEpoch: 5, fetchOffset: 12, lastFetchedEpoch: 3 });
+    expect(state.nextRequest(l)).toEqual({
+      kind: "fetch",
+      currentLeaderEpoch: 5,
+      fetchOffset: 12,
+      lastFetchedEpoch: 3,
+    });
     // Cut to exactly where epoch 3 began: the last batch is epoch 1's.
     const other = new FollowerState({ leaderId: 2, leaderEpoch: 5, highWatermark: 0 });
     const l2 = log(15, [1, 0], [3, 10]);
@@ -158,7 +221,12 @@ describe("replication: follower: FollowerState", () => {
     const cut2 = other.onEpochEndOffset(l2, { epoch: 3, endOffset: 10 });
     expect(cut2).toBe(10);
     truncate(l2, cut2);
-    expect(other.nextRequest(l2)).toEqual({ kind: "fetch", currentLeaderEpoch: 5, fetchOffset: 10, lastFetchedEpoch: 1 });
+    expect(other.nextRequest(l2)).toEqual({
+      kind: "fetch",
+      currentLeaderEpoch: 5,
+      fetchOffset: 10,
+      lastFetchedEpoch: 1,
+    });
   });
 
   test("onFetched sets the high watermark to min(leader high watermark, log end) and never lowers it", () => {
@@ -210,7 +278,12 @@ describe("replication: follower: FollowerState", () => {
     expect(cut).toBe(12);
     expect(state.phase).toBe("fetching");
     truncate(l, cut);
-    expect(state.nextRequest(l)).toEqual({ kind: "fetch", currentLeaderEpoch: 5, fetchOffset: 12, lastFetchedEpoch: 3 });
+    expect(state.nextRequest(l)).toEqual({
+      kind: "fetch",
+      currentLeaderEpoch: 5,
+      fetchOffset: 12,
+      lastFetchedEpoch: 3,
+    });
   });
 
   test("onDiverging naming an epoch the follower never had: cut and go back to OffsetForLeaderEpoch", () => {
@@ -222,7 +295,11 @@ describe("replication: follower: FollowerState", () => {
     expect(cut).toBe(10);
     expect(state.phase).toBe("truncating");
     truncate(l, cut);
-    expect(state.nextRequest(l)).toEqual({ kind: "offsetForLeaderEpoch", currentLeaderEpoch: 5, epoch: 1 });
+    expect(state.nextRequest(l)).toEqual({
+      kind: "offsetForLeaderEpoch",
+      currentLeaderEpoch: 5,
+      epoch: 1,
+    });
     const last = state.onEpochEndOffset(l, { epoch: 1, endOffset: 8 });
     expect(last).toBe(8);
     expect(state.phase).toBe("fetching");

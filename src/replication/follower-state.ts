@@ -16,10 +16,19 @@
  * the leader) before its truncation for this leader epoch has finished, so what it
  * reports is a prefix of the leader's log.
  */
-import { type EpochEndOffset, type LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_OFFSET } from "./leader-epoch-cache.ts";
+import {
+  type EpochEndOffset,
+  type LeaderEpochCache,
+  UNDEFINED_EPOCH,
+  UNDEFINED_OFFSET,
+} from "./leader-epoch-cache.ts";
 
 export type FollowerRequest =
-  | { readonly kind: "offsetForLeaderEpoch"; readonly currentLeaderEpoch: number; readonly epoch: number }
+  | {
+      readonly kind: "offsetForLeaderEpoch";
+      readonly currentLeaderEpoch: number;
+      readonly epoch: number;
+    }
   | {
       readonly kind: "fetch";
       readonly currentLeaderEpoch: number;
@@ -49,11 +58,17 @@ export function truncationPoint(
 ): { truncateTo: number; done: boolean } {
   const end = log.logEndOffset;
   // The leader holds no epoch at or below ours: keep only what we know is committed.
-  if (answer.epoch === UNDEFINED_EPOCH) return { truncateTo: Math.min(highWatermark, end), done: true };
+  if (answer.epoch === UNDEFINED_EPOCH)
+    return { truncateTo: Math.min(highWatermark, end), done: true };
   if (answer.endOffset === UNDEFINED_OFFSET) return { truncateTo: end, done: true };
-  if (answer.epoch === askedEpoch) return { truncateTo: Math.min(answer.endOffset, end), done: true };
+  if (answer.epoch === askedEpoch)
+    return { truncateTo: Math.min(answer.endOffset, end), done: true };
   const ours = log.epochs.endOffsetFor(answer.epoch, end);
-  const cut = Math.min(answer.endOffset, ours.endOffset === UNDEFINED_OFFSET ? end : ours.endOffset, end);
+  const cut = Math.min(
+    answer.endOffset,
+    ours.endOffset === UNDEFINED_OFFSET ? end : ours.endOffset,
+    end,
+  );
   return { truncateTo: cut, done: ours.epoch === answer.epoch };
 }
 
@@ -105,13 +120,22 @@ export class FollowerState {
    */
   onEpochEndOffset(log: FollowerLogView, answer: EpochEndOffset): number | null {
     if (this.#phase !== "truncating") return null;
-    const { truncateTo, done } = truncationPoint(log, this.#askedEpoch, answer, this.#highWatermark);
+    const { truncateTo, done } = truncationPoint(
+      log,
+      this.#askedEpoch,
+      answer,
+      this.#highWatermark,
+    );
     if (done) this.#phase = "fetching";
     return this.#cut(log, truncateTo);
   }
 
   /** A fetch answer with a diverging epoch: cut as for an OffsetForLeaderEpoch answer. */
-  onDiverging(log: FollowerLogView, fetchedEpoch: number, diverging: EpochEndOffset): number | null {
+  onDiverging(
+    log: FollowerLogView,
+    fetchedEpoch: number,
+    diverging: EpochEndOffset,
+  ): number | null {
     const { truncateTo, done } = truncationPoint(log, fetchedEpoch, diverging, this.#highWatermark);
     if (!done) this.#phase = "truncating";
     return this.#cut(log, truncateTo);

@@ -1,6 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { AssertionError } from "../util/assert.ts";
-import { type EpochEntry, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_OFFSET } from "./leader-epoch-cache.ts";
+import {
+  type EpochEntry,
+  LeaderEpochCache,
+  UNDEFINED_EPOCH,
+  UNDEFINED_OFFSET,
+} from "./leader-epoch-cache.ts";
 
 /** A cache holding `entries` (as a log that wrote them in order would have). */
 function cache(...entries: [epoch: number, startOffset: number][]): LeaderEpochCache {
@@ -25,7 +30,11 @@ describe("replication: epoch cache: assign", () => {
     expect(c.assign(1, 0)).toBe(true);
     expect(c.assign(3, 10)).toBe(true);
     expect(c.assign(4, 12)).toBe(true);
-    expect(pairs(c)).toEqual([[1, 0], [3, 10], [4, 12]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 10],
+      [4, 12],
+    ]);
     expect(c.latestEpoch()).toBe(4);
   });
 
@@ -33,29 +42,48 @@ describe("replication: epoch cache: assign", () => {
     const c = cache([1, 0], [3, 10]);
     expect(c.assign(3, 10)).toBe(false);
     expect(c.assign(3, 25)).toBe(false);
-    expect(pairs(c)).toEqual([[1, 0], [3, 10]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 10],
+    ]);
   });
 
   test("the latest epoch at an earlier start replaces its entry", () => {
     const c = cache([1, 0], [3, 10]);
     expect(c.assign(3, 7)).toBe(true);
-    expect(pairs(c)).toEqual([[1, 0], [3, 7]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 7],
+    ]);
   });
 
   test("a lower epoch drops the entries of that epoch and later", () => {
     const c = cache([1, 0], [3, 10], [5, 20]);
     expect(c.assign(4, 25)).toBe(true);
-    expect(pairs(c)).toEqual([[1, 0], [3, 10], [4, 25]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 10],
+      [4, 25],
+    ]);
     expect(c.assign(3, 30)).toBe(true);
-    expect(pairs(c)).toEqual([[1, 0], [3, 30]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 30],
+    ]);
   });
 
   test("a higher epoch starting at or before an existing entry drops the entries it contradicts", () => {
     const c = cache([1, 0], [3, 10], [5, 20]);
     expect(c.assign(6, 10)).toBe(true);
-    expect(pairs(c)).toEqual([[1, 0], [6, 10]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [6, 10],
+    ]);
     expect(c.assign(7, 5)).toBe(true);
-    expect(pairs(c)).toEqual([[1, 0], [7, 5]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [7, 5],
+    ]);
   });
 
   test("an older epoch than the first entry, or at offset 0, leaves only itself", () => {
@@ -73,7 +101,10 @@ describe("replication: epoch cache: assign", () => {
       { epoch: 3, startOffset: 10 },
       { epoch: 2, startOffset: 12 },
     ]);
-    expect(pairs(c)).toEqual([[1, 0], [2, 12]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [2, 12],
+    ]);
   });
 
   test("entries() is a copy", () => {
@@ -154,11 +185,21 @@ describe("replication: epoch cache: truncation", () => {
   test("truncateFromEnd drops the epochs starting at or after the new end", () => {
     const c = cache([1, 0], [3, 10], [5, 20]);
     c.truncateFromEnd(25);
-    expect(pairs(c)).toEqual([[1, 0], [3, 10], [5, 20]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 10],
+      [5, 20],
+    ]);
     c.truncateFromEnd(20);
-    expect(pairs(c)).toEqual([[1, 0], [3, 10]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 10],
+    ]);
     c.truncateFromEnd(11);
-    expect(pairs(c)).toEqual([[1, 0], [3, 10]]);
+    expect(pairs(c)).toEqual([
+      [1, 0],
+      [3, 10],
+    ]);
     c.truncateFromEnd(10);
     expect(pairs(c)).toEqual([[1, 0]]);
     c.truncateFromEnd(0);
@@ -169,7 +210,10 @@ describe("replication: epoch cache: truncation", () => {
   test("truncateFromStart moves the covering epoch's start and drops the ones before it", () => {
     const c = cache([1, 0], [3, 10], [5, 20]);
     c.truncateFromStart(12);
-    expect(pairs(c)).toEqual([[3, 12], [5, 20]]);
+    expect(pairs(c)).toEqual([
+      [3, 12],
+      [5, 20],
+    ]);
   });
 
   test("truncateFromStart at an epoch's exact start drops only the earlier epochs", () => {
@@ -187,7 +231,10 @@ describe("replication: epoch cache: truncation", () => {
   test("truncateFromStart before the first entry changes nothing", () => {
     const c = cache([3, 10], [5, 20]);
     c.truncateFromStart(4);
-    expect(pairs(c)).toEqual([[3, 10], [5, 20]]);
+    expect(pairs(c)).toEqual([
+      [3, 10],
+      [5, 20],
+    ]);
     const empty = new LeaderEpochCache();
     empty.truncateFromStart(4);
     expect(empty.entries()).toEqual([]);

@@ -64,7 +64,8 @@ export class LeaderEpochCache {
   assign(epoch: number, startOffset: number): boolean {
     assert(epoch >= 0 && startOffset >= 0, `Bad epoch entry ${epoch}@${startOffset}`);
     const latest = this.#entries.at(-1);
-    if (latest !== undefined && latest.epoch === epoch && latest.startOffset <= startOffset) return false;
+    if (latest !== undefined && latest.epoch === epoch && latest.startOffset <= startOffset)
+      return false;
     this.#entries = this.#entries.filter((e) => e.epoch < epoch && e.startOffset < startOffset);
     this.#entries.push({ epoch, startOffset });
     return true;
@@ -99,7 +100,8 @@ export class LeaderEpochCache {
    */
   truncateFromStart(startOffset: number): void {
     let covering = -1;
-    for (let i = 0; i < this.#entries.length; i++) if (this.#entries[i]!.startOffset <= startOffset) covering = i;
+    for (let i = 0; i < this.#entries.length; i++)
+      if (this.#entries[i]!.startOffset <= startOffset) covering = i;
     if (covering === -1) return;
     const kept = this.#entries.slice(covering);
     kept[0] = { epoch: kept[0]!.epoch, startOffset };

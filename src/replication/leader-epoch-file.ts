@@ -39,7 +39,8 @@ export function readLeaderEpochs(dir: string): EpochEntry[] | null {
   const lines = text.split("\n");
   if (lines.at(-1) === "") lines.pop();
   const count = Number(lines[1]);
-  if (lines[0] !== VERSION || !Number.isSafeInteger(count) || lines.length !== count + 2) return null;
+  if (lines[0] !== VERSION || !Number.isSafeInteger(count) || lines.length !== count + 2)
+    return null;
   const entries: EpochEntry[] = [];
   for (const line of lines.slice(2)) {
     const match = /^(\d+) (\d+)$/.exec(line);
@@ -48,7 +49,8 @@ export function readLeaderEpochs(dir: string): EpochEntry[] | null {
     const startOffset = Number(match[2]);
     const previous = entries.at(-1);
     if (!Number.isSafeInteger(epoch) || !Number.isSafeInteger(startOffset)) return null;
-    if (previous !== undefined && (epoch <= previous.epoch || startOffset <= previous.startOffset)) return null;
+    if (previous !== undefined && (epoch <= previous.epoch || startOffset <= previous.startOffset))
+      return null;
     entries.push({ epoch, startOffset });
   }
   return entries;

@@ -44,7 +44,10 @@ function leaderLog(takeover: number): TestLog {
 }
 
 /** A leader of partition 0 taking over a log ending at `takeover`, with `highWatermark` checkpointed, at time 0. */
-function setup(isr: number[], options: { takeover?: number; highWatermark?: number; replicas?: number[] } = {}) {
+function setup(
+  isr: number[],
+  options: { takeover?: number; highWatermark?: number; replicas?: number[] } = {},
+) {
   const takeover = options.takeover ?? 10;
   const log = leaderLog(takeover);
   const state = new LeaderState({
@@ -65,27 +68,58 @@ function append(state: LeaderState, log: TestLog, endOffset: number): boolean {
 }
 
 /** A well-behaved follower's fetch: its log is a prefix of the leader's, so its last epoch is the leader's at that offset. */
-function fetch(state: LeaderState, log: LeaderLogView, replicaId: number, fetchOffset: number, nowMs: number) {
+function fetch(
+  state: LeaderState,
+  log: LeaderLogView,
+  replicaId: number,
+  fetchOffset: number,
+  nowMs: number,
+) {
   const lastFetchedEpoch = log.epochs.epochOfLastBatch(fetchOffset);
-  return state.onFollowerFetch(log, { replicaId, currentLeaderEpoch: LEADER_EPOCH, fetchOffset, lastFetchedEpoch }, nowMs);
+  return state.onFollowerFetch(
+    log,
+    { replicaId, currentLeaderEpoch: LEADER_EPOCH, fetchOffset, lastFetchedEpoch },
+    nowMs,
+  );
 }
 
 function accepted(request: AlterPartitionRequest, partitionEpoch: number): AlterPartitionResult {
-  return { ok: true, leader: LEADER, leaderEpoch: LEADER_EPOCH, partitionEpoch, isr: [...request.newIsr] };
+  return {
+    ok: true,
+    leader: LEADER,
+    leaderEpoch: LEADER_EPOCH,
+    partitionEpoch,
+    isr: [...request.newIsr],
+  };
 }
 
-function refused(partitionEpoch: number, error: "invalidUpdateVersion" | "ineligibleReplica" = "invalidUpdateVersion"): AlterPartitionResult {
+function refused(
+  partitionEpoch: number,
+  error: "invalidUpdateVersion" | "ineligibleReplica" = "invalidUpdateVersion",
+): AlterPartitionResult {
   return { ok: false, error, partitionEpoch, message: "refused" };
 }
 
 function request(newIsr: number[], partitionEpoch = PARTITION_EPOCH): AlterPartitionRequest {
-  return { brokerId: LEADER, topicId: TOPIC_ID, partition: 0, leaderEpoch: LEADER_EPOCH, partitionEpoch, newIsr };
+  return {
+    brokerId: LEADER,
+    topicId: TOPIC_ID,
+    partition: 0,
+    leaderEpoch: LEADER_EPOCH,
+    partitionEpoch,
+    newIsr,
+  };
 }
 
 describe("replication: leader: construction", () => {
   test("takes the partition image's state; ISR followers get a lag window from the takeover", () => {
     const state = new LeaderState({
-      nodeId: 1, topicId: TOPIC_ID, partition: partition([1, 2]), logEndOffset: 10, highWatermark: 6, nowMs: 500,
+      nodeId: 1,
+      topicId: TOPIC_ID,
+      partition: partition([1, 2]),
+      logEndOffset: 10,
+      highWatermark: 6,
+      nowMs: 500,
     });
     expect(state.partitionIndex).toBe(0);
     expect(state.leaderEpoch).toBe(LEADER_EPOCH);
@@ -96,9 +130,17 @@ describe("replication: leader: construction", () => {
     expect(state.pendingIsr).toBeNull();
     expect(state.maximalIsr()).toEqual([1, 2]);
     expect(state.follower(1)).toBeUndefined();
-    expect(state.follower(2)).toEqual({ logEndOffset: -1, lastCaughtUpMs: 500, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1 });
+    expect(state.follower(2)).toEqual({
+      logEndOffset: -1,
+      lastCaughtUpMs: 500,
+      lastFetchMs: -Infinity,
+      lastFetchLeaderLogEndOffset: -1,
+    });
     expect(state.follower(3)).toEqual({
-      logEndOffset: -1, lastCaughtUpMs: -Infinity, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1,
+      logEndOffset: -1,
+      lastCaughtUpMs: -Infinity,
+      lastFetchMs: -Infinity,
+      lastFetchLeaderLogEndOffset: -1,
     });
     expect(REPLICA_LAG_TIME_MAX_MS_DEFAULT).toBe(30_000);
     expect(ALTER_PARTITION_RETRY_MS).toBe(2_000);
@@ -106,12 +148,24 @@ describe("replication: leader: construction", () => {
 
   test("a partition led by another node, or a high watermark beyond the log end, is a programmer error", () => {
     const base = { nodeId: 2, topicId: TOPIC_ID, logEndOffset: 10, highWatermark: 10, nowMs: 0 };
-    expect(() => new LeaderState({ ...base, partition: partition([1, 2]) })).toThrow(AssertionError);
-    expect(() => new LeaderState({ ...base, nodeId: 1, highWatermark: 11, partition: partition([1, 2]) })).toThrow(AssertionError);
+    expect(() => new LeaderState({ ...base, partition: partition([1, 2]) })).toThrow(
+      AssertionError,
+    );
+    expect(
+      () =>
+        new LeaderState({ ...base, nodeId: 1, highWatermark: 11, partition: partition([1, 2]) }),
+    ).toThrow(AssertionError);
   });
 
   test("the default lag time is 30 s", () => {
-    const state = new LeaderState({ nodeId: 1, topicId: TOPIC_ID, partition: partition([1, 2]), logEndOffset: 10, highWatermark: 10, nowMs: 0 });
+    const state = new LeaderState({
+      nodeId: 1,
+      topicId: TOPIC_ID,
+      partition: partition([1, 2]),
+      logEndOffset: 10,
+      highWatermark: 10,
+      nowMs: 0,
+    });
     expect(state.isrChangeToPropose(30_000)).toBeNull();
     expect(state.isrChangeToPropose(30_001)).toEqual(request([1]));
   });
@@ -133,12 +187,32 @@ describe("replication: leader: high watermark", () => {
     const { log, state } = setup([1, 2, 3], { highWatermark: 6 });
     expect(append(state, log, 20)).toBe(false);
     expect(state.highWatermark).toBe(6);
-    expect(fetch(state, log, 2, 15, 100)).toEqual({ kind: "read", fromOffset: 15, highWatermark: 6 });
-    expect(fetch(state, log, 3, 12, 100)).toEqual({ kind: "read", fromOffset: 12, highWatermark: 12 });
-    expect(fetch(state, log, 2, 20, 200)).toEqual({ kind: "read", fromOffset: 20, highWatermark: 12 });
-    expect(fetch(state, log, 3, 20, 200)).toEqual({ kind: "read", fromOffset: 20, highWatermark: 20 });
+    expect(fetch(state, log, 2, 15, 100)).toEqual({
+      kind: "read",
+      fromOffset: 15,
+      highWatermark: 6,
+    });
+    expect(fetch(state, log, 3, 12, 100)).toEqual({
+      kind: "read",
+      fromOffset: 12,
+      highWatermark: 12,
+    });
+    expect(fetch(state, log, 2, 20, 200)).toEqual({
+      kind: "read",
+      fromOffset: 20,
+      highWatermark: 12,
+    });
+    expect(fetch(state, log, 3, 20, 200)).toEqual({
+      kind: "read",
+      fromOffset: 20,
+      highWatermark: 20,
+    });
     // A follower asking from lower down (it truncated) records it, but the high watermark stays.
-    expect(fetch(state, log, 2, 18, 300)).toEqual({ kind: "read", fromOffset: 18, highWatermark: 20 });
+    expect(fetch(state, log, 2, 18, 300)).toEqual({
+      kind: "read",
+      fromOffset: 18,
+      highWatermark: 20,
+    });
     expect(state.follower(2)!.logEndOffset).toBe(18);
     expect(state.highWatermark).toBe(20);
     expect(append(state, log, 25)).toBe(false);
@@ -147,19 +221,33 @@ describe("replication: leader: high watermark", () => {
 
   test("a follower's fetch with an empty log (offset 0, no last epoch) records offset 0", () => {
     const { log, state } = setup([1, 2], { takeover: 0, highWatermark: 0 });
-    expect(state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 0, lastFetchedEpoch: -1 }, 5))
-      .toEqual({ kind: "read", fromOffset: 0, highWatermark: 0 });
+    expect(
+      state.onFollowerFetch(
+        log,
+        { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 0, lastFetchedEpoch: -1 },
+        5,
+      ),
+    ).toEqual({ kind: "read", fromOffset: 0, highWatermark: 0 });
     expect(state.follower(2)!.logEndOffset).toBe(0);
   });
 });
 
 describe("replication: leader: follower fetch", () => {
-  const initial = { logEndOffset: -1, lastCaughtUpMs: 0, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1 };
+  const initial = {
+    logEndOffset: -1,
+    lastCaughtUpMs: 0,
+    lastFetchMs: -Infinity,
+    lastFetchLeaderLogEndOffset: -1,
+  };
 
   test("a stale current leader epoch is fenced, a newer one unknown", () => {
     const { log, state } = setup([1, 2]);
     const ask = (currentLeaderEpoch: number) =>
-      state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch, fetchOffset: 10, lastFetchedEpoch: 2 }, 50);
+      state.onFollowerFetch(
+        log,
+        { replicaId: 2, currentLeaderEpoch, fetchOffset: 10, lastFetchedEpoch: 2 },
+        50,
+      );
     expect(ask(LEADER_EPOCH - 1)).toEqual({ kind: "error", error: "fencedLeaderEpoch" });
     expect(ask(LEADER_EPOCH + 1)).toEqual({ kind: "error", error: "unknownLeaderEpoch" });
     expect(state.follower(2)).toEqual(initial);
@@ -167,14 +255,22 @@ describe("replication: leader: follower fetch", () => {
 
   test("a current leader epoch of -1 (older Fetch versions) is not checked", () => {
     const { log, state } = setup([1, 2]);
-    const answer = state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch: -1, fetchOffset: 0, lastFetchedEpoch: -1 }, 50);
+    const answer = state.onFollowerFetch(
+      log,
+      { replicaId: 2, currentLeaderEpoch: -1, fetchOffset: 0, lastFetchedEpoch: -1 },
+      50,
+    );
     expect(answer.kind).toBe("read");
   });
 
   test("a node that is not a follower replica (or the leader itself) is notReplica", () => {
     const { log, state } = setup([1, 2]);
     const ask = (replicaId: number) =>
-      state.onFollowerFetch(log, { replicaId, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 10, lastFetchedEpoch: 2 }, 50);
+      state.onFollowerFetch(
+        log,
+        { replicaId, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 10, lastFetchedEpoch: 2 },
+        50,
+      );
     expect(ask(7)).toEqual({ kind: "error", error: "notReplica" });
     expect(ask(LEADER)).toEqual({ kind: "error", error: "notReplica" });
     expect(state.follower(7)).toBeUndefined();
@@ -184,7 +280,11 @@ describe("replication: leader: follower fetch", () => {
     const { log, state } = setup([1, 2]);
     log.logStartOffset = 5;
     const ask = (fetchOffset: number) =>
-      state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset, lastFetchedEpoch: -1 }, 50);
+      state.onFollowerFetch(
+        log,
+        { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset, lastFetchedEpoch: -1 },
+        50,
+      );
     expect(ask(11)).toEqual({ kind: "error", error: "offsetOutOfRange" });
     expect(ask(4)).toEqual({ kind: "error", error: "offsetOutOfRange" });
     expect(state.follower(2)).toEqual(initial);
@@ -194,8 +294,16 @@ describe("replication: leader: follower fetch", () => {
   test("a last fetched epoch the leader never had is diverging at the end of the leader's epoch below it; no progress", () => {
     const { log, state } = setup([1, 2], { highWatermark: 8 });
     append(state, log, 20);
-    const answer = state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 12, lastFetchedEpoch: 3 }, 50);
-    expect(answer).toEqual({ kind: "diverging", diverging: { epoch: 2, endOffset: 10 }, highWatermark: 8 });
+    const answer = state.onFollowerFetch(
+      log,
+      { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 12, lastFetchedEpoch: 3 },
+      50,
+    );
+    expect(answer).toEqual({
+      kind: "diverging",
+      diverging: { epoch: 2, endOffset: 10 },
+      highWatermark: 8,
+    });
     expect(state.follower(2)).toEqual(initial);
     expect(state.highWatermark).toBe(8);
   });
@@ -203,16 +311,32 @@ describe("replication: leader: follower fetch", () => {
   test("a last fetched epoch that ends in the leader's log before the fetch offset is diverging; no progress", () => {
     const { log, state } = setup([1, 2], { highWatermark: 8 });
     append(state, log, 20);
-    const answer = state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 12, lastFetchedEpoch: 2 }, 50);
-    expect(answer).toEqual({ kind: "diverging", diverging: { epoch: 2, endOffset: 10 }, highWatermark: 8 });
+    const answer = state.onFollowerFetch(
+      log,
+      { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 12, lastFetchedEpoch: 2 },
+      50,
+    );
+    expect(answer).toEqual({
+      kind: "diverging",
+      diverging: { epoch: 2, endOffset: 10 },
+      highWatermark: 8,
+    });
     expect(state.follower(2)).toEqual(initial);
   });
 
   test("a fetch beyond the log end in the leader's latest epoch is diverging at the log end", () => {
     const { log, state } = setup([1, 2], { highWatermark: 8 });
     append(state, log, 20);
-    const answer = state.onFollowerFetch(log, { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 21, lastFetchedEpoch: 4 }, 50);
-    expect(answer).toEqual({ kind: "diverging", diverging: { epoch: 4, endOffset: 20 }, highWatermark: 8 });
+    const answer = state.onFollowerFetch(
+      log,
+      { replicaId: 2, currentLeaderEpoch: LEADER_EPOCH, fetchOffset: 21, lastFetchedEpoch: 4 },
+      50,
+    );
+    expect(answer).toEqual({
+      kind: "diverging",
+      diverging: { epoch: 4, endOffset: 20 },
+      highWatermark: 8,
+    });
     expect(state.follower(2)).toEqual(initial);
   });
 
@@ -221,18 +345,38 @@ describe("replication: leader: follower fetch", () => {
     append(state, log, 20);
     // Behind, with no previous fetch: caught-up time stays the takeover's.
     fetch(state, log, 2, 10, 100);
-    expect(state.follower(2)).toEqual({ logEndOffset: 10, lastCaughtUpMs: 0, lastFetchMs: 100, lastFetchLeaderLogEndOffset: 20 });
+    expect(state.follower(2)).toEqual({
+      logEndOffset: 10,
+      lastCaughtUpMs: 0,
+      lastFetchMs: 100,
+      lastFetchLeaderLogEndOffset: 20,
+    });
     append(state, log, 30);
     // Still behind the log end of its previous fetch (20): nothing changes.
     fetch(state, log, 2, 15, 200);
-    expect(state.follower(2)).toEqual({ logEndOffset: 15, lastCaughtUpMs: 0, lastFetchMs: 200, lastFetchLeaderLogEndOffset: 30 });
+    expect(state.follower(2)).toEqual({
+      logEndOffset: 15,
+      lastCaughtUpMs: 0,
+      lastFetchMs: 200,
+      lastFetchLeaderLogEndOffset: 30,
+    });
     // Reaching 30, the leader's log end at the fetch of time 200: caught up as of 200.
     append(state, log, 40);
     fetch(state, log, 2, 30, 300);
-    expect(state.follower(2)).toEqual({ logEndOffset: 30, lastCaughtUpMs: 200, lastFetchMs: 300, lastFetchLeaderLogEndOffset: 40 });
+    expect(state.follower(2)).toEqual({
+      logEndOffset: 30,
+      lastCaughtUpMs: 200,
+      lastFetchMs: 300,
+      lastFetchLeaderLogEndOffset: 40,
+    });
     // At the log end: caught up now.
     fetch(state, log, 2, 40, 400);
-    expect(state.follower(2)).toEqual({ logEndOffset: 40, lastCaughtUpMs: 400, lastFetchMs: 400, lastFetchLeaderLogEndOffset: 40 });
+    expect(state.follower(2)).toEqual({
+      logEndOffset: 40,
+      lastCaughtUpMs: 400,
+      lastFetchMs: 400,
+      lastFetchLeaderLogEndOffset: 40,
+    });
   });
 });
 
@@ -344,7 +488,13 @@ describe("replication: leader: AlterPartition", () => {
 
   test("ok adopts the controller's ISR and partition epoch, and the next change can be proposed", () => {
     const { state, sent } = pendingExpand();
-    state.onAlterPartitionResult(sent, { ok: true, leader: 1, leaderEpoch: LEADER_EPOCH, partitionEpoch: 9, isr: [1, 2, 3] });
+    state.onAlterPartitionResult(sent, {
+      ok: true,
+      leader: 1,
+      leaderEpoch: LEADER_EPOCH,
+      partitionEpoch: 9,
+      isr: [1, 2, 3],
+    });
     expect(state.isr).toEqual([1, 2, 3]);
     expect(state.partitionEpoch).toBe(9);
     expect(state.pendingIsr).toBeNull();
@@ -354,11 +504,23 @@ describe("replication: leader: AlterPartition", () => {
 
   test("an ok answer older than what is known, or of another leader epoch, adopts nothing", () => {
     const { state, sent } = pendingExpand();
-    state.onAlterPartitionResult(sent, { ok: true, leader: 1, leaderEpoch: LEADER_EPOCH, partitionEpoch: PARTITION_EPOCH, isr: [1] });
+    state.onAlterPartitionResult(sent, {
+      ok: true,
+      leader: 1,
+      leaderEpoch: LEADER_EPOCH,
+      partitionEpoch: PARTITION_EPOCH,
+      isr: [1],
+    });
     expect(state.isr).toEqual([1, 2]);
     expect(state.partitionEpoch).toBe(PARTITION_EPOCH);
     expect(state.pendingIsr).toBeNull();
-    state.onAlterPartitionResult(sent, { ok: true, leader: 1, leaderEpoch: LEADER_EPOCH + 1, partitionEpoch: 12, isr: [1] });
+    state.onAlterPartitionResult(sent, {
+      ok: true,
+      leader: 1,
+      leaderEpoch: LEADER_EPOCH + 1,
+      partitionEpoch: 12,
+      isr: [1],
+    });
     expect(state.isr).toEqual([1, 2]);
     expect(state.partitionEpoch).toBe(PARTITION_EPOCH);
   });
@@ -401,7 +563,9 @@ describe("replication: leader: AlterPartition", () => {
     expect(state.isrChangeToPropose(LAG_MS + 2 + 10 * ALTER_PARTITION_RETRY_MS)).toBeNull();
     // Once the log grows past it and it lags, the next proposal is based on the new partition epoch.
     append(state, log, 25);
-    expect(state.isrChangeToPropose(LAG_MS + 2 + 10 * ALTER_PARTITION_RETRY_MS)).toEqual(request([1], PARTITION_EPOCH + 1));
+    expect(state.isrChangeToPropose(LAG_MS + 2 + 10 * ALTER_PARTITION_RETRY_MS)).toEqual(
+      request([1], PARTITION_EPOCH + 1),
+    );
   });
 
   test("an answer to a request that is no longer pending is ignored", () => {
@@ -424,18 +588,31 @@ describe("replication: leader: AlterPartition", () => {
   test("metadata with a new replica starts tracking it", () => {
     const { log, state } = setup([1, 2]);
     expect(fetch(state, log, 4, 10, 10)).toEqual({ kind: "error", error: "notReplica" });
-    state.onMetadata(partition([1, 2], { replicas: [1, 2, 3, 4], partitionEpoch: PARTITION_EPOCH + 1 }));
+    state.onMetadata(
+      partition([1, 2], { replicas: [1, 2, 3, 4], partitionEpoch: PARTITION_EPOCH + 1 }),
+    );
     expect(state.follower(4)).toEqual({
-      logEndOffset: -1, lastCaughtUpMs: -Infinity, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1,
+      logEndOffset: -1,
+      lastCaughtUpMs: -Infinity,
+      lastFetchMs: -Infinity,
+      lastFetchLeaderLogEndOffset: -1,
     });
-    expect(fetch(state, log, 4, 10, 20)).toEqual({ kind: "read", fromOffset: 10, highWatermark: 10 });
+    expect(fetch(state, log, 4, 10, 20)).toEqual({
+      kind: "read",
+      fromOffset: 10,
+      highWatermark: 10,
+    });
     expect(state.isrChangeToPropose(20)).toEqual(request([1, 2, 4], PARTITION_EPOCH + 1));
   });
 
   test("metadata of another leadership is a programmer error", () => {
     const { state } = setup([1, 2]);
-    expect(() => state.onMetadata(partition([1, 2], { leaderEpoch: LEADER_EPOCH + 1, partitionEpoch: 9 }))).toThrow(AssertionError);
-    expect(() => state.onMetadata(partition([2], { leader: 2, partitionEpoch: 9 }))).toThrow(AssertionError);
+    expect(() =>
+      state.onMetadata(partition([1, 2], { leaderEpoch: LEADER_EPOCH + 1, partitionEpoch: 9 })),
+    ).toThrow(AssertionError);
+    expect(() => state.onMetadata(partition([2], { leader: 2, partitionEpoch: 9 }))).toThrow(
+      AssertionError,
+    );
   });
 });
 
@@ -482,7 +659,11 @@ describe("replication: leader: acks=all", () => {
 describe("replication: leader: replicas and idle logs", () => {
   test("a replica the metadata moved off the partition is refused as notReplica", () => {
     const { log, state } = setup([1, 2, 3]);
-    expect(fetch(state, log, 3, 10, 5)).toEqual({ kind: "read", fromOffset: 10, highWatermark: 10 });
+    expect(fetch(state, log, 3, 10, 5)).toEqual({
+      kind: "read",
+      fromOffset: 10,
+      highWatermark: 10,
+    });
     state.onMetadata(partition([1, 2], { replicas: [1, 2], partitionEpoch: PARTITION_EPOCH + 1 }));
     expect(fetch(state, log, 3, 10, 6)).toEqual({ kind: "error", error: "notReplica" });
     expect(state.follower(3)).toBeUndefined();
@@ -514,8 +695,14 @@ describe("replication: leader: ISR eligibility", () => {
     const eligible = new Set([2]);
     const log = leaderLog(10);
     const state = new LeaderState({
-      nodeId: LEADER, topicId: TOPIC_ID, partition: partition([1]), logEndOffset: 10, highWatermark: 10, nowMs: 0,
-      lagTimeMaxMs: LAG_MS, isEligible: (id) => eligible.has(id),
+      nodeId: LEADER,
+      topicId: TOPIC_ID,
+      partition: partition([1]),
+      logEndOffset: 10,
+      highWatermark: 10,
+      nowMs: 0,
+      lagTimeMaxMs: LAG_MS,
+      isEligible: (id) => eligible.has(id),
     });
     fetch(state, log, 3, 10, 100);
     expect(state.isrChangeToPropose(100)).toBeNull();

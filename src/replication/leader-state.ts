@@ -28,7 +28,11 @@
 import type { AlterPartitionRequest, AlterPartitionResult } from "../cluster/alter-partition.ts";
 import type { PartitionImage } from "../cluster/metadata-image.ts";
 import { assert } from "../util/assert.ts";
-import { type EpochEndOffset, type LeaderEpochCache, UNDEFINED_EPOCH } from "./leader-epoch-cache.ts";
+import {
+  type EpochEndOffset,
+  type LeaderEpochCache,
+  UNDEFINED_EPOCH,
+} from "./leader-epoch-cache.ts";
 
 /** Kafka's replica.lag.time.max.ms. */
 export const REPLICA_LAG_TIME_MAX_MS_DEFAULT = 30_000;
@@ -46,8 +50,16 @@ export interface FollowerProgress {
 
 export type FollowerFetchAnswer =
   | { readonly kind: "read"; readonly fromOffset: number; readonly highWatermark: number }
-  | { readonly kind: "diverging"; readonly diverging: EpochEndOffset; readonly highWatermark: number }
-  | { readonly kind: "error"; readonly error: "notReplica" | "fencedLeaderEpoch" | "unknownLeaderEpoch" | "offsetOutOfRange" };
+  | {
+      readonly kind: "diverging";
+      readonly diverging: EpochEndOffset;
+      readonly highWatermark: number;
+    }
+  | {
+      readonly kind: "error";
+      readonly error:
+        "notReplica" | "fencedLeaderEpoch" | "unknownLeaderEpoch" | "offsetOutOfRange";
+    };
 
 export type AckStatus = "waiting" | "committed" | "notEnoughReplicasAfterAppend";
 
@@ -103,7 +115,10 @@ export class LeaderState {
 
   constructor(options: LeaderStateOptions) {
     const { partition } = options;
-    assert(partition.leader === options.nodeId, "A leader state for a partition this node does not lead");
+    assert(
+      partition.leader === options.nodeId,
+      "A leader state for a partition this node does not lead",
+    );
     assert(options.highWatermark <= options.logEndOffset, "High watermark beyond the log end");
     this.nodeId = options.nodeId;
     this.topicId = options.topicId;
@@ -155,7 +170,8 @@ export class LeaderState {
   /** The committed ISR with any member being added: what the high watermark waits for. */
   maximalIsr(): number[] {
     const members = [...this.#isr];
-    for (const id of this.#pending?.request.newIsr ?? []) if (!members.includes(id)) members.push(id);
+    for (const id of this.#pending?.request.newIsr ?? [])
+      if (!members.includes(id)) members.push(id);
     return members;
   }
 
@@ -169,15 +185,22 @@ export class LeaderState {
   /** A follower's fetch. `read` says where to read from; progress is updated first. */
   onFollowerFetch(
     log: LeaderLogView,
-    fetch: { replicaId: number; currentLeaderEpoch: number; fetchOffset: number; lastFetchedEpoch: number },
+    fetch: {
+      replicaId: number;
+      currentLeaderEpoch: number;
+      fetchOffset: number;
+      lastFetchedEpoch: number;
+    },
     nowMs: number,
   ): FollowerFetchAnswer {
     const progress = this.#followers.get(fetch.replicaId);
     if (progress === undefined) return { kind: "error", error: "notReplica" };
     // A current leader epoch of -1 (Fetch before v9) skips the check, as in Kafka.
     if (fetch.currentLeaderEpoch !== UNDEFINED_EPOCH) {
-      if (fetch.currentLeaderEpoch < this.leaderEpoch) return { kind: "error", error: "fencedLeaderEpoch" };
-      if (fetch.currentLeaderEpoch > this.leaderEpoch) return { kind: "error", error: "unknownLeaderEpoch" };
+      if (fetch.currentLeaderEpoch < this.leaderEpoch)
+        return { kind: "error", error: "fencedLeaderEpoch" };
+      if (fetch.currentLeaderEpoch > this.leaderEpoch)
+        return { kind: "error", error: "unknownLeaderEpoch" };
     }
     if (fetch.lastFetchedEpoch !== UNDEFINED_EPOCH) {
       const ours = log.epochs.endOffsetFor(fetch.lastFetchedEpoch, log.logEndOffset);
@@ -188,7 +211,8 @@ export class LeaderState {
     if (fetch.fetchOffset > log.logEndOffset || fetch.fetchOffset < log.logStartOffset) {
       return { kind: "error", error: "offsetOutOfRange" };
     }
-    if (fetch.fetchOffset >= log.logEndOffset) progress.lastCaughtUpMs = Math.max(progress.lastCaughtUpMs, nowMs);
+    if (fetch.fetchOffset >= log.logEndOffset)
+      progress.lastCaughtUpMs = Math.max(progress.lastCaughtUpMs, nowMs);
     else if (fetch.fetchOffset >= progress.lastFetchLeaderLogEndOffset) {
       progress.lastCaughtUpMs = Math.max(progress.lastCaughtUpMs, progress.lastFetchMs);
     }
@@ -211,14 +235,16 @@ export class LeaderState {
    */
   isrChangeToPropose(nowMs: number): AlterPartitionRequest | null {
     if (this.#pending !== null) {
-      if (this.#pending.awaitingMetadata || nowMs - this.#pending.sentMs < ALTER_PARTITION_RETRY_MS) return null;
+      if (this.#pending.awaitingMetadata || nowMs - this.#pending.sentMs < ALTER_PARTITION_RETRY_MS)
+        return null;
       this.#pending.sentMs = nowMs;
       return this.#pending.request;
     }
     const newIsr = this.#proposedIsr(nowMs);
     if (newIsr === null) return null;
     const refused = this.#refused;
-    if (refused !== null && nowMs < refused.untilMs && sameMembers(refused.newIsr, newIsr)) return null;
+    if (refused !== null && nowMs < refused.untilMs && sameMembers(refused.newIsr, newIsr))
+      return null;
     const request: AlterPartitionRequest = {
       brokerId: this.nodeId,
       topicId: this.topicId,
@@ -249,7 +275,10 @@ export class LeaderState {
     // have been committed before (its answer lost), so keep counting it until metadata
     // shows what the controller holds.
     if (result.partitionEpoch === request.partitionEpoch) {
-      this.#refused = { newIsr: request.newIsr, untilMs: this.#pending!.sentMs + ALTER_PARTITION_RETRY_MS };
+      this.#refused = {
+        newIsr: request.newIsr,
+        untilMs: this.#pending!.sentMs + ALTER_PARTITION_RETRY_MS,
+      };
       this.#pending = null;
     } else {
       this.#pending!.awaitingMetadata = true;
@@ -270,26 +299,33 @@ export class LeaderState {
    * epoch or another leader ends this state; the caller checks that first).
    */
   onMetadata(partition: PartitionImage): void {
-    assert(partition.leader === this.nodeId && partition.leaderEpoch === this.leaderEpoch, "Metadata of another leadership");
+    assert(
+      partition.leader === this.nodeId && partition.leaderEpoch === this.leaderEpoch,
+      "Metadata of another leadership",
+    );
     if (partition.partitionEpoch <= this.#partitionEpoch) return;
     this.#isr = partition.isr;
     this.#replicas = partition.replicas;
     this.#partitionEpoch = partition.partitionEpoch;
-    if (this.#pending !== null && partition.partitionEpoch > this.#pending.request.partitionEpoch) this.#pending = null;
+    if (this.#pending !== null && partition.partitionEpoch > this.#pending.request.partitionEpoch)
+      this.#pending = null;
     for (const id of this.#replicas) {
       if (id !== this.nodeId && !this.#followers.has(id)) {
         this.#followers.set(id, unknownProgress());
       }
     }
     // A replica moved off this partition is no follower any more: its fetches are refused.
-    for (const id of [...this.#followers.keys()]) if (!this.#replicas.includes(id)) this.#followers.delete(id);
+    for (const id of [...this.#followers.keys()])
+      if (!this.#replicas.includes(id)) this.#followers.delete(id);
     this.#advanceHighWatermark();
   }
 
   /** Whether a produce whose batches end just before `requiredOffset` is committed. */
   ackStatus(requiredOffset: number, minInsyncReplicas: number): AckStatus {
     if (this.#highWatermark < requiredOffset) return "waiting";
-    return this.maximalIsr().length >= minInsyncReplicas ? "committed" : "notEnoughReplicasAfterAppend";
+    return this.maximalIsr().length >= minInsyncReplicas
+      ? "committed"
+      : "notEnoughReplicasAfterAppend";
   }
 
   #proposedIsr(nowMs: number): number[] | null {
@@ -300,20 +336,28 @@ export class LeaderState {
       if (id === this.nodeId) return false;
       const progress = this.#followers.get(id);
       if (progress === undefined) return true;
-      return progress.logEndOffset !== this.#logEndOffset && nowMs - progress.lastCaughtUpMs > this.#lagTimeMaxMs;
+      return (
+        progress.logEndOffset !== this.#logEndOffset &&
+        nowMs - progress.lastCaughtUpMs > this.#lagTimeMaxMs
+      );
     });
     if (lagging.length > 0) return this.#isr.filter((id) => !lagging.includes(id));
     for (const id of this.#replicas) {
       if (this.#isr.includes(id)) continue;
       const progress = this.#followers.get(id);
-      if (progress !== undefined && this.#mayJoin(progress) && this.#isEligible(id)) return [...this.#isr, id];
+      if (progress !== undefined && this.#mayJoin(progress) && this.#isEligible(id))
+        return [...this.#isr, id];
     }
     return null;
   }
 
   /** Kafka's rule for joining the ISR: it holds the high watermark and this epoch's start. */
   #mayJoin(progress: FollowerProgress): boolean {
-    return progress.logEndOffset >= 0 && progress.logEndOffset >= this.#highWatermark && progress.logEndOffset >= this.epochStartOffset;
+    return (
+      progress.logEndOffset >= 0 &&
+      progress.logEndOffset >= this.#highWatermark &&
+      progress.logEndOffset >= this.epochStartOffset
+    );
   }
 
   #advanceHighWatermark(): boolean {
@@ -335,5 +379,10 @@ function sameMembers(a: readonly number[], b: readonly number[]): boolean {
 
 /** A follower not heard from (yet, or since its broker came back). */
 function unknownProgress(): FollowerProgress {
-  return { logEndOffset: -1, lastCaughtUpMs: -Infinity, lastFetchMs: -Infinity, lastFetchLeaderLogEndOffset: -1 };
+  return {
+    logEndOffset: -1,
+    lastCaughtUpMs: -Infinity,
+    lastFetchMs: -Infinity,
+    lastFetchLeaderLogEndOffset: -1,
+  };
 }

@@ -26,7 +26,12 @@ import type { Clock } from "../util/clock.ts";
 import { logger } from "../util/log.ts";
 import type { Timers } from "../util/timers.ts";
 import { FollowerState, type FollowerLogView, type FollowerRequest } from "./follower-state.ts";
-import { type EpochEndOffset, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_OFFSET } from "./leader-epoch-cache.ts";
+import {
+  type EpochEndOffset,
+  LeaderEpochCache,
+  UNDEFINED_EPOCH,
+  UNDEFINED_OFFSET,
+} from "./leader-epoch-cache.ts";
 import { readLeaderEpochs, writeLeaderEpochs } from "./leader-epoch-file.ts";
 import { type AckStatus, LeaderState, REPLICA_LAG_TIME_MAX_MS_DEFAULT } from "./leader-state.ts";
 
@@ -92,8 +97,18 @@ export interface FollowedPartition {
 }
 
 export type FollowerFetchAnswer =
-  | { readonly kind: "read"; readonly log: PartitionLog; readonly fromOffset: number; readonly highWatermark: number }
-  | { readonly kind: "diverging"; readonly diverging: EpochEndOffset; readonly highWatermark: number; readonly logStartOffset: number }
+  | {
+      readonly kind: "read";
+      readonly log: PartitionLog;
+      readonly fromOffset: number;
+      readonly highWatermark: number;
+    }
+  | {
+      readonly kind: "diverging";
+      readonly diverging: EpochEndOffset;
+      readonly highWatermark: number;
+      readonly logStartOffset: number;
+    }
   | { readonly kind: "error"; readonly errorCode: number };
 
 export class ReplicaManager {
@@ -134,7 +149,10 @@ export class ReplicaManager {
    * while it leads the partition (a follower's from its last fetch; null before one);
    * null when it does not lead it.
    */
-  replicaStates(topic: string, partition: number): Array<{ nodeId: number; logEndOffset: number | null; lag: number | null }> | null {
+  replicaStates(
+    topic: string,
+    partition: number,
+  ): Array<{ nodeId: number; logEndOffset: number | null; lag: number | null }> | null {
     const state = this.leaderState(topic, partition);
     const partitionLog = this.#options.logs.get(topic, partition);
     const image = this.#options.image.topic(topic)?.partitions[partition];
@@ -143,7 +161,9 @@ export class ReplicaManager {
     return image.replicas.map((nodeId) => {
       if (nodeId === this.#options.nodeId) return { nodeId, logEndOffset: end, lag: 0 };
       const fetched = state.follower(nodeId)?.logEndOffset ?? -1;
-      return fetched < 0 ? { nodeId, logEndOffset: null, lag: null } : { nodeId, logEndOffset: fetched, lag: Math.max(0, end - fetched) };
+      return fetched < 0
+        ? { nodeId, logEndOffset: null, lag: null }
+        : { nodeId, logEndOffset: fetched, lag: Math.max(0, end - fetched) };
     });
   }
 
@@ -159,7 +179,12 @@ export class ReplicaManager {
    * A produce's append on the leader. Kafka error codes for what is not this node's to
    * take; the log's own result otherwise.
    */
-  appendAsLeader(topic: string, partition: number, records: Uint8Array, acks: number): AppendResult | { ok: false; errorCode: number; message: string | null } {
+  appendAsLeader(
+    topic: string,
+    partition: number,
+    records: Uint8Array,
+    acks: number,
+  ): AppendResult | { ok: false; errorCode: number; message: string | null } {
     const replica = this.#replicas.get(this.#options.logs.key(topic, partition));
     const role = replica?.role;
     if (replica === undefined || role?.kind !== "leader") {
@@ -181,9 +206,15 @@ export class ReplicaManager {
    * is committed (NONE), the ISR shrank below min.insync.replicas, leadership moved, or
    * `timeoutMs` passed (REQUEST_TIMED_OUT).
    */
-  waitForCommit(topic: string, partition: number, requiredOffset: number, timeoutMs: number): Promise<number> {
+  waitForCommit(
+    topic: string,
+    partition: number,
+    requiredOffset: number,
+    timeoutMs: number,
+  ): Promise<number> {
     const replica = this.#replicas.get(this.#options.logs.key(topic, partition));
-    if (replica === undefined || replica.role.kind !== "leader") return Promise.resolve(ErrorCode.NOT_LEADER_OR_FOLLOWER);
+    if (replica === undefined || replica.role.kind !== "leader")
+      return Promise.resolve(ErrorCode.NOT_LEADER_OR_FOLLOWER);
     const configs = this.#options.image.topic(topic)?.configs ?? new Map<string, string>();
     const minInsync = topicConfigNumber(configs, "min.insync.replicas");
     const now = ackCode(replica.role.state.ackStatus(requiredOffset, minInsync));
@@ -208,7 +239,12 @@ export class ReplicaManager {
   followerFetch(
     topic: string,
     partition: number,
-    fetch: { replicaId: number; currentLeaderEpoch: number; fetchOffset: number; lastFetchedEpoch: number },
+    fetch: {
+      replicaId: number;
+      currentLeaderEpoch: number;
+      fetchOffset: number;
+      lastFetchedEpoch: number;
+    },
   ): FollowerFetchAnswer {
     const replica = this.#replicas.get(this.#options.logs.key(topic, partition));
     const partitionLog = this.#options.logs.get(topic, partition);
@@ -216,15 +252,29 @@ export class ReplicaManager {
       return { kind: "error", errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER };
     }
     const state = replica.role.state;
-    const view = { logStartOffset: partitionLog.logStartOffset, logEndOffset: partitionLog.logEndOffset, epochs: replica.epochs };
+    const view = {
+      logStartOffset: partitionLog.logStartOffset,
+      logEndOffset: partitionLog.logEndOffset,
+      epochs: replica.epochs,
+    };
     const before = state.highWatermark;
     const answer = state.onFollowerFetch(view, fetch, this.#options.clock.monotonicMs());
     this.#leaderMoved(replica, state.highWatermark !== before);
     switch (answer.kind) {
       case "read":
-        return { kind: "read", log: partitionLog, fromOffset: answer.fromOffset, highWatermark: answer.highWatermark };
+        return {
+          kind: "read",
+          log: partitionLog,
+          fromOffset: answer.fromOffset,
+          highWatermark: answer.highWatermark,
+        };
       case "diverging":
-        return { kind: "diverging", diverging: answer.diverging, highWatermark: answer.highWatermark, logStartOffset: view.logStartOffset };
+        return {
+          kind: "diverging",
+          diverging: answer.diverging,
+          highWatermark: answer.highWatermark,
+          logStartOffset: view.logStartOffset,
+        };
       case "error":
         return { kind: "error", errorCode: followerErrorCode(answer.error) };
     }
@@ -234,7 +284,12 @@ export class ReplicaManager {
    * OffsetForLeaderEpoch on the leader: where `leaderEpoch` ends in this log. A
    * `currentLeaderEpoch` of -1 skips the fencing check (older clients).
    */
-  endOffsetForEpoch(topic: string, partition: number, currentLeaderEpoch: number, leaderEpoch: number): { errorCode: number } & EpochEndOffset {
+  endOffsetForEpoch(
+    topic: string,
+    partition: number,
+    currentLeaderEpoch: number,
+    leaderEpoch: number,
+  ): { errorCode: number } & EpochEndOffset {
     const none = { epoch: UNDEFINED_EPOCH, endOffset: UNDEFINED_OFFSET };
     const image = this.#options.image.topic(topic)?.partitions[partition];
     if (image === undefined) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ...none };
@@ -244,9 +299,13 @@ export class ReplicaManager {
       return { errorCode: ErrorCode.NOT_LEADER_OR_FOLLOWER, ...none };
     }
     const epoch = replica.role.state.leaderEpoch;
-    if (currentLeaderEpoch >= 0 && currentLeaderEpoch < epoch) return { errorCode: ErrorCode.FENCED_LEADER_EPOCH, ...none };
+    if (currentLeaderEpoch >= 0 && currentLeaderEpoch < epoch)
+      return { errorCode: ErrorCode.FENCED_LEADER_EPOCH, ...none };
     if (currentLeaderEpoch > epoch) return { errorCode: ErrorCode.UNKNOWN_LEADER_EPOCH, ...none };
-    return { errorCode: ErrorCode.NONE, ...replica.epochs.endOffsetFor(leaderEpoch, partitionLog.logEndOffset) };
+    return {
+      errorCode: ErrorCode.NONE,
+      ...replica.epochs.endOffsetFor(leaderEpoch, partitionLog.logEndOffset),
+    };
   }
 
   /** Periodic work (the node's timer): ISR changes to propose, sent to the controller. */
@@ -257,7 +316,11 @@ export class ReplicaManager {
       const state = replica.role.state;
       const request = state.isrChangeToPropose(nowMs);
       if (request === null) continue;
-      log.info("Proposing an ISR change", { partition: replica.key, isr: `[${state.isr}]`, newIsr: `[${request.newIsr}]` });
+      log.info("Proposing an ISR change", {
+        partition: replica.key,
+        isr: `[${state.isr}]`,
+        newIsr: `[${request.newIsr}]`,
+      });
       this.#options.submitAlterPartition(request).then(
         (result) => {
           // An accepted change is in the image before `submit` resolves: onMetadata took it.
@@ -267,7 +330,8 @@ export class ReplicaManager {
           state.onAlterPartitionResult(request, result.error.result);
         },
         // Lost on the way: the leader sends it again after ALTER_PARTITION_RETRY_MS.
-        (error: unknown) => log.warn("ISR change not delivered", { partition: replica.key, error: String(error) }),
+        (error: unknown) =>
+          log.warn("ISR change not delivered", { partition: replica.key, error: String(error) }),
       );
     }
   }
@@ -280,7 +344,14 @@ export class ReplicaManager {
     for (const replica of this.#replicas.values()) {
       if (replica.role.kind !== "follower") continue;
       const { leaderId, leaderEpoch } = replica.role.state;
-      followed.push({ key: replica.key, topic: replica.topic, topicId: replica.topicId, partition: replica.partition, leaderId, leaderEpoch });
+      followed.push({
+        key: replica.key,
+        topic: replica.topic,
+        topicId: replica.topicId,
+        partition: replica.partition,
+        leaderId,
+        leaderEpoch,
+      });
     }
     return followed;
   }
@@ -309,7 +380,12 @@ export class ReplicaManager {
    * Batches fetched from the leader, appended as they are, starting at `fromOffset`
    * (which must still be this log's end), then the leader's high watermark.
    */
-  onFetched(followed: FollowedPartition, fromOffset: number, records: Uint8Array, leaderHighWatermark: number): void {
+  onFetched(
+    followed: FollowedPartition,
+    fromOffset: number,
+    records: Uint8Array,
+    leaderHighWatermark: number,
+  ): void {
     const found = this.#follower(followed);
     if (found === null) return;
     const { replica, view } = found;
@@ -318,10 +394,15 @@ export class ReplicaManager {
       if (fromOffset !== view.logEndOffset) return;
       const result = logs.appendReplicated(replica.topic, replica.partition, records);
       if (!result.ok) {
-        log.warn("Fetched batches refused", { partition: replica.key, kind: result.kind, message: result.message });
+        log.warn("Fetched batches refused", {
+          partition: replica.key,
+          kind: result.kind,
+          message: result.message,
+        });
         return;
       }
-      if (this.#noteBatchEpochs(replica, records)) writeLeaderEpochs(this.#dir(replica), replica.epochs.entries());
+      if (this.#noteBatchEpochs(replica, records))
+        writeLeaderEpochs(this.#dir(replica), replica.epochs.entries());
     }
     found.state.onFetched(this.#view(replica), leaderHighWatermark);
     this.#setHighWatermark(replica, found.state.highWatermark);
@@ -337,9 +418,14 @@ export class ReplicaManager {
         if (record.nodeId !== this.#options.nodeId && record.incarnation !== undefined) {
           const before = this.#incarnations.get(record.nodeId);
           this.#incarnations.set(record.nodeId, record.incarnation);
-          if (before !== undefined && before !== record.incarnation) this.#forgetFollower(record.nodeId);
+          if (before !== undefined && before !== record.incarnation)
+            this.#forgetFollower(record.nodeId);
         }
-        if (record.nodeId === this.#options.nodeId && record.incarnation === this.#options.incarnation && !this.#registered) {
+        if (
+          record.nodeId === this.#options.nodeId &&
+          record.incarnation === this.#options.incarnation &&
+          !this.#registered
+        ) {
           this.#registered = true;
           // Every epoch in the image now predates this process's registration.
           for (const replica of this.#replicas.values()) {
@@ -383,7 +469,16 @@ export class ReplicaManager {
     const partitionLog = this.#options.logs.get(topic, partition.partition);
     if (partitionLog === undefined) return;
     if (replica === undefined) {
-      replica = { key, topic, partition: partition.partition, topicId, epochs: this.#loadEpochs(partitionLog), role: { kind: "none" }, leadFloor: -1, waiters: [] };
+      replica = {
+        key,
+        topic,
+        partition: partition.partition,
+        topicId,
+        epochs: this.#loadEpochs(partitionLog),
+        role: { kind: "none" },
+        leadFloor: -1,
+        waiters: [],
+      };
       if (!this.#registered) replica.leadFloor = Number.MAX_SAFE_INTEGER;
       this.#replicas.set(key, replica);
     }
@@ -414,19 +509,39 @@ export class ReplicaManager {
         },
       });
       this.#setRole(replica, { kind: "leader", state });
-      log.info("Leading", { partition: key, epoch: partition.leaderEpoch, isr: `[${partition.isr}]`, logEnd: partitionLog.logEndOffset });
+      log.info("Leading", {
+        partition: key,
+        epoch: partition.leaderEpoch,
+        isr: `[${partition.isr}]`,
+        logEnd: partitionLog.logEndOffset,
+      });
       this.#leaderMoved(replica, true);
       return;
     }
     if (partition.leader >= 0 && partition.leader !== nodeId) {
-      if (role.kind === "follower" && role.state.leaderId === partition.leader && role.state.leaderEpoch === partition.leaderEpoch) return;
+      if (
+        role.kind === "follower" &&
+        role.state.leaderId === partition.leader &&
+        role.state.leaderEpoch === partition.leaderEpoch
+      )
+        return;
       // An epoch this node took over without writing a batch describes nothing.
       const before = replica.epochs.entries().length;
       replica.epochs.truncateFromEnd(partitionLog.logEndOffset);
-      if (replica.epochs.entries().length !== before) writeLeaderEpochs(partitionLog.dir, replica.epochs.entries());
-      const state = new FollowerState({ leaderId: partition.leader, leaderEpoch: partition.leaderEpoch, highWatermark: partitionLog.highWatermark });
+      if (replica.epochs.entries().length !== before)
+        writeLeaderEpochs(partitionLog.dir, replica.epochs.entries());
+      const state = new FollowerState({
+        leaderId: partition.leader,
+        leaderEpoch: partition.leaderEpoch,
+        highWatermark: partitionLog.highWatermark,
+      });
       this.#setRole(replica, { kind: "follower", state });
-      log.info("Following", { partition: key, leader: partition.leader, epoch: partition.leaderEpoch, logEnd: partitionLog.logEndOffset });
+      log.info("Following", {
+        partition: key,
+        leader: partition.leader,
+        epoch: partition.leaderEpoch,
+        logEnd: partitionLog.logEndOffset,
+      });
       return;
     }
     this.#setRole(replica, { kind: "none" });
@@ -456,7 +571,8 @@ export class ReplicaManager {
     if (was === "follower" || role.kind === "follower") this.#options.onFollowersChanged?.();
     const leading = role.kind === "leader";
     if ((was === "leader") !== leading) {
-      for (const listener of this.#leadershipListeners) listener(replica.topic, replica.partition, leading);
+      for (const listener of this.#leadershipListeners)
+        listener(replica.topic, replica.partition, leading);
     }
   }
 
@@ -488,17 +604,24 @@ export class ReplicaManager {
     if (offset === null) return;
     const partitionLog = this.#options.logs.get(replica.topic, replica.partition);
     if (partitionLog === undefined) return;
-    log.info("Truncating a divergent tail", { partition: replica.key, from: partitionLog.logEndOffset, to: offset });
+    log.info("Truncating a divergent tail", {
+      partition: replica.key,
+      from: partitionLog.logEndOffset,
+      to: offset,
+    });
     partitionLog.truncateTo(offset);
     replica.epochs.truncateFromEnd(partitionLog.logEndOffset);
     writeLeaderEpochs(partitionLog.dir, replica.epochs.entries());
   }
 
-  #follower(followed: FollowedPartition): { replica: Replica; state: FollowerState; view: FollowerLogView } | null {
+  #follower(
+    followed: FollowedPartition,
+  ): { replica: Replica; state: FollowerState; view: FollowerLogView } | null {
     const replica = this.#replicas.get(followed.key);
     if (replica === undefined || replica.role.kind !== "follower") return null;
     const state = replica.role.state;
-    if (state.leaderId !== followed.leaderId || state.leaderEpoch !== followed.leaderEpoch) return null;
+    if (state.leaderId !== followed.leaderId || state.leaderEpoch !== followed.leaderEpoch)
+      return null;
     return { replica, state, view: this.#view(replica) };
   }
 
@@ -516,7 +639,8 @@ export class ReplicaManager {
     const stored = readLeaderEpochs(partitionLog.dir);
     const epochs = new LeaderEpochCache(stored ?? partitionLog.epochStarts());
     epochs.truncateFromEnd(partitionLog.logEndOffset);
-    if (stored === null || epochs.entries().length !== stored.length) writeLeaderEpochs(partitionLog.dir, epochs.entries());
+    if (stored === null || epochs.entries().length !== stored.length)
+      writeLeaderEpochs(partitionLog.dir, epochs.entries());
     return epochs;
   }
 
@@ -524,11 +648,12 @@ export class ReplicaManager {
   #noteBatchEpochs(replica: Replica, records: Uint8Array): boolean {
     const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
     let changed = false;
-    for (let position = 0; position + BATCH_HEADER_BYTES <= records.byteLength; ) {
+    for (let position = 0; position + BATCH_HEADER_BYTES <= records.byteLength;) {
       const baseOffset = Number(view.getBigInt64(position));
       const batchLength = view.getInt32(position + 8);
       const epoch = view.getInt32(position + 12);
-      if (epoch > replica.epochs.latestEpoch()) changed = replica.epochs.assign(epoch, baseOffset) || changed;
+      if (epoch > replica.epochs.latestEpoch())
+        changed = replica.epochs.assign(epoch, baseOffset) || changed;
       position += 12 + batchLength;
     }
     return changed;
@@ -540,18 +665,27 @@ const BATCH_HEADER_BYTES = 16;
 
 function ackCode(status: AckStatus): number | null {
   switch (status) {
-    case "waiting": return null;
-    case "committed": return ErrorCode.NONE;
-    case "notEnoughReplicasAfterAppend": return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    case "waiting":
+      return null;
+    case "committed":
+      return ErrorCode.NONE;
+    case "notEnoughReplicasAfterAppend":
+      return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND;
   }
 }
 
-function followerErrorCode(error: "notReplica" | "fencedLeaderEpoch" | "unknownLeaderEpoch" | "offsetOutOfRange"): number {
+function followerErrorCode(
+  error: "notReplica" | "fencedLeaderEpoch" | "unknownLeaderEpoch" | "offsetOutOfRange",
+): number {
   switch (error) {
     // Kafka answers a fetch from a broker that is not a replica so.
-    case "notReplica": return ErrorCode.NOT_LEADER_OR_FOLLOWER;
-    case "fencedLeaderEpoch": return ErrorCode.FENCED_LEADER_EPOCH;
-    case "unknownLeaderEpoch": return ErrorCode.UNKNOWN_LEADER_EPOCH;
-    case "offsetOutOfRange": return ErrorCode.OFFSET_OUT_OF_RANGE;
+    case "notReplica":
+      return ErrorCode.NOT_LEADER_OR_FOLLOWER;
+    case "fencedLeaderEpoch":
+      return ErrorCode.FENCED_LEADER_EPOCH;
+    case "unknownLeaderEpoch":
+      return ErrorCode.UNKNOWN_LEADER_EPOCH;
+    case "offsetOutOfRange":
+      return ErrorCode.OFFSET_OUT_OF_RANGE;
   }
 }

@@ -96,14 +96,20 @@ export class Connection {
     this.#socket = socket;
     this.#options = options;
     this.#frames = new FrameSplitter({ min: REQUEST_HEADER_BYTES_MIN, max: options.frameBytesMax });
-    this.#outbound = new Outbound(socket, {
-      onBroken: (error) => this.close(`Response could not be sent: ${error.message}`),
-      onWritten: () => this.#updateReading(),
-    }, directSend(socket));
+    this.#outbound = new Outbound(
+      socket,
+      {
+        onBroken: (error) => this.close(`Response could not be sent: ${error.message}`),
+        onWritten: () => this.#updateReading(),
+      },
+      directSend(socket),
+    );
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on("data", (data: Buffer) => this.#onData(data));
-    socket.on("error", (error) => log.debug("Socket error", { connection: this.id, error: error.message }));
+    socket.on("error", (error) =>
+      log.debug("Socket error", { connection: this.id, error: error.message }),
+    );
     socket.on("close", () => this.#onClosed());
   }
 
@@ -200,20 +206,30 @@ export class Connection {
     }
     const request = decode(handler.request, apiVersion, reader);
     if (!reader.complete()) {
-      this.close(`Malformed ${handler.request.name} v${apiVersion}: ${reader.failure || "trailing bytes"}`);
+      this.close(
+        `Malformed ${handler.request.name} v${apiVersion}: ${reader.failure || "trailing bytes"}`,
+      );
       return;
     }
     this.#dispatch(handler, context, request, startedAt);
   }
 
-  #dispatch(handler: ApiHandler, context: RequestContext, request: unknown, startedAt: number): void {
+  #dispatch(
+    handler: ApiHandler,
+    context: RequestContext,
+    request: unknown,
+    startedAt: number,
+  ): void {
     const slot: Slot = { chunks: null, startedAt };
     this.#slots.push(slot);
     this.#updateReading();
     let result: unknown;
     const notReady = context.apiKey === API_VERSIONS_KEY ? null : (this.#options.ready?.() ?? null);
     try {
-      result = notReady === null ? handler.handle(request, context) : notReady.then(() => handler.handle(request, context));
+      result =
+        notReady === null
+          ? handler.handle(request, context)
+          : notReady.then(() => handler.handle(request, context));
     } catch (error) {
       this.#fail(handler, context, slot, error);
       return;
@@ -253,7 +269,9 @@ export class Connection {
         chunks = this.#encodeResponse(handler, context, value);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        log.error(`Encoding ${handler.response.name} v${context.apiVersion} failed`, { error: message });
+        log.error(`Encoding ${handler.response.name} v${context.apiVersion} failed`, {
+          error: message,
+        });
         this.close("Response could not be encoded");
         return;
       }
@@ -274,7 +292,13 @@ export class Connection {
   }
 
   #encodeResponse(handler: ApiHandler, context: RequestContext, value: unknown): OutChunk[] {
-    return encodeResponseFrame(context.apiKey, context.apiVersion, context.correlationId, handler.response, value as never);
+    return encodeResponseFrame(
+      context.apiKey,
+      context.apiVersion,
+      context.correlationId,
+      handler.response,
+      value as never,
+    );
   }
 
   /** Writes every ready response at the head of the queue, in order. */

@@ -3,11 +3,13 @@ import { Buffer } from "node:buffer";
 import { FrameSplitter, isFrameError } from "./frame-splitter.ts";
 
 function framed(...bodies: string[]): Buffer {
-  return Buffer.concat(bodies.map((body) => {
-    const head = Buffer.alloc(4);
-    head.writeInt32BE(Buffer.byteLength(body));
-    return Buffer.concat([head, Buffer.from(body)]);
-  }));
+  return Buffer.concat(
+    bodies.map((body) => {
+      const head = Buffer.alloc(4);
+      head.writeInt32BE(Buffer.byteLength(body));
+      return Buffer.concat([head, Buffer.from(body)]);
+    }),
+  );
 }
 
 function drain(splitter: FrameSplitter): string[] {

@@ -28,12 +28,20 @@ function registryCountingMetadata(): HandlerRegistry {
   const registry = new HandlerRegistry();
   registry.register(createApiVersionsHandler(registry));
   let answered = 0;
-  registry.register(defineHandler({
-    request: MetadataRequest,
-    response: MetadataResponse,
-    versions: [0, 12],
-    handle: () => ({ throttleTimeMs: ++answered, brokers: [], clusterId: null, controllerId: -1, topics: [] }),
-  }));
+  registry.register(
+    defineHandler({
+      request: MetadataRequest,
+      response: MetadataResponse,
+      versions: [0, 12],
+      handle: () => ({
+        throttleTimeMs: ++answered,
+        brokers: [],
+        clusterId: null,
+        controllerId: -1,
+        topics: [],
+      }),
+    }),
+  );
   return registry;
 }
 
@@ -44,25 +52,39 @@ test("listener: until ready, ApiVersions is answered and other requests wait, th
   // Requests that reached the gate while it was shut: the event the holding is about.
   let held = 0;
   listener = await startKafkaListener({
-    host: "127.0.0.1", port: 0, frameBytesMax: 1 << 20, registry: registryCountingMetadata(), ready: () => {
+    host: "127.0.0.1",
+    port: 0,
+    frameBytesMax: 1 << 20,
+    registry: registryCountingMetadata(),
+    ready: () => {
       if (gate !== null) held++;
       return gate;
     },
   });
   client = await KafkaConnection.connect(listener.port);
-  const versions = await client.request(API_VERSIONS, 3, { clientSoftwareName: "test", clientSoftwareVersion: "0" });
+  const versions = await client.request(API_VERSIONS, 3, {
+    clientSoftwareName: "test",
+    clientSoftwareVersion: "0",
+  });
   expect(versions.errorCode).toBe(0);
 
   const answers: number[] = [];
-  const first = client.request(METADATA, 9, { topics: [], allowAutoTopicCreation: false }).then((a) => answers.push(a.throttleTimeMs));
-  const second = client.request(METADATA, 9, { topics: [], allowAutoTopicCreation: false }).then((a) => answers.push(a.throttleTimeMs));
+  const first = client
+    .request(METADATA, 9, { topics: [], allowAutoTopicCreation: false })
+    .then((a) => answers.push(a.throttleTimeMs));
+  const second = client
+    .request(METADATA, 9, { topics: [], allowAutoTopicCreation: false })
+    .then((a) => answers.push(a.throttleTimeMs));
   // Held, while a new connection's ApiVersions still gets through (on this one it would
   // wait: answers keep the order of the requests).
   while (held < 2) await new Promise((resolve) => setTimeout(resolve, 5));
   expect(answers).toEqual([]);
   const other = await KafkaConnection.connect(listener.port);
   try {
-    const again = await other.request(API_VERSIONS, 3, { clientSoftwareName: "test", clientSoftwareVersion: "0" });
+    const again = await other.request(API_VERSIONS, 3, {
+      clientSoftwareName: "test",
+      clientSoftwareVersion: "0",
+    });
     expect(again.errorCode).toBe(0);
   } finally {
     other.close();

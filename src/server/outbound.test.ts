@@ -33,7 +33,10 @@ class FakeSocket implements WritableSocket {
 class FakeDeferred implements DeferredBytes {
   read = 0;
   released = 0;
-  constructor(readonly source: Uint8Array, readonly failAt = Infinity) {}
+  constructor(
+    readonly source: Uint8Array,
+    readonly failAt = Infinity,
+  ) {}
   get byteLength(): number {
     return this.source.byteLength;
   }

@@ -136,7 +136,10 @@ export class Outbound {
     if (direct === null || !isDeferred(first) || first.sendWith === undefined) return false;
     if (this.#socket.writableLength > 0) return false;
     const { socketFd, sendFile } = direct;
-    const sent = first.sendWith((fileFd, position, count) => sendFile(socketFd, fileFd, position, count), first.byteLength - this.#headSent);
+    const sent = first.sendWith(
+      (fileFd, position, count) => sendFile(socketFd, fileFd, position, count),
+      first.byteLength - this.#headSent,
+    );
     if (sent === null || sent === 0) return false;
     this.#queuedBytes -= sent;
     this.#advance(this.#headSent + sent);
@@ -152,7 +155,10 @@ export class Outbound {
       this.#advance(this.#headSent + piece.byteLength);
       return piece;
     }
-    if (first.byteLength - this.#headSent > SMALL_CHUNK_BYTES || this.#head + 1 === this.#chunks.length) {
+    if (
+      first.byteLength - this.#headSent > SMALL_CHUNK_BYTES ||
+      this.#head + 1 === this.#chunks.length
+    ) {
       const end = Math.min(first.byteLength, this.#headSent + PIECE_BYTES);
       const piece = first.subarray(this.#headSent, end);
       this.#advance(end);

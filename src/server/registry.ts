@@ -31,7 +31,11 @@ export class HandlerRegistry {
 
   apiVersionsList(): ApiVersionRange[] {
     return [...this.#handlers.values()]
-      .map((h) => ({ apiKey: h.request.apiKey, minVersion: h.advertisedMinVersion ?? h.versions[0], maxVersion: h.versions[1] }))
+      .map((h) => ({
+        apiKey: h.request.apiKey,
+        minVersion: h.advertisedMinVersion ?? h.versions[0],
+        maxVersion: h.versions[1],
+      }))
       .sort((a, b) => a.apiKey - b.apiKey);
   }
 }

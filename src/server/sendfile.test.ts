@@ -22,12 +22,20 @@ test("server: sendfile is available on Linux under Bun", () => {
 test("server: a slice of large batches reaches a real socket byte for byte, mostly by sendfile, with small writes before and after it", async () => {
   const dir = makeTempDir("sendfile");
   cleanups.push(() => removeDir(dir));
-  const log = PartitionLog.open({ dir: join(dir, "topic-0"), config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 4 * 1024 * 1024 }, clock: new ManualClock(T0) });
+  const log = PartitionLog.open({
+    dir: join(dir, "topic-0"),
+    config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 4 * 1024 * 1024 },
+    clock: new ManualClock(T0),
+  });
   cleanups.push(() => log.close());
-  for (let i = 0; i < 400; i++) expect(log.append(makeBatch({ count: 60, valueBytes: 1000 }), { leaderEpoch: 0 }).ok).toBe(true);
+  for (let i = 0; i < 400; i++)
+    expect(log.append(makeBatch({ count: 60, valueBytes: 1000 }), { leaderEpoch: 0 }).ok).toBe(
+      true,
+    );
   const whole = log.read(0, 1 << 30, { minOneBatch: true });
   const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
-  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
+  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice))
+    throw new Error("Expected a slice");
 
   // A loopback pair: the server side writes through Outbound, the client only reads.
   let accepted!: Socket;
@@ -43,14 +51,22 @@ test("server: a slice of large batches reaches a real socket byte for byte, most
   const socketFd = socketDescriptor(accepted);
   expect(socketFd).not.toBeNull();
   let bySendfile = 0;
-  const outbound = new Outbound(accepted, { onBroken: (error) => { throw error; } }, {
-    socketFd: socketFd!,
-    sendFile: (out, file, position, count) => {
-      const sent = sendFile!(out, file, position, count);
-      bySendfile += sent;
-      return sent;
+  const outbound = new Outbound(
+    accepted,
+    {
+      onBroken: (error) => {
+        throw error;
+      },
     },
-  });
+    {
+      socketFd: socketFd!,
+      sendFile: (out, file, position, count) => {
+        const sent = sendFile!(out, file, position, count);
+        bySendfile += sent;
+        return sent;
+      },
+    },
+  );
   const head = Buffer.from("head:");
   const tail = Buffer.from(":tail");
   const expected = Buffer.concat([head, Buffer.from(whole.records), tail]);

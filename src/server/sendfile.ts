@@ -8,7 +8,12 @@
  */
 
 /** Sends up to `count` bytes of `fileFd` from `position`; 0 when the socket is full. Throws on any other failure. */
-export type SendFile = (socketFd: number, fileFd: number, position: number, count: number) => number;
+export type SendFile = (
+  socketFd: number,
+  fileFd: number,
+  position: number,
+  count: number,
+) => number;
 
 const EAGAIN = 11;
 const EINTR = 4;
@@ -16,20 +21,31 @@ const EINTR = 4;
 declare const require: ((id: string) => unknown) | undefined;
 
 interface Ffi {
-  dlopen(path: string, symbols: Record<string, { args: unknown[]; returns: unknown }>): { symbols: Record<string, (...args: unknown[]) => unknown> };
+  dlopen(
+    path: string,
+    symbols: Record<string, { args: unknown[]; returns: unknown }>,
+  ): { symbols: Record<string, (...args: unknown[]) => unknown> };
   FFIType: Record<string, unknown>;
   ptr(view: ArrayBufferView): unknown;
   read: { i32(pointer: unknown, offset: number): number };
 }
 
 function load(): SendFile | null {
-  if (process.platform !== "linux" || process.versions.bun === undefined || typeof require !== "function") return null;
+  if (
+    process.platform !== "linux" ||
+    process.versions.bun === undefined ||
+    typeof require !== "function"
+  )
+    return null;
   if (process.env.BROOK_SENDFILE === "0") return null;
   try {
     const ffi = require("bun:ffi") as Ffi;
     const { FFIType } = ffi;
     const libc = ffi.dlopen("libc.so.6", {
-      sendfile: { args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+      sendfile: {
+        args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u64],
+        returns: FFIType.i64,
+      },
       __errno_location: { args: [], returns: FFIType.ptr },
     });
     const offset = new BigInt64Array(1);

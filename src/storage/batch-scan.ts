@@ -73,8 +73,12 @@ export function scanBatches(
   let chunkEnd = from;
   let position = from;
   let bytesRead = 0;
-  const stopped = (stop: ScanStop, reason: string): ScanOutcome =>
-    ({ stop, position, reason, bytesRead });
+  const stopped = (stop: ScanStop, reason: string): ScanOutcome => ({
+    stop,
+    position,
+    reason,
+    bytesRead,
+  });
   while (position < to) {
     const left = to - position;
     if (left < BATCH_HEADER_BYTES) {

@@ -19,7 +19,9 @@ test("storage: checkpoint: Kafka's text format, written atomically, read back", 
     { topic: "my.topic-v2_x", partition: 17, offset: 2 ** 53 - 1 },
   ];
   writeCheckpoint(path, dir, entries);
-  expect(readFileSync(path, "utf8")).toBe("0\n2\norders 0 1234\nmy.topic-v2_x 17 9007199254740991\n");
+  expect(readFileSync(path, "utf8")).toBe(
+    "0\n2\norders 0 1234\nmy.topic-v2_x 17 9007199254740991\n",
+  );
   expect(readCheckpoint(path)).toEqual({ ok: true, entries });
   // Rewritten in place by rename: no temporary file stays behind.
   writeCheckpoint(path, dir, []);
@@ -43,5 +45,8 @@ test("storage: checkpoint: a malformed file is reported, never half-trusted", ()
   const dir = makeTempDir("checkpoint");
   dirs.push(dir);
   writeFileSync(join(dir, "torn"), "0\n3\na 0 1\n");
-  expect(readCheckpoint(join(dir, "torn"))).toMatchObject({ ok: false, reason: expect.stringContaining("count") });
+  expect(readCheckpoint(join(dir, "torn"))).toMatchObject({
+    ok: false,
+    reason: expect.stringContaining("count"),
+  });
 });

@@ -39,8 +39,7 @@ export interface CheckpointEntry {
 }
 
 export type CheckpointRead =
-  | { ok: true; entries: CheckpointEntry[] }
-  | { ok: false; reason: string };
+  { ok: true; entries: CheckpointEntry[] } | { ok: false; reason: string };
 
 /** Topic names as Kafka allows them: no whitespace, so a line splits on spaces. */
 const TOPIC_PATTERN = /^[a-zA-Z0-9._-]+$/;

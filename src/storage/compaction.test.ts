@@ -132,7 +132,8 @@ function recordsOf(batch: Uint8Array): Stored[] {
   });
   expect(readable).toBe(true);
   expect(out.length).toBe(readRecordCount(batch, 0));
-  if (out.length > 0) expect(out[out.length - 1]!.offset).toBeLessThanOrEqual(readLastOffset(batch, 0));
+  if (out.length > 0)
+    expect(out[out.length - 1]!.offset).toBeLessThanOrEqual(readLastOffset(batch, 0));
   return out;
 }
 
@@ -273,7 +274,13 @@ test("storage: compaction: the active segment's keys count, its records are neve
   // An empty sealed segment opens fine, verified or not.
   close(log);
   for (const cleanShutdown of [true, false]) {
-    const reopened = open(log.dir, clock, { segmentBytes: 600 }, { dirtyBytesMin: 0 }, cleanShutdown);
+    const reopened = open(
+      log.dir,
+      clock,
+      { segmentBytes: 600 },
+      { dirtyBytesMin: 0 },
+      cleanShutdown,
+    );
     expect(reopened.segments()[0]!.sizeBytes).toBe(0);
     expect(recordsOfLog(reopened)).toEqual(kept);
     close(reopened);
@@ -284,7 +291,11 @@ test("storage: compaction: fetch of a compacted-away offset returns the next bat
   const clock = new ManualClock(T0);
   const log = open(freshDir(), clock, { segmentBytes: 400 });
   const model = new Model();
-  for (let i = 0; i < 20; i++) model.append(log, [[`k${i % 4}`, `v${i}`], [`unique-${i}`, "u"]]);
+  for (let i = 0; i < 20; i++)
+    model.append(log, [
+      [`k${i % 4}`, `v${i}`],
+      [`unique-${i}`, "u"],
+    ]);
   const cleanTo = activeBase(log);
   log.compact();
   const kept = model.compacted(cleanTo).map((r) => r.offset);
@@ -326,7 +337,9 @@ describe("storage: compaction: tombstones", () => {
     expect(first.tombstonesKept).toBe(1);
     const after = recordsOfLog(log);
     expect(after).toEqual(model.compacted(cleanTo));
-    expect(after.filter((r) => r.key === "k1")).toEqual([{ offset: 2, key: "k1", value: null, timestamp: T0 }]);
+    expect(after.filter((r) => r.key === "k1")).toEqual([
+      { offset: 2, key: "k1", value: null, timestamp: T0 },
+    ]);
 
     clock.advance(RETENTION - 1);
     expect(log.cleanerStatus().due).toBe(false);
@@ -359,7 +372,11 @@ describe("storage: compaction: tombstones", () => {
     const reopened = open(dir, clock, { segmentBytes: 300, deleteRetentionMs: RETENTION });
     clock.advance(5_000); // Pass 1 is of age, but it did not reach the tombstone.
     reopened.compact();
-    expect(recordsOfLog(reopened).filter((r) => r.key === "fill-3").map((r) => r.value)).toEqual([null]);
+    expect(
+      recordsOfLog(reopened)
+        .filter((r) => r.key === "fill-3")
+        .map((r) => r.value),
+    ).toEqual([null]);
     clock.advance(5_000); // Pass 2 is of age now.
     expect(reopened.cleanerStatus().due).toBe(true);
     expect(reopened.compact()!.tombstonesDropped).toBe(1);
@@ -375,7 +392,11 @@ describe("storage: compaction: tombstones", () => {
     log.compact();
     clock.advance(RETENTION);
     log.compact();
-    expect(recordsOfLog(log).filter((r) => r.key === "k").map((r) => r.value)).toEqual(["new"]);
+    expect(
+      recordsOfLog(log)
+        .filter((r) => r.key === "k")
+        .map((r) => r.value),
+    ).toEqual(["new"]);
   });
 });
 
@@ -385,7 +406,9 @@ describe("storage: compaction: tombstones", () => {
 /** The same batch, its records compressed with `codec` (snappy in xerial framing if asked). */
 function withCodec(batch: Buffer, codec: number, xerial = false): Buffer {
   const plain = batch.subarray(RECORDS_AT);
-  const like = xerial ? Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0, 0, 0, 0, 1, 0, 0, 0, 1]) : Buffer.alloc(0);
+  const like = xerial
+    ? Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0, 0, 0, 0, 1, 0, 0, 0, 1])
+    : Buffer.alloc(0);
   const payload = compress(codec, plain, like);
   const out = Buffer.alloc(RECORDS_AT + payload.byteLength);
   batch.copy(out, 0, 0, RECORDS_AT);
@@ -410,16 +433,32 @@ for (const [name, codec, xerial] of CODECS) {
     const log = open(freshDir(), clock, { segmentBytes: 500 });
     const producer = { producerId: 7, producerEpoch: 2, baseSequence: 10, baseTimestamp: T0 + 500 };
     const original = withCodec(
-      keyed([["k1", "a"], ["k2", "b"], ["k3", "c"], ["k4", "d"]], producer),
+      keyed(
+        [
+          ["k1", "a"],
+          ["k2", "b"],
+          ["k3", "c"],
+          ["k4", "d"],
+        ],
+        producer,
+      ),
       codec,
       xerial,
     );
     expect(log.append(Buffer.from(original), { leaderEpoch: 3 }).ok).toBe(true);
-    const whole = withCodec(keyed([["k5", "e"], ["k6", "f"]]), codec, xerial);
+    const whole = withCodec(
+      keyed([
+        ["k5", "e"],
+        ["k6", "f"],
+      ]),
+      codec,
+      xerial,
+    );
     expect(log.append(Buffer.from(whole), { leaderEpoch: 3 }).ok).toBe(true);
     const storedWhole = batchesOf(log)[1]!;
     // Supersede k1 and k4: the first batch keeps k2 and k3 (offsets 1 and 2).
-    for (let i = 0; i < 8; i++) log.append(keyed([[i % 2 === 0 ? "k1" : "k4", `x${i}`]]), { leaderEpoch: 3 });
+    for (let i = 0; i < 8; i++)
+      log.append(keyed([[i % 2 === 0 ? "k1" : "k4", `x${i}`]]), { leaderEpoch: 3 });
     expect(log.segmentCount()).toBeGreaterThanOrEqual(2);
     log.compact();
 
@@ -429,7 +468,10 @@ for (const [name, codec, xerial] of CODECS) {
       { offset: 2, key: "k3", value: "c", timestamp: T0 + 506 },
     ]);
     expect(readCompression(rewritten!, 0)).toBe(codec);
-    if (xerial) expect(rewritten!.subarray(RECORDS_AT, RECORDS_AT + 8)).toEqual(Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0]));
+    if (xerial)
+      expect(rewritten!.subarray(RECORDS_AT, RECORDS_AT + 8)).toEqual(
+        Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0]),
+      );
     expect(readBaseOffset(rewritten!, 0)).toBe(0);
     expect(readLastOffsetDelta(rewritten!, 0)).toBe(3); // Kafka keeps the original last offset.
     expect(readRecordCount(rewritten!, 0)).toBe(2);
@@ -445,7 +487,10 @@ for (const [name, codec, xerial] of CODECS) {
 }
 
 test("storage: compaction: a batch whose records cannot be read is kept whole", () => {
-  const batch = keyed([["k", "v"], ["k", "w"]]);
+  const batch = keyed([
+    ["k", "v"],
+    ["k", "w"],
+  ]);
   // A record count that does not match the records (the CRC recomputed, so it is stored).
   batch.writeInt32BE(3, 57);
   batch.writeUInt32BE(computeBatchCrc(batch, 0, batch.byteLength), 17);
@@ -501,7 +546,8 @@ test("storage: compaction: a full offset map cleans part of the log per pass, an
   // Every record the partial pass dropped has a later record of its key.
   const latest = model.latest();
   const kept = new Set(recordsOfLog(log).map((r) => r.offset));
-  for (const record of model.records) if (record.offset === latest.get(record.key)) expect(kept.has(record.offset)).toBe(true);
+  for (const record of model.records)
+    if (record.offset === latest.get(record.key)) expect(kept.has(record.offset)).toBe(true);
   // Later passes go on from where the last one stopped, while the log is dirty enough.
   let passes = 1;
   for (let previous = first.firstDirtyOffset; log.cleanerStatus().due && passes < 50; passes++) {
@@ -512,7 +558,8 @@ test("storage: compaction: a full offset map cleans part of the log per pass, an
   expect(passes).toBeGreaterThan(2);
   // Whatever is left is written records, with every key's latest one.
   const left = recordsOfLog(log);
-  for (const record of left) expect(model.records.find((r) => r.offset === record.offset)).toEqual(record);
+  for (const record of left)
+    expect(model.records.find((r) => r.offset === record.offset)).toEqual(record);
   for (const [, offset] of latest) expect(left.some((r) => r.offset === offset)).toBe(true);
 });
 
@@ -522,7 +569,8 @@ test("storage: compaction: min.compaction.lag.ms keeps young segments out of a p
   const model = new Model();
   for (let i = 0; i < 10; i++) model.append(log, [["k", `old-${i}`]], { baseTimestamp: T0 });
   const youngFrom = log.logEndOffset;
-  for (let i = 0; i < 10; i++) model.append(log, [["k", `young-${i}`]], { baseTimestamp: T0 + 50_000 });
+  for (let i = 0; i < 10; i++)
+    model.append(log, [["k", `young-${i}`]], { baseTimestamp: T0 + 50_000 });
   // The first segment holding a young record, and everything after it, is too young.
   const young = log.segments().findLast((segment) => segment.baseOffset <= youngFrom)!.baseOffset;
   expect(young).toBeGreaterThan(0);
@@ -530,7 +578,9 @@ test("storage: compaction: min.compaction.lag.ms keeps young segments out of a p
   const left = recordsOfLog(log);
   // Old duplicates go (the young records supersede them); the young segments stay whole.
   expect(left.filter((r) => r.offset < young)).toEqual([]);
-  expect(left.filter((r) => r.offset >= young)).toEqual(model.records.filter((r) => r.offset >= young));
+  expect(left.filter((r) => r.offset >= young)).toEqual(
+    model.records.filter((r) => r.offset >= young),
+  );
 });
 
 // ---------------------------------------------------------------------------------------
@@ -567,7 +617,13 @@ describe("storage: compaction: crash recovery", () => {
    * An original log (several sealed segments, one group each: none fit together) and
    * its compacted twin, both closed. Returns their directories and records.
    */
-  function build(): { original: Files; cleaned: Files; before: Stored[]; after: Stored[]; model: Model } {
+  function build(): {
+    original: Files;
+    cleaned: Files;
+    before: Stored[];
+    after: Stored[];
+    model: Model;
+  } {
     const clock = new ManualClock(T0);
     const dir = freshDir();
     const log = open(dir, clock, { segmentBytes: 1200 });
@@ -579,8 +635,12 @@ describe("storage: compaction: crash recovery", () => {
     cpSync(dir, copy, { recursive: true });
     const compacted = open(dir, clock, { segmentBytes: 1200 });
     // Sealed segments are nearly full: no two fit in one group, so each maps to itself.
-    const sealed = compacted.segments().slice(0, -1).map((s) => s.sizeBytes);
-    for (let i = 1; i < sealed.length; i++) expect(sealed[i - 1]! + sealed[i]!).toBeGreaterThan(1200);
+    const sealed = compacted
+      .segments()
+      .slice(0, -1)
+      .map((s) => s.sizeBytes);
+    for (let i = 1; i < sealed.length; i++)
+      expect(sealed[i - 1]! + sealed[i]!).toBeGreaterThan(1200);
     compacted.compact();
     const after = recordsOfLog(compacted);
     close(compacted);
@@ -621,7 +681,9 @@ describe("storage: compaction: crash recovery", () => {
 
   test("before the commit: .cleaned (or index .swap) files are removed, the old segments stand", () => {
     const built = build();
-    const base = built.original.bases.findLast((b) => built.cleaned.bases.includes(b) && b < built.cleaned.bases.at(-1)!)!;
+    const base = built.original.bases.findLast(
+      (b) => built.cleaned.bases.includes(b) && b < built.cleaned.bases.at(-1)!,
+    )!;
     expect(base).toBeDefined();
     for (const stage of ["cleaned", "index-swap"] as const) {
       const dir = scratch(built.original);
@@ -690,7 +752,8 @@ describe("storage: compaction: crash recovery", () => {
     workload(log, model, 4, 300, 25);
     const before = recordsOfLog(log);
     const cleaning = () => listFiles(dir).some((name) => name.endsWith(".cleaned"));
-    for (let steps = 0; !cleaning() && steps < 1000; steps++) expect(log.cleanStep(400).kind).toBe("running");
+    for (let steps = 0; !cleaning() && steps < 1000; steps++)
+      expect(log.cleanStep(400).kind).toBe("running");
     expect(cleaning()).toBe(true);
     close(log);
     expect(listFiles(dir).some((name) => name.endsWith(".cleaned"))).toBe(false);
@@ -699,7 +762,8 @@ describe("storage: compaction: crash recovery", () => {
     // Groups swapped before the close are cleaned, the rest is as written: a subsequence
     // of the original records with every key's latest record.
     for (const record of records) expect(before).toContainEqual(record);
-    for (const [, offset] of model.latest()) expect(records.some((r) => r.offset === offset)).toBe(true);
+    for (const [, offset] of model.latest())
+      expect(records.some((r) => r.offset === offset)).toBe(true);
   });
 });
 
@@ -713,7 +777,7 @@ describe("storage: compaction: concurrent readers", () => {
     expect(read.ok).toBe(true);
     if (!read.ok || read.records.byteLength === 0) return;
     const returned: Stored[] = [];
-    for (let at = 0; at < read.records.byteLength; ) {
+    for (let at = 0; at < read.records.byteLength;) {
       const size = readBatchSize(read.records, at);
       returned.push(...recordsOf(read.records.subarray(at, at + size)));
       at += size;
@@ -793,7 +857,8 @@ describe("storage: compaction: concurrent readers", () => {
     expect(log.logStartOffset).toBe(cut);
     const left = recordsOfLog(log);
     expect(left.every((r) => r.offset >= cut)).toBe(true);
-    for (const [, offset] of model.latest()) if (offset >= cut) expect(left.some((r) => r.offset === offset)).toBe(true);
+    for (const [, offset] of model.latest())
+      if (offset >= cut) expect(left.some((r) => r.offset === offset)).toBe(true);
   });
 });
 
@@ -806,17 +871,32 @@ test("storage: compaction: the log manager's tick cleans compacted topics, a bud
   const clock = new ManualClock(T0);
   const image = new MetadataImage();
   const manager = new LogManager({
-    dataDir, nodeId: 1, clock, image, cleanerBytesPerTick: 2048, cleaner: { dirtyBytesMin: 0 },
+    dataDir,
+    nodeId: 1,
+    clock,
+    image,
+    cleanerBytesPerTick: 2048,
+    cleaner: { dirtyBytesMin: 0 },
   });
   managers.push(manager);
   const records: MetadataRecord[] = [];
-  for (const [name, policy] of [["kv", "compact"], ["events", "delete"]] as const) {
+  for (const [name, policy] of [
+    ["kv", "compact"],
+    ["events", "delete"],
+  ] as const) {
     const topicId = `id-${name}`;
     records.push({ type: "topic", name, topicId });
     records.push({ type: "config", topicId, name: "cleanup.policy", value: policy });
     records.push({ type: "config", topicId, name: "segment.bytes", value: "1024" });
     records.push({
-      type: "partition", topicId, partition: 0, replicas: [1], leader: 1, leaderEpoch: 0, isr: [1], partitionEpoch: 0,
+      type: "partition",
+      topicId,
+      partition: 0,
+      replicas: [1],
+      leader: 1,
+      leaderEpoch: 0,
+      isr: [1],
+      partitionEpoch: 0,
     });
   }
   for (const record of records) image.apply(record);
@@ -846,7 +926,10 @@ test("storage: compaction: cleaner state: format, parse, and bounded pass marks"
     firstDirtyOffset: 120,
     tombstones: 3,
     horizon: 40,
-    passes: [{ end: 40, timeMs: T0 }, { end: 120, timeMs: T0 + 5 }],
+    passes: [
+      { end: 40, timeMs: T0 },
+      { end: 120, timeMs: T0 + 5 },
+    ],
   };
   expect(parseCleanerState(formatCleanerState(state))).toEqual(state);
   expect(parseCleanerState("version: 1\n")).toBeNull();
@@ -855,9 +938,16 @@ test("storage: compaction: cleaner state: format, parse, and bounded pass marks"
 
   // Marks of age collapse into the latest of them; the young ones stay.
   const marks = [10, 20, 30, 40].map((end, i) => ({ end, timeMs: T0 + i * 1000 }));
-  expect(prunePasses(marks, T0 + 2500, 1000)).toEqual([{ end: 20, timeMs: T0 + 1000 }, { end: 30, timeMs: T0 + 2000 }, { end: 40, timeMs: T0 + 3000 }]);
+  expect(prunePasses(marks, T0 + 2500, 1000)).toEqual([
+    { end: 20, timeMs: T0 + 1000 },
+    { end: 30, timeMs: T0 + 2000 },
+    { end: 40, timeMs: T0 + 3000 },
+  ]);
   // Too many young marks: the oldest merge, the later time winning.
-  const many = Array.from({ length: CLEANER_PASSES_REMEMBERED_MAX + 3 }, (_, i) => ({ end: i + 1, timeMs: T0 + i }));
+  const many = Array.from({ length: CLEANER_PASSES_REMEMBERED_MAX + 3 }, (_, i) => ({
+    end: i + 1,
+    timeMs: T0 + i,
+  }));
   const pruned = prunePasses(many, T0, 1_000_000);
   expect(pruned.length).toBe(CLEANER_PASSES_REMEMBERED_MAX);
   expect(pruned.at(-1)).toEqual(many.at(-1));
@@ -866,7 +956,13 @@ test("storage: compaction: cleaner state: format, parse, and bounded pass marks"
 
   // A log whose tail a crash cut: nothing past its end counts as cleaned.
   expect(clampToLog(state, 100)).toEqual({
-    firstDirtyOffset: 100, tombstones: 3, horizon: 40, passes: [{ end: 40, timeMs: T0 }, { end: 100, timeMs: T0 + 5 }],
+    firstDirtyOffset: 100,
+    tombstones: 3,
+    horizon: 40,
+    passes: [
+      { end: 40, timeMs: T0 },
+      { end: 100, timeMs: T0 + 5 },
+    ],
   });
   expect(clampToLog(state, 30).passes).toEqual([{ end: 30, timeMs: T0 + 5 }]);
 
@@ -905,13 +1001,15 @@ test("storage: compaction: seeded runs of appends, cleaner steps, DeleteRecords 
       for (const [key, offset] of model.latest()) {
         const latest = byOffset.get(offset)!;
         if (offset < log.logStartOffset || latest.value === null) continue;
-        if (!left.some((r) => r.offset === offset)) throw new Error(`seed ${seed}: lost ${key}@${offset}`);
+        if (!left.some((r) => r.offset === offset))
+          throw new Error(`seed ${seed}: lost ${key}@${offset}`);
       }
       // A tombstone gone means every older value of its key is gone too.
       for (const record of model.records) {
         if (record.value === null || left.some((r) => r.offset === record.offset)) continue;
         const stale = left.find((r) => r.key === record.key && r.offset < record.offset);
-        if (stale !== undefined) throw new Error(`seed ${seed}: ${record.key}@${stale.offset} outlived a tombstone`);
+        if (stale !== undefined)
+          throw new Error(`seed ${seed}: ${record.key}@${stale.offset} outlived a tombstone`);
       }
       expect(log.logEndOffset).toBe(model.records.length);
     };
@@ -929,7 +1027,8 @@ test("storage: compaction: seeded runs of appends, cleaner steps, DeleteRecords 
       } else if (choice === 16) {
         clock.advance(random(4_000));
       } else if (choice === 17 && log.config.cleanupPolicy.delete) {
-        const to = log.logStartOffset + random(Math.max(1, log.highWatermark - log.logStartOffset) + 1);
+        const to =
+          log.logStartOffset + random(Math.max(1, log.highWatermark - log.logStartOffset) + 1);
         expect(log.deleteRecordsBefore(Math.min(to, log.highWatermark)).ok).toBe(true);
       } else if (choice === 18) {
         close(log);

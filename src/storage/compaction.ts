@@ -451,7 +451,7 @@ export class LogCleaner {
         break;
       }
       spent += bytes.byteLength;
-      for (let at = 0; at < bytes.byteLength; ) {
+      for (let at = 0; at < bytes.byteLength;) {
         const size = readBatchSize(bytes, at);
         if (pass.mapBytes >= this.#offsetMapBytesMax) {
           pass.mapFull = true;

@@ -47,6 +47,8 @@ test("storage: data dir: a data dir of another cluster is refused with one line"
     error = caught;
   }
   expect(error).toBeInstanceOf(DataDirError);
-  expect((error as Error).message).toBe(`Data dir ${dir} belongs to cluster ${meta.clusterId}, but 10.0.0.9:7946 is in cluster someone-else`);
+  expect((error as Error).message).toBe(
+    `Data dir ${dir} belongs to cluster ${meta.clusterId}, but 10.0.0.9:7946 is in cluster someone-else`,
+  );
   expect((error as Error).message).not.toContain("\n");
 });

@@ -54,8 +54,14 @@ export function openDataDir(
   }
   const path = join(dataDir, "meta.json");
   if (!existsSync(path)) {
-    const nodeId = requestedNodeId ?? (joining ? JOINING_NODE_ID_MIN + random.int(0, JOINING_NODE_ID_SPAN - 1) : DEFAULT_NODE_ID);
-    const meta: DataDirMeta = { nodeId, clusterId: joining ? null : newClusterId(), formatVersion: FORMAT_VERSION };
+    const nodeId =
+      requestedNodeId ??
+      (joining ? JOINING_NODE_ID_MIN + random.int(0, JOINING_NODE_ID_SPAN - 1) : DEFAULT_NODE_ID);
+    const meta: DataDirMeta = {
+      nodeId,
+      clusterId: joining ? null : newClusterId(),
+      formatVersion: FORMAT_VERSION,
+    };
     writeMeta(path, meta);
     return meta;
   }
@@ -65,15 +71,20 @@ export function openDataDir(
   } catch (error) {
     throw new DataDirError(`Unreadable ${path}: ${(error as Error).message}`);
   }
-  const clusterIdValid = meta.clusterId === null || (typeof meta.clusterId === "string" && meta.clusterId !== "");
+  const clusterIdValid =
+    meta.clusterId === null || (typeof meta.clusterId === "string" && meta.clusterId !== "");
   if (!Number.isInteger(meta.nodeId) || meta.nodeId < 0 || !clusterIdValid) {
     throw new DataDirError(`Corrupt ${path}: node id and cluster id required`);
   }
   if (meta.formatVersion !== FORMAT_VERSION) {
-    throw new DataDirError(`${path} has format version ${meta.formatVersion}, this build reads ${FORMAT_VERSION}`);
+    throw new DataDirError(
+      `${path} has format version ${meta.formatVersion}, this build reads ${FORMAT_VERSION}`,
+    );
   }
   if (requestedNodeId !== null && requestedNodeId !== meta.nodeId) {
-    throw new DataDirError(`Data dir ${dataDir} belongs to node ${meta.nodeId}, not --node-id ${requestedNodeId}`);
+    throw new DataDirError(
+      `Data dir ${dataDir} belongs to node ${meta.nodeId}, not --node-id ${requestedNodeId}`,
+    );
   }
   return meta;
 }
@@ -82,10 +93,17 @@ export function openDataDir(
  * The cluster this node joined has id `clusterId` (learned from `source`, a seed's
  * address): a data dir without a cluster id takes it; one of another cluster is refused.
  */
-export function adoptClusterId(dataDir: string, meta: DataDirMeta, clusterId: string, source: string): DataDirMeta {
+export function adoptClusterId(
+  dataDir: string,
+  meta: DataDirMeta,
+  clusterId: string,
+  source: string,
+): DataDirMeta {
   if (meta.clusterId === clusterId) return meta;
   if (meta.clusterId !== null) {
-    throw new DataDirError(`Data dir ${dataDir} belongs to cluster ${meta.clusterId}, but ${source} is in cluster ${clusterId}`);
+    throw new DataDirError(
+      `Data dir ${dataDir} belongs to cluster ${meta.clusterId}, but ${source} is in cluster ${clusterId}`,
+    );
   }
   const adopted = { ...meta, clusterId };
   writeMeta(join(dataDir, "meta.json"), adopted);

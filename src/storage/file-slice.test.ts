@@ -8,15 +8,30 @@ import { ManualClock } from "../util/clock.ts";
 import { FileSlice } from "./file-slice.ts";
 import { DEFAULT_LOG_CONFIG } from "./log-config.ts";
 import { PartitionLog } from "./partition-log.ts";
-import { fillLog, LogModel, makeBatch, makeTempDir, seededRandom, T0, tempLogs } from "./test-support.ts";
+import {
+  fillLog,
+  LogModel,
+  makeBatch,
+  makeTempDir,
+  seededRandom,
+  T0,
+  tempLogs,
+} from "./test-support.ts";
 
 const { dirs, logs } = tempLogs();
 
-function filledLog(segments: number, seed: number): { log: PartitionLog; model: LogModel; dir: string } {
+function filledLog(
+  segments: number,
+  seed: number,
+): { log: PartitionLog; model: LogModel; dir: string } {
   const root = makeTempDir("slice");
   dirs.push(root);
   const dir = join(root, "topic-0");
-  const log = PartitionLog.open({ dir, config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 16 * 1024, indexIntervalBytes: 1024 }, clock: new ManualClock(T0) });
+  const log = PartitionLog.open({
+    dir,
+    config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 16 * 1024, indexIntervalBytes: 1024 },
+    clock: new ManualClock(T0),
+  });
   logs.push(log);
   const model = new LogModel();
   fillLog(log, model, segments, seed);
@@ -24,10 +39,15 @@ function filledLog(segments: number, seed: number): { log: PartitionLog; model: 
 }
 
 /** The whole log read at once, the same as a slice, and the slice's finished count (-1 before). */
-function wholeAndSlice(log: PartitionLog): { whole: Uint8Array; slice: FileSlice; finished: () => number } {
+function wholeAndSlice(log: PartitionLog): {
+  whole: Uint8Array;
+  slice: FileSlice;
+  finished: () => number;
+} {
   const whole = log.read(0, 1 << 30, { minOneBatch: true });
   const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
-  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
+  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice))
+    throw new Error("Expected a slice");
   let records = -1;
   deferred.records.onFinished = (count) => (records = count);
   return { whole: whole.records, slice: deferred.records, finished: () => records };
@@ -56,15 +76,22 @@ test("storage: read and readDeferred return the model's batches for any offset, 
     const offset = random(end);
     const maxBytes = random(3) === 0 ? random(200) : random(60_000);
     const maxOffset = random(2) === 0 ? end : 1 + random(end);
-    const want = Buffer.from(offset >= maxOffset ? Buffer.alloc(0) : expected(model, offset, maxBytes, maxOffset));
+    const want = Buffer.from(
+      offset >= maxOffset ? Buffer.alloc(0) : expected(model, offset, maxBytes, maxOffset),
+    );
     const read = log.read(offset, maxBytes, { minOneBatch: true, maxOffset });
     expect(read.ok).toBe(true);
     if (!read.ok) continue;
     expect(Buffer.from(read.records)).toEqual(want);
-    const deferred = log.readDeferred(offset, maxBytes, { minOneBatch: true, maxOffset, deferFromBytes: 0 });
+    const deferred = log.readDeferred(offset, maxBytes, {
+      minOneBatch: true,
+      maxOffset,
+      deferFromBytes: 0,
+    });
     expect(deferred.ok).toBe(true);
     if (!deferred.ok) continue;
-    const bytes = deferred.records instanceof FileSlice ? materialize(deferred.records) : deferred.records;
+    const bytes =
+      deferred.records instanceof FileSlice ? materialize(deferred.records) : deferred.records;
     expect(Buffer.from(bytes)).toEqual(want);
   }
 });
@@ -90,21 +117,27 @@ test("storage: a slice keeps its bytes when the log's files are removed; a trunc
   const { log, dir } = filledLog(4, 7);
   const whole = log.read(0, 1 << 30, { minOneBatch: true });
   const first = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
-  if (!whole.ok || !first.ok || !(first.records instanceof FileSlice)) throw new Error("Expected a slice");
+  if (!whole.ok || !first.ok || !(first.records instanceof FileSlice))
+    throw new Error("Expected a slice");
   const second = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
   if (!second.ok || !(second.records instanceof FileSlice)) throw new Error("Expected a slice");
 
   // Truncation in place (the only change an open descriptor sees) breaks the second.
-  const segment = readdirSync(dir).filter((name) => name.endsWith(".log")).sort()[0]!;
+  const segment = readdirSync(dir)
+    .filter((name) => name.endsWith(".log"))
+    .sort()[0]!;
   const firstSlicePiece = first.records.next(100);
   truncateSync(join(dir, segment), 50);
-  expect(() => second.records instanceof FileSlice && materialize(second.records)).toThrow(/ends before/);
+  expect(() => second.records instanceof FileSlice && materialize(second.records)).toThrow(
+    /ends before/,
+  );
 
   // Unlinked files stay readable through the slice's own descriptors.
   const fresh = filledLog(3, 9);
   const slice = fresh.log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
   const wholeFresh = fresh.log.read(0, 1 << 30, { minOneBatch: true });
-  if (!slice.ok || !wholeFresh.ok || !(slice.records instanceof FileSlice)) throw new Error("Expected a slice");
+  if (!slice.ok || !wholeFresh.ok || !(slice.records instanceof FileSlice))
+    throw new Error("Expected a slice");
   rmSync(fresh.dir, { recursive: true, force: true });
   expect(Buffer.from(materialize(slice.records))).toEqual(Buffer.from(wholeFresh.records));
   first.records.release();
@@ -114,9 +147,16 @@ test("storage: a slice keeps its bytes when the log's files are removed; a trunc
 test("storage: a slice of large batches goes on by sendfile after its first piece, counting records from the headers; small batches are read", () => {
   const root = makeTempDir("slice");
   dirs.push(root);
-  const log = PartitionLog.open({ dir: join(root, "topic-0"), config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 1024 * 1024 }, clock: new ManualClock(T0) });
+  const log = PartitionLog.open({
+    dir: join(root, "topic-0"),
+    config: { ...DEFAULT_LOG_CONFIG, segmentBytes: 1024 * 1024 },
+    clock: new ManualClock(T0),
+  });
   logs.push(log);
-  for (let i = 0; i < 60; i++) expect(log.append(makeBatch({ count: 50 + (i % 7), valueBytes: 1000 }), { leaderEpoch: 0 }).ok).toBe(true);
+  for (let i = 0; i < 60; i++)
+    expect(
+      log.append(makeBatch({ count: 50 + (i % 7), valueBytes: 1000 }), { leaderEpoch: 0 }).ok,
+    ).toBe(true);
   const { whole, slice, finished } = wholeAndSlice(log);
   // What a socket would get: sendfile is stood in for by a pread into `sent`.
   const sent: Buffer[] = [];
@@ -140,7 +180,10 @@ test("storage: a slice of large batches goes on by sendfile after its first piec
   expect(finished()).toBe(countRecords(whole));
 
   // The default test log's batches are far below 32 KiB: always read.
-  const small = filledLog(3, 21).log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1 });
+  const small = filledLog(3, 21).log.readDeferred(0, 1 << 30, {
+    minOneBatch: true,
+    deferFromBytes: 1,
+  });
   if (!small.ok || !(small.records instanceof FileSlice)) throw new Error("Expected a slice");
   small.records.next(4096);
   expect(small.records.sendWith(send, 1 << 20)).toBeNull();
@@ -150,8 +193,13 @@ test("storage: a slice of large batches goes on by sendfile after its first piec
 test("storage: a slice that counts no records (a follower's fetch) goes by sendfile from its first byte, whatever its batch sizes", () => {
   const { log } = filledLog(3, 22);
   const whole = log.read(0, 1 << 30, { minOneBatch: true });
-  const deferred = log.readDeferred(0, 1 << 30, { minOneBatch: true, deferFromBytes: 1, countRecords: false });
-  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice)) throw new Error("Expected a slice");
+  const deferred = log.readDeferred(0, 1 << 30, {
+    minOneBatch: true,
+    deferFromBytes: 1,
+    countRecords: false,
+  });
+  if (!whole.ok || !deferred.ok || !(deferred.records instanceof FileSlice))
+    throw new Error("Expected a slice");
   const slice = deferred.records;
   let finished = -1;
   slice.onFinished = (count) => (finished = count);

@@ -20,7 +20,12 @@
 import { Buffer } from "node:buffer";
 import { closeSync, openSync } from "node:fs";
 import type { DeferredBytes } from "../protocol/deferred-bytes.ts";
-import { BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, readBatchLength, readRecordCount } from "../protocol/record-batch.ts";
+import {
+  BATCH_HEADER_BYTES,
+  LOG_OVERHEAD_BYTES,
+  readBatchLength,
+  readRecordCount,
+} from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
 import { readFully } from "./segment-files.ts";
@@ -110,7 +115,8 @@ export class FileSlice implements DeferredBytes {
     const size = Math.min(maxBytes, range.length - this.#inRange);
     const piece = Buffer.allocUnsafe(size);
     const n = readFully(range.fd, piece, 0, size, range.position + this.#inRange);
-    if (n < size) throw new Error(`${range.path} ends before the batches it held (${n} of ${size} bytes read)`);
+    if (n < size)
+      throw new Error(`${range.path} ends before the batches it held (${n} of ${size} bytes read)`);
     if (this.#counting) this.#countBatches(range, this.#inRange + size, piece);
     this.#advance(size);
     return piece;
@@ -121,11 +127,22 @@ export class FileSlice implements DeferredBytes {
    * enough that reading one header per batch from the file, to count records, costs
    * less than copying the bytes; small batches are read.
    */
-  sendWith(send: (fileFd: number, position: number, count: number) => number, maxBytes: number): number | null {
+  sendWith(
+    send: (fileFd: number, position: number, count: number) => number,
+    maxBytes: number,
+  ): number | null {
     assert(maxBytes > 0, "A slice piece must be positive");
-    if (this.#counting && (this.#batches === 0 || this.#counted / this.#batches < SENDFILE_BATCH_BYTES_MIN)) return null;
+    if (
+      this.#counting &&
+      (this.#batches === 0 || this.#counted / this.#batches < SENDFILE_BATCH_BYTES_MIN)
+    )
+      return null;
     const range = this.#current();
-    const sent = send(range.fd, range.position + this.#inRange, Math.min(maxBytes, range.length - this.#inRange));
+    const sent = send(
+      range.fd,
+      range.position + this.#inRange,
+      Math.min(maxBytes, range.length - this.#inRange),
+    );
     if (sent === 0) return 0;
     if (this.#counting) this.#countBatches(range, this.#inRange + sent, null);
     this.#advance(sent);
@@ -140,7 +157,8 @@ export class FileSlice implements DeferredBytes {
 
   #current(): OpenRange {
     const range = this.#ranges[this.#range];
-    if (range === undefined || this.#descriptors.fds.length === 0) throw new Error("The file slice is released or fully read");
+    if (range === undefined || this.#descriptors.fds.length === 0)
+      throw new Error("The file slice is released or fully read");
     return range;
   }
 
@@ -172,7 +190,13 @@ export class FileSlice implements DeferredBytes {
       } else {
         header = this.#header;
         at = 0;
-        const n = readFully(range.fd, header, 0, BATCH_HEADER_BYTES, range.position + this.#nextBatchAt);
+        const n = readFully(
+          range.fd,
+          header,
+          0,
+          BATCH_HEADER_BYTES,
+          range.position + this.#nextBatchAt,
+        );
         if (n < BATCH_HEADER_BYTES) throw new Error(`${range.path} ends inside a batch header`);
       }
       const size = LOG_OVERHEAD_BYTES + readBatchLength(header, at);

@@ -22,21 +22,50 @@ afterEach(() => {
 
 const NODE = 1;
 
-function topicRecords(name: string, partitions: number, configs: Record<string, string> = {}): MetadataRecord[] {
+function topicRecords(
+  name: string,
+  partitions: number,
+  configs: Record<string, string> = {},
+): MetadataRecord[] {
   const topicId = `id-${name}`;
   return [
     { type: "topic", name, topicId },
-    ...Object.entries(configs).map(([key, value]): MetadataRecord => ({ type: "config", topicId, name: key, value })),
+    ...Object.entries(configs).map(([key, value]): MetadataRecord => ({
+      type: "config",
+      topicId,
+      name: key,
+      value,
+    })),
     ...Array.from({ length: partitions }, (_, partition): MetadataRecord => ({
-      type: "partition", topicId, partition, replicas: [NODE], leader: NODE, leaderEpoch: 0, isr: [NODE], partitionEpoch: 0,
+      type: "partition",
+      topicId,
+      partition,
+      replicas: [NODE],
+      leader: NODE,
+      leaderEpoch: 0,
+      isr: [NODE],
+      partitionEpoch: 0,
     })),
   ];
 }
 
 /** A node start: a manager, the image replayed, startup completed. */
-function start(dataDir: string, clock: ManualClock, records: MetadataRecord[], replicated = false): { manager: LogManager; image: MetadataImage } {
+function start(
+  dataDir: string,
+  clock: ManualClock,
+  records: MetadataRecord[],
+  replicated = false,
+): { manager: LogManager; image: MetadataImage } {
   const image = new MetadataImage();
-  const manager = new LogManager({ dataDir, nodeId: NODE, clock, image, retentionCheckIntervalMs: 5_000, checkpointIntervalMs: 5_000, replicated });
+  const manager = new LogManager({
+    dataDir,
+    nodeId: NODE,
+    clock,
+    image,
+    retentionCheckIntervalMs: 5_000,
+    checkpointIntervalMs: 5_000,
+    replicated,
+  });
   for (const record of records) image.apply(record);
   return { manager, image };
 }
@@ -67,19 +96,33 @@ test("storage: log manager: a clean stop checkpoints and marks; the next start v
   const first = start(dataDir, clock, records);
   first.manager.startupComplete();
   // Two batches per segment: three segments per partition.
-  for (let i = 0; i < 12; i++) first.manager.append("events", i % 2, makeBatch({ count: 1, valueBytes: 1500 }), 0);
+  for (let i = 0; i < 12; i++)
+    first.manager.append("events", i % 2, makeBatch({ count: 1, valueBytes: 1500 }), 0);
   expect(existsSync(marker(dataDir))).toBe(false);
   first.manager.close();
   expect(existsSync(marker(dataDir))).toBe(true);
-  expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 6, "events-1": 6 });
-  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({ "events-0": 6, "events-1": 6 });
-  expect(checkpoint(dataDir, "log-start-offset-checkpoint")).toEqual({ "events-0": 0, "events-1": 0 });
+  expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({
+    "events-0": 6,
+    "events-1": 6,
+  });
+  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({
+    "events-0": 6,
+    "events-1": 6,
+  });
+  expect(checkpoint(dataDir, "log-start-offset-checkpoint")).toEqual({
+    "events-0": 0,
+    "events-1": 0,
+  });
 
   const second = start(dataDir, clock, records);
   managers.push(second.manager);
   const log0 = second.manager.get("events", 0)!;
   expect(log0.segmentCount()).toBe(3);
-  expect(log0.openReport).toMatchObject({ cleanShutdown: true, segmentsTrusted: log0.segmentCount() - 1, segmentsScanned: 1 });
+  expect(log0.openReport).toMatchObject({
+    cleanShutdown: true,
+    segmentsTrusted: log0.segmentCount() - 1,
+    segmentsScanned: 1,
+  });
   expect(log0.logEndOffset).toBe(6);
   // The marker lasts until every log is open; from then on a crash is unclean.
   expect(existsSync(marker(dataDir))).toBe(true);
@@ -93,14 +136,16 @@ test("storage: log manager: after a crash, recovery starts at the checkpointed r
   const records = topicRecords("events", 1, { "segment.bytes": "4096" });
   const first = start(dataDir, clock, records);
   first.manager.startupComplete();
-  for (let i = 0; i < 9; i++) first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
+  for (let i = 0; i < 9; i++)
+    first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
   const log = first.manager.get("events", 0)!;
   // Two batches per segment: bases 0, 2, 4, 6, 8; rolls moved the recovery point to 8.
   expect(log.recoveryPoint).toBe(8);
   clock.advance(5_000);
   first.manager.tick(); // Checkpoint interval passed: recovery point 8 is written.
   expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 8 });
-  for (let i = 0; i < 4; i++) first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
+  for (let i = 0; i < 4; i++)
+    first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
   expect(log.recoveryPoint).toBe(12);
   crash(first.manager); // The checkpoint still says 8.
 
@@ -109,7 +154,11 @@ test("storage: log manager: after a crash, recovery starts at the checkpointed r
   const again = second.manager.get("events", 0)!;
   expect(again.logEndOffset).toBe(13);
   // Segments 0, 2, 4, 6 are below 8: trusted. 8, 10 and the active 12 are verified.
-  expect(again.openReport).toMatchObject({ cleanShutdown: false, segmentsTrusted: 4, segmentsScanned: 3 });
+  expect(again.openReport).toMatchObject({
+    cleanShutdown: false,
+    segmentsTrusted: 4,
+    segmentsScanned: 3,
+  });
   second.manager.startupComplete();
   // Verified is not flushed: the recovery point stays at 8 until the next flush or roll.
   expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 8 });
@@ -122,11 +171,16 @@ test("storage: log manager: after a crash, recovery starts at the checkpointed r
 test("storage: log manager: the tick runs retention at its interval and checkpoints the log start at once", () => {
   const dataDir = freshDataDir();
   const clock = new ManualClock(T0 + 100_000);
-  const records = topicRecords("old", 1, { "segment.bytes": "4096", "retention.ms": "60000", "file.delete.delay.ms": "1000" });
+  const records = topicRecords("old", 1, {
+    "segment.bytes": "4096",
+    "retention.ms": "60000",
+    "file.delete.delay.ms": "1000",
+  });
   const { manager } = start(dataDir, clock, records);
   managers.push(manager);
   manager.startupComplete();
-  for (let i = 0; i < 6; i++) manager.append("old", 0, makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), 0);
+  for (let i = 0; i < 6; i++)
+    manager.append("old", 0, makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), 0);
   const log = manager.get("old", 0)!;
   expect(log.segmentCount()).toBe(3);
   manager.tick(); // The first tick runs retention: everything is expired, the active segment rolls.
@@ -139,7 +193,8 @@ test("storage: log manager: the tick runs retention at its interval and checkpoi
   manager.tick(); // file.delete.delay.ms has passed: the files go.
   expect(readdirSync(partitionDir).filter((n) => n.endsWith(".deleted"))).toEqual([]);
 
-  for (let i = 0; i < 4; i++) manager.append("old", 0, makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), 0);
+  for (let i = 0; i < 4; i++)
+    manager.append("old", 0, makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), 0);
   clock.advance(3_999);
   manager.tick(); // 4999 ms since the last retention pass: not yet.
   expect(log.logStartOffset).toBe(6);
@@ -171,7 +226,10 @@ test("storage: log manager: flush.ms is applied by the tick; DeleteRecords check
 
   expect(manager.deleteRecords("plain", 0, 2)).toEqual({ ok: true, logStartOffset: 2 });
   expect(checkpoint(dataDir, "log-start-offset-checkpoint")).toEqual({ "slow-0": 0, "plain-0": 2 });
-  expect(manager.deleteRecords("plain", 0, 4)).toMatchObject({ ok: false, kind: "offsetOutOfRange" });
+  expect(manager.deleteRecords("plain", 0, 4)).toMatchObject({
+    ok: false,
+    kind: "offsetOutOfRange",
+  });
 });
 
 test("storage: log manager: replaying create, delete, create of one name keeps the later topic's data", () => {
@@ -180,8 +238,14 @@ test("storage: log manager: replaying create, delete, create of one name keeps t
   const dataDir = freshDataDir();
   const clock = new ManualClock(T0);
   const first = topicRecords("again", 1);
-  const second = topicRecords("again", 1).map((record) => ({ ...record, topicId: "id-again-2" }) as MetadataRecord);
-  const history: MetadataRecord[] = [...first, { type: "removeTopic", topicId: "id-again" }, ...second];
+  const second = topicRecords("again", 1).map(
+    (record) => ({ ...record, topicId: "id-again-2" }) as MetadataRecord,
+  );
+  const history: MetadataRecord[] = [
+    ...first,
+    { type: "removeTopic", topicId: "id-again" },
+    ...second,
+  ];
   const run = start(dataDir, clock, []);
   run.manager.startupComplete();
   for (const record of first) run.image.apply(record);
@@ -190,7 +254,9 @@ test("storage: log manager: replaying create, delete, create of one name keeps t
   expect(existsSync(join(dataDir, "again-0"))).toBe(false);
   for (const record of second) run.image.apply(record);
   run.manager.append("again", 0, makeBatch({ count: 3 }), 0);
-  expect(readFileSync(join(dataDir, "again-0", "partition.metadata"), "utf8")).toBe("version: 0\ntopic_id: id-again-2\n");
+  expect(readFileSync(join(dataDir, "again-0", "partition.metadata"), "utf8")).toBe(
+    "version: 0\ntopic_id: id-again-2\n",
+  );
   run.manager.close();
 
   const restarted = start(dataDir, clock, history);
@@ -218,7 +284,10 @@ test("storage: log manager: replicated: appends leave the high watermark; moving
   const log = manager.get("events", 0)!;
 
   const onAppend = manager.waitForAppend(["events-0"], 10_000);
-  expect(manager.append("events", 0, makeBatch({ count: 3 }), 1)).toMatchObject({ ok: true, lastOffset: 2 });
+  expect(manager.append("events", 0, makeBatch({ count: 3 }), 1)).toMatchObject({
+    ok: true,
+    lastOffset: 2,
+  });
   expect(await onAppend).toBe(true); // Followers long-poll on the log end.
   expect(log.highWatermark).toBe(0);
 
@@ -232,9 +301,17 @@ test("storage: log manager: replicated: appends leave the high watermark; moving
   expect(await idle).toBe(false);
 
   const onReplicated = manager.waitForAppend(["events-0"], 10_000);
-  expect(manager.appendReplicated("events", 0, leaderBatch(3, 2))).toEqual({ ok: true, baseOffset: 3, lastOffset: 4, logEndOffset: 5 });
+  expect(manager.appendReplicated("events", 0, leaderBatch(3, 2))).toEqual({
+    ok: true,
+    baseOffset: 3,
+    lastOffset: 4,
+    logEndOffset: 5,
+  });
   expect(await onReplicated).toBe(true);
-  expect(manager.appendReplicated("events", 0, leaderBatch(3, 2))).toMatchObject({ ok: false, kind: "offsetMismatch" });
+  expect(manager.appendReplicated("events", 0, leaderBatch(3, 2))).toMatchObject({
+    ok: false,
+    kind: "offsetMismatch",
+  });
   expect(log.highWatermark).toBe(2);
   expect(manager.setHighWatermark("events", 0, 99)).toBe(5);
 });
@@ -249,7 +326,10 @@ test("storage: log manager: replicated: the high-watermark checkpoint is read ba
   first.manager.appendReplicated("events", 1, leaderBatch(0, 4));
   first.manager.setHighWatermark("events", 0, 4);
   first.manager.close();
-  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({ "events-0": 4, "events-1": 0 });
+  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({
+    "events-0": 4,
+    "events-1": 0,
+  });
 
   const second = start(dataDir, clock, records, true);
   second.manager.startupComplete();
@@ -260,7 +340,10 @@ test("storage: log manager: replicated: the high-watermark checkpoint is read ba
   second.manager.setHighWatermark("events", 0, 5);
   clock.advance(5_000);
   second.manager.tick(); // The changed high watermark is checkpointed with the others.
-  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({ "events-0": 5, "events-1": 0 });
+  expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({
+    "events-0": 5,
+    "events-1": 0,
+  });
   second.manager.setHighWatermark("events", 0, 6);
   crash(second.manager); // The checkpoint still says 5.
 

@@ -206,7 +206,10 @@ export class LogManager {
    * others (every checkpoint interval, and on close).
    */
   setHighWatermark(topic: string, partition: number, offset: number): number {
-    assert(this.#replicated, "The high watermark follows appends unless the log manager is replicated");
+    assert(
+      this.#replicated,
+      "The high watermark follows appends unless the log manager is replicated",
+    );
     const key = this.key(topic, partition);
     const partitionLog = this.#logs.get(key);
     if (partitionLog === undefined) throw new Error(`No log for ${key}`);
@@ -411,7 +414,8 @@ export class LogManager {
       }
       case "config": {
         const topic = image.topicById(record.topicId)!;
-        for (const p of topic.partitions) this.get(topic.name, p.partition)?.updateConfig(logConfigFromOverrides(topic.configs));
+        for (const p of topic.partitions)
+          this.get(topic.name, p.partition)?.updateConfig(logConfigFromOverrides(topic.configs));
         return;
       }
       case "removeTopic": {
@@ -449,13 +453,19 @@ export class LogManager {
   #recoveryFor(
     key: string,
     dir: string,
-  ): Pick<PartitionLogOptions, "recovery" | "highWatermarkFollowsAppends" | "initialHighWatermark"> {
+  ): Pick<
+    PartitionLogOptions,
+    "recovery" | "highWatermarkFollowsAppends" | "initialHighWatermark"
+  > {
     const existed = existsSync(dir);
     const checkpointed = existed ? this.#checkpointed.get(key) : undefined;
     // Kafka's rule (Partition.createLog): without a checkpointed high watermark it starts
     // at 0, clamped up to the log start; the log end could expose uncommitted records.
     const highWatermark = this.#replicated
-      ? { highWatermarkFollowsAppends: false, initialHighWatermark: checkpointed?.highWatermark ?? 0 }
+      ? {
+          highWatermarkFollowsAppends: false,
+          initialHighWatermark: checkpointed?.highWatermark ?? 0,
+        }
       : {};
     if (!existed) return highWatermark;
     return {

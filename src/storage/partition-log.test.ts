@@ -84,7 +84,9 @@ function readAll(log: PartitionLog): Buffer {
 }
 
 function segmentFiles(dir: string, suffix: string): string[] {
-  return readdirSync(dir).filter((name) => name.endsWith(suffix)).sort();
+  return readdirSync(dir)
+    .filter((name) => name.endsWith(suffix))
+    .sort();
 }
 
 test("storage: partition log: read at every offset across 5 segments", () => {
@@ -358,7 +360,8 @@ test("storage: recovery: a corrupt sealed segment below the recovery point is re
   bytes[bytes.byteLength - 5]! ^= 0xff;
   writeFileSync(path, bytes);
   unlinkSync(join(dir, segmentFiles(dir, ".index")[0]!)); // Forces a verifying rebuild.
-  const reopen = () => PartitionLog.open({ dir, config: config(), clock: new ManualClock(T0), recovery });
+  const reopen = () =>
+    PartitionLog.open({ dir, config: config(), clock: new ManualClock(T0), recovery });
   expect(reopen).toThrow(/Segment is corrupt/);
 });
 
@@ -539,7 +542,8 @@ test("storage: partition log: a small shared cache serves many sealed segments",
 test("storage: partition log: deleteAll drops the log's unwritten pages instead of fsyncing them", () => {
   // /proc/self/io counts bytes whose dirty pages were dropped before writeback
   // (cancelled_write_bytes): a log fsynced before removal would drop none.
-  const cancelled = () => Number(/cancelled_write_bytes: (\d+)/.exec(readFileSync("/proc/self/io", "utf8"))![1]);
+  const cancelled = () =>
+    Number(/cancelled_write_bytes: (\d+)/.exec(readFileSync("/proc/self/io", "utf8"))![1]);
   const log = open(freshDir(), { segmentBytes: DEFAULT_LOG_CONFIG.segmentBytes });
   const blob = makeBatch({ count: 100, valueBytes: 8000 });
   for (let i = 0; i < 12; i++) expect(log.append(blob, { leaderEpoch: 0 }).ok).toBe(true);
@@ -606,7 +610,10 @@ test("storage: partition log: a failed roll throws StorageIoError and keeps the 
 
 /** The model cut as `truncateTo(offset)` cuts the log: batches whose last offset >= offset go. */
 function truncateModel(model: LogModel, offset: number): void {
-  while (model.batches.length > 0 && model.batches[model.batches.length - 1]!.lastOffset >= offset) {
+  while (
+    model.batches.length > 0 &&
+    model.batches[model.batches.length - 1]!.lastOffset >= offset
+  ) {
     model.batches.pop();
   }
 }
@@ -633,7 +640,10 @@ test("storage: truncateTo: cuts inside a middle segment, deletes later ones, app
   expect(log.sizeBytes()).toBe(model.bytes(0).byteLength);
   expect(readAll(log).equals(model.bytes(0))).toBe(true);
   for (let offset = 0; offset < end; offset++) expect(readsBatchOf(log, model, offset)).toBe(true);
-  expect(log.read(end + 1, 100, { minOneBatch: true })).toEqual({ ok: false, kind: "offsetOutOfRange" });
+  expect(log.read(end + 1, 100, { minOneBatch: true })).toEqual({
+    ok: false,
+    kind: "offsetOutOfRange",
+  });
 
   // Appends continue at the new end, with the new leader epoch, and survive a reopen.
   model.append(log, makeBatch({ count: 3 }), 9);

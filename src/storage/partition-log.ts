@@ -211,22 +211,18 @@ export interface EpochStart {
 }
 
 export type ReadResult =
-  | { ok: true; records: Uint8Array }
-  | { ok: false; kind: "offsetOutOfRange" };
+  { ok: true; records: Uint8Array } | { ok: false; kind: "offsetOutOfRange" };
 
 /** `readDeferred`: large reads stay in the segment files until sent. */
 export type DeferredReadResult =
-  | { ok: true; records: Uint8Array | FileSlice }
-  | { ok: false; kind: "offsetOutOfRange" };
+  { ok: true; records: Uint8Array | FileSlice } | { ok: false; kind: "offsetOutOfRange" };
 
 /** A planned read range and the segment it is in. */
 interface PlannedRange extends SliceRange {
   readonly segment: Segment;
 }
 
-type ReadPlan =
-  | { ok: true; ranges: PlannedRange[] }
-  | { ok: false; kind: "offsetOutOfRange" };
+type ReadPlan = { ok: true; ranges: PlannedRange[] } | { ok: false; kind: "offsetOutOfRange" };
 
 export interface ReadOptions {
   /** KIP-74: return the first batch whole even when it is larger than maxBytes. */
@@ -744,7 +740,10 @@ export class PartitionLog {
     }
     for (let i = 1; i < starts.length; i++) {
       assert(starts[i]!.epoch > starts[i - 1]!.epoch, "Epoch starts must increase in epoch");
-      assert(starts[i]!.startOffset > starts[i - 1]!.startOffset, "Epoch starts must increase in offset");
+      assert(
+        starts[i]!.startOffset > starts[i - 1]!.startOffset,
+        "Epoch starts must increase in offset",
+      );
     }
     return starts;
   }
@@ -769,12 +768,20 @@ export class PartitionLog {
    * `countRecords` false (a follower's fetch): the slice counts no records and is sent
    * with sendfile whatever its batch sizes.
    */
-  readDeferred(fetchOffset: number, maxBytes: number, options: ReadOptions & { deferFromBytes: number; countRecords?: boolean }): DeferredReadResult {
+  readDeferred(
+    fetchOffset: number,
+    maxBytes: number,
+    options: ReadOptions & { deferFromBytes: number; countRecords?: boolean },
+  ): DeferredReadResult {
     const plan = this.#planRead(fetchOffset, maxBytes, options);
     if (!plan.ok) return plan;
     const total = plan.ranges.reduce((sum, range) => sum + range.length, 0);
-    if (total === 0 || total < options.deferFromBytes) return { ok: true, records: this.#readRanges(plan.ranges) };
-    return { ok: true, records: new FileSlice(plan.ranges, { countRecords: options.countRecords ?? true }) };
+    if (total === 0 || total < options.deferFromBytes)
+      return { ok: true, records: this.#readRanges(plan.ranges) };
+    return {
+      ok: true,
+      records: new FileSlice(plan.ranges, { countRecords: options.countRecords ?? true }),
+    };
   }
 
   /** Where the batches `read` returns lie: whole batches, per segment, in offset order. */
@@ -815,10 +822,15 @@ export class PartitionLog {
       let cap = from + (budget - total);
       if (limit < (this.#segments[i + 1]?.baseOffset ?? Infinity)) {
         const atLimit = segment.locate(limit, chunkBytes);
-        if (atLimit !== null) cap = Math.min(cap, atLimit.baseOffset >= limit ? atLimit.position : atLimit.position + atLimit.size);
+        if (atLimit !== null)
+          cap = Math.min(
+            cap,
+            atLimit.baseOffset >= limit ? atLimit.position : atLimit.position + atLimit.size,
+          );
       }
       const end = segment.wholeBatchesEnd(from, cap, chunkBytes);
-      if (end > from) ranges.push({ segment, path: segment.logPath, position: from, length: end - from });
+      if (end > from)
+        ranges.push({ segment, path: segment.logPath, position: from, length: end - from });
       total += end - from;
       if (end < segment.sizeBytes) break;
     }
@@ -1395,8 +1407,11 @@ interface ReplicatedBatch {
 function checkReplicatedBatches(records: Uint8Array, logEndOffset: number): ReplicatedBatches {
   const total = records.byteLength;
   assert(total > 0, "Replicated records are empty");
-  const refuse = (kind: ReplicatedAppendErrorKind, message: string): ReplicatedBatches =>
-    ({ ok: false, kind, message });
+  const refuse = (kind: ReplicatedAppendErrorKind, message: string): ReplicatedBatches => ({
+    ok: false,
+    kind,
+    message,
+  });
   const batches: ReplicatedBatch[] = [];
   let expected = logEndOffset;
   let at = 0;

@@ -53,14 +53,19 @@ function fill(log: PartitionLog, model: LogModel, segments: number, seed: number
   while (log.segmentCount() < segments || random(5) !== 0) {
     if (log.segmentCount() > segments) throw new Error("Filled past the wanted segments");
     const count = 1 + random(5);
-    model.append(log, makeBatch({ count, valueBytes: 200 + random(500), baseTimestamp: timestamp }));
+    model.append(
+      log,
+      makeBatch({ count, valueBytes: 200 + random(500), baseTimestamp: timestamp }),
+    );
     timestamp += count;
     if (log.segmentCount() === segments && random(3) === 0) break;
   }
 }
 
 function logFiles(dir: string): string[] {
-  return readdirSync(dir).filter((name) => name.endsWith(".log")).sort();
+  return readdirSync(dir)
+    .filter((name) => name.endsWith(".log"))
+    .sort();
 }
 
 function baseOf(name: string): number {
@@ -202,7 +207,8 @@ test("storage: recovery: a zeroed 4 KiB page mid-segment cuts the log at the fir
   expect(readsAllOf(again, model)).toBe(true);
   // Index entries now point only below the cut.
   const index = readFileSync(join(dir, logFiles(dir)[0]!.replace(".log", ".index")));
-  for (let at = 4; at < index.byteLength; at += 8) expect(index.readInt32BE(at)).toBeLessThan(position);
+  for (let at = 4; at < index.byteLength; at += 8)
+    expect(index.readInt32BE(at)).toBeLessThan(position);
   expect(model.append(again, makeBatch({ count: 2 })).baseOffset).toBe(firstLost);
 });
 
@@ -245,7 +251,7 @@ test("storage: recovery: damage in a sealed segment past the recovery point cuts
   });
   // The log says what it dropped: the cut, and the segments after it.
   expect(output).toContain(`firstDroppedOffset=${damaged.baseOffset}`);
-  expect(output).toContain("reason=\"Batch CRC mismatch\"");
+  expect(output).toContain('reason="Batch CRC mismatch"');
   expect(output).toContain(`droppedSegments=${bases[3]},${bases[4]} droppedBytes=${droppedBytes}`);
 
   model.batches.splice(model.batchIndexFor(damaged.baseOffset));
@@ -296,7 +302,11 @@ test("storage: recovery: segments below the recovery point are not verified (gar
   const verifying = open(dir, { recoveryPoint: 0 });
   const lastOfFirst = batchesIn(model, bases[0]!, bases[1]!).at(-1)!;
   expect(verifying.logEndOffset).toBe(lastOfFirst.baseOffset);
-  expect(verifying.openReport).toMatchObject({ segmentsTrusted: 0, segmentsScanned: 1, segmentsDropped: 3 });
+  expect(verifying.openReport).toMatchObject({
+    segmentsTrusted: 0,
+    segmentsScanned: 1,
+    segmentsDropped: 3,
+  });
   expect(logFiles(dir)).toEqual([names[0]!]);
 });
 
@@ -392,7 +402,10 @@ test("storage: recovery: the checkpointed log start holds inside a segment, and 
   log.close();
   const inside = open(dir, { recoveryPoint: end, logStartOffset: 7 });
   expect(inside.logStartOffset).toBe(7);
-  expect(inside.read(6, 100, { minOneBatch: true })).toEqual({ ok: false, kind: "offsetOutOfRange" });
+  expect(inside.read(6, 100, { minOneBatch: true })).toEqual({
+    ok: false,
+    kind: "offsetOutOfRange",
+  });
   expect(inside.read(7, 1, { minOneBatch: true }).ok).toBe(true);
   inside.close();
 
@@ -403,5 +416,8 @@ test("storage: recovery: the checkpointed log start holds inside a segment, and 
   expect(past.logEndOffset).toBe(end + 10);
   expect(past.segmentCount()).toBe(1);
   expect(logFiles(dir)).toEqual([`${String(end + 10).padStart(20, "0")}.log`]);
-  expect(past.append(makeBatch({ count: 1 }), { leaderEpoch: 0 })).toMatchObject({ ok: true, baseOffset: end + 10 });
+  expect(past.append(makeBatch({ count: 1 }), { leaderEpoch: 0 })).toMatchObject({
+    ok: true,
+    baseOffset: end + 10,
+  });
 });

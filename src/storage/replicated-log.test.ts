@@ -24,7 +24,15 @@ import { ManualClock } from "../util/clock.ts";
 import { DEFAULT_LOG_CONFIG, type LogConfig } from "./log-config.ts";
 import { PartitionLog, type PartitionLogOptions, type RecoveryState } from "./partition-log.ts";
 import { forEachStoredBatch } from "./replay.ts";
-import { LogModel, T0, fillLog, makeBatch, makeTempDir, splitBatches, tempLogs } from "./test-support.ts";
+import {
+  LogModel,
+  T0,
+  fillLog,
+  makeBatch,
+  makeTempDir,
+  splitBatches,
+  tempLogs,
+} from "./test-support.ts";
 
 const { dirs, logs } = tempLogs();
 
@@ -49,7 +57,9 @@ function open(dir: string, options: OpenOptions = {}): PartitionLog {
     config: config(options.overrides),
     clock: options.clock ?? new ManualClock(T0),
     highWatermarkFollowsAppends: followsAppends,
-    ...(options.initialHighWatermark === undefined ? {} : { initialHighWatermark: options.initialHighWatermark }),
+    ...(options.initialHighWatermark === undefined
+      ? {}
+      : { initialHighWatermark: options.initialHighWatermark }),
     ...(options.recovery === undefined ? {} : { recovery: options.recovery }),
     ...(options.cleaner === undefined ? {} : { cleaner: options.cleaner }),
   });
@@ -109,7 +119,10 @@ function replicate(leader: PartitionLog, follower: PartitionLog, maxBytes: numbe
 
 /** Segment base offsets and sizes: what a refused append must leave as it was. */
 function shape(log: PartitionLog): string {
-  const segments = log.segments().map((s) => `${s.baseOffset}:${s.sizeBytes}`).join(",");
+  const segments = log
+    .segments()
+    .map((s) => `${s.baseOffset}:${s.sizeBytes}`)
+    .join(",");
   return `${segments} end ${log.logEndOffset} hw ${log.highWatermark} bytes ${log.sizeBytes()}`;
 }
 
@@ -120,13 +133,20 @@ test("storage: replicated: appendReplicated keeps the leader's offsets, epochs a
   const leader = openLeader(freshDir("leader-0"), { messageTimestampType: "LogAppendTime" });
   const model = new LogModel();
   model.append(leader, makeBatch({ count: 3 }), 2);
-  model.append(leader, concatBatches([makeBatch({ count: 2 }), makeBatch({ count: 4, gzip: true })]), 2);
+  model.append(
+    leader,
+    concatBatches([makeBatch({ count: 2 }), makeBatch({ count: 4, gzip: true })]),
+    2,
+  );
   model.append(leader, makeBatch({ count: 1 }), 5);
   const leaderBytes = readAll(leader);
 
   // A later clock and LogAppendTime on the follower too: nothing may be restamped.
   const clock = new ManualClock(T0 + 1_000_000);
-  const follower = open(freshDir(), { clock, overrides: { messageTimestampType: "LogAppendTime" } });
+  const follower = open(freshDir(), {
+    clock,
+    overrides: { messageTimestampType: "LogAppendTime" },
+  });
   const input = Buffer.from(leaderBytes);
   const result = follower.appendReplicated(input);
   expect(result).toEqual({ ok: true, baseOffset: 0, lastOffset: 9, logEndOffset: 10 });
@@ -156,7 +176,12 @@ test("storage: replicated: appendReplicated accepts a leader's compacted batches
     ],
   });
   const blob = concatBatches([compacted, stored(4, 2)]);
-  expect(follower.appendReplicated(blob)).toEqual({ ok: true, baseOffset: 0, lastOffset: 5, logEndOffset: 6 });
+  expect(follower.appendReplicated(blob)).toEqual({
+    ok: true,
+    baseOffset: 0,
+    lastOffset: 5,
+    logEndOffset: 6,
+  });
   expect(readAll(follower).equals(blob)).toBe(true);
   const atThree = follower.read(3, 1, { minOneBatch: true });
   expect(atThree.ok && readBaseOffset(atThree.records, 0)).toBe(0);
@@ -172,11 +197,25 @@ test("storage: replicated: gaps the leader's cleaner left (whole batches gone) a
   const follower = open(freshDir());
   expect(follower.appendReplicated(stored(0, 3))).toMatchObject({ ok: true, logEndOffset: 3 });
   // The leader's cleaner removed offsets 3-4, then 7-10 between two batches of one answer.
-  expect(follower.appendReplicated(stored(5, 2))).toEqual({ ok: true, baseOffset: 3, lastOffset: 6, logEndOffset: 7 });
+  expect(follower.appendReplicated(stored(5, 2))).toEqual({
+    ok: true,
+    baseOffset: 3,
+    lastOffset: 6,
+    logEndOffset: 7,
+  });
   const blob = concatBatches([stored(7, 1), stored(11, 2)]);
-  expect(follower.appendReplicated(blob)).toEqual({ ok: true, baseOffset: 7, lastOffset: 12, logEndOffset: 13 });
+  expect(follower.appendReplicated(blob)).toEqual({
+    ok: true,
+    baseOffset: 7,
+    lastOffset: 12,
+    logEndOffset: 13,
+  });
   // A read inside a gap gets the next batch.
-  for (const [offset, base] of [[3, 5], [4, 5], [9, 11]] as const) {
+  for (const [offset, base] of [
+    [3, 5],
+    [4, 5],
+    [9, 11],
+  ] as const) {
     const read = follower.read(offset, 1, { minOneBatch: true });
     expect(read.ok && readBaseOffset(read.records, 0)).toBe(base);
   }
@@ -241,7 +280,10 @@ test("storage: replicated: an overlap, a bad CRC or batches out of order append 
 test("storage: replicated: max.message.bytes is the leader's business, not the follower's", () => {
   const follower = open(freshDir(), { overrides: { maxMessageBytes: 200 } });
   const big = stored(0, 2, 1, 500);
-  expect(follower.append(Buffer.from(big), { leaderEpoch: 1 })).toMatchObject({ ok: false, kind: "tooLarge" });
+  expect(follower.append(Buffer.from(big), { leaderEpoch: 1 })).toMatchObject({
+    ok: false,
+    kind: "tooLarge",
+  });
   expect(follower.appendReplicated(big)).toMatchObject({ ok: true, logEndOffset: 2 });
 });
 
@@ -252,7 +294,9 @@ test("storage: replicated: replicated segments roll, index and answer reads like
   const follower = open(freshDir());
   replicate(leader, follower, 3000);
   expect(follower.segmentCount()).toBeGreaterThanOrEqual(4);
-  expect(readdirSync(follower.dir).filter((n) => n.endsWith(".log"))).toHaveLength(follower.segmentCount());
+  expect(readdirSync(follower.dir).filter((n) => n.endsWith(".log"))).toHaveLength(
+    follower.segmentCount(),
+  );
   expect(readAll(follower).equals(readAll(leader))).toBe(true);
   for (let offset = 0; offset < leader.logEndOffset; offset++) {
     const read = follower.read(offset, 1, { minOneBatch: true });
@@ -284,7 +328,10 @@ test("storage: replicated: replicated data survives a crash; a torn tail is cut 
   const end = follower.logEndOffset;
   close(follower);
   // Half of the next batch reached the file before the crash.
-  const active = readdirSync(dir).filter((n) => n.endsWith(".log")).sort().at(-1)!;
+  const active = readdirSync(dir)
+    .filter((n) => n.endsWith(".log"))
+    .sort()
+    .at(-1)!;
   appendFileSync(join(dir, active), stored(end, 3).subarray(0, 80));
 
   const crashed: RecoveryState = { recoveryPoint: 0, logStartOffset: 0, cleanShutdown: false };
@@ -293,7 +340,10 @@ test("storage: replicated: replicated data survives a crash; a torn tail is cut 
   expect(recovered.openReport.truncatedBytes).toBe(80);
   expect(recovered.logEndOffset).toBe(end);
   expect(readAll(recovered).equals(readAll(leader))).toBe(true);
-  expect(recovered.appendReplicated(stored(end, 3))).toMatchObject({ ok: true, logEndOffset: end + 3 });
+  expect(recovered.appendReplicated(stored(end, 3))).toMatchObject({
+    ok: true,
+    logEndOffset: end + 3,
+  });
 });
 
 // ---------------------------------------------------------------------------------------
@@ -332,7 +382,14 @@ test("storage: replicated: a log whose high watermark follows appends refuses se
   expect(log.appendReplicated(stored(2, 2))).toMatchObject({ ok: true, logEndOffset: 4 });
   expect(log.highWatermark).toBe(4);
   expect(() => log.setHighWatermark(4)).toThrow(AssertionError);
-  expect(() => PartitionLog.open({ dir: freshDir("other-0"), config: config(), clock: new ManualClock(T0), initialHighWatermark: 0 })).toThrow(AssertionError);
+  expect(() =>
+    PartitionLog.open({
+      dir: freshDir("other-0"),
+      config: config(),
+      clock: new ManualClock(T0),
+      initialHighWatermark: 0,
+    }),
+  ).toThrow(AssertionError);
 });
 
 test("storage: replicated: initialHighWatermark at open is clamped to [log start, log end]; absent, the log end", () => {
@@ -342,7 +399,8 @@ test("storage: replicated: initialHighWatermark at open is clamped to [log start
   close(first);
   const reopen = (initialHighWatermark?: number, logStartOffset = 0): number => {
     const recovery = { recoveryPoint: 6, logStartOffset, cleanShutdown: true };
-    const options: OpenOptions = initialHighWatermark === undefined ? { recovery } : { recovery, initialHighWatermark };
+    const options: OpenOptions =
+      initialHighWatermark === undefined ? { recovery } : { recovery, initialHighWatermark };
     const log = open(dir, options);
     const highWatermark = log.highWatermark;
     close(log);
@@ -359,7 +417,8 @@ test("storage: replicated: retention and DeleteRecords never act above the high 
   const overrides = { segmentBytes: 4096, retentionMs: 60_000 };
   const log = open(freshDir(), { clock, overrides });
   // Two batches per segment, all expired: bases 0, 2, 4.
-  for (let i = 0; i < 6; i++) log.append(makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), { leaderEpoch: 0 });
+  for (let i = 0; i < 6; i++)
+    log.append(makeBatch({ count: 1, valueBytes: 1500, baseTimestamp: T0 }), { leaderEpoch: 0 });
   expect(log.segmentCount()).toBe(3);
   expect(log.applyRetention()).toEqual({ segmentsDeleted: 0, bytesDeleted: 0, logStartOffset: 0 });
 
@@ -379,7 +438,8 @@ test("storage: replicated: retention and DeleteRecords never act above the high 
 
 test("storage: replicated: retention.bytes keeps the segments the high watermark has not passed", () => {
   const log = open(freshDir(), { overrides: { segmentBytes: 4096, retentionBytes: 0 } });
-  for (let i = 0; i < 6; i++) log.append(makeBatch({ count: 1, valueBytes: 1500 }), { leaderEpoch: 0 });
+  for (let i = 0; i < 6; i++)
+    log.append(makeBatch({ count: 1, valueBytes: 1500 }), { leaderEpoch: 0 });
   log.setHighWatermark(4);
   expect(log.applyRetention()).toMatchObject({ segmentsDeleted: 2, logStartOffset: 4 });
   expect(log.segmentCount()).toBe(1);
@@ -397,7 +457,13 @@ test("storage: replicated: compaction maps and cleans only below the high waterm
   const keyed = (key: string, v: string) =>
     buildBatch({ baseTimestamp: T0, records: [{ key, value: value(v) }] });
   // Two batches per segment: [a=1, b=1] [a=2, b=2] [c=1].
-  for (const [key, v] of [["a", "1"], ["b", "1"], ["a", "2"], ["b", "2"], ["c", "1"]] as const) {
+  for (const [key, v] of [
+    ["a", "1"],
+    ["b", "1"],
+    ["a", "2"],
+    ["b", "2"],
+    ["c", "1"],
+  ] as const) {
     expect(log.append(keyed(key, v), { leaderEpoch: 0 }).ok).toBe(true);
   }
   expect(log.segments().map((s) => s.baseOffset)).toEqual([0, 2, 4]);
@@ -415,7 +481,12 @@ test("storage: replicated: compaction maps and cleans only below the high waterm
   expect(offsets()).toEqual([0, 1]);
 
   // Committed, the later values replace the earlier ones.
-  for (const [key, v] of [["a", "3"], ["b", "3"], ["c", "2"]] as const) log.append(keyed(key, v), { leaderEpoch: 0 });
+  for (const [key, v] of [
+    ["a", "3"],
+    ["b", "3"],
+    ["c", "2"],
+  ] as const)
+    log.append(keyed(key, v), { leaderEpoch: 0 });
   log.setHighWatermark(log.logEndOffset);
   expect(log.compact()).not.toBeNull();
   expect(offsets()).toEqual([2, 3, 4]);
@@ -430,7 +501,8 @@ test("storage: replicated: epochStarts over several segments and epochs, from he
   // One record per batch, two batches per segment. -1 (no epoch), a lower epoch (2 after
   // 3) and a repeated one are skipped, as Kafka's cache ignores them.
   const epochs = [-1, 0, 0, 1, 1, 1, 3, 2, 3, 5, 5];
-  for (const epoch of epochs) leader.append(makeBatch({ count: 1, valueBytes: 1500 }), { leaderEpoch: epoch });
+  for (const epoch of epochs)
+    leader.append(makeBatch({ count: 1, valueBytes: 1500 }), { leaderEpoch: epoch });
   expect(leader.segmentCount()).toBe(6);
   const expected = [
     { epoch: 0, startOffset: 1 },

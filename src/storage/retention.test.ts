@@ -46,7 +46,9 @@ function build(log: PartitionLog, model: LogModel, segmentTimes: number[]): void
 }
 
 function files(dir: string, suffix: string): string[] {
-  return readdirSync(dir).filter((name) => name.endsWith(suffix)).sort();
+  return readdirSync(dir)
+    .filter((name) => name.endsWith(suffix))
+    .sort();
 }
 
 function bases(log: PartitionLog): number[] {
@@ -68,7 +70,11 @@ test("storage: retention: retention.ms deletes the expired prefix, then .deleted
   const total = log.sizeBytes();
 
   const result = log.applyRetention();
-  expect(result).toEqual({ segmentsDeleted: 2, bytesDeleted: sizes[0]! + sizes[1]!, logStartOffset: before[2]! });
+  expect(result).toEqual({
+    segmentsDeleted: 2,
+    bytesDeleted: sizes[0]! + sizes[1]!,
+    logStartOffset: before[2]!,
+  });
   expect(bases(log)).toEqual(before.slice(2));
   expect(log.logStartOffset).toBe(before[2]!);
   expect(log.sizeBytes()).toBe(total - sizes[0]! - sizes[1]!);
@@ -77,7 +83,9 @@ test("storage: retention: retention.ms deletes the expired prefix, then .deleted
   expect(log.read(before[2]!, 1, { minOneBatch: true }).ok).toBe(true);
   const name = (base: number, suffix: string) => `${String(base).padStart(20, "0")}${suffix}`;
   expect(files(dir, ".deleted")).toEqual(
-    [0, 1].flatMap((i) => [".index", ".log", ".timeindex"].map((s) => name(before[i]!, `${s}.deleted`))).sort(),
+    [0, 1]
+      .flatMap((i) => [".index", ".log", ".timeindex"].map((s) => name(before[i]!, `${s}.deleted`)))
+      .sort(),
   );
   expect(files(dir, ".log")).toEqual(before.slice(2).map((base) => name(base, ".log")));
   expect(log.pendingDeleteCount()).toBe(2);
@@ -108,7 +116,10 @@ test("storage: retention: an expired active segment is rolled, then deleted; an 
   expect(log.logEndOffset).toBe(end);
   expect(log.segments()[0]!.isEmpty).toBe(true);
   expect(log.read(end - 1, 100, { minOneBatch: true })).toEqual(OUT_OF_RANGE);
-  expect(log.read(end, 100, { minOneBatch: true })).toEqual({ ok: true, records: new Uint8Array(0) });
+  expect(log.read(end, 100, { minOneBatch: true })).toEqual({
+    ok: true,
+    records: new Uint8Array(0),
+  });
   expect(log.applyRetention().segmentsDeleted).toBe(0); // The empty active segment stays.
   expect(log.deleteExpiredFiles()).toBe(3);
   expect(files(dir, ".log")).toEqual([`${String(end).padStart(20, "0")}.log`]);
@@ -131,7 +142,10 @@ test("storage: retention: retention.bytes deletes the oldest sealed segments, ne
   // With this bound, segments 0 and 1 can go, segment 2 cannot (one byte short).
   const retentionBytes = total - (sizes[0]! + sizes[1]! + sizes[2]! - 1);
   log.updateConfig(config({ retentionBytes }));
-  expect(log.applyRetention()).toMatchObject({ segmentsDeleted: 2, bytesDeleted: sizes[0]! + sizes[1]! });
+  expect(log.applyRetention()).toMatchObject({
+    segmentsDeleted: 2,
+    bytesDeleted: sizes[0]! + sizes[1]!,
+  });
   expect(bases(log)).toEqual(before.slice(2));
   expect(log.sizeBytes()).toBeGreaterThanOrEqual(retentionBytes);
   expect(log.logStartOffset).toBe(before[2]!);
@@ -148,7 +162,11 @@ test("storage: retention: retention.bytes deletes the oldest sealed segments, ne
 test("storage: retention: cleanup.policy compact keeps everything, compact,delete does not", () => {
   const clock = new ManualClock(T0 + 100_000);
   const compact = { delete: false, compact: true };
-  const log = open(freshDir(), { retentionMs: 1, retentionBytes: 0, cleanupPolicy: compact }, clock);
+  const log = open(
+    freshDir(),
+    { retentionMs: 1, retentionBytes: 0, cleanupPolicy: compact },
+    clock,
+  );
   const model = new LogModel();
   build(log, model, [T0, T0, T0]);
   expect(log.applyRetention().segmentsDeleted).toBe(0);
@@ -226,7 +244,10 @@ test("storage: delete records: moves the log start, deletes whole segments below
   expect(log.deleteRecordsBefore(hw)).toEqual({ ok: true, logStartOffset: hw });
   expect(bases(log)).toEqual([18]);
   expect(log.read(hw - 1, 100, { minOneBatch: true })).toEqual(OUT_OF_RANGE);
-  expect(log.read(hw, 100, { minOneBatch: true })).toEqual({ ok: true, records: new Uint8Array(0) });
+  expect(log.read(hw, 100, { minOneBatch: true })).toEqual({
+    ok: true,
+    records: new Uint8Array(0),
+  });
   expect(log.deleteExpiredFiles()).toBe(3);
   // The active segment lies wholly below the log start but stays until it rolls; then
   // the log start rule of retention deletes it.
@@ -241,20 +262,31 @@ test("storage: delete records: moves the log start, deletes whole segments below
 });
 
 test("storage: log config: cleanup.policy, flush and delete delay come from topic configs", () => {
-  const of = (entries: Record<string, string>) => logConfigFromOverrides(new Map(Object.entries(entries)));
+  const of = (entries: Record<string, string>) =>
+    logConfigFromOverrides(new Map(Object.entries(entries)));
   expect(of({})).toMatchObject({
     cleanupPolicy: { delete: true, compact: false },
     flushMessages: Number.MAX_SAFE_INTEGER,
     flushMs: Number.MAX_SAFE_INTEGER,
     fileDeleteDelayMs: 60_000,
   });
-  expect(of({ "cleanup.policy": "compact" }).cleanupPolicy).toEqual({ delete: false, compact: true });
-  expect(of({ "cleanup.policy": "compact, delete" }).cleanupPolicy).toEqual({ delete: true, compact: true });
-  expect(of({ "flush.messages": "1", "flush.ms": "0", "file.delete.delay.ms": "0" })).toMatchObject({
-    flushMessages: 1,
-    flushMs: 0,
-    fileDeleteDelayMs: 0,
+  expect(of({ "cleanup.policy": "compact" }).cleanupPolicy).toEqual({
+    delete: false,
+    compact: true,
   });
+  expect(of({ "cleanup.policy": "compact, delete" }).cleanupPolicy).toEqual({
+    delete: true,
+    compact: true,
+  });
+  expect(of({ "flush.messages": "1", "flush.ms": "0", "file.delete.delay.ms": "0" })).toMatchObject(
+    {
+      flushMessages: 1,
+      flushMs: 0,
+      fileDeleteDelayMs: 0,
+    },
+  );
   expect(checkLogConfig({ ...DEFAULT_LOG_CONFIG, flushMessages: 0 })).toMatchObject({ ok: false });
-  expect(checkLogConfig({ ...DEFAULT_LOG_CONFIG, fileDeleteDelayMs: -1 })).toMatchObject({ ok: false });
+  expect(checkLogConfig({ ...DEFAULT_LOG_CONFIG, fileDeleteDelayMs: -1 })).toMatchObject({
+    ok: false,
+  });
 });

@@ -7,9 +7,23 @@
  * builder hands over a finished one (`Segment.installed`).
  */
 import { Buffer } from "node:buffer";
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+} from "node:fs";
 import { join } from "node:path";
-import { readBaseOffset, readBatchSize, readLastOffset, readMaxTimestamp } from "../protocol/record-batch.ts";
+import {
+  readBaseOffset,
+  readBatchSize,
+  readLastOffset,
+  readMaxTimestamp,
+} from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
 import { scanBatches } from "./batch-scan.ts";
@@ -140,7 +154,10 @@ export class SegmentBuilder {
     this.#builder.close(this.#lastBatchBase);
     const offsets = this.#offsetIndex.entryBytes(0, this.#offsetIndex.entryCount);
     const times = this.#timeIndex.entryBytes(0, this.#timeIndex.entryCount);
-    for (const [suffix, bytes] of [[INDEX_SUFFIX, offsets], [TIME_INDEX_SUFFIX, times]] as const) {
+    for (const [suffix, bytes] of [
+      [INDEX_SUFFIX, offsets],
+      [TIME_INDEX_SUFFIX, times],
+    ] as const) {
       const indexFd = openSync(this.#file(suffix, CLEANED_SUFFIX), "w");
       try {
         writeFully(indexFd, bytes, 0);

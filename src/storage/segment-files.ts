@@ -8,7 +8,15 @@
  *
  * All I/O is synchronous node:fs, as in segment.ts.
  */
-import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { assert } from "../util/assert.ts";
 
 export const LOG_SUFFIX = ".log";

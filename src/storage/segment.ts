@@ -776,13 +776,22 @@ export class Segment {
     if (entry >= 0 && index.positionAt(entry) === cap) return cap;
     const start = Math.max(from, entry >= 0 ? index.positionAt(entry) : 0);
     let end = start;
-    const outcome = scanBatches(this.#readFd(), start, this.#sizeBytes, "headers", Math.min(chunkBytes, LOCATE_CHUNK_BYTES_MAX),
+    const outcome = scanBatches(
+      this.#readFd(),
+      start,
+      this.#sizeBytes,
+      "headers",
+      Math.min(chunkBytes, LOCATE_CHUNK_BYTES_MAX),
       (_buf, _at, position, size) => {
         if (position + size > cap) return true;
         end = position + size;
         return false;
-      });
-    assert(outcome.stop !== "partial" && outcome.stop !== "corrupt", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
+      },
+    );
+    assert(
+      outcome.stop !== "partial" && outcome.stop !== "corrupt",
+      `Segment is damaged: ${this.logPath}: ${outcome.reason}`,
+    );
     return end;
   }
 
@@ -794,8 +803,18 @@ export class Segment {
    */
   scanHeaders(visit: BatchVisitor): void {
     this.#assertOpen();
-    const outcome = scanBatches(this.#readFd(), 0, this.#sizeBytes, "headers", BATCH_HEADER_BYTES, visit);
-    assert(outcome.stop !== "partial" && outcome.stop !== "corrupt", `Segment is damaged: ${this.logPath}: ${outcome.reason}`);
+    const outcome = scanBatches(
+      this.#readFd(),
+      0,
+      this.#sizeBytes,
+      "headers",
+      BATCH_HEADER_BYTES,
+      visit,
+    );
+    assert(
+      outcome.stop !== "partial" && outcome.stop !== "corrupt",
+      `Segment is damaged: ${this.logPath}: ${outcome.reason}`,
+    );
   }
 
   /** Copies [position, position + length) of the .log into `target` at `targetAt`. */
@@ -851,7 +870,10 @@ export class Segment {
         readable = uncompressedTwin(batch);
       } catch (error) {
         if (!(error instanceof DecompressionError)) throw error;
-        log.warn("Cannot read a compressed batch for a timestamp lookup", { path: this.logPath, error: error.message });
+        log.warn("Cannot read a compressed batch for a timestamp lookup", {
+          path: this.logPath,
+          error: error.message,
+        });
         readable = null;
       }
     }

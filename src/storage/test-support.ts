@@ -128,7 +128,7 @@ export function seededRandom(seed: number): (bound: number) => number {
 export function fillLog(log: PartitionLog, model: LogModel, segments: number, seed = 1): void {
   const random = seededRandom(seed);
   let timestamp = T0;
-  while (log.segmentCount() < segments || log.segmentCount() === segments && random(4) !== 0) {
+  while (log.segmentCount() < segments || (log.segmentCount() === segments && random(4) !== 0)) {
     const batchesInBlob = 1 + random(3);
     const blob = concatBatches(
       Array.from({ length: batchesInBlob }, () => {

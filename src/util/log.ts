@@ -24,7 +24,8 @@ function formatFields(fields: LogFields | undefined): string {
   let text = "";
   for (const [key, value] of Object.entries(fields)) {
     if (value === undefined) continue;
-    const shown = typeof value === "string" && /[\s"=]/.test(value) ? JSON.stringify(value) : String(value);
+    const shown =
+      typeof value === "string" && /[\s"=]/.test(value) ? JSON.stringify(value) : String(value);
     text += ` ${key}=${shown}`;
   }
   return text;

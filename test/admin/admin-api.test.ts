@@ -17,7 +17,11 @@ let producer: Producer;
 
 beforeAll(async () => {
   broker = await startBroker();
-  kafka = new Kafka({ clientId: "brook-admin-test", brokers: [broker.bootstrap], logLevel: logLevel.WARN });
+  kafka = new Kafka({
+    clientId: "brook-admin-test",
+    brokers: [broker.bootstrap],
+    logLevel: logLevel.WARN,
+  });
   producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 });
@@ -27,10 +31,19 @@ afterAll(async () => {
   if (broker) await stopAndClean(broker);
 });
 
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function api<T = any>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const response = await fetch(`${broker.adminUrl}${path}`, {
     method,
-    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json" } }),
+    ...(body === undefined
+      ? {}
+      : {
+          body: typeof body === "string" ? body : JSON.stringify(body),
+          headers: { "content-type": "application/json" },
+        }),
   });
   return { status: response.status, body: (await response.json()) as T };
 }
@@ -58,54 +71,101 @@ describe("admin api: a real broker", () => {
     const { status, body } = await api("GET", "/v1/cluster");
     expect(status).toBe(200);
     expect(body.controller).toBe(body.nodeId);
-    expect(body.brokers).toEqual([{ nodeId: body.nodeId, host: broker.host, port: broker.port, rack: null, fenced: false }]);
-    expect(body.members).toEqual([expect.objectContaining({ nodeId: body.nodeId, state: "alive", kafka: broker.bootstrap, self: true })]);
+    expect(body.brokers).toEqual([
+      { nodeId: body.nodeId, host: broker.host, port: broker.port, rack: null, fenced: false },
+    ]);
+    expect(body.members).toEqual([
+      expect.objectContaining({
+        nodeId: body.nodeId,
+        state: "alive",
+        kafka: broker.bootstrap,
+        self: true,
+      }),
+    ]);
     expect(body.clusterId).toMatch(/^\S+$/);
   });
 
   test("admin api: topics created and deleted over HTTP are what Kafka Metadata shows", async () => {
-    const created = await api("POST", "/v1/topics", { name: "http-made", partitions: 4, configs: { "cleanup.policy": "delete" } });
+    const created = await api("POST", "/v1/topics", {
+      name: "http-made",
+      partitions: 4,
+      configs: { "cleanup.policy": "delete" },
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name: "http-made", partitionCount: 4, replicationFactor: 1, configs: { "cleanup.policy": "delete" } });
+    expect(created.body).toMatchObject({
+      name: "http-made",
+      partitionCount: 4,
+      replicationFactor: 1,
+      configs: { "cleanup.policy": "delete" },
+    });
     expect(await kafkaTopics()).toContain("http-made");
 
     expect(await api("POST", "/v1/topics", { name: "http-made" })).toEqual({
-      status: 409, body: { error: "topic_exists", message: "Topic 'http-made' already exists." },
+      status: 409,
+      body: { error: "topic_exists", message: "Topic 'http-made' already exists." },
     });
-    for (const bad of ["{", { name: "x", partitions: 0 }, { name: "a/b" }, { name: "x", configs: { "no.such": "1" } }]) {
+    for (const bad of [
+      "{",
+      { name: "x", partitions: 0 },
+      { name: "a/b" },
+      { name: "x", configs: { "no.such": "1" } },
+    ]) {
       expect((await api("POST", "/v1/topics", bad)).status).toBe(400);
     }
     expect((await kafkaTopics()).filter((name) => name === "x" || name === "a/b")).toEqual([]);
 
-    expect(await api("DELETE", "/v1/topics/http-made")).toMatchObject({ status: 200, body: { name: "http-made", deleted: true } });
+    expect(await api("DELETE", "/v1/topics/http-made")).toMatchObject({
+      status: 200,
+      body: { name: "http-made", deleted: true },
+    });
     expect(await kafkaTopics()).not.toContain("http-made");
     expect(await api("GET", "/v1/topics/http-made")).toEqual({
-      status: 404, body: { error: "not_found", message: "Topic does not exist: http-made" },
+      status: 404,
+      body: { error: "not_found", message: "Topic does not exist: http-made" },
     });
   });
 
   test("admin api: a kafkajs group: member, decoded assignment, committed offsets, lag, and metrics", async () => {
     const topic = "orders";
     expect((await api("POST", "/v1/topics", { name: topic, partitions: 3 })).status).toBe(201);
-    await producer.send({ topic, messages: Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })) });
+    await producer.send({
+      topic,
+      messages: Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })),
+    });
 
     const groupId = "admin-api-group";
-    const consumer: Consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, heartbeatInterval: 100 });
+    const consumer: Consumer = kafka.consumer({
+      groupId,
+      maxWaitTimeInMs: 200,
+      heartbeatInterval: 100,
+    });
     await consumer.connect();
     let consumed = 0;
     try {
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
       await consumer.run({ eachMessage: async () => void consumed++ });
       // kafkajs commits after each batch: wait until every partition is committed at its end.
-      const group = await eventually("the group's commits reach the high watermarks", async () => {
-        const { body } = await api("GET", `/v1/groups/${groupId}`);
-        const done = body.state === "Stable" && body.offsets?.length === 3 && body.totalLag === 0;
-        return done ? body : null;
-      }, 20_000);
+      const group = await eventually(
+        "the group's commits reach the high watermarks",
+        async () => {
+          const { body } = await api("GET", `/v1/groups/${groupId}`);
+          const done = body.state === "Stable" && body.offsets?.length === 3 && body.totalLag === 0;
+          return done ? body : null;
+        },
+        20_000,
+      );
       expect(consumed).toBe(30);
-      expect(group).toMatchObject({ groupId, state: "Stable", protocolType: "consumer", protocol: "RoundRobinAssigner" });
+      expect(group).toMatchObject({
+        groupId,
+        state: "Stable",
+        protocolType: "consumer",
+        protocol: "RoundRobinAssigner",
+      });
       expect(group.members).toHaveLength(1);
-      expect(group.members[0]).toMatchObject({ clientId: "brook-admin-test", groupInstanceId: null });
+      expect(group.members[0]).toMatchObject({
+        clientId: "brook-admin-test",
+        groupInstanceId: null,
+      });
       expect(group.members[0].clientHost).toContain("127.0.0.1");
       expect(group.members[0].assignment).toEqual([{ topic, partitions: [0, 1, 2] }]);
       expect(group.leaderId).toBe(group.members[0].memberId);
@@ -116,20 +176,42 @@ describe("admin api: a real broker", () => {
       }
 
       const listed = (await api("GET", "/v1/groups")).body.groups;
-      expect(listed).toContainEqual({ groupId, state: "Stable", protocolType: "consumer", memberCount: 1 });
+      expect(listed).toContainEqual({
+        groupId,
+        state: "Stable",
+        protocolType: "consumer",
+        memberCount: 1,
+      });
       expect(await api("DELETE", `/v1/groups/${groupId}`)).toEqual({
-        status: 409, body: { error: "group_not_empty", message: `Group has active members: ${groupId}` },
+        status: 409,
+        body: { error: "group_not_empty", message: `Group has active members: ${groupId}` },
       });
 
       // Traffic counters against what the topic stores and what was consumed.
       const families = await metrics();
-      const stored = topicView.partitions.reduce((sum: number, p: { sizeBytes: number }) => sum + p.sizeBytes, 0);
+      const stored = topicView.partitions.reduce(
+        (sum: number, p: { sizeBytes: number }) => sum + p.sizeBytes,
+        0,
+      );
       expect(sampleValue(families, "brook_topic_bytes_in_total", { topic })).toBe(stored);
       expect(sampleValue(families, "brook_topic_messages_in_total", { topic })).toBe(30);
-      expect(sampleValue(families, "brook_topic_messages_out_total", { topic })).toBeGreaterThanOrEqual(30);
-      expect(sampleValue(families, "brook_topic_bytes_out_total", { topic })).toBeGreaterThanOrEqual(stored);
-      for (const api of ["Produce", "Fetch", "JoinGroup", "SyncGroup", "OffsetCommit", "Metadata"]) {
-        expect(sampleValue(families, "brook_request_duration_seconds_count", { api })).toBeGreaterThan(0);
+      expect(
+        sampleValue(families, "brook_topic_messages_out_total", { topic }),
+      ).toBeGreaterThanOrEqual(30);
+      expect(
+        sampleValue(families, "brook_topic_bytes_out_total", { topic }),
+      ).toBeGreaterThanOrEqual(stored);
+      for (const api of [
+        "Produce",
+        "Fetch",
+        "JoinGroup",
+        "SyncGroup",
+        "OffsetCommit",
+        "Metadata",
+      ]) {
+        expect(
+          sampleValue(families, "brook_request_duration_seconds_count", { api }),
+        ).toBeGreaterThan(0);
       }
       // kafkajs holds at least its producer's and consumer's connections.
       expect(sampleValue(families, "brook_connections_open")).toBeGreaterThanOrEqual(2);
@@ -139,19 +221,35 @@ describe("admin api: a real broker", () => {
     }
 
     // Seven more records, nobody consuming: the lag shows in the API and the metrics.
-    await producer.send({ topic, messages: Array.from({ length: 7 }, (_, i) => ({ value: `late${i}`, partition: i % 3 })) });
+    await producer.send({
+      topic,
+      messages: Array.from({ length: 7 }, (_, i) => ({ value: `late${i}`, partition: i % 3 })),
+    });
     const after = (await api("GET", `/v1/groups/${groupId}`)).body;
     expect(after.state).toBe("Empty");
     expect(after.members).toEqual([]);
     expect(after.offsets.map((o: { lag: number }) => o.lag)).toEqual([3, 2, 2]);
     expect(after.totalLag).toBe(7);
     const families = await metrics();
-    expect([0, 1, 2].map((p) => sampleValue(families, "brook_consumer_group_lag", { group: groupId, topic, partition: String(p) }))).toEqual([3, 2, 2]);
+    expect(
+      [0, 1, 2].map((p) =>
+        sampleValue(families, "brook_consumer_group_lag", {
+          group: groupId,
+          topic,
+          partition: String(p),
+        }),
+      ),
+    ).toEqual([3, 2, 2]);
 
-    expect(await api("DELETE", `/v1/groups/${groupId}`)).toEqual({ status: 200, body: { groupId, deleted: true, offsetsDeleted: 3 } });
+    expect(await api("DELETE", `/v1/groups/${groupId}`)).toEqual({
+      status: 200,
+      body: { groupId, deleted: true, offsetsDeleted: 3 },
+    });
     expect((await api("GET", `/v1/groups/${groupId}`)).status).toBe(404);
     const gone = await metrics();
-    expect(sampleValue(gone, "brook_consumer_group_lag", { group: groupId, topic, partition: "0" })).toBeUndefined();
+    expect(
+      sampleValue(gone, "brook_consumer_group_lag", { group: groupId, topic, partition: "0" }),
+    ).toBeUndefined();
   });
 
   test("admin api: open connections follow clients connecting and leaving", async () => {

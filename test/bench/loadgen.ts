@@ -158,7 +158,11 @@ function fail(message: string): never {
   throw new Error(message);
 }
 
-function responseBody<T>(frame: Buffer, schema: typeof ProduceResponse | typeof FetchResponse, version: number): T {
+function responseBody<T>(
+  frame: Buffer,
+  schema: typeof ProduceResponse | typeof FetchResponse,
+  version: number,
+): T {
   const reader = new Reader(frame);
   decode(ResponseHeader, 1, reader); // Produce v9 and Fetch v12 are flexible: header v1.
   const body = decode(schema as never, version, reader);
@@ -167,12 +171,18 @@ function responseBody<T>(frame: Buffer, schema: typeof ProduceResponse | typeof 
 }
 
 function checkProduceResponse(frame: Buffer): void {
-  const body = responseBody<{ responses: { name: string; partitionResponses: { index: number; errorCode: number; errorMessage: string | null }[] }[] }>(
-    frame, ProduceResponse, PRODUCE_VERSION);
+  const body = responseBody<{
+    responses: {
+      name: string;
+      partitionResponses: { index: number; errorCode: number; errorMessage: string | null }[];
+    }[];
+  }>(frame, ProduceResponse, PRODUCE_VERSION);
   for (const topic of body.responses) {
     for (const partition of topic.partitionResponses) {
       if (partition.errorCode !== ErrorCode.NONE) {
-        fail(`Produce to ${topic.name}-${partition.index} failed: error ${partition.errorCode} ${partition.errorMessage ?? ""}`);
+        fail(
+          `Produce to ${topic.name}-${partition.index} failed: error ${partition.errorCode} ${partition.errorMessage ?? ""}`,
+        );
       }
     }
   }
@@ -180,14 +190,26 @@ function checkProduceResponse(frame: Buffer): void {
 
 async function produce(spec: ProduceSpec): Promise<ProduceResult> {
   if (spec.acks === 0) fail("acks=0 has no answers to count");
-  if (spec.durationMs === undefined && spec.payloadBytesTarget === undefined) fail("Produce needs durationMs or payloadBytesTarget");
-  const batch = throughputBatch({ messageBytes: spec.messageBytes, batchBytes: spec.batchBytes, compression: spec.compression });
+  if (spec.durationMs === undefined && spec.payloadBytesTarget === undefined)
+    fail("Produce needs durationMs or payloadBytesTarget");
+  const batch = throughputBatch({
+    messageBytes: spec.messageBytes,
+    batchBytes: spec.batchBytes,
+    compression: spec.compression,
+  });
   const partitions = Array.from({ length: spec.partitions }, (_, i) => i);
-  const template = produceFrame({ topic: spec.topic, partitions, records: batch.batch, acks: spec.acks });
+  const template = produceFrame({
+    topic: spec.topic,
+    partitions,
+    records: batch.batch,
+    acks: spec.acks,
+  });
   const messagesPerRequest = batch.records * spec.partitions;
   const payloadPerRequest = batch.payloadBytes * spec.partitions;
   const batchBytesPerRequest = batch.batch.byteLength * spec.partitions;
-  const sockets = await Promise.all(Array.from({ length: spec.connections }, () => FrameSocket.connect(spec.port, spec.host)));
+  const sockets = await Promise.all(
+    Array.from({ length: spec.connections }, () => FrameSocket.connect(spec.port, spec.host)),
+  );
 
   let requestsAcked = 0;
   let payloadSent = 0;
@@ -198,47 +220,56 @@ async function produce(spec: ProduceSpec): Promise<ProduceResult> {
   const mayContinue = () => {
     if (stopping) return false;
     if (performance.now() >= stopAt) stopping = true;
-    if (spec.payloadBytesTarget !== undefined && payloadSent >= spec.payloadBytesTarget) stopping = true;
+    if (spec.payloadBytesTarget !== undefined && payloadSent >= spec.payloadBytesTarget)
+      stopping = true;
     return !stopping;
   };
 
-  const finished = sockets.map((socket) => new Promise<void>((resolve, reject) => {
-    // Each window slot owns a copy of the frame: a slot is rewritten only after its
-    // answer came back, so no queued write ever sees its bytes change.
-    const slots = Array.from({ length: spec.window }, () => Buffer.from(template));
-    const free: number[] = slots.map((_, i) => i);
-    const inFlight = new Map<number, { slot: number; sentAt: number }>();
-    let nextCorrelationId = 1;
-    const sendOne = () => {
-      const slot = free.pop()!;
-      const correlationId = nextCorrelationId++;
-      slots[slot]!.writeInt32BE(correlationId, CORRELATION_ID_AT);
-      inFlight.set(correlationId, { slot, sentAt: performance.now() });
-      payloadSent += payloadPerRequest;
-      socket.write(slots[slot]!);
-    };
-    socket.onClose = (error) => reject(new Error(`Producer connection closed: ${error.message}`));
-    socket.onFrame = (frame) => {
-      try {
-        const correlationId = frame.readInt32BE(0);
-        const sent = inFlight.get(correlationId) ?? fail(`Unexpected correlation id ${correlationId}`);
-        inFlight.delete(correlationId);
-        checkProduceResponse(frame);
-        ackMs.push(performance.now() - sent.sentAt);
-        requestsAcked++;
-        free.push(sent.slot);
-        if (mayContinue()) sendOne();
-        else if (inFlight.size === 0) resolve();
-      } catch (error) {
-        reject(error);
-      }
-    };
-    for (let i = 0; i < spec.window && mayContinue(); i++) sendOne();
-    if (inFlight.size === 0) resolve();
-  }));
-  const deadline = setTimeout(() => {
-    for (const socket of sockets) socket.close();
-  }, (spec.durationMs ?? 600_000) + DRAIN_DEADLINE_MS);
+  const finished = sockets.map(
+    (socket) =>
+      new Promise<void>((resolve, reject) => {
+        // Each window slot owns a copy of the frame: a slot is rewritten only after its
+        // answer came back, so no queued write ever sees its bytes change.
+        const slots = Array.from({ length: spec.window }, () => Buffer.from(template));
+        const free: number[] = slots.map((_, i) => i);
+        const inFlight = new Map<number, { slot: number; sentAt: number }>();
+        let nextCorrelationId = 1;
+        const sendOne = () => {
+          const slot = free.pop()!;
+          const correlationId = nextCorrelationId++;
+          slots[slot]!.writeInt32BE(correlationId, CORRELATION_ID_AT);
+          inFlight.set(correlationId, { slot, sentAt: performance.now() });
+          payloadSent += payloadPerRequest;
+          socket.write(slots[slot]!);
+        };
+        socket.onClose = (error) =>
+          reject(new Error(`Producer connection closed: ${error.message}`));
+        socket.onFrame = (frame) => {
+          try {
+            const correlationId = frame.readInt32BE(0);
+            const sent =
+              inFlight.get(correlationId) ?? fail(`Unexpected correlation id ${correlationId}`);
+            inFlight.delete(correlationId);
+            checkProduceResponse(frame);
+            ackMs.push(performance.now() - sent.sentAt);
+            requestsAcked++;
+            free.push(sent.slot);
+            if (mayContinue()) sendOne();
+            else if (inFlight.size === 0) resolve();
+          } catch (error) {
+            reject(error);
+          }
+        };
+        for (let i = 0; i < spec.window && mayContinue(); i++) sendOne();
+        if (inFlight.size === 0) resolve();
+      }),
+  );
+  const deadline = setTimeout(
+    () => {
+      for (const socket of sockets) socket.close();
+    },
+    (spec.durationMs ?? 600_000) + DRAIN_DEADLINE_MS,
+  );
   try {
     await Promise.all(finished);
   } finally {
@@ -271,12 +302,17 @@ interface FetchedPartition {
 }
 
 function fetchedPartitions(frame: Buffer): FetchedPartition[] {
-  const body = responseBody<{ errorCode: number; responses: { partitions: FetchedPartition[] }[] }>(frame, FetchResponse, FETCH_VERSION);
+  const body = responseBody<{ errorCode: number; responses: { partitions: FetchedPartition[] }[] }>(
+    frame,
+    FetchResponse,
+    FETCH_VERSION,
+  );
   if (body.errorCode !== ErrorCode.NONE) fail(`Fetch failed: error ${body.errorCode}`);
   const partitions: FetchedPartition[] = [];
   for (const topic of body.responses) {
     for (const partition of topic.partitions) {
-      if (partition.errorCode !== ErrorCode.NONE) fail(`Fetch of partition ${partition.partitionIndex} failed: error ${partition.errorCode}`);
+      if (partition.errorCode !== ErrorCode.NONE)
+        fail(`Fetch of partition ${partition.partitionIndex} failed: error ${partition.errorCode}`);
       partitions.push(partition);
     }
   }
@@ -306,29 +342,45 @@ function oneAtATime(socket: FrameSocket): (frame: Buffer) => Promise<Buffer> {
     waiting = null;
     current?.resolve(frame);
   };
-  socket.onClose = (error) => waiting?.reject(new Error(`Consumer connection closed: ${error.message}`));
-  return (frame) => new Promise((resolve, reject) => {
-    waiting = { resolve, reject };
-    socket.write(frame);
-  });
+  socket.onClose = (error) =>
+    waiting?.reject(new Error(`Consumer connection closed: ${error.message}`));
+  return (frame) =>
+    new Promise((resolve, reject) => {
+      waiting = { resolve, reject };
+      socket.write(frame);
+    });
 }
 
 async function consume(spec: ConsumeSpec): Promise<ConsumeResult> {
   const socket = await FrameSocket.connect(spec.port, spec.host, { reuseFrames: true });
   const request = oneAtATime(socket);
-  const positions: FetchPosition[] = Array.from({ length: spec.partitions }, (_, partition) => ({ partition, offset: 0 }));
+  const positions: FetchPosition[] = Array.from({ length: spec.partitions }, (_, partition) => ({
+    partition,
+    offset: 0,
+  }));
   const done = new Set<number>();
   let messages = 0;
   let batchBytes = 0;
   let fetches = 0;
   const started = performance.now();
   const stopAt = spec.durationMs === undefined ? Infinity : started + spec.durationMs;
-  while (batchBytes < spec.wireBytesTarget && done.size < spec.partitions && performance.now() < stopAt) {
+  while (
+    batchBytes < spec.wireBytesTarget &&
+    done.size < spec.partitions &&
+    performance.now() < stopAt
+  ) {
     const open = positions.filter((position) => !done.has(position.partition));
-    const frame = fetchFrame({
-      topic: spec.topic, positions: open, maxWaitMs: 0, minBytes: 0,
-      maxBytes: spec.maxBytes, partitionMaxBytes: spec.partitionMaxBytes,
-    }, ++fetches);
+    const frame = fetchFrame(
+      {
+        topic: spec.topic,
+        positions: open,
+        maxWaitMs: 0,
+        minBytes: 0,
+        maxBytes: spec.maxBytes,
+        partitionMaxBytes: spec.partitionMaxBytes,
+      },
+      ++fetches,
+    );
     const answer = await request(frame);
     let got = 0;
     for (const partition of fetchedPartitions(answer)) {
@@ -341,7 +393,8 @@ async function consume(spec: ConsumeSpec): Promise<ConsumeResult> {
       if (position.offset >= partition.highWatermark) done.add(partition.partitionIndex);
     }
     batchBytes += got;
-    if (got === 0 && done.size < spec.partitions) fail(`Fetch returned nothing below the high watermark at fetch ${fetches}`);
+    if (got === 0 && done.size < spec.partitions)
+      fail(`Fetch returned nothing below the high watermark at fetch ${fetches}`);
   }
   const seconds = (performance.now() - started) / 1000;
   socket.onClose = () => {};
@@ -363,7 +416,8 @@ async function latency(spec: LatencySpec): Promise<LatencyResult> {
   const consumer = await FrameSocket.connect(spec.port, spec.host, { reuseFrames: true });
   const request = oneAtATime(consumer);
   let failure: Error | null = null;
-  producer.onClose = (error) => (failure ??= new Error(`Producer connection closed: ${error.message}`));
+  producer.onClose = (error) =>
+    (failure ??= new Error(`Producer connection closed: ${error.message}`));
   producer.onFrame = (frame) => {
     try {
       checkProduceResponse(frame);
@@ -391,7 +445,11 @@ async function latency(spec: LatencySpec): Promise<LatencyResult> {
   const started = performance.now();
   const sendDue = () => {
     const now = performance.now();
-    const due = Math.min(Math.floor((now - started) * messagesPerMs), Math.floor(spec.durationMs * messagesPerMs)) - sent;
+    const due =
+      Math.min(
+        Math.floor((now - started) * messagesPerMs),
+        Math.floor(spec.durationMs * messagesPerMs),
+      ) - sent;
     let left = due;
     while (left > 0) {
       const count = Math.min(left, perBatchMax);
@@ -400,7 +458,12 @@ async function latency(spec: LatencySpec): Promise<LatencyResult> {
       for (const at of chosen.valueAt!) batch.writeDoubleLE(now, at);
       setBatchTimestamp(batch, Date.now());
       sealBatch(batch);
-      const frame = produceFrame({ topic: spec.topic, partitions: [0], records: batch, acks: spec.acks ?? 1 });
+      const frame = produceFrame({
+        topic: spec.topic,
+        partitions: [0],
+        records: batch,
+        acks: spec.acks ?? 1,
+      });
       frame.writeInt32BE(++correlationId, CORRELATION_ID_AT);
       producer.write(frame);
       left -= count;
@@ -416,17 +479,26 @@ async function latency(spec: LatencySpec): Promise<LatencyResult> {
   try {
     while (samples.count < total) {
       if (failure !== null) throw failure;
-      if (performance.now() > deadline) fail(`Latency run received ${samples.count} of ${total} messages before its deadline`);
-      const frame = fetchFrame({
-        topic: spec.topic, positions: [{ partition: 0, offset }], maxWaitMs: 500, minBytes: 1,
-        maxBytes: 8 * 1024 * 1024, partitionMaxBytes: 8 * 1024 * 1024,
-      }, 0);
+      if (performance.now() > deadline)
+        fail(`Latency run received ${samples.count} of ${total} messages before its deadline`);
+      const frame = fetchFrame(
+        {
+          topic: spec.topic,
+          positions: [{ partition: 0, offset }],
+          maxWaitMs: 500,
+          minBytes: 1,
+          maxBytes: 8 * 1024 * 1024,
+          partitionMaxBytes: 8 * 1024 * 1024,
+        },
+        0,
+      );
       const answer = await request(frame);
       const received = performance.now();
       for (const partition of fetchedPartitions(answer)) {
         const records = partition.records ?? new Uint8Array(0);
         forEachBatch(records, (at, size) => {
-          const decoded = decodeRecords(records.subarray(at, at + size)) ?? fail("Fetched batch is not readable");
+          const decoded =
+            decodeRecords(records.subarray(at, at + size)) ?? fail("Fetched batch is not readable");
           for (const record of decoded) {
             const value = record.value ?? fail("Record without value");
             const sentAt = new DataView(value.buffer, value.byteOffset, 8).getFloat64(0, true);
@@ -484,10 +556,14 @@ async function tcp(spec: TcpSpec): Promise<TcpResult> {
 
 export async function runLoad(spec: LoadSpec): Promise<unknown> {
   switch (spec.mode) {
-    case "produce": return produce(spec);
-    case "consume": return consume(spec);
-    case "latency": return latency(spec);
-    case "tcp": return tcp(spec);
+    case "produce":
+      return produce(spec);
+    case "consume":
+      return consume(spec);
+    case "latency":
+      return latency(spec);
+    case "tcp":
+      return tcp(spec);
   }
 }
 

@@ -66,8 +66,9 @@ export function freeDiskBytes(path: string): number {
 export function diskShortfall(path: string, bytes: number): string | null {
   const free = freeDiskBytes(path);
   if (free >= bytes + DISK_HEADROOM_BYTES) return null;
-  const gib = (value: number) => value < GIB
-    ? `${Math.round(value / 1024 ** 2)} MiB`
-    : `${(value / GIB).toFixed(value < 10 * GIB ? 1 : 0)} GiB`;
+  const gib = (value: number) =>
+    value < GIB
+      ? `${Math.round(value / 1024 ** 2)} MiB`
+      : `${(value / GIB).toFixed(value < 10 * GIB ? 1 : 0)} GiB`;
   return `not measured: only ${gib(free)} free in ${path} (needs ${gib(bytes)} + ${gib(DISK_HEADROOM_BYTES)} headroom)`;
 }

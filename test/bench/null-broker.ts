@@ -40,9 +40,19 @@ import {
   type ProduceRequestData,
   ProduceResponse,
 } from "../../src/protocol/generated/index.ts";
-import { API_VERSIONS_KEY, decodeRequestHeader, encodeResponseFrame, requestHeaderVersion } from "../../src/protocol/headers.ts";
+import {
+  API_VERSIONS_KEY,
+  decodeRequestHeader,
+  encodeResponseFrame,
+  requestHeaderVersion,
+} from "../../src/protocol/headers.ts";
 import { Reader } from "../../src/protocol/reader.ts";
-import { LOG_OVERHEAD_BYTES, readBatchLength, readLastOffsetDelta, stampBatch } from "../../src/protocol/record-batch.ts";
+import {
+  LOG_OVERHEAD_BYTES,
+  readBatchLength,
+  readLastOffsetDelta,
+  stampBatch,
+} from "../../src/protocol/record-batch.ts";
 import type { MessageSchema } from "../../src/protocol/schema.ts";
 import { Outbound } from "../../src/server/outbound.ts";
 import { FrameSocket } from "./wire.ts";
@@ -137,80 +147,139 @@ function partitionCount(topic: string): number {
 }
 
 const APIS: Map<number, Api> = new Map<number, Api>([
-  [0, {
-    request: ProduceRequest, response: ProduceResponse, advertised: [0, 9], versions: [3, 9],
-    handle(request: ProduceRequestData) {
-      return {
-        responses: request.topicData.map((topic) => ({
-          name: topic.name,
-          partitionResponses: topic.partitionData.map((partition) => {
-            const key = `${topic.name}-${partition.index}`;
-            const baseOffset = nextOffsets.get(key) ?? 0;
-            nextOffsets.set(key, baseOffset + (partition.records === null ? 0 : appendCount(partition.records)));
-            return { index: partition.index, errorCode: ErrorCode.NONE, baseOffset, logAppendTimeMs: -1, logStartOffset: 0 };
-          }),
-        })),
-        throttleTimeMs: 0,
-      };
-    },
-  }],
-  [1, {
-    request: FetchRequest, response: FetchResponse, advertised: [4, 12], versions: [4, 12],
-    handle(request: FetchRequestData) {
-      let left = Math.max(request.maxBytes, 0);
-      return {
-        throttleTimeMs: 0,
-        errorCode: ErrorCode.NONE,
-        sessionId: 0,
-        responses: request.topics.map((topic) => ({
-          topic: topic.topic,
-          partitions: topic.partitions.map((partition) => {
-            const records = left > 0 ? cachedRecords(Math.min(left, partition.partitionMaxBytes)) : null;
-            left -= records?.byteLength ?? 0;
-            return {
-              partitionIndex: partition.partition, errorCode: ErrorCode.NONE, highWatermark: HIGH_WATERMARK,
-              lastStableOffset: HIGH_WATERMARK, logStartOffset: 0, abortedTransactions: null, preferredReadReplica: -1, records,
-            };
-          }),
-        })),
-      };
-    },
-  }],
-  [3, {
-    request: MetadataRequest, response: MetadataResponse, advertised: [0, 12], versions: [0, 12],
-    handle(request: MetadataRequestData) {
-      return {
-        throttleTimeMs: 0,
-        brokers: [{ nodeId: NODE_ID, host: "127.0.0.1", port: kafkaPort, rack: null }],
-        clusterId: "null-broker",
-        controllerId: NODE_ID,
-        topics: (request.topics ?? []).map((topic) => ({
-          errorCode: ErrorCode.NONE,
-          name: topic.name,
-          isInternal: false,
-          partitions: Array.from({ length: partitionCount(topic.name ?? "") }, (_, partitionIndex) => ({
-            errorCode: ErrorCode.NONE, partitionIndex, leaderId: NODE_ID, leaderEpoch: 0,
-            replicaNodes: [NODE_ID], isrNodes: [NODE_ID], offlineReplicas: [],
+  [
+    0,
+    {
+      request: ProduceRequest,
+      response: ProduceResponse,
+      advertised: [0, 9],
+      versions: [3, 9],
+      handle(request: ProduceRequestData) {
+        return {
+          responses: request.topicData.map((topic) => ({
+            name: topic.name,
+            partitionResponses: topic.partitionData.map((partition) => {
+              const key = `${topic.name}-${partition.index}`;
+              const baseOffset = nextOffsets.get(key) ?? 0;
+              nextOffsets.set(
+                key,
+                baseOffset + (partition.records === null ? 0 : appendCount(partition.records)),
+              );
+              return {
+                index: partition.index,
+                errorCode: ErrorCode.NONE,
+                baseOffset,
+                logAppendTimeMs: -1,
+                logStartOffset: 0,
+              };
+            }),
           })),
-          topicAuthorizedOperations: -2147483648,
-        })),
-        clusterAuthorizedOperations: -2147483648,
-      };
+          throttleTimeMs: 0,
+        };
+      },
     },
-  }],
-  [API_VERSIONS_KEY, {
-    request: ApiVersionsRequest, response: ApiVersionsResponse, advertised: [0, 3], versions: [0, 3],
-    handle(): unknown {
-      return {
-        errorCode: ErrorCode.NONE,
-        apiKeys: [...APIS.entries()].map(([apiKey, api]) => ({ apiKey, minVersion: api.advertised[0], maxVersion: api.advertised[1] })),
-        throttleTimeMs: 0,
-      };
+  ],
+  [
+    1,
+    {
+      request: FetchRequest,
+      response: FetchResponse,
+      advertised: [4, 12],
+      versions: [4, 12],
+      handle(request: FetchRequestData) {
+        let left = Math.max(request.maxBytes, 0);
+        return {
+          throttleTimeMs: 0,
+          errorCode: ErrorCode.NONE,
+          sessionId: 0,
+          responses: request.topics.map((topic) => ({
+            topic: topic.topic,
+            partitions: topic.partitions.map((partition) => {
+              const records =
+                left > 0 ? cachedRecords(Math.min(left, partition.partitionMaxBytes)) : null;
+              left -= records?.byteLength ?? 0;
+              return {
+                partitionIndex: partition.partition,
+                errorCode: ErrorCode.NONE,
+                highWatermark: HIGH_WATERMARK,
+                lastStableOffset: HIGH_WATERMARK,
+                logStartOffset: 0,
+                abortedTransactions: null,
+                preferredReadReplica: -1,
+                records,
+              };
+            }),
+          })),
+        };
+      },
     },
-  }],
+  ],
+  [
+    3,
+    {
+      request: MetadataRequest,
+      response: MetadataResponse,
+      advertised: [0, 12],
+      versions: [0, 12],
+      handle(request: MetadataRequestData) {
+        return {
+          throttleTimeMs: 0,
+          brokers: [{ nodeId: NODE_ID, host: "127.0.0.1", port: kafkaPort, rack: null }],
+          clusterId: "null-broker",
+          controllerId: NODE_ID,
+          topics: (request.topics ?? []).map((topic) => ({
+            errorCode: ErrorCode.NONE,
+            name: topic.name,
+            isInternal: false,
+            partitions: Array.from(
+              { length: partitionCount(topic.name ?? "") },
+              (_, partitionIndex) => ({
+                errorCode: ErrorCode.NONE,
+                partitionIndex,
+                leaderId: NODE_ID,
+                leaderEpoch: 0,
+                replicaNodes: [NODE_ID],
+                isrNodes: [NODE_ID],
+                offlineReplicas: [],
+              }),
+            ),
+            topicAuthorizedOperations: -2147483648,
+          })),
+          clusterAuthorizedOperations: -2147483648,
+        };
+      },
+    },
+  ],
+  [
+    API_VERSIONS_KEY,
+    {
+      request: ApiVersionsRequest,
+      response: ApiVersionsResponse,
+      advertised: [0, 3],
+      versions: [0, 3],
+      handle(): unknown {
+        return {
+          errorCode: ErrorCode.NONE,
+          apiKeys: [...APIS.entries()].map(([apiKey, api]) => ({
+            apiKey,
+            minVersion: api.advertised[0],
+            maxVersion: api.advertised[1],
+          })),
+          throttleTimeMs: 0,
+        };
+      },
+    },
+  ],
 ]);
 
-function respond(outbound: Outbound, apiKey: number, api: Api, version: number, correlationId: number, value: unknown): void {
+function respond(
+  outbound: Outbound,
+  apiKey: number,
+  api: Api,
+  version: number,
+  correlationId: number,
+  value: unknown,
+): void {
   // Encoded and written the way Brook's connections do it (1 MiB pieces, waiting for
   // drain), so the limit is not slower than Brook for want of the same care.
   outbound.send(encodeResponseFrame(apiKey, version, correlationId, api.response, value as never));
@@ -228,15 +297,23 @@ function onRequest(socket: Socket, outbound: Outbound, frame: Buffer): void {
     return;
   }
   const supported = version >= api.versions[0] && version <= api.versions[1];
-  const header = decodeRequestHeader(reader, supported ? requestHeaderVersion(api.request, version) : 1);
+  const header = decodeRequestHeader(
+    reader,
+    supported ? requestHeaderVersion(api.request, version) : 1,
+  );
   if (!supported) {
     if (apiKey === API_VERSIONS_KEY) {
       // KIP-511: answer an unknown ApiVersions version in v0 with the ranges.
       const answer = api.handle(null, 0) as { errorCode: number };
-      respond(outbound, apiKey, api, 0, header.correlationId, { ...answer, errorCode: ErrorCode.UNSUPPORTED_VERSION });
+      respond(outbound, apiKey, api, 0, header.correlationId, {
+        ...answer,
+        errorCode: ErrorCode.UNSUPPORTED_VERSION,
+      });
       return;
     }
-    process.stderr.write(`null broker: unsupported version ${version} of api key ${apiKey}, closing the connection\n`);
+    process.stderr.write(
+      `null broker: unsupported version ${version} of api key ${apiKey}, closing the connection\n`,
+    );
     socket.destroy();
     return;
   }
@@ -255,7 +332,9 @@ function onRequest(socket: Socket, outbound: Outbound, frame: Buffer): void {
 }
 
 function listen(server: Server, port: number): Promise<number> {
-  return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve((server.address() as { port: number }).port)));
+  return new Promise((resolve) =>
+    server.listen(port, "127.0.0.1", () => resolve((server.address() as { port: number }).port)),
+  );
 }
 
 const kafka = createServer((socket) => {

@@ -14,7 +14,9 @@ import { RawClient } from "../helpers/raw-client.ts";
 import type { LoadSpec } from "./loadgen.ts";
 import { messageValues } from "./workload.ts";
 
-const CREATE_TOPICS = 19, DELETE_TOPICS = 20, METADATA = 3;
+const CREATE_TOPICS = 19,
+  DELETE_TOPICS = 20,
+  METADATA = 3;
 const READY_MS = 300_000;
 
 export const EXECUTABLE = join(REPO, "build/brook");
@@ -37,9 +39,15 @@ export function startBrook(dataDir: string): Promise<TestBroker> {
   return startBroker({ dataDir, command: [EXECUTABLE], readyMs: READY_MS });
 }
 
-function expectNoErrors(topics: { name: string | null; errorCode: number; errorMessage?: string | null }[], what: string): void {
+function expectNoErrors(
+  topics: { name: string | null; errorCode: number; errorMessage?: string | null }[],
+  what: string,
+): void {
   for (const topic of topics) {
-    if (topic.errorCode !== 0) throw new Error(`${what} ${topic.name} failed: error ${topic.errorCode} ${topic.errorMessage ?? ""}`);
+    if (topic.errorCode !== 0)
+      throw new Error(
+        `${what} ${topic.name} failed: error ${topic.errorCode} ${topic.errorMessage ?? ""}`,
+      );
   }
 }
 
@@ -47,7 +55,9 @@ export async function createTopic(port: number, name: string, partitions: number
   const client = await RawClient.connect(port);
   try {
     const answer = await client.request(CREATE_TOPICS, 7, {
-      topics: [{ name, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: [] }],
+      topics: [
+        { name, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: [] },
+      ],
       timeoutMs: 30_000,
     });
     expectNoErrors(answer.topics, "CreateTopics");
@@ -59,7 +69,10 @@ export async function createTopic(port: number, name: string, partitions: number
 export async function deleteTopic(port: number, name: string): Promise<void> {
   const client = await RawClient.connect(port);
   try {
-    const answer = await client.request(DELETE_TOPICS, 6, { topics: [{ name }], timeoutMs: 30_000 });
+    const answer = await client.request(DELETE_TOPICS, 6, {
+      topics: [{ name }],
+      timeoutMs: 30_000,
+    });
     expectNoErrors(answer.responses, "DeleteTopics");
   } finally {
     client.close();
@@ -86,7 +99,10 @@ export class RssSampler {
   #peak = 0;
   readonly #timer: ReturnType<typeof setInterval>;
 
-  constructor(readonly pid: number, intervalMs = 100) {
+  constructor(
+    readonly pid: number,
+    intervalMs = 100,
+  ) {
     this.#sample();
     this.#timer = setInterval(() => this.#sample(), intervalMs);
   }
@@ -113,10 +129,19 @@ interface Exited {
   seconds: number;
 }
 
-function run(command: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<Exited> {
+function run(
+  command: string,
+  args: string[],
+  timeoutMs: number,
+  env?: NodeJS.ProcessEnv,
+): Promise<Exited> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(command, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+    const child = spawn(command, args, {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: env ?? process.env,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
@@ -136,10 +161,15 @@ function run(command: string, args: string[], timeoutMs: number, env?: NodeJS.Pr
  * A driver process that prints its result as one JSON line (the last line of stdout)
  * and exits 0; anything else rejects with its stderr.
  */
-export async function runJsonProcess<T>(command: string, args: string[], timeoutMs = 900_000): Promise<T & { clientCpuSeconds: number }> {
+export async function runJsonProcess<T>(
+  command: string,
+  args: string[],
+  timeoutMs = 900_000,
+): Promise<T & { clientCpuSeconds: number }> {
   const exited = await run(command, args, timeoutMs);
   const name = command.split("/").at(-1);
-  if (exited.code !== 0) throw new Error(exited.stderr.trim() || `${name} exited with ${exited.code}`);
+  if (exited.code !== 0)
+    throw new Error(exited.stderr.trim() || `${name} exited with ${exited.code}`);
   const line = exited.stdout.trim().split("\n").at(-1) ?? "";
   try {
     return JSON.parse(line) as T & { clientCpuSeconds: number };
@@ -149,20 +179,41 @@ export async function runJsonProcess<T>(command: string, args: string[], timeout
 }
 
 /** One load generator run in its own process; resolves with its JSON result. */
-export function runLoadgen<T>(spec: LoadSpec, timeoutMs = 900_000): Promise<T & { clientCpuSeconds: number }> {
-  return runJsonProcess<T>(BUN, [join(REPO, "test/bench/loadgen.ts"), JSON.stringify(spec)], timeoutMs);
+export function runLoadgen<T>(
+  spec: LoadSpec,
+  timeoutMs = 900_000,
+): Promise<T & { clientCpuSeconds: number }> {
+  return runJsonProcess<T>(
+    BUN,
+    [join(REPO, "test/bench/loadgen.ts"), JSON.stringify(spec)],
+    timeoutMs,
+  );
 }
 
 /**
  * `go build -o <outfile> <dir>` (dir relative to the repo) in GOPATH mode against `gopath` (no network: GOPROXY
  * off, a fresh GOCACHE of its own). Returns the seconds it took.
  */
-export async function goBuild(dir: string, outfile: string, gopath: string, gocache: string): Promise<number> {
+export async function goBuild(
+  dir: string,
+  outfile: string,
+  gopath: string,
+  gocache: string,
+): Promise<number> {
   const env = {
-    ...process.env, GOPATH: gopath, GO111MODULE: "off", GOFLAGS: "", GOPROXY: "off", GOCACHE: gocache, CGO_ENABLED: "0",
+    ...process.env,
+    GOPATH: gopath,
+    GO111MODULE: "off",
+    GOFLAGS: "",
+    GOPROXY: "off",
+    GOCACHE: gocache,
+    CGO_ENABLED: "0",
   };
   const built = await run("go", ["build", "-o", outfile, dir], 600_000, env);
-  if (built.code !== 0) throw new Error(`go build ${dir} failed (${built.code}): ${(built.stderr || built.stdout).trim()}`);
+  if (built.code !== 0)
+    throw new Error(
+      `go build ${dir} failed (${built.code}): ${(built.stderr || built.stdout).trim()}`,
+    );
   return built.seconds;
 }
 
@@ -178,18 +229,26 @@ export interface Server {
  * or stderr matches `ready`. stop() sends SIGTERM to its pid (SIGKILL after 30 s) and
  * waits for the exit; the process is also killed if the harness exits first.
  */
-export async function startServer(command: string, args: (port: number) => string[], ready: RegExp): Promise<Server> {
+export async function startServer(
+  command: string,
+  args: (port: number) => string[],
+  ready: RegExp,
+): Promise<Server> {
   const port = await freePort();
   const child = spawn(command, args(port), { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const killOnExit = () => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, "SIGKILL");
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined)
+      process.kill(child.pid, "SIGKILL");
   };
   process.on("exit", killOnExit);
   let output = "";
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${command} not ready within 30 s: ${output.trim().slice(-500)}`)), 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`${command} not ready within 30 s: ${output.trim().slice(-500)}`)),
+        30_000,
+      );
       const watch = (chunk: Buffer) => {
         // Keep only the tail: servers log for as long as they run.
         output = (output + chunk.toString()).slice(-8192);
@@ -206,7 +265,9 @@ export async function startServer(command: string, args: (port: number) => strin
       });
       child.on("exit", (code) => {
         clearTimeout(timer);
-        reject(new Error(`${command} exited with ${code} before ready: ${output.trim().slice(-500)}`));
+        reject(
+          new Error(`${command} exited with ${code} before ready: ${output.trim().slice(-500)}`),
+        );
       });
     });
   } catch (error) {
@@ -246,13 +307,22 @@ export interface NullBrokerOptions {
 
 export function nullBrokerArgs(options: NullBrokerOptions, port = 0): string[] {
   return [
-    "--dir", options.dir, "--port", String(port),
-    "--fetch-message-bytes", String(options.fetchMessageBytes), "--fetch-batch-bytes", String(options.fetchBatchBytes),
+    "--dir",
+    options.dir,
+    "--port",
+    String(port),
+    "--fetch-message-bytes",
+    String(options.fetchMessageBytes),
+    "--fetch-batch-bytes",
+    String(options.fetchBatchBytes),
   ];
 }
 
 export async function startNullBroker(options: NullBrokerOptions): Promise<NullBroker> {
-  const child: ChildProcess = spawn(options.executable, nullBrokerArgs(options), { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+  const child: ChildProcess = spawn(options.executable, nullBrokerArgs(options), {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   process.on("exit", () => {
     if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, "SIGKILL");
@@ -303,8 +373,17 @@ export interface StartToReady {
 /** The executable's arguments to start on `dataDir` with its Kafka listener on `port`. */
 export function brookArgs(dataDir: string, port: number): string[] {
   return [
-    "start", "--data-dir", dataDir, "--kafka", `127.0.0.1:${port}`, "--admin", "127.0.0.1:0",
-    "--gossip", "127.0.0.1:0", "--log-level", "warn",
+    "start",
+    "--data-dir",
+    dataDir,
+    "--kafka",
+    `127.0.0.1:${port}`,
+    "--admin",
+    "127.0.0.1:0",
+    "--gossip",
+    "127.0.0.1:0",
+    "--log-level",
+    "warn",
   ];
 }
 
@@ -313,7 +392,11 @@ export function brookArgs(dataDir: string, port: number): string[] {
  * answered, waits `idleMs`, reads the process's RSS and stops it by pid (SIGTERM, then
  * waits for the exit).
  */
-export async function startToReady(command: string, args: (port: number) => string[], idleMs: number): Promise<StartToReady> {
+export async function startToReady(
+  command: string,
+  args: (port: number) => string[],
+  idleMs: number,
+): Promise<StartToReady> {
   const port = await freePort();
   const started = performance.now();
   const child = spawn(command, args(port), { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
@@ -323,11 +406,16 @@ export async function startToReady(command: string, args: (port: number) => stri
   try {
     let ms = 0;
     while (ms === 0) {
-      if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode} before ready: ${stderr.trim()}`);
-      if (performance.now() - started > READY_MS) throw new Error(`${command} did not answer Metadata in time`);
+      if (child.exitCode !== null)
+        throw new Error(`${command} exited with ${child.exitCode} before ready: ${stderr.trim()}`);
+      if (performance.now() - started > READY_MS)
+        throw new Error(`${command} did not answer Metadata in time`);
       let client: Awaited<ReturnType<typeof RawClient.connect>> | null = null;
       try {
-        client = await RawClient.connect(port, "127.0.0.1", { connectTimeoutMs: 1000, requestTimeoutMs: 5000 });
+        client = await RawClient.connect(port, "127.0.0.1", {
+          connectTimeoutMs: 1000,
+          requestTimeoutMs: 5000,
+        });
         await client.request(METADATA, 9, { topics: [], allowAutoTopicCreation: false });
         ms = performance.now() - started;
       } catch {
@@ -341,7 +429,8 @@ export async function startToReady(command: string, args: (port: number) => stri
   } finally {
     if (child.exitCode === null) process.kill(child.pid!, "SIGTERM");
     const code = await exited;
-    if (code !== 0 && code !== null) process.stderr.write(`bench: ${command} exited with ${code}: ${stderr.trim()}\n`);
+    if (code !== 0 && code !== null)
+      process.stderr.write(`bench: ${command} exited with ${code}: ${stderr.trim()}\n`);
   }
 }
 
@@ -352,7 +441,9 @@ export function installed(tool: string): boolean {
 /** `count` lines of `bytes` bytes each (newline not counted): kcat -l input. */
 export function writeKcatFile(path: string, count: number, bytes: number): void {
   const distinct = Math.min(count, 1000);
-  const lines = messageValues(distinct, bytes, 3).map((value) => value.toString("latin1").replaceAll("\n", " "));
+  const lines = messageValues(distinct, bytes, 3).map((value) =>
+    value.toString("latin1").replaceAll("\n", " "),
+  );
   const block = lines.join("\n") + "\n";
   const blocks = Math.floor(count / distinct);
   const rest = lines.slice(0, count - blocks * distinct);
@@ -366,14 +457,38 @@ export interface KcatRun {
 }
 
 /** kcat -P of a file to partition 0: spawn to exit (kcat flushes before exiting). */
-export async function kcatProduce(options: { port: number; topic: string; file: string; messages: number; messageBytes: number }): Promise<KcatRun> {
-  const exited = await run("kcat", [
-    "-P", "-b", `127.0.0.1:${options.port}`, "-t", options.topic, "-p", "0",
-    "-X", "linger.ms=5", "-X", "batch.num.messages=10000", "-X", "acks=1",
-    "-l", options.file,
-  ], 600_000);
+export async function kcatProduce(options: {
+  port: number;
+  topic: string;
+  file: string;
+  messages: number;
+  messageBytes: number;
+}): Promise<KcatRun> {
+  const exited = await run(
+    "kcat",
+    [
+      "-P",
+      "-b",
+      `127.0.0.1:${options.port}`,
+      "-t",
+      options.topic,
+      "-p",
+      "0",
+      "-X",
+      "linger.ms=5",
+      "-X",
+      "batch.num.messages=10000",
+      "-X",
+      "acks=1",
+      "-l",
+      options.file,
+    ],
+    600_000,
+  );
   if (exited.code !== 0 || /fail|error/i.test(exited.stderr)) {
-    throw new Error(`kcat exited with ${exited.code}: ${exited.stderr.trim().split("\n").slice(0, 3).join(" / ")}`);
+    throw new Error(
+      `kcat exited with ${exited.code}: ${exited.stderr.trim().split("\n").slice(0, 3).join(" / ")}`,
+    );
   }
   return {
     seconds: exited.seconds,
@@ -394,12 +509,26 @@ export function dropCaches(): string | null {
 }
 
 /** The broker's high watermark sum over partitions 0..n-1 of a topic (a sanity check). */
-export async function endOffsets(port: number, topic: string, partitions: number): Promise<number[]> {
+export async function endOffsets(
+  port: number,
+  topic: string,
+  partitions: number,
+): Promise<number[]> {
   const client = await RawClient.connect(port);
   try {
     const answer = await client.request(2, 7, {
-      replicaId: -1, isolationLevel: 0,
-      topics: [{ name: topic, partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, currentLeaderEpoch: -1, timestamp: -1 })) }],
+      replicaId: -1,
+      isolationLevel: 0,
+      topics: [
+        {
+          name: topic,
+          partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({
+            partitionIndex,
+            currentLeaderEpoch: -1,
+            timestamp: -1,
+          })),
+        },
+      ],
     });
     return answer.topics[0].partitions.map((p: { offset: number }) => p.offset);
   } finally {

@@ -72,7 +72,9 @@ export function renderTable(rows: readonly Row[]): string {
       summary === null ? (row.note ?? "not measured") : formatNumber(summary.median),
       summary === null ? "" : `${formatNumber(summary.min)}–${formatNumber(summary.max)}`,
       summary === null ? "" : String(summary.runs.length),
-      limit?.summary == null ? "" : `${formatNumber(limit.summary.median)} ${row.limitName ?? ""}`.trim(),
+      limit?.summary == null
+        ? ""
+        : `${formatNumber(limit.summary.median)} ${row.limitName ?? ""}`.trim(),
       fraction === null ? "" : fraction.toFixed(2),
       row.brokerCores === undefined && row.clientCores === undefined
         ? ""

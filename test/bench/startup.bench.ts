@@ -26,7 +26,8 @@ import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 import { startBroker, tempDir, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
-const PRODUCE = 0, CREATE_TOPICS = 19;
+const PRODUCE = 0,
+  CREATE_TOPICS = 19;
 const PARTITIONS_PER_TOPIC = 100;
 const SEGMENT_BYTES = 16 * 1024;
 const READY_MS = 300_000;
@@ -41,7 +42,8 @@ function argument(name: string, fallback: number): number {
 
 const topicName = (t: number) => `bench-${t}`;
 const topicsOf = (partitions: number) => Math.ceil(partitions / PARTITIONS_PER_TOPIC);
-const partitionsOf = (partitions: number, t: number) => Math.min(PARTITIONS_PER_TOPIC, partitions - t * PARTITIONS_PER_TOPIC);
+const partitionsOf = (partitions: number, t: number) =>
+  Math.min(PARTITIONS_PER_TOPIC, partitions - t * PARTITIONS_PER_TOPIC);
 
 /** About 12 KiB: one batch per 16 KiB segment, so every round rolls every partition. */
 const BATCH = buildBatch({
@@ -49,7 +51,10 @@ const BATCH = buildBatch({
   records: Array.from({ length: 12 }, (_, i) => ({ key: `k${i}`, value: "v".repeat(1000) })),
 });
 /** Fits beside a BATCH in a segment: unflushed data that does not roll. */
-const SMALL_BATCH = buildBatch({ baseTimestamp: Date.now(), records: [{ value: "s".repeat(100) }] });
+const SMALL_BATCH = buildBatch({
+  baseTimestamp: Date.now(),
+  records: [{ value: "s".repeat(100) }],
+});
 /** Longer than the cleaner's checkpoint interval (5 s) plus one tick. */
 const CHECKPOINT_WAIT_MS = 6_500;
 
@@ -64,21 +69,38 @@ async function timedStart(dataDir: string): Promise<Start> {
   const broker = await startBroker({ dataDir, readyMs: READY_MS });
   const ms = performance.now() - began;
   const line = /Logs (?:loaded|recovered)[^\n]*/.exec(broker.stderr())?.[0] ?? "";
-  const field = (name: string) => /\b(\w+)=/.test(line) ? (new RegExp(`${name}=(\\d+)`).exec(line)?.[1] ?? "?") : "?";
-  const account = `segments=${field("segments")} scanned=${field("segmentsScanned")} ` +
+  const field = (name: string) =>
+    /\b(\w+)=/.test(line) ? (new RegExp(`${name}=(\\d+)`).exec(line)?.[1] ?? "?") : "?";
+  const account =
+    `segments=${field("segments")} scanned=${field("segmentsScanned")} ` +
     `bytesRead=${field("bytesRead")} loadMs=${field("ms")}`;
   return { broker, ms, account };
 }
 
-async function produceRound(broker: TestBroker, partitions: number, records = BATCH): Promise<void> {
+async function produceRound(
+  broker: TestBroker,
+  partitions: number,
+  records = BATCH,
+): Promise<void> {
   const client = await RawClient.connect(broker.port);
   const answers = [];
   for (let t = 0; t < topicsOf(partitions); t++) {
-    const partitionData = Array.from({ length: partitionsOf(partitions, t) }, (_, index) => ({ index, records }));
-    answers.push(client.request(PRODUCE, 9, { transactionalId: null, acks: 1, timeoutMs: 30_000, topicData: [{ name: topicName(t), partitionData }] }));
+    const partitionData = Array.from({ length: partitionsOf(partitions, t) }, (_, index) => ({
+      index,
+      records,
+    }));
+    answers.push(
+      client.request(PRODUCE, 9, {
+        transactionalId: null,
+        acks: 1,
+        timeoutMs: 30_000,
+        topicData: [{ name: topicName(t), partitionData }],
+      }),
+    );
   }
   for (const answer of await Promise.all(answers)) {
-    for (const p of answer.responses[0].partitionResponses) if (p.errorCode !== 0) throw new Error(`Produce failed: ${p.errorCode}`);
+    for (const p of answer.responses[0].partitionResponses)
+      if (p.errorCode !== 0) throw new Error(`Produce failed: ${p.errorCode}`);
   }
   client.close();
 }
@@ -90,7 +112,9 @@ function median(values: number[]): number {
 
 function report(label: string, starts: Start[]): void {
   const ms = median(starts.map((s) => s.ms));
-  console.log(`${label.padEnd(26)} ${ms.toFixed(0).padStart(6)} ms  (runs: ${starts.map((s) => s.ms.toFixed(0)).join(", ")})  ${starts.at(-1)!.account}`);
+  console.log(
+    `${label.padEnd(26)} ${ms.toFixed(0).padStart(6)} ms  (runs: ${starts.map((s) => s.ms.toFixed(0)).join(", ")})  ${starts.at(-1)!.account}`,
+  );
 }
 
 export interface StartupDataDirOptions {
@@ -112,14 +136,19 @@ export async function buildStartupDataDir(options: StartupDataDirOptions): Promi
     const admin = await RawClient.connect(broker.port);
     const created = await admin.request(CREATE_TOPICS, 7, {
       topics: Array.from({ length: topicsOf(partitions) }, (_, t) => ({
-        name: topicName(t), numPartitions: partitionsOf(partitions, t), replicationFactor: 1, assignments: [],
+        name: topicName(t),
+        numPartitions: partitionsOf(partitions, t),
+        replicationFactor: 1,
+        assignments: [],
         configs: [{ name: "segment.bytes", value: String(SEGMENT_BYTES) }],
       })),
       timeoutMs: 30_000,
     });
-    for (const topic of created.topics) if (topic.errorCode !== 0) throw new Error(`CreateTopics failed: ${topic.errorCode}`);
+    for (const topic of created.topics)
+      if (topic.errorCode !== 0) throw new Error(`CreateTopics failed: ${topic.errorCode}`);
     admin.close();
-    for (let round = 0; round < options.segmentsPerPartition; round++) await produceRound(broker, partitions);
+    for (let round = 0; round < options.segmentsPerPartition; round++)
+      await produceRound(broker, partitions);
   } finally {
     await broker.stop();
   }
@@ -135,7 +164,9 @@ async function main(): Promise<void> {
   try {
     await buildStartupDataDir({ dataDir, partitions, segmentsPerPartition });
     let broker: TestBroker;
-    console.log(`data dir: ${partitions} partitions in ${topics} topics, ${segmentsPerPartition}+ segments of ~12 KiB each per partition`);
+    console.log(
+      `data dir: ${partitions} partitions in ${topics} topics, ${segmentsPerPartition}+ segments of ~12 KiB each per partition`,
+    );
 
     const empty: Start[] = [];
     for (let run = 0; run < runs; run++) {
@@ -175,7 +206,7 @@ async function main(): Promise<void> {
     }
     await broker.stop();
 
-    console.log("startup: spawn to \"Node serving\", median");
+    console.log('startup: spawn to "Node serving", median');
     report("empty data dir", empty);
     report("after clean stop", clean);
     report("after kill -9", killed);

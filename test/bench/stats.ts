@@ -16,7 +16,8 @@ export function summarize(runs: readonly number[]): Summary {
   assert(runs.length > 0, "No runs to summarize");
   const sorted = [...runs].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
-  const median = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  const median =
+    sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
   return { median, min: sorted[0]!, max: sorted.at(-1)!, runs: [...runs] };
 }
 

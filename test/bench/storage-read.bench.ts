@@ -154,8 +154,14 @@ function build(dir: string, bytes: number, template: Buffer): Built {
 }
 
 /** One readSync of a whole batch at a random batch position of the log's files, per call. */
-function rawPreader(dir: string, batchBytes: number, random: (bound: number) => number): { read(): void; close(): void } {
-  const files = readdirSync(dir).filter((name) => name.endsWith(".log")).sort();
+function rawPreader(
+  dir: string,
+  batchBytes: number,
+  random: (bound: number) => number,
+): { read(): void; close(): void } {
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith(".log"))
+    .sort();
   const fds = files.map((name) => openSync(join(dir, name), "r"));
   // Whole batches per file: every segment holds only template-sized batches.
   const batches = fds.map((fd) => Math.floor(fstatSync(fd).size / batchBytes));
@@ -215,7 +221,8 @@ function measureRounds(count: number, ops: readonly (() => void)[]): Figures[] {
 function refaultedBytes(): number | null {
   try {
     const vmstat = readFileSync("/proc/vmstat", "utf8");
-    const match = /^workingset_refault_file (\d+)$/m.exec(vmstat) ?? /^workingset_refault (\d+)$/m.exec(vmstat);
+    const match =
+      /^workingset_refault_file (\d+)$/m.exec(vmstat) ?? /^workingset_refault (\d+)$/m.exec(vmstat);
     return match === null ? null : Number(match[1]) * PAGE_BYTES;
   } catch {
     return null;
@@ -250,9 +257,15 @@ function fsyncDir(dir: string): void {
  * `fincore`; null when fincore is not installed or says nothing usable.
  */
 export function pageCacheShare(dir: string): number | null {
-  const files = readdirSync(dir).filter((name) => name.endsWith(".log")).map((name) => join(dir, name));
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith(".log"))
+    .map((name) => join(dir, name));
   if (files.length === 0) return null;
-  const result = spawnSync("fincore", ["--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", ...files], { encoding: "utf8" });
+  const result = spawnSync(
+    "fincore",
+    ["--bytes", "--noheadings", "--raw", "--output", "RES,SIZE", ...files],
+    { encoding: "utf8" },
+  );
   if (result.status !== 0 || typeof result.stdout !== "string") return null;
   let resident = 0;
   let size = 0;
@@ -282,7 +295,11 @@ export interface StorageReadSetup {
  * and fsyncs both. The larger log is built only when its size plus 10 GiB of headroom is
  * free on the filesystem; `close()` closes both and removes the directory.
  */
-export function setupStorageRead(options: { smallBytes: number; bigBytes: number; parent?: string }): StorageReadSetup {
+export function setupStorageRead(options: {
+  smallBytes: number;
+  bigBytes: number;
+  parent?: string;
+}): StorageReadSetup {
   setLogLevel("warn");
   const root = mkdtempSync(join(options.parent ?? tmpdir(), "brook-bench-storage-"));
   const opened: Built[] = [];
@@ -298,7 +315,11 @@ export function setupStorageRead(options: { smallBytes: number; bigBytes: number
     opened.push(small);
     for (const built of opened) fsyncDir(built.log.dir);
     return {
-      root, small, big, bigMissing, template,
+      root,
+      small,
+      big,
+      bigMissing,
+      template,
       close() {
         for (const built of opened) built.log.close();
         rmSync(root, { recursive: true, force: true });
@@ -337,7 +358,10 @@ export interface StorageReadFigures {
  * write. Appends grow both
  * logs, raw writes grow a file beside each.
  */
-export function measureStorageRead(setup: StorageReadSetup, options: { reads: number; appends: number }): StorageReadFigures {
+export function measureStorageRead(
+  setup: StorageReadSetup,
+  options: { reads: number; appends: number },
+): StorageReadFigures {
   const { reads, appends } = options;
   const { template, small, big } = setup;
   const batchBytes = template.byteLength;
@@ -360,7 +384,8 @@ export function measureStorageRead(setup: StorageReadSetup, options: { reads: nu
       },
       read: () => {
         const result = log.read(random(end), 64 * 1024, { minOneBatch: true });
-        if (!result.ok || result.records.byteLength !== batchBytes) throw new Error("Read returned the wrong batch");
+        if (!result.ok || result.records.byteLength !== batchBytes)
+          throw new Error("Read returned the wrong batch");
       },
       rawPread: raw.read,
       close: raw.close,
@@ -370,12 +395,27 @@ export function measureStorageRead(setup: StorageReadSetup, options: { reads: nu
   try {
     // Warm the page cache and the index cache the same way for both logs.
     for (let i = 0; i < Math.min(reads, 2000); i++) for (const reader of readers) reader.locate();
-    const locate = measureRounds(reads, readers.map((reader) => reader.locate));
-    const read = measureRounds(reads, readers.map((reader) => reader.read));
-    const rawPread = measureRounds(reads, readers.map((reader) => reader.rawPread));
+    const locate = measureRounds(
+      reads,
+      readers.map((reader) => reader.locate),
+    );
+    const read = measureRounds(
+      reads,
+      readers.map((reader) => reader.read),
+    );
+    const rawPread = measureRounds(
+      reads,
+      readers.map((reader) => reader.rawPread),
+    );
     const refaultsAfter = refaultedBytes();
-    const refaulted = refaultsBefore === null || refaultsAfter === null ? null : refaultsAfter - refaultsBefore;
-    readsOf = readers.map((_, i) => ({ locate: locate[i]!, read: read[i]!, rawPread: rawPread[i]!, refaultedBytes: refaulted }));
+    const refaulted =
+      refaultsBefore === null || refaultsAfter === null ? null : refaultsAfter - refaultsBefore;
+    readsOf = readers.map((_, i) => ({
+      locate: locate[i]!,
+      read: read[i]!,
+      rawPread: rawPread[i]!,
+      refaultedBytes: refaulted,
+    }));
   } finally {
     for (const reader of readers) reader.close();
   }
@@ -397,12 +437,18 @@ export function measureStorageRead(setup: StorageReadSetup, options: { reads: nu
   let writes: Figures[];
   try {
     // Per round: append to the smaller log, raw write beside it, the same for the larger.
-    writes = measureRounds(appends, logs.flatMap((built, i) => [() => appendOne(built.log), () => writers[i]!.write()]));
+    writes = measureRounds(
+      appends,
+      logs.flatMap((built, i) => [() => appendOne(built.log), () => writers[i]!.write()]),
+    );
   } finally {
     for (const writer of writers) writer.close();
   }
   const figuresOf = (i: number): LogFigures => ({
-    ...readsOf[i]!, append: writes[2 * i]!, rawWrite: writes[2 * i + 1]!, cachedShare: cachedShares[i]!,
+    ...readsOf[i]!,
+    append: writes[2 * i]!,
+    rawWrite: writes[2 * i + 1]!,
+    cachedShare: cachedShares[i]!,
   });
   return { small: figuresOf(0), big: big === null ? null : figuresOf(1) };
 }
@@ -414,7 +460,11 @@ function main(): void {
   const appends = argument("appends", 100);
   const smallBytes = Math.round(smallGb * 1e9);
   const bigBytes = Math.round(bigGb * 1e9);
-  const setup = setupStorageRead({ smallBytes, bigBytes, parent: stringArgument("dir") ?? undefined });
+  const setup = setupStorageRead({
+    smallBytes,
+    bigBytes,
+    parent: stringArgument("dir") ?? undefined,
+  });
   try {
     const { small, big, template } = setup;
     const segmentMib = config.segmentBytes / MIB;
@@ -423,20 +473,30 @@ function main(): void {
         `segments ${segmentMib} MiB`,
     );
     const gib = (bytes: number) => `${(bytes / 1024 / MIB).toFixed(2)} GiB`;
-    console.log(`data in ${setup.root}; logs ${gib(smallBytes)} and ${gib(bigBytes)}, ${reads} reads, ${appends} appends`);
+    console.log(
+      `data in ${setup.root}; logs ${gib(smallBytes)} and ${gib(bigBytes)}, ${reads} reads, ${appends} appends`,
+    );
     const described = (built: Built, bytes: number) =>
       `${built.log.segmentCount()} segment(s), ${built.log.logEndOffset} records ` +
       `in ${built.seconds.toFixed(2)} s (${(bytes / MIB / built.seconds).toFixed(0)} MiB/s)`;
     console.log(`built smaller: ${described(small, smallBytes)}`);
-    console.log(big === null ? `larger: ${setup.bigMissing}` : `built larger: ${described(big, bigBytes)}`);
+    console.log(
+      big === null ? `larger: ${setup.bigMissing}` : `built larger: ${described(big, bigBytes)}`,
+    );
 
     const f = measureStorageRead(setup, { reads, appends });
-    const share = (value: number | null) => (value === null ? "unknown (no fincore)" : `${(value * 100).toFixed(0)}%`);
-    const refaulted = (value: number | null) => (value === null ? "unknown" : `${(value / MIB).toFixed(0)} MiB`);
-    console.log(`in page cache before measuring: smaller ${share(f.small.cachedShare)}` +
-      (f.big === null ? "" : `, larger ${share(f.big.cachedShare)}`));
-    console.log(`read back from disk after eviction during the reads (machine-wide): smaller ${refaulted(f.small.refaultedBytes)}` +
-      (f.big === null ? "" : `, larger ${refaulted(f.big.refaultedBytes)}`));
+    const share = (value: number | null) =>
+      value === null ? "unknown (no fincore)" : `${(value * 100).toFixed(0)}%`;
+    const refaulted = (value: number | null) =>
+      value === null ? "unknown" : `${(value / MIB).toFixed(0)} MiB`;
+    console.log(
+      `in page cache before measuring: smaller ${share(f.small.cachedShare)}` +
+        (f.big === null ? "" : `, larger ${share(f.big.cachedShare)}`),
+    );
+    console.log(
+      `read back from disk after eviction during the reads (machine-wide): smaller ${refaulted(f.small.refaultedBytes)}` +
+        (f.big === null ? "" : `, larger ${refaulted(f.big.refaultedBytes)}`),
+    );
     console.log("");
     show("locate", f.small.locate, f.big?.locate ?? null);
     show("read", f.small.read, f.big?.read ?? null);
@@ -444,7 +504,8 @@ function main(): void {
     show("append", f.small.append, f.big?.append ?? null);
     show("raw write", f.small.rawWrite, f.big?.rawWrite ?? null);
     const versus = (ours: Figures, limit: Figures) => (ours.meanUs / limit.meanUs).toFixed(2);
-    const large = (pick: (figures: LogFigures) => string) => (f.big === null ? "" : `, larger ${pick(f.big)}x`);
+    const large = (pick: (figures: LogFigures) => string) =>
+      f.big === null ? "" : `, larger ${pick(f.big)}x`;
     console.log(
       `\nagainst the machine's limit: read/raw pread ` +
         `smaller ${versus(f.small.read, f.small.rawPread)}x${large((g) => versus(g.read, g.rawPread))}; ` +

@@ -36,7 +36,10 @@ export class FrameSocket {
       if (scratch.byteLength < size) scratch = Buffer.allocUnsafe(size);
       return scratch.subarray(0, size);
     };
-    this.#frames = new FrameSplitter({ min: 4, max: FRAME_BYTES_MAX }, options.reuseFrames ? reused : Buffer.allocUnsafe);
+    this.#frames = new FrameSplitter(
+      { min: 4, max: FRAME_BYTES_MAX },
+      options.reuseFrames ? reused : Buffer.allocUnsafe,
+    );
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("error", (error) => {
@@ -45,14 +48,20 @@ export class FrameSocket {
     socket.on("close", () => this.onClose(this.#error ?? new Error("Connection closed")));
   }
 
-  static connect(port: number, host = "127.0.0.1", options: { reuseFrames?: boolean } = {}): Promise<FrameSocket> {
+  static connect(
+    port: number,
+    host = "127.0.0.1",
+    options: { reuseFrames?: boolean } = {},
+  ): Promise<FrameSocket> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port, host });
       socket.once("connect", () => {
         socket.removeAllListeners("error");
         resolve(new FrameSocket(socket, options));
       });
-      socket.once("error", (error) => reject(new Error(`Cannot connect to ${host}:${port}: ${error.message}`)));
+      socket.once("error", (error) =>
+        reject(new Error(`Cannot connect to ${host}:${port}: ${error.message}`)),
+      );
     });
   }
 

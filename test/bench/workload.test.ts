@@ -5,23 +5,30 @@ import { ProduceRequest } from "../../src/protocol/generated/index.ts";
 import { RequestHeader } from "../../src/protocol/generated/request-header.ts";
 import { Reader } from "../../src/protocol/reader.ts";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
-import { batchCrcIsValid, readCompression, validateRecords } from "../../src/protocol/record-batch.ts";
+import {
+  batchCrcIsValid,
+  readCompression,
+  validateRecords,
+} from "../../src/protocol/record-batch.ts";
 import { decodeRecords } from "../../src/protocol/records.ts";
 import {
-CORRELATION_ID_AT,
-encodeBatch,
-messageValues,
-PRODUCE_VERSION,
-produceFrame,
-recordsPerBatch,
-sealBatch,
-throughputBatch,
+  CORRELATION_ID_AT,
+  encodeBatch,
+  messageValues,
+  PRODUCE_VERSION,
+  produceFrame,
+  recordsPerBatch,
+  sealBatch,
+  throughputBatch,
 } from "./workload.ts";
 
 test("bench: workload: an uncompressed batch is byte-identical to record-batch-builder's", () => {
   const values = messageValues(200, 100, 5);
   const ours = encodeBatch(values, 1_700_000_000_000, "none");
-  const theirs = buildBatch({ baseTimestamp: 1_700_000_000_000, records: values.map((value) => ({ value })) });
+  const theirs = buildBatch({
+    baseTimestamp: 1_700_000_000_000,
+    records: values.map((value) => ({ value })),
+  });
   expect(ours.batch.equals(theirs)).toBe(true);
   expect(ours.payloadBytes).toBe(200 * 100);
   for (const [i, at] of ours.valueAt!.entries()) {
@@ -36,7 +43,9 @@ test("bench: workload: an lz4 batch has a valid CRC, codec 3 and the same record
   expect(batchCrcIsValid(batch, 0, batch.byteLength)).toBe(true);
   expect(batch.byteLength).toBeLessThan(300 * 1024 * 0.75); // Pseudo-text compresses, but not 100x.
   const records = decodeRecords(uncompressedTwin(batch))!;
-  expect(records.map((record) => Buffer.from(record.value!).toString("latin1"))).toEqual(values.map((value) => value.toString("latin1")));
+  expect(records.map((record) => Buffer.from(record.value!).toString("latin1"))).toEqual(
+    values.map((value) => value.toString("latin1")),
+  );
 });
 
 test("bench: workload: a patched value stays valid once sealed", () => {
@@ -48,7 +57,11 @@ test("bench: workload: a patched value stays valid once sealed", () => {
 
 test("bench: workload: throughput batches stay within max.message.bytes and near the asked size", () => {
   for (const messageBytes of [100, 1024]) {
-    const { batch, records } = throughputBatch({ messageBytes, batchBytes: 64 * 1024, compression: "none" });
+    const { batch, records } = throughputBatch({
+      messageBytes,
+      batchBytes: 64 * 1024,
+      compression: "none",
+    });
     expect(records).toBe(recordsPerBatch(messageBytes, 64 * 1024));
     expect(batch.byteLength).toBeLessThanOrEqual(64 * 1024);
     expect(batch.byteLength).toBeGreaterThan(60 * 1024);

@@ -83,7 +83,8 @@ export function messageValues(count: number, bytes: number, seed = 1): Buffer[] 
   const values: Buffer[] = [];
   for (let v = 0; v < count; v++) {
     let text = "";
-    while (text.length < bytes) text += words[random(words.length)] + (random(12) === 0 ? "\n" : " ");
+    while (text.length < bytes)
+      text += words[random(words.length)] + (random(12) === 0 ? "\n" : " ");
     values.push(Buffer.from(text.slice(0, bytes), "latin1"));
   }
   return values;
@@ -124,7 +125,11 @@ export interface EncodedBatch {
  * One batch of keyless records with the given values, offset deltas 0.., timestamp
  * deltas 0, no headers, producer id -1 (not idempotent), like a plain librdkafka batch.
  */
-export function encodeBatch(values: readonly Uint8Array[], baseTimestamp: number, compression: BenchCompression): EncodedBatch {
+export function encodeBatch(
+  values: readonly Uint8Array[],
+  baseTimestamp: number,
+  compression: BenchCompression,
+): EncodedBatch {
   assert(values.length > 0, "A batch needs at least one record");
   let recordsBytes = 0;
   let payloadBytes = 0;
@@ -171,7 +176,12 @@ export function encodeBatch(values: readonly Uint8Array[], baseTimestamp: number
   batch.writeInt32BE(values.length, RECORD_COUNT_AT);
   batch.set(payload, BATCH_HEADER_BYTES);
   sealBatch(batch);
-  return { batch, records: values.length, payloadBytes, valueAt: compression === "none" ? valueAt : null };
+  return {
+    batch,
+    records: values.length,
+    payloadBytes,
+    valueAt: compression === "none" ? valueAt : null,
+  };
 }
 
 /** Recomputes the CRC after the batch's bytes from the attributes on were changed. */
@@ -194,7 +204,10 @@ function recordOverheadBytes(valueBytes: number, index: number): number {
 /** How many records of `messageBytes` fill an uncompressed batch of about `batchBytes`. */
 export function recordsPerBatch(messageBytes: number, batchBytes: number): number {
   const perRecord = messageBytes + recordOverheadBytes(messageBytes, 1000);
-  return Math.max(1, Math.floor((Math.min(batchBytes, BATCH_BYTES_MAX) - BATCH_HEADER_BYTES) / perRecord));
+  return Math.max(
+    1,
+    Math.floor((Math.min(batchBytes, BATCH_BYTES_MAX) - BATCH_HEADER_BYTES) / perRecord),
+  );
 }
 
 export interface ThroughputBatchOptions {
@@ -212,15 +225,29 @@ export function throughputBatch(options: ThroughputBatchOptions): EncodedBatch {
 }
 
 /** A request frame: 4-byte length, request header, body. */
-export function requestFrame<T>(schema: MessageSchema<T>, version: number, body: T, correlationId = 0, clientId = "brook-bench"): Buffer {
+export function requestFrame<T>(
+  schema: MessageSchema<T>,
+  version: number,
+  body: T,
+  correlationId = 0,
+  clientId = "brook-bench",
+): Buffer {
   const writer = new Writer(64 * 1024);
   writer.int32(0);
-  const header = { requestApiKey: schema.apiKey, requestApiVersion: version, correlationId, clientId };
+  const header = {
+    requestApiKey: schema.apiKey,
+    requestApiVersion: version,
+    correlationId,
+    clientId,
+  };
   encode(RequestHeader, requestHeaderVersion(schema, version), header, writer);
   encode(schema, version, body as never, writer);
   const frame = writer.toBuffer();
   frame.writeInt32BE(frame.byteLength - FRAME_LENGTH_BYTES, 0);
-  assert(frame.readInt32BE(CORRELATION_ID_AT) === correlationId, "Correlation id is not where expected");
+  assert(
+    frame.readInt32BE(CORRELATION_ID_AT) === correlationId,
+    "Correlation id is not where expected",
+  );
   return frame;
 }
 
@@ -238,7 +265,12 @@ export function produceFrame(options: ProduceFrameOptions): Buffer {
     transactionalId: null,
     acks: options.acks,
     timeoutMs: options.timeoutMs ?? 30_000,
-    topicData: [{ name: options.topic, partitionData: options.partitions.map((index) => ({ index, records: options.records })) }],
+    topicData: [
+      {
+        name: options.topic,
+        partitionData: options.partitions.map((index) => ({ index, records: options.records })),
+      },
+    ],
   });
 }
 
@@ -257,30 +289,37 @@ export interface FetchFrameOptions {
 }
 
 export function fetchFrame(options: FetchFrameOptions, correlationId: number): Buffer {
-  return requestFrame(FetchRequest, FETCH_VERSION, {
-    clusterId: null,
-    replicaId: -1,
-    replicaState: { replicaId: -1, replicaEpoch: -1 },
-    maxWaitMs: options.maxWaitMs,
-    minBytes: options.minBytes,
-    maxBytes: options.maxBytes,
-    isolationLevel: 0,
-    sessionId: 0,
-    sessionEpoch: -1,
-    topics: [{
-      topic: options.topic,
-      topicId: "00000000-0000-0000-0000-000000000000",
-      partitions: options.positions.map((position) => ({
-        partition: position.partition,
-        currentLeaderEpoch: -1,
-        fetchOffset: position.offset,
-        lastFetchedEpoch: -1,
-        logStartOffset: -1,
-        partitionMaxBytes: options.partitionMaxBytes,
-        replicaDirectoryId: "00000000-0000-0000-0000-000000000000",
-      })),
-    }],
-    forgottenTopicsData: [],
-    rackId: "",
-  }, correlationId);
+  return requestFrame(
+    FetchRequest,
+    FETCH_VERSION,
+    {
+      clusterId: null,
+      replicaId: -1,
+      replicaState: { replicaId: -1, replicaEpoch: -1 },
+      maxWaitMs: options.maxWaitMs,
+      minBytes: options.minBytes,
+      maxBytes: options.maxBytes,
+      isolationLevel: 0,
+      sessionId: 0,
+      sessionEpoch: -1,
+      topics: [
+        {
+          topic: options.topic,
+          topicId: "00000000-0000-0000-0000-000000000000",
+          partitions: options.positions.map((position) => ({
+            partition: position.partition,
+            currentLeaderEpoch: -1,
+            fetchOffset: position.offset,
+            lastFetchedEpoch: -1,
+            logStartOffset: -1,
+            partitionMaxBytes: options.partitionMaxBytes,
+            replicaDirectoryId: "00000000-0000-0000-0000-000000000000",
+          })),
+        },
+      ],
+      forgottenTopicsData: [],
+      rackId: "",
+    },
+    correlationId,
+  );
 }

@@ -13,7 +13,12 @@ import { eventually, startBroker, stopAndClean, type TestBroker } from "../helpe
 import { parsePrometheusText, sampleValue } from "../helpers/prometheus.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
-const PRODUCE = 0, FETCH = 1, LIST_OFFSETS = 2, METADATA = 3, API_VERSIONS = 18, CREATE_TOPICS = 19;
+const PRODUCE = 0,
+  FETCH = 1,
+  LIST_OFFSETS = 2,
+  METADATA = 3,
+  API_VERSIONS = 18,
+  CREATE_TOPICS = 19;
 
 let broker: TestBroker;
 let client: RawClient;
@@ -24,7 +29,13 @@ beforeAll(async () => {
   const created = await client.request(CREATE_TOPICS, 7, {
     topics: [
       { name: "bad", numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] },
-      { name: "small", numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: "max.message.bytes", value: "1000" }] },
+      {
+        name: "small",
+        numPartitions: 1,
+        replicationFactor: 1,
+        assignments: [],
+        configs: [{ name: "max.message.bytes", value: "1000" }],
+      },
     ],
     timeoutMs: 5000,
   });
@@ -37,22 +48,37 @@ afterAll(async () => {
 });
 
 function batch(values: string[]): Buffer {
-  return buildBatch({ baseTimestamp: Date.now(), records: values.map((value) => ({ key: null, value })) });
+  return buildBatch({
+    baseTimestamp: Date.now(),
+    records: values.map((value) => ({ key: null, value })),
+  });
 }
 
 async function produce(topic: string, records: Uint8Array, on = client): Promise<any> {
-  const answer = await on.request(PRODUCE, 9, { acks: 1, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: 0, records }] }] });
+  const answer = await on.request(PRODUCE, 9, {
+    acks: 1,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
+  });
   return answer.responses[0].partitionResponses[0];
 }
 
 async function latestOffset(topic: string): Promise<number> {
-  const answer = await client.request(LIST_OFFSETS, 7, { replicaId: -1, topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp: -1, currentLeaderEpoch: -1 }] }] });
+  const answer = await client.request(LIST_OFFSETS, 7, {
+    replicaId: -1,
+    topics: [
+      { name: topic, partitions: [{ partitionIndex: 0, timestamp: -1, currentLeaderEpoch: -1 }] },
+    ],
+  });
   return answer.topics[0].partitions[0].offset;
 }
 
 async function stillServes(): Promise<void> {
   const fresh = await RawClient.connect(broker.port);
-  const answer = await fresh.request(API_VERSIONS, 3, { clientSoftwareName: "t", clientSoftwareVersion: "1" });
+  const answer = await fresh.request(API_VERSIONS, 3, {
+    clientSoftwareName: "t",
+    clientSoftwareVersion: "1",
+  });
   expect(answer.errorCode).toBe(0);
   fresh.close();
 }
@@ -85,17 +111,37 @@ describe("broker: bad input", () => {
 
   test("topic names Kafka refuses get INVALID_TOPIC_EXCEPTION", async () => {
     for (const name of ["bad/name", "..", "a".repeat(250), "spa ce"]) {
-      const metadata = await client.request(METADATA, 12, { topics: [{ name, topicId: "00000000-0000-0000-0000-000000000000" }], allowAutoTopicCreation: true });
+      const metadata = await client.request(METADATA, 12, {
+        topics: [{ name, topicId: "00000000-0000-0000-0000-000000000000" }],
+        allowAutoTopicCreation: true,
+      });
       expect(metadata.topics[0].errorCode).toBe(ErrorCode.INVALID_TOPIC_EXCEPTION);
-      const created = await client.request(CREATE_TOPICS, 7, { topics: [{ name, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 1000 });
+      const created = await client.request(CREATE_TOPICS, 7, {
+        topics: [{ name, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+        timeoutMs: 1000,
+      });
       expect(created.topics[0].errorCode).toBe(ErrorCode.INVALID_TOPIC_EXCEPTION);
     }
   });
 
   test("unknown config names get INVALID_CONFIG and nothing is created", async () => {
-    const created = await client.request(CREATE_TOPICS, 7, { topics: [{ name: "cfg", numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: "no.such.config", value: "1" }] }], timeoutMs: 1000 });
+    const created = await client.request(CREATE_TOPICS, 7, {
+      topics: [
+        {
+          name: "cfg",
+          numPartitions: 1,
+          replicationFactor: 1,
+          assignments: [],
+          configs: [{ name: "no.such.config", value: "1" }],
+        },
+      ],
+      timeoutMs: 1000,
+    });
     expect(created.topics[0].errorCode).toBe(ErrorCode.INVALID_CONFIG);
-    const metadata = await client.request(METADATA, 12, { topics: [{ name: "cfg", topicId: "00000000-0000-0000-0000-000000000000" }], allowAutoTopicCreation: false });
+    const metadata = await client.request(METADATA, 12, {
+      topics: [{ name: "cfg", topicId: "00000000-0000-0000-0000-000000000000" }],
+      allowAutoTopicCreation: false,
+    });
     expect(metadata.topics[0].errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
   });
 
@@ -105,7 +151,9 @@ describe("broker: bad input", () => {
     const frame = Buffer.alloc(4);
     frame.writeInt32BE(header.length);
     const reply = await new Promise<Buffer>((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port: broker.port }, () => socket.write(Buffer.concat([frame, header])));
+      const socket = connect({ host: "127.0.0.1", port: broker.port }, () =>
+        socket.write(Buffer.concat([frame, header])),
+      );
       let received = Buffer.alloc(0);
       socket.on("data", (data: Buffer) => {
         received = Buffer.concat([received, data]);
@@ -156,7 +204,8 @@ describe("broker: bad input", () => {
   });
 
   test("seeded random bytes never crash the broker nor grow its memory without bound", async () => {
-    const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${broker.pid}/status`, "utf8"))![1]);
+    const rssKb = () =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${broker.pid}/status`, "utf8"))![1]);
     const random = new SeededRandom(1234);
     const before = rssKb();
     for (let round = 0; round < 300; round++) {
@@ -181,19 +230,47 @@ describe("broker: fetch long poll and ordering", () => {
     const offset = await latestOffset("bad");
     const started = Date.now();
     const fetch = client.request(FETCH, 12, {
-      replicaId: -1, maxWaitMs: 10000, minBytes: 1, maxBytes: 1048576, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-      topics: [{ topic: "bad", partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: offset, logStartOffset: -1, partitionMaxBytes: 1048576 }] }],
-      forgottenTopicsData: [], rackId: "",
+      replicaId: -1,
+      maxWaitMs: 10000,
+      minBytes: 1,
+      maxBytes: 1048576,
+      isolationLevel: 0,
+      sessionId: 0,
+      sessionEpoch: -1,
+      topics: [
+        {
+          topic: "bad",
+          partitions: [
+            {
+              partition: 0,
+              currentLeaderEpoch: -1,
+              fetchOffset: offset,
+              logStartOffset: -1,
+              partitionMaxBytes: 1048576,
+            },
+          ],
+        },
+      ],
+      forgottenTopicsData: [],
+      rackId: "",
     });
     const order: string[] = [];
     void fetch.then(() => order.push("fetch"));
-    const metadata = client.request(METADATA, 12, { topics: null, allowAutoTopicCreation: false }).then(() => order.push("metadata"));
+    const metadata = client
+      .request(METADATA, 12, { topics: null, allowAutoTopicCreation: false })
+      .then(() => order.push("metadata"));
     // The broker holds the fetch (its long-poll gauge says so); the Metadata request
     // behind it on the same connection waits for its answer.
-    await eventually("the fetch held in its long poll", async () => {
-      const families = parsePrometheusText(await (await globalThis.fetch(`${broker.adminUrl}/metrics`)).text());
-      return sampleValue(families, "brook_fetch_requests_waiting") === 1;
-    }, 10_000);
+    await eventually(
+      "the fetch held in its long poll",
+      async () => {
+        const families = parsePrometheusText(
+          await (await globalThis.fetch(`${broker.adminUrl}/metrics`)).text(),
+        );
+        return sampleValue(families, "brook_fetch_requests_waiting") === 1;
+      },
+      10_000,
+    );
     expect(order).toEqual([]);
     const producer = await RawClient.connect(broker.port);
     expect((await produce("bad", batch(["wake"]), producer)).errorCode).toBe(0);
@@ -211,9 +288,29 @@ describe("broker: fetch long poll and ordering", () => {
     const end = await latestOffset("bad");
     for (const fetchOffset of [end + 5, -3]) {
       const answer = await client.request(FETCH, 12, {
-        replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1048576, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-        topics: [{ topic: "bad", partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset, logStartOffset: -1, partitionMaxBytes: 1048576 }] }],
-        forgottenTopicsData: [], rackId: "",
+        replicaId: -1,
+        maxWaitMs: 0,
+        minBytes: 0,
+        maxBytes: 1048576,
+        isolationLevel: 0,
+        sessionId: 0,
+        sessionEpoch: -1,
+        topics: [
+          {
+            topic: "bad",
+            partitions: [
+              {
+                partition: 0,
+                currentLeaderEpoch: -1,
+                fetchOffset,
+                logStartOffset: -1,
+                partitionMaxBytes: 1048576,
+              },
+            ],
+          },
+        ],
+        forgottenTopicsData: [],
+        rackId: "",
       });
       expect(answer.responses[0].partitions[0].errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
     }
@@ -224,11 +321,19 @@ describe("broker: list offsets", () => {
   test("a partition named twice in one ListOffsets request gets INVALID_REQUEST", async () => {
     const answer = await client.request(LIST_OFFSETS, 7, {
       replicaId: -1,
-      topics: [{ name: "bad", partitions: [
-        { partitionIndex: 0, timestamp: -1, currentLeaderEpoch: -1 },
-        { partitionIndex: 0, timestamp: -2, currentLeaderEpoch: -1 },
-      ] }],
+      topics: [
+        {
+          name: "bad",
+          partitions: [
+            { partitionIndex: 0, timestamp: -1, currentLeaderEpoch: -1 },
+            { partitionIndex: 0, timestamp: -2, currentLeaderEpoch: -1 },
+          ],
+        },
+      ],
     });
-    expect(answer.topics[0].partitions.map((p: any) => p.errorCode)).toEqual([ErrorCode.INVALID_REQUEST, ErrorCode.INVALID_REQUEST]);
+    expect(answer.topics[0].partitions.map((p: any) => p.errorCode)).toEqual([
+      ErrorCode.INVALID_REQUEST,
+      ErrorCode.INVALID_REQUEST,
+    ]);
   });
 });

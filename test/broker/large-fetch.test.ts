@@ -25,14 +25,23 @@ const PARTITION_FETCH_BYTES = 8 * 1024 * 1024;
 let broker: TestBroker;
 
 /** Message i: its index, then filler to about 1 KiB, so a reordering or a cut shows. */
-const line = (i: number) => `${String(i).padStart(6, "0")}:${"abcdefghijklmnopqrstuvwxyz".repeat(40)}`;
+const line = (i: number) =>
+  `${String(i).padStart(6, "0")}:${"abcdefghijklmnopqrstuvwxyz".repeat(40)}`;
 
 beforeAll(async () => {
   broker = await startBroker();
   const client = await RawClient.connect(broker.port);
   try {
     const created = await client.request(CREATE_TOPICS, 7, {
-      topics: [{ name: TOPIC, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [{ name: "segment.bytes", value: String(1024 * 1024) }] }],
+      topics: [
+        {
+          name: TOPIC,
+          numPartitions: 1,
+          replicationFactor: 1,
+          assignments: [],
+          configs: [{ name: "segment.bytes", value: String(1024 * 1024) }],
+        },
+      ],
       timeoutMs: 5000,
     });
     expect(created.topics[0].errorCode).toBe(0);
@@ -40,7 +49,11 @@ beforeAll(async () => {
     client.close();
   }
   const input = Array.from({ length: COUNT }, (_, i) => line(i)).join("\n") + "\n";
-  const produced = await runProcess("kcat", ["-b", broker.bootstrap, "-P", "-t", TOPIC, "-p", "0", "-X", "linger.ms=20"], { stdin: input, timeoutMs: 30_000 });
+  const produced = await runProcess(
+    "kcat",
+    ["-b", broker.bootstrap, "-P", "-t", TOPIC, "-p", "0", "-X", "linger.ms=20"],
+    { stdin: input, timeoutMs: 30_000 },
+  );
   expect(produced.code).toBe(0);
 });
 
@@ -49,10 +62,27 @@ afterAll(async () => {
 });
 
 test("broker: kcat reads 12 MB back intact through fetches of several MiB", async () => {
-  const consumed = await runProcess("kcat", [
-    "-b", broker.bootstrap, "-C", "-t", TOPIC, "-p", "0", "-o", "beginning", "-e", "-q",
-    "-X", `max.partition.fetch.bytes=${PARTITION_FETCH_BYTES}`, "-X", "fetch.max.bytes=52428800",
-  ], { timeoutMs: 30_000 });
+  const consumed = await runProcess(
+    "kcat",
+    [
+      "-b",
+      broker.bootstrap,
+      "-C",
+      "-t",
+      TOPIC,
+      "-p",
+      "0",
+      "-o",
+      "beginning",
+      "-e",
+      "-q",
+      "-X",
+      `max.partition.fetch.bytes=${PARTITION_FETCH_BYTES}`,
+      "-X",
+      "fetch.max.bytes=52428800",
+    ],
+    { timeoutMs: 30_000 },
+  );
   expect(consumed.code).toBe(0);
   const lines = consumed.stdout.split("\n").filter((l) => l.length > 0);
   expect(lines.length).toBe(COUNT);
@@ -61,10 +91,21 @@ test("broker: kcat reads 12 MB back intact through fetches of several MiB", asyn
 });
 
 test("broker: kafkajs reads the same messages with 8 MiB per partition; metrics count every record out", async () => {
-  const metricsBefore = parsePrometheusText(await (await fetch(`${broker.adminUrl}/metrics`)).text());
-  const outBefore = sampleValue(metricsBefore, "brook_topic_messages_out_total", { topic: TOPIC }) ?? 0;
-  const kafka = new Kafka({ clientId: "large-fetch", brokers: [broker.bootstrap], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: "large-fetch", maxBytesPerPartition: PARTITION_FETCH_BYTES, maxBytes: 4 * PARTITION_FETCH_BYTES });
+  const metricsBefore = parsePrometheusText(
+    await (await fetch(`${broker.adminUrl}/metrics`)).text(),
+  );
+  const outBefore =
+    sampleValue(metricsBefore, "brook_topic_messages_out_total", { topic: TOPIC }) ?? 0;
+  const kafka = new Kafka({
+    clientId: "large-fetch",
+    brokers: [broker.bootstrap],
+    logLevel: logLevel.NOTHING,
+  });
+  const consumer = kafka.consumer({
+    groupId: "large-fetch",
+    maxBytesPerPartition: PARTITION_FETCH_BYTES,
+    maxBytes: 4 * PARTITION_FETCH_BYTES,
+  });
   const values: string[] = [];
   await consumer.connect();
   try {
@@ -83,8 +124,11 @@ test("broker: kafkajs reads the same messages with 8 MiB per partition; metrics 
   }
   expect(values.length).toBe(COUNT);
   expect(values.findIndex((v, i) => v !== line(i))).toBe(-1);
-  const metricsAfter = parsePrometheusText(await (await fetch(`${broker.adminUrl}/metrics`)).text());
-  const out = sampleValue(metricsAfter, "brook_topic_messages_out_total", { topic: TOPIC })! - outBefore;
+  const metricsAfter = parsePrometheusText(
+    await (await fetch(`${broker.adminUrl}/metrics`)).text(),
+  );
+  const out =
+    sampleValue(metricsAfter, "brook_topic_messages_out_total", { topic: TOPIC })! - outBefore;
   // Every record was sent at least once; kafkajs may fetch a batch again around commits.
   expect(out).toBeGreaterThanOrEqual(COUNT);
   expect(out).toBeLessThan(2 * COUNT);
@@ -100,20 +144,49 @@ test("broker: clients that hang up during multi-MiB answers leave no file open i
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
       socket.once("connect", () => {
-        socket.write(fetchFrame({
-          topic: TOPIC, positions: [{ partition: 0, offset: 0 }], maxWaitMs: 0, minBytes: 0,
-          maxBytes: 32 * 1024 * 1024, partitionMaxBytes: 32 * 1024 * 1024,
-        }, client + 1));
+        socket.write(
+          fetchFrame(
+            {
+              topic: TOPIC,
+              positions: [{ partition: 0, offset: 0 }],
+              maxWaitMs: 0,
+              minBytes: 0,
+              maxBytes: 32 * 1024 * 1024,
+              partitionMaxBytes: 32 * 1024 * 1024,
+            },
+            client + 1,
+          ),
+        );
         socket.once("data", () => resolve());
       });
     });
     socket.destroy();
   }
-  await eventually("the broker's open files to return to what they were", () => (openFiles() <= before ? true : null));
+  await eventually("the broker's open files to return to what they were", () =>
+    openFiles() <= before ? true : null,
+  );
   // Released by the connection, not found later by the garbage collector's safety net.
   expect(broker.stderr()).not.toContain("dropped without being released");
   // The broker still answers whole: kcat reads everything again.
-  const again = await runProcess("kcat", ["-b", broker.bootstrap, "-C", "-t", TOPIC, "-p", "0", "-o", "beginning", "-e", "-q", "-X", `max.partition.fetch.bytes=${PARTITION_FETCH_BYTES}`], { timeoutMs: 30_000 });
+  const again = await runProcess(
+    "kcat",
+    [
+      "-b",
+      broker.bootstrap,
+      "-C",
+      "-t",
+      TOPIC,
+      "-p",
+      "0",
+      "-o",
+      "beginning",
+      "-e",
+      "-q",
+      "-X",
+      `max.partition.fetch.bytes=${PARTITION_FETCH_BYTES}`,
+    ],
+    { timeoutMs: 30_000 },
+  );
   expect(again.stdout.split("\n").filter((l) => l.length > 0).length).toBe(COUNT);
 });
 
@@ -129,10 +202,19 @@ test("broker: a client that pipelines 100 multi-MiB fetches and reads nothing ho
   // Each answer is the whole topic, about 12 MiB over 12 segment files; unbounded, the
   // broker would hold 100 x 12 descriptors.
   for (let i = 0; i < 100; i++) {
-    socket.write(fetchFrame({
-      topic: TOPIC, positions: [{ partition: 0, offset: 0 }], maxWaitMs: 0, minBytes: 0,
-      maxBytes: 32 * 1024 * 1024, partitionMaxBytes: 32 * 1024 * 1024,
-    }, i + 1));
+    socket.write(
+      fetchFrame(
+        {
+          topic: TOPIC,
+          positions: [{ partition: 0, offset: 0 }],
+          maxWaitMs: 0,
+          minBytes: 0,
+          maxBytes: 32 * 1024 * 1024,
+          partitionMaxBytes: 32 * 1024 * 1024,
+        },
+        i + 1,
+      ),
+    );
   }
   await Bun.sleep(1000);
   const held = openFiles() - before;
@@ -148,5 +230,7 @@ test("broker: a client that pipelines 100 multi-MiB fetches and reads nothing ho
   socket.resume();
   await answered;
   socket.destroy();
-  await eventually("the broker's open files to return to what they were", () => (openFiles() <= before ? true : null));
+  await eventually("the broker's open files to return to what they were", () =>
+    openFiles() <= before ? true : null,
+  );
 });

@@ -14,7 +14,10 @@ import {
 import { startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
-const PRODUCE = 0, FETCH = 1, LIST_OFFSETS = 2, CREATE_TOPICS = 19;
+const PRODUCE = 0,
+  FETCH = 1,
+  LIST_OFFSETS = 2,
+  CREATE_TOPICS = 19;
 const OLD = 1_600_000_000_000;
 
 let broker: TestBroker;
@@ -23,8 +26,13 @@ let client: RawClient;
 beforeAll(async () => {
   broker = await startBroker();
   client = await RawClient.connect(broker.port);
-  const topic = (name: string, configs: Array<{ name: string; value: string }>) =>
-    ({ name, numPartitions: 1, replicationFactor: 1, assignments: [], configs });
+  const topic = (name: string, configs: Array<{ name: string; value: string }>) => ({
+    name,
+    numPartitions: 1,
+    replicationFactor: 1,
+    assignments: [],
+    configs,
+  });
   const created = await client.request(CREATE_TOPICS, 7, {
     topics: [
       topic("append-time", [{ name: "message.timestamp.type", value: "LogAppendTime" }]),
@@ -40,27 +48,67 @@ afterAll(async () => {
   if (broker) await stopAndClean(broker);
 });
 
-async function produce(topic: string, baseTimestamp: number, count: number, stepMs = 0): Promise<any> {
+async function produce(
+  topic: string,
+  baseTimestamp: number,
+  count: number,
+  stepMs = 0,
+): Promise<any> {
   const records = buildBatch({
     baseTimestamp,
-    records: Array.from({ length: count }, (_, i) => ({ value: `${topic}-${i}-${"x".repeat(200)}`, timestampDelta: i * stepMs })),
+    records: Array.from({ length: count }, (_, i) => ({
+      value: `${topic}-${i}-${"x".repeat(200)}`,
+      timestampDelta: i * stepMs,
+    })),
   });
-  const answer = await client.request(PRODUCE, 9, { acks: 1, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: 0, records }] }] });
+  const answer = await client.request(PRODUCE, 9, {
+    acks: 1,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
+  });
   return answer.responses[0].partitionResponses[0];
 }
 
 async function fetchFirstBatch(topic: string): Promise<Uint8Array> {
   const answer = await client.request(FETCH, 12, {
-    replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-    topics: [{ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 0, logStartOffset: -1, partitionMaxBytes: 1 << 20 }] }],
-    forgottenTopicsData: [], rackId: "",
+    replicaId: -1,
+    maxWaitMs: 0,
+    minBytes: 0,
+    maxBytes: 1 << 20,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [
+      {
+        topic,
+        partitions: [
+          {
+            partition: 0,
+            currentLeaderEpoch: -1,
+            fetchOffset: 0,
+            logStartOffset: -1,
+            partitionMaxBytes: 1 << 20,
+          },
+        ],
+      },
+    ],
+    forgottenTopicsData: [],
+    rackId: "",
   });
   const records = answer.responses[0].partitions[0].records as Uint8Array;
   return records.subarray(0, readBatchSize(records, 0));
 }
 
-async function offsetForTime(topic: string, timestamp: number): Promise<{ offset: number; timestamp: number }> {
-  const answer = await client.request(LIST_OFFSETS, 7, { replicaId: -1, topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp, currentLeaderEpoch: -1 }] }] });
+async function offsetForTime(
+  topic: string,
+  timestamp: number,
+): Promise<{ offset: number; timestamp: number }> {
+  const answer = await client.request(LIST_OFFSETS, 7, {
+    replicaId: -1,
+    topics: [
+      { name: topic, partitions: [{ partitionIndex: 0, timestamp, currentLeaderEpoch: -1 }] },
+    ],
+  });
   const partition = answer.topics[0].partitions[0];
   expect(partition.errorCode).toBe(0);
   return { offset: partition.offset, timestamp: partition.timestamp };
@@ -89,10 +137,20 @@ test("broker: timestamps: CreateTime keeps the producer's timestamps", async () 
 
 test("broker: timestamps: ListOffsets by timestamp across rolled segments", async () => {
   // 3 records already at OLD..OLD+20; then 30 batches of 3 records, 4 KiB segments roll.
-  for (let i = 1; i <= 30; i++) expect((await produce("create-time", OLD + i * 1000, 3, 10)).errorCode).toBe(0);
+  for (let i = 1; i <= 30; i++)
+    expect((await produce("create-time", OLD + i * 1000, 3, 10)).errorCode).toBe(0);
   expect(await offsetForTime("create-time", OLD + 5)).toEqual({ offset: 1, timestamp: OLD + 10 });
-  expect(await offsetForTime("create-time", OLD + 17_015)).toEqual({ offset: 17 * 3 + 2, timestamp: OLD + 17_020 });
-  expect(await offsetForTime("create-time", OLD + 29_500)).toEqual({ offset: 30 * 3, timestamp: OLD + 30_000 });
+  expect(await offsetForTime("create-time", OLD + 17_015)).toEqual({
+    offset: 17 * 3 + 2,
+    timestamp: OLD + 17_020,
+  });
+  expect(await offsetForTime("create-time", OLD + 29_500)).toEqual({
+    offset: 30 * 3,
+    timestamp: OLD + 30_000,
+  });
   expect(await offsetForTime("create-time", OLD + 99_000)).toEqual({ offset: -1, timestamp: -1 });
-  expect(await offsetForTime("create-time", -3)).toEqual({ offset: 30 * 3 + 2, timestamp: OLD + 30_020 });
+  expect(await offsetForTime("create-time", -3)).toEqual({
+    offset: 30 * 3 + 2,
+    timestamp: OLD + 30_020,
+  });
 });

@@ -14,7 +14,11 @@ let admin: Admin;
 
 beforeAll(async () => {
   broker = await startBroker({ args: ["--auto-create-topics", "false"] });
-  admin = new Kafka({ brokers: [broker.bootstrap], clientId: "admin-test", logLevel: logLevel.NOTHING }).admin();
+  admin = new Kafka({
+    brokers: [broker.bootstrap],
+    clientId: "admin-test",
+    logLevel: logLevel.NOTHING,
+  }).admin();
   await admin.connect();
 });
 
@@ -25,19 +29,34 @@ afterAll(async () => {
 
 test("clients: kafkajs admin: validateOnly creates nothing, a real create does", async () => {
   // kafkajs would look the topic up afterwards unless told not to wait for leaders.
-  await admin.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: "checked", numPartitions: 3 }] });
+  await admin.createTopics({
+    validateOnly: true,
+    waitForLeaders: false,
+    topics: [{ topic: "checked", numPartitions: 3 }],
+  });
   expect(await admin.listTopics()).not.toContain("checked");
   const created = await admin.createTopics({
-    topics: [{ topic: "checked", numPartitions: 3, configEntries: [{ name: "retention.ms", value: "3600000" }] }],
+    topics: [
+      {
+        topic: "checked",
+        numPartitions: 3,
+        configEntries: [{ name: "retention.ms", value: "3600000" }],
+      },
+    ],
   });
   expect(created).toBe(true);
   expect(await admin.listTopics()).toContain("checked");
   // Creating it again is refused (kafkajs answers false for TOPIC_ALREADY_EXISTS).
-  expect(await admin.createTopics({ topics: [{ topic: "checked", numPartitions: 3 }] })).toBe(false);
+  expect(await admin.createTopics({ topics: [{ topic: "checked", numPartitions: 3 }] })).toBe(
+    false,
+  );
 });
 
 test("clients: kafkajs admin: describeConfigs shows the override and the defaults", async () => {
-  const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: "checked" }] });
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: 2, name: "checked" }],
+  });
   const entries = new Map(described.resources[0]!.configEntries.map((e) => [e.configName, e]));
   expect(entries.get("retention.ms")?.configValue).toBe("3600000");
   expect(entries.get("retention.ms")?.isDefault).toBe(false);
@@ -49,7 +68,9 @@ test("clients: kafkajs admin: createPartitions grows a topic, never shrinks it",
   await admin.createPartitions({ topicPartitions: [{ topic: "checked", count: 5 }] });
   const metadata = await admin.fetchTopicMetadata({ topics: ["checked"] });
   expect(metadata.topics[0]!.partitions.map((p) => p.partitionId).sort()).toEqual([0, 1, 2, 3, 4]);
-  await expect(admin.createPartitions({ topicPartitions: [{ topic: "checked", count: 2 }] })).rejects.toThrow();
+  await expect(
+    admin.createPartitions({ topicPartitions: [{ topic: "checked", count: 2 }] }),
+  ).rejects.toThrow();
 });
 
 test("clients: kafkajs admin: deleteTopics removes the topic and its data", async () => {
@@ -68,10 +89,15 @@ test("broker: DeleteTopics of an unknown topic gets UNKNOWN_TOPIC_OR_PARTITION",
 test("broker: DescribeCluster names this node as broker and controller", async () => {
   const client = await RawClient.connect(broker.port);
   for (const version of [0, 1]) {
-    const answer = await client.request(60, version, { includeClusterAuthorizedOperations: false, endpointType: 1 });
+    const answer = await client.request(60, version, {
+      includeClusterAuthorizedOperations: false,
+      endpointType: 1,
+    });
     expect(answer.errorCode).toBe(0);
     expect(answer.controllerId).toBe(1);
-    expect(answer.brokers).toEqual([{ brokerId: 1, host: "127.0.0.1", port: broker.port, rack: null }]);
+    expect(answer.brokers).toEqual([
+      { brokerId: 1, host: "127.0.0.1", port: broker.port, rack: null },
+    ]);
     expect(answer.clusterId.length).toBeGreaterThan(0);
   }
   client.close();

@@ -68,9 +68,15 @@ const NOW_TOPIC = "kafkajs-now";
 const ALL_TOPICS = [...CODECS.map(topicOf), NOW_TOPIC];
 
 /** Headers per index, a repeated name included (kafkajs sends an array as repeats). */
-const headersOf = (codec: string) => (i: number): [string, string][] => [
-  ["idx", String(i)], ["src", "kafkajs"], ["codec", codec], ["tag", "a"], ["tag", `b${i % 3}`],
-];
+const headersOf =
+  (codec: string) =>
+  (i: number): [string, string][] => [
+    ["idx", String(i)],
+    ["src", "kafkajs"],
+    ["codec", codec],
+    ["tag", "a"],
+    ["tag", `b${i % 3}`],
+  ];
 
 function toKafkajsHeaders(headers: [string, string][]): IHeaders {
   const out: Record<string, string | string[]> = {};
@@ -107,7 +113,6 @@ function toRecord(partition: number, message: KafkaMessage): ConsumedRecord {
   };
 }
 
-
 let broker: TestBroker;
 let kafka: Kafka;
 let admin: Admin;
@@ -124,7 +129,9 @@ async function produceAll(codec: string): Promise<Produced> {
   const problems: string[] = [];
   for (let start = 0; start < MESSAGE_COUNT; start += SEND_BATCH) {
     const indexes = Array.from(
-      { length: Math.min(SEND_BATCH, MESSAGE_COUNT - start) }, (_, n) => start + n);
+      { length: Math.min(SEND_BATCH, MESSAGE_COUNT - start) },
+      (_, n) => start + n,
+    );
     const reports = await producer.send({
       topic,
       compression: COMPRESSION[codec],
@@ -148,13 +155,20 @@ async function produceAll(codec: string): Promise<Produced> {
         problems.push(`${where}: logAppendTime ${report.logAppendTime}`);
       }
     }
-    tallySend({ placements, counts, problems }, {
-      start,
-      topic,
-      byPartition,
-      reports: reports.map((r) => ({ partition: r.partition, topic: r.topicName, baseOffset: Number(r.baseOffset) })),
-      timestampOf,
-    });
+    tallySend(
+      { placements, counts, problems },
+      {
+        start,
+        topic,
+        byPartition,
+        reports: reports.map((r) => ({
+          partition: r.partition,
+          topic: r.topicName,
+          baseOffset: Number(r.baseOffset),
+        })),
+        timestampOf,
+      },
+    );
   }
   return { placements, counts, problems };
 }
@@ -175,7 +189,9 @@ async function consumeWithGroup(
   // Short waits and heartbeats: the run lasts well under a second, and a Heartbeat
   // should still be sent while it lasts.
   const consumer: Consumer = kafka.consumer({
-    groupId, maxWaitTimeInMs: 200, heartbeatInterval: 100,
+    groupId,
+    maxWaitTimeInMs: 200,
+    heartbeatInterval: 100,
   });
   const records: ConsumedRecord[] = [];
   let crash: unknown;
@@ -194,10 +210,14 @@ async function consumeWithGroup(
       const { partition, offset } = options.seek;
       consumer.seek({ topic, partition, offset: String(offset) });
     }
-    await eventually(`${groupId} consumed ${topic}`, () => {
-      if (crash) throw crash;
-      return options.done(records);
-    }, CONSUME_TIMEOUT_MS);
+    await eventually(
+      `${groupId} consumed ${topic}`,
+      () => {
+        if (crash) throw crash;
+        return options.done(records);
+      },
+      CONSUME_TIMEOUT_MS,
+    );
   } finally {
     await consumer.disconnect();
   }
@@ -208,7 +228,9 @@ beforeAll(async () => {
   registerKafkajsCodecs();
   broker = await startBroker();
   kafka = new Kafka({
-    clientId: "brook-kafkajs-test", brokers: [broker.bootstrap], logLevel: logLevel.WARN,
+    clientId: "brook-kafkajs-test",
+    brokers: [broker.bootstrap],
+    logLevel: logLevel.WARN,
   });
   admin = kafka.admin();
   await admin.connect();
@@ -232,12 +254,23 @@ describe("clients: kafkajs", () => {
     const { topics } = await admin.fetchTopicMetadata({ topics: ALL_TOPICS });
     for (const topic of topics) {
       const partitions = topic.partitions
-        .map(({ partitionId, partitionErrorCode, leader, replicas, isr }) =>
-          ({ partitionId, partitionErrorCode, leader, replicas, isr }))
+        .map(({ partitionId, partitionErrorCode, leader, replicas, isr }) => ({
+          partitionId,
+          partitionErrorCode,
+          leader,
+          replicas,
+          isr,
+        }))
         .sort((a, b) => a.partitionId - b.partitionId);
-      expect(partitions).toEqual(Array.from({ length: PARTITIONS }, (_, p) => ({
-        partitionId: p, partitionErrorCode: 0, leader: 1, replicas: [1], isr: [1],
-      })));
+      expect(partitions).toEqual(
+        Array.from({ length: PARTITIONS }, (_, p) => ({
+          partitionId: p,
+          partitionErrorCode: 0,
+          leader: 1,
+          replicas: [1],
+          isr: [1],
+        })),
+      );
     }
     expect((await admin.listTopics()).sort()).toEqual([...ALL_TOPICS].sort());
   });
@@ -259,9 +292,11 @@ describe("clients: kafkajs", () => {
 
       // ListOffsets: earliest 0, latest = what the reports add up to.
       const offsets = await admin.fetchTopicOffsets(topicOf(codec));
-      expect(offsets.map(({ partition, low, high }) => ({ partition, low, high }))
-        .sort((a, b) => a.partition - b.partition))
-        .toEqual(produced.counts.map((n, partition) => ({ partition, low: "0", high: String(n) })));
+      expect(
+        offsets
+          .map(({ partition, low, high }) => ({ partition, low, high }))
+          .sort((a, b) => a.partition - b.partition),
+      ).toEqual(produced.counts.map((n, partition) => ({ partition, low: "0", high: String(n) })));
     });
   }
 
@@ -287,9 +322,11 @@ describe("clients: kafkajs", () => {
       // kafkajs commits the next offset to read (autoCommit), so the group ends at the
       // end of every partition (OffsetCommit, then OffsetFetch through the admin).
       const [committed] = await admin.fetchOffsets({ groupId, topics: [topicOf(codec)] });
-      expect(committed!.partitions.map(({ partition, offset }) => ({ partition, offset }))
-        .sort((a, b) => a.partition - b.partition))
-        .toEqual(produced!.counts.map((n, partition) => ({ partition, offset: String(n) })));
+      expect(
+        committed!.partitions
+          .map(({ partition, offset }) => ({ partition, offset }))
+          .sort((a, b) => a.partition - b.partition),
+      ).toEqual(produced!.counts.map((n, partition) => ({ partition, offset: String(n) })));
     });
   }
 
@@ -323,7 +360,9 @@ describe("clients: kafkajs", () => {
     const reports = await producer.send({
       topic: NOW_TOPIC,
       messages: Array.from({ length: count }, (_, i) => ({
-        key: keyOf(i), value: valueOf(i), headers: toKafkajsHeaders(headers(i)),
+        key: keyOf(i),
+        value: valueOf(i),
+        headers: toKafkajsHeaders(headers(i)),
       })),
     });
     const after = Date.now();
@@ -343,7 +382,10 @@ describe("clients: kafkajs", () => {
 
   test("clients: kafkajs: the broker logged no warnings or errors", () => {
     // Client retries can hide a failed request; the broker's log cannot.
-    const lines = broker.stderr().split("\n").filter((line) => / (WARN|ERROR) /.test(line));
+    const lines = broker
+      .stderr()
+      .split("\n")
+      .filter((line) => / (WARN|ERROR) /.test(line));
     expect(lines.slice(0, 10)).toEqual([]);
   });
 });

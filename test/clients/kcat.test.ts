@@ -51,23 +51,30 @@ async function kcat(args: string[], stdin?: string) {
 
 /** kcat -J consumer lines; headers come as a flat [name, value, name, value...] list. */
 function parseKcatJson(stdout: string): ConsumedRecord[] {
-  return stdout.split("\n").filter((line) => line.length > 0).map((line) => {
-    const m = JSON.parse(line);
-    const flat: (string | null)[] = m.headers ?? [];
-    const headers: [string, string | null][] = [];
-    for (let n = 0; n < flat.length; n += 2) headers.push([flat[n]!, flat[n + 1] ?? null]);
-    return {
-      partition: m.partition, offset: m.offset, timestampType: m.tstype, timestamp: m.ts,
-      key: m.key, value: m.payload, headers,
-    };
-  });
+  return stdout
+    .split("\n")
+    .filter((line) => line.length > 0)
+    .map((line) => {
+      const m = JSON.parse(line);
+      const flat: (string | null)[] = m.headers ?? [];
+      const headers: [string, string | null][] = [];
+      for (let n = 0; n < flat.length; n += 2) headers.push([flat[n]!, flat[n + 1] ?? null]);
+      return {
+        partition: m.partition,
+        offset: m.offset,
+        timestampType: m.tstype,
+        timestamp: m.ts,
+        key: m.key,
+        value: m.payload,
+        headers,
+      };
+    });
 }
 
 /** Consumes with kcat until the end of every partition read (-e). */
 async function kcatConsume(topic: string, from: { partition: number; offset: number } | null) {
-  const where = from === null
-    ? ["-o", "beginning"]
-    : ["-p", String(from.partition), "-o", String(from.offset)];
+  const where =
+    from === null ? ["-o", "beginning"] : ["-p", String(from.partition), "-o", String(from.offset)];
   const args = ["-C", "-t", topic, ...where, "-e", "-J", "-X", "fetch.wait.max.ms=100"];
   const result = await kcat(args);
   return parseKcatJson(result.stdout);
@@ -99,9 +106,14 @@ describe("clients: kcat", () => {
     for (const codec of CODECS) {
       const topic = metadata.topics.find((t: { topic: string }) => t.topic === topicOf(codec));
       expect(topic?.error).toBeUndefined();
-      expect(topic.partitions).toEqual(Array.from({ length: PARTITIONS }, (_, partition) => ({
-        partition, leader: 1, replicas: [{ id: 1 }], isrs: [{ id: 1 }],
-      })));
+      expect(topic.partitions).toEqual(
+        Array.from({ length: PARTITIONS }, (_, partition) => ({
+          partition,
+          leader: 1,
+          replicas: [{ id: 1 }],
+          isrs: [{ id: 1 }],
+        })),
+      );
     }
   });
 
@@ -110,10 +122,26 @@ describe("clients: kcat", () => {
       const topic = topicOf(codec);
       const lines = Array.from({ length: MESSAGE_COUNT }, (_, i) => `${keyOf(i)}:${valueOf(i)}\n`);
       const started = Date.now();
-      const produced = await kcat([
-        "-P", "-t", topic, "-K", ":", "-H", "src=kcat", "-H", `codec=${codec}`,
-        "-z", codec, "-X", "linger.ms=10", "-d", "msg",
-      ], lines.join(""));
+      const produced = await kcat(
+        [
+          "-P",
+          "-t",
+          topic,
+          "-K",
+          ":",
+          "-H",
+          "src=kcat",
+          "-H",
+          `codec=${codec}`,
+          "-z",
+          codec,
+          "-X",
+          "linger.ms=10",
+          "-d",
+          "msg",
+        ],
+        lines.join(""),
+      );
       const ended = Date.now();
       produceStderr.set(codec, produced.stderr);
 
@@ -121,7 +149,10 @@ describe("clients: kcat", () => {
       consumedByCodec.set(codec, consumed);
       const problems = checkConsumed(consumed, {
         count: MESSAGE_COUNT,
-        headersOf: () => [["src", "kcat"], ["codec", codec]],
+        headersOf: () => [
+          ["src", "kcat"],
+          ["codec", codec],
+        ],
         placementOf: (i) => ({ partition: librdkafkaPartition(keyOf(i), PARTITIONS) }),
         timestampWindow: [started - TIMESTAMP_SLACK_MS, ended + TIMESTAMP_SLACK_MS],
       });

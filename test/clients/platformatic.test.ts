@@ -39,7 +39,12 @@ import {
   storedBatches,
   valueOf,
 } from "../helpers/clients-common.ts";
-import { type Placement, platformaticPartition, type Produced, tallySend } from "../helpers/js-codecs.ts";
+import {
+  type Placement,
+  platformaticPartition,
+  type Produced,
+  tallySend,
+} from "../helpers/js-codecs.ts";
 
 type Codec = "none" | "gzip" | "snappy" | "lz4" | "zstd";
 
@@ -57,10 +62,13 @@ const topicOf = (codec: string) => `platformatic-${codec}`;
 const NOW_TOPIC = "platformatic-now";
 const ALL_TOPICS = [...CODECS.map(topicOf), NOW_TOPIC];
 
-const headersOf = (codec: string) => (i: number): [string, string][] => [
-  ["idx", String(i)], ["src", "platformatic"], ["codec", codec],
-];
-
+const headersOf =
+  (codec: string) =>
+  (i: number): [string, string][] => [
+    ["idx", String(i)],
+    ["src", "platformatic"],
+    ["codec", codec],
+  ];
 
 let broker: TestBroker;
 let admin: Admin;
@@ -105,7 +113,9 @@ async function produceAll(codec: Codec): Promise<Produced> {
   const problems: string[] = [];
   for (let start = 0; start < MESSAGE_COUNT; start += SEND_BATCH) {
     const indexes = Array.from(
-      { length: Math.min(SEND_BATCH, MESSAGE_COUNT - start) }, (_, n) => start + n);
+      { length: Math.min(SEND_BATCH, MESSAGE_COUNT - start) },
+      (_, n) => start + n,
+    );
     const result = await producer.send({
       compression: codec,
       messages: indexes.map((i) => ({
@@ -122,13 +132,20 @@ async function produceAll(codec: Codec): Promise<Produced> {
       byPartition.set(partition, [...(byPartition.get(partition) ?? []), i]);
     }
     const reports = result.offsets ?? [];
-    tallySend({ placements, counts, problems }, {
-      start,
-      topic,
-      byPartition,
-      reports: reports.map((r) => ({ partition: r.partition, topic: r.topic, baseOffset: Number(r.offset) })),
-      timestampOf,
-    });
+    tallySend(
+      { placements, counts, problems },
+      {
+        start,
+        topic,
+        byPartition,
+        reports: reports.map((r) => ({
+          partition: r.partition,
+          topic: r.topic,
+          baseOffset: Number(r.offset),
+        })),
+        timestampOf,
+      },
+    );
   }
   return { placements, counts, problems };
 }
@@ -151,13 +168,20 @@ async function fetchPartition(
     const response = await reader.fetch({
       node: info.partitions[partition]!.leader,
       maxWaitTime: 100,
-      topics: [{
-        topicId: info.id,
-        partitions: [{
-          partition, fetchOffset: BigInt(offset), partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
-          currentLeaderEpoch: -1, lastFetchedEpoch: -1,
-        }],
-      }],
+      topics: [
+        {
+          topicId: info.id,
+          partitions: [
+            {
+              partition,
+              fetchOffset: BigInt(offset),
+              partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
+              currentLeaderEpoch: -1,
+              lastFetchedEpoch: -1,
+            },
+          ],
+        },
+      ],
     });
     const data = response.responses[0]!.partitions[0]!;
     if (data.errorCode !== 0) {
@@ -174,13 +198,15 @@ async function fetchPartition(
           partition,
           offset: at,
           timestampType: logAppendTime ? "append" : "create",
-          timestamp: Number(logAppendTime
-            ? batch.maxTimestamp
-            : batch.firstTimestamp + record.timestampDelta),
+          timestamp: Number(
+            logAppendTime ? batch.maxTimestamp : batch.firstTimestamp + record.timestampDelta,
+          ),
           key: record.key === null ? null : record.key.toString(),
           value: record.value === null ? null : record.value.toString(),
-          headers: record.headers.map(([name, value]) =>
-            [name === null ? "" : name.toString(), value === null ? null : value.toString()]),
+          headers: record.headers.map(([name, value]) => [
+            name === null ? "" : name.toString(),
+            value === null ? null : value.toString(),
+          ]),
         });
       }
       offset = Number(batch.firstOffset) + batch.lastOffsetDelta + 1;
@@ -220,10 +246,14 @@ async function consumeStream(
       failure = error;
     });
     try {
-      await eventually(`${groupId} consumed ${topic}`, () => {
-        if (failure) throw failure;
-        return options.done(records);
-      }, CONSUME_TIMEOUT_MS);
+      await eventually(
+        `${groupId} consumed ${topic}`,
+        () => {
+          if (failure) throw failure;
+          return options.done(records);
+        },
+        CONSUME_TIMEOUT_MS,
+      );
     } finally {
       await stream.close();
     }
@@ -244,7 +274,8 @@ beforeAll(async () => {
   admin = new Admin(clientOptions("brook-platformatic-admin"));
   created = await admin.createTopics({ topics: ALL_TOPICS, partitions: PARTITIONS, replicas: 1 });
   producer = new Producer({
-    ...clientOptions("brook-platformatic-producer"), serializers: stringSerializers,
+    ...clientOptions("brook-platformatic-producer"),
+    serializers: stringSerializers,
   });
   reader = newConsumer("platformatic-reader");
 });
@@ -258,16 +289,17 @@ afterAll(async () => {
 
 describe("clients: platformatic", () => {
   test("clients: platformatic: Admin creates topics with 4 partitions", async () => {
-    expect(created.map(({ name, partitions, replicas }) => ({ name, partitions, replicas })))
-      .toEqual(ALL_TOPICS.map((name) => ({ name, partitions: PARTITIONS, replicas: 1 })));
+    expect(
+      created.map(({ name, partitions, replicas }) => ({ name, partitions, replicas })),
+    ).toEqual(ALL_TOPICS.map((name) => ({ name, partitions: PARTITIONS, replicas: 1 })));
     const metadata = await admin.metadata({ topics: ALL_TOPICS });
     for (const name of ALL_TOPICS) {
       const topic = metadata.topics.get(name)!;
       expect(topic.id).toBe(created.find((t) => t.name === name)!.id);
       expect(topic.partitionsCount).toBe(PARTITIONS);
-      expect(topic.partitions.map(({ leader, replicas, isr }) => ({ leader, replicas, isr })))
-        .toEqual(Array.from({ length: PARTITIONS }, () =>
-          ({ leader: 1, replicas: [1], isr: [1] })));
+      expect(
+        topic.partitions.map(({ leader, replicas, isr }) => ({ leader, replicas, isr })),
+      ).toEqual(Array.from({ length: PARTITIONS }, () => ({ leader: 1, replicas: [1], isr: [1] })));
     }
     expect((await admin.listTopics()).sort()).toEqual([...ALL_TOPICS].sort());
   });
@@ -298,7 +330,7 @@ describe("clients: platformatic", () => {
       expect(produced?.placements.length).toBe(MESSAGE_COUNT);
       const records: ConsumedRecord[] = [];
       for (let p = 0; p < PARTITIONS; p++) {
-        records.push(...await fetchPartition(topicOf(codec), p, 0));
+        records.push(...(await fetchPartition(topicOf(codec), p, 0)));
       }
       fetchedByCodec.set(codec, records);
       const problems = checkConsumed(records, {
@@ -312,8 +344,7 @@ describe("clients: platformatic", () => {
   }
 
   for (const codec of CODECS) {
-    const name =
-      `clients: platformatic: consume 10,000 keyed messages with ${codec} from the beginning`;
+    const name = `clients: platformatic: consume 10,000 keyed messages with ${codec} from the beginning`;
     test(name, async () => {
       const produced = producedByCodec.get(codec);
       expect(produced?.placements.length).toBe(MESSAGE_COUNT);
@@ -333,10 +364,16 @@ describe("clients: platformatic", () => {
       // Autocommit commits the next offset to read after each fetch (OffsetCommit); the
       // admin reads them back (OffsetFetch).
       const [group] = await admin.listConsumerGroupOffsets({ groups: [groupId] });
-      const committed = (group?.topics ?? []).flatMap((t) => t.partitions.map((p) =>
-        ({ topic: t.name, partition: p.partitionIndex, offset: Number(p.committedOffset) })));
+      const committed = (group?.topics ?? []).flatMap((t) =>
+        t.partitions.map((p) => ({
+          topic: t.name,
+          partition: p.partitionIndex,
+          offset: Number(p.committedOffset),
+        })),
+      );
       expect(committed.sort((a, b) => a.partition - b.partition)).toEqual(
-        produced!.counts.map((n, partition) => ({ topic: topicOf(codec), partition, offset: n })));
+        produced!.counts.map((n, partition) => ({ topic: topicOf(codec), partition, offset: n })),
+      );
     });
   }
 
@@ -370,13 +407,16 @@ describe("clients: platformatic", () => {
     const before = Date.now();
     const result = await producer.send({
       messages: Array.from({ length: count }, (_, i) => ({
-        topic: NOW_TOPIC, key: keyOf(i), value: valueOf(i), headers: new Map(headers(i)),
+        topic: NOW_TOPIC,
+        key: keyOf(i),
+        value: valueOf(i),
+        headers: new Map(headers(i)),
       })),
     });
     const after = Date.now();
     expect((result.offsets ?? []).every((r) => r.offset === 0n)).toBe(true);
     const records: ConsumedRecord[] = [];
-    for (let p = 0; p < PARTITIONS; p++) records.push(...await fetchPartition(NOW_TOPIC, p, 0));
+    for (let p = 0; p < PARTITIONS; p++) records.push(...(await fetchPartition(NOW_TOPIC, p, 0)));
     const problems = checkConsumed(records, {
       count,
       headersOf: headers,
@@ -388,7 +428,10 @@ describe("clients: platformatic", () => {
 
   test("clients: platformatic: the broker logged no warnings or errors", () => {
     // Client retries can hide a failed request; the broker's log cannot.
-    const lines = broker.stderr().split("\n").filter((line) => / (WARN|ERROR) /.test(line));
+    const lines = broker
+      .stderr()
+      .split("\n")
+      .filter((line) => / (WARN|ERROR) /.test(line));
     expect(lines.slice(0, 10)).toEqual([]);
   });
 });

@@ -61,7 +61,13 @@ async function python(command: Record<string, unknown>): Promise<any> {
 }
 
 type RawRecord = [
-  number, number, string, number, string | null, string | null, [string, string | null][],
+  number,
+  number,
+  string,
+  number,
+  string | null,
+  string | null,
+  [string, string | null][],
 ];
 
 /** Consumes with assign() until every assigned partition reports its end. */
@@ -69,15 +75,25 @@ async function consume(topic: string, assignments: [number, number | "beginning"
   const answer = await python({ op: "consume", topic, assignments, timeout_s: 20 });
   const records = (answer.records as RawRecord[]).map(
     ([partition, offset, timestampType, timestamp, key, value, headers]): ConsumedRecord => ({
-      partition, offset, timestampType, timestamp, key, value, headers,
+      partition,
+      offset,
+      timestampType,
+      timestamp,
+      key,
+      value,
+      headers,
     }),
   );
   return { records, reachedEnd: answer.reached_end as boolean, errors: answer.errors as string[] };
 }
 
-const headersOf = (codec: string) => (i: number): [string, string][] => [
-  ["idx", String(i)], ["src", "python"], ["codec", codec],
-];
+const headersOf =
+  (codec: string) =>
+  (i: number): [string, string][] => [
+    ["idx", String(i)],
+    ["src", "python"],
+    ["codec", codec],
+  ];
 
 const allFromBeginning = () =>
   Array.from({ length: PARTITIONS }, (_, p): [number, "beginning"] => [p, "beginning"]);
@@ -89,7 +105,9 @@ beforeAll(async () => {
     op: "create_topics",
     topics: [
       ...CODECS.map((codec) => ({
-        name: topicOf(codec), partitions: PARTITIONS, configs: retention,
+        name: topicOf(codec),
+        partitions: PARTITIONS,
+        configs: retention,
       })),
       ...CODECS.map((codec) => ({ name: timesTopicOf(codec), partitions: PARTITIONS })),
     ],
@@ -106,17 +124,24 @@ describe("clients: python", () => {
     expect(created.created).toEqual(Object.fromEntries(names.map((name) => [name, null])));
     expect(created.brokers).toEqual({ "1": broker.bootstrap });
     expect(created.controller).toBe(1);
-    const partitions = Object.fromEntries(Array.from({ length: PARTITIONS }, (_, p) => [
-      String(p), { leader: 1, replicas: [1], isrs: [1] },
-    ]));
+    const partitions = Object.fromEntries(
+      Array.from({ length: PARTITIONS }, (_, p) => [
+        String(p),
+        { leader: 1, replicas: [1], isrs: [1] },
+      ]),
+    );
     for (const name of names) expect(created.topics[name]).toEqual({ error: null, partitions });
   });
 
   test("clients: python: describe_configs shows the override and the defaults", async () => {
     const { configs } = await python({ op: "describe_configs", topic: topicOf("none") });
     // ConfigSource 1 = DYNAMIC_TOPIC_CONFIG, 5 = DEFAULT_CONFIG (DescribeConfigs v1+).
-    const entry = (value: string, isDefault: boolean, source: number) =>
-      ({ value, is_default: isDefault, is_read_only: false, source });
+    const entry = (value: string, isDefault: boolean, source: number) => ({
+      value,
+      is_default: isDefault,
+      is_read_only: false,
+      source,
+    });
     expect(configs["retention.ms"]).toEqual(entry(RETENTION_MS, false, 1));
     expect(configs["compression.type"]).toEqual(entry("producer", true, 5));
     expect(configs["cleanup.policy"]).toEqual(entry("delete", true, 5));
@@ -125,11 +150,19 @@ describe("clients: python", () => {
   for (const codec of CODECS) {
     test(`clients: python: produce and consume 10,000 keyed messages with ${codec}`, async () => {
       const topic = topicOf(codec);
-      const messages = Array.from({ length: MESSAGE_COUNT }, (_, i) =>
-        [keyOf(i), valueOf(i), headersOf(codec)(i)]);
+      const messages = Array.from({ length: MESSAGE_COUNT }, (_, i) => [
+        keyOf(i),
+        valueOf(i),
+        headersOf(codec)(i),
+      ]);
       const started = Date.now();
       const produced = await python({
-        op: "produce", topic, codec, linger_ms: 10, debug: "msg", messages,
+        op: "produce",
+        topic,
+        codec,
+        linger_ms: 10,
+        debug: "msg",
+        messages,
       });
       const ended = Date.now();
       expect(produced.errors).toEqual([]);
@@ -138,8 +171,9 @@ describe("clients: python", () => {
       expect(reports.filter((d) => d === null).length).toBe(0);
       const delivered = reports as Delivery[];
       // librdkafka's default partitioner; the reports say where each message went.
-      const misplaced = delivered.filter((d, i) =>
-        d[0] !== librdkafkaPartition(keyOf(i), PARTITIONS));
+      const misplaced = delivered.filter(
+        (d, i) => d[0] !== librdkafkaPartition(keyOf(i), PARTITIONS),
+      );
       expect(misplaced).toEqual([]);
 
       const { records, reachedEnd, errors } = await consume(topic, allFromBeginning());
@@ -186,7 +220,9 @@ describe("clients: python", () => {
         expected[String(p)] = [0, delivered.filter((d) => d[0] === p).length];
       }
       const answer = await python({
-        op: "watermarks", topic: topicOf(codec), partitions: PARTITIONS,
+        op: "watermarks",
+        topic: topicOf(codec),
+        partitions: PARTITIONS,
       });
       expect(answer.watermarks).toEqual(expected);
     });
@@ -216,7 +252,8 @@ describe("clients: python", () => {
       const base = Math.floor(Date.now() / 1000) * 1000 - 60_000;
       const stamps = Array.from({ length: 100 }, (_, n) => base + 10 * n);
       const messages = Array.from({ length: PARTITIONS }, (_, p) =>
-        stamps.map((ts, n) => [`t${p}-${n}`, `at ${ts}`, [], ts, p])).flat();
+        stamps.map((ts, n) => [`t${p}-${n}`, `at ${ts}`, [], ts, p]),
+      ).flat();
       const topic = timesTopicOf(codec);
       const produced = await python({ op: "produce", topic, codec, linger_ms: 1000, messages });
       expect(produced.errors).toEqual([]);
@@ -232,7 +269,9 @@ describe("clients: python", () => {
         [3, base + 991, -1],
       ];
       const answer = await python({
-        op: "offsets_for_times", topic, lookups: lookups.map(([p, ts]) => [p, ts]),
+        op: "offsets_for_times",
+        topic,
+        lookups: lookups.map(([p, ts]) => [p, ts]),
       });
       expect(answer.offsets).toEqual(lookups.map(([p, , offset]) => [p, offset, null]));
     });

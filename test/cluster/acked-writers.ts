@@ -52,11 +52,22 @@ export async function librdkafkaWriter(options: WriterOptions): Promise<WriterRe
     }),
     timeoutMs: options.durationMs + 60_000,
   });
-  if (result.code !== 0) throw new Error(`acked_producer.py exited with ${result.code}: ${result.stderr}`);
-  const report = JSON.parse(result.stdout) as { acked: Array<[string, number, number, number, number]>; errors: number; sent: number };
+  if (result.code !== 0)
+    throw new Error(`acked_producer.py exited with ${result.code}: ${result.stderr}`);
+  const report = JSON.parse(result.stdout) as {
+    acked: Array<[string, number, number, number, number]>;
+    errors: number;
+    sent: number;
+  };
   return {
     client: "librdkafka",
-    acked: report.acked.map(([value, partition, offset, ackedMs, sentMs]) => ({ value, partition, offset, ackedMs, sentMs })),
+    acked: report.acked.map(([value, partition, offset, ackedMs, sentMs]) => ({
+      value,
+      partition,
+      offset,
+      ackedMs,
+      sentMs,
+    })),
     sent: report.sent,
     errors: report.errors,
   };
@@ -85,9 +96,18 @@ export async function kafkajsWriter(options: WriterOptions): Promise<WriterRepor
     const sentMs = Date.now();
     const sending = producer
       .send({ topic: options.topic, acks: -1, timeout: 5000, messages: [{ value }] })
-      .then(([meta]) => {
-        acked.push({ value, partition: meta!.partition, offset: Number(meta!.baseOffset), sentMs, ackedMs: Date.now() });
-      }, () => void errors++)
+      .then(
+        ([meta]) => {
+          acked.push({
+            value,
+            partition: meta!.partition,
+            offset: Number(meta!.baseOffset),
+            sentMs,
+            ackedMs: Date.now(),
+          });
+        },
+        () => void errors++,
+      )
       .finally(() => inFlight.delete(sending));
     inFlight.add(sending);
     if (inFlight.size >= 8) await Promise.race(inFlight);
@@ -107,10 +127,16 @@ export interface AckCheck {
 }
 
 /** `stored`: partition → offset → value, read back from the survivors. */
-export function checkAcked(reports: readonly WriterReport[], stored: ReadonlyMap<number, ReadonlyMap<number, string>>): AckCheck {
-  const lost = reports.flatMap((report) => report.acked.filter((a) => stored.get(a.partition)?.get(a.offset) !== a.value));
+export function checkAcked(
+  reports: readonly WriterReport[],
+  stored: ReadonlyMap<number, ReadonlyMap<number, string>>,
+): AckCheck {
+  const lost = reports.flatMap((report) =>
+    report.acked.filter((a) => stored.get(a.partition)?.get(a.offset) !== a.value),
+  );
   const counts = new Map<string, number>();
-  for (const partition of stored.values()) for (const value of partition.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
+  for (const partition of stored.values())
+    for (const value of partition.values()) counts.set(value, (counts.get(value) ?? 0) + 1);
   return { lost, duplicates: [...counts.values()].filter((n) => n > 1).length };
 }
 

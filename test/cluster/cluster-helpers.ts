@@ -29,13 +29,24 @@ export async function clusterView(node: TestBroker): Promise<ClusterView> {
  * on. A node restarted on new ports is only back once that holds: until the cluster has
  * declared its old process dead, the old registration (soon fenced) is what counts.
  */
-export async function whole(observer: TestBroker, brokers: number, voters: number, present: TestBroker[] = []): Promise<void> {
-  await eventually(`${brokers} registered brokers and ${voters} voters`, async () => {
-    const view = await clusterView(observer);
-    const live = view.brokers.filter((b) => !b.fenced);
-    const registered = present.every((node) => live.some((b) => b.nodeId === node.nodeId && b.port === node.port));
-    return live.length === brokers && view.quorum?.voters.length === voters && registered;
-  }, 30_000);
+export async function whole(
+  observer: TestBroker,
+  brokers: number,
+  voters: number,
+  present: TestBroker[] = [],
+): Promise<void> {
+  await eventually(
+    `${brokers} registered brokers and ${voters} voters`,
+    async () => {
+      const view = await clusterView(observer);
+      const live = view.brokers.filter((b) => !b.fenced);
+      const registered = present.every((node) =>
+        live.some((b) => b.nodeId === node.nodeId && b.port === node.port),
+      );
+      return live.length === brokers && view.quorum?.voters.length === voters && registered;
+    },
+    30_000,
+  );
 }
 
 /**
@@ -46,12 +57,13 @@ export async function startCluster(
   count: number,
   options: { command?: string[]; readyMs?: number; dataDirOf?: (nodeId: number) => string } = {},
 ): Promise<TestBroker[]> {
-  const start = (id: number, args: string[]) => startBroker({
-    args: ["--node-id", String(id), ...args],
-    ...(options.command === undefined ? {} : { command: options.command }),
-    ...(options.readyMs === undefined ? {} : { readyMs: options.readyMs }),
-    ...(options.dataDirOf === undefined ? {} : { dataDir: options.dataDirOf(id) }),
-  });
+  const start = (id: number, args: string[]) =>
+    startBroker({
+      args: ["--node-id", String(id), ...args],
+      ...(options.command === undefined ? {} : { command: options.command }),
+      ...(options.readyMs === undefined ? {} : { readyMs: options.readyMs }),
+      ...(options.dataDirOf === undefined ? {} : { dataDir: options.dataDirOf(id) }),
+    });
   const first = await start(1, []);
   const nodes = [first];
   for (let id = 2; id <= count; id++) nodes.push(await start(id, ["--join", first.gossip]));
@@ -68,7 +80,10 @@ export async function stopCluster(nodes: readonly TestBroker[]): Promise<void> {
 
 /** The same node id on the same data dir, joining through `seed`. */
 export async function restart(node: TestBroker, seed: TestBroker): Promise<TestBroker> {
-  return await startBroker({ dataDir: node.dataDir, args: ["--node-id", String(node.nodeId), "--join", seed.gossip] });
+  return await startBroker({
+    dataDir: node.dataDir,
+    args: ["--node-id", String(node.nodeId), "--join", seed.gossip],
+  });
 }
 
 export async function partitionsOf(node: TestBroker, topic: string): Promise<PartitionView[]> {
@@ -81,29 +96,68 @@ export async function partitionsOf(node: TestBroker, topic: string): Promise<Par
  * Creates a topic through `node`'s admin API. A 503 (no controller known there yet: a
  * node that has just come back) is asked again, as a client would.
  */
-export async function createTopic(node: TestBroker, name: string, partitions: number, configs: Record<string, string>, replicationFactor = 3): Promise<void> {
-  const status = await eventually(`${name} created`, async () => {
-    const response = await fetch(`${node.adminUrl}/v1/topics`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ name, partitions, replicationFactor, configs }),
-    });
-    return response.status === 503 ? null : `${response.status} ${await response.text()}`;
-  }, 20_000);
+export async function createTopic(
+  node: TestBroker,
+  name: string,
+  partitions: number,
+  configs: Record<string, string>,
+  replicationFactor = 3,
+): Promise<void> {
+  const status = await eventually(
+    `${name} created`,
+    async () => {
+      const response = await fetch(`${node.adminUrl}/v1/topics`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, partitions, replicationFactor, configs }),
+      });
+      return response.status === 503 ? null : `${response.status} ${await response.text()}`;
+    },
+    20_000,
+  );
   expect(status).toStartWith("201 ");
 }
 
 /** Waits until every partition's ISR holds all its replicas, as `observer` sees it. */
-export async function fullIsr(observer: TestBroker, topic: string, count: number): Promise<PartitionView[]> {
-  return await eventually(`${topic}: every ISR holds every replica`, async () => {
-    const partitions = await partitionsOf(observer, topic);
-    return partitions.length === count && partitions.every((p) => p.isr.length === p.replicas.length) ? partitions : null;
-  }, 30_000);
+export async function fullIsr(
+  observer: TestBroker,
+  topic: string,
+  count: number,
+): Promise<PartitionView[]> {
+  return await eventually(
+    `${topic}: every ISR holds every replica`,
+    async () => {
+      const partitions = await partitionsOf(observer, topic);
+      return partitions.length === count &&
+        partitions.every((p) => p.isr.length === p.replicas.length)
+        ? partitions
+        : null;
+    },
+    30_000,
+  );
 }
 
 /** offset → value, from a whole-partition read through `node` (kcat). */
-export async function readBack(node: TestBroker, topic: string, partition: number): Promise<Map<number, string>> {
-  const consumed = await kcat(["-C", "-b", node.bootstrap, "-t", topic, "-p", String(partition), "-o", "beginning", "-e", "-q", "-f", "%o %s\\n"]);
+export async function readBack(
+  node: TestBroker,
+  topic: string,
+  partition: number,
+): Promise<Map<number, string>> {
+  const consumed = await kcat([
+    "-C",
+    "-b",
+    node.bootstrap,
+    "-t",
+    topic,
+    "-p",
+    String(partition),
+    "-o",
+    "beginning",
+    "-e",
+    "-q",
+    "-f",
+    "%o %s\\n",
+  ]);
   expect(consumed.code).toBe(0);
   const byOffset = new Map<number, string>();
   for (const line of consumed.stdout.split("\n")) {

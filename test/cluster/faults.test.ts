@@ -19,8 +19,25 @@ import { eventually, portsOf, startBroker, type TestBroker } from "../helpers/br
 import { kcat } from "../helpers/kcat.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
-import { type Acked, checkAcked, firstAckAfter, kafkajsWriter, librdkafkaWriter, summary, type WriterReport } from "./acked-writers.ts";
-import { createTopic, fullIsr, partitionsOf, type PartitionView, readBack, startCluster, stopCluster, whole } from "./cluster-helpers.ts";
+import {
+  type Acked,
+  checkAcked,
+  firstAckAfter,
+  kafkajsWriter,
+  librdkafkaWriter,
+  summary,
+  type WriterReport,
+} from "./acked-writers.ts";
+import {
+  createTopic,
+  fullIsr,
+  partitionsOf,
+  type PartitionView,
+  readBack,
+  startCluster,
+  stopCluster,
+  whole,
+} from "./cluster-helpers.ts";
 
 const PRODUCE = 0;
 const FETCH = 1;
@@ -41,21 +58,33 @@ const byId = (id: number) => nodes.find((node) => node.nodeId === id)!;
 
 /** Segment files of one partition on each node, as bytes. */
 function segments(of: readonly TestBroker[], topic: string, partition: number): Buffer[] {
-  return of.map((node) => readFileSync(join(node.dataDir, `${topic}-${partition}`, "00000000000000000000.log")));
+  return of.map((node) =>
+    readFileSync(join(node.dataDir, `${topic}-${partition}`, "00000000000000000000.log")),
+  );
 }
 
 /** Waits until every node holds the whole partition: three in the ISR, one high watermark. */
 async function settled(topic: string, partition: number): Promise<PartitionView> {
-  return await eventually(`${topic}-${partition} settled on three replicas`, async () => {
-    const views = await Promise.all(nodes.map(async (node) => (await partitionsOf(node, topic))[partition]));
-    const leaderView = views.find((v) => v !== undefined && v.isr.length === 3);
-    if (leaderView === undefined || leaderView.leader < 0) return null;
-    return views.every((v) => v?.highWatermark === leaderView.highWatermark) ? leaderView : null;
-  }, 30_000);
+  return await eventually(
+    `${topic}-${partition} settled on three replicas`,
+    async () => {
+      const views = await Promise.all(
+        nodes.map(async (node) => (await partitionsOf(node, topic))[partition]),
+      );
+      const leaderView = views.find((v) => v !== undefined && v.isr.length === 3);
+      if (leaderView === undefined || leaderView.leader < 0) return null;
+      return views.every((v) => v?.highWatermark === leaderView.highWatermark) ? leaderView : null;
+    },
+    30_000,
+  );
 }
 
 /** Every partition read back through `node`: partition → offset → value. */
-async function readAll(node: TestBroker, topic: string, partitions: number): Promise<Map<number, Map<number, string>>> {
+async function readAll(
+  node: TestBroker,
+  topic: string,
+  partitions: number,
+): Promise<Map<number, Map<number, string>>> {
   const stored = new Map<number, Map<number, string>>();
   for (let p = 0; p < partitions; p++) stored.set(p, await readBack(node, topic, p));
   return stored;
@@ -63,9 +92,30 @@ async function readAll(node: TestBroker, topic: string, partitions: number): Pro
 
 function fetchRequest(topic: string, replicaId: number, fetchOffset: number) {
   return {
-    replicaId, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0,
-    sessionId: 0, sessionEpoch: -1, forgottenTopicsData: [], rackId: "",
-    topics: [{ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: 1 << 20 }] }],
+    replicaId,
+    maxWaitMs: 0,
+    minBytes: 0,
+    maxBytes: 1 << 20,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    forgottenTopicsData: [],
+    rackId: "",
+    topics: [
+      {
+        topic,
+        partitions: [
+          {
+            partition: 0,
+            currentLeaderEpoch: -1,
+            fetchOffset,
+            lastFetchedEpoch: -1,
+            logStartOffset: -1,
+            partitionMaxBytes: 1 << 20,
+          },
+        ],
+      },
+    ],
   };
 }
 
@@ -78,8 +128,16 @@ describe("faults: three nodes, replication factor 3", () => {
     const produce = async (node: TestBroker) => {
       const client = await RawClient.connect(node.port);
       try {
-        const records = buildBatch({ records: [{ value: new TextEncoder().encode("x") }], baseTimestamp: Date.now() });
-        const answer = await client.request(PRODUCE, 9, { transactionalId: null, acks: -1, timeoutMs: 5000, topicData: [{ name: "strict", partitionData: [{ index: 0, records }] }] });
+        const records = buildBatch({
+          records: [{ value: new TextEncoder().encode("x") }],
+          baseTimestamp: Date.now(),
+        });
+        const answer = await client.request(PRODUCE, 9, {
+          transactionalId: null,
+          acks: -1,
+          timeoutMs: 5000,
+          topicData: [{ name: "strict", partitionData: [{ index: 0, records }] }],
+        });
         return answer.responses[0].partitionResponses[0].errorCode as number;
       } finally {
         client.close();
@@ -88,7 +146,11 @@ describe("faults: three nodes, replication factor 3", () => {
     const fetchAs = async (node: TestBroker, replicaId: number, fetchOffset: number) => {
       const client = await RawClient.connect(node.port);
       try {
-        const answer = await client.request(FETCH, 12, fetchRequest("strict", replicaId, fetchOffset));
+        const answer = await client.request(
+          FETCH,
+          12,
+          fetchRequest("strict", replicaId, fetchOffset),
+        );
         return answer.responses[0].partitions[0].errorCode as number;
       } finally {
         client.close();
@@ -119,7 +181,13 @@ describe("faults: three nodes, replication factor 3", () => {
     const others = nodes.filter((node) => node !== leader);
     const bootstrap = [...others, leader].map((node) => node.bootstrap).join(",");
     const writing = Promise.all([
-      librdkafkaWriter({ bootstrap, topic: "paused", durationMs: 12_000, rate: 200, prefix: "py-" }),
+      librdkafkaWriter({
+        bootstrap,
+        topic: "paused",
+        durationMs: 12_000,
+        rate: 200,
+        prefix: "py-",
+      }),
       kafkajsWriter({ bootstrap, topic: "paused", durationMs: 12_000, rate: 100, prefix: "js-" }),
     ]);
     await Bun.sleep(2_000);
@@ -127,10 +195,14 @@ describe("faults: three nodes, replication factor 3", () => {
     process.kill(leader.pid, "SIGSTOP");
     let resumedAt = 0;
     try {
-      const moved = await eventually("a new leader while the old one is paused", async () => {
-        const [p] = await partitionsOf(others[0]!, "paused");
-        return p !== undefined && p.leader >= 0 && p.leader !== leader.nodeId ? p : null;
-      }, 20_000);
+      const moved = await eventually(
+        "a new leader while the old one is paused",
+        async () => {
+          const [p] = await partitionsOf(others[0]!, "paused");
+          return p !== undefined && p.leader >= 0 && p.leader !== leader.nodeId ? p : null;
+        },
+        20_000,
+      );
       expect(moved.isr).not.toContain(leader.nodeId);
       expect(moved.leaderEpoch).toBeGreaterThan(before!.leaderEpoch);
       // Paused a while longer with its clients' requests queued on its sockets.
@@ -163,11 +235,20 @@ describe("faults: three nodes, replication factor 3", () => {
     const [first] = await fullIsr(nodes[0]!, "refilled", 2);
     const follower = nodes.find((node) => node.nodeId !== first!.leader && node !== nodes[0])!;
     const seed = nodes.find((node) => node !== follower)!;
-    const report = await kafkajsWriter({ bootstrap: seed.bootstrap, topic: "refilled", durationMs: 2_000, rate: 200, prefix: "fill-" });
+    const report = await kafkajsWriter({
+      bootstrap: seed.bootstrap,
+      topic: "refilled",
+      durationMs: 2_000,
+      rate: 200,
+      prefix: "fill-",
+    });
     expect(report.errors).toBe(0);
     await follower.kill();
     rmSync(follower.dataDir, { recursive: true, force: true });
-    const back = await startBroker({ dataDir: follower.dataDir, args: ["--node-id", String(follower.nodeId), "--join", seed.gossip] });
+    const back = await startBroker({
+      dataDir: follower.dataDir,
+      args: ["--node-id", String(follower.nodeId), "--join", seed.gossip],
+    });
     nodes[nodes.indexOf(follower)] = back;
     for (const partition of [0, 1]) await settled("refilled", partition);
     for (const partition of [0, 1]) {
@@ -179,22 +260,51 @@ describe("faults: three nodes, replication factor 3", () => {
   });
 
   test("faults: a compacted topic: a follower from an empty data dir copies the leader's cleaned log, gaps included, and rejoins the ISR", async () => {
-    const configs = { "cleanup.policy": "compact", "segment.bytes": "4096", "min.cleanable.dirty.ratio": "0.01", "min.insync.replicas": "2" };
+    const configs = {
+      "cleanup.policy": "compact",
+      "segment.bytes": "4096",
+      "min.cleanable.dirty.ratio": "0.01",
+      "min.insync.replicas": "2",
+    };
     await createTopic(nodes[0]!, "cleaned", 1, configs);
     const [p] = await fullIsr(nodes[0]!, "cleaned", 1);
     const leader = byId(p!.leader);
     // 20 keys written 30 times each, in batches of 10 over segments of 4 KiB: the cleaner
     // keeps one record per key, so whole batches and segments go and the log has gaps.
-    const lines = Array.from({ length: 600 }, (_, i) => `key-${i % 20}:value-${i}-${"x".repeat(i % 40)}`);
-    const produced = await kcat(["-P", "-b", leader.bootstrap, "-t", "cleaned", "-K:", "-X", "acks=all", "-X", "batch.num.messages=10"], `${lines.join("\n")}\n`);
+    const lines = Array.from(
+      { length: 600 },
+      (_, i) => `key-${i % 20}:value-${i}-${"x".repeat(i % 40)}`,
+    );
+    const produced = await kcat(
+      [
+        "-P",
+        "-b",
+        leader.bootstrap,
+        "-t",
+        "cleaned",
+        "-K:",
+        "-X",
+        "acks=all",
+        "-X",
+        "batch.num.messages=10",
+      ],
+      `${lines.join("\n")}\n`,
+    );
     expect(produced.code).toBe(0);
     // The cleaner has removed records: the leader's log now has gaps to copy across.
-    await eventually("the leader cleaned its log", async () => (await readBack(leader, "cleaned", 0)).size < lines.length, 30_000);
+    await eventually(
+      "the leader cleaned its log",
+      async () => (await readBack(leader, "cleaned", 0)).size < lines.length,
+      30_000,
+    );
     const follower = nodes.find((node) => node !== leader)!;
     const seed = nodes.find((node) => node !== follower)!;
     await follower.kill();
     rmSync(follower.dataDir, { recursive: true, force: true });
-    const back = await startBroker({ dataDir: follower.dataDir, args: ["--node-id", String(follower.nodeId), "--join", seed.gossip] });
+    const back = await startBroker({
+      dataDir: follower.dataDir,
+      args: ["--node-id", String(follower.nodeId), "--join", seed.gossip],
+    });
     nodes[nodes.indexOf(follower)] = back;
     // It fetched across the gaps to the leader's log end (a follower that took a gap for
     // a misplaced answer would stall here, out of the ISR).
@@ -216,23 +326,43 @@ describe("faults: three nodes, replication factor 3", () => {
     await fullIsr(nodes[0]!, "everyone", 2);
     const bootstrap = nodes.map((node) => node.bootstrap).join(",");
     const writing = Promise.all([
-      librdkafkaWriter({ bootstrap, topic: "everyone", durationMs: 10_000, rate: 200, prefix: "py-" }),
+      librdkafkaWriter({
+        bootstrap,
+        topic: "everyone",
+        durationMs: 10_000,
+        rate: 200,
+        prefix: "py-",
+      }),
       kafkajsWriter({ bootstrap, topic: "everyone", durationMs: 10_000, rate: 100, prefix: "js-" }),
     ]);
     await Bun.sleep(3_000);
     const killedAt = Date.now();
     await Promise.all(nodes.map((node) => node.kill()));
     // The same data dirs and ports; node 1 founded the cluster and the others join it again.
-    const first = await startBroker({ dataDir: nodes[0]!.dataDir, ports: portsOf(nodes[0]!), args: ["--node-id", String(nodes[0]!.nodeId)] });
-    const rest = await Promise.all(nodes.slice(1).map((node) =>
-      startBroker({ dataDir: node.dataDir, ports: portsOf(node), args: ["--node-id", String(node.nodeId), "--join", first.gossip] })));
+    const first = await startBroker({
+      dataDir: nodes[0]!.dataDir,
+      ports: portsOf(nodes[0]!),
+      args: ["--node-id", String(nodes[0]!.nodeId)],
+    });
+    const rest = await Promise.all(
+      nodes
+        .slice(1)
+        .map((node) =>
+          startBroker({
+            dataDir: node.dataDir,
+            ports: portsOf(node),
+            args: ["--node-id", String(node.nodeId), "--join", first.gossip],
+          }),
+        ),
+    );
     nodes = [first, ...rest];
     await whole(first, 3, 3, nodes);
     const reports = await writing;
     for (const partition of [0, 1]) await settled("everyone", partition);
     const leaders = await partitionsOf(first, "everyone");
     const stored = new Map<number, Map<number, string>>();
-    for (const p of leaders) stored.set(p.partition, await readBack(byId(p.leader), "everyone", p.partition));
+    for (const p of leaders)
+      stored.set(p.partition, await readBack(byId(p.leader), "everyone", p.partition));
     const { lost, duplicates } = checkAcked(reports, stored);
     const backMs = firstAckAfter(reports, killedAt);
     console.log(

@@ -21,7 +21,10 @@ describe("dist", () => {
     const binary = join(buildDir, "brook");
     // Exactly what `npm run build` runs, into a temporary file.
     expect(pkg.scripts.build).toBe("bun build/compile.ts");
-    const build = spawnSync(BUN, ["build/compile.ts", "--outfile", binary], { cwd: REPO, encoding: "utf8" });
+    const build = spawnSync(BUN, ["build/compile.ts", "--outfile", binary], {
+      cwd: REPO,
+      encoding: "utf8",
+    });
     expect(build.stderr).toBe("");
     expect(build.status).toBe(0);
     const version = spawnSync(binary, ["--version"], { encoding: "utf8" });
@@ -32,7 +35,9 @@ describe("dist", () => {
     try {
       expect(await kcatRoundTrip(broker.bootstrap, "compiled", COUNT)).toEqual(expected);
       // The same executable is the command line too, as the README calls it: `brook topic list`.
-      const listed = spawnSync(binary, ["topic", "list", "--admin-url", broker.adminUrl], { encoding: "utf8" });
+      const listed = spawnSync(binary, ["topic", "list", "--admin-url", broker.adminUrl], {
+        encoding: "utf8",
+      });
       expect(listed.stderr).toBe("");
       expect(listed.status).toBe(0);
       expect(listed.stdout).toContain("compiled");
@@ -44,7 +49,10 @@ describe("dist", () => {
   test("dist: the sources run under Deno and serve kcat", async () => {
     const deno = join(REPO, "node_modules/.bin/deno");
     expect(existsSync(deno)).toBe(true);
-    const broker = await startBroker({ command: [deno, "run", "-A", join(REPO, "src/main.ts")], readyMs: 60000 });
+    const broker = await startBroker({
+      command: [deno, "run", "-A", join(REPO, "src/main.ts")],
+      readyMs: 60000,
+    });
     try {
       expect(await kcatRoundTrip(broker.bootstrap, "on-deno", COUNT)).toEqual(expected);
     } finally {

@@ -50,9 +50,13 @@ export async function groupView(broker: TestBroker, groupId: string): Promise<Gr
 export function partitionsByMember(view: GroupView, topic: string): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const member of view.members) {
-    const mine = (member.assignment ?? []).filter((a) => a.topic === topic)
+    const mine = (member.assignment ?? [])
+      .filter((a) => a.topic === topic)
       .flatMap((a) => a.partitions);
-    out.set(member.memberId, mine.sort((a, b) => a - b));
+    out.set(
+      member.memberId,
+      mine.sort((a, b) => a - b),
+    );
   }
   return out;
 }
@@ -70,14 +74,21 @@ export async function awaitStableSplit(
 ): Promise<GroupView> {
   const want = [...sizes].sort().join(",");
   const total = sizes.reduce((a, b) => a + b, 0);
-  return eventually(`${groupId} Stable with partition counts ${want}`, async () => {
-    const view = await groupView(broker, groupId);
-    if (view === null || view.state !== "Stable") return null;
-    const split = [...partitionsByMember(view, topic).values()];
-    const counts = split.map((p) => p.length).sort().join(",");
-    const covered = new Set(split.flat());
-    return counts === want && covered.size === total ? view : null;
-  }, WAIT_MS);
+  return eventually(
+    `${groupId} Stable with partition counts ${want}`,
+    async () => {
+      const view = await groupView(broker, groupId);
+      if (view === null || view.state !== "Stable") return null;
+      const split = [...partitionsByMember(view, topic).values()];
+      const counts = split
+        .map((p) => p.length)
+        .sort()
+        .join(",");
+      const covered = new Set(split.flat());
+      return counts === want && covered.size === total ? view : null;
+    },
+    WAIT_MS,
+  );
 }
 
 /** A quiet kafkajs client of `broker`. */
@@ -234,7 +245,9 @@ export function ownershipRuns(processed: readonly Processed[]): Map<number, Owne
 /** Gaps and overlaps between runs, and runs not starting at offset 0. */
 /** Partitions that `member` owned for a while and another member went on with afterwards. */
 export function partitionsHandedOverBy(runs: Map<number, OwnershipRun[]>, member: string): number {
-  return [...runs.values()].filter((list) => list.some((run, i) => run.member === member && i + 1 < list.length)).length;
+  return [...runs.values()].filter((list) =>
+    list.some((run, i) => run.member === member && i + 1 < list.length),
+  ).length;
 }
 
 export function runProblems(runs: Map<number, OwnershipRun[]>): string[] {
@@ -244,7 +257,8 @@ export function runProblems(runs: Map<number, OwnershipRun[]>): string[] {
     for (const run of list) {
       if (run.from !== next) {
         problems.push(
-          `partition ${partition}: ${run.member} starts at ${run.from}, expected ${next}`);
+          `partition ${partition}: ${run.member} starts at ${run.from}, expected ${next}`,
+        );
       }
       next = run.to + 1;
     }
@@ -317,10 +331,12 @@ export class PythonMember {
       this.#stderr += chunk.toString();
     });
     this.#child.stdin!.on("error", () => {});
-    this.#exited = new Promise((resolve) => this.#child.on("exit", (code) => {
-      runningMembers.delete(this);
-      resolve(code);
-    }));
+    this.#exited = new Promise((resolve) =>
+      this.#child.on("exit", (code) => {
+        runningMembers.delete(this);
+        resolve(code);
+      }),
+    );
   }
 
   get pid(): number {
@@ -345,14 +361,20 @@ export class PythonMember {
 
   /** Partition numbers of the current assignment, sorted. */
   partitions(): number[] {
-    return this.assignment().map((p) => Number(p.slice(p.lastIndexOf(":") + 1)))
+    return this.assignment()
+      .map((p) => Number(p.slice(p.lastIndexOf(":") + 1)))
       .sort((a, b) => a - b);
   }
 
   processed(): Processed[] {
-    return this.events.filter((e) => e.event === "message").map((e) => ({
-      member: this.name, partition: e.partition, offset: e.offset, key: e.key,
-    }));
+    return this.events
+      .filter((e) => e.event === "message")
+      .map((e) => ({
+        member: this.name,
+        partition: e.partition,
+        offset: e.offset,
+        key: e.key,
+      }));
   }
 
   /** The processed messages whose commit succeeded (a "committed" event followed). */
@@ -362,8 +384,12 @@ export class PythonMember {
     for (const e of this.events) {
       if (e.event === "message") {
         last = { member: this.name, partition: e.partition, offset: e.offset, key: e.key };
-      } else if (e.event === "committed" && last !== null &&
-        e.partition === last.partition && e.offset === last.offset + 1) {
+      } else if (
+        e.event === "committed" &&
+        last !== null &&
+        e.partition === last.partition &&
+        e.offset === last.offset + 1
+      ) {
         out.push(last);
         last = null;
       }
@@ -376,12 +402,16 @@ export class PythonMember {
   }
 
   async waitFor<T>(what: string, probe: () => T): Promise<NonNullable<T>> {
-    return eventually(`${this.name}: ${what}`, () => {
-      if (this.#child.exitCode !== null) {
-        throw new Error(`${this.name} exited ${this.#child.exitCode}:\n${this.#stderr}`);
-      }
-      return probe();
-    }, WAIT_MS);
+    return eventually(
+      `${this.name}: ${what}`,
+      () => {
+        if (this.#child.exitCode !== null) {
+          throw new Error(`${this.name} exited ${this.#child.exitCode}:\n${this.#stderr}`);
+        }
+        return probe();
+      },
+      WAIT_MS,
+    );
   }
 
   /** consumer.close(): a dynamic member leaves the group. Exit code 0 expected. */
@@ -409,7 +439,10 @@ export async function killByPid(child: ChildProcess, exited: Promise<unknown>): 
 }
 
 /** The exit code once the process ends by itself, or null after a SIGKILL at WAIT_MS. */
-export async function exitedOrKilled(child: ChildProcess, exited: Promise<number | null>): Promise<number | null> {
+export async function exitedOrKilled(
+  child: ChildProcess,
+  exited: Promise<number | null>,
+): Promise<number | null> {
   const timer = setTimeout(() => void killByPid(child, exited), WAIT_MS);
   try {
     return await exited;

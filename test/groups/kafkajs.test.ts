@@ -110,28 +110,36 @@ const live = () => [...members.values()].filter((m) => !m.left);
  * assignment for its member id; returns the broker's view.
  */
 async function awaitAgreedSplit(sizes: number[]) {
-  return eventually(`clients agree on the split ${sizes}`, async () => {
-    for (const member of members.values()) if (member.crash) throw member.crash;
-    const view = await awaitStableSplit(broker, GROUP, TOPIC, sizes);
-    const byMember = partitionsByMember(view, TOPIC);
-    const clients = live();
-    if (clients.length !== view.members.length) return null;
-    for (const member of clients) {
-      const expected = byMember.get(member.memberId ?? "");
-      if (JSON.stringify(expected) !== JSON.stringify(member.assignment)) return null;
-    }
-    return view;
-  }, WAIT_MS);
+  return eventually(
+    `clients agree on the split ${sizes}`,
+    async () => {
+      for (const member of members.values()) if (member.crash) throw member.crash;
+      const view = await awaitStableSplit(broker, GROUP, TOPIC, sizes);
+      const byMember = partitionsByMember(view, TOPIC);
+      const clients = live();
+      if (clients.length !== view.members.length) return null;
+      for (const member of clients) {
+        const expected = byMember.get(member.memberId ?? "");
+        if (JSON.stringify(expected) !== JSON.stringify(member.assignment)) return null;
+      }
+      return view;
+    },
+    WAIT_MS,
+  );
 }
 
 /** Waits until every key produced so far was processed by someone. */
 async function awaitProcessedSoFar(): Promise<void> {
   const target = [...paced.produced];
-  await eventually(`${target.length} messages processed`, () => {
-    for (const member of members.values()) if (member.crash) throw member.crash;
-    const done = new Set(processed.map((p) => p.key));
-    return target.every((key) => done.has(key));
-  }, WAIT_MS);
+  await eventually(
+    `${target.length} messages processed`,
+    () => {
+      for (const member of members.values()) if (member.crash) throw member.crash;
+      const done = new Set(processed.map((p) => p.key));
+      return target.every((key) => done.has(key));
+    },
+    WAIT_MS,
+  );
 }
 
 beforeAll(async () => {
@@ -211,7 +219,10 @@ describe("groups: kafkajs", () => {
   });
 
   test("groups: kafkajs: the broker logged no warnings or errors", () => {
-    const lines = broker.stderr().split("\n").filter((line) => / (WARN|ERROR) /.test(line));
+    const lines = broker
+      .stderr()
+      .split("\n")
+      .filter((line) => / (WARN|ERROR) /.test(line));
     expect(lines.slice(0, 10)).toEqual([]);
   });
 });

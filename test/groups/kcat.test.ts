@@ -47,16 +47,34 @@ class KcatMember {
   #stdout = "";
   #stderr = "";
 
-  constructor(readonly name: string, group: string) {
-    this.#child = spawn("kcat", [
-      "-b", broker.bootstrap, "-G", group, "-u", "-f", "%p %o %k\\n",
-      "-X", `client.id=kcat-${name}`,
-      "-X", "auto.offset.reset=earliest",
-      "-X", `session.timeout.ms=${SESSION_TIMEOUT_MS}`,
-      "-X", `heartbeat.interval.ms=${HEARTBEAT_INTERVAL_MS}`,
-      "-X", "fetch.wait.max.ms=100",
-      TOPIC,
-    ], { stdio: ["ignore", "pipe", "pipe"] });
+  constructor(
+    readonly name: string,
+    group: string,
+  ) {
+    this.#child = spawn(
+      "kcat",
+      [
+        "-b",
+        broker.bootstrap,
+        "-G",
+        group,
+        "-u",
+        "-f",
+        "%p %o %k\\n",
+        "-X",
+        `client.id=kcat-${name}`,
+        "-X",
+        "auto.offset.reset=earliest",
+        "-X",
+        `session.timeout.ms=${SESSION_TIMEOUT_MS}`,
+        "-X",
+        `heartbeat.interval.ms=${HEARTBEAT_INTERVAL_MS}`,
+        "-X",
+        "fetch.wait.max.ms=100",
+        TOPIC,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     running.add(this);
     this.#child.stdout!.on("data", (chunk: Buffer) => {
       this.#stdout += chunk.toString();
@@ -64,18 +82,28 @@ class KcatMember {
     this.#child.stderr!.on("data", (chunk: Buffer) => {
       this.#stderr += chunk.toString();
     });
-    this.#exited = new Promise((resolve) => this.#child.on("exit", (code) => {
-      running.delete(this);
-      resolve(code);
-    }));
+    this.#exited = new Promise((resolve) =>
+      this.#child.on("exit", (code) => {
+        running.delete(this);
+        resolve(code);
+      }),
+    );
   }
 
   /** Complete lines of `partition offset key`. */
   records(): Processed[] {
-    return this.#stdout.split("\n").slice(0, -1).map((line) => {
-      const [partition, offset, key] = line.split(" ");
-      return { member: this.name, partition: Number(partition), offset: Number(offset), key: key! };
-    });
+    return this.#stdout
+      .split("\n")
+      .slice(0, -1)
+      .map((line) => {
+        const [partition, offset, key] = line.split(" ");
+        return {
+          member: this.name,
+          partition: Number(partition),
+          offset: Number(offset),
+          key: key!,
+        };
+      });
   }
 
   /**
@@ -109,11 +137,15 @@ class KcatMember {
 
 /** Waits until `members` together printed every key in `keys`; returns what they printed. */
 async function awaitRead(members: KcatMember[], keys: readonly string[]): Promise<Processed[]> {
-  return eventually(`${members.map((m) => m.name)} read ${keys.length} messages`, () => {
-    const records = members.flatMap((m) => m.records());
-    const seen = new Set(records.map((r) => r.key));
-    return keys.every((key) => seen.has(key)) ? records : null;
-  }, WAIT_MS);
+  return eventually(
+    `${members.map((m) => m.name)} read ${keys.length} messages`,
+    () => {
+      const records = members.flatMap((m) => m.records());
+      const seen = new Set(records.map((r) => r.key));
+      return keys.every((key) => seen.has(key)) ? records : null;
+    },
+    WAIT_MS,
+  );
 }
 
 beforeAll(async () => {
@@ -135,15 +167,19 @@ describe("groups: kcat", () => {
   test("groups: kcat: two kcat -G members share the partitions", async () => {
     const k1 = new KcatMember("k1", G1);
     const k2 = new KcatMember("k2", G1);
-    const view = await eventually("kcat members agree with the broker", async () => {
-      const stable = await awaitStableSplit(broker, G1, TOPIC, [2, 2]);
-      for (const m of [k1, k2]) {
-        const mine = stable.members.find((v) => v.clientId === `kcat-${m.name}`);
-        const partitions = (mine?.assignment ?? []).flatMap((a) => a.partitions).sort();
-        if (JSON.stringify(partitions) !== JSON.stringify(m.assignment())) return null;
-      }
-      return stable;
-    }, WAIT_MS);
+    const view = await eventually(
+      "kcat members agree with the broker",
+      async () => {
+        const stable = await awaitStableSplit(broker, G1, TOPIC, [2, 2]);
+        for (const m of [k1, k2]) {
+          const mine = stable.members.find((v) => v.clientId === `kcat-${m.name}`);
+          const partitions = (mine?.assignment ?? []).flatMap((a) => a.partitions).sort();
+          if (JSON.stringify(partitions) !== JSON.stringify(m.assignment())) return null;
+        }
+        return stable;
+      },
+      WAIT_MS,
+    );
     expect(view.members.map((m) => m.clientId).sort()).toEqual(["kcat-k1", "kcat-k2"]);
     await paced.burst(200);
     const records = await awaitRead([k1, k2], paced.produced);

@@ -86,28 +86,36 @@ class Scenario {
    * and every live member's stream restarted from the committed offsets.
    */
   async awaitAgreedSplit(sizes: number[]) {
-    return eventually(`${this.name}: clients agree on the split ${sizes}`, async () => {
-      this.throwIfFailed();
-      const view = await awaitStableSplit(broker, this.group, this.topic, sizes);
-      const byMember = partitionsByMember(view, this.topic);
-      const clients = this.live();
-      if (clients.length !== view.members.length) return null;
-      for (const member of clients) {
-        if (member.generationId !== view.generationId || !member.restarted) return null;
-        const expected = byMember.get(member.memberId ?? "");
-        if (JSON.stringify(expected) !== JSON.stringify(member.assignment)) return null;
-      }
-      return view;
-    }, WAIT_MS);
+    return eventually(
+      `${this.name}: clients agree on the split ${sizes}`,
+      async () => {
+        this.throwIfFailed();
+        const view = await awaitStableSplit(broker, this.group, this.topic, sizes);
+        const byMember = partitionsByMember(view, this.topic);
+        const clients = this.live();
+        if (clients.length !== view.members.length) return null;
+        for (const member of clients) {
+          if (member.generationId !== view.generationId || !member.restarted) return null;
+          const expected = byMember.get(member.memberId ?? "");
+          if (JSON.stringify(expected) !== JSON.stringify(member.assignment)) return null;
+        }
+        return view;
+      },
+      WAIT_MS,
+    );
   }
 
   async awaitProcessedSoFar(): Promise<void> {
     const target = [...this.paced.produced];
-    await eventually(`${this.name}: ${target.length} messages processed`, () => {
-      this.throwIfFailed();
-      const done = new Set(this.processed.map((p) => p.key));
-      return target.every((key) => done.has(key));
-    }, WAIT_MS);
+    await eventually(
+      `${this.name}: ${target.length} messages processed`,
+      () => {
+        this.throwIfFailed();
+        const done = new Set(this.processed.map((p) => p.key));
+        return target.every((key) => done.has(key));
+      },
+      WAIT_MS,
+    );
   }
 }
 
@@ -127,7 +135,10 @@ class PlatformaticMember {
   #stream: MessagesStream<string, string, string, string> | null = null;
   #loop: Promise<void> | null = null;
 
-  constructor(readonly scenario: Scenario, readonly name: string) {
+  constructor(
+    readonly scenario: Scenario,
+    readonly name: string,
+  ) {
     this.consumer = new Consumer({
       clientId: `groups-platformatic-${name}`,
       bootstrapBrokers: [broker.bootstrap],
@@ -141,8 +152,10 @@ class PlatformaticMember {
     this.consumer.on("consumer:group:join", (payload) => {
       this.generationId = payload.generationId ?? -1;
       this.restarted = false;
-      this.assignment = (payload.assignments ?? []).filter((a) => a.topic === scenario.topic)
-        .flatMap((a) => a.partitions).sort((a, b) => a - b);
+      this.assignment = (payload.assignments ?? [])
+        .filter((a) => a.topic === scenario.topic)
+        .flatMap((a) => a.partitions)
+        .sort((a, b) => a - b);
     });
   }
 
@@ -152,7 +165,10 @@ class PlatformaticMember {
 
   async start(): Promise<void> {
     const stream = await this.consumer.consume({
-      topics: [this.scenario.topic], mode: "committed", fallbackMode: "earliest", autocommit: false,
+      topics: [this.scenario.topic],
+      mode: "committed",
+      fallbackMode: "earliest",
+      autocommit: false,
     });
     this.#stream = stream;
     stream.on("offsets", () => {
@@ -165,11 +181,14 @@ class PlatformaticMember {
       for await (const message of stream) {
         // The stream may still hold records fetched before a rebalance took their
         // partition away; the new owner reads them from the last commit.
-        const owned = (this.consumer.assignments ?? []).some((a) =>
-          a.topic === message.topic && a.partitions.includes(message.partition));
+        const owned = (this.consumer.assignments ?? []).some(
+          (a) => a.topic === message.topic && a.partitions.includes(message.partition),
+        );
         if (!owned) continue;
         this.scenario.processed.push({
-          member: this.name, partition: message.partition, offset: Number(message.offset),
+          member: this.name,
+          partition: message.partition,
+          offset: Number(message.offset),
           key: message.key,
         });
         await message.commit();
@@ -203,8 +222,10 @@ function handoverProblems(processed: readonly Processed[], leaver: string): stri
     if (next === undefined) {
       problems.push(`partition ${partition}: nobody went on after ${leaver}`);
     } else if (next.offset !== list[last]!.offset + 1) {
-      problems.push(`partition ${partition}: ${leaver} ended at ${list[last]!.offset}, ` +
-        `${next.member} went on at ${next.offset}`);
+      problems.push(
+        `partition ${partition}: ${leaver} ended at ${list[last]!.offset}, ` +
+          `${next.member} went on at ${next.offset}`,
+      );
     }
   }
   return problems;
@@ -286,8 +307,10 @@ for (const name of ["quiet", "busy"] as const) {
       expect(problems.filter((p) => !p.startsWith("twice: "))).toEqual([]);
       if (busy) {
         if (duplicates.length > 0) {
-          console.log(`platformatic (busy): ${duplicates.length} of ${s.processed.length} ` +
-            `processings were repeats, first: ${duplicates[0]}`);
+          console.log(
+            `platformatic (busy): ${duplicates.length} of ${s.processed.length} ` +
+              `processings were repeats, first: ${duplicates[0]}`,
+          );
         }
       } else {
         expect(duplicates).toEqual([]);
@@ -304,7 +327,10 @@ for (const name of ["quiet", "busy"] as const) {
 
 describe("groups: platformatic", () => {
   test("groups: platformatic: the broker logged no warnings or errors", () => {
-    const lines = broker.stderr().split("\n").filter((line) => / (WARN|ERROR) /.test(line));
+    const lines = broker
+      .stderr()
+      .split("\n")
+      .filter((line) => / (WARN|ERROR) /.test(line));
     expect(lines.slice(0, 10)).toEqual([]);
   });
 });

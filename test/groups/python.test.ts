@@ -69,7 +69,9 @@ function member(name: string, group: string, topic: string, config: Record<strin
 function viewPartitions(view: GroupView, clientId: string, topic: string): number[] | undefined {
   const found = view.members.find((m) => m.clientId === clientId);
   if (found === undefined) return undefined;
-  return (found.assignment ?? []).filter((a) => a.topic === topic).flatMap((a) => a.partitions)
+  return (found.assignment ?? [])
+    .filter((a) => a.topic === topic)
+    .flatMap((a) => a.partitions)
     .sort((a, b) => a - b);
 }
 
@@ -83,28 +85,36 @@ async function awaitAgreedSplit(
   sizes: number[],
   members: PythonMember[],
 ): Promise<GroupView> {
-  return eventually(`${group}: members agree on the split ${sizes}`, async () => {
-    const view = await awaitStableSplit(broker, group, topic, sizes);
-    if (view.members.length !== members.length) return null;
-    for (const m of members) {
-      const expected = viewPartitions(view, `py-${m.name}`, topic);
-      if (JSON.stringify(expected) !== JSON.stringify(m.partitions())) return null;
-    }
-    return view;
-  }, WAIT_MS);
+  return eventually(
+    `${group}: members agree on the split ${sizes}`,
+    async () => {
+      const view = await awaitStableSplit(broker, group, topic, sizes);
+      if (view.members.length !== members.length) return null;
+      for (const m of members) {
+        const expected = viewPartitions(view, `py-${m.name}`, topic);
+        if (JSON.stringify(expected) !== JSON.stringify(m.partitions())) return null;
+      }
+      return view;
+    },
+    WAIT_MS,
+  );
 }
 
 /** Waits until every message `paced` produced so far was processed by one of `members`. */
 async function awaitProcessed(paced: PacedProducer, members: PythonMember[]): Promise<void> {
   const target = [...paced.produced];
-  await eventually(`${target.length} messages processed`, () => {
-    for (const m of members) {
-      const fatal = m.of("error").find((e) => e.fatal || e.name === "_FATAL");
-      if (fatal) throw new Error(`${m.name}: ${fatal.str}`);
-    }
-    const done = new Set(members.flatMap((m) => m.processed().map((p) => p.key)));
-    return target.every((key) => done.has(key));
-  }, WAIT_MS);
+  await eventually(
+    `${target.length} messages processed`,
+    () => {
+      for (const m of members) {
+        const fatal = m.of("error").find((e) => e.fatal || e.name === "_FATAL");
+        if (fatal) throw new Error(`${m.name}: ${fatal.str}`);
+      }
+      const done = new Set(members.flatMap((m) => m.processed().map((p) => p.key)));
+      return target.every((key) => done.has(key));
+    },
+    WAIT_MS,
+  );
 }
 
 beforeAll(async () => {
@@ -186,7 +196,10 @@ describe("groups: python: eager", () => {
     for (const m of members) {
       let current: string[] = [];
       for (const e of m.events) {
-        const parts = (e.partitions ?? []).map(([, p]: [string, number]) => p).sort().join(",");
+        const parts = (e.partitions ?? [])
+          .map(([, p]: [string, number]) => p)
+          .sort()
+          .join(",");
         if (e.event === "revoke") {
           expect(parts).toBe(current.join(","));
           current = [];
@@ -219,7 +232,8 @@ describe("groups: python: cooperative-sticky", () => {
   const since = (m: PythonMember, kind: string) =>
     m.events.slice(mark.get(m) ?? 0).filter((e) => e.event === kind);
   const partitionsOf = (events: MemberEvent[]) =>
-    events.flatMap((e) => (e.partitions as [string, number][]).map(([, p]) => p))
+    events
+      .flatMap((e) => (e.partitions as [string, number][]).map(([, p]) => p))
       .sort((x, y) => x - y);
 
   test("groups: python: cooperative-sticky: two members split six partitions", async () => {
@@ -233,7 +247,10 @@ describe("groups: python: cooperative-sticky", () => {
 
   test("groups: python: cooperative-sticky: a joining member takes only what moves", async () => {
     const before = (await groupView(broker, GROUP))!;
-    const had = new Map([[a, a.partitions()], [b, b.partitions()]]);
+    const had = new Map([
+      [a, a.partitions()],
+      [b, b.partitions()],
+    ]);
     for (const m of [a, b]) mark.set(m, m.events.length);
     c = member("coop-c", GROUP, TOPIC, coop);
     const view = await awaitAgreedSplit(GROUP, TOPIC, [2, 2, 2], [a, b, c]);
@@ -263,7 +280,10 @@ describe("groups: python: cooperative-sticky", () => {
 
   test("groups: python: cooperative-sticky: a leaver's partitions are only added", async () => {
     for (const m of [a, b]) mark.set(m, m.events.length);
-    const had = new Map([[a, a.partitions()], [b, b.partitions()]]);
+    const had = new Map([
+      [a, a.partitions()],
+      [b, b.partitions()],
+    ]);
     const hadC = c.partitions();
     expect(await c.close()).toBe(0);
     await awaitAgreedSplit(GROUP, TOPIC, [3, 3], [a, b]);
@@ -304,11 +324,15 @@ describe("groups: python: static membership", () => {
     paced = new PacedProducer(producer, TOPIC, PARTITIONS, "static");
     first = staticMember("first", "i-1");
     other = staticMember("other", "i-2");
-    stable = await eventually("both static members assigned", async () => {
-      const view = await awaitStableSplit(broker, GROUP, TOPIC, [3, 3]);
-      const ok = first.partitions().length === 3 && other.partitions().length === 3;
-      return ok ? view : null;
-    }, WAIT_MS);
+    stable = await eventually(
+      "both static members assigned",
+      async () => {
+        const view = await awaitStableSplit(broker, GROUP, TOPIC, [3, 3]);
+        const ok = first.partitions().length === 3 && other.partitions().length === 3;
+        return ok ? view : null;
+      },
+      WAIT_MS,
+    );
     expect(stable.members.map((m) => m.groupInstanceId).sort()).toEqual(["i-1", "i-2"]);
     await paced.burst(30);
     await awaitProcessed(paced, [first, other]);
@@ -357,9 +381,11 @@ describe("groups: python: static membership", () => {
     // The one that was there learns on its next heartbeat: a fatal error in librdkafka
     // (error_cb reports _FATAL; the message names the broker's FENCED_INSTANCE_ID).
     const fenced = await restarted.waitFor("fenced", () =>
-      restarted.of("error").find((e) => e.name === "_FATAL"));
-    expect(fenced.str)
-      .toContain("Static consumer fenced by other consumer with same group.instance.id");
+      restarted.of("error").find((e) => e.name === "_FATAL"),
+    );
+    expect(fenced.str).toContain(
+      "Static consumer fenced by other consumer with same group.instance.id",
+    );
     const after = (await groupView(broker, GROUP))!;
     expect(after.generationId).toBe(before.generationId);
     expect(after.state).toBe("Stable");
@@ -369,9 +395,15 @@ describe("groups: python: static membership", () => {
     // On the wire: the old member id is FENCED_INSTANCE_ID, the new one is fine.
     const raw = await RawClient.connect(broker.port);
     try {
-      const beat = (memberId: string) => raw.request(HEARTBEAT, 4, {
-        groupId: GROUP, generationId: after.generationId, memberId, groupInstanceId: "i-1",
-      }).then((answer) => answer.errorCode);
+      const beat = (memberId: string) =>
+        raw
+          .request(HEARTBEAT, 4, {
+            groupId: GROUP,
+            generationId: after.generationId,
+            memberId,
+            groupInstanceId: "i-1",
+          })
+          .then((answer) => answer.errorCode);
       expect(await beat(fencedId)).toBe(FENCED_INSTANCE_ID);
       expect(await beat(takenId)).toBe(0);
     } finally {
@@ -384,7 +416,10 @@ describe("groups: python: static membership", () => {
 
 describe("groups: python", () => {
   test("groups: python: the broker logged no warnings or errors", () => {
-    const lines = broker.stderr().split("\n").filter((line) => / (WARN|ERROR) /.test(line));
+    const lines = broker
+      .stderr()
+      .split("\n")
+      .filter((line) => / (WARN|ERROR) /.test(line));
     expect(lines.slice(0, 10)).toEqual([]);
   });
 });

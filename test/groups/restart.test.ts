@@ -59,16 +59,20 @@ const processed = () => members.flatMap((m) => m.processed());
 
 /** Everything produced so far is processed, and the broker holds the commits (no lag). */
 async function awaitCaughtUp(): Promise<void> {
-  await eventually(`${produced.length} messages processed and committed`, async () => {
-    for (const m of members) {
-      const fatal = m.of("error").find((e) => e.name === "_FATAL");
-      if (fatal) throw new Error(`${m.name}: ${fatal.str}`);
-    }
-    const done = new Set(processed().map((p) => p.key));
-    if (!produced.every((key) => done.has(key))) return false;
-    const view = await groupView(broker, GROUP);
-    return view !== null && view.offsets.length === PARTITIONS && view.totalLag === 0;
-  }, WAIT_MS);
+  await eventually(
+    `${produced.length} messages processed and committed`,
+    async () => {
+      for (const m of members) {
+        const fatal = m.of("error").find((e) => e.name === "_FATAL");
+        if (fatal) throw new Error(`${m.name}: ${fatal.str}`);
+      }
+      const done = new Set(processed().map((p) => p.key));
+      if (!produced.every((key) => done.has(key))) return false;
+      const view = await groupView(broker, GROUP);
+      return view !== null && view.offsets.length === PARTITIONS && view.totalLag === 0;
+    },
+    WAIT_MS,
+  );
 }
 
 beforeAll(async () => {
@@ -86,19 +90,21 @@ afterAll(async () => {
 describe("groups: restart", () => {
   test("groups: restart: two members consume and commit", async () => {
     for (const name of ["r1", "r2"]) {
-      members.push(new PythonMember(name, {
-        bootstrap: broker.bootstrap,
-        group: GROUP,
-        topics: [TOPIC],
-        config: {
-          "client.id": `py-${name}`,
-          "session.timeout.ms": SESSION_TIMEOUT_MS,
-          "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
-          "max.poll.interval.ms": REBALANCE_TIMEOUT_MS,
-          "fetch.wait.max.ms": 100,
-          "reconnect.backoff.max.ms": 200,
-        },
-      }));
+      members.push(
+        new PythonMember(name, {
+          bootstrap: broker.bootstrap,
+          group: GROUP,
+          topics: [TOPIC],
+          config: {
+            "client.id": `py-${name}`,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+            "max.poll.interval.ms": REBALANCE_TIMEOUT_MS,
+            "fetch.wait.max.ms": 100,
+            "reconnect.backoff.max.ms": 200,
+          },
+        }),
+      );
     }
     await awaitStableSplit(broker, GROUP, TOPIC, [2, 2]);
     await produce(40);
@@ -118,7 +124,8 @@ describe("groups: restart", () => {
       expect(restored.state).toBe("Stable");
       expect(restored.generationId).toBe(before.generationId);
       expect(restored.leaderId).toBe(before.leaderId);
-      const assignments = (view: GroupView) => view.members.map((m) => [m.memberId, m.assignment]).sort();
+      const assignments = (view: GroupView) =>
+        view.members.map((m) => [m.memberId, m.assignment]).sort();
       expect(assignments(restored)).toEqual(assignments(before));
       await produce(40);
       await awaitCaughtUp();

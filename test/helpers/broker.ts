@@ -45,32 +45,65 @@ export interface BrokerPorts {
 
 /** The ports a running test broker bound. */
 export function portsOf(broker: TestBroker): BrokerPorts {
-  return { kafka: broker.port, admin: broker.adminPort, gossip: Number(broker.gossip.slice(broker.gossip.lastIndexOf(":") + 1)) };
+  return {
+    kafka: broker.port,
+    admin: broker.adminPort,
+    gossip: Number(broker.gossip.slice(broker.gossip.lastIndexOf(":") + 1)),
+  };
 }
 
-export async function startBroker(options: { dataDir?: string; args?: string[]; command?: string[]; readyMs?: number; ports?: BrokerPorts } = {}): Promise<TestBroker> {
+export async function startBroker(
+  options: {
+    dataDir?: string;
+    args?: string[];
+    command?: string[];
+    readyMs?: number;
+    ports?: BrokerPorts;
+  } = {},
+): Promise<TestBroker> {
   const dataDir = options.dataDir ?? tempDir();
   const command = options.command ?? [BUN, join(REPO, "src/main.ts")];
   const ports = options.ports ?? { kafka: 0, admin: 0, gossip: 0 };
   const child = spawn(
     command[0]!,
     [
-      ...command.slice(1), "start", "--data-dir", dataDir, "--kafka", `127.0.0.1:${ports.kafka}`, "--admin", `127.0.0.1:${ports.admin}`,
-      "--gossip", `127.0.0.1:${ports.gossip}`, ...(options.args ?? []),
+      ...command.slice(1),
+      "start",
+      "--data-dir",
+      dataDir,
+      "--kafka",
+      `127.0.0.1:${ports.kafka}`,
+      "--admin",
+      `127.0.0.1:${ports.admin}`,
+      "--gossip",
+      `127.0.0.1:${ports.gossip}`,
+      ...(options.args ?? []),
     ],
-    { cwd: REPO, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, BROOK_LOG_LEVEL: process.env.BROOK_LOG_LEVEL ?? "info" } },
+    {
+      cwd: REPO,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, BROOK_LOG_LEVEL: process.env.BROOK_LOG_LEVEL ?? "info" },
+    },
   );
   running.add(child);
   let stderr = "";
-  const exited = new Promise<number | null>((resolveExit) => child.on("exit", (code) => {
-    running.delete(child);
-    resolveExit(code);
-  }));
+  const exited = new Promise<number | null>((resolveExit) =>
+    child.on("exit", (code) => {
+      running.delete(child);
+      resolveExit(code);
+    }),
+  );
   const ready = await new Promise<RegExpMatchArray>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Broker not ready within ${options.readyMs ?? 20000} ms:\n${stderr}`)), options.readyMs ?? 20000);
+    const timer = setTimeout(
+      () => reject(new Error(`Broker not ready within ${options.readyMs ?? 20000} ms:\n${stderr}`)),
+      options.readyMs ?? 20000,
+    );
     child.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
-      const match = /Node serving nodeId=(\d+) .*kafka=([\d.]+):(\d+) advertise=\S+ admin=([\d.]+):(\d+)(?: gossip=(\S+))?/.exec(stderr);
+      const match =
+        /Node serving nodeId=(\d+) .*kafka=([\d.]+):(\d+) advertise=\S+ admin=([\d.]+):(\d+)(?: gossip=(\S+))?/.exec(
+          stderr,
+        );
       if (match) {
         clearTimeout(timer);
         resolveReady(match);
@@ -129,11 +162,16 @@ export async function stopAndClean(broker: TestBroker): Promise<void> {
 
 /** Safety net: whatever a test left running dies with the test process. */
 process.on("exit", () => {
-  for (const child of running) if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGKILL");
+  for (const child of running)
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGKILL");
 });
 
 /** Waits for a condition, polling; fails with `what` after the deadline. */
-export async function eventually<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 10000): Promise<NonNullable<T>> {
+export async function eventually<T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  timeoutMs = 10000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

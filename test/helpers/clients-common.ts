@@ -165,9 +165,10 @@ export function checkFromOffset(
 }
 
 /** The partition with the most records and its record count. */
-export function fullestPartition(
-  records: readonly ConsumedRecord[],
-): { partition: number; count: number } {
+export function fullestPartition(records: readonly ConsumedRecord[]): {
+  partition: number;
+  count: number;
+} {
   const counts = new Map<number, number>();
   for (const { partition } of records) counts.set(partition, (counts.get(partition) ?? 0) + 1);
   let best = { partition: -1, count: 0 };
@@ -262,24 +263,40 @@ export async function storedBatches(
       const listed = await client.request(LIST_OFFSETS, 7, {
         replicaId: -1,
         isolationLevel: 0,
-        topics: [{
-          name: topic,
-          partitions: [{ partitionIndex: partition, timestamp: -1, currentLeaderEpoch: -1 }],
-        }],
+        topics: [
+          {
+            name: topic,
+            partitions: [{ partitionIndex: partition, timestamp: -1, currentLeaderEpoch: -1 }],
+          },
+        ],
       });
       const end: number = listed.topics[0].partitions[0].offset;
       let offset = 0;
       while (offset < end) {
         const answer = await client.request(FETCH, 12, {
-          replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: FETCH_MAX_BYTES, isolationLevel: 0,
-          sessionId: 0, sessionEpoch: -1, forgottenTopicsData: [], rackId: "",
-          topics: [{
-            topic,
-            partitions: [{
-              partition, currentLeaderEpoch: -1, fetchOffset: offset, logStartOffset: -1,
-              partitionMaxBytes: FETCH_MAX_BYTES,
-            }],
-          }],
+          replicaId: -1,
+          maxWaitMs: 0,
+          minBytes: 0,
+          maxBytes: FETCH_MAX_BYTES,
+          isolationLevel: 0,
+          sessionId: 0,
+          sessionEpoch: -1,
+          forgottenTopicsData: [],
+          rackId: "",
+          topics: [
+            {
+              topic,
+              partitions: [
+                {
+                  partition,
+                  currentLeaderEpoch: -1,
+                  fetchOffset: offset,
+                  logStartOffset: -1,
+                  partitionMaxBytes: FETCH_MAX_BYTES,
+                },
+              ],
+            },
+          ],
         });
         const data = answer.responses[0].partitions[0];
         const where = `${topic}-${partition}@${offset}`;

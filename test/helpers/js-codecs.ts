@@ -31,8 +31,8 @@ export function xerialSnappyCompress(data: Buffer): Buffer {
 
 /** Reads both framings: xerial's (Java client) and raw snappy (librdkafka). */
 export function snappyDecompress(data: Buffer): Buffer {
-  const xerial = data.length >= XERIAL_HEADER.length
-    && data.subarray(0, 8).equals(XERIAL_HEADER.subarray(0, 8));
+  const xerial =
+    data.length >= XERIAL_HEADER.length && data.subarray(0, 8).equals(XERIAL_HEADER.subarray(0, 8));
   if (!xerial) {
     return uncompressSync(data, { asBuffer: true }) as Buffer;
   }
@@ -52,7 +52,8 @@ type KafkajsCodec = () => {
   decompress(buffer: Buffer): Promise<Buffer>;
 };
 
-const codec = (compress: (b: Buffer) => Buffer, decompress: (b: Buffer) => Buffer): KafkajsCodec =>
+const codec =
+  (compress: (b: Buffer) => Buffer, decompress: (b: Buffer) => Buffer): KafkajsCodec =>
   () => ({
     compress: async (encoder) => compress(encoder.buffer),
     decompress: async (buffer) => decompress(buffer),
@@ -164,7 +165,11 @@ export function tallySend(
     }
     const sent = byPartition.get(report.partition) ?? [];
     sent.forEach((i, rank) => {
-      placements[i] = { partition: report.partition, offset: base + rank, timestamp: options.timestampOf(i) };
+      placements[i] = {
+        partition: report.partition,
+        offset: base + rank,
+        timestamp: options.timestampOf(i),
+      };
     });
     counts[report.partition] = base + sent.length;
   }

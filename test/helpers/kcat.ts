@@ -27,11 +27,26 @@ export function kcat(args: string[], input = "", timeoutMs = 30000): Promise<Kca
 }
 
 /** Produces `count` keyed lines to `topic` and reads them back; returns the lines read. */
-export async function kcatRoundTrip(bootstrap: string, topic: string, count: number): Promise<string[]> {
+export async function kcatRoundTrip(
+  bootstrap: string,
+  topic: string,
+  count: number,
+): Promise<string[]> {
   const lines = Array.from({ length: count }, (_, i) => `k${i}:v${i}`).join("\n") + "\n";
   const produced = await kcat(["-b", bootstrap, "-t", topic, "-P", "-K:", "-z", "lz4"], lines);
   if (produced.code !== 0) throw new Error(`kcat produce failed: ${produced.stderr}`);
-  const consumed = await kcat(["-b", bootstrap, "-t", topic, "-C", "-e", "-o", "beginning", "-f", "%o %k %s\\n"]);
+  const consumed = await kcat([
+    "-b",
+    bootstrap,
+    "-t",
+    topic,
+    "-C",
+    "-e",
+    "-o",
+    "beginning",
+    "-f",
+    "%o %k %s\\n",
+  ]);
   if (consumed.code !== 0) throw new Error(`kcat consume failed: ${consumed.stderr}`);
   return consumed.stdout.trim().split("\n");
 }

@@ -46,7 +46,8 @@ const FLOAT = /^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Inf|inf|NaN|nan)$/;
 const TYPES = new Set<FamilyType>(["counter", "gauge", "histogram", "summary", "untyped"]);
 
 function parseFloatStrict(text: string, where: string): number {
-  if (!FLOAT.test(text)) throw new PrometheusParseError(`${where}: not a float: ${JSON.stringify(text)}`);
+  if (!FLOAT.test(text))
+    throw new PrometheusParseError(`${where}: not a float: ${JSON.stringify(text)}`);
   const bare = text.replace(/^[+-]/, "");
   const sign = text.startsWith("-") ? -1 : 1;
   if (bare === "Inf" || bare === "inf") return sign * Infinity;
@@ -63,19 +64,26 @@ function unescapeHelp(text: string, where: string): string {
 }
 
 /** The family a sample name belongs to, given the TYPEs declared so far. */
-function familyOf(sampleName: string, families: Map<string, Family>): { family: string; suffix: string } {
+function familyOf(
+  sampleName: string,
+  families: Map<string, Family>,
+): { family: string; suffix: string } {
   for (const suffix of ["_bucket", "_sum", "_count"]) {
     if (!sampleName.endsWith(suffix)) continue;
     const base = sampleName.slice(0, -suffix.length);
     const type = families.get(base)?.type;
-    if (type === "histogram" || (type === "summary" && suffix !== "_bucket")) return { family: base, suffix };
+    if (type === "histogram" || (type === "summary" && suffix !== "_bucket"))
+      return { family: base, suffix };
   }
   return { family: sampleName, suffix: "" };
 }
 
 class LineCursor {
   at = 0;
-  constructor(readonly text: string, readonly where: string) {}
+  constructor(
+    readonly text: string,
+    readonly where: string,
+  ) {}
   fail(message: string): never {
     throw new PrometheusParseError(`${this.where}: ${message} at column ${this.at + 1}`);
   }
@@ -120,7 +128,8 @@ class LineCursor {
 }
 
 export function parsePrometheusText(text: string): Map<string, Family> {
-  if (text.length > 0 && !text.endsWith("\n")) throw new PrometheusParseError("Text does not end with a newline");
+  if (text.length > 0 && !text.endsWith("\n"))
+    throw new PrometheusParseError("Text does not end with a newline");
   const families = new Map<string, Family>();
   const finished = new Set<string>();
   const series = new Set<string>();
@@ -131,7 +140,8 @@ export function parsePrometheusText(text: string): Map<string, Family> {
 
   const enter = (name: string, where: string): Family => {
     if (current !== name) {
-      if (finished.has(name)) throw new PrometheusParseError(`${where}: family ${name} is not contiguous`);
+      if (finished.has(name))
+        throw new PrometheusParseError(`${where}: family ${name} is not contiguous`);
       if (current !== null) finished.add(current);
       current = name;
     }
@@ -149,17 +159,26 @@ export function parsePrometheusText(text: string): Map<string, Family> {
     if (line.startsWith("#")) {
       const match = /^#[ \t]+(HELP|TYPE)[ \t]+(\S+)(?:[ \t]+(.*))?$/.exec(line);
       if (match === null) return; // A comment.
-      const [, keyword, name, rest] = match as unknown as [string, "HELP" | "TYPE", string, string | undefined];
-      if (!new RegExp(`${METRIC_NAME.source}$`).test(name)) throw new PrometheusParseError(`${where}: bad metric name ${name}`);
+      const [, keyword, name, rest] = match as unknown as [
+        string,
+        "HELP" | "TYPE",
+        string,
+        string | undefined,
+      ];
+      if (!new RegExp(`${METRIC_NAME.source}$`).test(name))
+        throw new PrometheusParseError(`${where}: bad metric name ${name}`);
       const family = enter(name, where);
       if (keyword === "HELP") {
-        if (family.help !== null) throw new PrometheusParseError(`${where}: second HELP for ${name}`);
+        if (family.help !== null)
+          throw new PrometheusParseError(`${where}: second HELP for ${name}`);
         family.help = unescapeHelp(rest ?? "", where);
       } else {
-        if (family.samples.length > 0) throw new PrometheusParseError(`${where}: TYPE of ${name} after its samples`);
+        if (family.samples.length > 0)
+          throw new PrometheusParseError(`${where}: TYPE of ${name} after its samples`);
         if (typed.has(name)) throw new PrometheusParseError(`${where}: second TYPE for ${name}`);
         const type = (rest ?? "").trim() as FamilyType;
-        if (!TYPES.has(type)) throw new PrometheusParseError(`${where}: unknown type ${JSON.stringify(rest)}`);
+        if (!TYPES.has(type))
+          throw new PrometheusParseError(`${where}: unknown type ${JSON.stringify(rest)}`);
         family.type = type;
         typed.add(name);
       }
@@ -203,14 +222,20 @@ export function parsePrometheusText(text: string): Map<string, Family> {
     const { family: familyName, suffix } = familyOf(name, families);
     const family = enter(familyName, where);
     if (family.type === "histogram") {
-      if (suffix === "") throw new PrometheusParseError(`${where}: histogram ${familyName} has a bare sample`);
-      if (suffix === "_bucket" && labels.le === undefined) throw new PrometheusParseError(`${where}: bucket without le`);
-      if (suffix !== "_bucket" && labels.le !== undefined) throw new PrometheusParseError(`${where}: le outside a bucket`);
+      if (suffix === "")
+        throw new PrometheusParseError(`${where}: histogram ${familyName} has a bare sample`);
+      if (suffix === "_bucket" && labels.le === undefined)
+        throw new PrometheusParseError(`${where}: bucket without le`);
+      if (suffix !== "_bucket" && labels.le !== undefined)
+        throw new PrometheusParseError(`${where}: le outside a bucket`);
     }
     if (family.type === "counter" && (value < 0 || Number.isNaN(value))) {
       throw new PrometheusParseError(`${where}: counter ${name} is ${value}`);
     }
-    const key = `${name}{${Object.keys(labels).sort().map((k) => `${k}=${JSON.stringify(labels[k])}`).join(",")}}`;
+    const key = `${name}{${Object.keys(labels)
+      .sort()
+      .map((k) => `${k}=${JSON.stringify(labels[k])}`)
+      .join(",")}}`;
     if (series.has(key)) throw new PrometheusParseError(`${where}: series ${key} repeated`);
     series.add(key);
     family.samples.push({ name, labels, value, timestampMs });
@@ -223,13 +248,19 @@ export function parsePrometheusText(text: string): Map<string, Family> {
 }
 
 function checkHistogram(family: Family): void {
-  const groups = new Map<string, { buckets: Array<[number, number]>; sum?: number; count?: number }>();
+  const groups = new Map<
+    string,
+    { buckets: Array<[number, number]>; sum?: number; count?: number }
+  >();
   for (const sample of family.samples) {
-    const rest = Object.entries(sample.labels).filter(([k]) => k !== "le").sort(([a], [b]) => (a < b ? -1 : 1));
+    const rest = Object.entries(sample.labels)
+      .filter(([k]) => k !== "le")
+      .sort(([a], [b]) => (a < b ? -1 : 1));
     const key = JSON.stringify(rest);
     let group = groups.get(key);
     if (group === undefined) groups.set(key, (group = { buckets: [] }));
-    if (sample.name.endsWith("_bucket")) group.buckets.push([parseFloatStrict(sample.labels.le!, `${family.name} le`), sample.value]);
+    if (sample.name.endsWith("_bucket"))
+      group.buckets.push([parseFloatStrict(sample.labels.le!, `${family.name} le`), sample.value]);
     else if (sample.name.endsWith("_sum")) group.sum = sample.value;
     else group.count = sample.value;
   }
@@ -237,14 +268,19 @@ function checkHistogram(family: Family): void {
     const where = `Histogram ${family.name}${key}`;
     if (group.buckets.length === 0) throw new PrometheusParseError(`${where}: no buckets`);
     for (let i = 1; i < group.buckets.length; i++) {
-      if (!(group.buckets[i]![0] > group.buckets[i - 1]![0])) throw new PrometheusParseError(`${where}: le not increasing`);
-      if (group.buckets[i]![1] < group.buckets[i - 1]![1]) throw new PrometheusParseError(`${where}: bucket counts decrease`);
+      if (!(group.buckets[i]![0] > group.buckets[i - 1]![0]))
+        throw new PrometheusParseError(`${where}: le not increasing`);
+      if (group.buckets[i]![1] < group.buckets[i - 1]![1])
+        throw new PrometheusParseError(`${where}: bucket counts decrease`);
     }
     const last = group.buckets[group.buckets.length - 1]!;
     if (last[0] !== Infinity) throw new PrometheusParseError(`${where}: no +Inf bucket`);
     if (group.sum === undefined) throw new PrometheusParseError(`${where}: no _sum`);
     if (group.count === undefined) throw new PrometheusParseError(`${where}: no _count`);
-    if (group.count !== last[1]) throw new PrometheusParseError(`${where}: _count ${group.count} is not the +Inf bucket ${last[1]}`);
+    if (group.count !== last[1])
+      throw new PrometheusParseError(
+        `${where}: _count ${group.count} is not the +Inf bucket ${last[1]}`,
+      );
   }
 }
 
@@ -258,7 +294,10 @@ export function sampleValue(
   const wanted = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
   for (const sample of families.get(family)?.samples ?? []) {
     if (sample.name !== name) continue;
-    if (JSON.stringify(Object.entries(sample.labels).sort(([a], [b]) => (a < b ? -1 : 1))) === wanted) return sample.value;
+    if (
+      JSON.stringify(Object.entries(sample.labels).sort(([a], [b]) => (a < b ? -1 : 1))) === wanted
+    )
+      return sample.value;
   }
   return undefined;
 }

@@ -27,7 +27,9 @@ function parseArgs(argv: string[]): Args {
     else if (flag === "--start" && value !== undefined) args.start = Number.parseInt(value, 10);
     else if (flag === "--only" && value !== undefined) args.only = value;
     else {
-      process.stderr.write(`sim: unknown argument ${flag}\nusage: npm run sim -- [--seeds N] [--start N] [--only swim|raft|replication|replication-unsynced-loss]\n`);
+      process.stderr.write(
+        `sim: unknown argument ${flag}\nusage: npm run sim -- [--seeds N] [--start N] [--only swim|raft|replication|replication-unsynced-loss]\n`,
+      );
       process.exit(2);
     }
     i++;
@@ -72,11 +74,16 @@ for (const [name, run] of SIMULATIONS) {
       }
     }
     const ran = seed - args.start + 1;
-    if (ran % 10_000 === 0) process.stdout.write(`${name}: ${ran} seeds, ${((performance.now() - startedMs) / 1000).toFixed(0)} s\n`);
+    if (ran % 10_000 === 0)
+      process.stdout.write(
+        `${name}: ${ran} seeds, ${((performance.now() - startedMs) / 1000).toFixed(0)} s\n`,
+      );
   }
   if (failures > 0) failed = true;
   const seconds = (performance.now() - startedMs) / 1000;
   const last = args.start + args.seeds - 1;
-  process.stdout.write(`${name}: ${passed} of ${args.seeds} seeds passed in ${seconds.toFixed(1)} s (seeds ${args.start}..${last})\n`);
+  process.stdout.write(
+    `${name}: ${passed} of ${args.seeds} seeds passed in ${seconds.toFixed(1)} s (seeds ${args.start}..${last})\n`,
+  );
 }
 process.exit(failed ? 1 : 0);

@@ -23,18 +23,24 @@ afterAll(async () => {
 
 test("storage: compaction: kafkajs and kcat read a compacted topic: latest value per key, offsets kept", async () => {
   broker = await startBroker();
-  const kafka = new Kafka({ brokers: [broker.bootstrap], clientId: "compaction-test", logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    brokers: [broker.bootstrap],
+    clientId: "compaction-test",
+    logLevel: logLevel.NOTHING,
+  });
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({
-    topics: [{
-      topic: TOPIC,
-      numPartitions: 1,
-      configEntries: [
-        { name: "cleanup.policy", value: "compact" },
-        { name: "segment.bytes", value: "4096" },
-      ],
-    }],
+    topics: [
+      {
+        topic: TOPIC,
+        numPartitions: 1,
+        configEntries: [
+          { name: "cleanup.policy", value: "compact" },
+          { name: "segment.bytes", value: "4096" },
+        ],
+      },
+    ],
   });
   await admin.disconnect();
 
@@ -48,7 +54,11 @@ test("storage: compaction: kafkajs and kcat read a compacted topic: latest value
       key: `key-${(n + i * 7) % KEYS}`,
       value: `value-${n + i}-${"x".repeat((n + i) % 50)}`,
     }));
-    const [report] = await producer.send({ topic: TOPIC, compression: CompressionTypes.GZIP, messages });
+    const [report] = await producer.send({
+      topic: TOPIC,
+      compression: CompressionTypes.GZIP,
+      messages,
+    });
     const base = Number(report!.baseOffset);
     messages.forEach((message, i) => produced.set(base + i, [message.key, message.value]));
     n += PER_SEND;
@@ -58,7 +68,11 @@ test("storage: compaction: kafkajs and kcat read a compacted topic: latest value
   const latest = new Map<string, number>();
   for (const [offset, [key]] of produced) latest.set(key, offset);
 
-  await eventually("the topic compacted", () => /Cleaned log dir=\S+\/kv-0/.test(broker!.stderr()), 20_000);
+  await eventually(
+    "the topic compacted",
+    () => /Cleaned log dir=\S+\/kv-0/.test(broker!.stderr()),
+    20_000,
+  );
 
   // kafkajs, from the beginning, until the last offset.
   const consumed: Array<{ offset: number; key: string; value: string }> = [];
@@ -80,7 +94,8 @@ test("storage: compaction: kafkajs and kcat read a compacted topic: latest value
     const offsets = records.map((r) => r.offset);
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
     expect(new Set(offsets).size).toBe(offsets.length);
-    for (const record of records) expect([record.key, record.value]).toEqual(produced.get(record.offset)!);
+    for (const record of records)
+      expect([record.key, record.value]).toEqual(produced.get(record.offset)!);
     for (const [, offset] of latest) expect(offsets).toContain(offset);
     // The cleaned part holds one record per key: far fewer than were produced.
     expect(records.length).toBeLessThan(end / 2);
@@ -88,11 +103,25 @@ test("storage: compaction: kafkajs and kcat read a compacted topic: latest value
   check(consumed);
 
   // kcat (librdkafka) reads it the same.
-  const read = await kcat(["-b", broker.bootstrap, "-t", TOPIC, "-C", "-e", "-o", "beginning", "-f", "%o %k %s\\n"]);
+  const read = await kcat([
+    "-b",
+    broker.bootstrap,
+    "-t",
+    TOPIC,
+    "-C",
+    "-e",
+    "-o",
+    "beginning",
+    "-f",
+    "%o %k %s\\n",
+  ]);
   expect(read.code).toBe(0);
-  const lines = read.stdout.trim().split("\n").map((line) => {
-    const [offset, key, value] = line.split(" ");
-    return { offset: Number(offset), key: key!, value: value! };
-  });
+  const lines = read.stdout
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const [offset, key, value] = line.split(" ");
+      return { offset: Number(offset), key: key!, value: value! };
+    });
   check(lines);
 }, 90_000);

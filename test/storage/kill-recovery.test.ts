@@ -14,7 +14,10 @@ import { decodeRecords } from "../../src/protocol/records.ts";
 import { startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
-const PRODUCE = 0, FETCH = 1, LIST_OFFSETS = 2, CREATE_TOPICS = 19;
+const PRODUCE = 0,
+  FETCH = 1,
+  LIST_OFFSETS = 2,
+  CREATE_TOPICS = 19;
 const TOPIC = "crash";
 const PARTITIONS = 2;
 const PRODUCERS = 4;
@@ -38,26 +41,61 @@ function batchOf(values: string[]): Uint8Array {
 
 async function produce(client: RawClient, partition: number, records: Uint8Array): Promise<any> {
   const answer = await client.request(PRODUCE, 9, {
-    transactionalId: null, acks: 1, timeoutMs: 5000,
+    transactionalId: null,
+    acks: 1,
+    timeoutMs: 5000,
     topicData: [{ name: TOPIC, partitionData: [{ index: partition, records }] }],
   });
   return answer.responses[0].partitionResponses[0];
 }
 
 async function latest(client: RawClient, partition: number): Promise<number> {
-  const answer = await client.request(LIST_OFFSETS, 7, { replicaId: -1, isolationLevel: 0, topics: [{ name: TOPIC, partitions: [{ partitionIndex: partition, timestamp: -1, currentLeaderEpoch: -1 }] }] });
+  const answer = await client.request(LIST_OFFSETS, 7, {
+    replicaId: -1,
+    isolationLevel: 0,
+    topics: [
+      {
+        name: TOPIC,
+        partitions: [{ partitionIndex: partition, timestamp: -1, currentLeaderEpoch: -1 }],
+      },
+    ],
+  });
   return answer.topics[0].partitions[0].offset;
 }
 
 /** Every record of the partition below `end`, by offset. */
-async function readAll(client: RawClient, partition: number, end: number): Promise<Map<number, string>> {
+async function readAll(
+  client: RawClient,
+  partition: number,
+  end: number,
+): Promise<Map<number, string>> {
   const values = new Map<number, string>();
   let offset = 0;
   while (offset < end) {
     const answer = await client.request(FETCH, 12, {
-      replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 4 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-      topics: [{ topic: TOPIC, partitions: [{ partition, currentLeaderEpoch: -1, fetchOffset: offset, logStartOffset: -1, partitionMaxBytes: 4 << 20 }] }],
-      forgottenTopicsData: [], rackId: "",
+      replicaId: -1,
+      maxWaitMs: 0,
+      minBytes: 0,
+      maxBytes: 4 << 20,
+      isolationLevel: 0,
+      sessionId: 0,
+      sessionEpoch: -1,
+      topics: [
+        {
+          topic: TOPIC,
+          partitions: [
+            {
+              partition,
+              currentLeaderEpoch: -1,
+              fetchOffset: offset,
+              logStartOffset: -1,
+              partitionMaxBytes: 4 << 20,
+            },
+          ],
+        },
+      ],
+      forgottenTopicsData: [],
+      rackId: "",
     });
     const data = answer.responses[0].partitions[0];
     expect(data.errorCode).toBe(0);
@@ -85,7 +123,12 @@ async function readAll(client: RawClient, partition: number, end: number): Promi
  * batches are acknowledged, then calls `stop` while they are still sending and waits
  * for them to wind down. Acknowledged batches are added to `acked`.
  */
-async function produceUntil(broker: TestBroker, acked: Acked[], acks: number, stop: () => Promise<unknown>): Promise<void> {
+async function produceUntil(
+  broker: TestBroker,
+  acked: Acked[],
+  acks: number,
+  stop: () => Promise<unknown>,
+): Promise<void> {
   const target = acked.length + acks;
   let stopping = false;
   const producers = Array.from({ length: PRODUCERS }, async (_, producer) => {
@@ -94,7 +137,10 @@ async function produceUntil(broker: TestBroker, acked: Acked[], acks: number, st
     let sequence = 0;
     const sendOne = async (): Promise<void> => {
       while (!stopping) {
-        const values = Array.from({ length: RECORDS_PER_BATCH }, (_, i) => `p${producer}-${acked.length}-s${sequence}-r${i}-${"x".repeat(100)}`);
+        const values = Array.from(
+          { length: RECORDS_PER_BATCH },
+          (_, i) => `p${producer}-${acked.length}-s${sequence}-r${i}-${"x".repeat(100)}`,
+        );
         sequence++;
         let response;
         try {
@@ -110,7 +156,8 @@ async function produceUntil(broker: TestBroker, acked: Acked[], acks: number, st
     client.close();
   });
   const deadline = Date.now() + 10_000;
-  while (acked.length < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while (acked.length < target && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
   expect(acked.length).toBeGreaterThanOrEqual(target);
   await stop();
   stopping = true;
@@ -122,7 +169,15 @@ test("storage: kill -9 under four acks=1 producers loses no acknowledged message
   const dataDir = broker.dataDir;
   const admin = await RawClient.connect(broker.port);
   const created = await admin.request(CREATE_TOPICS, 7, {
-    topics: [{ name: TOPIC, numPartitions: PARTITIONS, replicationFactor: 1, assignments: [], configs: [{ name: "segment.bytes", value: "32768" }] }],
+    topics: [
+      {
+        name: TOPIC,
+        numPartitions: PARTITIONS,
+        replicationFactor: 1,
+        assignments: [],
+        configs: [{ name: "segment.bytes", value: "32768" }],
+      },
+    ],
     timeoutMs: 5000,
   });
   expect(created.topics[0].errorCode).toBe(0);
@@ -137,7 +192,10 @@ test("storage: kill -9 under four acks=1 producers loses no acknowledged message
   await produceUntil(broker, acked, 600, () => broker!.kill());
 
   broker = await startBroker({ dataDir });
-  const recovered = /Logs recovered after an unclean shutdown partitions=(\d+) segments=(\d+) segmentsScanned=(\d+)/.exec(broker.stderr());
+  const recovered =
+    /Logs recovered after an unclean shutdown partitions=(\d+) segments=(\d+) segmentsScanned=(\d+)/.exec(
+      broker.stderr(),
+    );
   expect(recovered).not.toBeNull();
   // Segments below the checkpointed recovery points were not verified.
   expect(Number(recovered![3])).toBeGreaterThan(0);
@@ -164,7 +222,10 @@ test("storage: kill -9 under four acks=1 producers loses no acknowledged message
   // segment's tail headers (one scanned segment per partition log).
   expect(await broker.stop()).toBe(0);
   broker = await startBroker({ dataDir });
-  const loaded = /Logs loaded after a clean shutdown partitions=(\d+) segments=(\d+) segmentsScanned=(\d+)/.exec(broker.stderr());
+  const loaded =
+    /Logs loaded after a clean shutdown partitions=(\d+) segments=(\d+) segmentsScanned=(\d+)/.exec(
+      broker.stderr(),
+    );
   expect(loaded).not.toBeNull();
   expect(Number(loaded![1])).toBe(PARTITIONS);
   expect(Number(loaded![2])).toBeGreaterThan(2 * PARTITIONS);
@@ -172,7 +233,9 @@ test("storage: kill -9 under four acks=1 producers loses no acknowledged message
   const after = await RawClient.connect(broker.port);
   for (let partition = 0; partition < PARTITIONS; partition++) {
     const end = await latest(after, partition);
-    expect((await produce(after, partition, batchOf(["after-clean-restart"]))).baseOffset).toBe(end);
+    expect((await produce(after, partition, batchOf(["after-clean-restart"]))).baseOffset).toBe(
+      end,
+    );
   }
   after.close();
 });

@@ -12,7 +12,11 @@ import { readBaseOffset, readLastOffset } from "../../src/protocol/record-batch.
 import { eventually, startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 
-const PRODUCE = 0, FETCH = 1, LIST_OFFSETS = 2, CREATE_TOPICS = 19, DELETE_RECORDS = 21;
+const PRODUCE = 0,
+  FETCH = 1,
+  LIST_OFFSETS = 2,
+  CREATE_TOPICS = 19,
+  DELETE_RECORDS = 21;
 const HOUR_MS = 60 * 60 * 1000;
 
 let broker: TestBroker;
@@ -22,7 +26,10 @@ beforeAll(async () => {
   broker = await startBroker();
   client = await RawClient.connect(broker.port);
   const topic = (name: string, configs: Record<string, string>) => ({
-    name, numPartitions: 1, replicationFactor: 1, assignments: [],
+    name,
+    numPartitions: 1,
+    replicationFactor: 1,
+    assignments: [],
     configs: Object.entries(configs).map(([key, value]) => ({ name: key, value })),
   });
   const created = await client.request(CREATE_TOPICS, 7, {
@@ -36,7 +43,8 @@ beforeAll(async () => {
   });
   expect(created.topics.map((t: any) => t.errorCode)).toEqual([0, 0, 0]);
   // An hour-old batch per request: all of "expiring" is past retention.ms at once.
-  for (let i = 0; i < 12; i++) expect((await produce("expiring", Date.now() - HOUR_MS)).errorCode).toBe(0);
+  for (let i = 0; i < 12; i++)
+    expect((await produce("expiring", Date.now() - HOUR_MS)).errorCode).toBe(0);
   for (let i = 0; i < 30; i++) expect((await produce("trimmed", Date.now())).errorCode).toBe(0);
   expect((await produce("compacted", Date.now())).errorCode).toBe(0);
 });
@@ -48,36 +56,80 @@ afterAll(async () => {
 
 /** Two ~550-byte records: three batches fill a 4 KiB segment. */
 async function produce(topic: string, timestamp: number): Promise<any> {
-  const records = buildBatch({ baseTimestamp: timestamp, records: [{ value: "a".repeat(500) }, { value: "b".repeat(500) }] });
-  const answer = await client.request(PRODUCE, 9, { transactionalId: null, acks: 1, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: 0, records }] }] });
+  const records = buildBatch({
+    baseTimestamp: timestamp,
+    records: [{ value: "a".repeat(500) }, { value: "b".repeat(500) }],
+  });
+  const answer = await client.request(PRODUCE, 9, {
+    transactionalId: null,
+    acks: 1,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
+  });
   return answer.responses[0].partitionResponses[0];
 }
 
 async function fetchAt(topic: string, fetchOffset: number): Promise<any> {
   const answer = await client.request(FETCH, 12, {
-    replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-    topics: [{ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset, logStartOffset: -1, partitionMaxBytes: 1 << 20 }] }],
-    forgottenTopicsData: [], rackId: "",
+    replicaId: -1,
+    maxWaitMs: 0,
+    minBytes: 0,
+    maxBytes: 1 << 20,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [
+      {
+        topic,
+        partitions: [
+          {
+            partition: 0,
+            currentLeaderEpoch: -1,
+            fetchOffset,
+            logStartOffset: -1,
+            partitionMaxBytes: 1 << 20,
+          },
+        ],
+      },
+    ],
+    forgottenTopicsData: [],
+    rackId: "",
   });
   return answer.responses[0].partitions[0];
 }
 
 async function listOffset(topic: string, timestamp: number): Promise<number> {
-  const answer = await client.request(LIST_OFFSETS, 7, { replicaId: -1, isolationLevel: 0, topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp, currentLeaderEpoch: -1 }] }] });
+  const answer = await client.request(LIST_OFFSETS, 7, {
+    replicaId: -1,
+    isolationLevel: 0,
+    topics: [
+      { name: topic, partitions: [{ partitionIndex: 0, timestamp, currentLeaderEpoch: -1 }] },
+    ],
+  });
   const partition = answer.topics[0].partitions[0];
   expect(partition.errorCode).toBe(0);
   return Number(partition.offset);
 }
 
-async function deleteRecords(topic: string, offset: number, version = 2): Promise<{ errorCode: number; lowWatermark: number }> {
-  const answer = await client.request(DELETE_RECORDS, version, { topics: [{ name: topic, partitions: [{ partitionIndex: 0, offset }] }], timeoutMs: 5000 });
+async function deleteRecords(
+  topic: string,
+  offset: number,
+  version = 2,
+): Promise<{ errorCode: number; lowWatermark: number }> {
+  const answer = await client.request(DELETE_RECORDS, version, {
+    topics: [{ name: topic, partitions: [{ partitionIndex: 0, offset }] }],
+    timeoutMs: 5000,
+  });
   const partition = answer.topics[0].partitions[0];
   return { errorCode: partition.errorCode, lowWatermark: Number(partition.lowWatermark) };
 }
 
 test("storage: log start: DeleteRecords moves it; fetch below is OFFSET_OUT_OF_RANGE, ListOffsets earliest follows", async () => {
   expect(await listOffset("trimmed", -1)).toBe(60);
-  expect(await deleteRecords("trimmed", 25, 0)).toEqual({ errorCode: ErrorCode.NONE, lowWatermark: 25 });
+  expect(await deleteRecords("trimmed", 25, 0)).toEqual({
+    errorCode: ErrorCode.NONE,
+    lowWatermark: 25,
+  });
   const below = await fetchAt("trimmed", 10);
   expect(below.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
   expect(Number(below.logStartOffset)).toBe(25);
@@ -98,17 +150,36 @@ test("storage: log start: DeleteRecords moves it; fetch below is OFFSET_OUT_OF_R
 
 test("storage: log start: DeleteRecords follows Kafka's rules per partition", async () => {
   // Beyond the high watermark, or negative other than -1.
-  expect(await deleteRecords("trimmed", 61)).toEqual({ errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, lowWatermark: -1 });
-  expect(await deleteRecords("trimmed", -2, 1)).toEqual({ errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, lowWatermark: -1 });
+  expect(await deleteRecords("trimmed", 61)).toEqual({
+    errorCode: ErrorCode.OFFSET_OUT_OF_RANGE,
+    lowWatermark: -1,
+  });
+  expect(await deleteRecords("trimmed", -2, 1)).toEqual({
+    errorCode: ErrorCode.OFFSET_OUT_OF_RANGE,
+    lowWatermark: -1,
+  });
   // Below the current log start: no change.
-  expect(await deleteRecords("trimmed", 3)).toEqual({ errorCode: ErrorCode.NONE, lowWatermark: 25 });
-  expect(await deleteRecords("compacted", 1)).toEqual({ errorCode: ErrorCode.POLICY_VIOLATION, lowWatermark: -1 });
-  expect(await deleteRecords("missing", 1)).toEqual({ errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, lowWatermark: -1 });
+  expect(await deleteRecords("trimmed", 3)).toEqual({
+    errorCode: ErrorCode.NONE,
+    lowWatermark: 25,
+  });
+  expect(await deleteRecords("compacted", 1)).toEqual({
+    errorCode: ErrorCode.POLICY_VIOLATION,
+    lowWatermark: -1,
+  });
+  expect(await deleteRecords("missing", 1)).toEqual({
+    errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    lowWatermark: -1,
+  });
 });
 
 test("storage: log start: time retention deletes every expired segment, rolling the active one", async () => {
   // The cleaner ticks every second and checks retention every 5 s.
-  await eventually("the expired log to be emptied by retention", async () => (await listOffset("expiring", -2)) === 24, 12_000);
+  await eventually(
+    "the expired log to be emptied by retention",
+    async () => (await listOffset("expiring", -2)) === 24,
+    12_000,
+  );
   expect(await listOffset("expiring", -1)).toBe(24);
   const below = await fetchAt("expiring", 0);
   expect(below.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
@@ -116,12 +187,17 @@ test("storage: log start: time retention deletes every expired segment, rolling 
   const atEnd = await fetchAt("expiring", 24);
   expect(atEnd.errorCode).toBe(ErrorCode.NONE);
   expect(atEnd.records.byteLength).toBe(0);
-  expect(readdirSync(join(broker.dataDir, "expiring-0")).filter((name) => name.endsWith(".log"))).toEqual(["00000000000000000024.log"]);
+  expect(
+    readdirSync(join(broker.dataDir, "expiring-0")).filter((name) => name.endsWith(".log")),
+  ).toEqual(["00000000000000000024.log"]);
   expect((await produce("expiring", Date.now())).baseOffset).toBe(24);
 });
 
 test("storage: log start: DeleteRecords up to the high watermark (-1) survives kill -9", async () => {
-  expect(await deleteRecords("trimmed", -1)).toEqual({ errorCode: ErrorCode.NONE, lowWatermark: 60 });
+  expect(await deleteRecords("trimmed", -1)).toEqual({
+    errorCode: ErrorCode.NONE,
+    lowWatermark: 60,
+  });
   client.close();
   await broker.kill();
   broker = await startBroker({ dataDir: broker.dataDir });
@@ -130,6 +206,8 @@ test("storage: log start: DeleteRecords up to the high watermark (-1) survives k
   expect(await listOffset("trimmed", -1)).toBe(60);
   expect((await fetchAt("trimmed", 59)).errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
   // The .deleted files of the first run were removed when the log opened.
-  expect(readdirSync(join(broker.dataDir, "trimmed-0")).filter((name) => name.endsWith(".deleted"))).toEqual([]);
+  expect(
+    readdirSync(join(broker.dataDir, "trimmed-0")).filter((name) => name.endsWith(".deleted")),
+  ).toEqual([]);
   expect((await produce("trimmed", Date.now())).baseOffset).toBe(60);
 });

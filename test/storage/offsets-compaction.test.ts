@@ -42,7 +42,9 @@ async function startWith(env: Record<string, string>, dataDir: string): Promise<
 async function createTopic(broker: TestBroker): Promise<void> {
   const client = await RawClient.connect(broker.port);
   const created = await client.request(CREATE_TOPICS, 7, {
-    topics: [{ name: "events", numPartitions: 3, replicationFactor: 1, assignments: [], configs: [] }],
+    topics: [
+      { name: "events", numPartitions: 3, replicationFactor: 1, assignments: [], configs: [] },
+    ],
     timeoutMs: 5000,
   });
   expect(created.topics[0].errorCode).toBe(0);
@@ -54,23 +56,47 @@ async function createTopic(broker: TestBroker): Promise<void> {
 }
 
 /** A simple commit (no generation, no member id) of `offset + p` for partition p. */
-async function commit(client: RawClient, group: string, offset: number, retentionTimeMs = -1): Promise<void> {
+async function commit(
+  client: RawClient,
+  group: string,
+  offset: number,
+  retentionTimeMs = -1,
+): Promise<void> {
   const version = retentionTimeMs === -1 ? 8 : 4;
   const answer = await client.request(OFFSET_COMMIT, version, {
-    groupId: group, generationIdOrMemberEpoch: -1, memberId: "", groupInstanceId: null, retentionTimeMs,
-    topics: [{ name: "events", partitions: PARTITIONS.map((partitionIndex) => ({
-      partitionIndex, committedOffset: offset + partitionIndex, committedLeaderEpoch: -1, committedMetadata: `at-${offset}`,
-    })) }],
+    groupId: group,
+    generationIdOrMemberEpoch: -1,
+    memberId: "",
+    groupInstanceId: null,
+    retentionTimeMs,
+    topics: [
+      {
+        name: "events",
+        partitions: PARTITIONS.map((partitionIndex) => ({
+          partitionIndex,
+          committedOffset: offset + partitionIndex,
+          committedLeaderEpoch: -1,
+          committedMetadata: `at-${offset}`,
+        })),
+      },
+    ],
   });
-  expect(answer.topics[0].partitions.map((p: { errorCode: number }) => p.errorCode)).toEqual([0, 0, 0]);
+  expect(answer.topics[0].partitions.map((p: { errorCode: number }) => p.errorCode)).toEqual([
+    0, 0, 0,
+  ]);
 }
 
 async function committed(broker: TestBroker, group: string): Promise<number[]> {
   const client = await RawClient.connect(broker.port);
   try {
-    const answer = await client.request(OFFSET_FETCH, 5, { groupId: group, topics: [{ name: "events", partitionIndexes: PARTITIONS }] });
+    const answer = await client.request(OFFSET_FETCH, 5, {
+      groupId: group,
+      topics: [{ name: "events", partitionIndexes: PARTITIONS }],
+    });
     expect(answer.errorCode).toBe(0);
-    return answer.topics[0].partitions.map((p: { committedOffset: bigint | number }) => Number(p.committedOffset));
+    return answer.topics[0].partitions.map((p: { committedOffset: bigint | number }) =>
+      Number(p.committedOffset),
+    );
   } finally {
     client.close();
   }
@@ -114,10 +140,14 @@ test("storage: __consumer_offsets is compacted: 5,000 commits, its size stops gr
       if (i % 100 === 0) peak = Math.max(peak, liveBytes(dir).bytes);
     }
     // The cleaner runs on the log tick (1 s) once sealed segments are dirty enough.
-    const settled = await eventually(`round ${round} compacted`, () => {
-      const live = liveBytes(dir);
-      return live.bytes <= bound && live.segments <= 3 ? live : null;
-    }, 20_000);
+    const settled = await eventually(
+      `round ${round} compacted`,
+      () => {
+        const live = liveBytes(dir);
+        return live.bytes <= bound && live.segments <= 3 ? live : null;
+      },
+      20_000,
+    );
     settledSizes.push(settled.bytes);
   }
   client.close();
@@ -149,7 +179,10 @@ test("storage: offsets retention expires the offsets of a group without members,
   const dataDir = tempDir();
   dataDirs.push(dataDir);
   // Retention of 3 s, checked every 200 ms.
-  const env = { BROOK_OFFSETS_RETENTION_MINUTES: "0.05", BROOK_OFFSETS_RETENTION_CHECK_INTERVAL_MS: "200" };
+  const env = {
+    BROOK_OFFSETS_RETENTION_MINUTES: "0.05",
+    BROOK_OFFSETS_RETENTION_CHECK_INTERVAL_MS: "200",
+  };
   let broker = await startWith(env, dataDir);
   await createTopic(broker);
   const client = await RawClient.connect(broker.port);
@@ -158,7 +191,11 @@ test("storage: offsets retention expires the offsets of a group without members,
   await commit(client, "explicit", 20, 60_000);
   client.close();
   expect(await committed(broker, "forgotten")).toEqual([10, 11, 12]);
-  await eventually("offsets expired", async () => (await committed(broker, "forgotten"))[0] === -1, 15_000);
+  await eventually(
+    "offsets expired",
+    async () => (await committed(broker, "forgotten"))[0] === -1,
+    15_000,
+  );
   expect(await committed(broker, "forgotten")).toEqual([-1, -1, -1]);
   expect(await committed(broker, "explicit")).toEqual([20, 21, 22]);
   expect(broker.stderr()).toContain("Committed offsets expired");

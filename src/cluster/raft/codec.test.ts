@@ -6,7 +6,11 @@ import { encodeMembership } from "./membership.ts";
 import type { Message } from "./types.ts";
 
 const membership = {
-  members: [{ id: 1, voter: true }, { id: 7, voter: false }, { id: 3, voter: true }],
+  members: [
+    { id: 1, voter: true },
+    { id: 7, voter: false },
+    { id: 3, voter: true },
+  ],
 };
 
 const SAMPLES: Message[] = [

@@ -106,8 +106,9 @@ function bodyBytes(message: Message): number {
     case "appendResponse":
       return 1 + 8 + 8;
     case "snapshot":
-      return 8 + 8 + membershipBytes(message.snapshot.membership) + 4 +
-        message.snapshot.data.byteLength;
+      return (
+        8 + 8 + membershipBytes(message.snapshot.membership) + 4 + message.snapshot.data.byteLength
+      );
     case "timeoutNow":
       return 0;
   }

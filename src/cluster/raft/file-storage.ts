@@ -393,8 +393,8 @@ function entryKind(control: boolean, key: Uint8Array | null): EntryKind | null {
 }
 
 export function encodeSnapshotFile(snapshot: Snapshot): Buffer {
-  const size = 4 + 1 + 8 + 8 + membershipBytes(snapshot.membership) + 4 + snapshot.data.byteLength +
-    4;
+  const size =
+    4 + 1 + 8 + 8 + membershipBytes(snapshot.membership) + 4 + snapshot.data.byteLength + 4;
   const out = Buffer.alloc(size);
   let at = out.writeUInt32BE(SNAPSHOT_MAGIC, 0);
   at = out.writeInt8(SNAPSHOT_VERSION, at);

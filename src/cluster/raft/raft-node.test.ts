@@ -154,9 +154,10 @@ test("raft: node: bootstrap, grow to three voters, fail over, restart and catch 
   expect(running.get(2)!.node.isReadyLeader()).toBe(false);
 
   // A follower refuses proposals and names the leader.
-  const refused = await running.get(2)!.node.propose(encoder.encode("x")).catch((error: unknown) =>
-    error
-  );
+  const refused = await running
+    .get(2)!
+    .node.propose(encoder.encode("x"))
+    .catch((error: unknown) => error);
   expect(refused).toBeInstanceOf(RaftProposalError);
   expect((refused as RaftProposalError).kind).toBe("notLeader");
   expect((refused as RaftProposalError).leader).toBe(1);

@@ -154,8 +154,8 @@ export class RaftNode {
     this.#snapshotEvery = options.snapshotEveryEntries ?? DEFAULT_SNAPSHOT_EVERY_ENTRIES;
     assert(this.#snapshotEvery >= 1, "snapshotEveryEntries is below 1");
     this.#onStateChange = options.onStateChange;
-    this.#onFatal = options.onFatal ??
-      ((error) => log.error("Raft node stopped", { error: String(error) }));
+    this.#onFatal =
+      options.onFatal ?? ((error) => log.error("Raft node stopped", { error: String(error) }));
     const clock = options.clock ?? systemClock;
     const random = options.random ?? systemRandom;
     const stored = storage.load();
@@ -341,9 +341,10 @@ export class RaftNode {
     const result = propose();
     if (!result.ok) {
       const error = result.error;
-      const message = error.kind === "notLeader"
-        ? `Not the leader; the leader is ${error.leader ?? "unknown"}`
-        : error.message;
+      const message =
+        error.kind === "notLeader"
+          ? `Not the leader; the leader is ${error.leader ?? "unknown"}`
+          : error.message;
       const leader = error.kind === "notLeader" ? error.leader : this.#raft.leader;
       return Promise.reject(new RaftProposalError(error.kind, message, leader));
     }
@@ -400,8 +401,7 @@ export class RaftNode {
     if (pending.term === entry.term) {
       pending.resolve({ index: entry.index, term: entry.term });
     } else {
-      const message =
-        `Entry ${entry.index} of term ${pending.term} was replaced by one of term ${entry.term}`;
+      const message = `Entry ${entry.index} of term ${pending.term} was replaced by one of term ${entry.term}`;
       pending.reject(new RaftProposalError("dropped", message, this.#raft.leader));
     }
   }

@@ -53,9 +53,11 @@ class TranscriptRunner {
         this.#cluster = new TestCluster(ids);
         return [];
       case "bootstrap": {
-        const voters = args.find((arg) => arg.startsWith("voters="))!.slice(7).split(",").map(
-          Number,
-        );
+        const voters = args
+          .find((arg) => arg.startsWith("voters="))!
+          .slice(7)
+          .split(",")
+          .map(Number);
         for (const id of ids) c().on(id, (raft) => raft.bootstrap(voters));
         return [];
       }
@@ -95,9 +97,8 @@ class TranscriptRunner {
       case "compact": {
         const id = ids[0]!;
         const applied = c().raft(id).status().applied;
-        const result = c().on(
-          id,
-          (raft) => raft.compact(applied, new TextEncoder().encode(`state@${applied}`)),
+        const result = c().on(id, (raft) =>
+          raft.compact(applied, new TextEncoder().encode(`state@${applied}`)),
         );
         return [
           result.ok
@@ -139,7 +140,9 @@ function replay(text: string): string {
   return out.join("\n");
 }
 
-for (const file of readdirSync(TESTDATA).filter((name) => name.endsWith(".txt")).sort()) {
+for (const file of readdirSync(TESTDATA)
+  .filter((name) => name.endsWith(".txt"))
+  .sort()) {
   test(`raft: transcript: ${file}`, () => {
     const path = join(TESTDATA, file);
     const expected = readFileSync(path, "utf8");

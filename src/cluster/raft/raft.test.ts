@@ -130,9 +130,9 @@ test("raft: paper 5.4.1: a voter refuses a candidate whose log is less up to dat
   const raft = raftWith(3, stored(2, entries));
   raft.step({ type: "vote", from: 1, to: 3, term: 3, lastIndex: 5, lastTerm: 1, transfer: false });
   raft.step({ type: "vote", from: 2, to: 3, term: 3, lastIndex: 2, lastTerm: 2, transfer: false });
-  const answers = drain(raft).map((
-    m,
-  ) => (m.type === "voteResponse" ? [m.from, m.to, m.granted] : []));
+  const answers = drain(raft).map((m) =>
+    m.type === "voteResponse" ? [m.from, m.to, m.granted] : [],
+  );
   expect(answers).toEqual([
     [3, 1, false],
     [3, 2, true],
@@ -175,18 +175,16 @@ test("raft: paper 5.1: messages with stale terms are answered or dropped, never 
 test("raft: paper 5.1: a leader that hears of a higher term steps down", () => {
   const cluster = electedCluster();
   const term = cluster.raft(1).term;
-  cluster.on(
-    1,
-    (raft) =>
-      raft.step({
-        type: "appendResponse",
-        from: 2,
-        to: 1,
-        term: term + 3,
-        success: false,
-        index: 0,
-        hint: 0,
-      }),
+  cluster.on(1, (raft) =>
+    raft.step({
+      type: "appendResponse",
+      from: 2,
+      to: 1,
+      term: term + 3,
+      success: false,
+      index: 0,
+      hint: 0,
+    }),
   );
   expect(cluster.raft(1).status()).toMatchObject({
     role: "follower",
@@ -212,15 +210,17 @@ test("raft: paper 5.3: conflicting entries are replaced; duplicates and reordere
   const ready = raft.ready();
   expect(ready.truncateFrom).toBe(2);
   expect(ready.entries.map((e) => `${e.index}/${e.term}`)).toEqual(["2/2", "3/2"]);
-  expect(ready.messages).toEqual([{
-    type: "appendResponse",
-    from: 2,
-    to: 1,
-    term: 2,
-    success: true,
-    index: 3,
-    hint: 0,
-  }]);
+  expect(ready.messages).toEqual([
+    {
+      type: "appendResponse",
+      from: 2,
+      to: 1,
+      term: 2,
+      success: true,
+      index: 3,
+      hint: 0,
+    },
+  ]);
   raft.advance();
   // An older message that holds only a prefix: nothing is cut, the answer is its last index.
   raft.step({
@@ -320,16 +320,12 @@ test("raft: paper 5.4.2 (figure 8): a leader never commits an entry of an earlie
   expect(term).toBe(3);
   cluster.take();
   // Node 2 acknowledges entry 2 (of term 2), but not the term-3 no-op at 3.
-  cluster.on(
-    1,
-    (raft) =>
-      raft.step({ type: "appendResponse", from: 2, to: 1, term, success: true, index: 2, hint: 0 }),
+  cluster.on(1, (raft) =>
+    raft.step({ type: "appendResponse", from: 2, to: 1, term, success: true, index: 2, hint: 0 }),
   );
   expect(cluster.raft(1).status().commit).toBe(0);
-  cluster.on(
-    1,
-    (raft) =>
-      raft.step({ type: "appendResponse", from: 2, to: 1, term, success: true, index: 3, hint: 0 }),
+  cluster.on(1, (raft) =>
+    raft.step({ type: "appendResponse", from: 2, to: 1, term, success: true, index: 3, hint: 0 }),
   );
   expect(cluster.raft(1).status().commit).toBe(3);
 });
@@ -376,16 +372,28 @@ test("raft: dissertation 4.2.3: a follower that hears from its leader ignores vo
   cluster.deliverAll();
   const term = cluster.raft(2).term;
   const voteFrom3 = (transfer: boolean) =>
-    cluster.on(2, (raft) => raft.step({ type: "vote", from: 3, to: 2, term: term + 1, lastIndex: 99, lastTerm: term, transfer }));
+    cluster.on(2, (raft) =>
+      raft.step({
+        type: "vote",
+        from: 3,
+        to: 2,
+        term: term + 1,
+        lastIndex: 99,
+        lastTerm: term,
+        transfer,
+      }),
+    );
   voteFrom3(false);
   expect(cluster.take((m) => m.from === 2)).toEqual([]);
   expect(cluster.raft(2).term).toBe(term);
   voteFrom3(true);
-  expect(cluster.take((m) => m.from === 2)).toMatchObject([{
-    type: "voteResponse",
-    granted: true,
-    term: term + 1,
-  }]);
+  expect(cluster.take((m) => m.from === 2)).toMatchObject([
+    {
+      type: "voteResponse",
+      granted: true,
+      term: term + 1,
+    },
+  ]);
 });
 
 test("raft: dissertation 4.1: a configuration takes effect when appended, one change at a time", () => {
@@ -536,12 +544,21 @@ test("raft: a leader whose port refuses connections is replaced within a few tic
   for (const id of [2, 3, 4, 5]) cluster.on(id, (raft) => raft.leaderUnreachable(1));
   // Another node's refusal, or a refusal reported to a node that follows someone else, changes nothing.
   cluster.on(3, (raft) => raft.leaderUnreachable(4));
-  for (let tick = 0; tick < 3 && ![2, 3, 4, 5].some((id) => cluster.raft(id).role === "leader"); tick++) {
+  for (
+    let tick = 0;
+    tick < 3 && ![2, 3, 4, 5].some((id) => cluster.raft(id).role === "leader");
+    tick++
+  ) {
     for (const id of [2, 3, 4, 5]) cluster.tick(id);
     cluster.deliverAll();
   }
   expect(cluster.raft(2).status()).toMatchObject({ role: "leader", term: term + 1 });
-  for (const id of [3, 4, 5]) expect(cluster.raft(id).status()).toMatchObject({ role: "follower", leader: 2, term: term + 1 });
+  for (const id of [3, 4, 5])
+    expect(cluster.raft(id).status()).toMatchObject({
+      role: "follower",
+      leader: 2,
+      term: term + 1,
+    });
 });
 
 test("raft: a refusal from a leader that is in fact alive does not depose it (pre-vote)", () => {
@@ -567,8 +584,13 @@ test("raft: a follower that comes back with an empty log is sent the whole log a
     cluster.tick(1);
     cluster.deliverAll();
   }
-  expect(cluster.raft(2).status()).toMatchObject({ lastIndex: leader.lastIndex, commit: leader.commit });
-  expect(cluster.node(2).applied.map((entry) => entry.index)).toEqual(cluster.node(1).applied.map((entry) => entry.index));
+  expect(cluster.raft(2).status()).toMatchObject({
+    lastIndex: leader.lastIndex,
+    commit: leader.commit,
+  });
+  expect(cluster.node(2).applied.map((entry) => entry.index)).toEqual(
+    cluster.node(1).applied.map((entry) => entry.index),
+  );
 });
 
 test("raft: a restarted node learns how far its leader has committed only from the leader (leaderCommit)", () => {
@@ -579,10 +601,17 @@ test("raft: a restarted node learns how far its leader has committed only from t
   cluster.crash(2);
   cluster.restart(2);
   // Its log holds everything, but nothing says yet how much of it is committed.
-  expect(cluster.raft(2).status()).toMatchObject({ leaderCommit: null, applied: 0, lastIndex: leader.lastIndex });
+  expect(cluster.raft(2).status()).toMatchObject({
+    leaderCommit: null,
+    applied: 0,
+    lastIndex: leader.lastIndex,
+  });
   cluster.tick(1);
   cluster.deliverAll();
-  expect(cluster.raft(2).status()).toMatchObject({ leaderCommit: leader.commit, applied: leader.commit });
+  expect(cluster.raft(2).status()).toMatchObject({
+    leaderCommit: leader.commit,
+    applied: leader.commit,
+  });
 });
 
 test("raft: dissertation 3.10: leadership transfer refuses proposals, then the target leads", () => {

@@ -315,7 +315,9 @@ export class Raft {
     this.#assertNoReady();
     if (this.#role !== "follower" || this.#leader !== id) return;
     this.#leader = null;
-    const others = votersOf(this.#membership).filter((voter) => voter !== id).sort((a, b) => a - b);
+    const others = votersOf(this.#membership)
+      .filter((voter) => voter !== id)
+      .sort((a, b) => a - b);
     const rank = others.indexOf(this.id);
     if (rank < 0) return; // Not a voter: it never campaigns.
     this.#electionElapsed = this.#electionTicks;
@@ -654,14 +656,14 @@ export class Raft {
         const transfer = message.type === "vote" && message.transfer;
         // Dissertation 4.2.3: while a leader is heard from, vote requests are ignored,
         // so a removed or partitioned server cannot depose it.
-        const inLease = this.#checkQuorum && this.#leader !== null &&
-          this.#electionElapsed < this.#electionTicks;
+        const inLease =
+          this.#checkQuorum && this.#leader !== null && this.#electionElapsed < this.#electionTicks;
         if (inLease && !transfer) return false;
       }
       if (message.type === "preVote") return true; // A pre-vote moves no term.
       if (message.type === "preVoteResponse" && message.granted) return true;
-      const fromLeader = message.type === "append" || message.type === "snapshot" ||
-        message.type === "timeoutNow";
+      const fromLeader =
+        message.type === "append" || message.type === "snapshot" || message.type === "timeoutNow";
       this.#becomeFollower(message.term, fromLeader ? message.from : null);
       return true;
     }
@@ -681,7 +683,8 @@ export class Raft {
   /** Paper 5.2 and 5.4.1; a pre-vote is granted for a later term without recording it. */
   #handleVoteRequest(message: PreVoteMessage | VoteMessage): void {
     const pre = message.type === "preVote";
-    const canVote = this.#vote === message.from ||
+    const canVote =
+      this.#vote === message.from ||
       (this.#vote === null && this.#leader === null) ||
       (pre && message.term > this.#term);
     const responseType = pre ? "preVoteResponse" : "voteResponse";
@@ -883,7 +886,10 @@ export class Raft {
       case "replicate":
         // At `match` itself only a follower that lost its log rejects (or a rejection
         // older than the acknowledgement, which costs one probe more).
-        return message.index > progress.match || (message.index === progress.match && message.hint < progress.match);
+        return (
+          message.index > progress.match ||
+          (message.index === progress.match && message.hint < progress.match)
+        );
       case "snapshot":
         return false;
     }
@@ -894,9 +900,9 @@ export class Raft {
     const voters = votersOf(this.#membership);
     if (voters.length === 0) return false;
     const matches = voters
-      .map((
-        voter,
-      ) => (voter === this.id ? this.#log.lastIndex : (this.#progress.get(voter)?.match ?? 0)))
+      .map((voter) =>
+        voter === this.id ? this.#log.lastIndex : (this.#progress.get(voter)?.match ?? 0),
+      )
       .sort((a, b) => b - a);
     const candidate = matches[majorityOf(voters.length) - 1]!;
     if (candidate <= this.#log.commit) return false;

@@ -31,7 +31,12 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) removeDir(dir);
 });
 
-const membership = { members: [{ id: 1, voter: true }, { id: 2, voter: false }] };
+const membership = {
+  members: [
+    { id: 1, voter: true },
+    { id: 2, voter: false },
+  ],
+};
 
 function entry(index: number, term: number, text = `e${index}`): Entry {
   return { index, term, kind: "data", data: new TextEncoder().encode(text) };
@@ -73,12 +78,10 @@ function loaded(subject: Subject, previous?: RaftStorage) {
   return { storage, state: storage.load() };
 }
 
-for (
-  const [name, make] of [
-    ["memory", memorySubject],
-    ["file", fileSubject],
-  ] as const
-) {
+for (const [name, make] of [
+  ["memory", memorySubject],
+  ["file", fileSubject],
+] as const) {
   describe(`raft: storage contract (${name})`, () => {
     test("a new storage is empty", () => {
       const { state } = loaded(make());
@@ -199,8 +202,7 @@ test("raft: storage: entries after a snapshot are kept only when they continue i
   expect(entriesAfterSnapshot(snapshot(4, 3), log)).toEqual([]);
   // A log restarted right after the snapshot.
   expect(entriesAfterSnapshot(snapshot(4, 3), entries(5, 6, 3)).map((e) => e.index)).toEqual([
-    5,
-    6,
+    5, 6,
   ]);
   // A gap between the snapshot and the log.
   expect(entriesAfterSnapshot(snapshot(2, 1), entries(5, 6, 3))).toEqual([]);

@@ -110,15 +110,17 @@ test("raft: tcp transport: messages arrive in order, large ones included", async
   await waitFor(() => b.received.length === sent.length, "all messages");
   expect(b.received).toEqual(sent);
   // And back, over b's own connection.
-  b.transport.send([{
-    type: "appendResponse",
-    from: 2,
-    to: 1,
-    term: 1,
-    success: true,
-    index: 200,
-    hint: 0,
-  }]);
+  b.transport.send([
+    {
+      type: "appendResponse",
+      from: 2,
+      to: 1,
+      term: 1,
+      success: true,
+      index: 200,
+      hint: 0,
+    },
+  ]);
   await waitFor(() => a.received.length === 1, "the answer");
   expect(a.transport.openPeers()).toEqual([2]);
 });
@@ -136,28 +138,12 @@ test("raft: tcp transport: bad frames close the connection, the node goes on", a
   badLength.writeUInt32BE(10, 0);
   const cases: [string, Buffer][] = [
     ["unknown version", Buffer.from([RAFT_STREAM_TAG, 9])],
-    [
-      "oversized frame",
-      Buffer.concat([streamHeader(""), oversized]),
-    ],
-    [
-      "unknown type",
-      Buffer.concat([streamHeader(""), unknownType]),
-    ],
-    [
-      "truncated body",
-      Buffer.concat([
-        streamHeader(""),
-        badLength.subarray(0, 14),
-      ]),
-    ],
+    ["oversized frame", Buffer.concat([streamHeader(""), oversized])],
+    ["unknown type", Buffer.concat([streamHeader(""), unknownType])],
+    ["truncated body", Buffer.concat([streamHeader(""), badLength.subarray(0, 14)])],
     [
       "garbage after a valid frame",
-      Buffer.concat([
-        streamHeader(""),
-        valid,
-        Buffer.from([0, 0, 0, 0, 5]),
-      ]),
+      Buffer.concat([streamHeader(""), valid, Buffer.from([0, 0, 0, 0, 5])]),
     ],
   ];
   for (const [name, bytes] of cases) {
@@ -177,12 +163,7 @@ test("raft: tcp transport: bad frames close the connection, the node goes on", a
   // A connection cut inside a frame delivers nothing and breaks nothing.
   const socket = connect({ host: "127.0.0.1", port: b.port });
   socket.on("error", () => {});
-  socket.end(
-    Buffer.concat([
-      streamHeader(""),
-      valid.subarray(0, valid.byteLength - 3),
-    ]),
-  );
+  socket.end(Buffer.concat([streamHeader(""), valid.subarray(0, valid.byteLength - 3)]));
   a.transport.send([append(1, 2, 3)]);
   await waitFor(() => b.received.length === 3, "a message after a cut connection");
 });
@@ -228,7 +209,13 @@ test("raft: tcp transport: a connection from another cluster is closed before an
   const joining = await node(3, new Map([[1, ours.port]]), "");
   stranger.transport.send([append(2, 1, 1)]);
   joining.transport.send([append(3, 1, 1)]);
-  await waitFor(() => ours.received.length === 1, "the message of the node without a cluster id yet");
-  await waitFor(() => ours.transport.rejected >= 1, "the stranger's connection closed on its header");
+  await waitFor(
+    () => ours.received.length === 1,
+    "the message of the node without a cluster id yet",
+  );
+  await waitFor(
+    () => ours.transport.rejected >= 1,
+    "the stranger's connection closed on its header",
+  );
   expect(ours.received.map((m) => m.from)).toEqual([3]);
 });

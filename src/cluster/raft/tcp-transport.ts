@@ -116,9 +116,15 @@ export class TcpTransport implements RaftTransport {
       let peer = this.#peers.get(message.to);
       if (peer === undefined) {
         const onRefused = this.#options.onRefused;
-        peer = new OutboundPeer(message.to, this.#options.clock, this.#options.random, () => {
-          if (!this.#closed) onRefused?.(message.to);
-        }, () => this.#clusterId());
+        peer = new OutboundPeer(
+          message.to,
+          this.#options.clock,
+          this.#options.random,
+          () => {
+            if (!this.#closed) onRefused?.(message.to);
+          },
+          () => this.#clusterId(),
+        );
         this.#peers.set(message.to, peer);
       }
       if (!peer.send(endpoint, encodeMessage(message))) this.dropped++;
@@ -135,9 +141,15 @@ export class TcpTransport implements RaftTransport {
       socket.destroy();
       return;
     }
-    const connection = new InboundConnection(socket, this.#options.id, () => this.#clusterId(), (message) => {
-      if (!this.#closed) this.#options.onMessage(message);
-    }, () => this.rejected++);
+    const connection = new InboundConnection(
+      socket,
+      this.#options.id,
+      () => this.#clusterId(),
+      (message) => {
+        if (!this.#closed) this.#options.onMessage(message);
+      },
+      () => this.rejected++,
+    );
     this.#inbound.add(connection);
     socket.once("close", () => this.#inbound.delete(connection));
     connection.receive(rest);
@@ -186,7 +198,13 @@ class OutboundPeer {
   /** When a broken connection was last redialled at once (monotonic ms). */
   #lastRedialMs = -Infinity;
 
-  constructor(id: NodeId, clock: Clock, random: Random, onRefused: () => void, clusterId: () => string) {
+  constructor(
+    id: NodeId,
+    clock: Clock,
+    random: Random,
+    onRefused: () => void,
+    clusterId: () => string,
+  ) {
     this.#id = id;
     this.#clock = clock;
     this.#random = random;
@@ -320,23 +338,29 @@ class InboundConnection {
   #closed = false;
   readonly #onReject: () => void;
 
-  constructor(socket: Socket, self: NodeId, clusterId: () => string, deliver: (message: Message) => void, onReject: () => void) {
+  constructor(
+    socket: Socket,
+    self: NodeId,
+    clusterId: () => string,
+    deliver: (message: Message) => void,
+    onReject: () => void,
+  ) {
     this.#socket = socket;
     this.#self = self;
     this.#clusterId = clusterId;
     this.#deliver = deliver;
     this.#onReject = onReject;
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
-    socket.on(
-      "error",
-      (error) => log.debug("Raft inbound connection error", { error: error.message }),
+    socket.on("error", (error) =>
+      log.debug("Raft inbound connection error", { error: error.message }),
     );
     socket.on("end", () => socket.end());
   }
 
   /** The version and cluster id, once their bytes are here; false until then or when refused. */
   #readHeader(): boolean {
-    const buffer = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes);
+    const buffer =
+      this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes);
     this.#chunks = [buffer];
     const version = buffer[0]!;
     if (version !== RAFT_PROTOCOL_VERSION) {
@@ -369,9 +393,8 @@ class InboundConnection {
     this.#bytes += chunk.byteLength;
     if (!this.#headerSeen && !this.#readHeader()) return;
     while (!this.#closed && this.#bytes >= this.#needed) {
-      const buffer = this.#chunks.length === 1
-        ? this.#chunks[0]!
-        : Buffer.concat(this.#chunks, this.#bytes);
+      const buffer =
+        this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes);
       this.#chunks = [buffer];
       const decoded = decodeFrame(buffer);
       switch (decoded.kind) {

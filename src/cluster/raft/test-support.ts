@@ -180,8 +180,8 @@ export function describeMessage(message: Message): string {
     case "voteResponse":
       return `${head} ${message.granted ? "granted" : "rejected"}`;
     case "append": {
-      const entries = message.entries.map((entry) =>
-        `${entry.index}/${entry.term}${entry.kind === "data" ? "" : `:${entry.kind}`}`
+      const entries = message.entries.map(
+        (entry) => `${entry.index}/${entry.term}${entry.kind === "data" ? "" : `:${entry.kind}`}`,
       );
       const prev = `prev=${message.prevIndex}/${message.prevTerm}`;
       return `${head} ${prev} commit=${message.commit} entries=[${entries.join(" ")}]`;

@@ -53,10 +53,15 @@ test("raft: voter policy: the first three nodes to join vote, the rest observe",
 
 test("raft: voter policy: join order decides, not ids; dead nodes are not promoted or replaced", () => {
   const joined: Membership = {
-    members: [{ id: 8, voter: true }, { id: 3, voter: false }, { id: 1, voter: false }, {
-      id: 6,
-      voter: false,
-    }],
+    members: [
+      { id: 8, voter: true },
+      { id: 3, voter: false },
+      { id: 1, voter: false },
+      {
+        id: 6,
+        voter: false,
+      },
+    ],
   };
   // Node 3 is down: 1 and 6, the next to have joined, are promoted.
   expect(converge(joined, [8, 1, 6]).changes).toEqual([
@@ -65,10 +70,15 @@ test("raft: voter policy: join order decides, not ids; dead nodes are not promot
   ]);
   // A dead voter keeps its seat until an operator removes it.
   const full: Membership = {
-    members: [{ id: 8, voter: true }, { id: 3, voter: true }, { id: 1, voter: true }, {
-      id: 6,
-      voter: false,
-    }],
+    members: [
+      { id: 8, voter: true },
+      { id: 3, voter: true },
+      { id: 1, voter: true },
+      {
+        id: 6,
+        voter: false,
+      },
+    ],
   };
   expect(nextMembershipChange(full, new Set([8, 1, 6]))).toBeNull();
   const removed = applyChange(full, { kind: "removeNode", id: 3 });
@@ -108,10 +118,13 @@ test("raft: membership: changes keep join order; the last voter stays; bytes rou
   expect(grown.ok).toBe(true);
   if (!grown.ok) return;
   const promoted = applyChange(grown.membership, { kind: "addVoter", id: 2 });
-  expect(promoted.ok && promoted.membership.members).toEqual([{ id: 4, voter: true }, {
-    id: 2,
-    voter: true,
-  }]);
+  expect(promoted.ok && promoted.membership.members).toEqual([
+    { id: 4, voter: true },
+    {
+      id: 2,
+      voter: true,
+    },
+  ]);
   expect(decodeMembership(encodeMembership(grown.membership))).toEqual(grown.membership);
   expect(decodeMembership(new Uint8Array([1, 0, 1, 0, 0, 0, 2]))).toBeNull();
   expect(decodeMembership(new Uint8Array([2, 0, 0]))).toBeNull();

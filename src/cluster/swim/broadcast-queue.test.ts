@@ -3,7 +3,12 @@ import { BroadcastQueue, retransmitLimit } from "./broadcast-queue.ts";
 import { messageBytes } from "./codec.ts";
 import type { GossipMessage } from "./messages.ts";
 
-const suspect = (nodeId: number, incarnation: number): GossipMessage => ({ type: "suspect", nodeId, incarnation, from: 1 });
+const suspect = (nodeId: number, incarnation: number): GossipMessage => ({
+  type: "suspect",
+  nodeId,
+  incarnation,
+  from: 1,
+});
 
 test("swim: broadcast queue: retransmit limit is mult * ceil(log10(n + 1))", () => {
   expect(retransmitLimit(4, 1)).toBe(4);
@@ -25,7 +30,14 @@ test("swim: broadcast queue: each update is sent at most the limit, then dropped
 test("swim: broadcast queue: a newer update about a member replaces the queued one", () => {
   const queue = new BroadcastQueue(4);
   queue.enqueue(suspect(5, 0));
-  queue.enqueue({ type: "alive", nodeId: 5, incarnation: 1, gossip: { host: "h", port: 1 }, kafka: { host: "h", port: 2 }, admin: { host: "h", port: 3 } });
+  queue.enqueue({
+    type: "alive",
+    nodeId: 5,
+    incarnation: 1,
+    gossip: { host: "h", port: 1 },
+    kafka: { host: "h", port: 2 },
+    admin: { host: "h", port: 3 },
+  });
   expect(queue.size).toBe(1);
   expect(queue.about(5)?.type).toBe("alive");
 });

@@ -45,7 +45,12 @@ export class BroadcastQueue {
 
   enqueue(message: GossipMessage): void {
     this.#order += 1;
-    this.#items.set(message.nodeId, { message, bytes: messageBytes(message), order: this.#order, transmits: 0 });
+    this.#items.set(message.nodeId, {
+      message,
+      bytes: messageBytes(message),
+      order: this.#order,
+      transmits: 0,
+    });
   }
 
   /**
@@ -55,7 +60,9 @@ export class BroadcastQueue {
   take(budgetBytes: number, members: number, countMax: number): GossipMessage[] {
     if (this.#items.size === 0 || budgetBytes <= 0 || countMax <= 0) return [];
     const limit = retransmitLimit(this.#retransmitMult, members);
-    const ordered = [...this.#items.values()].sort((a, b) => a.transmits - b.transmits || b.order - a.order);
+    const ordered = [...this.#items.values()].sort(
+      (a, b) => a.transmits - b.transmits || b.order - a.order,
+    );
     const taken: GossipMessage[] = [];
     let left = budgetBytes;
     for (const item of ordered) {

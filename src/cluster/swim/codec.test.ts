@@ -65,7 +65,8 @@ describe("swim: codec", () => {
   });
 
   test("swim: codec: every push-pull frame round-trips", () => {
-    for (const frame of FRAMES) expect(decodePushPull(encodePushPull(frame))).toEqual({ ok: true, value: frame });
+    for (const frame of FRAMES)
+      expect(decodePushPull(encodePushPull(frame))).toEqual({ ok: true, value: frame });
   });
 
   test("swim: codec: a packet from another cluster is a wrongCluster error", () => {
@@ -112,7 +113,10 @@ describe("swim: codec", () => {
     expect(decodePacket(version)).toEqual({ ok: false, error: { kind: "badVersion", version: 9 } });
     // A push-pull frame is not a packet.
     const frame = encodePushPull(FRAMES[2] as PushPullFrame);
-    expect(decodePacket(frame)).toEqual({ ok: false, error: { kind: "wrongFrameKind", frameKind: 2 } });
+    expect(decodePacket(frame)).toEqual({
+      ok: false,
+      error: { kind: "wrongFrameKind", frameKind: 2 },
+    });
   });
 
   test("swim: codec: an incarnation at the maximum is refused (it could never be refuted)", () => {
@@ -140,7 +144,8 @@ describe("swim: codec", () => {
         const source = valid[random.int(0, valid.length - 1)] as Uint8Array;
         bytes = source.slice(0, random.int(0, source.length));
         const flips = random.int(1, 4);
-        for (let j = 0; j < flips && bytes.length > 0; j++) bytes[random.int(0, bytes.length - 1)] = random.int(0, 255);
+        for (let j = 0; j < flips && bytes.length > 0; j++)
+          bytes[random.int(0, bytes.length - 1)] = random.int(0, 255);
       }
       const packet = decodePacket(bytes, random.next() < 0.5 ? "cluster-a" : undefined);
       const frame = decodePushPull(bytes);

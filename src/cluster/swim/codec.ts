@@ -59,19 +59,32 @@ const MESSAGE_TYPE = {
   left: 8, // node u32 | incarnation u32
 } as const satisfies Record<SwimMessage["type"], number>;
 
-const BODY_TYPE = { request: 1, response: 2, refused: 3 } as const satisfies Record<PushPullBody["type"], number>;
-const REFUSAL = { clusterMismatch: 1, noClusterId: 2 } as const satisfies Record<PushPullRefusal, number>;
-const STATE_CODE = { alive: 1, suspect: 2, dead: 3, left: 4 } as const satisfies Record<MemberState, number>;
+const BODY_TYPE = { request: 1, response: 2, refused: 3 } as const satisfies Record<
+  PushPullBody["type"],
+  number
+>;
+const REFUSAL = { clusterMismatch: 1, noClusterId: 2 } as const satisfies Record<
+  PushPullRefusal,
+  number
+>;
+const STATE_CODE = { alive: 1, suspect: 2, dead: 3, left: 4 } as const satisfies Record<
+  MemberState,
+  number
+>;
 
 const ENDPOINT_BYTES_MAX = 1 + HOST_BYTES_MAX + 2;
 const MEMBER_RECORD_BYTES_MAX = 4 + 4 + 1 + 3 * ENDPOINT_BYTES_MAX;
 const HEADER_BYTES_MAX = 2 + 1 + 1 + 1 + CLUSTER_ID_BYTES_MAX + 4;
 // The largest push-pull frame fits the frame limit: a peer can always send its state.
-assert(HEADER_BYTES_MAX + 1 + 1 + 2 + MEMBERS_MAX * MEMBER_RECORD_BYTES_MAX <= PUSH_PULL_BYTES_MAX,
-  "PUSH_PULL_BYTES_MAX is too small for MEMBERS_MAX members");
+assert(
+  HEADER_BYTES_MAX + 1 + 1 + 2 + MEMBERS_MAX * MEMBER_RECORD_BYTES_MAX <= PUSH_PULL_BYTES_MAX,
+  "PUSH_PULL_BYTES_MAX is too small for MEMBERS_MAX members",
+);
 // The largest single gossip message fits a packet with room to spare for a probe.
-assert(HEADER_BYTES_MAX + 1 + 1 + 8 + 3 * ENDPOINT_BYTES_MAX + 64 <= UDP_PACKET_BYTES_MAX,
-  "UDP_PACKET_BYTES_MAX is too small for one alive message");
+assert(
+  HEADER_BYTES_MAX + 1 + 1 + 8 + 3 * ENDPOINT_BYTES_MAX + 64 <= UDP_PACKET_BYTES_MAX,
+  "UDP_PACKET_BYTES_MAX is too small for one alive message",
+);
 
 export type DecodeError =
   | { readonly kind: "truncated"; readonly bytes: number }
@@ -84,20 +97,31 @@ export type DecodeError =
   | { readonly kind: "malformed"; readonly reason: string }
   | { readonly kind: "trailingBytes"; readonly count: number };
 
-export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: DecodeError };
+export type Decoded<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: DecodeError };
 
 export function decodeErrorText(error: DecodeError): string {
   switch (error.kind) {
-    case "truncated": return `Truncated: ${error.bytes} bytes`;
-    case "oversized": return `Oversized: ${error.bytes} bytes, limit ${error.limit}`;
-    case "badMagic": return "Bad magic";
-    case "badVersion": return `Unsupported version: ${error.version}`;
-    case "wrongFrameKind": return `Wrong frame kind: ${error.frameKind}`;
-    case "wrongCluster": return `Another cluster: ${JSON.stringify(error.clusterId)}`;
-    case "unknownType": return `Unknown type: ${error.type}`;
-    case "malformed": return `Malformed: ${error.reason}`;
-    case "trailingBytes": return `Trailing bytes: ${error.count}`;
-    default: return unreachable(error);
+    case "truncated":
+      return `Truncated: ${error.bytes} bytes`;
+    case "oversized":
+      return `Oversized: ${error.bytes} bytes, limit ${error.limit}`;
+    case "badMagic":
+      return "Bad magic";
+    case "badVersion":
+      return `Unsupported version: ${error.version}`;
+    case "wrongFrameKind":
+      return `Wrong frame kind: ${error.frameKind}`;
+    case "wrongCluster":
+      return `Another cluster: ${JSON.stringify(error.clusterId)}`;
+    case "unknownType":
+      return `Unknown type: ${error.type}`;
+    case "malformed":
+      return `Malformed: ${error.reason}`;
+    case "trailingBytes":
+      return `Trailing bytes: ${error.count}`;
+    default:
+      return unreachable(error);
   }
 }
 
@@ -125,21 +149,42 @@ export function packetOverheadBytes(clusterId: string): number {
 
 export function messageBytes(message: SwimMessage): number {
   switch (message.type) {
-    case "ping": return 1 + 8;
-    case "pingReq": return 1 + 8 + endpointBytes(message.targetGossip);
-    case "ack": return 1 + 4;
-    case "nack": return 1 + 4;
+    case "ping":
+      return 1 + 8;
+    case "pingReq":
+      return 1 + 8 + endpointBytes(message.targetGossip);
+    case "ack":
+      return 1 + 4;
+    case "nack":
+      return 1 + 4;
     case "alive":
-      return 1 + 8 + endpointBytes(message.gossip) + endpointBytes(message.kafka) + endpointBytes(message.admin);
-    case "suspect": return 1 + 12;
-    case "dead": return 1 + 12;
-    case "left": return 1 + 8;
-    default: return unreachable(message);
+      return (
+        1 +
+        8 +
+        endpointBytes(message.gossip) +
+        endpointBytes(message.kafka) +
+        endpointBytes(message.admin)
+      );
+    case "suspect":
+      return 1 + 12;
+    case "dead":
+      return 1 + 12;
+    case "left":
+      return 1 + 8;
+    default:
+      return unreachable(message);
   }
 }
 
 function memberRecordBytes(record: MemberRecord): number {
-  return 4 + 4 + 1 + endpointBytes(record.gossip) + endpointBytes(record.kafka) + endpointBytes(record.admin);
+  return (
+    4 +
+    4 +
+    1 +
+    endpointBytes(record.gossip) +
+    endpointBytes(record.kafka) +
+    endpointBytes(record.admin)
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -382,14 +427,16 @@ class Reader {
 
   nodeId(what: string): number {
     const value = this.u32();
-    if (value > NODE_ID_MAX) this.fail({ kind: "malformed", reason: `${what} ${value} is not a node id` });
+    if (value > NODE_ID_MAX)
+      this.fail({ kind: "malformed", reason: `${what} ${value} is not a node id` });
     return value;
   }
 
   incarnation(): number {
     const value = this.u32();
     // The maximum could never be refuted (there is no higher one): a forgery, refuse it.
-    if (value >= INCARNATION_MAX) this.fail({ kind: "malformed", reason: "Incarnation at maximum" });
+    if (value >= INCARNATION_MAX)
+      this.fail({ kind: "malformed", reason: "Incarnation at maximum" });
     return value;
   }
 
@@ -409,14 +456,21 @@ interface Header {
   sender: number;
 }
 
-function readHeader(reader: Reader, frameKind: number, expectedClusterId: string | undefined): Header {
+function readHeader(
+  reader: Reader,
+  frameKind: number,
+  expectedClusterId: string | undefined,
+): Header {
   const magic0 = reader.u8();
   const magic1 = reader.u8();
-  if (reader.error === null && (magic0 !== MAGIC_0 || magic1 !== MAGIC_1)) reader.fail({ kind: "badMagic" });
+  if (reader.error === null && (magic0 !== MAGIC_0 || magic1 !== MAGIC_1))
+    reader.fail({ kind: "badMagic" });
   const version = reader.u8();
-  if (reader.error === null && version !== WIRE_VERSION) reader.fail({ kind: "badVersion", version });
+  if (reader.error === null && version !== WIRE_VERSION)
+    reader.fail({ kind: "badVersion", version });
   const kind = reader.u8();
-  if (reader.error === null && kind !== frameKind) reader.fail({ kind: "wrongFrameKind", frameKind: kind });
+  if (reader.error === null && kind !== frameKind)
+    reader.fail({ kind: "wrongFrameKind", frameKind: kind });
   const clusterId = reader.shortString("Cluster id", 0, CLUSTER_ID_BYTES_MAX);
   if (reader.error === null && expectedClusterId !== undefined && clusterId !== expectedClusterId) {
     reader.fail({ kind: "wrongCluster", clusterId });
@@ -432,7 +486,12 @@ function readMessage(reader: Reader): SwimMessage | null {
     case MESSAGE_TYPE.ping:
       return { type: "ping", seq: reader.u32(), target: reader.nodeId("Target") };
     case MESSAGE_TYPE.pingReq:
-      return { type: "pingReq", seq: reader.u32(), target: reader.nodeId("Target"), targetGossip: reader.endpoint("Target") };
+      return {
+        type: "pingReq",
+        seq: reader.u32(),
+        target: reader.nodeId("Target"),
+        targetGossip: reader.endpoint("Target"),
+      };
     case MESSAGE_TYPE.ack:
       return { type: "ack", seq: reader.u32() };
     case MESSAGE_TYPE.nack:
@@ -447,9 +506,19 @@ function readMessage(reader: Reader): SwimMessage | null {
         admin: reader.endpoint("Admin"),
       };
     case MESSAGE_TYPE.suspect:
-      return { type: "suspect", nodeId: reader.nodeId("Member"), incarnation: reader.incarnation(), from: reader.nodeId("From") };
+      return {
+        type: "suspect",
+        nodeId: reader.nodeId("Member"),
+        incarnation: reader.incarnation(),
+        from: reader.nodeId("From"),
+      };
     case MESSAGE_TYPE.dead:
-      return { type: "dead", nodeId: reader.nodeId("Member"), incarnation: reader.incarnation(), from: reader.nodeId("From") };
+      return {
+        type: "dead",
+        nodeId: reader.nodeId("Member"),
+        incarnation: reader.incarnation(),
+        from: reader.nodeId("From"),
+      };
     case MESSAGE_TYPE.left:
       return { type: "left", nodeId: reader.nodeId("Member"), incarnation: reader.incarnation() };
     default:
@@ -471,12 +540,16 @@ function finish<T>(reader: Reader, value: T): Decoded<T> {
  */
 export function decodePacket(bytes: Uint8Array, expectedClusterId?: string): Decoded<Packet> {
   if (bytes.length > UDP_PACKET_BYTES_MAX) {
-    return { ok: false, error: { kind: "oversized", bytes: bytes.length, limit: UDP_PACKET_BYTES_MAX } };
+    return {
+      ok: false,
+      error: { kind: "oversized", bytes: bytes.length, limit: UDP_PACKET_BYTES_MAX },
+    };
   }
   const reader = new Reader(bytes);
   const header = readHeader(reader, FRAME_PACKET, expectedClusterId);
   const count = reader.u8();
-  if (reader.error === null && count === 0) reader.fail({ kind: "malformed", reason: "No messages" });
+  if (reader.error === null && count === 0)
+    reader.fail({ kind: "malformed", reason: "No messages" });
   const messages: SwimMessage[] = [];
   for (let i = 0; i < count && reader.error === null; i++) {
     const message = readMessage(reader);
@@ -491,7 +564,10 @@ export function decodePacket(bytes: Uint8Array, expectedClusterId?: string): Dec
  */
 export function decodePushPull(bytes: Uint8Array): Decoded<PushPullFrame> {
   if (bytes.length > PUSH_PULL_BYTES_MAX) {
-    return { ok: false, error: { kind: "oversized", bytes: bytes.length, limit: PUSH_PULL_BYTES_MAX } };
+    return {
+      ok: false,
+      error: { kind: "oversized", bytes: bytes.length, limit: PUSH_PULL_BYTES_MAX },
+    };
   }
   const reader = new Reader(bytes);
   const header = readHeader(reader, FRAME_PUSH_PULL, undefined);
@@ -510,7 +586,12 @@ export function decodePushPull(bytes: Uint8Array): Decoded<PushPullFrame> {
         break;
       case BODY_TYPE.refused: {
         const code = reader.u8();
-        const reason = code === REFUSAL.clusterMismatch ? "clusterMismatch" : code === REFUSAL.noClusterId ? "noClusterId" : null;
+        const reason =
+          code === REFUSAL.clusterMismatch
+            ? "clusterMismatch"
+            : code === REFUSAL.noClusterId
+              ? "noClusterId"
+              : null;
         if (reason === null) reader.fail({ kind: "malformed", reason: `Refusal ${code}` });
         body = { type: "refused", reason: reason ?? "clusterMismatch" };
         break;
@@ -519,7 +600,8 @@ export function decodePushPull(bytes: Uint8Array): Decoded<PushPullFrame> {
         reader.fail({ kind: "unknownType", type });
     }
   }
-  if (body === null) return { ok: false, error: reader.error ?? { kind: "malformed", reason: "No body" } };
+  if (body === null)
+    return { ok: false, error: reader.error ?? { kind: "malformed", reason: "No body" } };
   return finish(reader, { clusterId: header.clusterId, sender: header.sender, body });
 }
 
@@ -535,7 +617,8 @@ function readMembers(reader: Reader): MemberRecord[] {
     const incarnation = reader.incarnation();
     const code = reader.u8();
     const state = MEMBER_STATES[code - 1];
-    if (reader.error === null && state === undefined) reader.fail({ kind: "malformed", reason: `Member state ${code}` });
+    if (reader.error === null && state === undefined)
+      reader.fail({ kind: "malformed", reason: `Member state ${code}` });
     const gossip = reader.endpoint("Gossip");
     const kafka = reader.endpoint("Kafka");
     const admin = reader.endpoint("Admin");

@@ -74,7 +74,10 @@ export function checkSwimConfig(config: SwimConfig): void {
   positiveInteger(config.probeIntervalMs, "probeIntervalMs");
   positiveInteger(config.probeTimeoutMs, "probeTimeoutMs");
   // The indirect probe happens inside the same interval, after the direct timeout.
-  assert(config.probeTimeoutMs < config.probeIntervalMs, "probeTimeoutMs is not below probeIntervalMs");
+  assert(
+    config.probeTimeoutMs < config.probeIntervalMs,
+    "probeTimeoutMs is not below probeIntervalMs",
+  );
   assert(Number.isSafeInteger(config.indirectChecks), "indirectChecks is not an integer");
   assert(config.indirectChecks >= 0, "indirectChecks is negative");
   positiveInteger(config.suspicionMult, "suspicionMult");
@@ -87,7 +90,10 @@ export function checkSwimConfig(config: SwimConfig): void {
   positiveInteger(config.awarenessMultiplierMax, "awarenessMultiplierMax");
   positiveInteger(config.joinBackoffMs, "joinBackoffMs");
   positiveInteger(config.joinBackoffMaxMs, "joinBackoffMaxMs");
-  assert(config.joinBackoffMs <= config.joinBackoffMaxMs, "joinBackoffMs is above joinBackoffMaxMs");
+  assert(
+    config.joinBackoffMs <= config.joinBackoffMaxMs,
+    "joinBackoffMs is above joinBackoffMaxMs",
+  );
   positiveInteger(config.gossipIntervalMs, "gossipIntervalMs");
   positiveInteger(config.gossipNodes, "gossipNodes");
   assert(Number.isSafeInteger(config.gossipToTheDeadMs), "gossipToTheDeadMs is not an integer");

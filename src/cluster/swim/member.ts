@@ -53,14 +53,22 @@ export function isIncarnation(value: number): boolean {
 
 export function assertEndpoint(endpoint: Endpoint, what: string): void {
   assert(endpoint.host.length > 0, `${what} host is empty`);
-  assert(Buffer.byteLength(endpoint.host) <= HOST_BYTES_MAX, `${what} host is too long: ${endpoint.host}`);
+  assert(
+    Buffer.byteLength(endpoint.host) <= HOST_BYTES_MAX,
+    `${what} host is too long: ${endpoint.host}`,
+  );
   assert(Number.isInteger(endpoint.port), `${what} port is not an integer: ${endpoint.port}`);
-  assert(endpoint.port >= 0 && endpoint.port <= 65_535, `${what} port is out of range: ${endpoint.port}`);
+  assert(
+    endpoint.port >= 0 && endpoint.port <= 65_535,
+    `${what} port is out of range: ${endpoint.port}`,
+  );
 }
 
 /** "host:port", with brackets around an IPv6 host: a map key and a log value. */
 export function endpointText(endpoint: Endpoint): string {
-  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+  return endpoint.host.includes(":")
+    ? `[${endpoint.host}]:${endpoint.port}`
+    : `${endpoint.host}:${endpoint.port}`;
 }
 
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {

@@ -25,7 +25,11 @@ export class ProbeRing {
    * may still be probed (alive or suspect, not ourselves); `everyone` lists them for the
    * next round.
    */
-  next(eligible: (nodeId: number) => boolean, everyone: () => number[], random: Random): number | null {
+  next(
+    eligible: (nodeId: number) => boolean,
+    everyone: () => number[],
+    random: Random,
+  ): number | null {
     for (let round = 0; round < 2; round++) {
       while (this.#index < this.#order.length) {
         const nodeId = this.#order[this.#index] as number;

@@ -35,7 +35,9 @@ export function lengthPrefixed(frame: Uint8Array): Buffer {
   return out;
 }
 
-export type ExchangeResult = { readonly ok: true; readonly bytes: Uint8Array } | { readonly ok: false; readonly reason: string };
+export type ExchangeResult =
+  | { readonly ok: true; readonly bytes: Uint8Array }
+  | { readonly ok: false; readonly reason: string };
 
 /**
  * Sends `frame` to `to` and resolves with the answer, or with why there is none (never
@@ -61,7 +63,9 @@ export function exchangePushPull(options: {
       socket.destroy();
       resolve(result);
     };
-    const cancel = options.timers.after(options.timeoutMs, () => finish({ ok: false, reason: "Timed out" }));
+    const cancel = options.timers.after(options.timeoutMs, () =>
+      finish({ ok: false, reason: "Timed out" }),
+    );
     socket.on("connect", () => {
       socket.write(Buffer.concat([Buffer.of(STREAM_TAG_SWIM), lengthPrefixed(options.frame)]));
     });
@@ -70,7 +74,9 @@ export function exchangePushPull(options: {
       if (read.kind === "frame") finish({ ok: true, bytes: read.bytes });
       else if (read.kind === "error") finish({ ok: false, reason: read.reason });
     });
-    socket.on("error", (error: NodeJS.ErrnoException) => finish({ ok: false, reason: error.code ?? error.message }));
+    socket.on("error", (error: NodeJS.ErrnoException) =>
+      finish({ ok: false, reason: error.code ?? error.message }),
+    );
     socket.on("close", () => finish({ ok: false, reason: "Closed without an answer" }));
   });
 }

@@ -47,7 +47,9 @@ test("swim: stream listener: dispatches by first byte, with the rest of the firs
   expect(() => listener.register(STREAM_TAG_RAFT, () => {})).toThrow("already registered");
 
   const socket = await dial(listener.port);
-  const answer = new Promise<string>((resolve) => socket.on("data", (chunk: Buffer) => resolve(chunk.toString())));
+  const answer = new Promise<string>((resolve) =>
+    socket.on("data", (chunk: Buffer) => resolve(chunk.toString())),
+  );
   socket.write(Buffer.concat([Buffer.of(STREAM_TAG_RAFT), Buffer.from("hello")]));
   await new Promise((resolve) => setTimeout(resolve, 20)); // Let the first chunk arrive alone.
   socket.write("again");

@@ -82,9 +82,12 @@ export class StreamListener {
         resolve();
       });
     });
-    server.on("error", (error) => this.#log.warn("Stream listener error", { error: error.message }));
+    server.on("error", (error) =>
+      this.#log.warn("Stream listener error", { error: error.message }),
+    );
     const address = server.address();
-    this.#port = typeof address === "object" && address !== null ? address.port : this.#options.port;
+    this.#port =
+      typeof address === "object" && address !== null ? address.port : this.#options.port;
     this.#server = server;
   }
 
@@ -107,10 +110,13 @@ export class StreamListener {
     this.#sockets.add(socket);
     // A reset peer must not crash the process; handlers add their own listeners too.
     socket.on("error", (error) => this.#log.debug("Stream error", { error: error.message }));
-    const cancel = this.#options.timers.after(this.#options.firstByteTimeoutMs ?? FIRST_BYTE_TIMEOUT_MS, () => {
-      this.#log.debug("Stream sent no tag in time", { remote: socket.remoteAddress });
-      socket.destroy();
-    });
+    const cancel = this.#options.timers.after(
+      this.#options.firstByteTimeoutMs ?? FIRST_BYTE_TIMEOUT_MS,
+      () => {
+        this.#log.debug("Stream sent no tag in time", { remote: socket.remoteAddress });
+        socket.destroy();
+      },
+    );
     socket.on("close", () => {
       cancel();
       this.#sockets.delete(socket);

@@ -19,7 +19,13 @@ test("swim: suspicion: min scales with log10 of the cluster size", () => {
 });
 
 test("swim: suspicion: independent confirmations bring the deadline forward; repeats do not", () => {
-  const suspicion = new Suspicion({ from: 1, expected: 3, minMs: 2_000, maxMs: 30_000, nowMs: 1_000 });
+  const suspicion = new Suspicion({
+    from: 1,
+    expected: 3,
+    minMs: 2_000,
+    maxMs: 30_000,
+    nowMs: 1_000,
+  });
   expect(suspicion.deadlineMs).toBe(31_000);
   expect(suspicion.confirm(1)).toBe(false); // The first suspecter is not a confirmation.
   expect(suspicion.confirm(2)).toBe(true);

@@ -13,7 +13,12 @@ import { assert } from "../../util/assert.ts";
  * The time left, as memberlist's remainingSuspicionTime: `max - (max - min) * log(n + 1) /
  * log(k + 1)` measured from the start, floored to whole ms, never below `min`.
  */
-export function suspicionTimeoutMs(confirmations: number, expected: number, minMs: number, maxMs: number): number {
+export function suspicionTimeoutMs(
+  confirmations: number,
+  expected: number,
+  minMs: number,
+  maxMs: number,
+): number {
   assert(confirmations >= 0, "Confirmations are negative");
   assert(minMs <= maxMs, "Suspicion min is above max");
   if (expected < 1) return minMs;
@@ -26,7 +31,11 @@ export function suspicionTimeoutMs(confirmations: number, expected: number, minM
  * The minimum suspicion timeout (memberlist's suspicionTimeout): `mult` probe intervals,
  * scaled by log10 of the cluster size so that gossip has time to reach everyone.
  */
-export function suspicionMinMs(suspicionMult: number, members: number, probeIntervalMs: number): number {
+export function suspicionMinMs(
+  suspicionMult: number,
+  members: number,
+  probeIntervalMs: number,
+): number {
   const nodeScale = Math.max(1, Math.log10(Math.max(1, members)));
   return Math.floor(suspicionMult * nodeScale * probeIntervalMs);
 }
@@ -45,7 +54,13 @@ export class Suspicion {
    * @param expected confirmations that would bring the timeout down to min (memberlist's k;
    *   0 means "start at min": too few members to expect any).
    */
-  constructor(options: { from: number; expected: number; minMs: number; maxMs: number; nowMs: number }) {
+  constructor(options: {
+    from: number;
+    expected: number;
+    minMs: number;
+    maxMs: number;
+    nowMs: number;
+  }) {
     assert(options.expected >= 0, "Expected confirmations are negative");
     assert(options.minMs > 0, "Suspicion min is not positive");
     assert(options.minMs <= options.maxMs, "Suspicion min is above max");
@@ -74,7 +89,12 @@ export class Suspicion {
     if (this.confirmations >= this.#expected) return false;
     if (this.#confirmedBy.has(from)) return false;
     this.#confirmedBy.add(from);
-    const timeoutMs = suspicionTimeoutMs(this.confirmations, this.#expected, this.#minMs, this.#maxMs);
+    const timeoutMs = suspicionTimeoutMs(
+      this.confirmations,
+      this.#expected,
+      this.#minMs,
+      this.#maxMs,
+    );
     const deadlineMs = this.#startMs + timeoutMs;
     assert(deadlineMs <= this.#deadlineMs, "A confirmation lengthened a suspicion");
     this.#deadlineMs = deadlineMs;

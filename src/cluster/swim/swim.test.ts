@@ -25,13 +25,27 @@ function endpoints(nodeId: number): { gossip: Endpoint; kafka: Endpoint; admin: 
   return { gossip: { host, port: 7946 }, kafka: { host, port: 9092 }, admin: { host, port: 8080 } };
 }
 
-function record(nodeId: number, incarnation = 0, state: MemberRecord["state"] = "alive"): MemberRecord {
+function record(
+  nodeId: number,
+  incarnation = 0,
+  state: MemberRecord["state"] = "alive",
+): MemberRecord {
   return { nodeId, incarnation, state, ...endpoints(nodeId) };
 }
 
-function makeSwim(nodeId: number, clusterId: string | null = CLUSTER): { swim: Swim; clock: ManualClock } {
+function makeSwim(
+  nodeId: number,
+  clusterId: string | null = CLUSTER,
+): { swim: Swim; clock: ManualClock } {
   const clock = new ManualClock(0);
-  const swim = new Swim({ nodeId, ...endpoints(nodeId), clusterId, config, clock, random: new SeededRandom(nodeId) });
+  const swim = new Swim({
+    nodeId,
+    ...endpoints(nodeId),
+    clusterId,
+    config,
+    clock,
+    random: new SeededRandom(nodeId),
+  });
   return { swim, clock };
 }
 
@@ -44,13 +58,19 @@ function know(swim: Swim, ...others: MemberRecord[]): void {
   swim.step({
     kind: "pushPullResponse",
     to: endpoints(others[0]?.nodeId ?? 0).gossip,
-    frame: { clusterId: CLUSTER, sender: others[0]?.nodeId ?? 0, body: { type: "response", members: others } },
+    frame: {
+      clusterId: CLUSTER,
+      sender: others[0]?.nodeId ?? 0,
+      body: { type: "response", members: others },
+    },
   });
   swim.drain();
 }
 
 function sent(outputs: SwimOutput[]): Array<{ to: string; messages: readonly SwimMessage[] }> {
-  return outputs.flatMap((output) => output.kind === "send" ? [{ to: output.to.host, messages: output.packet.messages }] : []);
+  return outputs.flatMap((output) =>
+    output.kind === "send" ? [{ to: output.to.host, messages: output.packet.messages }] : [],
+  );
 }
 
 function messages(outputs: SwimOutput[]): SwimMessage[] {
@@ -58,7 +78,11 @@ function messages(outputs: SwimOutput[]): SwimMessage[] {
 }
 
 function memberEvents(outputs: SwimOutput[]): string[] {
-  return outputs.flatMap((output) => output.kind === "member" ? [`${output.member.nodeId} ${output.change} ${output.member.incarnation}`] : []);
+  return outputs.flatMap((output) =>
+    output.kind === "member"
+      ? [`${output.member.nodeId} ${output.change} ${output.member.incarnation}`]
+      : [],
+  );
 }
 
 /** Ticks every 100 ms for `ms`, collecting outputs. */
@@ -76,7 +100,11 @@ describe("swim: state rules", () => {
   test("swim: refutation: suspected at our incarnation, we raise it and say alive (to the accuser at once)", () => {
     const { swim } = makeSwim(1);
     know(swim, record(2));
-    swim.step({ kind: "packet", from: endpoints(2).gossip, packet: packet(2, { type: "suspect", nodeId: 1, incarnation: 0, from: 2 }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(2).gossip,
+      packet: packet(2, { type: "suspect", nodeId: 1, incarnation: 0, from: 2 }),
+    });
     expect(swim.self.incarnation).toBe(1);
     const alive = messages(swim.drain()).find((m) => m.type === "alive" && m.nodeId === 1);
     expect(alive).toMatchObject({ type: "alive", nodeId: 1, incarnation: 1 });
@@ -85,7 +113,11 @@ describe("swim: state rules", () => {
 
   test("swim: refutation: a dead claim above our incarnation is outbid", () => {
     const { swim } = makeSwim(1);
-    swim.step({ kind: "packet", from: endpoints(2).gossip, packet: packet(2, { type: "dead", nodeId: 1, incarnation: 7, from: 2 }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(2).gossip,
+      packet: packet(2, { type: "dead", nodeId: 1, incarnation: 7, from: 2 }),
+    });
     expect(swim.self.incarnation).toBe(8);
     expect(swim.self.state).toBe("alive");
   });
@@ -94,15 +126,43 @@ describe("swim: state rules", () => {
     const { swim } = makeSwim(1);
     know(swim, record(2, 5));
     const from = endpoints(2).gossip;
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "suspect", nodeId: 2, incarnation: 4, from: 3 }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "dead", nodeId: 2, incarnation: 3, from: 3 }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "left", nodeId: 2, incarnation: 0 }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(9) }) });
-    expect(swim.member(2)).toMatchObject({ state: "alive", incarnation: 5, gossip: endpoints(2).gossip });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "suspect", nodeId: 2, incarnation: 4, from: 3 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "dead", nodeId: 2, incarnation: 3, from: 3 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "left", nodeId: 2, incarnation: 0 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(9) }),
+    });
+    expect(swim.member(2)).toMatchObject({
+      state: "alive",
+      incarnation: 5,
+      gossip: endpoints(2).gossip,
+    });
     expect(memberEvents(swim.drain())).toEqual([]);
     // And about ourselves: a stale suspicion changes nothing.
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "suspect", nodeId: 1, incarnation: 0, from: 3 }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "suspect", nodeId: 1, incarnation: 0, from: 3 }) });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "suspect", nodeId: 1, incarnation: 0, from: 3 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "suspect", nodeId: 1, incarnation: 0, from: 3 }),
+    });
     expect(swim.self.incarnation).toBe(1);
   });
 
@@ -110,23 +170,69 @@ describe("swim: state rules", () => {
     const { swim } = makeSwim(1);
     know(swim, record(2));
     const from = endpoints(3).gossip;
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "suspect", nodeId: 2, incarnation: 0, from: 3 }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(2) }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "dead", nodeId: 2, incarnation: 1, from: 3 }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(2) }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "alive", nodeId: 2, incarnation: 2, ...endpoints(2) }) });
-    swim.step({ kind: "packet", from, packet: packet(3, { type: "left", nodeId: 2, incarnation: 2 }) });
-    expect(memberEvents(swim.drain())).toEqual(["2 suspect 0", "2 alive 1", "2 dead 1", "2 joined 2", "2 left 2"]);
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "suspect", nodeId: 2, incarnation: 0, from: 3 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(2) }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "dead", nodeId: 2, incarnation: 1, from: 3 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(2) }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "alive", nodeId: 2, incarnation: 2, ...endpoints(2) }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(3, { type: "left", nodeId: 2, incarnation: 2 }),
+    });
+    expect(memberEvents(swim.drain())).toEqual([
+      "2 suspect 0",
+      "2 alive 1",
+      "2 dead 1",
+      "2 joined 2",
+      "2 left 2",
+    ]);
   });
 
   test("swim: 'left' replaces 'dead' at the same incarnation, never the reverse", () => {
     const { swim } = makeSwim(1);
     know(swim, record(2, 3), record(3, 3));
     const from = endpoints(4).gossip;
-    swim.step({ kind: "packet", from, packet: packet(4, { type: "dead", nodeId: 2, incarnation: 3, from: 4 }) });
-    swim.step({ kind: "packet", from, packet: packet(4, { type: "left", nodeId: 2, incarnation: 3 }) });
-    swim.step({ kind: "packet", from, packet: packet(4, { type: "left", nodeId: 3, incarnation: 3 }) });
-    swim.step({ kind: "packet", from, packet: packet(4, { type: "dead", nodeId: 3, incarnation: 3, from: 4 }) });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(4, { type: "dead", nodeId: 2, incarnation: 3, from: 4 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(4, { type: "left", nodeId: 2, incarnation: 3 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(4, { type: "left", nodeId: 3, incarnation: 3 }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(4, { type: "dead", nodeId: 3, incarnation: 3, from: 4 }),
+    });
     expect(swim.member(2)?.state).toBe("left");
     expect(swim.member(3)?.state).toBe("left");
   });
@@ -134,7 +240,11 @@ describe("swim: state rules", () => {
   test("swim: a live member's id claimed from another address is kept as it is", () => {
     const { swim } = makeSwim(1);
     know(swim, record(2));
-    swim.step({ kind: "packet", from: endpoints(9).gossip, packet: packet(9, { type: "alive", nodeId: 2, incarnation: 5, ...endpoints(9) }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(9).gossip,
+      packet: packet(9, { type: "alive", nodeId: 2, incarnation: 5, ...endpoints(9) }),
+    });
     expect(swim.member(2)).toMatchObject({ incarnation: 0, gossip: endpoints(2).gossip });
   });
 
@@ -142,35 +252,89 @@ describe("swim: state rules", () => {
     const { swim } = makeSwim(1);
     know(swim, record(2), record(3));
     const from = endpoints(9).gossip;
-    swim.step({ kind: "packet", from, packet: packet(9, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(9) }) });
-    swim.step({ kind: "packet", from, packet: packet(9, { type: "alive", nodeId: 2, incarnation: 3, ...endpoints(9) }) });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(9, { type: "alive", nodeId: 2, incarnation: 1, ...endpoints(9) }),
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(9, { type: "alive", nodeId: 2, incarnation: 3, ...endpoints(9) }),
+    });
     expect(swim.member(2)).toMatchObject({ incarnation: 0, gossip: endpoints(2).gossip });
     swim.drain();
-    swim.step({ kind: "packet", from: endpoints(3).gossip, packet: packet(3, { type: "dead", nodeId: 2, incarnation: 0, from: 3 }) });
-    expect(swim.member(2)).toMatchObject({ incarnation: 3, state: "alive", gossip: endpoints(9).gossip });
+    swim.step({
+      kind: "packet",
+      from: endpoints(3).gossip,
+      packet: packet(3, { type: "dead", nodeId: 2, incarnation: 0, from: 3 }),
+    });
+    expect(swim.member(2)).toMatchObject({
+      incarnation: 3,
+      state: "alive",
+      gossip: endpoints(9).gossip,
+    });
     expect(memberEvents(swim.drain())).toEqual(["2 dead 0", "2 joined 3"]);
     // A stale claim is not held: the member's own higher incarnation wins.
     know(swim, record(4));
-    swim.step({ kind: "packet", from, packet: packet(9, { type: "alive", nodeId: 4, incarnation: 1, ...endpoints(9) }) });
-    swim.step({ kind: "packet", from: endpoints(4).gossip, packet: packet(4, { type: "alive", nodeId: 4, incarnation: 2, ...endpoints(4) }) });
-    swim.step({ kind: "packet", from: endpoints(3).gossip, packet: packet(3, { type: "dead", nodeId: 4, incarnation: 2, from: 3 }) });
-    expect(swim.member(4)).toMatchObject({ incarnation: 2, state: "dead", gossip: endpoints(4).gossip });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(9, { type: "alive", nodeId: 4, incarnation: 1, ...endpoints(9) }),
+    });
+    swim.step({
+      kind: "packet",
+      from: endpoints(4).gossip,
+      packet: packet(4, { type: "alive", nodeId: 4, incarnation: 2, ...endpoints(4) }),
+    });
+    swim.step({
+      kind: "packet",
+      from: endpoints(3).gossip,
+      packet: packet(3, { type: "dead", nodeId: 4, incarnation: 2, from: 3 }),
+    });
+    expect(swim.member(4)).toMatchObject({
+      incarnation: 2,
+      state: "dead",
+      gossip: endpoints(4).gossip,
+    });
   });
 
   test("swim: packets from another cluster or claiming our own id are ignored", () => {
     const { swim } = makeSwim(1);
     const from = endpoints(2).gossip;
-    swim.step({ kind: "packet", from, packet: { clusterId: "other", sender: 2, messages: [{ type: "alive", nodeId: 2, incarnation: 0, ...endpoints(2) }] } });
-    swim.step({ kind: "packet", from, packet: packet(1, { type: "alive", nodeId: 2, incarnation: 0, ...endpoints(2) }) });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: {
+        clusterId: "other",
+        sender: 2,
+        messages: [{ type: "alive", nodeId: 2, incarnation: 0, ...endpoints(2) }],
+      },
+    });
+    swim.step({
+      kind: "packet",
+      from,
+      packet: packet(1, { type: "alive", nodeId: 2, incarnation: 0, ...endpoints(2) }),
+    });
     expect(swim.member(2)).toBeUndefined();
   });
 
   test("swim: a ping for another node id is not acked (someone else had that address)", () => {
     const { swim } = makeSwim(1);
-    swim.step({ kind: "packet", from: endpoints(2).gossip, packet: packet(2, { type: "ping", seq: 5, target: 99 }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(2).gossip,
+      packet: packet(2, { type: "ping", seq: 5, target: 99 }),
+    });
     expect(messages(swim.drain()).filter((m) => m.type === "ack")).toEqual([]);
-    swim.step({ kind: "packet", from: endpoints(2).gossip, packet: packet(2, { type: "ping", seq: 5, target: 1 }) });
-    expect(messages(swim.drain()).filter((m) => m.type === "ack")).toEqual([{ type: "ack", seq: 5 }]);
+    swim.step({
+      kind: "packet",
+      from: endpoints(2).gossip,
+      packet: packet(2, { type: "ping", seq: 5, target: 1 }),
+    });
+    expect(messages(swim.drain()).filter((m) => m.type === "ack")).toEqual([
+      { type: "ack", seq: 5 },
+    ]);
   });
 });
 
@@ -197,7 +361,11 @@ describe("swim: probing", () => {
     const failed = run(swim, clock, 600);
     expect(memberEvents(failed)).toEqual([`${target} suspect 0`]);
     // The suspect hears it at once (buddy system).
-    expect(sent(failed).some((p) => p.to === `10.0.0.${target}` && p.messages.some((m) => m.type === "suspect"))).toBe(true);
+    expect(
+      sent(failed).some(
+        (p) => p.to === `10.0.0.${target}` && p.messages.some((m) => m.type === "suspect"),
+      ),
+    ).toBe(true);
     // Three helpers never nacked: our own health is in doubt.
     expect(swim.healthScore).toBe(3);
     // 5 members expect 2 confirmations: the suspicion starts at max = 6 * 4 s.
@@ -210,13 +378,22 @@ describe("swim: probing", () => {
   test("swim: probe: a relayed ack (ping-req) counts, and lowers the health score", () => {
     const { swim, clock } = makeSwim(1);
     know(swim, record(2), record(3));
-    swim.step({ kind: "packet", from: endpoints(2).gossip, packet: packet(2, { type: "suspect", nodeId: 1, incarnation: 0, from: 2 }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(2).gossip,
+      packet: packet(2, { type: "suspect", nodeId: 1, incarnation: 0, from: 2 }),
+    });
     expect(swim.healthScore).toBe(1);
     let ping: SwimMessage | undefined;
-    for (let i = 0; i < 20 && ping === undefined; i++) ping = messages(run(swim, clock, 100)).find((m) => m.type === "ping");
+    for (let i = 0; i < 20 && ping === undefined; i++)
+      ping = messages(run(swim, clock, 100)).find((m) => m.type === "ping");
     expect(ping?.type).toBe("ping");
     if (ping?.type !== "ping") return;
-    swim.step({ kind: "packet", from: endpoints(3).gossip, packet: packet(3, { type: "ack", seq: ping.seq }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(3).gossip,
+      packet: packet(3, { type: "ack", seq: ping.seq }),
+    });
     expect(swim.healthScore).toBe(0);
     expect(memberEvents(run(swim, clock, 2_000))).toEqual([]);
   });
@@ -224,14 +401,30 @@ describe("swim: probing", () => {
   test("swim: ping-req: we ping the target for the asker and forward its ack, or nack in time", () => {
     const { swim, clock } = makeSwim(1);
     const asker = endpoints(2).gossip;
-    swim.step({ kind: "packet", from: asker, packet: packet(2, { type: "pingReq", seq: 40, target: 3, targetGossip: endpoints(3).gossip }) });
+    swim.step({
+      kind: "packet",
+      from: asker,
+      packet: packet(2, { type: "pingReq", seq: 40, target: 3, targetGossip: endpoints(3).gossip }),
+    });
     const ping = sent(swim.drain()).find((p) => p.to === "10.0.0.3")?.messages[0];
     expect(ping).toMatchObject({ type: "ping", target: 3 });
     if (ping?.type !== "ping") return;
-    swim.step({ kind: "packet", from: endpoints(3).gossip, packet: packet(3, { type: "ack", seq: ping.seq }) });
-    expect(sent(swim.drain()).map((p) => ({ to: p.to, messages: p.messages.filter((m) => m.type === "ack") })))
-      .toEqual([{ to: "10.0.0.2", messages: [{ type: "ack", seq: 40 }] }]);
-    swim.step({ kind: "packet", from: asker, packet: packet(2, { type: "pingReq", seq: 41, target: 3, targetGossip: endpoints(3).gossip }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(3).gossip,
+      packet: packet(3, { type: "ack", seq: ping.seq }),
+    });
+    expect(
+      sent(swim.drain()).map((p) => ({
+        to: p.to,
+        messages: p.messages.filter((m) => m.type === "ack"),
+      })),
+    ).toEqual([{ to: "10.0.0.2", messages: [{ type: "ack", seq: 40 }] }]);
+    swim.step({
+      kind: "packet",
+      from: asker,
+      packet: packet(2, { type: "pingReq", seq: 41, target: 3, targetGossip: endpoints(3).gossip }),
+    });
     swim.drain();
     const nacks = messages(run(swim, clock, 500)).filter((m) => m.type === "nack");
     expect(nacks).toEqual([{ type: "nack", seq: 41 }]);
@@ -243,14 +436,25 @@ describe("swim: joining", () => {
     const { swim } = makeSwim(5, null);
     swim.join([endpoints(1).gossip]);
     const [request] = swim.drain();
-    expect(request).toMatchObject({ kind: "pushPull", join: true, frame: { clusterId: "", body: { type: "request", join: true } } });
+    expect(request).toMatchObject({
+      kind: "pushPull",
+      join: true,
+      frame: { clusterId: "", body: { type: "request", join: true } },
+    });
     swim.step({
       kind: "pushPullResponse",
       to: endpoints(1).gossip,
-      frame: { clusterId: CLUSTER, sender: 1, body: { type: "response", members: [record(1), record(2)] } },
+      frame: {
+        clusterId: CLUSTER,
+        sender: 1,
+        body: { type: "response", members: [record(1), record(2)] },
+      },
     });
     const outputs = swim.drain();
-    expect(outputs.find((o) => o.kind === "clusterId")).toEqual({ kind: "clusterId", clusterId: CLUSTER });
+    expect(outputs.find((o) => o.kind === "clusterId")).toEqual({
+      kind: "clusterId",
+      clusterId: CLUSTER,
+    });
     expect(outputs.find((o) => o.kind === "joined")).toMatchObject({ kind: "joined", members: 3 });
     expect(swim.clusterId).toBe(CLUSTER);
     expect(swim.joining).toBe(false);
@@ -264,26 +468,69 @@ describe("swim: joining", () => {
       return answer?.kind === "pushPullAnswer" ? answer.frame : null;
     };
     const members = [record(5)];
-    expect(ask({ clusterId: "", sender: 5, body: { type: "request", join: true, members } })?.body.type).toBe("response");
+    expect(
+      ask({ clusterId: "", sender: 5, body: { type: "request", join: true, members } })?.body.type,
+    ).toBe("response");
     expect(seed.member(5)?.state).toBe("alive");
-    expect(ask({ clusterId: "other", sender: 6, body: { type: "request", join: true, members: [record(6)] } }))
-      .toEqual({ clusterId: CLUSTER, sender: 1, body: { type: "refused", reason: "clusterMismatch" } });
-    expect(ask({ clusterId: "", sender: 6, body: { type: "request", join: false, members: [record(6)] } })?.body.type).toBe("refused");
+    expect(
+      ask({
+        clusterId: "other",
+        sender: 6,
+        body: { type: "request", join: true, members: [record(6)] },
+      }),
+    ).toEqual({
+      clusterId: CLUSTER,
+      sender: 1,
+      body: { type: "refused", reason: "clusterMismatch" },
+    });
+    expect(
+      ask({
+        clusterId: "",
+        sender: 6,
+        body: { type: "request", join: false, members: [record(6)] },
+      })?.body.type,
+    ).toBe("refused");
     expect(seed.member(6)).toBeUndefined();
     const { swim: fresh } = makeSwim(2, null);
-    fresh.step({ kind: "pushPullRequest", id: 1, from: endpoints(5).gossip, frame: { clusterId: "", sender: 5, body: { type: "request", join: true, members } } });
-    expect(fresh.drain()).toEqual([{ kind: "pushPullAnswer", id: 1, frame: { clusterId: "", sender: 2, body: { type: "refused", reason: "noClusterId" } } }]);
+    fresh.step({
+      kind: "pushPullRequest",
+      id: 1,
+      from: endpoints(5).gossip,
+      frame: { clusterId: "", sender: 5, body: { type: "request", join: true, members } },
+    });
+    expect(fresh.drain()).toEqual([
+      {
+        kind: "pushPullAnswer",
+        id: 1,
+        frame: { clusterId: "", sender: 2, body: { type: "refused", reason: "noClusterId" } },
+      },
+    ]);
   });
 
   test("swim: join: a configured cluster id that differs from the seed's is a typed error", () => {
     const { swim } = makeSwim(5, "cluster-b");
     swim.join([endpoints(1).gossip]);
     swim.drain();
-    swim.step({ kind: "pushPullResponse", to: endpoints(1).gossip, frame: { clusterId: CLUSTER, sender: 1, body: { type: "refused", reason: "clusterMismatch" } } });
-    expect(swim.drain()).toEqual([{
-      kind: "error",
-      error: { kind: "clusterIdMismatch", seed: endpoints(1).gossip, ours: "cluster-b", theirs: CLUSTER },
-    }]);
+    swim.step({
+      kind: "pushPullResponse",
+      to: endpoints(1).gossip,
+      frame: {
+        clusterId: CLUSTER,
+        sender: 1,
+        body: { type: "refused", reason: "clusterMismatch" },
+      },
+    });
+    expect(swim.drain()).toEqual([
+      {
+        kind: "error",
+        error: {
+          kind: "clusterIdMismatch",
+          seed: endpoints(1).gossip,
+          ours: "cluster-b",
+          theirs: CLUSTER,
+        },
+      },
+    ]);
     expect(swim.joining).toBe(false);
   });
 
@@ -297,7 +544,8 @@ describe("swim: joining", () => {
       const requests = swim.drain().filter((o) => o.kind === "pushPull");
       expect(requests).toHaveLength(2);
       attempts += 1;
-      for (const seed of seeds) swim.step({ kind: "pushPullFailed", to: seed, reason: "Connection refused" });
+      for (const seed of seeds)
+        swim.step({ kind: "pushPullFailed", to: seed, reason: "Connection refused" });
       const failures = swim.drain().filter((o) => o.kind === "joinFailed");
       expect(failures).toHaveLength(2);
       const retryInMs = failures[0]?.kind === "joinFailed" ? failures[0].retryInMs : 0;
@@ -332,11 +580,19 @@ describe("swim: leaving", () => {
     const later = run(swim, clock, 1_000);
     expect(swim.isLeaveDisseminated()).toBe(false); // Gossip is done, the sync is not.
     if (retry?.kind !== "pushPull") return;
-    swim.step({ kind: "pushPullResponse", to: retry.to, frame: { clusterId: CLUSTER, sender: 3, body: { type: "response", members: [] } } });
+    swim.step({
+      kind: "pushPullResponse",
+      to: retry.to,
+      frame: { clusterId: CLUSTER, sender: 3, body: { type: "response", members: [] } },
+    });
     expect(swim.isLeaveDisseminated()).toBe(true);
     expect(messages(later).filter((m) => m.type === "ping" || m.type === "pingReq")).toEqual([]);
     // A left node does not come back by refuting.
-    swim.step({ kind: "packet", from: endpoints(2).gossip, packet: packet(2, { type: "dead", nodeId: 1, incarnation: 0, from: 2 }) });
+    swim.step({
+      kind: "packet",
+      from: endpoints(2).gossip,
+      packet: packet(2, { type: "dead", nodeId: 1, incarnation: 0, from: 2 }),
+    });
     expect(swim.self).toMatchObject({ state: "left", incarnation: 0 });
   });
 });

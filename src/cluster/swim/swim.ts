@@ -37,7 +37,13 @@ import type { Random } from "../../util/random.ts";
 import { Awareness } from "./awareness.ts";
 import { BroadcastQueue } from "./broadcast-queue.ts";
 import { isClusterId } from "./cluster-id.ts";
-import { MEMBERS_MAX, PACKET_MESSAGES_MAX, UDP_PACKET_BYTES_MAX, messageBytes, packetOverheadBytes } from "./codec.ts";
+import {
+  MEMBERS_MAX,
+  PACKET_MESSAGES_MAX,
+  UDP_PACKET_BYTES_MAX,
+  messageBytes,
+  packetOverheadBytes,
+} from "./codec.ts";
 import { checkSwimConfig, type SwimConfig } from "./config.ts";
 import {
   INCARNATION_MAX,
@@ -68,7 +74,12 @@ export type SwimInput =
   /** A decoded UDP packet and the address it came from. */
   | { readonly kind: "packet"; readonly from: Endpoint; readonly packet: Packet }
   /** A push-pull request from another node; answered by a `pushPullAnswer` with this id. */
-  | { readonly kind: "pushPullRequest"; readonly id: number; readonly from: Endpoint; readonly frame: PushPullFrame }
+  | {
+      readonly kind: "pushPullRequest";
+      readonly id: number;
+      readonly from: Endpoint;
+      readonly frame: PushPullFrame;
+    }
   /** The answer to a `pushPull` output. */
   | { readonly kind: "pushPullResponse"; readonly to: Endpoint; readonly frame: PushPullFrame }
   /** A `pushPull` output could not complete (connect refused, timeout, bad frame). */
@@ -78,12 +89,22 @@ export type MemberChange = "joined" | "updated" | "suspect" | "alive" | "dead" |
 
 export type SwimError =
   /** Our configured cluster id differs from the seed's: the caller should refuse to run. */
-  | { readonly kind: "clusterIdMismatch"; readonly seed: Endpoint; readonly ours: string; readonly theirs: string };
+  {
+    readonly kind: "clusterIdMismatch";
+    readonly seed: Endpoint;
+    readonly ours: string;
+    readonly theirs: string;
+  };
 
 export type SwimOutput =
   | { readonly kind: "send"; readonly to: Endpoint; readonly packet: Packet }
   /** Open a push-pull with `to`: send `frame`, feed back the answer or the failure. */
-  | { readonly kind: "pushPull"; readonly to: Endpoint; readonly frame: PushPullFrame; readonly join: boolean }
+  | {
+      readonly kind: "pushPull";
+      readonly to: Endpoint;
+      readonly frame: PushPullFrame;
+      readonly join: boolean;
+    }
   /** The answer to a `pushPullRequest` input, or null to close without one. */
   | { readonly kind: "pushPullAnswer"; readonly id: number; readonly frame: PushPullFrame | null }
   /** Another member changed, as seen here. Never about ourselves. */
@@ -92,7 +113,13 @@ export type SwimOutput =
   | { readonly kind: "clusterId"; readonly clusterId: string }
   | { readonly kind: "joined"; readonly via: Endpoint; readonly members: number }
   /** One join attempt failed; the next round starts in `retryInMs` unless another seed answers. */
-  | { readonly kind: "joinFailed"; readonly seed: Endpoint; readonly reason: string; readonly attempt: number; readonly retryInMs: number }
+  | {
+      readonly kind: "joinFailed";
+      readonly seed: Endpoint;
+      readonly reason: string;
+      readonly attempt: number;
+      readonly retryInMs: number;
+    }
   | { readonly kind: "error"; readonly error: SwimError };
 
 export interface SwimOptions {
@@ -184,7 +211,10 @@ export class Swim {
     assertEndpoint(options.kafka, "Kafka");
     assertEndpoint(options.admin, "Admin");
     assert(options.gossip.port > 0, "Gossip port is 0: pass the port actually bound");
-    assert(options.clusterId === null || isClusterId(options.clusterId), `Not a cluster id: ${options.clusterId}`);
+    assert(
+      options.clusterId === null || isClusterId(options.clusterId),
+      `Not a cluster id: ${options.clusterId}`,
+    );
     const incarnation = options.incarnation ?? 0;
     assert(isIncarnation(incarnation) && incarnation < INCARNATION_MAX, "Bad starting incarnation");
     this.#config = options.config;
@@ -207,8 +237,10 @@ export class Swim {
     // Random phases, so that nodes started together do not probe and sync in lockstep.
     this.#nextProbeMs = now + this.#random.int(0, options.config.probeIntervalMs - 1);
     this.#nextGossipMs = now + this.#random.int(0, options.config.gossipIntervalMs - 1);
-    this.#nextPushPullMs = now + this.#random.int(1, Math.max(1, options.config.pushPullIntervalMs));
-    this.#nextReconnectMs = now + this.#random.int(1, Math.max(1, options.config.reconnectIntervalMs));
+    this.#nextPushPullMs =
+      now + this.#random.int(1, Math.max(1, options.config.pushPullIntervalMs));
+    this.#nextReconnectMs =
+      now + this.#random.int(1, Math.max(1, options.config.reconnectIntervalMs));
     this.#broadcasts.enqueue(this.#aliveOf(this.#self));
   }
 
@@ -267,12 +299,18 @@ export class Swim {
 
   step(input: SwimInput): void {
     switch (input.kind) {
-      case "tick": return this.#onTick();
-      case "packet": return this.#onPacket(input.from, input.packet);
-      case "pushPullRequest": return this.#onPushPullRequest(input.id, input.frame);
-      case "pushPullResponse": return this.#onPushPullResponse(input.to, input.frame);
-      case "pushPullFailed": return this.#onPushPullFailed(input.to, input.reason);
-      default: return unreachable(input);
+      case "tick":
+        return this.#onTick();
+      case "packet":
+        return this.#onPacket(input.from, input.packet);
+      case "pushPullRequest":
+        return this.#onPushPullRequest(input.id, input.frame);
+      case "pushPullResponse":
+        return this.#onPushPullResponse(input.to, input.frame);
+      case "pushPullFailed":
+        return this.#onPushPullFailed(input.to, input.reason);
+      default:
+        return unreachable(input);
     }
   }
 
@@ -312,7 +350,11 @@ export class Swim {
     this.#join = null;
     this.#probe = null;
     this.#self = { ...this.#self, state: "left", stateChangeMs: this.#now() };
-    this.#broadcasts.enqueue({ type: "left", nodeId: this.#self.nodeId, incarnation: this.#self.incarnation });
+    this.#broadcasts.enqueue({
+      type: "left",
+      nodeId: this.#self.nodeId,
+      incarnation: this.#self.incarnation,
+    });
     this.#gossip(this.#now());
     this.#leaveSync = { tried: new Set(), pending: null };
     this.#syncLeave();
@@ -327,7 +369,10 @@ export class Swim {
     const sync = this.#leaveSync;
     assert(sync !== null, "No leave in progress");
     sync.pending = null;
-    const [peer] = this.#randomMembers(1, (member) => !isDeadOrLeft(member.state) && !sync.tried.has(member.nodeId));
+    const [peer] = this.#randomMembers(
+      1,
+      (member) => !isDeadOrLeft(member.state) && !sync.tried.has(member.nodeId),
+    );
     if (peer === undefined || this.#clusterId === null) return;
     sync.tried.add(peer.nodeId);
     sync.pending = endpointText(peer.gossip);
@@ -371,7 +416,10 @@ export class Swim {
     this.#nextProbeMs = now + intervalMs;
     const target = this.#ring.next(
       (nodeId) => this.#isProbeable(nodeId),
-      () => [...this.#members.values()].filter((member) => !isDeadOrLeft(member.state)).map((member) => member.nodeId),
+      () =>
+        [...this.#members.values()]
+          .filter((member) => !isDeadOrLeft(member.state))
+          .map((member) => member.nodeId),
       this.#random,
     );
     if (target === null) return;
@@ -400,11 +448,15 @@ export class Swim {
     probe.indirectSent = true;
     const target = this.#members.get(probe.target);
     if (target === undefined || isDeadOrLeft(target.state)) return;
-    const helpers = this.#randomMembers(this.#config.indirectChecks, (member) =>
-      member.state === "alive" && member.nodeId !== probe.target);
+    const helpers = this.#randomMembers(
+      this.#config.indirectChecks,
+      (member) => member.state === "alive" && member.nodeId !== probe.target,
+    );
     probe.expectedNacks = helpers.length;
     for (const helper of helpers) {
-      this.#send(helper.gossip, [{ type: "pingReq", seq: probe.seq, target: probe.target, targetGossip: target.gossip }]);
+      this.#send(helper.gossip, [
+        { type: "pingReq", seq: probe.seq, target: probe.target, targetGossip: target.gossip },
+      ]);
     }
   }
 
@@ -412,7 +464,8 @@ export class Swim {
     // Lifeguard: helpers that answered with nacks are up, so a missing nack points at us.
     // Without helpers, any failure counts against our own health a little.
     if (probe.expectedNacks > 0) {
-      if (probe.nacks < probe.expectedNacks) this.#awareness.applyDelta(probe.expectedNacks - probe.nacks);
+      if (probe.nacks < probe.expectedNacks)
+        this.#awareness.applyDelta(probe.expectedNacks - probe.nacks);
     } else {
       this.#awareness.applyDelta(1);
     }
@@ -435,7 +488,12 @@ export class Swim {
       assert(member.state === "suspect", "Suspicion of a member not suspect");
       this.#suspicions.delete(nodeId);
       this.#setMember({ ...member, state: "dead", stateChangeMs: now }, "dead");
-      this.#broadcasts.enqueue({ type: "dead", nodeId, incarnation: member.incarnation, from: this.#self.nodeId });
+      this.#broadcasts.enqueue({
+        type: "dead",
+        nodeId,
+        incarnation: member.incarnation,
+        from: this.#self.nodeId,
+      });
       this.#takeHeldClaim(nodeId);
     }
   }
@@ -466,9 +524,12 @@ export class Swim {
       this.#send(member.gossip, []);
     }
     if (this.#broadcasts.size === 0) return;
-    const targets = this.#randomMembers(this.#config.gossipNodes, (member) =>
-      !isDeadOrLeft(member.state) ||
-      (member.state === "dead" && now - member.stateChangeMs < this.#config.gossipToTheDeadMs));
+    const targets = this.#randomMembers(
+      this.#config.gossipNodes,
+      (member) =>
+        !isDeadOrLeft(member.state) ||
+        (member.state === "dead" && now - member.stateChangeMs < this.#config.gossipToTheDeadMs),
+    );
     for (const member of targets) this.#send(member.gossip, []);
   }
 
@@ -542,14 +603,26 @@ export class Swim {
     if (body.type !== "request") return this.#answer(id, null);
     const sender = this.#self.nodeId;
     if (this.#clusterId === null) {
-      return this.#answer(id, { clusterId: "", sender, body: { type: "refused", reason: "noClusterId" } });
+      return this.#answer(id, {
+        clusterId: "",
+        sender,
+        body: { type: "refused", reason: "noClusterId" },
+      });
     }
     const joiningFresh = body.join && frame.clusterId === "";
     if (frame.clusterId !== this.#clusterId && !joiningFresh) {
-      return this.#answer(id, { clusterId: this.#clusterId, sender, body: { type: "refused", reason: "clusterMismatch" } });
+      return this.#answer(id, {
+        clusterId: this.#clusterId,
+        sender,
+        body: { type: "refused", reason: "clusterMismatch" },
+      });
     }
     // Our state as it was before the merge, as memberlist sends it.
-    this.#answer(id, { clusterId: this.#clusterId, sender, body: { type: "response", members: this.#records() } });
+    this.#answer(id, {
+      clusterId: this.#clusterId,
+      sender,
+      body: { type: "response", members: this.#records() },
+    });
     this.#merge(body.members, frame.sender);
   }
 
@@ -557,7 +630,8 @@ export class Swim {
     const body = frame.body;
     if (this.#leaveSync !== null && this.#leaveSync.pending === endpointText(to)) {
       // An answer means the peer merged our request, 'left' included; a refusal does not.
-      if (body.type === "response" && frame.clusterId === this.#clusterId) this.#leaveSync.pending = null;
+      if (body.type === "response" && frame.clusterId === this.#clusterId)
+        this.#leaveSync.pending = null;
       else this.#syncLeave();
     }
     const wasJoin = this.#isJoinSeed(to);
@@ -567,12 +641,14 @@ export class Swim {
     }
     if (body.type === "refused") {
       if (!wasJoin) return;
-      if (body.reason === "noClusterId") return this.#joinFailed(to, "Seed has not joined a cluster yet");
+      if (body.reason === "noClusterId")
+        return this.#joinFailed(to, "Seed has not joined a cluster yet");
       return this.#clusterMismatch(to, frame.clusterId);
     }
     if (this.#clusterId === null) {
       if (!wasJoin) return;
-      if (!isClusterId(frame.clusterId)) return this.#joinFailed(to, "Seed sent no valid cluster id");
+      if (!isClusterId(frame.clusterId))
+        return this.#joinFailed(to, "Seed sent no valid cluster id");
       this.#clusterId = frame.clusterId;
       this.#outbox.push({ kind: "clusterId", clusterId: frame.clusterId });
     } else if (frame.clusterId !== this.#clusterId) {
@@ -588,12 +664,16 @@ export class Swim {
 
   #clusterMismatch(seed: Endpoint, theirs: string): void {
     this.#join = null;
-    this.#outbox.push({ kind: "error", error: { kind: "clusterIdMismatch", seed, ours: this.#clusterId ?? "", theirs } });
+    this.#outbox.push({
+      kind: "error",
+      error: { kind: "clusterIdMismatch", seed, ours: this.#clusterId ?? "", theirs },
+    });
   }
 
   #onPushPullFailed(to: Endpoint, reason: string): void {
     this.#joinFailed(to, reason);
-    if (this.#leaveSync?.pending !== null && this.#leaveSync?.pending === endpointText(to)) this.#syncLeave();
+    if (this.#leaveSync?.pending !== null && this.#leaveSync?.pending === endpointText(to))
+      this.#syncLeave();
   }
 
   /** memberlist's mergeState: a remote 'dead' only makes us suspect; we check for ourselves. */
@@ -654,7 +734,11 @@ export class Swim {
     if (target === this.#self.nodeId) return this.#send(origin, [{ type: "ack", seq: originSeq }]);
     if (this.#relays.size >= RELAYS_MAX) return;
     const seq = this.#nextSeq();
-    this.#relays.set(seq, { origin, originSeq, nackAtMs: this.#now() + this.#config.probeTimeoutMs });
+    this.#relays.set(seq, {
+      origin,
+      originSeq,
+      nackAtMs: this.#now() + this.#config.probeTimeoutMs,
+    });
     this.#send(targetGossip, [{ type: "ping", seq, target }]);
   }
 
@@ -678,7 +762,8 @@ export class Swim {
     const now = this.#now();
     if (alive.nodeId === this.#self.nodeId) {
       if (this.#left || alive.incarnation < this.#self.incarnation) return;
-      if (alive.incarnation === this.#self.incarnation && this.#sameEndpoints(this.#self, alive)) return; // Our own news.
+      if (alive.incarnation === this.#self.incarnation && this.#sameEndpoints(this.#self, alive))
+        return; // Our own news.
       // A claim about us we did not make: a previous life of this node id, or a forgery.
       return this.#refute(alive.incarnation, null);
     }
@@ -705,11 +790,17 @@ export class Swim {
     // dies (two nodes configured with one id must not take turns).
     if (moved && !isDeadOrLeft(known.state)) {
       const held = this.#heldClaims.get(alive.nodeId);
-      if (held === undefined || alive.incarnation > held.incarnation) this.#heldClaims.set(alive.nodeId, alive);
+      if (held === undefined || alive.incarnation > held.incarnation)
+        this.#heldClaims.set(alive.nodeId, alive);
       return;
     }
-    const change: MemberChange | null =
-      isDeadOrLeft(known.state) ? "joined" : known.state === "suspect" ? "alive" : moved ? "updated" : null;
+    const change: MemberChange | null = isDeadOrLeft(known.state)
+      ? "joined"
+      : known.state === "suspect"
+        ? "alive"
+        : moved
+          ? "updated"
+          : null;
     this.#suspicions.delete(alive.nodeId);
     const member: Member = {
       ...known,
@@ -721,7 +812,8 @@ export class Swim {
       stateChangeMs: known.state === "alive" ? known.stateChangeMs : now,
     };
     const held = this.#heldClaims.get(alive.nodeId);
-    if (held !== undefined && held.incarnation <= alive.incarnation) this.#heldClaims.delete(alive.nodeId);
+    if (held !== undefined && held.incarnation <= alive.incarnation)
+      this.#heldClaims.delete(alive.nodeId);
     this.#setMember(member, change);
     if (isDeadOrLeft(known.state)) this.#ring.add(member.nodeId, this.#random);
     this.#broadcasts.enqueue(alive);
@@ -760,7 +852,8 @@ export class Swim {
       assert(suspicion !== undefined, "Suspect member without a suspicion");
       if (incarnation > known.incarnation) this.#setMember({ ...known, incarnation }, null);
       // A new independent suspecter shortens the timeout; pass it on so others count it too.
-      if (suspicion.confirm(from)) this.#broadcasts.enqueue({ type: "suspect", nodeId, incarnation, from });
+      if (suspicion.confirm(from))
+        this.#broadcasts.enqueue({ type: "suspect", nodeId, incarnation, from });
       return;
     }
     const now = this.#now();
@@ -794,7 +887,9 @@ export class Swim {
     const state = left ? "left" : "dead";
     this.#suspicions.delete(nodeId);
     this.#setMember({ ...known, incarnation, state, stateChangeMs: this.#now() }, state);
-    this.#broadcasts.enqueue(left ? { type: "left", nodeId, incarnation } : { type: "dead", nodeId, incarnation, from });
+    this.#broadcasts.enqueue(
+      left ? { type: "left", nodeId, incarnation } : { type: "dead", nodeId, incarnation, from },
+    );
     this.#takeHeldClaim(nodeId);
   }
 
@@ -836,7 +931,10 @@ export class Swim {
     const known = this.#members.get(member.nodeId);
     assert(known === undefined || member.incarnation >= known.incarnation, "Incarnation went down");
     // A member is suspect exactly while a suspicion runs for it.
-    assert((member.state === "suspect") === this.#suspicions.has(member.nodeId), "Suspect state without its suspicion");
+    assert(
+      (member.state === "suspect") === this.#suspicions.has(member.nodeId),
+      "Suspect state without its suspicion",
+    );
     this.#members.set(member.nodeId, member);
     if (change !== null) this.#outbox.push({ kind: "member", change, member });
   }
@@ -853,8 +951,11 @@ export class Swim {
   }
 
   #sameEndpoints(member: Member, alive: AliveMessage): boolean {
-    return sameEndpoint(member.gossip, alive.gossip) && sameEndpoint(member.kafka, alive.kafka) &&
-      sameEndpoint(member.admin, alive.admin);
+    return (
+      sameEndpoint(member.gossip, alive.gossip) &&
+      sameEndpoint(member.kafka, alive.kafka) &&
+      sameEndpoint(member.admin, alive.admin)
+    );
   }
 
   #liveOthers(): Member[] {
@@ -897,7 +998,11 @@ export class Swim {
   /** Sends `messages` on their own, now (news for one member in particular). */
   #sendNow(to: Endpoint, messages: SwimMessage[]): void {
     if (this.#clusterId === null) return;
-    this.#outbox.push({ kind: "send", to, packet: { clusterId: this.#clusterId, sender: this.#self.nodeId, messages } });
+    this.#outbox.push({
+      kind: "send",
+      to,
+      packet: { clusterId: this.#clusterId, sender: this.#self.nodeId, messages },
+    });
   }
 
   /** Sends `primary` with as much queued gossip as fits; nothing at all if both are empty. */
@@ -911,10 +1016,18 @@ export class Swim {
     for (const message of primary) budget -= messageBytes(message);
     assert(budget >= 0, "Probe message does not fit a packet");
     const members = this.#liveOthers().length + 1;
-    const gossip: GossipMessage[] = this.#broadcasts.take(budget, members, PACKET_MESSAGES_MAX - primary.length);
+    const gossip: GossipMessage[] = this.#broadcasts.take(
+      budget,
+      members,
+      PACKET_MESSAGES_MAX - primary.length,
+    );
     const messages: SwimMessage[] = [...primary, ...gossip];
     if (messages.length === 0) return;
-    this.#outbox.push({ kind: "send", to, packet: { clusterId, sender: this.#self.nodeId, messages } });
+    this.#outbox.push({
+      kind: "send",
+      to,
+      packet: { clusterId, sender: this.#self.nodeId, messages },
+    });
   }
 }
 

@@ -45,12 +45,15 @@ afterEach(async () => {
   await Promise.all(drivers.splice(0).map((driver) => driver.close()));
 });
 
-async function startNode(nodeId: number, options: {
-  clusterId?: string | null;
-  join?: Endpoint[];
-  config?: Partial<SwimConfig>;
-  onEvent?: (event: SwimEvent) => void;
-} = {}): Promise<SwimDriver> {
+async function startNode(
+  nodeId: number,
+  options: {
+    clusterId?: string | null;
+    join?: Endpoint[];
+    config?: Partial<SwimConfig>;
+    onEvent?: (event: SwimEvent) => void;
+  } = {},
+): Promise<SwimDriver> {
   const driver = await SwimDriver.start({
     nodeId,
     clusterId: options.clusterId === undefined ? CLUSTER : options.clusterId,
@@ -68,10 +71,15 @@ async function startNode(nodeId: number, options: {
   return driver;
 }
 
-async function waitFor(what: string, condition: () => boolean, deadlineMs: number): Promise<number> {
+async function waitFor(
+  what: string,
+  condition: () => boolean,
+  deadlineMs: number,
+): Promise<number> {
   const started = performance.now();
   while (!condition()) {
-    if (performance.now() - started > deadlineMs) throw new Error(`Timed out after ${deadlineMs} ms: ${what}`);
+    if (performance.now() - started > deadlineMs)
+      throw new Error(`Timed out after ${deadlineMs} ms: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return performance.now() - started;
@@ -90,7 +98,11 @@ describe("swim: udp driver", () => {
     const events: string[] = [];
     const a = await startNode(1);
     const b = await startNode(2, { clusterId: null, join: [a.gossip] });
-    const c = await startNode(3, { clusterId: null, join: [a.gossip], onEvent: (event) => events.push(event.kind) });
+    const c = await startNode(3, {
+      clusterId: null,
+      join: [a.gossip],
+      onEvent: (event) => events.push(event.kind),
+    });
     await waitFor("all three see all alive", () => allSeeAllAlive([a, b, c]), 5_000);
     expect(b.clusterId).toBe(CLUSTER); // Learned from the seed.
     expect(events).toContain("clusterId");
@@ -111,7 +123,11 @@ describe("swim: udp driver", () => {
     const a = await startNode(11);
     const b = await startNode(12, { join: [a.gossip] });
     await waitFor("a and b see each other", () => allSeeAllAlive([a, b]), 5_000);
-    const valid = encodePacket({ clusterId: CLUSTER, sender: 99, messages: [{ type: "suspect", nodeId: 12, incarnation: 0, from: 99 }] });
+    const valid = encodePacket({
+      clusterId: CLUSTER,
+      sender: 99,
+      messages: [{ type: "suspect", nodeId: 12, incarnation: 0, from: 99 }],
+    });
     const unknownType = valid.slice();
     unknownType[valid.length - 13] = 200; // The suspect message's type byte.
     const bad: Uint8Array[] = [
@@ -119,26 +135,41 @@ describe("swim: udp driver", () => {
       Uint8Array.from({ length: 64 }, (_, i) => (i * 37) & 0xff),
       valid.subarray(0, valid.length - 3),
       new Uint8Array(2_000), // Over the 1,400-byte limit.
-      encodePacket({ clusterId: "another-cluster", sender: 12, messages: [{ type: "dead", nodeId: 12, incarnation: 5, from: 99 }] }),
+      encodePacket({
+        clusterId: "another-cluster",
+        sender: 12,
+        messages: [{ type: "dead", nodeId: 12, incarnation: 5, from: 99 }],
+      }),
       unknownType,
     ];
     const sender = createSocket("udp4");
     try {
       for (const bytes of bad) {
         await new Promise<void>((resolve, reject) =>
-          sender.send(bytes, a.gossip.port, LOOPBACK, (error) => (error ? reject(error) : resolve())));
+          sender.send(bytes, a.gossip.port, LOOPBACK, (error) =>
+            error ? reject(error) : resolve(),
+          ),
+        );
       }
     } finally {
       sender.close();
     }
-    await waitFor("a dropped them all", () => Object.values(a.stats.dropped).reduce((sum, n) => sum + (n ?? 0), 0) >= bad.length - 1, 3_000);
+    await waitFor(
+      "a dropped them all",
+      () => Object.values(a.stats.dropped).reduce((sum, n) => sum + (n ?? 0), 0) >= bad.length - 1,
+      3_000,
+    );
     expect(a.stats.dropped.truncated).toBeGreaterThanOrEqual(1);
     expect(a.stats.dropped.oversized).toBe(1);
     expect(a.stats.dropped.wrongCluster).toBe(1);
     expect(a.stats.dropped.unknownType).toBe(1);
     // Still a working cluster: b stays alive at incarnation 0 and a newcomer joins through a.
     const c = await startNode(13, { join: [a.gossip] });
-    await waitFor("a newcomer joins through the node that got the garbage", () => allSeeAllAlive([a, b, c]), 5_000);
+    await waitFor(
+      "a newcomer joins through the node that got the garbage",
+      () => allSeeAllAlive([a, b, c]),
+      5_000,
+    );
     expect(a.member(12)?.incarnation).toBe(0);
   }, 20_000);
 
@@ -177,9 +208,16 @@ describe("swim: udp driver", () => {
   test("swim: udp driver: a configured cluster id that differs from the seed's is reported", async () => {
     const a = await startNode(31);
     const errors: SwimEvent[] = [];
-    await startNode(32, { clusterId: "someone-else", join: [a.gossip], onEvent: (event) => event.kind === "error" && errors.push(event) });
+    await startNode(32, {
+      clusterId: "someone-else",
+      join: [a.gossip],
+      onEvent: (event) => event.kind === "error" && errors.push(event),
+    });
     await waitFor("the mismatch is reported", () => errors.length === 1, 3_000);
-    expect(errors[0]).toMatchObject({ kind: "error", error: { kind: "clusterIdMismatch", ours: "someone-else", theirs: CLUSTER } });
+    expect(errors[0]).toMatchObject({
+      kind: "error",
+      error: { kind: "clusterIdMismatch", ours: "someone-else", theirs: CLUSTER },
+    });
     expect(a.member(32)).toBeUndefined();
   }, 10_000);
 });

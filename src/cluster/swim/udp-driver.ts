@@ -17,7 +17,14 @@ import { assert } from "../../util/assert.ts";
 import { systemClock, type Clock } from "../../util/clock.ts";
 import { logger, type Logger } from "../../util/log.ts";
 import { systemRandom, type Random } from "../../util/random.ts";
-import { decodePacket, decodePushPull, decodeErrorText, encodePacket, encodePushPull, type DecodeError } from "./codec.ts";
+import {
+  decodePacket,
+  decodePushPull,
+  decodeErrorText,
+  encodePacket,
+  encodePushPull,
+  type DecodeError,
+} from "./codec.ts";
 import { swimConfig, type SwimConfig } from "./config.ts";
 import { endpointText, type Endpoint, type Member } from "./member.ts";
 import type { PushPullFrame } from "./messages.ts";
@@ -27,7 +34,10 @@ import { Swim, type SwimOutput } from "./swim.ts";
 import type { Timers } from "./timers.ts";
 
 /** What the caller hears about: membership changes, the cluster id, joining, errors. */
-export type SwimEvent = Extract<SwimOutput, { kind: "member" | "clusterId" | "joined" | "joinFailed" | "error" }>;
+export type SwimEvent = Extract<
+  SwimOutput,
+  { kind: "member" | "clusterId" | "joined" | "joinFailed" | "error" }
+>;
 
 export interface SwimDriverOptions {
   readonly nodeId: number;
@@ -97,7 +107,13 @@ export class SwimDriver {
   #closing: Promise<void> | null = null;
   #leaveWaiters: Array<() => void> = [];
 
-  private constructor(options: SwimDriverOptions, swim: Swim, udp: UdpSocket, streams: StreamListener, ownsStreams: boolean) {
+  private constructor(
+    options: SwimDriverOptions,
+    swim: Swim,
+    udp: UdpSocket,
+    streams: StreamListener,
+    ownsStreams: boolean,
+  ) {
     this.#options = options;
     this.#swim = swim;
     this.#udp = udp;
@@ -106,7 +122,8 @@ export class SwimDriver {
     this.#timers = options.timers;
     this.#log = options.log ?? logger("swim");
     const config = swim.config;
-    this.#tickMs = options.tickMs ?? Math.max(1, Math.min(100, Math.floor(config.probeTimeoutMs / 5)));
+    this.#tickMs =
+      options.tickMs ?? Math.max(1, Math.min(100, Math.floor(config.probeTimeoutMs / 5)));
   }
 
   /**
@@ -118,7 +135,8 @@ export class SwimDriver {
     const config = swimConfig(options.config);
     const { udp, streams, ownsStreams } = await bindBoth(options, log);
     const port = streams.port;
-    const advertiseHost = options.advertiseHost ?? (isWildcard(options.bind.host) ? "127.0.0.1" : options.bind.host);
+    const advertiseHost =
+      options.advertiseHost ?? (isWildcard(options.bind.host) ? "127.0.0.1" : options.bind.host);
     const swim = new Swim({
       nodeId: options.nodeId,
       gossip: { host: advertiseHost, port },
@@ -188,14 +206,20 @@ export class SwimDriver {
     this.#flush();
     if (!this.#swim.isLeaveDisseminated()) {
       await new Promise<void>((resolve) => {
-        const cancel = this.#timers.after(this.#options.leaveTimeoutMs ?? LEAVE_TIMEOUT_MS, resolve);
+        const cancel = this.#timers.after(
+          this.#options.leaveTimeoutMs ?? LEAVE_TIMEOUT_MS,
+          resolve,
+        );
         this.#leaveWaiters.push(() => {
           cancel();
           resolve();
         });
       });
     }
-    this.#log.info("Left the cluster", { nodeId: this.#swim.nodeId, disseminated: this.#swim.isLeaveDisseminated() });
+    this.#log.info("Left the cluster", {
+      nodeId: this.#swim.nodeId,
+      disseminated: this.#swim.isLeaveDisseminated(),
+    });
     await this.close();
   }
 
@@ -223,7 +247,9 @@ export class SwimDriver {
   // Running.
 
   #begin(): void {
-    this.#udp.on("message", (message: Buffer, remote: RemoteInfo) => this.#onDatagram(message, remote));
+    this.#udp.on("message", (message: Buffer, remote: RemoteInfo) =>
+      this.#onDatagram(message, remote),
+    );
     this.#udp.on("error", (error) => this.#log.warn("UDP socket error", { error: error.message }));
     this.#streams.register(STREAM_TAG_SWIM, (socket, rest) => this.#onStream(socket, rest));
     const seeds = this.#options.join ?? [];
@@ -252,11 +278,19 @@ export class SwimDriver {
     if (clusterId === null) return this.#drop("noClusterId", remote, null);
     const decoded = decodePacket(message, clusterId);
     if (!decoded.ok) return this.#drop(decoded.error.kind, remote, decoded.error);
-    this.#swim.step({ kind: "packet", from: { host: remote.address, port: remote.port }, packet: decoded.value });
+    this.#swim.step({
+      kind: "packet",
+      from: { host: remote.address, port: remote.port },
+      packet: decoded.value,
+    });
     this.#flush();
   }
 
-  #drop(reason: DecodeError["kind"] | "noClusterId", remote: RemoteInfo, error: DecodeError | null): void {
+  #drop(
+    reason: DecodeError["kind"] | "noClusterId",
+    remote: RemoteInfo,
+    error: DecodeError | null,
+  ): void {
     this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
     // Debug only: a flood of garbage must not flood the log too.
     this.#log.debug("Dropped a datagram", {
@@ -272,14 +306,19 @@ export class SwimDriver {
       return;
     }
     const reader = new FrameReader();
-    const cancel = this.#timers.after(this.#options.pushPullTimeoutMs ?? PUSH_PULL_TIMEOUT_MS, () => socket.destroy());
+    const cancel = this.#timers.after(this.#options.pushPullTimeoutMs ?? PUSH_PULL_TIMEOUT_MS, () =>
+      socket.destroy(),
+    );
     socket.on("close", cancel);
     const onData = (chunk: Buffer): void => {
       const read = reader.push(chunk);
       if (read.kind === "more") return;
       socket.off("data", onData);
       if (read.kind === "error") {
-        this.#log.debug("Bad push-pull frame", { remote: socket.remoteAddress, reason: read.reason });
+        this.#log.debug("Bad push-pull frame", {
+          remote: socket.remoteAddress,
+          reason: read.reason,
+        });
         socket.destroy();
         return;
       }
@@ -293,7 +332,10 @@ export class SwimDriver {
     if (this.#closed) return void socket.destroy();
     const decoded = decodePushPull(bytes);
     if (!decoded.ok) {
-      this.#log.debug("Bad push-pull frame", { remote: socket.remoteAddress, reason: decodeErrorText(decoded.error) });
+      this.#log.debug("Bad push-pull frame", {
+        remote: socket.remoteAddress,
+        reason: decodeErrorText(decoded.error),
+      });
       socket.destroy();
       return;
     }
@@ -359,13 +401,20 @@ export class SwimDriver {
     }).then((result) => {
       if (this.#closed) return;
       if (!result.ok) {
-        if (!join) this.#log.debug("Push-pull failed", { to: endpointText(to), reason: result.reason });
+        if (!join)
+          this.#log.debug("Push-pull failed", { to: endpointText(to), reason: result.reason });
         this.#swim.step({ kind: "pushPullFailed", to, reason: result.reason });
       } else {
         const decoded = decodePushPull(result.bytes);
-        this.#swim.step(decoded.ok
-          ? { kind: "pushPullResponse", to, frame: decoded.value }
-          : { kind: "pushPullFailed", to, reason: `Bad answer: ${decodeErrorText(decoded.error)}` });
+        this.#swim.step(
+          decoded.ok
+            ? { kind: "pushPullResponse", to, frame: decoded.value }
+            : {
+                kind: "pushPullFailed",
+                to,
+                reason: `Bad answer: ${decodeErrorText(decoded.error)}`,
+              },
+        );
       }
       this.#flush();
     });
@@ -392,12 +441,18 @@ export class SwimDriver {
         this.#log.info("Learned the cluster id from a seed", { cluster: event.clusterId });
         break;
       case "joined":
-        this.#log.info("Joined the cluster", { via: endpointText(event.via), members: event.members });
+        this.#log.info("Joined the cluster", {
+          via: endpointText(event.via),
+          members: event.members,
+        });
         break;
       case "joinFailed":
-        this.#log.warn(`Cannot join through ${endpointText(event.seed)}, retrying in ${event.retryInMs} ms: ${event.reason}`, {
-          attempt: event.attempt,
-        });
+        this.#log.warn(
+          `Cannot join through ${endpointText(event.seed)}, retrying in ${event.retryInMs} ms: ${event.reason}`,
+          {
+            attempt: event.attempt,
+          },
+        );
         break;
       case "error":
         this.#log.error("Cluster id differs from the seed's", {
@@ -420,14 +475,22 @@ function isWildcard(host: string): boolean {
  * TCP port is picked first and UDP takes the same number; if that UDP port is taken, try
  * again with another.
  */
-async function bindBoth(options: SwimDriverOptions, log: Logger): Promise<{ udp: UdpSocket; streams: StreamListener; ownsStreams: boolean }> {
+async function bindBoth(
+  options: SwimDriverOptions,
+  log: Logger,
+): Promise<{ udp: UdpSocket; streams: StreamListener; ownsStreams: boolean }> {
   const type = isIP(options.bind.host) === 6 ? "udp6" : "udp4";
   if (options.streams !== undefined) {
     const udp = await bindUdp(type, options.bind.host, options.streams.port);
     return { udp, streams: options.streams, ownsStreams: false };
   }
   for (let attempt = 1; ; attempt++) {
-    const streams = new StreamListener({ host: options.bind.host, port: options.bind.port, timers: options.timers, log });
+    const streams = new StreamListener({
+      host: options.bind.host,
+      port: options.bind.port,
+      timers: options.timers,
+      log,
+    });
     await streams.listen();
     try {
       const udp = await bindUdp(type, options.bind.host, streams.port);

@@ -14,7 +14,14 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, REPO } from "../../helpers/broker.ts";
-import { freePort, goBuild, installed, runJsonProcess, type Server, startServer } from "../processes.ts";
+import {
+  freePort,
+  goBuild,
+  installed,
+  runJsonProcess,
+  type Server,
+  startServer,
+} from "../processes.ts";
 import type { RedisSpec } from "./redis.ts";
 
 /** Where Debian's golang-*-dev packages put their sources (GOPATH mode). */
@@ -52,7 +59,11 @@ export function missingPeer(peer: PeerName): string | null {
 /** nats-server with JetStream on a fresh store directory, loopback only. */
 export function startNats(dir: string): Promise<Server> {
   mkdirSync(dir, { recursive: true });
-  return startServer("nats-server", (port) => ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)], /Server is ready/);
+  return startServer(
+    "nats-server",
+    (port) => ["-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)],
+    /Server is ready/,
+  );
 }
 
 /**
@@ -69,10 +80,29 @@ export async function startNatsCluster(dirs: string[]): Promise<Server[]> {
   try {
     for (const [i, dir] of dirs.entries()) {
       mkdirSync(dir, { recursive: true });
-      servers.push(await startServer("nats-server", (port) => [
-        "-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port), "-n", `brook-bench-${i + 1}`,
-        "--cluster_name", "brook-bench", "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes,
-      ], /Server is ready/));
+      servers.push(
+        await startServer(
+          "nats-server",
+          (port) => [
+            "-js",
+            "-sd",
+            dir,
+            "-a",
+            "127.0.0.1",
+            "-p",
+            String(port),
+            "-n",
+            `brook-bench-${i + 1}`,
+            "--cluster_name",
+            "brook-bench",
+            "--cluster",
+            `nats://127.0.0.1:${routePorts[i]}`,
+            "--routes",
+            routes,
+          ],
+          /Server is ready/,
+        ),
+      );
     }
   } catch (error) {
     for (const server of servers) await server.stop();
@@ -84,10 +114,28 @@ export async function startNatsCluster(dirs: string[]): Promise<Server[]> {
 /** redis-server with an append-only file fsynced every second, no RDB snapshots. */
 export function startRedis(dir: string): Promise<Server> {
   mkdirSync(dir, { recursive: true });
-  return startServer("redis-server", (port) => [
-    "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec",
-    "--save", "", "--daemonize", "no", "--logfile", "",
-  ], /Ready to accept connections/);
+  return startServer(
+    "redis-server",
+    (port) => [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "everysec",
+      "--save",
+      "",
+      "--daemonize",
+      "no",
+      "--logfile",
+      "",
+    ],
+    /Ready to accept connections/,
+  );
 }
 
 /** Builds the JetStream driver into `outfile` (GOCACHE under `scratch`); seconds taken. */
@@ -107,22 +155,63 @@ export interface JetStreamPublish {
 }
 
 /** One publish run: recreates the stream, publishes, waits for every ack. */
-export function jetStreamPublish(driver: string, port: number, spec: JetStreamPublish): Promise<PeerRun> {
-  return runJsonProcess<PeerRun>(driver, [
-    "publish", "-url", `nats://127.0.0.1:${port}`, "-stream", spec.stream, "-messages", String(spec.messages),
-    "-size", String(spec.messageBytes), "-publishers", String(spec.publishers), "-window", String(spec.window),
-    "-replicas", String(spec.replicas ?? 1),
-  ], 600_000);
+export function jetStreamPublish(
+  driver: string,
+  port: number,
+  spec: JetStreamPublish,
+): Promise<PeerRun> {
+  return runJsonProcess<PeerRun>(
+    driver,
+    [
+      "publish",
+      "-url",
+      `nats://127.0.0.1:${port}`,
+      "-stream",
+      spec.stream,
+      "-messages",
+      String(spec.messages),
+      "-size",
+      String(spec.messageBytes),
+      "-publishers",
+      String(spec.publishers),
+      "-window",
+      String(spec.window),
+      "-replicas",
+      String(spec.replicas ?? 1),
+    ],
+    600_000,
+  );
 }
 
 /** One drain of the first `messages` messages of a stream with a fresh ordered consumer. */
-export function jetStreamConsume(driver: string, port: number, stream: string, messages: number): Promise<PeerRun> {
-  return runJsonProcess<PeerRun>(driver, [
-    "consume", "-url", `nats://127.0.0.1:${port}`, "-stream", stream, "-messages", String(messages), "-consumer", "ordered",
-  ], 600_000);
+export function jetStreamConsume(
+  driver: string,
+  port: number,
+  stream: string,
+  messages: number,
+): Promise<PeerRun> {
+  return runJsonProcess<PeerRun>(
+    driver,
+    [
+      "consume",
+      "-url",
+      `nats://127.0.0.1:${port}`,
+      "-stream",
+      stream,
+      "-messages",
+      String(messages),
+      "-consumer",
+      "ordered",
+    ],
+    600_000,
+  );
 }
 
 /** One Redis driver run (`redis.ts`, a process of its own). */
 export function redisRun(spec: RedisSpec): Promise<PeerRun> {
-  return runJsonProcess<PeerRun>(BUN, [join(REPO, "test/bench/peers/redis.ts"), JSON.stringify(spec)], 600_000);
+  return runJsonProcess<PeerRun>(
+    BUN,
+    [join(REPO, "test/bench/peers/redis.ts"), JSON.stringify(spec)],
+    600_000,
+  );
 }

@@ -6,7 +6,11 @@ const bulk = (text: string) => `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
 const entry = (id: string, value: string) => `*2\r\n${bulk(id)}*2\r\n${bulk("v")}${bulk(value)}`;
 
 /** An XRANGE answer of `count` entries, the values of `size` bytes. */
-function xrangeReply(count: number, size: number, firstMs = 1700000000000): { bytes: Buffer; lastId: string } {
+function xrangeReply(
+  count: number,
+  size: number,
+  firstMs = 1700000000000,
+): { bytes: Buffer; lastId: string } {
   let text = `*${count}\r\n`;
   let lastId = "";
   for (let i = 0; i < count; i++) {
@@ -34,13 +38,19 @@ test("command encodes an array of bulk strings", () => {
 
 test("XRANGE answers: entries, value bytes and last id, however the bytes are split", () => {
   const { bytes, lastId } = xrangeReply(50, 100);
-  const splits: number[][] = [[bytes.length], Array.from({ length: bytes.length }, () => 1), [3, 7, 1, 500, 2, 2, 13, 999]];
+  const splits: number[][] = [
+    [bytes.length],
+    Array.from({ length: bytes.length }, () => 1),
+    [3, 7, 1, 500, 2, 2, 13, 999],
+  ];
   for (let seed = 1; seed <= 20; seed++) {
     let state = seed;
-    splits.push(Array.from({ length: 200 }, () => {
-      state = (state * 1103515245 + 12345) % 2147483648;
-      return 1 + (state % 97);
-    }));
+    splits.push(
+      Array.from({ length: 200 }, () => {
+        state = (state * 1103515245 + 12345) % 2147483648;
+        return 1 + (state % 97);
+      }),
+    );
   }
   for (const pieces of splits) {
     const scanner = new RespScanner();

@@ -57,7 +57,8 @@ export interface RedisResult {
   clientCpuSeconds: number;
 }
 
-const CR = 13, LF = 10;
+const CR = 13,
+  LF = 10;
 
 function fail(message: string): never {
   throw new Error(message);
@@ -68,7 +69,11 @@ export function command(args: readonly (string | Uint8Array)[]): Buffer {
   const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`, "latin1")];
   for (const arg of args) {
     const bytes = typeof arg === "string" ? Buffer.from(arg, "utf8") : Buffer.from(arg);
-    parts.push(Buffer.from(`$${bytes.byteLength}\r\n`, "latin1"), bytes, Buffer.from("\r\n", "latin1"));
+    parts.push(
+      Buffer.from(`$${bytes.byteLength}\r\n`, "latin1"),
+      bytes,
+      Buffer.from("\r\n", "latin1"),
+    );
   }
   return Buffer.concat(parts);
 }
@@ -110,7 +115,8 @@ export class RespScanner {
         this.#bulkLeft -= take;
         if (this.#bulkLeft === 0) {
           if (this.#capturing) {
-            const whole = this.#captured.length === 1 ? this.#captured[0]! : Buffer.concat(this.#captured);
+            const whole =
+              this.#captured.length === 1 ? this.#captured[0]! : Buffer.concat(this.#captured);
             this.#lastId = whole.subarray(0, whole.length - 2);
             this.#captured = [];
             this.#capturing = false;
@@ -122,7 +128,8 @@ export class RespScanner {
       const newline = chunk.indexOf(LF, at);
       if (newline < 0) {
         const rest = chunk.subarray(at);
-        this.#partial = this.#partial === null ? Buffer.from(rest) : Buffer.concat([this.#partial, rest]);
+        this.#partial =
+          this.#partial === null ? Buffer.from(rest) : Buffer.concat([this.#partial, rest]);
         return;
       }
       let line = chunk;
@@ -155,7 +162,8 @@ export class RespScanner {
   #line(line: Buffer, from: number, to: number): void {
     const type = line[from];
     switch (type) {
-      case 36: { // $ bulk string
+      case 36: {
+        // $ bulk string
         const length = this.#number(line, from + 1, to);
         if (length < 0) {
           this.#completed();
@@ -168,7 +176,8 @@ export class RespScanner {
         this.#bulkLeft = length + 2;
         return;
       }
-      case 42: { // * array
+      case 42: {
+        // * array
         const length = this.#number(line, from + 1, to);
         if (length <= 0) this.#completed();
         else this.#open.push(length);
@@ -211,7 +220,10 @@ class Connection {
   onReplies: () => void = () => {};
   #closed: Error | null = null;
 
-  private constructor(readonly socket: Socket, onClose: (error: Error) => void) {
+  private constructor(
+    readonly socket: Socket,
+    onClose: (error: Error) => void,
+  ) {
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => {
       this.scanner.feed(chunk);
@@ -228,7 +240,9 @@ class Connection {
         socket.removeAllListeners("error");
         resolve(new Connection(socket, onClose));
       });
-      socket.once("error", (error) => reject(new Error(`Cannot connect to ${host}:${port}: ${error.message}`)));
+      socket.once("error", (error) =>
+        reject(new Error(`Cannot connect to ${host}:${port}: ${error.message}`)),
+      );
     });
   }
 
@@ -252,10 +266,18 @@ class Connection {
   }
 }
 
-function result(messages: number, payloadBytes: number, seconds: number, requests: number): RedisResult {
+function result(
+  messages: number,
+  payloadBytes: number,
+  seconds: number,
+  requests: number,
+): RedisResult {
   const cpu = process.cpuUsage();
   return {
-    messages, payloadBytes, seconds, requests,
+    messages,
+    payloadBytes,
+    seconds,
+    requests,
     messagesPerSec: messages / seconds,
     payloadMBPerSec: payloadBytes / 1e6 / seconds,
     clientCpuSeconds: (cpu.user + cpu.system) / 1e6,
@@ -263,7 +285,8 @@ function result(messages: number, payloadBytes: number, seconds: number, request
 }
 
 async function xadd(spec: RedisXaddSpec): Promise<RedisResult> {
-  if (spec.connections < 1 || spec.chunk < 1 || spec.window < spec.chunk) fail("Need connections ≥ 1 and window ≥ chunk ≥ 1");
+  if (spec.connections < 1 || spec.chunk < 1 || spec.window < spec.chunk)
+    fail("Need connections ≥ 1 and window ≥ chunk ≥ 1");
   let failure: Error | null = null;
   let finish: () => void = () => {};
   const onClose = (error: Error) => {
@@ -276,15 +299,24 @@ async function xadd(spec: RedisXaddSpec): Promise<RedisResult> {
   const values = messageValues(256, spec.messageBytes, 7);
   const prefix = ["XADD", spec.key, "*", "v"];
   const chunkOf = (first: number, count: number) =>
-    Buffer.concat(Array.from({ length: count }, (_, i) => command([...prefix, values[(first + i) % values.length]!])));
-  const chunks = Array.from({ length: Math.max(1, Math.floor(values.length / spec.chunk)) }, (_, i) => chunkOf(i * spec.chunk, spec.chunk));
+    Buffer.concat(
+      Array.from({ length: count }, (_, i) =>
+        command([...prefix, values[(first + i) % values.length]!]),
+      ),
+    );
+  const chunks = Array.from(
+    { length: Math.max(1, Math.floor(values.length / spec.chunk)) },
+    (_, i) => chunkOf(i * spec.chunk, spec.chunk),
+  );
   const tails = new Map<number, Buffer>();
   const tail = (count: number) => {
     let buffer = tails.get(count);
     if (buffer === undefined) tails.set(count, (buffer = chunkOf(0, count)));
     return buffer;
   };
-  const connections = await Promise.all(Array.from({ length: spec.connections }, () => Connection.open(spec.host, spec.port, onClose)));
+  const connections = await Promise.all(
+    Array.from({ length: spec.connections }, () => Connection.open(spec.host, spec.port, onClose)),
+  );
   let requests = 0;
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
@@ -293,7 +325,9 @@ async function xadd(spec: RedisXaddSpec): Promise<RedisResult> {
       if (failure !== null) reject(failure);
     };
     connections.forEach((connection, index) => {
-      const target = Math.floor(spec.messages / spec.connections) + (index < spec.messages % spec.connections ? 1 : 0);
+      const target =
+        Math.floor(spec.messages / spec.connections) +
+        (index < spec.messages % spec.connections ? 1 : 0);
       let sent = 0;
       let next = index;
       const pump = () => {
@@ -303,9 +337,14 @@ async function xadd(spec: RedisXaddSpec): Promise<RedisResult> {
           finish();
           return;
         }
-        while (sent < target && sent - scanner.replies + Math.min(spec.chunk, target - sent) <= spec.window) {
+        while (
+          sent < target &&
+          sent - scanner.replies + Math.min(spec.chunk, target - sent) <= spec.window
+        ) {
           const count = Math.min(spec.chunk, target - sent);
-          connection.socket.write(count === spec.chunk ? chunks[next++ % chunks.length]! : tail(count));
+          connection.socket.write(
+            count === spec.chunk ? chunks[next++ % chunks.length]! : tail(count),
+          );
           sent += count;
           requests += count;
         }
@@ -343,12 +382,14 @@ async function xrange(spec: RedisXrangeSpec): Promise<RedisResult> {
     await connection.call(["XRANGE", spec.key, from, "+", "COUNT", String(want)]);
     requests++;
     if (failure !== null) throw failure;
-    if (scanner.entries === before) fail(`XRANGE ${spec.key} ended after ${before} of ${spec.messages} entries`);
+    if (scanner.entries === before)
+      fail(`XRANGE ${spec.key} ended after ${before} of ${spec.messages} entries`);
     from = `(${scanner.lastId()}`;
   }
   const seconds = (performance.now() - started) / 1000;
   connection.close();
-  if (scanner.entries !== spec.messages) fail(`Read ${scanner.entries} entries, expected ${spec.messages}`);
+  if (scanner.entries !== spec.messages)
+    fail(`Read ${scanner.entries} entries, expected ${spec.messages}`);
   return result(scanner.entries, scanner.valueBytes, seconds, requests);
 }
 

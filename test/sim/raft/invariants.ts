@@ -39,8 +39,8 @@ export function hashBytes(bytes: Uint8Array, hash = 0x811c9dc5): number {
 
 export function hashEntry(entry: Entry): number {
   let h = hashBytes(entry.data);
-  h = Math.imul(h ^ (entry.kind === "data" ? 1 : entry.kind === "config" ? 2 : 3), 0x01000193) >>>
-    0;
+  h =
+    Math.imul(h ^ (entry.kind === "data" ? 1 : entry.kind === "config" ? 2 : 3), 0x01000193) >>> 0;
   return h;
 }
 

@@ -133,9 +133,9 @@ export function runRaftSeed(seed: number): SeedReport {
   while (!configured()) {
     if (sim.nowMs >= configDeadline) {
       throw new InvariantError(
-        `Liveness: configuration not settled ${CONFIG_AFTER_HEAL_MS} ms after the leader (${
-          describe(sim)
-        })`,
+        `Liveness: configuration not settled ${CONFIG_AFTER_HEAL_MS} ms after the leader (${describe(
+          sim,
+        )})`,
       );
     }
     runController(sim, voterCount);
@@ -145,9 +145,9 @@ export function runRaftSeed(seed: number): SeedReport {
   const voters = votersOf(leader.membership);
   if (voters.length !== Math.min(voterCount, nodeCount)) {
     throw new InvariantError(
-      `Voter policy: ${voters.length} voters, wanted ${voterCount} (${
-        describeMembership(leader.membership)
-      })`,
+      `Voter policy: ${voters.length} voters, wanted ${voterCount} (${describeMembership(
+        leader.membership,
+      )})`,
     );
   }
 
@@ -161,19 +161,21 @@ export function runRaftSeed(seed: number): SeedReport {
     sim.nodes.every((node) => node.machine.index >= marker!.index);
   while (!converged()) {
     if (sim.nowMs >= convergeDeadline) {
-      const behind = sim.nodes.filter((node) => node.machine.index < (marker?.index ?? 0)).map((
-        node,
-      ) => node.id);
+      const behind = sim.nodes
+        .filter((node) => node.machine.index < (marker?.index ?? 0))
+        .map((node) => node.id);
       throw new InvariantError(
-        `Liveness: entry ${marker?.index} not applied by nodes ${behind.join(",")} (${
-          describe(sim)
-        })`,
+        `Liveness: entry ${marker?.index} not applied by nodes ${behind.join(",")} (${describe(
+          sim,
+        )})`,
       );
     }
     const current = sim.leader();
-    const lost = marker === null ||
+    const lost =
+      marker === null ||
       (sim.checker.committedTermAt(marker.index) ?? marker.term) !== marker.term ||
-      (current !== null && current.term > marker.term &&
+      (current !== null &&
+        current.term > marker.term &&
         current.termAt(marker.index) !== marker.term);
     if (current !== null && lost) {
       sim.input(sim.node(current.id), (raft) => {
@@ -200,11 +202,8 @@ function propose(sim: Simulation, random: Random, n: number): void {
   const node = pick(random, sim.nodes);
   const raft = node.raft;
   if (raft === null) return;
-  const target = raft.role === "leader"
-    ? node
-    : raft.leader === null
-    ? null
-    : sim.node(raft.leader);
+  const target =
+    raft.role === "leader" ? node : raft.leader === null ? null : sim.node(raft.leader);
   if (target === null) return;
   const data = new Uint8Array(random.int(0, 24));
   for (let i = 0; i < data.length; i++) data[i] = random.int(0, 255);
@@ -249,9 +248,9 @@ function describe(sim: Simulation): string {
       const raft: Raft | null = node.raft;
       if (raft === null) return `${node.id}:down`;
       const s = raft.status();
-      return `${node.id}:${s.role}/t${s.term}/c${s.commit}/l${s.lastIndex}/[${
-        describeMembership(s.membership)
-      }]@${s.membershipIndex}`;
+      return `${node.id}:${s.role}/t${s.term}/c${s.commit}/l${s.lastIndex}/[${describeMembership(
+        s.membership,
+      )}]@${s.membershipIndex}`;
     })
     .join(" ");
 }

@@ -15,18 +15,29 @@ const DEFAULT_SEEDS = 4000;
 const trace = process.env.BROOK_SIM_TRACE === "1" ? (line: string) => console.log(line) : undefined;
 
 test(`replication sim: safety under faults, convergence after healing (${DEFAULT_SEEDS} seeds)`, () => {
-  const totals = { acked: 0, processCrashes: 0, pauses: 0, isolations: 0, leaderChanges: 0, isrShrinks: 0, isrExpands: 0, truncations: 0 };
+  const totals = {
+    acked: 0,
+    processCrashes: 0,
+    pauses: 0,
+    isolations: 0,
+    leaderChanges: 0,
+    isrShrinks: 0,
+    isrExpands: 0,
+    truncations: 0,
+  };
   let slowestMs = 0;
   for (const seed of seeds({ count: DEFAULT_SEEDS })) {
     const report = withSeed(seed, () => runReplicationSeed(seed, { trace }));
-    for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += report.stats[key];
+    for (const key of Object.keys(totals) as Array<keyof typeof totals>)
+      totals[key] += report.stats[key];
     slowestMs = Math.max(slowestMs, report.convergedAfterHealMs);
   }
   expect(slowestMs).toBeLessThanOrEqual(CONVERGED_AFTER_HEAL_MS);
   // The faults and the protocol's moves did happen (a scenario that stopped making them
   // would pass too).
   if (process.env.BROOK_SEED === undefined) {
-    for (const [key, value] of Object.entries(totals)) expect({ [key]: value > 0 }).toEqual({ [key]: true });
+    for (const [key, value] of Object.entries(totals))
+      expect({ [key]: value > 0 }).toEqual({ [key]: true });
   }
 }, 120_000);
 

@@ -36,13 +36,19 @@ export interface ReplicationSeedOptions {
   readonly trace?: (line: string) => void;
 }
 
-export function runReplicationSeed(seed: number, options: ReplicationSeedOptions = {}): ReplicationSeedReport {
+export function runReplicationSeed(
+  seed: number,
+  options: ReplicationSeedOptions = {},
+): ReplicationSeedReport {
   const random = new SeededRandom(seed);
   const minInsync = pick(random, [1, 2, 2, 3]);
   const sim = new Simulation({
     random,
     minInsync,
-    faults: { dropRate: pick(random, [0, 0.01, 0.05, 0.15]), delayMsMax: pick(random, [10, 30, 80]) },
+    faults: {
+      dropRate: pick(random, [0, 0.01, 0.05, 0.15]),
+      delayMsMax: pick(random, [10, 30, 80]),
+    },
   });
   // How eventful this run is: the chance per step that some fault starts.
   const faultRate = pick(random, [0.005, 0.02, 0.05]);
@@ -82,11 +88,21 @@ export function runReplicationSeed(seed: number, options: ReplicationSeedOptions
   while (!sim.converged()) {
     if (sim.nowMs - healedAt > CONVERGED_AFTER_HEAL_MS) {
       const p = sim.partition();
-      const logs = sim.nodes.map((n) => `${n.id}: end ${n.logEndOffset} hw ${n.highWatermark} role ${n.role.kind}`).join("; ");
-      throw new InvariantError(`No convergence ${CONVERGED_AFTER_HEAL_MS} ms after the heal: leader ${p.leader} epoch ${p.leaderEpoch} isr [${p.isr}]; ${logs}`);
+      const logs = sim.nodes
+        .map((n) => `${n.id}: end ${n.logEndOffset} hw ${n.highWatermark} role ${n.role.kind}`)
+        .join("; ");
+      throw new InvariantError(
+        `No convergence ${CONVERGED_AFTER_HEAL_MS} ms after the heal: leader ${p.leader} epoch ${p.leaderEpoch} isr [${p.isr}]; ${logs}`,
+      );
     }
     sim.step();
   }
   sim.checkFinal();
-  return { seed, minInsync, entries: sim.nodes[0]!.logEndOffset, convergedAfterHealMs: sim.nowMs - healedAt, stats: { ...sim.stats } };
+  return {
+    seed,
+    minInsync,
+    entries: sim.nodes[0]!.logEndOffset,
+    convergedAfterHealMs: sim.nowMs - healedAt,
+    stats: { ...sim.stats },
+  };
 }

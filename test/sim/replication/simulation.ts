@@ -29,12 +29,24 @@
  * election picks them (Kafka without unclean election loses the same entries). Process
  * crashes and pauses excuse nothing.
  */
-import { type AlterPartitionRequest, type AlterPartitionResult, planAlterPartition } from "../../../src/cluster/alter-partition.ts";
+import {
+  type AlterPartitionRequest,
+  type AlterPartitionResult,
+  planAlterPartition,
+} from "../../../src/cluster/alter-partition.ts";
 import { planBrokerFenced, planBrokerUnfenced } from "../../../src/cluster/broker-lifecycle.ts";
 import { planRegisterBroker } from "../../../src/cluster/topics.ts";
-import { MetadataImage, type MetadataRecord, type PartitionImage } from "../../../src/cluster/metadata-image.ts";
+import {
+  MetadataImage,
+  type MetadataRecord,
+  type PartitionImage,
+} from "../../../src/cluster/metadata-image.ts";
 import { FollowerState } from "../../../src/replication/follower-state.ts";
-import { type EpochEndOffset, type EpochEntry, LeaderEpochCache } from "../../../src/replication/leader-epoch-cache.ts";
+import {
+  type EpochEndOffset,
+  type EpochEntry,
+  LeaderEpochCache,
+} from "../../../src/replication/leader-epoch-cache.ts";
 import { LeaderState } from "../../../src/replication/leader-state.ts";
 import type { Random } from "../../../src/util/random.ts";
 
@@ -62,8 +74,22 @@ export interface Entry {
 
 type Payload =
   | { kind: "produce"; id: number; acks: 1 | -1; value: string }
-  | { kind: "produceAnswer"; id: number; value: string; acks: 1 | -1; offset: number; epoch: number; error: string | null }
-  | { kind: "fetch"; id: number; currentLeaderEpoch: number; fetchOffset: number; lastFetchedEpoch: number }
+  | {
+      kind: "produceAnswer";
+      id: number;
+      value: string;
+      acks: 1 | -1;
+      offset: number;
+      epoch: number;
+      error: string | null;
+    }
+  | {
+      kind: "fetch";
+      id: number;
+      currentLeaderEpoch: number;
+      fetchOffset: number;
+      lastFetchedEpoch: number;
+    }
   | {
       kind: "fetchAnswer";
       id: number;
@@ -111,11 +137,20 @@ interface ProduceWaiter {
   deadlineMs: number;
 }
 
-type Role = { kind: "leader"; state: LeaderState } | { kind: "follower"; state: FollowerState } | { kind: "none" };
+type Role =
+  | { kind: "leader"; state: LeaderState }
+  | { kind: "follower"; state: FollowerState }
+  | { kind: "none" };
 
 export class SimNode {
   readonly id: number;
-  readonly disk: Disk = { log: [], synced: 0, epochs: [], highWatermarkCheckpoint: 0, metadataApplied: 0 };
+  readonly disk: Disk = {
+    log: [],
+    synced: 0,
+    epochs: [],
+    highWatermarkCheckpoint: 0,
+    metadataApplied: 0,
+  };
   up = true;
   paused = false;
   incarnation = 0;
@@ -180,7 +215,10 @@ export class Simulation {
   readonly controller = new MetadataImage();
   readonly records: MetadataRecord[] = [];
   /** The controller's belief about each node: alive or not, and since when that differs. */
-  readonly #detected = new Map<number, { alive: boolean; differsSinceMs: number | null; delayMs: number }>();
+  readonly #detected = new Map<
+    number,
+    { alive: boolean; differsSinceMs: number | null; delayMs: number }
+  >();
   #messages: Message[] = [];
   #seq = 0;
   readonly isolated = new Set<number>();
@@ -199,8 +237,18 @@ export class Simulation {
   /** Per node: the leadership (epoch, incarnation) and its last high watermark. */
   readonly #leaderHighWatermarks = new Map<number, { key: string; highWatermark: number }>();
   readonly stats: SimStats = {
-    acked: 0, ackedOne: 0, processCrashes: 0, machineCrashes: 0, pauses: 0, isolations: 0, leaderChanges: 0,
-    isrShrinks: 0, isrExpands: 0, truncations: 0, excusedLosses: 0, notEnoughReplicas: 0,
+    acked: 0,
+    ackedOne: 0,
+    processCrashes: 0,
+    machineCrashes: 0,
+    pauses: 0,
+    isolations: 0,
+    leaderChanges: 0,
+    isrShrinks: 0,
+    isrExpands: 0,
+    truncations: 0,
+    excusedLosses: 0,
+    notEnoughReplicas: 0,
   };
 
   constructor(options: { random: Random; faults: Faults; minInsync: number; replicas?: number }) {
@@ -211,13 +259,27 @@ export class Simulation {
     this.nodes = Array.from({ length: count }, (_, i) => new SimNode(i + 1));
     const ids = this.nodes.map((n) => n.id);
     const founding: MetadataRecord[] = ids.map((nodeId) => ({
-      type: "registerBroker", nodeId, host: "127.0.0.1", port: 9092 + nodeId, rack: null, incarnation: incarnationOf(nodeId, 0),
+      type: "registerBroker",
+      nodeId,
+      host: "127.0.0.1",
+      port: 9092 + nodeId,
+      rack: null,
+      incarnation: incarnationOf(nodeId, 0),
     }));
     const leader = ids[this.random.int(0, ids.length - 1)]!;
     const replicas = [leader, ...ids.filter((id) => id !== leader)];
     founding.push({ type: "topic", name: TOPIC, topicId: TOPIC_ID });
     // As the controller creates a partition (topics.ts newPartition): every replica empty and in sync.
-    founding.push({ type: "partition", topicId: TOPIC_ID, partition: 0, replicas, leader, leaderEpoch: 0, isr: [...replicas], partitionEpoch: 0 });
+    founding.push({
+      type: "partition",
+      topicId: TOPIC_ID,
+      partition: 0,
+      replicas,
+      leader,
+      leaderEpoch: 0,
+      isr: [...replicas],
+      partitionEpoch: 0,
+    });
     this.#commit(founding);
     for (const node of this.nodes) {
       this.#detected.set(node.id, { alive: true, differsSinceMs: null, delayMs: 0 });
@@ -241,7 +303,9 @@ export class Simulation {
 
   crash(node: SimNode, machine: boolean): void {
     if (!node.up) return;
-    this.#trace(`crash ${node.id} ${machine ? "machine" : "process"} (synced ${node.disk.synced} of ${node.logEndOffset}, hw ckpt ${node.disk.highWatermarkCheckpoint})`);
+    this.#trace(
+      `crash ${node.id} ${machine ? "machine" : "process"} (synced ${node.disk.synced} of ${node.logEndOffset}, hw ckpt ${node.disk.highWatermarkCheckpoint})`,
+    );
     node.up = false;
     node.paused = false;
     if (machine) {
@@ -253,7 +317,8 @@ export class Simulation {
     } else {
       this.stats.processCrashes++;
     }
-    for (const message of this.#messages) if (message.to === node.id || message.from === node.id) message.deliverAtMs = -1;
+    for (const message of this.#messages)
+      if (message.to === node.id || message.from === node.id) message.deliverAtMs = -1;
     this.#messages = this.#messages.filter((m) => m.deliverAtMs >= 0);
   }
 
@@ -267,7 +332,9 @@ export class Simulation {
     const isr = this.partition().isr;
     for (const { value } of entries) {
       const offset = this.#offsetOf.get(value)!;
-      const held = this.nodes.some((n) => n !== node && isr.includes(n.id) && n.disk.log[offset]?.value === value);
+      const held = this.nodes.some(
+        (n) => n !== node && isr.includes(n.id) && n.disk.log[offset]?.value === value,
+      );
       if (held || this.excused.has(value)) continue;
       this.excused.add(value);
       if (this.acked.has(value)) this.stats.excusedLosses++;
@@ -376,9 +443,17 @@ export class Simulation {
   #onControllerMessage(message: Message): void {
     const payload = message.payload;
     if (payload.kind === "register") {
-      const command = { kind: "registerBroker" as const, nodeId: message.from, host: "127.0.0.1", port: 9092 + message.from, rack: null };
+      const command = {
+        kind: "registerBroker" as const,
+        nodeId: message.from,
+        host: "127.0.0.1",
+        port: 9092 + message.from,
+        rack: null,
+      };
       const before = this.partition().leader;
-      this.#commit(planRegisterBroker(this.controller, { ...command, incarnation: payload.incarnation }));
+      this.#commit(
+        planRegisterBroker(this.controller, { ...command, incarnation: payload.incarnation }),
+      );
       if (this.partition().leader !== before) this.stats.leaderChanges++;
       return;
     }
@@ -390,7 +465,11 @@ export class Simulation {
       if (this.partition().isr.length < before) this.stats.isrShrinks++;
       else this.stats.isrExpands++;
     }
-    this.#send(CONTROLLER, message.from, { kind: "alterPartitionAnswer", request: payload.request, result });
+    this.#send(CONTROLLER, message.from, {
+      kind: "alterPartitionAnswer",
+      request: payload.request,
+      result,
+    });
   }
 
   // ---- the network --------------------------------------------------------------------
@@ -398,7 +477,8 @@ export class Simulation {
   #send(from: number, to: number, payload: Payload): void {
     if (this.isolated.has(from) || this.isolated.has(to)) return;
     if (this.random.next() < this.faults.dropRate) return;
-    const delay = this.random.int(1, Math.max(1, Math.round(this.faults.delayMsMax / TICK_MS))) * TICK_MS;
+    const delay =
+      this.random.int(1, Math.max(1, Math.round(this.faults.delayMsMax / TICK_MS))) * TICK_MS;
     this.#messages.push({ from, to, deliverAtMs: this.nowMs + delay, seq: this.#seq++, payload });
   }
 
@@ -406,9 +486,11 @@ export class Simulation {
     const due: Message[] = [];
     const later: Message[] = [];
     for (const message of this.#messages) {
-      const target = message.to === CONTROLLER || message.to === CLIENT ? null : this.node(message.to);
+      const target =
+        message.to === CONTROLLER || message.to === CLIENT ? null : this.node(message.to);
       // A paused node's socket buffers hold what reaches it until it resumes.
-      if (message.deliverAtMs <= this.nowMs && (target === null || !target.paused)) due.push(message);
+      if (message.deliverAtMs <= this.nowMs && (target === null || !target.paused))
+        due.push(message);
       else later.push(message);
     }
     this.#messages = later;
@@ -428,7 +510,8 @@ export class Simulation {
 
   #produce(): void {
     const leader = this.partition().leader;
-    const target = leader >= 1 && this.random.next() < 0.85 ? leader : this.random.int(1, this.nodes.length);
+    const target =
+      leader >= 1 && this.random.next() < 0.85 ? leader : this.random.int(1, this.nodes.length);
     const value = `v${this.#nextValue++}`;
     const acks = this.random.next() < 0.7 ? -1 : 1;
     this.#send(CLIENT, target, { kind: "produce", id: this.#nextProduceId++, acks, value });
@@ -465,10 +548,18 @@ export class Simulation {
       // As the replica manager does: a follower whose broker was fenced, or registered
       // another process, must fetch again before it may rejoin the ISR.
       const restarted = record.type === "registerBroker" && record.nodeId !== node.id;
-      if ((record.type === "fenceBroker" || restarted) && record.nodeId !== node.id && node.role.kind === "leader") {
+      if (
+        (record.type === "fenceBroker" || restarted) &&
+        record.nodeId !== node.id &&
+        node.role.kind === "leader"
+      ) {
         node.role.state.resetFollower(record.nodeId);
       }
-      if (record.type === "registerBroker" && record.nodeId === node.id && record.incarnation === incarnationOf(node.id, node.incarnation)) {
+      if (
+        record.type === "registerBroker" &&
+        record.nodeId === node.id &&
+        record.incarnation === incarnationOf(node.id, node.incarnation)
+      ) {
         node.registered = true;
         // Every epoch in the image now predates this process's registration.
         node.leadFloor = node.image.topic(TOPIC)!.partitions[0]!.leaderEpoch;
@@ -488,7 +579,8 @@ export class Simulation {
         return;
       }
       this.#leaveRole(node);
-      if (node.epochs.assign(partition.leaderEpoch, node.logEndOffset)) node.disk.epochs = node.epochs.entries();
+      if (node.epochs.assign(partition.leaderEpoch, node.logEndOffset))
+        node.disk.epochs = node.epochs.entries();
       const state = new LeaderState({
         nodeId: node.id,
         topicId: TOPIC_ID,
@@ -499,21 +591,42 @@ export class Simulation {
         lagTimeMaxMs: 400,
       });
       node.role = { kind: "leader", state };
-      this.#trace(`${node.id} leads epoch ${partition.leaderEpoch} from log end ${node.logEndOffset} hw ${state.highWatermark} isr [${partition.isr}]`);
+      this.#trace(
+        `${node.id} leads epoch ${partition.leaderEpoch} from log end ${node.logEndOffset} hw ${state.highWatermark} isr [${partition.isr}]`,
+      );
       for (const value of this.acked.keys()) {
-        if (this.acked.get(value)!.epoch <= partition.leaderEpoch) this.#checkLeaderHolds(node, value);
+        if (this.acked.get(value)!.epoch <= partition.leaderEpoch)
+          this.#checkLeaderHolds(node, value);
       }
       return;
     }
-    if (partition.leader >= 1 && partition.leader !== node.id && partition.replicas.includes(node.id)) {
-      if (role.kind === "follower" && role.state.leaderId === partition.leader && role.state.leaderEpoch === partition.leaderEpoch) return;
+    if (
+      partition.leader >= 1 &&
+      partition.leader !== node.id &&
+      partition.replicas.includes(node.id)
+    ) {
+      if (
+        role.kind === "follower" &&
+        role.state.leaderId === partition.leader &&
+        role.state.leaderEpoch === partition.leaderEpoch
+      )
+        return;
       this.#leaveRole(node);
       // An epoch this node took over as leader but wrote nothing in has no batch to
       // describe; a fetched batch of an older epoch must not land after it.
       node.epochs.truncateFromEnd(node.logEndOffset);
       node.disk.epochs = node.epochs.entries();
-      this.#trace(`${node.id} follows ${partition.leader} in epoch ${partition.leaderEpoch} (log end ${node.logEndOffset}, epochs ${JSON.stringify(node.epochs.entries())})`);
-      node.role = { kind: "follower", state: new FollowerState({ leaderId: partition.leader, leaderEpoch: partition.leaderEpoch, highWatermark: node.highWatermark }) };
+      this.#trace(
+        `${node.id} follows ${partition.leader} in epoch ${partition.leaderEpoch} (log end ${node.logEndOffset}, epochs ${JSON.stringify(node.epochs.entries())})`,
+      );
+      node.role = {
+        kind: "follower",
+        state: new FollowerState({
+          leaderId: partition.leader,
+          leaderEpoch: partition.leaderEpoch,
+          highWatermark: node.highWatermark,
+        }),
+      };
       return;
     }
     if (role.kind !== "none") {
@@ -531,7 +644,10 @@ export class Simulation {
   #tick(node: SimNode): void {
     if (!node.registered && this.nowMs - node.lastRegisterMs >= REQUEST_RETRY_MS) {
       node.lastRegisterMs = this.nowMs;
-      this.#send(node.id, CONTROLLER, { kind: "register", incarnation: incarnationOf(node.id, node.incarnation) });
+      this.#send(node.id, CONTROLLER, {
+        kind: "register",
+        incarnation: incarnationOf(node.id, node.incarnation),
+      });
     }
     const role = node.role;
     if (role.kind === "leader") {
@@ -539,12 +655,18 @@ export class Simulation {
       if (request !== null) this.#send(node.id, CONTROLLER, { kind: "alterPartition", request });
       this.#checkWaiters(node);
     } else if (role.kind === "follower") {
-      if (node.outstanding !== null && this.nowMs - node.outstanding.sentMs < REQUEST_RETRY_MS) return;
+      if (node.outstanding !== null && this.nowMs - node.outstanding.sentMs < REQUEST_RETRY_MS)
+        return;
       const request = role.state.nextRequest(node);
       const id = node.nextRequestId++;
       if (request.kind === "offsetForLeaderEpoch") {
         node.outstanding = { id, sentMs: this.nowMs, lastFetchedEpoch: request.epoch };
-        this.#send(node.id, role.state.leaderId, { kind: "epochQuery", id, currentLeaderEpoch: request.currentLeaderEpoch, epoch: request.epoch });
+        this.#send(node.id, role.state.leaderId, {
+          kind: "epochQuery",
+          id,
+          currentLeaderEpoch: request.currentLeaderEpoch,
+          epoch: request.epoch,
+        });
       } else {
         node.outstanding = { id, sentMs: this.nowMs, lastFetchedEpoch: request.lastFetchedEpoch };
         this.#send(node.id, role.state.leaderId, {
@@ -564,11 +686,27 @@ export class Simulation {
     switch (payload.kind) {
       case "produce": {
         if (role.kind !== "leader") {
-          this.#send(node.id, message.from, { kind: "produceAnswer", id: payload.id, value: payload.value, acks: payload.acks, offset: -1, epoch: -1, error: "notLeader" });
+          this.#send(node.id, message.from, {
+            kind: "produceAnswer",
+            id: payload.id,
+            value: payload.value,
+            acks: payload.acks,
+            offset: -1,
+            epoch: -1,
+            error: "notLeader",
+          });
           return;
         }
         if (payload.acks === -1 && role.state.isr.length < this.minInsync) {
-          this.#send(node.id, message.from, { kind: "produceAnswer", id: payload.id, value: payload.value, acks: payload.acks, offset: -1, epoch: -1, error: "notEnoughReplicas" });
+          this.#send(node.id, message.from, {
+            kind: "produceAnswer",
+            id: payload.id,
+            value: payload.value,
+            acks: payload.acks,
+            offset: -1,
+            epoch: -1,
+            error: "notEnoughReplicas",
+          });
           return;
         }
         const offset = node.logEndOffset;
@@ -576,15 +714,38 @@ export class Simulation {
         this.#offsetOf.set(payload.value, offset);
         role.state.onAppend(node.logEndOffset);
         node.highWatermark = role.state.highWatermark;
-        const waiter = { from: message.from, id: payload.id, value: payload.value, offset, deadlineMs: this.nowMs + PRODUCE_TIMEOUT_MS };
-        if (payload.acks === 1) this.#send(node.id, message.from, { kind: "produceAnswer", id: payload.id, value: payload.value, acks: 1, offset, epoch: role.state.leaderEpoch, error: null });
+        const waiter = {
+          from: message.from,
+          id: payload.id,
+          value: payload.value,
+          offset,
+          deadlineMs: this.nowMs + PRODUCE_TIMEOUT_MS,
+        };
+        if (payload.acks === 1)
+          this.#send(node.id, message.from, {
+            kind: "produceAnswer",
+            id: payload.id,
+            value: payload.value,
+            acks: 1,
+            offset,
+            epoch: role.state.leaderEpoch,
+            error: null,
+          });
         else node.waiters.push(waiter);
         this.#checkWaiters(node);
         return;
       }
       case "fetch": {
         if (role.kind !== "leader") {
-          this.#send(node.id, message.from, { kind: "fetchAnswer", id: payload.id, error: "notLeader", entries: [], fromOffset: -1, highWatermark: -1, diverging: null });
+          this.#send(node.id, message.from, {
+            kind: "fetchAnswer",
+            id: payload.id,
+            error: "notLeader",
+            entries: [],
+            fromOffset: -1,
+            highWatermark: -1,
+            diverging: null,
+          });
           return;
         }
         const answer = role.state.onFollowerFetch(
@@ -594,12 +755,39 @@ export class Simulation {
         );
         node.highWatermark = role.state.highWatermark;
         if (answer.kind === "error") {
-          this.#send(node.id, message.from, { kind: "fetchAnswer", id: payload.id, error: answer.error, entries: [], fromOffset: -1, highWatermark: -1, diverging: null });
+          this.#send(node.id, message.from, {
+            kind: "fetchAnswer",
+            id: payload.id,
+            error: answer.error,
+            entries: [],
+            fromOffset: -1,
+            highWatermark: -1,
+            diverging: null,
+          });
         } else if (answer.kind === "diverging") {
-          this.#send(node.id, message.from, { kind: "fetchAnswer", id: payload.id, error: null, entries: [], fromOffset: -1, highWatermark: answer.highWatermark, diverging: answer.diverging });
+          this.#send(node.id, message.from, {
+            kind: "fetchAnswer",
+            id: payload.id,
+            error: null,
+            entries: [],
+            fromOffset: -1,
+            highWatermark: answer.highWatermark,
+            diverging: answer.diverging,
+          });
         } else {
-          const entries = node.disk.log.slice(answer.fromOffset, answer.fromOffset + FETCH_ENTRIES_MAX);
-          this.#send(node.id, message.from, { kind: "fetchAnswer", id: payload.id, error: null, entries, fromOffset: answer.fromOffset, highWatermark: answer.highWatermark, diverging: null });
+          const entries = node.disk.log.slice(
+            answer.fromOffset,
+            answer.fromOffset + FETCH_ENTRIES_MAX,
+          );
+          this.#send(node.id, message.from, {
+            kind: "fetchAnswer",
+            id: payload.id,
+            error: null,
+            entries,
+            fromOffset: answer.fromOffset,
+            highWatermark: answer.highWatermark,
+            diverging: null,
+          });
         }
         this.#checkWaiters(node);
         return;
@@ -609,12 +797,20 @@ export class Simulation {
         if (role.kind !== "leader") error = "notLeader";
         else if (payload.currentLeaderEpoch < role.state.leaderEpoch) error = "fencedLeaderEpoch";
         else if (payload.currentLeaderEpoch > role.state.leaderEpoch) error = "unknownLeaderEpoch";
-        const answer = error === null ? node.epochs.endOffsetFor(payload.epoch, node.logEndOffset) : { epoch: -1, endOffset: -1 };
+        const answer =
+          error === null
+            ? node.epochs.endOffsetFor(payload.epoch, node.logEndOffset)
+            : { epoch: -1, endOffset: -1 };
         this.#send(node.id, message.from, { kind: "epochAnswer", id: payload.id, error, answer });
         return;
       }
       case "epochAnswer": {
-        if (role.kind !== "follower" || node.outstanding?.id !== payload.id || message.from !== role.state.leaderId) return;
+        if (
+          role.kind !== "follower" ||
+          node.outstanding?.id !== payload.id ||
+          message.from !== role.state.leaderId
+        )
+          return;
         node.outstanding = null;
         if (payload.error !== null) return;
         this.#truncate(node, role.state.onEpochEndOffset(node, payload.answer));
@@ -622,16 +818,28 @@ export class Simulation {
         return;
       }
       case "fetchAnswer": {
-        if (role.kind !== "follower" || node.outstanding?.id !== payload.id || message.from !== role.state.leaderId) return;
+        if (
+          role.kind !== "follower" ||
+          node.outstanding?.id !== payload.id ||
+          message.from !== role.state.leaderId
+        )
+          return;
         const lastFetchedEpoch = node.outstanding.lastFetchedEpoch;
         node.outstanding = null;
         if (payload.error !== null) return;
         if (payload.diverging !== null) {
           this.#truncate(node, role.state.onDiverging(node, lastFetchedEpoch, payload.diverging));
         } else {
-          if (payload.fromOffset !== node.logEndOffset) throw new InvariantError(`Node ${node.id} got a fetch answer from ${payload.fromOffset} at log end ${node.logEndOffset}`);
+          if (payload.fromOffset !== node.logEndOffset)
+            throw new InvariantError(
+              `Node ${node.id} got a fetch answer from ${payload.fromOffset} at log end ${node.logEndOffset}`,
+            );
           for (const entry of payload.entries) {
-            if (entry.epoch > node.epochs.latestEpoch() && node.epochs.assign(entry.epoch, node.logEndOffset)) node.disk.epochs = node.epochs.entries();
+            if (
+              entry.epoch > node.epochs.latestEpoch() &&
+              node.epochs.assign(entry.epoch, node.logEndOffset)
+            )
+              node.disk.epochs = node.epochs.entries();
             node.disk.log.push(entry);
           }
           role.state.onFetched(node, payload.highWatermark);
@@ -640,7 +848,8 @@ export class Simulation {
         return;
       }
       case "alterPartitionAnswer": {
-        if (role.kind !== "leader" || role.state.leaderEpoch !== payload.request.leaderEpoch) return;
+        if (role.kind !== "leader" || role.state.leaderEpoch !== payload.request.leaderEpoch)
+          return;
         role.state.onAlterPartitionResult(payload.request, payload.result);
         node.highWatermark = role.state.highWatermark;
         this.#checkWaiters(node);
@@ -653,7 +862,8 @@ export class Simulation {
 
   #truncate(node: SimNode, to: number | null): void {
     if (to === null) return;
-    if (node.role.kind === "leader") throw new InvariantError(`Leader ${node.id} truncated its log`);
+    if (node.role.kind === "leader")
+      throw new InvariantError(`Leader ${node.id} truncated its log`);
     this.stats.truncations++;
     this.#trace(`${node.id} truncates ${node.logEndOffset} -> ${to}`);
     node.disk.log.length = to;
@@ -681,7 +891,15 @@ export class Simulation {
   }
 
   #answerProduce(node: SimNode, waiter: ProduceWaiter, error: string | null, epoch: number): void {
-    this.#send(node.id, waiter.from, { kind: "produceAnswer", id: waiter.id, value: waiter.value, acks: -1, offset: waiter.offset, epoch, error });
+    this.#send(node.id, waiter.from, {
+      kind: "produceAnswer",
+      id: waiter.id,
+      value: waiter.value,
+      acks: -1,
+      offset: waiter.offset,
+      epoch,
+      error,
+    });
   }
 
   // ---- invariants ---------------------------------------------------------------------
@@ -705,14 +923,18 @@ export class Simulation {
   #checkInvariants(): void {
     for (const node of this.nodes) {
       if (node.up && node.highWatermark > node.logEndOffset) {
-        throw new InvariantError(`Node ${node.id}: high watermark ${node.highWatermark} beyond log end ${node.logEndOffset}`);
+        throw new InvariantError(
+          `Node ${node.id}: high watermark ${node.highWatermark} beyond log end ${node.logEndOffset}`,
+        );
       }
       const role = node.role;
       if (node.up && role.kind === "leader") {
         const key = `${role.state.leaderEpoch}/${node.incarnation}`;
         const last = this.#leaderHighWatermarks.get(node.id);
         if (last?.key === key && role.state.highWatermark < last.highWatermark) {
-          throw new InvariantError(`Leader ${node.id}: high watermark went back from ${last.highWatermark} to ${role.state.highWatermark}`);
+          throw new InvariantError(
+            `Leader ${node.id}: high watermark went back from ${last.highWatermark} to ${role.state.highWatermark}`,
+          );
         }
         this.#leaderHighWatermarks.set(node.id, { key, highWatermark: role.state.highWatermark });
       }
@@ -724,7 +946,9 @@ export class Simulation {
         const known = this.#committed[offset];
         if (known === undefined || this.excused.has(known)) this.#committed[offset] = value;
         else if (known !== value && !this.excused.has(value)) {
-          throw new InvariantError(`Node ${node.id} committed ${value} at ${offset} where another replica committed ${known}`);
+          throw new InvariantError(
+            `Node ${node.id} committed ${value} at ${offset} where another replica committed ${known}`,
+          );
         }
       }
       this.#checkedUpTo.set(node.id, Math.max(this.#checkedUpTo.get(node.id)!, committed));
@@ -738,7 +962,8 @@ export class Simulation {
     const leader = this.node(partition.leader);
     if (leader.role.kind !== "leader") return false;
     for (const node of this.nodes) {
-      if (node.logEndOffset !== leader.logEndOffset || node.highWatermark !== leader.logEndOffset) return false;
+      if (node.logEndOffset !== leader.logEndOffset || node.highWatermark !== leader.logEndOffset)
+        return false;
     }
     return true;
   }
@@ -747,13 +972,20 @@ export class Simulation {
     const reference = this.nodes[0]!.disk.log;
     for (const node of this.nodes) {
       for (let offset = 0; offset < reference.length; offset++) {
-        if (node.disk.log[offset]!.value !== reference[offset]!.value || node.disk.log[offset]!.epoch !== reference[offset]!.epoch) {
-          throw new InvariantError(`After the heal node ${node.id} differs from node 1 at ${offset}`);
+        if (
+          node.disk.log[offset]!.value !== reference[offset]!.value ||
+          node.disk.log[offset]!.epoch !== reference[offset]!.epoch
+        ) {
+          throw new InvariantError(
+            `After the heal node ${node.id} differs from node 1 at ${offset}`,
+          );
         }
       }
       for (const [value, { offset }] of this.acked) {
         if (!this.excused.has(value) && node.disk.log[offset]?.value !== value) {
-          throw new InvariantError(`After the heal node ${node.id} lacks acknowledged ${value}@${offset}`);
+          throw new InvariantError(
+            `After the heal node ${node.id} lacks acknowledged ${value}@${offset}`,
+          );
         }
       }
     }

@@ -45,8 +45,11 @@ const LEAVE_WAIT_MS = 2_000;
 
 export function deadBoundMs(nodes: number, config: SwimConfig = SIM_CONFIG): number {
   const slotMs = config.awarenessMultiplierMax * config.probeIntervalMs;
-  const suspicionMaxMs = config.suspicionMaxTimeoutMult * config.suspicionMult *
-    Math.max(1, Math.log10(nodes)) * config.probeIntervalMs;
+  const suspicionMaxMs =
+    config.suspicionMaxTimeoutMult *
+    config.suspicionMult *
+    Math.max(1, Math.log10(nodes)) *
+    config.probeIntervalMs;
   return (2 * (nodes - 1) + 2) * slotMs + suspicionMaxMs;
 }
 
@@ -83,9 +86,18 @@ export function runSwimScenario(seed: number, only?: { fault?: FaultKind }): Swi
     delayMsMax: choose.int(1, 100),
   };
   const fault = only?.fault ?? (FAULT_KINDS[choose.int(0, FAULT_KINDS.length - 1)] as FaultKind);
-  const sim: SwimSimulation = new SwimSimulation({ seed, nodes, config: SIM_CONFIG, faults, tickMs: TICK_MS, clusterId: CLUSTER_ID });
+  const sim: SwimSimulation = new SwimSimulation({
+    seed,
+    nodes,
+    config: SIM_CONFIG,
+    faults,
+    tickMs: TICK_MS,
+    clusterId: CLUSTER_ID,
+  });
   sim.noFalseDead = fault !== "partition";
-  sim.note(`scenario nodes=${nodes} fault=${fault} loss=${faults.lossRatio.toFixed(3)} dup=${faults.duplicateRatio.toFixed(3)} delayMax=${faults.delayMsMax}`);
+  sim.note(
+    `scenario nodes=${nodes} fault=${fault} loss=${faults.lossRatio.toFixed(3)} dup=${faults.duplicateRatio.toFixed(3)} delayMax=${faults.delayMsMax}`,
+  );
 
   // Join: node 0 founds the cluster; every other node joins through one node started
   // before it in index order (which may not be up or joined yet: then it retries).
@@ -100,7 +112,8 @@ export function runSwimScenario(seed: number, only?: { fault?: FaultKind }): Swi
   sim.runUntilTime(lastStartMs);
   const everyone = sim.nodes.slice();
   const joinedAt = sim.runUntil(() => allSeeAlive(sim, everyone), lastStartMs + JOIN_BOUND_MS);
-  if (joinedAt === null) sim.fail(`Join through one seed did not reach all members within ${JOIN_BOUND_MS}ms`);
+  if (joinedAt === null)
+    sim.fail(`Join through one seed did not reach all members within ${JOIN_BOUND_MS}ms`);
   const joinMs = joinedAt - lastStartMs;
 
   let deadMs: number[] = [];
@@ -117,10 +130,25 @@ export function runSwimScenario(seed: number, only?: { fault?: FaultKind }): Swi
       convergeMs = partitionScenario(sim, choose, nodes);
       break;
   }
-  return { seed, nodes, fault, faults, joinMs, deadMs, leftMs, convergeMs, virtualMs: sim.nowMs, steps: sim.stats.steps };
+  return {
+    seed,
+    nodes,
+    fault,
+    faults,
+    joinMs,
+    deadMs,
+    leftMs,
+    convergeMs,
+    virtualMs: sim.nowMs,
+    steps: sim.stats.steps,
+  };
 }
 
-function crashScenario(sim: SwimSimulation, choose: SeededRandom, nodes: number): { deadMs: number[]; convergeMs: number | null } {
+function crashScenario(
+  sim: SwimSimulation,
+  choose: SeededRandom,
+  nodes: number,
+): { deadMs: number[]; convergeMs: number | null } {
   const count = choose.int(1, nodes - 2);
   const victims = pickDistinct(choose, nodes, count);
   const crashAt = new Map<number, number>();
@@ -155,7 +183,9 @@ function crashScenario(sim: SwimSimulation, choose: SeededRandom, nodes: number)
     const since = allDeadSince.get(index) ?? null;
     const crashedMs = crashAt.get(index) as number;
     if (doneAt === null || since === null || since - crashedMs > boundMs) {
-      sim.fail(`Crashed n${index} (at ${crashedMs}ms) not declared dead by every live member within ${boundMs}ms`);
+      sim.fail(
+        `Crashed n${index} (at ${crashedMs}ms) not declared dead by every live member within ${boundMs}ms`,
+      );
     }
     deadMs.push(since - crashedMs);
   }
@@ -171,7 +201,8 @@ function crashScenario(sim: SwimSimulation, choose: SeededRandom, nodes: number)
   sim.runUntilTime(restartMs);
   const expected = sim.up();
   const convergedAt = sim.runUntil(() => allSeeAlive(sim, expected), restartMs + REJOIN_BOUND_MS);
-  if (convergedAt === null) sim.fail(`Restarted n${back} not taken back within ${REJOIN_BOUND_MS}ms`);
+  if (convergedAt === null)
+    sim.fail(`Restarted n${back} not taken back within ${REJOIN_BOUND_MS}ms`);
   return { deadMs, convergeMs: convergedAt - restartMs };
 }
 
@@ -185,10 +216,15 @@ function leaveScenario(sim: SwimSimulation, choose: SeededRandom): number {
     () => stays.every((observer) => observer.state(leaver.nodeId) === "left") && !leaver.up,
     leaveMs + LEFT_BOUND_MS,
   );
-  if (leftAt === null) sim.fail(`n${leaver.index} left, but not every member sees it 'left' within ${LEFT_BOUND_MS}ms`);
+  if (leftAt === null)
+    sim.fail(
+      `n${leaver.index} left, but not every member sees it 'left' within ${LEFT_BOUND_MS}ms`,
+    );
   // The others still see each other alive (or soon do, if a refutation was under way).
   if (sim.runUntil(() => allSeeAlive(sim, stays), sim.nowMs + CONVERGE_BOUND_MS) === null) {
-    sim.fail(`The others did not all see each other alive within ${CONVERGE_BOUND_MS}ms of the leave`);
+    sim.fail(
+      `The others did not all see each other alive within ${CONVERGE_BOUND_MS}ms of the leave`,
+    );
   }
   return leftAt - leaveMs;
 }
@@ -216,10 +252,12 @@ function partitionScenario(sim: SwimSimulation, choose: SeededRandom, nodes: num
   }
   const everyone = sim.nodes.slice();
   const convergedAt = sim.runUntil(() => allSeeAlive(sim, everyone), healMs + CONVERGE_BOUND_MS);
-  if (convergedAt === null) sim.fail(`Membership did not converge within ${CONVERGE_BOUND_MS}ms of the heal`);
+  if (convergedAt === null)
+    sim.fail(`Membership did not converge within ${CONVERGE_BOUND_MS}ms of the heal`);
   for (const [index, accused] of toRefute) {
     const own = sim.node(index).swim?.self.incarnation ?? 0;
-    if (own <= accused) sim.fail(`n${index} was accused at incarnation ${accused} but did not refute (now ${own})`);
+    if (own <= accused)
+      sim.fail(`n${index} was accused at incarnation ${accused} but did not refute (now ${own})`);
   }
   return convergedAt - healMs;
 }

@@ -13,9 +13,19 @@
  * - incarnations only grow, in every view (per observer life);
  * - (when `noFalseDead`) no node that keeps answering is ever seen dead.
  */
-import { decodePacket, decodePushPull, encodePacket, encodePushPull } from "../../../src/cluster/swim/codec.ts";
+import {
+  decodePacket,
+  decodePushPull,
+  encodePacket,
+  encodePushPull,
+} from "../../../src/cluster/swim/codec.ts";
 import type { SwimConfig } from "../../../src/cluster/swim/config.ts";
-import { endpointText, type Endpoint, type Member, type MemberState } from "../../../src/cluster/swim/member.ts";
+import {
+  endpointText,
+  type Endpoint,
+  type Member,
+  type MemberState,
+} from "../../../src/cluster/swim/member.ts";
 import type { Packet, PushPullFrame } from "../../../src/cluster/swim/messages.ts";
 import { Swim, type SwimOutput } from "../../../src/cluster/swim/swim.ts";
 import { assert, unreachable } from "../../../src/util/assert.ts";
@@ -50,8 +60,19 @@ export class InvariantError extends Error {
 
 type SimEvent =
   | { readonly kind: "tick"; readonly node: number; readonly life: number }
-  | { readonly kind: "packet"; readonly node: number; readonly from: Endpoint; readonly bytes: Uint8Array; readonly fromNode: number }
-  | { readonly kind: "pushPullRequest"; readonly node: number; readonly id: number; readonly frame: Uint8Array }
+  | {
+      readonly kind: "packet";
+      readonly node: number;
+      readonly from: Endpoint;
+      readonly bytes: Uint8Array;
+      readonly fromNode: number;
+    }
+  | {
+      readonly kind: "pushPullRequest";
+      readonly node: number;
+      readonly id: number;
+      readonly frame: Uint8Array;
+    }
   | { readonly kind: "pushPullResponse"; readonly id: number; readonly frame: Uint8Array }
   | { readonly kind: "pushPullFailed"; readonly id: number; readonly reason: string }
   | { readonly kind: "action"; readonly run: () => void };
@@ -243,13 +264,20 @@ export class SwimSimulation {
     if (popped.timeMs > this.nowMs) this.clock.advance(popped.timeMs - this.nowMs);
     const event = popped.item;
     switch (event.kind) {
-      case "tick": return this.#onTick(event.node, event.life);
-      case "packet": return this.#onPacket(event.node, event.fromNode, event.from, event.bytes);
-      case "pushPullRequest": return this.#onPushPullRequest(event.node, event.id, event.frame);
-      case "pushPullResponse": return this.#onPushPullResponse(event.id, event.frame);
-      case "pushPullFailed": return this.#onPushPullFailed(event.id, event.reason);
-      case "action": return event.run();
-      default: return unreachable(event);
+      case "tick":
+        return this.#onTick(event.node, event.life);
+      case "packet":
+        return this.#onPacket(event.node, event.fromNode, event.from, event.bytes);
+      case "pushPullRequest":
+        return this.#onPushPullRequest(event.node, event.id, event.frame);
+      case "pushPullResponse":
+        return this.#onPushPullResponse(event.id, event.frame);
+      case "pushPullFailed":
+        return this.#onPushPullFailed(event.id, event.reason);
+      case "action":
+        return event.run();
+      default:
+        return unreachable(event);
     }
   }
 
@@ -290,9 +318,17 @@ export class SwimSimulation {
       return this.#failPushPull(id, "Connection refused");
     }
     const decoded = decodePushPull(bytes);
-    this.#check(decoded.ok, `Push-pull request does not decode: ${decoded.ok ? "" : JSON.stringify(decoded.error)}`);
+    this.#check(
+      decoded.ok,
+      `Push-pull request does not decode: ${decoded.ok ? "" : JSON.stringify(decoded.error)}`,
+    );
     if (!decoded.ok) return;
-    node.swim.step({ kind: "pushPullRequest", id, from: this.node(pending.node).gossip, frame: decoded.value });
+    node.swim.step({
+      kind: "pushPullRequest",
+      id,
+      from: this.node(pending.node).gossip,
+      frame: decoded.value,
+    });
     this.#after(node);
   }
 
@@ -325,7 +361,11 @@ export class SwimSimulation {
 
   #failPushPull(id: number, reason: string): void {
     // A refused connect is quick; a partition is a connect timeout.
-    this.#events.push(this.nowMs + this.#random.int(1, 1_000), { kind: "pushPullFailed", id, reason });
+    this.#events.push(this.nowMs + this.#random.int(1, 1_000), {
+      kind: "pushPullFailed",
+      id,
+      reason,
+    });
   }
 
   // -------------------------------------------------------------------------------------
@@ -348,14 +388,18 @@ export class SwimSimulation {
       case "pushPullAnswer":
         return this.#answerPushPull(output.id, output.frame);
       case "member":
-        return this.#note(`n${node.index} sees ${this.#name(output.member.nodeId)} ${output.change} inc=${output.member.incarnation}`);
+        return this.#note(
+          `n${node.index} sees ${this.#name(output.member.nodeId)} ${output.change} inc=${output.member.incarnation}`,
+        );
       case "clusterId":
         node.clusterId = output.clusterId;
         return this.#note(`n${node.index} learned cluster ${output.clusterId}`);
       case "joined":
         return this.#note(`n${node.index} joined via ${endpointText(output.via)}`);
       case "joinFailed":
-        return this.#note(`n${node.index} join via ${endpointText(output.seed)} failed: ${output.reason}`);
+        return this.#note(
+          `n${node.index} join via ${endpointText(output.seed)} failed: ${output.reason}`,
+        );
       case "error":
         return this.#check(false, `n${node.index} error: ${JSON.stringify(output.error)}`);
       default:
@@ -394,14 +438,29 @@ export class SwimSimulation {
     this.#pushPullId += 1;
     const id = this.#pushPullId;
     const target = this.#byAddress.get(endpointText(to));
-    this.#pushPulls.set(id, { node: node.index, life: node.life, to, target: target?.index ?? node.index });
-    if (target === undefined || !target.up || target.group !== node.group) return this.#failPushPull(id, "Connection refused");
-    this.#events.push(this.nowMs + this.#delay(), { kind: "pushPullRequest", node: target.index, id, frame: encodePushPull(frame) });
+    this.#pushPulls.set(id, {
+      node: node.index,
+      life: node.life,
+      to,
+      target: target?.index ?? node.index,
+    });
+    if (target === undefined || !target.up || target.group !== node.group)
+      return this.#failPushPull(id, "Connection refused");
+    this.#events.push(this.nowMs + this.#delay(), {
+      kind: "pushPullRequest",
+      node: target.index,
+      id,
+      frame: encodePushPull(frame),
+    });
   }
 
   #answerPushPull(id: number, frame: PushPullFrame | null): void {
     if (frame === null) return this.#failPushPull(id, "Closed without an answer");
-    this.#events.push(this.nowMs + this.#delay(), { kind: "pushPullResponse", id, frame: encodePushPull(frame) });
+    this.#events.push(this.nowMs + this.#delay(), {
+      kind: "pushPullResponse",
+      id,
+      frame: encodePushPull(frame),
+    });
   }
 
   /** Whether `node` keeps answering: up, never crashed, not leaving. */
@@ -412,13 +471,18 @@ export class SwimSimulation {
   #checkNode(node: SimNode, swim: Swim): void {
     for (const member of swim.members()) {
       const seen = node.seen.get(member.nodeId);
-      this.#check(seen === undefined || member.incarnation >= seen,
-        `Incarnation went down: n${node.index} sees ${this.#name(member.nodeId)} at ${member.incarnation} after ${seen}`);
-      if (seen === undefined || member.incarnation > seen) node.seen.set(member.nodeId, member.incarnation);
+      this.#check(
+        seen === undefined || member.incarnation >= seen,
+        `Incarnation went down: n${node.index} sees ${this.#name(member.nodeId)} at ${member.incarnation} after ${seen}`,
+      );
+      if (seen === undefined || member.incarnation > seen)
+        node.seen.set(member.nodeId, member.incarnation);
       if (this.noFalseDead && member.state === "dead") {
         const subject = this.#byNodeId.get(member.nodeId);
-        this.#check(subject === undefined || !this.answering(subject),
-          `A node that keeps answering was declared dead: n${node.index} sees ${this.#name(member.nodeId)} dead`);
+        this.#check(
+          subject === undefined || !this.answering(subject),
+          `A node that keeps answering was declared dead: n${node.index} sees ${this.#name(member.nodeId)} dead`,
+        );
       }
     }
   }
@@ -442,10 +506,15 @@ export class SwimSimulation {
 
   /** Fails with the message and the last events that led to it. */
   fail(message: string): never {
-    const views = this.nodes.map((node) =>
-      `  n${node.index} ${node.up ? "up" : "down"}${node.leaving ? " leaving" : ""}: ` +
-      (node.swim?.members().map((m) => `${this.#name(m.nodeId)}=${m.state}@${m.incarnation}`).join(" ") ?? "-") +
-      (node.swim ? ` health=${node.swim.healthScore}` : ""));
+    const views = this.nodes.map(
+      (node) =>
+        `  n${node.index} ${node.up ? "up" : "down"}${node.leaving ? " leaving" : ""}: ` +
+        (node.swim
+          ?.members()
+          .map((m) => `${this.#name(m.nodeId)}=${m.state}@${m.incarnation}`)
+          .join(" ") ?? "-") +
+        (node.swim ? ` health=${node.swim.healthScore}` : ""),
+    );
     throw new InvariantError(
       `${message} at ${this.nowMs}ms\nviews:\n${views.join("\n")}\ntrace (last events):\n  ${this.#trace.slice(-60).join("\n  ")}`,
     );

@@ -17,7 +17,9 @@ function percentile(values: number[], fraction: number): number {
 }
 
 function runFault(fault: FaultKind): SwimSeedReport[] {
-  return seeds({ count: SEEDS_PER_FAULT }).map((seed) => withSeed(seed, () => runSwimScenario(seed, { fault })));
+  return seeds({ count: SEEDS_PER_FAULT }).map((seed) =>
+    withSeed(seed, () => runSwimScenario(seed, { fault })),
+  );
 }
 
 describe("swim: sim", () => {
@@ -25,21 +27,29 @@ describe("swim: sim", () => {
     const reports = runFault("crash");
     const deadMs = reports.flatMap((report) => report.deadMs);
     expect(deadMs.length).toBeGreaterThanOrEqual(reports.length);
-    console.log(`swim sim: crash: ${reports.length} seeds, dead after p50=${percentile(deadMs, 0.5)} p99=${percentile(deadMs, 0.99)} max=${Math.max(...deadMs)} ms`);
+    console.log(
+      `swim sim: crash: ${reports.length} seeds, dead after p50=${percentile(deadMs, 0.5)} p99=${percentile(deadMs, 0.99)} max=${Math.max(...deadMs)} ms`,
+    );
   });
 
   test("swim: sim: leave: every member sees the leaver 'left' within LEFT_BOUND_MS", () => {
     const reports = runFault("leave");
     const leftMs = reports.flatMap((report) => (report.leftMs === null ? [] : [report.leftMs]));
     expect(leftMs).toHaveLength(reports.length);
-    console.log(`swim sim: leave: ${reports.length} seeds, left after p50=${percentile(leftMs, 0.5)} max=${Math.max(...leftMs)} ms`);
+    console.log(
+      `swim sim: leave: ${reports.length} seeds, left after p50=${percentile(leftMs, 0.5)} max=${Math.max(...leftMs)} ms`,
+    );
   });
 
   test("swim: sim: partition: after the heal, suspicion is refuted and membership converges within CONVERGE_BOUND_MS", () => {
     const reports = runFault("partition");
-    const convergeMs = reports.flatMap((report) => (report.convergeMs === null ? [] : [report.convergeMs]));
+    const convergeMs = reports.flatMap((report) =>
+      report.convergeMs === null ? [] : [report.convergeMs],
+    );
     expect(convergeMs).toHaveLength(reports.length);
-    console.log(`swim sim: partition: ${reports.length} seeds, converged after p50=${percentile(convergeMs, 0.5)} max=${Math.max(...convergeMs)} ms`);
+    console.log(
+      `swim sim: partition: ${reports.length} seeds, converged after p50=${percentile(convergeMs, 0.5)} max=${Math.max(...convergeMs)} ms`,
+    );
   });
 
   test("swim: sim: one seed decides the whole run", () => {
