@@ -5,6 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join, relative } from "node:path";
 
 const SRC = join(import.meta.dir, "..", "src");
@@ -49,3 +50,18 @@ test("tidy: algorithm folders own no timers (the driver in node.ts does)", () =>
     [],
   );
 });
+
+test("tidy: the sources are as npm run format (prettier) leaves them", () => {
+  const root = join(import.meta.dir, "..");
+  const prettier = join(root, "node_modules", ".bin", "prettier");
+  const globs = ["src/**/*.ts", "test/**/*.ts", "build/**/*.ts", "!src/protocol/generated/**"];
+  const run = spawnSync(prettier, ["--list-different", ...globs], { cwd: root, encoding: "utf8" });
+  // --list-different names the files that differ and exits 1; 2 is prettier's own error.
+  expect({
+    status: run.status,
+    unformatted: run.stdout.split("\n").filter((line) => line !== ""),
+  }).toEqual({
+    status: 0,
+    unformatted: [],
+  });
+}, 60_000);

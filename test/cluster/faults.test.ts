@@ -345,15 +345,13 @@ describe("faults: three nodes, replication factor 3", () => {
       args: ["--node-id", String(nodes[0]!.nodeId)],
     });
     const rest = await Promise.all(
-      nodes
-        .slice(1)
-        .map((node) =>
-          startBroker({
-            dataDir: node.dataDir,
-            ports: portsOf(node),
-            args: ["--node-id", String(node.nodeId), "--join", first.gossip],
-          }),
-        ),
+      nodes.slice(1).map((node) =>
+        startBroker({
+          dataDir: node.dataDir,
+          ports: portsOf(node),
+          args: ["--node-id", String(node.nodeId), "--join", first.gossip],
+        }),
+      ),
     );
     nodes = [first, ...rest];
     await whole(first, 3, 3, nodes);
