@@ -260,6 +260,7 @@ export async function startNode(
     coordinator,
     offsets,
     connectionCount: () => listener.connectionCount(),
+    pausedConnectionCount: () => listener.pausedConnectionCount(),
     cluster: cluster.status(),
   };
   const admin = await startAdminServer(

@@ -729,6 +729,7 @@ describe("admin: metrics", () => {
     const families = parsePrometheusText(await response.text());
     expect([...families.keys()].sort()).toEqual([
       "brook_connections_open",
+      "brook_connections_paused",
       "brook_consumer_group_lag",
       "brook_fetch_requests_waiting",
       "brook_isr_expands_total",

@@ -59,6 +59,13 @@ export function renderMetrics(node: AdminNode): string {
   writer.sample([], node.connectionCount());
 
   writer.family(
+    "brook_connections_paused",
+    "gauge",
+    "Kafka protocol connections not read until their client takes the answers queued for it.",
+  );
+  writer.sample([], node.pausedConnectionCount());
+
+  writer.family(
     "brook_fetch_requests_waiting",
     "gauge",
     "Fetch requests (consumers' and followers') held in a long poll.",

@@ -83,6 +83,7 @@ export async function createTestAdminNode(): Promise<TestAdminNode> {
     connections: 0,
     serving: true,
     connectionCount: () => node.connections,
+    pausedConnectionCount: () => 0,
     close() {
       logs.close();
       metadata.close();

@@ -19,6 +19,8 @@ export interface AdminNode {
   readonly offsets: OffsetStore;
   /** Open Kafka protocol connections. */
   readonly connectionCount: () => number;
+  /** Those not reading until their client takes the answers queued for it. */
+  readonly pausedConnectionCount: () => number;
   /** SWIM and Raft as this node sees them; absent on a node that runs alone. */
   readonly cluster?: ClusterStatus;
 }

@@ -113,6 +113,11 @@ export class Connection {
     socket.on("close", () => this.#onClosed());
   }
 
+  /** Not reading: too many answers are queued for a client that does not take them. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

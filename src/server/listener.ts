@@ -12,6 +12,8 @@ const log = logger("listener");
 export interface KafkaListener {
   readonly port: number;
   connectionCount(): number;
+  /** Connections whose reading is paused until their client takes its answers. */
+  pausedConnectionCount(): number;
   stop(): Promise<void>;
 }
 
@@ -49,6 +51,11 @@ export async function startKafkaListener(options: {
   return {
     port,
     connectionCount: () => connections.size,
+    pausedConnectionCount: () => {
+      let paused = 0;
+      for (const connection of connections) if (connection.paused) paused++;
+      return paused;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         for (const connection of connections) connection.close("Broker stopping");

@@ -216,7 +216,18 @@ test("broker: a client that pipelines 100 multi-MiB fetches and reads nothing ho
       ),
     );
   }
-  await Bun.sleep(1000);
+  // The broker stops reading this client once its queued answers reach the bound: the
+  // moment to count what it holds.
+  await eventually(
+    "the connection paused",
+    async () => {
+      const families = parsePrometheusText(
+        await (await fetch(`${broker.adminUrl}/metrics`)).text(),
+      );
+      return sampleValue(families, "brook_connections_paused") === 1;
+    },
+    10_000,
+  );
   const held = openFiles() - before;
   expect(held).toBeLessThan(200);
   // Reading resumes the requests; every answer arrives.
