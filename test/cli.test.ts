@@ -104,10 +104,15 @@ describe("cli: bad usage is one line and exit code 2", () => {
   });
 
   test("cli: config file that does not parse", () => {
-    const path = scratchFile("section.toml", "[broker]\nkafka = '127.0.0.1:9092'\n");
+    const path = scratchFile("broken.toml", "node-id = 1\nkafka = '127.0.0.1:9092\n");
     expectUsageError(
       brook(["--config", path]),
-      /^brook: Cannot parse config file .*section\.toml: line 1: /,
+      /^brook: Cannot parse config file .*broken\.toml: line 2: /,
+    );
+    const section = scratchFile("section.toml", "[broker]\nkafka = '127.0.0.1:9092'\n");
+    expectUsageError(
+      brook(["--config", section]),
+      /^brook: Unknown key in config file .*section\.toml: "broker\.kafka"$/,
     );
   });
 
