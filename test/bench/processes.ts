@@ -122,7 +122,7 @@ export class RssSampler {
   }
 }
 
-interface Exited {
+export interface Exited {
   code: number | null;
   stdout: string;
   stderr: string;
@@ -161,6 +161,11 @@ function run(
  * A driver process that prints its result as one JSON line (the last line of stdout)
  * and exits 0; anything else rejects with its stderr.
  */
+/** Runs a build tool (a compiler) from the repository root: exit code, output, seconds. */
+export function runTool(command: string, args: string[], timeoutMs: number): Promise<Exited> {
+  return run(command, args, timeoutMs);
+}
+
 export async function runJsonProcess<T>(
   command: string,
   args: string[],

@@ -1,0 +1,80 @@
+/**
+ * @module
+ * The harness's librdkafka client (`rdlat.c`): built once per run with the system C
+ * compiler against Debian's librdkafka-dev (`apt-get install librdkafka-dev gcc`), then
+ * run once per measured run. Nothing is installed by the harness: where the compiler or
+ * the library is missing, the rows say so.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { REPO } from "../../helpers/broker.ts";
+import { installed, runJsonProcess, runTool } from "../processes.ts";
+
+const SOURCE = join(REPO, "test/bench/rdkafka/rdlat.c");
+const HEADER = "/usr/include/librdkafka/rdkafka.h";
+
+/** What one rdlat run prints (times in ms). */
+export interface RdLatencyResult {
+  messages: number;
+  seconds: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  ackP50Ms: number;
+  ackP99Ms: number;
+  ackP999Ms: number;
+  ackMaxMs: number;
+  stallsOver50Ms: number;
+  clientCpuSeconds: number;
+}
+
+export interface RdLatencySpec {
+  port: number;
+  topic: string;
+  partitions: number;
+  rateBytesPerSec: number;
+  messageBytes: number;
+  seconds: number;
+  acks: "all" | "1";
+}
+
+/** null when rdlat can be built here, else why not. */
+export function missingRdkafka(): string | null {
+  const missing: string[] = [];
+  if (!installed("cc")) missing.push("a C compiler (gcc)");
+  if (!existsSync(HEADER)) missing.push("librdkafka-dev");
+  return missing.length === 0 ? null : `not installed: ${missing.join(", ")} (see bench/README.md)`;
+}
+
+/** Compiles rdlat into `outfile`; seconds taken. */
+export async function buildRdlat(outfile: string): Promise<number> {
+  const built = await runTool("cc", ["-O2", "-o", outfile, SOURCE, "-lrdkafka"], 120_000);
+  if (built.code !== 0)
+    throw new Error(`cc rdlat.c failed (${built.code}): ${built.stderr.trim()}`);
+  return built.seconds;
+}
+
+/** One latency run of the librdkafka client (producer and consumer in one process). */
+export function rdLatency(binary: string, spec: RdLatencySpec): Promise<RdLatencyResult> {
+  return runJsonProcess<RdLatencyResult>(
+    binary,
+    [
+      "-b",
+      `127.0.0.1:${spec.port}`,
+      "-t",
+      spec.topic,
+      "-p",
+      String(spec.partitions),
+      "-r",
+      String(spec.rateBytesPerSec),
+      "-s",
+      String(spec.messageBytes),
+      "-d",
+      String(spec.seconds),
+      "-a",
+      spec.acks,
+    ],
+    (spec.seconds + 60) * 1000,
+  );
+}
