@@ -89,18 +89,26 @@ static double percentile_ms(const int64_t *sorted, size_t count, double q) {
   return sorted[at] / 1e6;
 }
 
+/** Sets each name = value pair of `settings`; any refusal ends the run. */
+static void set_all(rd_kafka_conf_t *conf, const char *settings[][2], size_t count) {
+  char error[512];
+  for (size_t i = 0; i < count; i++) {
+    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], error, sizeof error) != RD_KAFKA_CONF_OK)
+      fail("%s", error);
+  }
+}
+
+#define SET_ALL(conf, settings) set_all(conf, settings, sizeof settings / sizeof settings[0])
+
 static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const char *acks) {
   char error[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  const char *settings[][2] = {
+  const char *common[][2] = {
       {"bootstrap.servers", bootstrap},
       {"client.id", "brook-rdlat"},
       {"api.version.request", "true"},
   };
-  for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
-    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], error, sizeof error) != RD_KAFKA_CONF_OK)
-      fail("%s", error);
-  }
+  SET_ALL(conf, common);
   if (type == RD_KAFKA_PRODUCER) {
     const char *producer[][2] = {
         {"acks", acks},
@@ -109,10 +117,7 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const cha
         {"queue.buffering.max.messages", "1000000"},
         {"queue.buffering.max.kbytes", "1048576"},
     };
-    for (size_t i = 0; i < sizeof producer / sizeof producer[0]; i++) {
-      if (rd_kafka_conf_set(conf, producer[i][0], producer[i][1], error, sizeof error) != RD_KAFKA_CONF_OK)
-        fail("%s", error);
-    }
+    SET_ALL(conf, producer);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   } else {
     const char *consumer[][2] = {
@@ -121,10 +126,7 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const cha
         {"fetch.wait.max.ms", "500"},
         {"fetch.min.bytes", "1"},
     };
-    for (size_t i = 0; i < sizeof consumer / sizeof consumer[0]; i++) {
-      if (rd_kafka_conf_set(conf, consumer[i][0], consumer[i][1], error, sizeof error) != RD_KAFKA_CONF_OK)
-        fail("%s", error);
-    }
+    SET_ALL(conf, consumer);
   }
   rd_kafka_t *rk = rd_kafka_new(type, conf, error, sizeof error);
   if (rk == NULL) fail("%s", error);
