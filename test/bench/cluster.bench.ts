@@ -49,7 +49,7 @@ import {
   runLoadgen,
   type Server,
 } from "./processes.ts";
-import type { Row } from "./report.ts";
+import type { GroupHarness } from "./report.ts";
 import { summarize } from "./stats.ts";
 
 const CREATE_TOPICS = 19,
@@ -68,13 +68,6 @@ export interface ClusterSizes {
   peerMessages1KiB: number;
 }
 
-/** What the group needs of the harness. */
-export interface ClusterBenchHarness {
-  repeat<T>(once: (run: number) => Promise<T>): Promise<T[]>;
-  figure(row: Omit<Row, "summary">, values: number[]): Row;
-  missing(row: Omit<Row, "summary" | "note">, note: string): void;
-}
-
 export interface ClusterBenchOptions {
   work: string;
   sizes: ClusterSizes;
@@ -84,7 +77,7 @@ export interface ClusterBenchOptions {
 }
 
 export async function clusterBench(
-  harness: ClusterBenchHarness,
+  harness: GroupHarness,
   options: ClusterBenchOptions,
 ): Promise<void> {
   const { work, sizes, single, log } = options;
@@ -106,7 +99,7 @@ export async function clusterBench(
 }
 
 async function produceRows(
-  harness: ClusterBenchHarness,
+  harness: GroupHarness,
   nodes: TestBroker[],
   single: { pid: number; port: number },
   work: string,
@@ -254,7 +247,7 @@ async function startJetStreamCluster(
 }
 
 async function latencyRows(
-  harness: ClusterBenchHarness,
+  harness: GroupHarness,
   nodes: TestBroker[],
   sizes: ClusterSizes,
   log: (m: string) => void,
@@ -302,7 +295,7 @@ async function latencyRows(
 }
 
 async function rereplicationRow(
-  harness: ClusterBenchHarness,
+  harness: GroupHarness,
   nodes: TestBroker[],
   sizes: ClusterSizes,
   log: (m: string) => void,
@@ -374,7 +367,7 @@ async function rereplicationRow(
 }
 
 async function failoverRow(
-  harness: ClusterBenchHarness,
+  harness: GroupHarness,
   nodes: TestBroker[],
   sizes: ClusterSizes,
   log: (m: string) => void,

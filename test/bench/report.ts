@@ -31,6 +31,15 @@ export interface Row {
   hidden?: boolean;
 }
 
+/** What a group kept in its own module needs of the harness (`run.ts`). */
+export interface GroupHarness {
+  /** One warm-up run (run -1), then the counted runs. */
+  repeat<T>(once: (run: number) => Promise<T>): Promise<T[]>;
+  figure(row: Omit<Row, "summary">, values: number[]): Row;
+  /** A row without a figure, and why. */
+  missing(row: Omit<Row, "summary" | "note">, note: string): void;
+}
+
 /**
  * Fraction of the limit reached, 1 = as fast as the limit: figure/limit for rates
  * (higher is better), limit/figure for times and sizes (lower is better).

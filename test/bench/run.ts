@@ -95,7 +95,7 @@ import {
 } from "./peers/peers.ts";
 import { formatNumber, ratio, renderTable, type Better, type Row } from "./report.ts";
 import { clusterBench } from "./cluster.bench.ts";
-import { buildRdlat, missingRdkafka, rdLatency, type RdLatencyResult } from "./rdkafka/rdkafka.ts";
+import { rdkafkaLatency } from "./rdkafka/latency.bench.ts";
 import { buildStartupDataDir } from "./startup.bench.ts";
 import {
   type LogFigures,
@@ -912,89 +912,8 @@ async function main(): Promise<number> {
           );
         }
       }
-      await rdkafkaLatencyRows();
+      await rdkafkaLatency(harness, { work, sizes, port: brookPort, log });
     });
-
-    /**
-     * The same rates as a librdkafka user sees them (rdkafka/rdlat.c): producer and
-     * consumer in one process, linger.ms=0, acks=all, 8 partitions, every message timed
-     * from when it was due.
-     */
-    async function rdkafkaLatencyRows(): Promise<void> {
-      const partitions = 8;
-      const ids = (rate: number) => `latency.rdkafka.${rate / MB}MBps`;
-      const missing = missingRdkafka();
-      if (missing !== null) {
-        for (const rate of sizes.latencyRates) {
-          harness.missing(
-            {
-              id: `${ids(rate)}.p99`,
-              section: "latency",
-              label: `librdkafka ${rate / MB} MB/s`,
-              unit: "ms",
-              better: "lower",
-            },
-            missing,
-          );
-        }
-        return;
-      }
-      const binary = join(work, "rdlat");
-      log(`built the librdkafka latency client in ${(await buildRdlat(binary)).toFixed(1)} s`);
-      for (const rate of sizes.latencyRates) {
-        const runs: RdLatencyResult[] = [];
-        await harness.repeat(async (run) => {
-          const topic = `rdlat-${rate / MB}-${run + 1}`;
-          await createTopic(brookPort, topic, partitions);
-          const result = await rdLatency(binary, {
-            port: brookPort,
-            topic,
-            partitions,
-            rateBytesPerSec: rate,
-            messageBytes: 1024,
-            seconds: sizes.latencyMs / 1000,
-            acks: "all",
-          });
-          await deleteTopic(brookPort, topic);
-          log(
-            `librdkafka latency ${rate / MB} MB/s run ${run < 0 ? "warm-up" : run + 1}: p50 ${result.p50Ms.toFixed(2)} p99 ${result.p99Ms.toFixed(2)} ` +
-              `p99.9 ${result.p999Ms.toFixed(2)} max ${result.maxMs.toFixed(1)} ms, ack p99 ${result.ackP99Ms.toFixed(2)} ms, ${result.stallsOver50Ms} stalls over 50 ms`,
-          );
-          if (run >= 0) runs.push(result);
-        });
-        const what = `${rate / MB} MB/s of 1 KiB msgs, ${partitions} parts, acks=all, linger.ms=0`;
-        const rows = [
-          ["p50", "p50Ms", `librdkafka produce → consume p50, ${what}`],
-          ["p99", "p99Ms", `librdkafka produce → consume p99, ${what}`],
-          ["p99.9", "p999Ms", `librdkafka produce → consume p99.9, ${what}`],
-          ["max", "maxMs", `librdkafka produce → consume max, ${what}`],
-          ["ack.p99", "ackP99Ms", `librdkafka produce → acknowledgement p99, ${what}`],
-        ] as const;
-        for (const [p, key, label] of rows) {
-          harness.figure(
-            {
-              id: `${ids(rate)}.${p}`,
-              section: "latency",
-              label,
-              unit: "ms",
-              better: "lower",
-              ...(p === "p50" ? { detail: runs } : {}),
-            },
-            runs.map((r) => r[key]),
-          );
-        }
-        harness.figure(
-          {
-            id: `${ids(rate)}.stalls`,
-            section: "latency",
-            unit: "stalls",
-            better: "lower",
-            label: `librdkafka: stalls (runs of messages over 50 ms end to end), ${what}`,
-          },
-          runs.map((r) => r.stallsOver50Ms),
-        );
-      }
-    }
 
     await harness.group("cluster", async () => {
       await clusterBench(harness, {
