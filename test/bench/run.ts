@@ -912,7 +912,7 @@ async function main(): Promise<number> {
           );
         }
       }
-      await rdkafkaLatency(harness, { work, sizes, port: brookPort, log });
+      await rdkafkaLatency(harness, { work, sizes, port: brookPort, pid: brookPid, log });
     });
 
     await harness.group("cluster", async () => {

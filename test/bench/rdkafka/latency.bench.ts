@@ -32,8 +32,9 @@ export interface RdkafkaLatencySizes {
 export interface RdkafkaLatencyOptions {
   work: string;
   sizes: RdkafkaLatencySizes;
-  /** The harness's single node. */
+  /** The harness's single node, and its process (for the CPU it uses). */
   port: number;
+  pid: number;
   log: (message: string) => void;
 }
 
@@ -41,7 +42,7 @@ export async function rdkafkaLatency(
   harness: GroupHarness,
   options: RdkafkaLatencyOptions,
 ): Promise<void> {
-  const { work, sizes, port, log } = options;
+  const { work, sizes, port, pid, log } = options;
   const missing = missingRdkafka();
   if (missing !== null) {
     for (const rate of sizes.latencyRates) {
@@ -69,19 +70,38 @@ export async function rdkafkaLatency(
       messageBytes: 1024,
       seconds: sizes.latencyMs / 1000,
       acks: "all",
+      serverPid: pid,
     });
 
   for (const rate of sizes.latencyRates) {
     const runs: RdLatencyResult[] = [];
+    const cores: number[] = [];
     await harness.repeat(async (run) => {
       const topic = `rdlat-${rate / MB}-${run + 1}`;
       await createTopic(port, topic, PARTITIONS);
       const result = await once(topic, rate);
+      // rdlat reads the broker's CPU over its measured window (from /proc).
+      const brokerCores = result.serverCpuSeconds / result.seconds;
       await deleteTopic(port, topic);
-      log(`librdkafka latency ${rate / MB} MB/s run ${runName(run)}: ${summary(result)}`);
-      if (run >= 0) runs.push(result);
+      log(
+        `librdkafka latency ${rate / MB} MB/s run ${runName(run)}: ${summary(result)}; broker ${brokerCores.toFixed(2)} cores`,
+      );
+      if (run >= 0) {
+        runs.push(result);
+        cores.push(brokerCores);
+      }
     });
     figures(harness, idOf(rate), `${what(rate)}, idle broker`, runs);
+    harness.figure(
+      {
+        id: `${idOf(rate)}.broker.cores`,
+        section: "latency",
+        unit: "cores",
+        better: "lower",
+        label: `broker CPU (cores) serving librdkafka at ${what(rate)}: one record per batch`,
+      },
+      cores,
+    );
   }
 
   // The noisy neighbour, at the first rate.

@@ -27,6 +27,8 @@ export interface RdLatencyResult {
   ackMaxMs: number;
   stallsOver50Ms: number;
   clientCpuSeconds: number;
+  /** CPU seconds the broker (`serverPid`) used over the measured window; -1 without one. */
+  serverCpuSeconds: number;
 }
 
 export interface RdLatencySpec {
@@ -37,6 +39,8 @@ export interface RdLatencySpec {
   messageBytes: number;
   seconds: number;
   acks: "all" | "1";
+  /** The broker's process, whose CPU over the measured window is reported. */
+  serverPid?: number;
 }
 
 /** null when rdlat can be built here, else why not. */
@@ -57,24 +61,22 @@ export async function buildRdlat(outfile: string): Promise<number> {
 
 /** One latency run of the librdkafka client (producer and consumer in one process). */
 export function rdLatency(binary: string, spec: RdLatencySpec): Promise<RdLatencyResult> {
-  return runJsonProcess<RdLatencyResult>(
-    binary,
-    [
-      "-b",
-      `127.0.0.1:${spec.port}`,
-      "-t",
-      spec.topic,
-      "-p",
-      String(spec.partitions),
-      "-r",
-      String(spec.rateBytesPerSec),
-      "-s",
-      String(spec.messageBytes),
-      "-d",
-      String(spec.seconds),
-      "-a",
-      spec.acks,
-    ],
-    (spec.seconds + 60) * 1000,
-  );
+  const args = [
+    "-b",
+    `127.0.0.1:${spec.port}`,
+    "-t",
+    spec.topic,
+    "-p",
+    String(spec.partitions),
+    "-r",
+    String(spec.rateBytesPerSec),
+    "-s",
+    String(spec.messageBytes),
+    "-d",
+    String(spec.seconds),
+    "-a",
+    spec.acks,
+  ];
+  if (spec.serverPid !== undefined) args.push("-P", String(spec.serverPid));
+  return runJsonProcess<RdLatencyResult>(binary, args, (spec.seconds + 60) * 1000);
 }

@@ -4,7 +4,10 @@
 // librdkafka-dev, run once per measured run; prints one JSON line on stdout, and exits 1
 // with a message on stderr on any failure.
 //
-//   rdlat -b HOST:PORT -t TOPIC -p PARTITIONS -r BYTES_PER_SEC -s SIZE -d SECONDS -a ACKS
+//   rdlat -b HOST:PORT -t TOPIC -p PARTITIONS -r BYTES_PER_SEC -s SIZE -d SECONDS -a ACKS [-P PID]
+//
+// With -P, the CPU seconds process PID (the broker) used over the measured window, from
+// the first message due to the last one consumed, are reported too (Linux /proc).
 //
 // One process, one thread: a producer (linger.ms=0, the given acks, no idempotence) and
 // a consumer assigned every partition from its beginning (the topic is a fresh one).
@@ -43,6 +46,24 @@ static int64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/** CPU seconds of process `pid` so far (utime + stime in /proc/<pid>/stat); -1 if unknown. */
+static double process_cpu_seconds(int pid) {
+  if (pid <= 0) return -1;
+  char path[64], text[4096];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *file = fopen(path, "r");
+  if (file == NULL) return -1;
+  size_t length = fread(text, 1, sizeof text - 1, file);
+  fclose(file);
+  text[length] = 0;
+  char *rest = strrchr(text, ')');
+  if (rest == NULL) return -1;
+  unsigned long utime = 0, stime = 0;
+  // After ") ": state is field 3; utime and stime are fields 14 and 15.
+  if (sscanf(rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) return -1;
+  return (double)(utime + stime) / 100.0; /* USER_HZ */
 }
 
 static double cpu_seconds(void) {
@@ -156,7 +177,7 @@ static size_t consume(rd_kafka_t *consumer, int wait_ms, uint64_t total) {
 
 int main(int argc, char **argv) {
   const char *bootstrap = NULL, *topic = NULL, *acks = "all";
-  int partitions = 1, size = 1024;
+  int partitions = 1, size = 1024, server_pid = 0;
   double rate = 10e6, seconds = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *flag = argv[i], *value = argv[i + 1];
@@ -167,6 +188,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(flag, "-s")) size = atoi(value);
     else if (!strcmp(flag, "-d")) seconds = atof(value);
     else if (!strcmp(flag, "-a")) acks = value;
+    else if (!strcmp(flag, "-P")) server_pid = atoi(value);
     else fail("unknown flag %s", flag);
   }
   if (bootstrap == NULL || topic == NULL || partitions < 1 || rate <= 0 || seconds <= 0 ||
@@ -195,6 +217,7 @@ int main(int argc, char **argv) {
 
   char *payload = calloc(1, (size_t)size);
   double cpu_before = cpu_seconds();
+  double server_before = process_cpu_seconds(server_pid);
   const int64_t start = now_ns();
   uint64_t next = 0, seen = 0;
   while (next < total) {
@@ -221,8 +244,10 @@ int main(int argc, char **argv) {
     rd_kafka_poll(producer, 0);
     seen += consume(consumer, 10, total);
   }
-  rd_kafka_flush(producer, 10000);
   double wall = (now_ns() - start) / 1e9;
+  double server_after = process_cpu_seconds(server_pid);
+  double server_cpu = server_before < 0 || server_after < 0 ? -1 : server_after - server_before;
+  rd_kafka_flush(producer, 10000);
   double cpu = cpu_seconds() - cpu_before;
   if (delivery_errors > 0) fail("%" PRId64 " messages not acknowledged: %s", delivery_errors, first_delivery_error);
   if (seen < total) fail("%" PRIu64 " of %" PRIu64 " messages never consumed", total - seen, total);
@@ -240,11 +265,11 @@ int main(int argc, char **argv) {
   qsort(acked, acks_seen, sizeof *acked, compare);
   printf("{\"messages\":%" PRIu64 ",\"seconds\":%.3f,\"p50Ms\":%.3f,\"p99Ms\":%.3f,\"p999Ms\":%.3f,"
          "\"maxMs\":%.3f,\"ackP50Ms\":%.3f,\"ackP99Ms\":%.3f,\"ackP999Ms\":%.3f,\"ackMaxMs\":%.3f,"
-         "\"stallsOver50Ms\":%" PRId64 ",\"clientCpuSeconds\":%.3f}\n",
+         "\"stallsOver50Ms\":%" PRId64 ",\"clientCpuSeconds\":%.3f,\"serverCpuSeconds\":%.3f}\n",
          total, wall, percentile_ms(e2e, total, 0.5), percentile_ms(e2e, total, 0.99),
          percentile_ms(e2e, total, 0.999), e2e[total - 1] / 1e6, percentile_ms(acked, acks_seen, 0.5),
          percentile_ms(acked, acks_seen, 0.99), percentile_ms(acked, acks_seen, 0.999),
-         acks_seen > 0 ? acked[acks_seen - 1] / 1e6 : -1, stalls, cpu);
+         acks_seen > 0 ? acked[acks_seen - 1] / 1e6 : -1, stalls, cpu, server_cpu);
   rd_kafka_consumer_close(consumer);
   rd_kafka_destroy(consumer);
   rd_kafka_topic_destroy(handle);
