@@ -113,8 +113,11 @@ async function lookUp(
     // A concurrent request may have created it meanwhile.
     const raced = image.topic(name);
     if (raced !== undefined) return describeTopic(raced, image);
+    // Not the controller here, or it exists by now though this image has not applied it
+    // yet: retriable, as Kafka answers a topic being created (never TOPIC_ALREADY_EXISTS,
+    // which clients take as final for the topic).
     const errorCode =
-      done.error.kind === "notController"
+      done.error.kind === "notController" || done.error.kind === "exists"
         ? ErrorCode.LEADER_NOT_AVAILABLE
         : topicErrorCode(done.error);
     return { errorCode, name, topicId: ZERO_UUID, partitions: [] };

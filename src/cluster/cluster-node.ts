@@ -269,8 +269,13 @@ export class ClusterNode {
 
   #checkCaughtUp(): boolean {
     if (this.#caughtUp) return true;
-    const { leaderCommit, applied } = this.#raft.status();
+    const { leaderCommit, applied, term } = this.#raft.status();
     if (leaderCommit === null || applied < leaderCommit) return false;
+    // A new leader's commit index is authoritative only once it has committed an entry
+    // of its own term (Raft 5.4.2): until then entries committed in earlier terms may lie
+    // beyond it, and an image up to it can lack topics that exist (after a whole-cluster
+    // restart a node served Metadata without one and tried to create it again).
+    if (this.#raft.termAt(leaderCommit) !== term) return false;
     this.#caughtUp = true;
     log.info("Metadata caught up with the leader", { applied });
     for (const resolve of this.#caughtUpWaiters.splice(0)) resolve();

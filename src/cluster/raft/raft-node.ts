@@ -229,6 +229,11 @@ export class RaftNode {
     return this.#raft.status();
   }
 
+  /** The term of the entry at `index` in this node's log (or its snapshot); null if unknown. */
+  termAt(index: number): number | null {
+    return this.#raft.termAt(index);
+  }
+
   /** The last index the state machine has applied. */
   get appliedIndex(): number {
     return this.#appliedIndex;
