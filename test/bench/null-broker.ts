@@ -11,12 +11,16 @@
  *   same amount of dirty page cache for the kernel to write back.
  * - Fetch: answers every partition from one in-memory buffer of batches (the same kind
  *   of batches the consume bench reads from Brook), as much as max_bytes allows, never
- *   waiting.
+ *   waiting. With `--stamp-fetch-offsets` the answer is a copy whose batches start at
+ *   the fetch offset, as a real client that checks offsets (librdkafka) needs; without it
+ *   they always start at 0 (the load generator only counts bytes), and nothing is copied.
+ * - ListOffsets: 0 for the earliest offset, the high watermark for the latest.
  *
  * A second listener is a TCP sink for the raw loopback figure: the sender writes an
  * 8-byte length and then that many bytes; the sink answers one byte when it has them.
  *
  *   bun test/bench/null-broker.ts --dir <dir> [--port 0] [--fetch-message-bytes 1024] [--fetch-batch-bytes 65536]
+ *     [--stamp-fetch-offsets]
  *
  * prints `null broker ready kafka=127.0.0.1:<port> sink=127.0.0.1:<port>` on stdout and
  * runs until killed.
@@ -33,6 +37,9 @@ import {
   FetchRequest,
   type FetchRequestData,
   FetchResponse,
+  ListOffsetsRequest,
+  type ListOffsetsRequestData,
+  ListOffsetsResponse,
   MetadataRequest,
   type MetadataRequestData,
   MetadataResponse,
@@ -99,9 +106,18 @@ function produceFd(topic: string): number {
  * The fetch answer: batches with consecutive offsets, and where each one ends. Built on
  * the first fetch, so that the idle RSS of a fresh null broker is the runtime's floor.
  */
-let fetchCache: { buffer: Buffer; ends: number[] } | null = null;
+let fetchCache: FetchCache | null = null;
 
-function buildFetchCache(): { buffer: Buffer; ends: number[] } {
+interface FetchCache {
+  buffer: Buffer;
+  ends: number[];
+  /** Every batch holds this many records (so batch i starts at offset i * this). */
+  recordsPerBatch: number;
+}
+
+const STAMP_FETCH_OFFSETS = process.argv.includes("--stamp-fetch-offsets");
+
+function buildFetchCache(): FetchCache {
   const { batch, records } = throughputBatch({
     messageBytes: Number(argument("fetch-message-bytes", "1024")),
     batchBytes: Number(argument("fetch-batch-bytes", "65536")),
@@ -115,7 +131,20 @@ function buildFetchCache(): { buffer: Buffer; ends: number[] } {
     stampBatch(buffer.subarray(i * batch.byteLength, (i + 1) * batch.byteLength), i * records, 0);
     ends.push((i + 1) * batch.byteLength);
   }
-  return { buffer, ends };
+  return { buffer, ends, recordsPerBatch: records };
+}
+
+/** `records` (a prefix of the cache) as batches starting at `offset`: a stamped copy. */
+function atOffset(records: Buffer, offset: number): Buffer {
+  if (!STAMP_FETCH_OFFSETS || offset <= 0) return records;
+  const copy = Buffer.from(records);
+  const { ends, recordsPerBatch } = fetchCache!;
+  let start = 0;
+  for (let i = 0; i < ends.length && ends[i]! <= copy.byteLength; i++) {
+    stampBatch(copy.subarray(start, ends[i]!), offset + i * recordsPerBatch, 0);
+    start = ends[i]!;
+  }
+  return copy;
 }
 
 /** The longest prefix of the cache made of whole batches within `budget` (at least one). */
@@ -196,7 +225,12 @@ const APIS: Map<number, Api> = new Map<number, Api>([
             topic: topic.topic,
             partitions: topic.partitions.map((partition) => {
               const records =
-                left > 0 ? cachedRecords(Math.min(left, partition.partitionMaxBytes)) : null;
+                left > 0
+                  ? atOffset(
+                      cachedRecords(Math.min(left, partition.partitionMaxBytes)),
+                      Number(partition.fetchOffset),
+                    )
+                  : null;
               left -= records?.byteLength ?? 0;
               return {
                 partitionIndex: partition.partition,
@@ -209,6 +243,32 @@ const APIS: Map<number, Api> = new Map<number, Api>([
                 records,
               };
             }),
+          })),
+        };
+      },
+    },
+  ],
+  [
+    2,
+    {
+      request: ListOffsetsRequest,
+      response: ListOffsetsResponse,
+      advertised: [1, 7],
+      versions: [1, 7],
+      handle(request: ListOffsetsRequestData) {
+        return {
+          throttleTimeMs: 0,
+          topics: request.topics.map((topic) => ({
+            name: topic.name,
+            partitions: topic.partitions.map((partition) => ({
+              partitionIndex: partition.partitionIndex,
+              errorCode: ErrorCode.NONE,
+              oldStyleOffsets: [],
+              timestamp: -1,
+              // -2 asks for the earliest offset; anything else gets the latest.
+              offset: partition.timestamp === -2 ? 0 : HIGH_WATERMARK,
+              leaderEpoch: 0,
+            })),
           })),
         };
       },

@@ -308,6 +308,8 @@ export interface NullBrokerOptions {
   dir: string;
   fetchMessageBytes: number;
   fetchBatchBytes: number;
+  /** Fetch answers start at the fetch offset (a copy per answer), for librdkafka. */
+  stampFetchOffsets?: boolean;
 }
 
 export function nullBrokerArgs(options: NullBrokerOptions, port = 0): string[] {
@@ -320,6 +322,7 @@ export function nullBrokerArgs(options: NullBrokerOptions, port = 0): string[] {
     String(options.fetchMessageBytes),
     "--fetch-batch-bytes",
     String(options.fetchBatchBytes),
+    ...(options.stampFetchOffsets === true ? ["--stamp-fetch-offsets"] : []),
   ];
 }
 

@@ -95,6 +95,7 @@ import {
 } from "./peers/peers.ts";
 import { formatNumber, ratio, renderTable, type Better, type Row } from "./report.ts";
 import { clusterBench } from "./cluster.bench.ts";
+import { rdkafkaDrain } from "./rdkafka/drain.bench.ts";
 import { rdkafkaLatency } from "./rdkafka/latency.bench.ts";
 import { buildStartupDataDir } from "./startup.bench.ts";
 import {
@@ -813,6 +814,15 @@ async function main(): Promise<number> {
         },
         nullHot.map((r) => r.result.payloadMBPerSec),
       );
+      await rdkafkaDrain(harness, {
+        work,
+        nullOptions,
+        brook: { port: brookPort, pid: brookPid },
+        topic,
+        messages: fill.messages,
+        size,
+        log,
+      });
 
       const cannot = dropCaches();
       if (cannot !== null) {

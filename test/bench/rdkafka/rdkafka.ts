@@ -59,24 +59,46 @@ export async function buildRdlat(outfile: string): Promise<number> {
   return built.seconds;
 }
 
+/** rdlat's connection flags: where, which topic, how many partitions. */
+function target(spec: { port: number; topic: string; partitions: number }): string[] {
+  return ["-b", `127.0.0.1:${spec.port}`, "-t", spec.topic, "-p", String(spec.partitions)];
+}
+
 /** One latency run of the librdkafka client (producer and consumer in one process). */
 export function rdLatency(binary: string, spec: RdLatencySpec): Promise<RdLatencyResult> {
   const args = [
-    "-b",
-    `127.0.0.1:${spec.port}`,
-    "-t",
-    spec.topic,
-    "-p",
-    String(spec.partitions),
-    "-r",
-    String(spec.rateBytesPerSec),
-    "-s",
-    String(spec.messageBytes),
-    "-d",
-    String(spec.seconds),
-    "-a",
-    spec.acks,
+    ...target(spec),
+    ...["-r", String(spec.rateBytesPerSec), "-s", String(spec.messageBytes)],
+    ...["-d", String(spec.seconds), "-a", spec.acks],
   ];
   if (spec.serverPid !== undefined) args.push("-P", String(spec.serverPid));
   return runJsonProcess<RdLatencyResult>(binary, args, (spec.seconds + 60) * 1000);
+}
+
+/** What one rdlat drain prints. */
+export interface RdDrainResult {
+  messages: number;
+  payloadBytes: number;
+  seconds: number;
+  payloadMBPerSec: number;
+  clientCpuSeconds: number;
+  /** CPU seconds of the broker (`serverPid`) over the drain; -1 without one. */
+  serverCpuSeconds: number;
+}
+
+/** One drain of `messages` messages from the beginning of `partitions` partitions. */
+export function rdDrain(
+  binary: string,
+  spec: { port: number; topic: string; partitions: number; messages: number; serverPid: number },
+): Promise<RdDrainResult> {
+  const args = [
+    "-m",
+    "drain",
+    ...target(spec),
+    "-n",
+    String(spec.messages),
+    "-P",
+    String(spec.serverPid),
+  ];
+  return runJsonProcess<RdDrainResult>(binary, args, 660_000);
 }

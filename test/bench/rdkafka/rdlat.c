@@ -9,6 +9,12 @@
 // With -P, the CPU seconds process PID (the broker) used over the measured window, from
 // the first message due to the last one consumed, are reported too (Linux /proc).
 //
+//   rdlat -m drain -b HOST:PORT -t TOPIC -p PARTITIONS -n MESSAGES [-P PID]
+//
+// drain: a consumer alone, with librdkafka's default fetch sizes, assigned every
+// partition from its beginning, reads MESSAGES messages as fast as it can; the clock runs
+// from the assignment to the last of them.
+//
 // One process, one thread: a producer (linger.ms=0, the given acks, no idempotence) and
 // a consumer assigned every partition from its beginning (the topic is a fresh one).
 // Message i is due at start + i * SIZE / RATE and carries that due time (CLOCK_MONOTONIC,
@@ -175,13 +181,54 @@ static size_t consume(rd_kafka_t *consumer, int wait_ms, uint64_t total) {
   return seen;
 }
 
+/** The drain mode: reads `count` messages from the beginning of every partition. */
+static int drain(const char *bootstrap, const char *topic, int partitions, uint64_t count, int server_pid) {
+  rd_kafka_t *consumer = client(RD_KAFKA_CONSUMER, bootstrap, "all");
+  rd_kafka_poll_set_consumer(consumer);
+  rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; p++)
+    rd_kafka_topic_partition_list_add(assignment, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  double cpu_before = cpu_seconds();
+  double server_before = process_cpu_seconds(server_pid);
+  const int64_t start = now_ns();
+  rd_kafka_resp_err_t err = rd_kafka_assign(consumer, assignment);
+  if (err) fail("assign: %s", rd_kafka_err2str(err));
+  rd_kafka_topic_partition_list_destroy(assignment);
+  uint64_t seen = 0, bytes = 0;
+  int64_t deadline = start + 600000000000LL;
+  while (seen < count) {
+    if (now_ns() > deadline) fail("%" PRIu64 " of %" PRIu64 " messages read in 600 s", seen, count);
+    rd_kafka_message_t *message = rd_kafka_consumer_poll(consumer, 100);
+    if (message == NULL) continue;
+    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      seen++;
+      bytes += message->len;
+    } else if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      fail("consumer: %s", rd_kafka_message_errstr(message));
+    }
+    rd_kafka_message_destroy(message);
+  }
+  double wall = (now_ns() - start) / 1e9;
+  double server_after = process_cpu_seconds(server_pid);
+  double server_cpu = server_before < 0 || server_after < 0 ? -1 : server_after - server_before;
+  double cpu = cpu_seconds() - cpu_before;
+  printf("{\"messages\":%" PRIu64 ",\"payloadBytes\":%" PRIu64 ",\"seconds\":%.3f,\"payloadMBPerSec\":%.3f,"
+         "\"clientCpuSeconds\":%.3f,\"serverCpuSeconds\":%.3f}\n",
+         seen, bytes, wall, bytes / 1e6 / wall, cpu, server_cpu);
+  rd_kafka_consumer_close(consumer);
+  rd_kafka_destroy(consumer);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  const char *bootstrap = NULL, *topic = NULL, *acks = "all";
+  const char *bootstrap = NULL, *topic = NULL, *acks = "all", *mode = "latency";
   int partitions = 1, size = 1024, server_pid = 0;
-  double rate = 10e6, seconds = 10;
+  double rate = 10e6, seconds = 10, count = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *flag = argv[i], *value = argv[i + 1];
-    if (!strcmp(flag, "-b")) bootstrap = value;
+    if (!strcmp(flag, "-m")) mode = value;
+    else if (!strcmp(flag, "-n")) count = atof(value);
+    else if (!strcmp(flag, "-b")) bootstrap = value;
     else if (!strcmp(flag, "-t")) topic = value;
     else if (!strcmp(flag, "-p")) partitions = atoi(value);
     else if (!strcmp(flag, "-r")) rate = atof(value);
@@ -191,6 +238,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(flag, "-P")) server_pid = atoi(value);
     else fail("unknown flag %s", flag);
   }
+  if (!strcmp(mode, "drain")) {
+    if (bootstrap == NULL || topic == NULL || partitions < 1 || count < 1)
+      fail("usage: rdlat -m drain -b HOST:PORT -t TOPIC -p PARTITIONS -n MESSAGES [-P PID]");
+    return drain(bootstrap, topic, partitions, (uint64_t)count, server_pid);
+  }
+  if (strcmp(mode, "latency")) fail("unknown mode %s (latency or drain)", mode);
   if (bootstrap == NULL || topic == NULL || partitions < 1 || rate <= 0 || seconds <= 0 ||
       size < (int)sizeof(struct stamp))
     fail("usage: rdlat -b HOST:PORT -t TOPIC -p PARTITIONS -r BYTES_PER_SEC -s SIZE -d SECONDS -a ACKS");
