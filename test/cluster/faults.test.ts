@@ -34,6 +34,7 @@ import {
   partitionsOf,
   type PartitionView,
   readBack,
+  restart,
   startCluster,
   stopCluster,
   whole,
@@ -245,10 +246,7 @@ describe("faults: three nodes, replication factor 3", () => {
     expect(report.errors).toBe(0);
     await follower.kill();
     rmSync(follower.dataDir, { recursive: true, force: true });
-    const back = await startBroker({
-      dataDir: follower.dataDir,
-      args: ["--node-id", String(follower.nodeId), "--join", seed.gossip],
-    });
+    const back = await restart(follower, seed);
     nodes[nodes.indexOf(follower)] = back;
     for (const partition of [0, 1]) await settled("refilled", partition);
     for (const partition of [0, 1]) {
@@ -301,10 +299,7 @@ describe("faults: three nodes, replication factor 3", () => {
     const seed = nodes.find((node) => node !== follower)!;
     await follower.kill();
     rmSync(follower.dataDir, { recursive: true, force: true });
-    const back = await startBroker({
-      dataDir: follower.dataDir,
-      args: ["--node-id", String(follower.nodeId), "--join", seed.gossip],
-    });
+    const back = await restart(follower, seed);
     nodes[nodes.indexOf(follower)] = back;
     // It fetched across the gaps to the leader's log end (a follower that took a gap for
     // a misplaced answer would stall here, out of the ISR).

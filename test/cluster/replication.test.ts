@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
+import { eventually, type TestBroker } from "../helpers/broker.ts";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 import { kcat } from "../helpers/kcat.ts";
 import { parsePrometheusText, sampleValue } from "../helpers/prometheus.ts";
@@ -30,6 +30,7 @@ import {
   fullIsr,
   partitionsOf,
   readBack,
+  restart,
   startCluster,
   stopCluster,
   whole,
@@ -158,10 +159,7 @@ describe("replication: three nodes, replication factor 3", () => {
       client.close();
     }
     // Back with its data dir: it truncates if it must, fetches what it missed, rejoins.
-    const back = await startBroker({
-      dataDir: follower.dataDir,
-      args: ["--node-id", String(follower.nodeId), "--join", seed.gossip],
-    });
+    const back = await restart(follower, seed);
     nodes[nodes.indexOf(follower)] = back;
     await eventually(
       "the follower back in the ISR",
@@ -307,10 +305,7 @@ describe("replication: three nodes, replication factor 3", () => {
     expect(rest).toBe(lines.length - seen);
 
     // The killed node comes back and the cluster has three brokers again.
-    const back = await startBroker({
-      dataDir: coordinator.dataDir,
-      args: ["--node-id", String(coordinator.nodeId), "--join", survivors[0]!.gossip],
-    });
+    const back = await restart(coordinator, survivors[0]!);
     nodes[nodes.indexOf(coordinator)] = back;
     for (const node of nodes) await whole(node, 3, 3, [back]); // every node sees it, for the next test
   });
