@@ -15,6 +15,7 @@ import { ClusterNode } from "./cluster/cluster-node.ts";
 import { RAFT_TICK_MS } from "./cluster/raft/raft-node.ts";
 import type { NodeConfig } from "./config/node-config.ts";
 import { startKafkaListener } from "./server/listener.ts";
+import { BootRecorder } from "./storage/boot-record.ts";
 import { openDataDir } from "./storage/data-dir.ts";
 import { LogManager } from "./storage/log-manager.ts";
 import { systemClock } from "./util/clock.ts";
@@ -72,6 +73,10 @@ export async function startNode(
   const nodeId = meta.nodeId;
   const image = new MetadataImage();
   const logs = new LogManager({ dataDir: config.dataDir, nodeId, clock, image, replicated: true });
+  // After a machine crash this node may have lost unsynced writes: its registration says
+  // so, and the controller stops counting it as holding what it was acknowledged with.
+  const boot = new BootRecorder(logs.checkpointsDir, logs.startedAfterCleanShutdown);
+  if (boot.lossy) log.warn("Started after a machine crash: unsynced writes may be lost", {});
   // A new incarnation at every start: the controller then gives every partition this
   // node led a new leader epoch before it leads again (src/replication/README.md).
   const incarnation = randomUUID();
@@ -282,6 +287,7 @@ export async function startNode(
     port: advertised.port,
     rack: null,
     incarnation,
+    ...(boot.lossy ? { lossy: true } : {}),
   };
   let registering = true;
   const register = async (): Promise<void> => {
@@ -289,7 +295,10 @@ export async function startNode(
       const result = await metadata
         .submit(registration)
         .catch((error: unknown) => ({ ok: false as const, error: { message: String(error) } }));
-      if (result.ok || replicas.registered) return;
+      if (result.ok || replicas.registered) {
+        boot.reported();
+        return;
+      }
       await new Promise((resolve) => setTimeout(resolve, REGISTER_RETRY_MS));
     }
   };

@@ -319,6 +319,7 @@ describe("admin: topics", () => {
         leaderEpoch: 0,
         replicas: [1],
         isr: [1],
+        elr: [],
         logStartOffset: 0,
         highWatermark: 0,
         lastStableOffset: 0,

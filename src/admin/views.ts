@@ -39,6 +39,8 @@ export interface PartitionView {
   leaderEpoch: number;
   replicas: number[];
   isr: number[];
+  /** Eligible leader replicas: out of the ISR, but known to hold everything committed. */
+  elr: number[];
   /** The log's numbers; null when this node holds no replica of the partition. */
   logStartOffset: number | null;
   highWatermark: number | null;
@@ -83,6 +85,7 @@ export function topicView(services: BrokerServices, topic: TopicImage): TopicVie
         leaderEpoch: partition.leaderEpoch,
         replicas: [...partition.replicas],
         isr: [...partition.isr],
+        elr: [...partition.elr],
         logStartOffset: log?.logStartOffset ?? null,
         highWatermark: log?.highWatermark ?? null,
         lastStableOffset: log?.highWatermark ?? null,

@@ -75,9 +75,9 @@ describe("cli: admin commands", () => {
     const described = await brook("topic", "describe", "orders");
     expect(described).toContain("Topic: orders\n");
     expect(described).toContain("Configs: retention.ms=60000\n");
-    // PARTITION LEADER EPOCH REPLICAS ISR LOG-START LOG-END HIGH-WATERMARK LAST-STABLE SIZE-BYTES REPLICA-LAG
+    // PARTITION LEADER EPOCH REPLICAS ISR ELR LOG-START LOG-END HIGH-WATERMARK LAST-STABLE SIZE-BYTES REPLICA-LAG
     expect(described).toMatch(
-      /\n0\s+1\s+0\s+1\s+1\s+0\s+0\s+0\s+0\s+0\s+1:0\n1\s+1\s+0\s+1\s+1\s+0\s+0\s+0\s+0\s+0\s+1:0\n$/,
+      /\n0\s+1\s+0\s+1\s+1\s+-\s+0\s+0\s+0\s+0\s+0\s+1:0\n1\s+1\s+0\s+1\s+1\s+-\s+0\s+0\s+0\s+0\s+0\s+1:0\n$/,
     );
     expect(await brook("topic", "delete", "orders")).toBe("Deleted topic orders\n");
     expect(await brook("topic", "list")).toBe("No topics\n");

@@ -121,6 +121,7 @@ describe("cluster: AlterPartition", () => {
       leaderEpoch: 0,
       isr: [3, 1, 2],
       partitionEpoch: 3,
+      elr: [],
     };
     expect(partition(image)).toEqual(expected);
   });

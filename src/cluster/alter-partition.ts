@@ -15,6 +15,7 @@
  */
 import { ErrorCode } from "../protocol/error-codes.ts";
 import { assert } from "../util/assert.ts";
+import { effectiveMinIsr, nextElr } from "./eligible-leaders.ts";
 import type { MetadataImage, MetadataRecord, PartitionImage } from "./metadata-image.ts";
 
 export interface AlterPartitionRequest {
@@ -66,7 +67,7 @@ export function planAlterPartition(
   const { brokerId, topicId, partition: index, newIsr } = request;
   const topic = image.topicById(topicId);
   const partition = topic?.partitions[index];
-  if (partition === undefined) {
+  if (topic === undefined || partition === undefined) {
     const message = `Unknown partition ${index} of topic id ${topicId}`;
     return refuse("unknownTopicOrPartition", UNKNOWN_PARTITION_EPOCH, message);
   }
@@ -119,6 +120,9 @@ export function planAlterPartition(
   const { replicas, leader, leaderEpoch } = partition;
   const partitionEpoch = partition.partitionEpoch + 1;
   const isr = [...newIsr];
+  // A follower dropped for lag while the ISR is below the minimum still holds every
+  // committed write (the high watermark stopped moving), so it may lead (ELR).
+  const elr = nextElr(partition, isr, effectiveMinIsr(topic, partition));
   const record: MetadataRecord = {
     type: "partition",
     topicId,
@@ -128,6 +132,7 @@ export function planAlterPartition(
     leaderEpoch,
     isr,
     partitionEpoch,
+    ...(elr.length === 0 ? {} : { elr }),
   };
   const result: AlterPartitionResult = {
     ok: true,

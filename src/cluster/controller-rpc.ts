@@ -335,6 +335,7 @@ export function parseCommand(value: unknown): MetadataCommand | null {
       if (!isInt(c.nodeId) || !isString(c.host) || !isInt(c.port)) return null;
       if (c.rack !== null && !isString(c.rack)) return null;
       if (c.incarnation !== undefined && !isString(c.incarnation)) return null;
+      if (c.lossy !== undefined && typeof c.lossy !== "boolean") return null;
       return {
         kind: "registerBroker",
         nodeId: c.nodeId,
@@ -342,6 +343,7 @@ export function parseCommand(value: unknown): MetadataCommand | null {
         port: c.port,
         rack: c.rack as string | null,
         ...(c.incarnation === undefined ? {} : { incarnation: c.incarnation }),
+        ...(c.lossy === true ? { lossy: true } : {}),
       };
     case "fenceBroker":
     case "unfenceBroker":

@@ -36,6 +36,13 @@ export interface PartitionImage {
    * from a leader that missed a change) can be told apart and refused.
    */
   readonly partitionEpoch: number;
+  /**
+   * Eligible leader replicas (Kafka's ELR, KIP-966): replicas that left the ISR while it
+   * was smaller than min.insync.replicas. The high watermark cannot move while the ISR
+   * is that small (leader-state.ts), so each of them still holds every committed entry
+   * and may lead when no ISR member can (eligible-leaders.ts).
+   */
+  readonly elr: readonly number[];
 }
 
 export interface TopicImage {
@@ -69,6 +76,8 @@ export type MetadataRecord =
       isr: number[];
       /** Absent in records written before partition epochs existed: 0. */
       partitionEpoch?: number;
+      /** Absent when empty (and in records written before it existed). */
+      elr?: number[];
     }
   | { type: "config"; topicId: string; name: string; value: string | null }
   | { type: "removeTopic"; topicId: string };
@@ -146,6 +155,7 @@ export class MetadataImage {
           leaderEpoch: record.leaderEpoch,
           isr: record.isr,
           partitionEpoch: record.partitionEpoch ?? 0,
+          elr: record.elr ?? [],
         };
         break;
       }
@@ -207,6 +217,7 @@ export class MetadataImage {
           leaderEpoch: p.leaderEpoch,
           isr: [...p.isr],
           partitionEpoch: p.partitionEpoch,
+          ...(p.elr.length === 0 ? {} : { elr: [...p.elr] }),
         });
       }
     }

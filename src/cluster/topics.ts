@@ -91,6 +91,11 @@ export type MetadataCommand =
       port: number;
       rack: string | null;
       incarnation?: string;
+      /**
+       * This process started after a machine crash and may have lost writes it had not
+       * synced (src/storage/shutdown-marker.ts): it leaves every ISR and ELR it can.
+       */
+      lossy?: boolean;
     }
   /** SWIM declared the broker dead: fence it and move its leaderships. */
   | { kind: "fenceBroker"; nodeId: number }
@@ -148,13 +153,15 @@ export function planCommand(
  * pause), then registered and unfenced, so every partition it leads gets a leader epoch
  * its new process has never led in (src/replication/replica-manager.ts relies on that).
  * A broker whose incarnation is not known yet (registered by the controller's SWIM pass)
- * is treated the same way: nothing says this process did not lead before.
+ * is treated the same way: nothing says this process did not lead before. A `lossy`
+ * restart (after a machine crash) is fenced as broker-lifecycle.ts describes: it leaves
+ * the ELR, and even the ISR as its last member when an ELR member can lead instead.
  */
 export function planRegisterBroker(
   image: MetadataImage,
   command: MetadataCommand & { kind: "registerBroker" },
 ): MetadataRecord[] {
-  const { nodeId, host, port, rack, incarnation } = command;
+  const { nodeId, host, port, rack, incarnation, lossy } = command;
   const known = image.broker(nodeId);
   const restarted =
     incarnation !== undefined && known !== undefined && known.incarnation !== incarnation;
@@ -169,7 +176,7 @@ export function planRegisterBroker(
   if (restarted) {
     const scratch = new MetadataImage();
     for (const record of image.toRecords()) scratch.apply(record);
-    const records = planBrokerFenced(scratch, nodeId);
+    const records = planBrokerFenced(scratch, nodeId, { lossy: lossy === true });
     for (const record of records) scratch.apply(record);
     records.push(
       registration,

@@ -24,6 +24,7 @@ function partition(isr: number[], overrides: Partial<PartitionImage> = {}): Part
     leaderEpoch: LEADER_EPOCH,
     isr,
     partitionEpoch: PARTITION_EPOCH,
+    elr: [],
     ...overrides,
   };
 }
@@ -46,7 +47,7 @@ function leaderLog(takeover: number): TestLog {
 /** A leader of partition 0 taking over a log ending at `takeover`, with `highWatermark` checkpointed, at time 0. */
 function setup(
   isr: number[],
-  options: { takeover?: number; highWatermark?: number; replicas?: number[] } = {},
+  options: { takeover?: number; highWatermark?: number; replicas?: number[]; minIsr?: number } = {},
 ) {
   const takeover = options.takeover ?? 10;
   const log = leaderLog(takeover);
@@ -58,6 +59,7 @@ function setup(
     highWatermark: options.highWatermark ?? takeover,
     nowMs: 0,
     lagTimeMaxMs: LAG_MS,
+    ...(options.minIsr === undefined ? {} : { minIsr: options.minIsr }),
   });
   return { log, state };
 }
@@ -181,6 +183,27 @@ describe("replication: leader: high watermark", () => {
     expect(fetch(state, log, 2, 5, 10)).toEqual({ kind: "read", fromOffset: 5, highWatermark: 15 });
     expect(append(state, log, 22)).toBe(true);
     expect(state.highWatermark).toBe(22);
+  });
+
+  test("it stands still while the committed ISR is below min.insync.replicas (strict minimum ISR)", () => {
+    const { log, state } = setup([1], { highWatermark: 4, minIsr: 2 });
+    // Alone, the leader appends but commits nothing: a replica that left the ISR meanwhile
+    // (the ELR) must still hold everything committed.
+    expect(append(state, log, 15)).toBe(false);
+    expect(state.highWatermark).toBe(4);
+    expect(state.ackStatus(15, 2)).toBe("waiting");
+    // Follower 2 catches up and is proposed; while that is pending it still does not move.
+    fetch(state, log, 2, 15, 10);
+    const request = state.isrChangeToPropose(10)!;
+    expect(request.newIsr).toEqual([1, 2]);
+    expect(state.highWatermark).toBe(4);
+    state.onAlterPartitionResult(request, accepted(request, PARTITION_EPOCH + 1));
+    expect(state.highWatermark).toBe(15);
+    // A lower minimum through metadata lets it move at once.
+    const alone = setup([1], { highWatermark: 4, minIsr: 2 });
+    append(alone.state, alone.log, 12);
+    alone.state.onMetadata(partition([1]), 1);
+    expect(alone.state.highWatermark).toBe(12);
   });
 
   test("with ISR [1,2,3] it is the least follower fetch offset and never moves back", () => {

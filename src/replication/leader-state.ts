@@ -18,7 +18,11 @@
  *   any member being added, so a leader cut off from the controller can never advance
  *   it alone.
  * - The high watermark is the least log end offset over the maximal ISR (the leader's
- *   own included) and never moves back while this leader holds this epoch.
+ *   own included) and never moves back while this leader holds this epoch. It moves
+ *   only while the committed ISR has at least min.insync.replicas members (Kafka's
+ *   strict minimum ISR, KIP-966): replicas that leave a smaller ISR then hold every
+ *   committed entry, which is what lets the controller elect them
+ *   (src/cluster/eligible-leaders.ts).
  * - A produce with acks=all whose last offset is below the high watermark is committed
  *   if the maximal ISR still has min.insync.replicas members, and fails with
  *   NOT_ENOUGH_REPLICAS_AFTER_APPEND if not.
@@ -87,6 +91,8 @@ export interface LeaderStateOptions {
   readonly highWatermark: number;
   readonly nowMs: number;
   readonly lagTimeMaxMs?: number;
+  /** The effective min.insync.replicas (eligible-leaders.ts); 1 when absent. */
+  readonly minIsr?: number;
   /**
    * Whether a replica may join the ISR at all: in a node, its broker is registered and
    * not fenced (Kafka's ISR eligibility, KIP-841). Every replica when absent.
@@ -102,6 +108,7 @@ export class LeaderState {
   /** Where this leader's epoch begins in its log. */
   readonly epochStartOffset: number;
   readonly #lagTimeMaxMs: number;
+  #minIsr: number;
   #replicas: readonly number[];
   #isr: readonly number[];
   #partitionEpoch: number;
@@ -126,6 +133,7 @@ export class LeaderState {
     this.leaderEpoch = partition.leaderEpoch;
     this.epochStartOffset = options.logEndOffset;
     this.#lagTimeMaxMs = options.lagTimeMaxMs ?? REPLICA_LAG_TIME_MAX_MS_DEFAULT;
+    this.#minIsr = options.minIsr ?? 1;
     this.#isEligible = options.isEligible ?? (() => true);
     this.#replicas = partition.replicas;
     this.#isr = partition.isr;
@@ -298,12 +306,16 @@ export class LeaderState {
    * The partition as the metadata image now has it, in this leader's epoch (a newer
    * epoch or another leader ends this state; the caller checks that first).
    */
-  onMetadata(partition: PartitionImage): void {
+  onMetadata(partition: PartitionImage, minIsr: number = this.#minIsr): void {
     assert(
       partition.leader === this.nodeId && partition.leaderEpoch === this.leaderEpoch,
       "Metadata of another leadership",
     );
-    if (partition.partitionEpoch <= this.#partitionEpoch) return;
+    this.#minIsr = minIsr;
+    if (partition.partitionEpoch <= this.#partitionEpoch) {
+      this.#advanceHighWatermark();
+      return;
+    }
     this.#isr = partition.isr;
     this.#replicas = partition.replicas;
     this.#partitionEpoch = partition.partitionEpoch;
@@ -361,6 +373,7 @@ export class LeaderState {
   }
 
   #advanceHighWatermark(): boolean {
+    if (this.#isr.length < this.#minIsr) return false;
     let low = this.#logEndOffset;
     for (const id of this.maximalIsr()) {
       if (id === this.nodeId) continue;

@@ -17,6 +17,7 @@
  */
 import type { AlterPartitionRequest } from "../cluster/alter-partition.ts";
 import type { MetadataImage, MetadataRecord, PartitionImage } from "../cluster/metadata-image.ts";
+import { effectiveMinIsr } from "../cluster/eligible-leaders.ts";
 import { topicConfigNumber } from "../cluster/topic-config.ts";
 import type { CommandResult } from "../cluster/topics.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
@@ -443,7 +444,8 @@ export class ReplicaManager {
       case "partition": {
         const topic = image.topicById(record.topicId);
         if (topic === undefined) return;
-        this.#reconcile(topic.name, record.topicId, topic.partitions[record.partition]!);
+        const partition = topic.partitions[record.partition]!;
+        this.#reconcile(topic.name, record.topicId, partition, effectiveMinIsr(topic, partition));
         return;
       }
       case "removeTopic":
@@ -458,7 +460,7 @@ export class ReplicaManager {
     }
   }
 
-  #reconcile(topic: string, topicId: string, partition: PartitionImage): void {
+  #reconcile(topic: string, topicId: string, partition: PartitionImage, minIsr: number): void {
     const { nodeId } = this.#options;
     const key = this.#options.logs.key(topic, partition.partition);
     let replica = this.#replicas.get(key);
@@ -486,7 +488,7 @@ export class ReplicaManager {
     if (partition.leader === nodeId && partition.leaderEpoch > replica.leadFloor) {
       if (role.kind === "leader" && role.state.leaderEpoch === partition.leaderEpoch) {
         const before = role.state.isr;
-        role.state.onMetadata(partition);
+        role.state.onMetadata(partition, minIsr);
         this.#countIsrChange(before, role.state.isr);
         this.#leaderMoved(replica, true);
         return;
@@ -503,6 +505,7 @@ export class ReplicaManager {
         highWatermark: Math.min(partitionLog.highWatermark, partitionLog.logEndOffset),
         nowMs: this.#options.clock.monotonicMs(),
         lagTimeMaxMs: this.#lagTimeMaxMs,
+        minIsr,
         isEligible: (id) => {
           const broker = this.#options.image.broker(id);
           return broker !== undefined && !broker.fenced;

@@ -163,6 +163,15 @@ export class LogManager {
     options.image.onApply((record, image) => this.#onMetadata(record, image));
   }
 
+  /** Whether the last run stopped cleanly (the clean-shutdown marker was found at start). */
+  get startedAfterCleanShutdown(): boolean {
+    return this.#cleanShutdown;
+  }
+
+  get checkpointsDir(): string {
+    return this.#checkpointsDir;
+  }
+
   key(topic: string, partition: number): string {
     return `${topic}-${partition}`;
   }

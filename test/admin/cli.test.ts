@@ -134,10 +134,10 @@ describe("cli: admin commands against a real broker", () => {
     const described = expectOk(await brook(["topic", "describe", "cli-orders"])).stdout;
     expect(described).toContain("Configs: retention.ms=3600000\n");
     expect(described).toMatch(
-      /PARTITION\s+LEADER\s+EPOCH\s+REPLICAS\s+ISR\s+LOG-START\s+LOG-END\s+HIGH-WATERMARK\s+LAST-STABLE\s+SIZE-BYTES\s+REPLICA-LAG\n/,
+      /PARTITION\s+LEADER\s+EPOCH\s+REPLICAS\s+ISR\s+ELR\s+LOG-START\s+LOG-END\s+HIGH-WATERMARK\s+LAST-STABLE\s+SIZE-BYTES\s+REPLICA-LAG\n/,
     );
     // On its leader: epoch 0, this node the only replica and in the ISR, an empty log, lag 0.
-    expect(described).toMatch(/\n0\s+(\d+)\s+0\s+\1\s+\1\s+0\s+0\s+0\s+0\s+\d+\s+\1:0\n/);
+    expect(described).toMatch(/\n0\s+(\d+)\s+0\s+\1\s+\1\s+-\s+0\s+0\s+0\s+0\s+\d+\s+\1:0\n/);
     const json = JSON.parse(
       expectOk(await brook(["topic", "describe", "cli-orders", "--json"])).stdout,
     );

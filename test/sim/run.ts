@@ -47,8 +47,7 @@ const SIMULATIONS: Array<[name: string, run: (seed: number) => unknown]> = [
   ["swim", runSwimSeed],
   ["raft", runRaftSeed],
   ["replication", (seed) => runReplicationSeed(seed, { trace })],
-  // Not in the default suite: machine crashes that lose unsynced data still lose
-  // acknowledged entries (test/sim/README.md); kept here to measure and to fix.
+  // Machine crashes that lose unsynced data besides (test/sim/README.md).
   ["replication-unsynced-loss", (seed) => runReplicationSeed(seed, { unsyncedLoss: true, trace })],
 ];
 

@@ -28,9 +28,8 @@ function pick<T>(random: Random, choices: readonly T[]): T {
 
 export interface ReplicationSeedOptions {
   /**
-   * Machine crashes that lose whatever was not synced, besides process crashes. Off in
-   * the default suite: Brook does not yet detect that a restarted replica lost unsynced
-   * data, and such runs can lose acknowledged entries (see test/sim/README.md).
+   * Machine crashes that lose whatever was not synced, besides process crashes: the
+   * restarted node reports them at registration (src/cluster/eligible-leaders.ts).
    */
   readonly unsyncedLoss?: boolean;
   readonly trace?: (line: string) => void;

@@ -23,11 +23,13 @@
  *   its log end; leaders never truncate;
  * - an entry acknowledged with acks=all is in the log of every leader of that epoch or
  *   a later one, at the offset it was acknowledged with.
- * The one excuse is a machine crash: an entry that such a crash erased from a replica
- * while no other member of the ISR held it is lost, as the guarantee says ("while one
- * in-sync replica lives"); replicas outside the ISR that hold it do not count, since no
- * election picks them (Kafka without unclean election loses the same entries). Process
- * crashes and pauses excuse nothing.
+ * The excuses all come from machine crashes, which lose what was not synced: an entry
+ * is excused when no replica eligible to lead (ISR or ELR) holds it any more because a
+ * machine crash erased the last copy, because the controller dropped the last holder
+ * for restarting after one, or (min.insync.replicas 1 only) because every in-sync
+ * replica had failed at once (`#excuse` has the rules). Replicas outside the ISR and ELR
+ * do not count, since no election picks them (Kafka without unclean election loses the
+ * same entries). Process crashes and pauses excuse nothing.
  */
 import {
   type AlterPartitionRequest,
@@ -35,6 +37,7 @@ import {
   planAlterPartition,
 } from "../../../src/cluster/alter-partition.ts";
 import { planBrokerFenced, planBrokerUnfenced } from "../../../src/cluster/broker-lifecycle.ts";
+import { effectiveMinIsr } from "../../../src/cluster/eligible-leaders.ts";
 import { planRegisterBroker } from "../../../src/cluster/topics.ts";
 import {
   MetadataImage,
@@ -102,8 +105,12 @@ type Payload =
   | { kind: "epochQuery"; id: number; currentLeaderEpoch: number; epoch: number }
   | { kind: "epochAnswer"; id: number; error: string | null; answer: EpochEndOffset }
   | { kind: "alterPartition"; request: AlterPartitionRequest }
-  | { kind: "register"; incarnation: string }
+  | { kind: "register"; incarnation: string; lossy: boolean }
   | { kind: "alterPartitionAnswer"; request: AlterPartitionRequest; result: AlterPartitionResult };
+
+/** Why the replicas eligible to lead, or what they hold, changed (`Simulation.#excuse`). */
+type Cause =
+  { kind: "machine" | "lossy" } | { kind: "fence"; nodeId: number; isrBefore: readonly number[] };
 
 interface Message {
   from: number;
@@ -166,6 +173,8 @@ export class SimNode {
    */
   leadFloor = -1;
   registered = true;
+  /** This process started after a machine crash (what the boot id tells a real node). */
+  lossy = false;
   /** When this process last asked the controller to register it. */
   lastRegisterMs = -Infinity;
   waiters: ProduceWaiter[] = [];
@@ -269,6 +278,12 @@ export class Simulation {
     const leader = ids[this.random.int(0, ids.length - 1)]!;
     const replicas = [leader, ...ids.filter((id) => id !== leader)];
     founding.push({ type: "topic", name: TOPIC, topicId: TOPIC_ID });
+    founding.push({
+      type: "config",
+      topicId: TOPIC_ID,
+      name: "min.insync.replicas",
+      value: String(this.minInsync),
+    });
     // As the controller creates a partition (topics.ts newPartition): every replica empty and in sync.
     founding.push({
       type: "partition",
@@ -308,12 +323,15 @@ export class Simulation {
     );
     node.up = false;
     node.paused = false;
+    // Until a lossy start is registered, every later start is lossy too.
+    node.lossy ||= machine;
     if (machine) {
       this.stats.machineCrashes++;
       const kept = node.disk.synced;
-      this.#excuseErased(node, node.disk.log.slice(kept));
+      const heldBefore = this.#heldByEligible();
       node.disk.log.length = kept;
       this.#lowered(node, kept);
+      this.#excuse(heldBefore, { kind: "machine" });
     } else {
       this.stats.processCrashes++;
     }
@@ -323,22 +341,50 @@ export class Simulation {
   }
 
   /**
-   * A machine crash erased `entries` from `node`: each one no other member of the ISR
-   * holds (up, or down with its disk intact) is lost with every in-sync replica that had
-   * it, and excused. Decided at the crash: later process crashes or pauses of its holders
-   * excuse nothing, since their disks keep it.
+   * Entries that some eligible replica (ISR or ELR, as the controller has them) held
+   * before a change (`heldBefore`) and none holds after it. The loss is excused when the
+   * change's `cause` is one the guarantee allows:
+   * - "machine": a machine crash erased the last eligible copy;
+   * - "lossy": the controller dropped the last eligible holder because it restarted after
+   *   a machine crash (it may have lost unsynced writes, src/cluster/eligible-leaders.ts);
+   * - "fence" with min.insync.replicas 1 while every other ISR member had failed too
+   *   (down, or back after a machine crash and not yet registered): every in-sync
+   *   replica had failed at once, when Kafka's guarantee does not hold (with a larger
+   *   minimum, the ELR must keep such a replica eligible, so nothing is excused).
+   * Any other change excuses nothing: a later leader lacking the entry then fails the
+   * invariants.
    */
-  #excuseErased(node: SimNode, entries: readonly { value: string }[]): void {
-    const isr = this.partition().isr;
-    for (const { value } of entries) {
-      const offset = this.#offsetOf.get(value)!;
-      const held = this.nodes.some(
-        (n) => n !== node && isr.includes(n.id) && n.disk.log[offset]?.value === value,
-      );
-      if (held || this.excused.has(value)) continue;
+  #excuse(heldBefore: ReadonlySet<string>, cause: Cause): void {
+    const legit =
+      cause.kind === "machine" ||
+      cause.kind === "lossy" ||
+      (cause.kind === "fence" &&
+        this.minInsync === 1 &&
+        cause.isrBefore.every((id) => id === cause.nodeId || this.#failed(this.node(id))));
+    if (!legit) return;
+    const heldNow = this.#heldByEligible();
+    for (const value of heldBefore) {
+      if (heldNow.has(value) || this.excused.has(value)) continue;
+      this.#trace(`excused ${value} (${cause.kind})`);
       this.excused.add(value);
       if (this.acked.has(value)) this.stats.excusedLosses++;
     }
+  }
+
+  /** The entries some eligible replica (ISR or ELR, as the controller has them) holds. */
+  #heldByEligible(): Set<string> {
+    const { isr, elr } = this.partition();
+    const eligible = this.nodes.filter((n) => isr.includes(n.id) || elr.includes(n.id));
+    const held = new Set<string>();
+    for (const [value, offset] of this.#offsetOf) {
+      if (eligible.some((n) => n.disk.log[offset]?.value === value)) held.add(value);
+    }
+    return held;
+  }
+
+  /** Down, or up again after a machine crash that its registration has not reported yet. */
+  #failed(node: SimNode): boolean {
+    return !node.up || node.lossy;
   }
 
   restart(node: SimNode): void {
@@ -407,12 +453,14 @@ export class Simulation {
     this.trace?.(`${this.nowMs} ${line}`);
   }
 
-  #commit(records: MetadataRecord[]): void {
+  #commit(records: MetadataRecord[], cause: Cause | null = null): void {
+    const heldBefore = cause !== null && records.length > 0 ? this.#heldByEligible() : null;
     for (const record of records) {
       this.#trace(`metadata #${this.records.length}: ${JSON.stringify(record)}`);
       this.controller.apply(record);
       this.records.push(record);
     }
+    if (heldBefore !== null && cause !== null) this.#excuse(heldBefore, cause);
   }
 
   /** The failure detector: act on a difference that lasted its detection delay. */
@@ -432,7 +480,8 @@ export class Simulation {
       if (this.nowMs - seen.differsSinceMs < seen.delayMs) continue;
       const before = this.partition();
       // A restart the detector missed is the node's own registration's to report.
-      if (!alive) this.#commit(planBrokerFenced(this.controller, node.id));
+      const fence: Cause = { kind: "fence", nodeId: node.id, isrBefore: before.isr };
+      if (!alive) this.#commit(planBrokerFenced(this.controller, node.id), fence);
       else this.#commit(planBrokerUnfenced(this.controller, node.id));
       if (this.partition().leader !== before.leader) this.stats.leaderChanges++;
       seen.alive = alive;
@@ -450,11 +499,20 @@ export class Simulation {
         port: 9092 + message.from,
         rack: null,
       };
-      const before = this.partition().leader;
+      const before = this.partition();
+      // A restart is a fence and a return in one entry (planRegisterBroker).
+      const cause: Cause = payload.lossy
+        ? { kind: "lossy" }
+        : { kind: "fence", nodeId: message.from, isrBefore: before.isr };
       this.#commit(
-        planRegisterBroker(this.controller, { ...command, incarnation: payload.incarnation }),
+        planRegisterBroker(this.controller, {
+          ...command,
+          incarnation: payload.incarnation,
+          lossy: payload.lossy,
+        }),
+        cause,
       );
-      if (this.partition().leader !== before) this.stats.leaderChanges++;
+      if (this.partition().leader !== before.leader) this.stats.leaderChanges++;
       return;
     }
     if (payload.kind !== "alterPartition") return;
@@ -561,11 +619,17 @@ export class Simulation {
         record.incarnation === incarnationOf(node.id, node.incarnation)
       ) {
         node.registered = true;
+        node.lossy = false;
         // Every epoch in the image now predates this process's registration.
         node.leadFloor = node.image.topic(TOPIC)!.partitions[0]!.leaderEpoch;
       }
       this.#reconcile(node);
     }
+  }
+
+  /** The effective min.insync.replicas, as the replica manager computes it. */
+  #minIsr(): number {
+    return effectiveMinIsr(this.controller.topic(TOPIC)!, this.partition());
   }
 
   /** The replica manager: the node's role follows its image. */
@@ -574,7 +638,7 @@ export class Simulation {
     const role = node.role;
     if (partition.leader === node.id && partition.leaderEpoch > node.leadFloor) {
       if (role.kind === "leader" && role.state.leaderEpoch === partition.leaderEpoch) {
-        role.state.onMetadata(partition);
+        role.state.onMetadata(partition, this.#minIsr());
         this.#checkWaiters(node);
         return;
       }
@@ -589,6 +653,7 @@ export class Simulation {
         highWatermark: Math.min(node.highWatermark, node.logEndOffset),
         nowMs: this.nowMs,
         lagTimeMaxMs: 400,
+        minIsr: this.#minIsr(),
       });
       node.role = { kind: "leader", state };
       this.#trace(
@@ -647,6 +712,7 @@ export class Simulation {
       this.#send(node.id, CONTROLLER, {
         kind: "register",
         incarnation: incarnationOf(node.id, node.incarnation),
+        lossy: node.lossy,
       });
     }
     const role = node.role;
