@@ -113,6 +113,43 @@ test("storage: segment: locate uses the index and a short scan", () => {
   segment.close();
 });
 
+test("storage: segment: locate answers the same from the recent-batch ring as from the index, gaps included", () => {
+  const dir = freshDir();
+  const segment = Segment.create(dir, 0, new SegmentCache());
+  // Past the ring's 256 batches, with gaps as a follower of a cleaned log appends them.
+  const batches: Array<{ base: number; last: number }> = [];
+  let next = 0;
+  for (let i = 0; i < 700; i++) {
+    const count = 1 + (i % 3);
+    const batch = makeBatch({ count, valueBytes: 100 });
+    const base = next + (i % 5 === 0 ? 2 : 0);
+    stampBatch(batch, base, 0);
+    const validated = validateRecords(batch, 1 << 20);
+    if (!validated.ok) throw new Error(validated.message);
+    segment.append(batch, validated.batches, next, 1024, T0);
+    batches.push({ base, last: base + count - 1 });
+    next = base + count;
+  }
+  const expected = (offset: number) => batches.find((b) => b.last >= offset) ?? null;
+  const check = (reader: Segment) => {
+    for (let offset = 0; offset <= next; offset++) {
+      const want = expected(offset);
+      const got = reader.locate(offset, 1024 + 61);
+      expect(got === null ? null : { base: got.baseOffset, last: got.lastOffset }).toEqual(
+        want === null ? null : { base: want.base, last: want.last },
+      );
+    }
+  };
+  check(segment);
+  const positions = [0, 300, next - 1].map((offset) => segment.locate(offset, 1085));
+  segment.close();
+  // The same file opened anew has no ring: every answer comes from the index.
+  const reopened = Segment.recover(dir, 0, 1024, new SegmentCache(), T0).segment;
+  check(reopened);
+  expect([0, 300, next - 1].map((offset) => reopened.locate(offset, 1085))).toEqual(positions);
+  reopened.close();
+});
+
 test("storage: recovery: a corrupt batch at the last index entry drops the entry too", () => {
   const dir = freshDir();
   const cache = new SegmentCache();

@@ -65,6 +65,7 @@ import {
   TIME_INDEX_ENTRY_BYTES,
 } from "./limits.ts";
 import { OffsetIndex } from "./offset-index.ts";
+import { RecentBatches } from "./recent-batches.ts";
 import type { SegmentCache } from "./segment-cache.ts";
 import {
   DELETED_SUFFIX,
@@ -234,6 +235,8 @@ export class Segment {
   #maxTimestamp: number;
   /** Non-null while the segment is active. */
   #writer: Writer | null;
+  /** Where the batches this process appended lie, while active (recent-batches.ts). */
+  #recent: RecentBatches | null = null;
   #closed = false;
 
   private constructor(
@@ -721,6 +724,8 @@ export class Segment {
       builder.add(base, start + batch.at, batch.size, readMaxTimestamp(records, batch.at));
       writer.lastBatchBaseOffset = base;
       offset = base + batch.lastOffsetDelta + 1;
+      this.#recent ??= new RecentBatches();
+      this.#recent.add(base, offset - 1, start + batch.at, batch.size);
     }
     writer.bytesSinceIndexEntry = builder.bytesSinceEntry;
     writer.nextOffset = offset;
@@ -737,6 +742,8 @@ export class Segment {
    */
   locate(offset: number, chunkBytes: number): BatchLocation | null {
     this.#assertOpen();
+    const recent = this.#recent?.locate(offset);
+    if (recent !== undefined) return recent;
     const index = this.#offsetIndex();
     const entry = index.floor(offset);
     const from = entry >= 0 ? index.positionAt(entry) : 0;
@@ -1038,6 +1045,8 @@ export class Segment {
     closeSync(writer.indexFd);
     closeSync(writer.timeIndexFd);
     this.#writer = null;
+    // A sealed segment is read from its index: the ring's memory goes with the writer.
+    this.#recent = null;
   }
 
   #forget(): void {
