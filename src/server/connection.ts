@@ -35,6 +35,13 @@ export const IN_FLIGHT_MAX = 256;
 const OUTBOUND_BYTES_HIGH = 64 * 1024 * 1024;
 /** ...until they fall to this. */
 const OUTBOUND_BYTES_LOW = 16 * 1024 * 1024;
+/**
+ * Request bytes one connection may have handled before it lets the others have a turn:
+ * a producer pipelining large requests would otherwise hold the event loop for all of
+ * them at once, while every other client's small request waits (Kafka's network threads
+ * read one request per connection per poll for the same reason).
+ */
+export const TURN_BYTES_MAX = 256 * 1024;
 
 interface Slot {
   /** Encoded response chunks once ready; null while the handler runs; [] for no response. */
@@ -91,6 +98,8 @@ export class Connection {
   #paused = false;
   /** True while #takeFrames runs. */
   #taking = false;
+  /** A turn ended with whole frames left: they are taken after the other connections' I/O. */
+  #yielded = false;
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.#socket = socket;
@@ -155,18 +164,41 @@ export class Connection {
    * small requests, and a paused connection takes none of them until it resumes.
    */
   #takeFrames(): void {
-    if (this.#taking) return; // Resumed from within the loop below: it carries on.
+    // Resumed from within the loop below: it carries on. Yielded: the turn's end takes them.
+    if (this.#taking || this.#yielded) return;
     this.#taking = true;
+    let turnBytes = 0;
     try {
       while (!this.#closed && !this.#paused) {
+        if (turnBytes >= TURN_BYTES_MAX && this.#frames.hasFrame()) {
+          this.#yield();
+          return;
+        }
         const frame = this.#frames.next();
         if (frame === null) return;
         if (isFrameError(frame)) return this.close(frame.error);
+        turnBytes += frame.byteLength;
         this.#onFrame(frame);
       }
     } finally {
       this.#taking = false;
     }
+  }
+
+  /**
+   * Ends this connection's turn: reading stops (what it sends meanwhile waits in the
+   * kernel, not here) and the remaining frames are taken once the event loop has served
+   * the I/O that is ready.
+   */
+  #yield(): void {
+    this.#yielded = true;
+    this.#socket.pause();
+    setImmediate(() => {
+      this.#yielded = false;
+      if (this.#closed) return;
+      if (!this.#paused) this.#socket.resume();
+      this.#takeFrames();
+    });
   }
 
   #onFrame(frame: Buffer): void {

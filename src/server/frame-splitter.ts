@@ -55,6 +55,17 @@ export class FrameSplitter {
     return this.#take(FRAME_LENGTH_BYTES + size).subarray(FRAME_LENGTH_BYTES);
   }
 
+  /** Whether a whole frame (or a bad length) is buffered: what `next` would not answer null to. */
+  hasFrame(): boolean {
+    if (this.#pendingBytes < FRAME_LENGTH_BYTES) return false;
+    const size = this.#peekLength();
+    return (
+      size < this.#bounds.min ||
+      size > this.#bounds.max ||
+      this.#pendingBytes >= FRAME_LENGTH_BYTES + size
+    );
+  }
+
   /** Drops what is buffered (the stream is being closed). */
   clear(): void {
     this.#pending = [];
