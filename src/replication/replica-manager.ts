@@ -81,6 +81,11 @@ interface Replica {
   readonly partition: number;
   readonly topicId: string;
   readonly epochs: LeaderEpochCache;
+  /**
+   * The leader-epoch-checkpoint file still holds entries the cache cut at the log end
+   * when it was loaded; written with the next change, before any batch is appended.
+   */
+  epochsFileStale: boolean;
   role: Role;
   /** Leader epochs at or below this are never led by this process (see the module comment). */
   leadFloor: number;
@@ -402,8 +407,7 @@ export class ReplicaManager {
         });
         return;
       }
-      if (this.#noteBatchEpochs(replica, records))
-        writeLeaderEpochs(this.#dir(replica), replica.epochs.entries());
+      this.#persistEpochs(replica, this.#dir(replica), this.#noteBatchEpochs(replica, records));
     }
     found.state.onFetched(this.#view(replica), leaderHighWatermark);
     this.#setHighWatermark(replica, found.state.highWatermark);
@@ -476,7 +480,7 @@ export class ReplicaManager {
         topic,
         partition: partition.partition,
         topicId,
-        epochs: this.#loadEpochs(partitionLog),
+        ...this.#loadEpochs(partitionLog),
         role: { kind: "none" },
         leadFloor: -1,
         waiters: [],
@@ -494,9 +498,8 @@ export class ReplicaManager {
         return;
       }
       // A new epoch begins at this log's end.
-      if (replica.epochs.assign(partition.leaderEpoch, partitionLog.logEndOffset)) {
-        writeLeaderEpochs(partitionLog.dir, replica.epochs.entries());
-      }
+      const assigned = replica.epochs.assign(partition.leaderEpoch, partitionLog.logEndOffset);
+      this.#persistEpochs(replica, partitionLog.dir, assigned);
       const state = new LeaderState({
         nodeId,
         topicId,
@@ -531,8 +534,8 @@ export class ReplicaManager {
       // An epoch this node took over without writing a batch describes nothing.
       const before = replica.epochs.entries().length;
       replica.epochs.truncateFromEnd(partitionLog.logEndOffset);
-      if (replica.epochs.entries().length !== before)
-        writeLeaderEpochs(partitionLog.dir, replica.epochs.entries());
+      // Before it fetches: a batch of an older epoch must not land under a stale entry.
+      this.#persistEpochs(replica, partitionLog.dir, replica.epochs.entries().length !== before);
       const state = new FollowerState({
         leaderId: partition.leader,
         leaderEpoch: partition.leaderEpoch,
@@ -614,7 +617,7 @@ export class ReplicaManager {
     });
     partitionLog.truncateTo(offset);
     replica.epochs.truncateFromEnd(partitionLog.logEndOffset);
-    writeLeaderEpochs(partitionLog.dir, replica.epochs.entries());
+    this.#persistEpochs(replica, partitionLog.dir, true);
   }
 
   #follower(
@@ -638,13 +641,30 @@ export class ReplicaManager {
   }
 
   /** The stored epoch cache, or one rebuilt from the batches; cut to the log's end. */
-  #loadEpochs(partitionLog: PartitionLog): LeaderEpochCache {
+  /**
+   * The epoch cache as stored, cut to the log end. Built from the log when there is no
+   * file, and then written, so the next start need not scan the log. A cut (an epoch
+   * begun where no batch followed, as after every restart) is written only with the next
+   * change, which follows at once for a partition this node leads or follows: one synced
+   * write per partition per start instead of two. Until then the file may keep the
+   * extra entries, which every load cuts again.
+   */
+  #loadEpochs(partitionLog: PartitionLog): { epochs: LeaderEpochCache; epochsFileStale: boolean } {
     const stored = readLeaderEpochs(partitionLog.dir);
     const epochs = new LeaderEpochCache(stored ?? partitionLog.epochStarts());
     epochs.truncateFromEnd(partitionLog.logEndOffset);
-    if (stored === null || epochs.entries().length !== stored.length)
-      writeLeaderEpochs(partitionLog.dir, epochs.entries());
-    return epochs;
+    if (stored === null) writeLeaderEpochs(partitionLog.dir, epochs.entries());
+    return {
+      epochs,
+      epochsFileStale: stored !== null && epochs.entries().length !== stored.length,
+    };
+  }
+
+  /** Writes the epoch cache when it `changed` or the file is stale (see Replica). */
+  #persistEpochs(replica: Replica, dir: string, changed: boolean): void {
+    if (!changed && !replica.epochsFileStale) return;
+    writeLeaderEpochs(dir, replica.epochs.entries());
+    replica.epochsFileStale = false;
   }
 
   /** Notes each appended batch's epoch in the cache; true when an entry was added. */
