@@ -22,7 +22,9 @@
  * - a leader's high watermark never moves back within its leadership, and never passes
  *   its log end; leaders never truncate;
  * - an entry acknowledged with acks=all is in the log of every leader of that epoch or
- *   a later one, at the offset it was acknowledged with.
+ *   a later one, at the offset it was acknowledged with;
+ * - every eligible leader replica (ELR) holds every committed entry (without machine
+ *   crashes; see #checkEligible).
  * The excuses all come from machine crashes, which lose what was not synced: an entry
  * is excused when no replica eligible to lead (ISR or ELR) holds it any more because a
  * machine crash erased the last copy, because the controller dropped the last holder
@@ -1018,6 +1020,27 @@ export class Simulation {
         }
       }
       this.#checkedUpTo.set(node.id, Math.max(this.#checkedUpTo.get(node.id)!, committed));
+    }
+    this.#checkEligible();
+  }
+
+  /**
+   * An eligible leader replica holds every committed entry: that is what lets the
+   * controller elect it (src/cluster/eligible-leaders.ts). Checked while no machine
+   * crash happened: a replica back from one may stay eligible as the last one there is,
+   * with whatever it kept.
+   */
+  #checkEligible(): void {
+    if (this.stats.machineCrashes > 0) return;
+    for (const id of this.partition().elr) {
+      const log = this.node(id).disk.log;
+      for (let offset = 0; offset < this.#committed.length; offset++) {
+        const value = this.#committed[offset];
+        if (value === undefined || log[offset]?.value === value) continue;
+        throw new InvariantError(
+          `ELR member ${id} lacks committed ${value}@${offset}: has ${log[offset]?.value ?? "nothing"}`,
+        );
+      }
     }
   }
 
