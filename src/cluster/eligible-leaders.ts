@@ -48,11 +48,3 @@ export function nextElr(
   }
   return elr;
 }
-
-/** A live member of `candidates`, or undefined. */
-export function liveMember(
-  candidates: readonly number[],
-  live: ReadonlySet<number>,
-): number | undefined {
-  return candidates.find((id) => live.has(id));
-}

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
-import { kcat } from "../helpers/kcat.ts";
+import { readPartition } from "../helpers/kcat.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 
@@ -63,32 +63,7 @@ test("pipelined large produce requests: every record is stored at its acknowledg
         expected.set(Number(partition.baseOffset) + record, value(request, record));
     }
     expect(expected.size).toBe(REQUESTS * RECORDS);
-    const consumed = await kcat(
-      [
-        "-C",
-        "-b",
-        broker.bootstrap,
-        "-t",
-        TOPIC,
-        "-p",
-        "0",
-        "-o",
-        "beginning",
-        "-e",
-        "-q",
-        "-f",
-        "%o %s\\n",
-      ],
-      "",
-      60_000,
-    );
-    expect(consumed.code).toBe(0);
-    const stored = new Map<number, string>();
-    for (const line of consumed.stdout.split("\n")) {
-      if (line === "") continue;
-      const space = line.indexOf(" ");
-      stored.set(Number(line.slice(0, space)), line.slice(space + 1));
-    }
+    const stored = await readPartition(broker.bootstrap, TOPIC, 0, 60_000);
     expect(stored.size).toBe(expected.size);
     for (const [offset, text] of expected) expect(stored.get(offset)).toBe(text);
   } finally {

@@ -6,7 +6,7 @@
 import { expect } from "bun:test";
 import { rmSync } from "node:fs";
 import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
-import { kcat } from "../helpers/kcat.ts";
+import { readPartition } from "../helpers/kcat.ts";
 import type { PartitionView } from "../../src/admin/views.ts";
 
 /** A partition as `GET /v1/topics/:name` shows it. */
@@ -143,27 +143,5 @@ export async function readBack(
   topic: string,
   partition: number,
 ): Promise<Map<number, string>> {
-  const consumed = await kcat([
-    "-C",
-    "-b",
-    node.bootstrap,
-    "-t",
-    topic,
-    "-p",
-    String(partition),
-    "-o",
-    "beginning",
-    "-e",
-    "-q",
-    "-f",
-    "%o %s\\n",
-  ]);
-  expect(consumed.code).toBe(0);
-  const byOffset = new Map<number, string>();
-  for (const line of consumed.stdout.split("\n")) {
-    if (line === "") continue;
-    const space = line.indexOf(" ");
-    byOffset.set(Number(line.slice(0, space)), line.slice(space + 1));
-  }
-  return byOffset;
+  return await readPartition(node.bootstrap, topic, partition);
 }

@@ -50,3 +50,32 @@ export async function kcatRoundTrip(
   if (consumed.code !== 0) throw new Error(`kcat consume failed: ${consumed.stderr}`);
   return consumed.stdout.trim().split("\n");
 }
+
+/** offset → value of a whole partition, read with kcat from the beginning to its end. */
+export async function readPartition(
+  bootstrap: string,
+  topic: string,
+  partition: number,
+  timeoutMs = 30_000,
+): Promise<Map<number, string>> {
+  const consumed = await kcat(
+    ["-C", "-b", bootstrap, "-t", topic, "-p", String(partition)].concat([
+      "-o",
+      "beginning",
+      "-e",
+      "-q",
+      "-f",
+      "%o %s\\n",
+    ]),
+    "",
+    timeoutMs,
+  );
+  if (consumed.code !== 0) throw new Error(`kcat consume failed: ${consumed.stderr}`);
+  const byOffset = new Map<number, string>();
+  for (const line of consumed.stdout.split("\n")) {
+    if (line === "") continue;
+    const space = line.indexOf(" ");
+    byOffset.set(Number(line.slice(0, space)), line.slice(space + 1));
+  }
+  return byOffset;
+}
