@@ -732,7 +732,6 @@ describe("admin: metrics", () => {
       "brook_connections_open",
       "brook_connections_paused",
       "brook_consumer_group_lag",
-      "brook_fetch_cold_reads_total",
       "brook_fetch_requests_waiting",
       "brook_isr_expands_total",
       "brook_isr_shrinks_total",

@@ -12,16 +12,12 @@
  *   the count its metadata image gives, so aggregate with max, not sum);
  * - `isr_shrinks_total`, `isr_expands_total`: replicas dropped from and added to the
  *   ISRs of partitions this node led, since it started;
- * - `consumer_group_lag` {group, topic, partition}: high watermark − committed offset;
- * - `fetch_cold_reads_total`: reads of record batches for Fetch (consumers' and
- *   followers') that the page cache did not hold and the thread pool did, off the event
- *   loop (src/storage/page-cache.ts).
+ * - `consumer_group_lag` {group, topic, partition}: high watermark − committed offset.
  *
  * Every family is written, with no samples when there is nothing to report, so a
  * scraper sees the same set of names on every node.
  */
 import type { Hono } from "hono";
-import { coldReadCount } from "../storage/page-cache.ts";
 import { PrometheusWriter } from "./prometheus.ts";
 import {
   type AdminNode,
@@ -75,13 +71,6 @@ export function renderMetrics(node: AdminNode): string {
     "Fetch requests (consumers' and followers') held in a long poll.",
   );
   writer.sample([], services.metrics.fetchesWaiting);
-
-  writer.family(
-    "brook_fetch_cold_reads_total",
-    "counter",
-    "Reads of record batches for Fetch that the page cache lacked, done off the event loop.",
-  );
-  writer.sample([], coldReadCount());
 
   writer.family(
     "brook_under_replicated_partitions",

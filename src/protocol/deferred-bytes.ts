@@ -16,17 +16,6 @@ export interface DeferredBytes {
   /** Releases what the bytes hold (file descriptors); safe to call more than once. */
   release(): void;
   /**
-   * As `next`, but only bytes that can be read without waiting for a disk (the page
-   * cache holds them): fewer than asked when only a prefix is cached, null when none is.
-   * Absent where the bytes are always at hand.
-   */
-  nextCached?(maxBytes: number): Uint8Array | null;
-  /**
-   * As `next`, read off the event loop (the thread pool); for bytes `nextCached` did not
-   * find. Nothing else may read these bytes until it settles.
-   */
-  nextLater?(maxBytes: number): Promise<Uint8Array>;
-  /**
    * Where the bytes are in a file and sending them straight from it (sendfile) is worth
    * it: sends the next at most `maxBytes` with `send` (file descriptor, position,
    * count → bytes sent, 0 when the socket is full) and returns what was sent. Null when

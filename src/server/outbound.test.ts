@@ -51,34 +51,6 @@ class FakeDeferred implements DeferredBytes {
   }
 }
 
-/**
- * Deferred bytes whose page cache holds only the first `cachedBytes`: past them
- * `nextCached` finds nothing, and each `nextLater` waits until the test settles it.
- */
-class ColdDeferred extends FakeDeferred {
-  readonly reads: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
-  constructor(
-    source: Uint8Array,
-    readonly cachedBytes: number,
-  ) {
-    super(source);
-  }
-  nextCached(maxBytes: number): Uint8Array | null {
-    if (this.read >= this.cachedBytes) return null;
-    return this.next(Math.min(maxBytes, this.cachedBytes - this.read));
-  }
-  nextLater(maxBytes: number): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
-      this.reads.push({ resolve: () => resolve(this.next(maxBytes)), reject });
-    });
-  }
-}
-
-/** Lets settled promises run their callbacks. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await Promise.resolve();
-}
-
 function pattern(size: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
@@ -140,55 +112,6 @@ describe("server: outbound", () => {
     const failing = new FakeDeferred(pattern(3 * PIECE_BYTES, 2), PIECE_BYTES);
     other.send([failing]);
     expect(broken.map((e) => e.message)).toEqual(["file shrank"]);
-    expect(failing.released).toBe(1);
-    expect(other.queuedBytes).toBe(0);
-  });
-
-  test("bytes the page cache lacks are read later: what follows waits for them, and all of it leaves in order", async () => {
-    const socket = new FakeSocket();
-    let written = 0;
-    const outbound = new Outbound(socket, { onBroken: () => {}, onWritten: () => written++ });
-    const source = pattern(2 * PIECE_BYTES + 100, 3);
-    const cold = new ColdDeferred(source, 1000);
-    outbound.send([pattern(10, 1), cold, pattern(20, 2)]);
-    // The header and the cached prefix went out; the rest waits for the thread pool.
-    expect(socket.sent()).toEqual(Buffer.concat([pattern(10, 1), source.subarray(0, 1000)]));
-    expect(cold.reads).toHaveLength(1);
-    outbound.send([pattern(30, 4)]);
-    expect(socket.writes).toHaveLength(2);
-    for (let round = 0; cold.reads.length > round; round++) {
-      cold.reads[round]!.resolve();
-      await settle();
-    }
-    expect(cold.reads).toHaveLength(2); // 1 MiB pieces
-    expect(socket.sent()).toEqual(
-      Buffer.concat([pattern(10, 1), source, pattern(20, 2), pattern(30, 4)]),
-    );
-    expect(outbound.queuedBytes).toBe(0);
-    expect(cold.released).toBe(1);
-    expect(written).toBe(2);
-  });
-
-  test("cleared while a cold read is out: nothing more is written; a failed cold read breaks the frame", async () => {
-    const socket = new FakeSocket();
-    const outbound = new Outbound(socket, { onBroken: () => {} });
-    const cold = new ColdDeferred(pattern(PIECE_BYTES, 5), 0);
-    outbound.send([cold, pattern(10, 6)]);
-    expect(cold.reads).toHaveLength(1);
-    outbound.clear();
-    expect(cold.released).toBe(1);
-    cold.reads[0]!.resolve();
-    await settle();
-    expect(socket.writes).toHaveLength(0);
-    expect(outbound.queuedBytes).toBe(0);
-
-    const broken: Error[] = [];
-    const other = new Outbound(new FakeSocket(), { onBroken: (error) => broken.push(error) });
-    const failing = new ColdDeferred(pattern(PIECE_BYTES, 7), 0);
-    other.send([failing]);
-    failing.reads[0]!.reject(new Error("EIO"));
-    await settle();
-    expect(broken.map((e) => e.message)).toEqual(["EIO"]);
     expect(failing.released).toBe(1);
     expect(other.queuedBytes).toBe(0);
   });

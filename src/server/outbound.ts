@@ -63,10 +63,6 @@ export class Outbound {
   #headSent = 0;
   #queuedBytes = 0;
   #waitingForDrain = false;
-  /** A piece of the head chunk is being read off the event loop (a cold read). */
-  #waitingForRead = false;
-  /** Bumped by `clear`, so a read that ends afterwards knows its queue is gone. */
-  #generation = 0;
 
   constructor(socket: WritableSocket, events: OutboundEvents, direct: DirectSend | null = null) {
     this.#socket = socket;
@@ -91,8 +87,6 @@ export class Outbound {
 
   /** Drops everything not yet written (the connection is closing). */
   clear(): void {
-    this.#generation++;
-    this.#waitingForRead = false;
     releaseChunks(this.#chunks.slice(this.#head));
     this.#chunks.length = 0;
     this.#head = 0;
@@ -101,22 +95,25 @@ export class Outbound {
   }
 
   #pump(): void {
-    while (
-      !this.#waitingForDrain &&
-      !this.#waitingForRead &&
-      this.#queuedBytes > 0 &&
-      !this.#socket.destroyed
-    ) {
-      let piece: Uint8Array | null;
+    while (!this.#waitingForDrain && this.#queuedBytes > 0 && !this.#socket.destroyed) {
+      let piece: Uint8Array;
       try {
         if (this.#sendDirect()) continue;
         piece = this.#nextPiece();
       } catch (error) {
-        this.#broken(error);
+        this.clear();
+        this.#events.onBroken(error instanceof Error ? error : new Error(String(error)));
         return;
       }
-      if (piece === null) break; // read later, off the event loop
-      this.#write(piece);
+      this.#queuedBytes -= piece.byteLength;
+      if (!this.#socket.write(piece)) {
+        this.#waitingForDrain = true;
+        this.#socket.once("drain", () => {
+          this.#waitingForDrain = false;
+          this.#pump();
+          this.#events.onWritten?.();
+        });
+      }
     }
     if (this.#queuedBytes === 0) {
       this.#chunks.length = 0;
@@ -149,40 +146,14 @@ export class Outbound {
     return true;
   }
 
-  /** Hands one piece to the socket; waits for drain when the socket says it is full. */
-  #write(piece: Uint8Array): void {
-    this.#queuedBytes -= piece.byteLength;
-    if (!this.#socket.write(piece)) {
-      this.#waitingForDrain = true;
-      this.#socket.once("drain", () => {
-        this.#waitingForDrain = false;
-        this.#pump();
-        this.#events.onWritten?.();
-      });
-    }
-  }
-
-  #broken(error: unknown): void {
-    this.clear();
-    this.#events.onBroken(error instanceof Error ? error : new Error(String(error)));
-  }
-
-  /**
-   * The next piece: read from a deferred chunk, a view of a large one, or small ones
-   * copied together. Null when the deferred head's next bytes are not in the page cache:
-   * they are being read on the thread pool, and the queue goes on when they arrive.
-   */
-  #nextPiece(): Uint8Array | null {
+  /** The next piece: read from a deferred chunk, a view of a large one, or small ones copied together. */
+  #nextPiece(): Uint8Array {
     const first = this.#chunks[this.#head]!;
     if (isDeferred(first)) {
-      const want = Math.min(PIECE_BYTES, first.byteLength - this.#headSent);
-      const piece = first.nextCached === undefined ? first.next(want) : first.nextCached(want);
-      if (piece === null) {
-        if (first.nextLater === undefined) return this.#deferredPiece(first.next(want));
-        this.#readLater(first.nextLater(want));
-        return null;
-      }
-      return this.#deferredPiece(piece);
+      const piece = first.next(Math.min(PIECE_BYTES, first.byteLength - this.#headSent));
+      if (piece.byteLength === 0) throw new Error("Deferred bytes ended early");
+      this.#advance(this.#headSent + piece.byteLength);
+      return piece;
     }
     if (
       first.byteLength - this.#headSent > SMALL_CHUNK_BYTES ||
@@ -216,39 +187,6 @@ export class Outbound {
     this.#head = last + 1;
     this.#headSent = 0;
     return piece;
-  }
-
-  /** A piece just taken from the deferred head chunk. */
-  #deferredPiece(piece: Uint8Array): Uint8Array {
-    if (piece.byteLength === 0) throw new Error("Deferred bytes ended early");
-    this.#advance(this.#headSent + piece.byteLength);
-    return piece;
-  }
-
-  /** Waits for a piece of the head chunk read off the event loop, then carries on. */
-  #readLater(reading: Promise<Uint8Array>): void {
-    this.#waitingForRead = true;
-    const generation = this.#generation;
-    reading.then(
-      (piece) => {
-        if (generation !== this.#generation) return; // cleared meanwhile
-        this.#waitingForRead = false;
-        if (this.#socket.destroyed) return;
-        try {
-          this.#write(this.#deferredPiece(piece));
-        } catch (error) {
-          this.#broken(error);
-          return;
-        }
-        this.#pump();
-        this.#events.onWritten?.();
-      },
-      (error: unknown) => {
-        if (generation !== this.#generation) return;
-        this.#waitingForRead = false;
-        this.#broken(error);
-      },
-    );
   }
 
   /** Marks the head chunk sent up to `end`; moves to the next chunk when it is done. */

@@ -18,7 +18,7 @@
  * plan: every owner releases).
  */
 import { Buffer } from "node:buffer";
-import { closeSync, openSync, read } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import type { DeferredBytes } from "../protocol/deferred-bytes.ts";
 import {
   BATCH_HEADER_BYTES,
@@ -28,7 +28,6 @@ import {
 } from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
-import { cachedReads, countColdRead, looksCached, NoWaitUnsupported } from "./page-cache.ts";
 import { readFully } from "./segment-files.ts";
 
 const log = logger("storage");
@@ -38,11 +37,6 @@ const log = logger("storage");
  * count records for the metrics) costs more than the copy sendfile saves.
  */
 const SENDFILE_BATCH_BYTES_MIN = 32 * 1024;
-/**
- * Most bytes one sendfile call is given: the range whose first and last byte are probed
- * for being cached (page-cache.ts). A loopback socket takes less than this per call.
- */
-const SENDFILE_BYTES_MAX = 4 * 1024 * 1024;
 
 /** A byte range of one segment's .log file, starting at a batch and ending after one. */
 export interface SliceRange {
@@ -96,10 +90,6 @@ export class FileSlice implements DeferredBytes {
   /** A batch header read alone (cut by a piece's end, or skipped by sendfile). */
   readonly #header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
 
-  /** A `nextLater` read is in flight; `release` waits for it. */
-  #reading = false;
-  #releaseAfterRead = false;
-
   /** False for a follower's fetch: nothing counts its records, so sendfile always pays. */
   readonly #counting: boolean;
 
@@ -127,67 +117,8 @@ export class FileSlice implements DeferredBytes {
     const n = readFully(range.fd, piece, 0, size, range.position + this.#inRange);
     if (n < size)
       throw new Error(`${range.path} ends before the batches it held (${n} of ${size} bytes read)`);
-    return this.#delivered(range, piece);
-  }
-
-  nextCached(maxBytes: number): Uint8Array | null {
-    const read = cachedReads();
-    if (read === null) return this.next(maxBytes);
-    assert(maxBytes > 0, "A slice piece must be positive");
-    const range = this.#current();
-    const size = Math.min(maxBytes, range.length - this.#inRange);
-    const piece = Buffer.allocUnsafe(size);
-    let n: number;
-    try {
-      n = read(range.fd, piece, 0, size, range.position + this.#inRange);
-    } catch (error) {
-      if (error instanceof NoWaitUnsupported) return this.next(maxBytes);
-      throw error;
-    }
-    if (n === 0) return null;
-    return this.#delivered(range, n === size ? piece : piece.subarray(0, n));
-  }
-
-  nextLater(maxBytes: number): Promise<Uint8Array> {
-    assert(maxBytes > 0, "A slice piece must be positive");
-    assert(!this.#reading, "One read at a time");
-    const range = this.#current();
-    const size = Math.min(maxBytes, range.length - this.#inRange);
-    const piece = Buffer.allocUnsafe(size);
-    const position = range.position + this.#inRange;
-    this.#reading = true;
-    countColdRead();
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const readFrom = (done: number): void => {
-        read(range.fd, piece, done, size - done, position + done, (error, n) => {
-          if (error === null && n > 0 && done + n < size) return readFrom(done + n);
-          this.#reading = false;
-          if (this.#releaseAfterRead) {
-            this.release();
-            return reject(new Error("The file slice was released while it was read"));
-          }
-          if (error !== null) return reject(error);
-          if (done + n < size)
-            return reject(
-              new Error(
-                `${range.path} ends before the batches it held (${done + n} of ${size} bytes read)`,
-              ),
-            );
-          try {
-            resolve(this.#delivered(range, piece));
-          } catch (failure) {
-            reject(failure instanceof Error ? failure : new Error(String(failure)));
-          }
-        });
-      };
-      readFrom(0);
-    });
-  }
-
-  /** Counts and marks as delivered `piece`, the next bytes of `range`; returns it. */
-  #delivered(range: OpenRange, piece: Uint8Array): Uint8Array {
-    if (this.#counting) this.#countBatches(range, this.#inRange + piece.byteLength, piece);
-    this.#advance(piece.byteLength);
+    if (this.#counting) this.#countBatches(range, this.#inRange + size, piece);
+    this.#advance(size);
     return piece;
   }
 
@@ -207,10 +138,11 @@ export class FileSlice implements DeferredBytes {
     )
       return null;
     const range = this.#current();
-    const count = Math.min(maxBytes, range.length - this.#inRange, SENDFILE_BYTES_MAX);
-    // sendfile waits for the disk where the pages are not cached: read those later.
-    if (!looksCached(range.fd, range.position + this.#inRange, count)) return null;
-    const sent = send(range.fd, range.position + this.#inRange, count);
+    const sent = send(
+      range.fd,
+      range.position + this.#inRange,
+      Math.min(maxBytes, range.length - this.#inRange),
+    );
     if (sent === 0) return 0;
     if (this.#counting) this.#countBatches(range, this.#inRange + sent, null);
     this.#advance(sent);
@@ -219,18 +151,11 @@ export class FileSlice implements DeferredBytes {
 
   release(): void {
     if (this.#descriptors.fds.length === 0) return;
-    if (this.#reading) {
-      // The thread pool is reading from a descriptor: closing it now could let the
-      // number be reused under that read. The read's end closes them.
-      this.#releaseAfterRead = true;
-      return;
-    }
     unreleased.unregister(this);
     closeAll(this.#descriptors);
   }
 
   #current(): OpenRange {
-    assert(!this.#reading, "The file slice is being read by the thread pool");
     const range = this.#ranges[this.#range];
     if (range === undefined || this.#descriptors.fds.length === 0)
       throw new Error("The file slice is released or fully read");

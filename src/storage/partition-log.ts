@@ -776,13 +776,8 @@ export class PartitionLog {
     const plan = this.#planRead(fetchOffset, maxBytes, options);
     if (!plan.ok) return plan;
     const total = plan.ranges.reduce((sum, range) => sum + range.length, 0);
-    if (total === 0) return { ok: true, records: EMPTY_RECORDS };
-    if (total < options.deferFromBytes) {
-      // Read now only what the page cache holds: bytes that must come from the disk are
-      // read by the connection off the event loop, as a large answer's are.
-      const records = this.#readCachedRanges(plan.ranges, total);
-      if (records !== null) return { ok: true, records };
-    }
+    if (total === 0 || total < options.deferFromBytes)
+      return { ok: true, records: this.#readRanges(plan.ranges) };
     return {
       ok: true,
       records: new FileSlice(plan.ranges, { countRecords: options.countRecords ?? true }),
@@ -844,17 +839,6 @@ export class PartitionLog {
   }
 
   /** Reads planned ranges into one fresh buffer (one read per segment). */
-  /** As #readRanges, or null when some of the bytes are not in the page cache. */
-  #readCachedRanges(ranges: readonly PlannedRange[], total: number): Uint8Array | null {
-    const buffer = Buffer.allocUnsafe(total);
-    let filled = 0;
-    for (const range of ranges) {
-      if (!range.segment.readCachedInto(buffer, filled, range.position, range.length)) return null;
-      filled += range.length;
-    }
-    return buffer;
-  }
-
   #readRanges(ranges: readonly PlannedRange[]): Uint8Array {
     if (ranges.length === 0) return EMPTY_RECORDS;
     const total = ranges.reduce((sum, range) => sum + range.length, 0);

@@ -65,7 +65,6 @@ import {
   TIME_INDEX_ENTRY_BYTES,
 } from "./limits.ts";
 import { OffsetIndex } from "./offset-index.ts";
-import { cachedReads, NoWaitUnsupported } from "./page-cache.ts";
 import { RecentBatches } from "./recent-batches.ts";
 import type { SegmentCache } from "./segment-cache.ts";
 import {
@@ -832,36 +831,6 @@ export class Segment {
     assert(position + length <= this.#sizeBytes, "Read goes past the segment's batches");
     const n = readFully(this.#readFd(), target, targetAt, length, position);
     assert(n === length, `Segment ${this.logPath} is shorter than its batches`);
-  }
-
-  /**
-   * As `readInto`, but false (and `target` partly filled) when some of the bytes are not
-   * in the page cache and reading them would wait for the disk (page-cache.ts).
-   */
-  readCachedInto(target: Uint8Array, targetAt: number, position: number, length: number): boolean {
-    const read = cachedReads();
-    if (read === null) {
-      this.readInto(target, targetAt, position, length);
-      return true;
-    }
-    this.#assertOpen();
-    assert(position >= 0, "Read starts before the segment");
-    assert(position + length <= this.#sizeBytes, "Read goes past the segment's batches");
-    const fd = this.#readFd();
-    let done = 0;
-    while (done < length) {
-      let n: number;
-      try {
-        n = read(fd, target, targetAt + done, length - done, position + done);
-      } catch (error) {
-        if (!(error instanceof NoWaitUnsupported)) throw error;
-        this.readInto(target, targetAt + done, position + done, length - done);
-        return true;
-      }
-      if (n === 0) return false;
-      done += n;
-    }
-    return true;
   }
 
   /**

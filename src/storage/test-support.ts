@@ -5,13 +5,12 @@
  */
 import { afterEach } from "bun:test";
 import { Buffer } from "node:buffer";
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBatch, concatBatches } from "../protocol/record-batch-builder.ts";
 import { readBaseOffset, readBatchSize, readLastOffset } from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
-import { loadLibc } from "../util/libc.ts";
 import type { AppendResult, PartitionLog } from "./partition-log.ts";
 
 export const T0 = 1_700_000_000_000;
@@ -141,23 +140,5 @@ export function fillLog(log: PartitionLog, model: LogModel, segments: number, se
       }),
     );
     model.append(log, blob);
-  }
-}
-
-/**
- * Drops a file's pages from the page cache (written back first), so the next read of it
- * must come from the disk: posix_fadvise(POSIX_FADV_DONTNEED) through Bun's FFI. Linux.
- */
-export function evictFromPageCache(path: string): void {
-  const libc = loadLibc({ posix_fadvise: { args: ["i32", "i64", "i64", "i32"], returns: "i32" } });
-  assert(libc !== null, "Evicting from the page cache needs Bun's FFI on Linux");
-  const POSIX_FADV_DONTNEED = 4;
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-    const failed = libc.call.posix_fadvise!(fd, 0, 0, POSIX_FADV_DONTNEED);
-    assert(failed === 0, `posix_fadvise failed: ${String(failed)}`);
-  } finally {
-    closeSync(fd);
   }
 }
