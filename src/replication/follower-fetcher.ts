@@ -49,16 +49,34 @@ export class FollowerFetcher {
   /** Running loops, by leader id. */
   readonly #loops = new Map<number, Promise<void>>();
   readonly #connections = new Map<number, KafkaConnection>();
+  /** Per leader, the partitions (keys) its loop followed when it sent the Fetch in flight. */
+  readonly #asking = new Map<number, ReadonlySet<string>>();
+  /** Leaders whose connection `refresh` closed to cut a long poll short. */
+  readonly #interrupted = new Set<number>();
   #closed = false;
 
   constructor(options: FollowerFetcherOptions) {
     this.#options = options;
   }
 
-  /** Starts a loop for each leader that has followed partitions and none yet. */
+  /**
+   * Starts a loop for each leader that has followed partitions and none yet. A loop
+   * whose Fetch is held in a long poll that lacks a partition now following its leader
+   * (a leadership moved there) has the poll cut short by closing its connection:
+   * otherwise the partition would wait up to REPLICA_FETCH_WAIT_MAX_MS, and with it the
+   * new leader's high watermark and its acks=all answers.
+   */
   refresh(): void {
     if (this.#closed) return;
-    for (const leaderId of new Set(this.#options.replicas.followed().map((f) => f.leaderId))) {
+    const followed = this.#options.replicas.followed();
+    for (const [leaderId, asking] of this.#asking) {
+      if (!followed.some((f) => f.leaderId === leaderId && !asking.has(f.key))) continue;
+      this.#asking.delete(leaderId);
+      this.#interrupted.add(leaderId);
+      this.#connections.get(leaderId)?.close();
+      this.#connections.delete(leaderId);
+    }
+    for (const leaderId of new Set(followed.map((f) => f.leaderId))) {
       if (this.#loops.has(leaderId)) continue;
       const loop = this.#run(leaderId).finally(() => {
         this.#loops.delete(leaderId);
@@ -95,10 +113,14 @@ export class FollowerFetcher {
         const truncating = asks.filter(([, r]) => r.kind === "offsetForLeaderEpoch");
         const fetching = asks.filter(([, r]) => r.kind === "fetch");
         if (truncating.length > 0) await this.#askEpochs(connection, truncating);
-        else if (fetching.length > 0) await this.#fetch(connection, fetching);
-        else await this.#sleep(IDLE_MS);
+        else if (fetching.length > 0) {
+          // Every partition this loop knows, asked or not: only a new one cuts the poll.
+          this.#asking.set(leaderId, new Set(followed.map((f) => f.key)));
+          await this.#fetch(connection, fetching).finally(() => this.#asking.delete(leaderId));
+        } else await this.#sleep(IDLE_MS);
       } catch (error) {
         if (this.#closed) return;
+        if (this.#interrupted.delete(leaderId)) continue; // cut short by refresh: ask again now
         log.warn("Fetching from the leader failed; retrying", {
           leader: leaderId,
           error: String(error),

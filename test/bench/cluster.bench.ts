@@ -22,7 +22,9 @@
  * - failover: `failoverKills` times, SIGKILL of a partition's leader (every other time
  *   the controller's node) while a prober sends acks=all produce requests to the
  *   survivors every 10 ms; the time from the kill to the first acknowledgement. The
- *   killed node is restarted on its ports and data dir before the next kill.
+ *   killed node is restarted on its ports and data dir before the next kill. A topic
+ *   with a leader on each node is there throughout, so that, as in most clusters, the
+ *   surviving follower already long-polls the new leader when the leadership moves.
  */
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -421,6 +423,14 @@ async function failoverRow(
   sizes: ClusterSizes,
   log: (m: string) => void,
 ): Promise<TestBroker[]> {
+  // Leaders on every node, as a cluster usually has them: each follower then already
+  // long-polls each other node when a leadership moves there.
+  await createPlaced(nodes[0]!, "failover-spread", [
+    [1, 2, 3],
+    [2, 3, 1],
+    [3, 1, 2],
+  ]);
+  await fullIsr(nodes, "failover-spread", 3);
   const kills: Array<{ ms: number; controller: boolean }> = [];
   for (let kill = 0; kill < sizes.failoverKills; kill++) {
     // Every other kill takes the controller with the partition leader.
