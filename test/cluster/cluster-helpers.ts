@@ -5,7 +5,7 @@
  */
 import { expect } from "bun:test";
 import { rmSync } from "node:fs";
-import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
+import { eventually, portsOf, startBroker, type TestBroker } from "../helpers/broker.ts";
 import { readPartition } from "../helpers/kcat.ts";
 import type { PartitionView } from "../../src/admin/views.ts";
 
@@ -78,11 +78,21 @@ export async function stopCluster(nodes: readonly TestBroker[]): Promise<void> {
   }
 }
 
-/** The same node id on the same data dir, joining through `seed`. */
-export async function restart(node: TestBroker, seed: TestBroker): Promise<TestBroker> {
+/**
+ * The same node id on the same data dir, joining through `seed`; on the ports it had
+ * when `samePorts` (as a service with fixed ports comes back). On new ports, the other
+ * members take the new process only once SWIM has declared the old one dead, which
+ * takes seconds (tens in the tail), and it cannot register with the controller before.
+ */
+export async function restart(
+  node: TestBroker,
+  seed: TestBroker,
+  options: { samePorts?: boolean } = {},
+): Promise<TestBroker> {
   return await startBroker({
     dataDir: node.dataDir,
     args: ["--node-id", String(node.nodeId), "--join", seed.gossip],
+    ...(options.samePorts === true ? { ports: portsOf(node) } : {}),
   });
 }
 
@@ -144,4 +154,13 @@ export async function readBack(
   partition: number,
 ): Promise<Map<number, string>> {
   return await readPartition(node.bootstrap, topic, partition);
+}
+
+/** The last `lines` lines each node logged, for the message of a failed wait. */
+export function brokerLogs(nodes: readonly TestBroker[], lines = 60): string {
+  return nodes
+    .map(
+      (node) => `--- node ${node.nodeId}:\n${node.stderr().split("\n").slice(-lines).join("\n")}`,
+    )
+    .join("\n");
 }

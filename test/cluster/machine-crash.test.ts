@@ -16,7 +16,14 @@ import { readFileSync, readdirSync, truncateSync, writeFileSync } from "node:fs"
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { eventually, startBroker, type TestBroker } from "../helpers/broker.ts";
-import { partitionsOf, readBack, restart, stopCluster, whole } from "./cluster-helpers.ts";
+import {
+  brokerLogs,
+  partitionsOf,
+  readBack,
+  restart,
+  stopCluster,
+  whole,
+} from "./cluster-helpers.ts";
 
 const TOPIC = "power-cut";
 const PER_SEND = 50;
@@ -129,7 +136,8 @@ describe("machine crash: eligible leader replicas", () => {
     const boot = JSON.parse(readFileSync(bootFile, "utf8")) as { bootId: string };
     writeFileSync(bootFile, JSON.stringify({ ...boot, bootId: "a-boot-before-the-power-cut" }));
 
-    const back = await restart(leader, controller);
+    // On its ports, as a machine that reboots brings its service back.
+    const back = await restart(leader, controller, { samePorts: true });
     nodes = nodes.map((node) => (node.nodeId === 2 ? back : node));
     expect(back.stderr()).toContain("Started after a machine crash");
     // As the last ISR member it would lead at once without 200 acknowledged values;
@@ -141,10 +149,15 @@ describe("machine crash: eligible leader replicas", () => {
         return p !== undefined && p.isr.length === 0 ? p : null;
       },
       30_000,
-    );
+    ).catch(async (error: Error) => {
+      // A full run once waited past 30 s here, when 2 came back on new ports: then it can
+      // register only after SWIM declares its old process dead. Say what the cluster did.
+      const partition = JSON.stringify(await partitionOn(controller));
+      throw new Error(`${error.message}\npartition: ${partition}\n${brokerLogs(nodes)}`);
+    });
     expect(waiting).toMatchObject({ leader: -1, isr: [], elr: [3] });
 
-    const third = await restart(byId(3), controller);
+    const third = await restart(byId(3), controller, { samePorts: true });
     nodes = nodes.map((node) => (node.nodeId === 3 ? third : node));
     // 3 leads from the ELR; 2 truncates to it, copies it and rejoins the ISR.
     await eventually(
