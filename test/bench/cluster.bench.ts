@@ -26,9 +26,10 @@
  *   with a leader on each node is there throughout, so that, as in most clusters, the
  *   surviving follower already long-polls the new leader when the leadership moves.
  */
-import { closeSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
+import { writeFully } from "../../src/storage/segment-files.ts";
 import { eventually, portsOf, startBroker, type TestBroker } from "../helpers/broker.ts";
 import { RawClient } from "../helpers/raw-client.ts";
 import {
@@ -405,11 +406,8 @@ function bareWrite(path: string, bytes: number): number {
   const fd = openSync(path, "w");
   const started = performance.now();
   try {
-    for (let at = 0; at < bytes; at += chunk.byteLength) {
-      const length = Math.min(chunk.byteLength, bytes - at);
-      let done = 0;
-      while (done < length) done += writeSync(fd, chunk, done, length - done, at + done);
-    }
+    for (let at = 0; at < bytes; at += chunk.byteLength)
+      writeFully(fd, chunk.subarray(0, Math.min(chunk.byteLength, bytes - at)), at);
     return (performance.now() - started) / 1000;
   } finally {
     closeSync(fd);
