@@ -412,6 +412,8 @@ export class ClusterNode {
           nodeId: event.member.nodeId,
           incarnation: event.member.incarnation,
         });
+        if (event.change === "joined" || event.change === "alive")
+          this.#raft.peerAlive(event.member.nodeId);
         return;
       default:
         return;

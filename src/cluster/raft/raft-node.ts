@@ -325,6 +325,11 @@ export class RaftNode {
     return started;
   }
 
+  /** Gossip says `id` is up: a connection to it backing off is dialled at the next send. */
+  peerAlive(id: NodeId): void {
+    this.#tcp?.peerAlive(id);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

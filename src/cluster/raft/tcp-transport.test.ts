@@ -1,10 +1,16 @@
 import { afterEach, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { systemClock } from "../../util/clock.ts";
+import { ManualClock, systemClock } from "../../util/clock.ts";
 import { SeededRandom } from "../../util/random.ts";
 import { encodeMessage } from "./codec.ts";
-import { RAFT_STREAM_TAG, streamHeader, TcpTransport } from "./tcp-transport.ts";
+import {
+  BACKOFF_MS_MAX,
+  RAFT_STREAM_TAG,
+  REFUSED_BACKOFF_MS_MAX,
+  streamHeader,
+  TcpTransport,
+} from "./tcp-transport.ts";
 import type { Message } from "./types.ts";
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -19,6 +25,7 @@ afterEach(async () => {
  */
 async function listen(
   handler: (socket: Socket, rest: Buffer) => void,
+  atPort = 0,
 ): Promise<{ port: number; server: Server }> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -29,7 +36,7 @@ async function listen(
       handler(socket, first.subarray(1));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(atPort, "127.0.0.1", resolve));
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("No port");
   cleanups.push(
@@ -200,6 +207,72 @@ test("raft: tcp transport: unknown peers and dead ones drop messages; a restarte
     return received.length > 0;
   }, "delivery after the peer came up");
   expect(received[0]!.type).toBe("append");
+});
+
+/**
+ * Node 1 dials node 2 at a port nothing listens on, `refusals` times (the manual clock
+ * passing each backoff), then node 2 starts listening at that same port: a process
+ * restarted on its address.
+ */
+async function refusedThenBack(refusals: number) {
+  const clock = new ManualClock();
+  const placeholder = await listen(() => {});
+  const port = placeholder.port;
+  await new Promise<void>((resolve) => placeholder.server.close(() => resolve()));
+  let refused = 0;
+  const a = new TcpTransport({
+    id: 1,
+    resolve: () => ({ host: "127.0.0.1", port }),
+    onMessage: () => {},
+    onRefused: () => refused++,
+    clock,
+    random: new SeededRandom(1),
+  });
+  cleanups.push(() => a.close());
+  for (let i = 1; i <= refusals; i++) {
+    a.send([append(1, 2, i)]);
+    await waitFor(() => refused === i, `refusal ${i}`);
+    // Wait for the close that follows the error, then let the backoff pass.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    clock.advance(BACKOFF_MS_MAX);
+  }
+  // The last refusal's backoff has not passed yet.
+  a.send([append(1, 2, refusals + 1)]);
+  await waitFor(() => refused === refusals + 1, "the last refusal");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const received: Message[] = [];
+  const b = new TcpTransport({
+    id: 2,
+    resolve: () => null,
+    onMessage: (message) => received.push(message),
+    clock: systemClock,
+    random: new SeededRandom(2),
+  });
+  await listen(b.handleConnection, port);
+  cleanups.push(() => b.close());
+  return { a, clock, received };
+}
+
+test("raft: tcp transport: a peer that refused many dials is dialled again within the refused backoff once it listens", async () => {
+  const { a, clock, received } = await refusedThenBack(8);
+  a.send([append(1, 2, 100)]);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(received).toHaveLength(0); // Still backing off.
+  clock.advance(REFUSED_BACKOFF_MS_MAX);
+  a.send([append(1, 2, 101)]);
+  await waitFor(() => received.length > 0, "delivery once the refused backoff passed");
+  expect(received[0]!.type === "append" && received[0]!.entries[0]!.index).toBe(101);
+});
+
+test("raft: tcp transport: gossip saying a peer is alive ends its backoff", async () => {
+  const { a, received } = await refusedThenBack(3);
+  a.send([append(1, 2, 100)]);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(received).toHaveLength(0);
+  a.peerAlive(2);
+  a.send([append(1, 2, 101)]);
+  await waitFor(() => received.length > 0, "delivery right after peerAlive");
+  expect(received[0]!.type === "append" && received[0]!.entries[0]!.index).toBe(101);
 });
 
 test("raft: tcp transport: a connection from another cluster is closed before any message is delivered", async () => {

@@ -48,11 +48,17 @@ export const OUTBOUND_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
 export const INBOUND_CONNECTIONS_MAX = 64;
 export const CONNECT_TIMEOUT_MS = 3_000;
 export const BACKOFF_MS_MIN = 100;
-/**
- * A peer that restarts is back in the quorum (and so learns the metadata it needs to
- * serve) at most this long after it listens again; a dial a second is nothing to pay.
- */
+/** The longest wait between dials to a peer whose connections fail or are cut. */
 export const BACKOFF_MS_MAX = 1_000;
+/**
+ * The longest wait between dials a peer refused. A restarted peer is back in the quorum
+ * (and so learns the metadata it needs to serve, and the partitions it follows) at most
+ * this long after it listens again. A refused dial costs next to nothing; at the full
+ * second, a follower restarted on its ports waited up to that long before it copied a
+ * byte. Gossip cuts the wait for a peer that rejoins (peerAlive); a restart on the same
+ * address that gossip never saw die needs this.
+ */
+export const REFUSED_BACKOFF_MS_MAX = 200;
 
 export interface Endpoint {
   readonly host: string;
@@ -131,6 +137,11 @@ export class TcpTransport implements RaftTransport {
     }
   }
 
+  /** Gossip says `id` is up: its connection, if down, is dialled again at the next send. */
+  peerAlive(id: NodeId): void {
+    this.#peers.get(id)?.forgetFailures();
+  }
+
   /** Register with the stream listener under RAFT_STREAM_TAG. */
   readonly handleConnection: StreamHandler = (socket, rest) => {
     if (this.#closed || this.#inbound.size >= INBOUND_CONNECTIONS_MAX) {
@@ -190,6 +201,8 @@ class OutboundPeer {
   #open = false;
   /** Consecutive failed dials, for the backoff. */
   #failures = 0;
+  /** Whether the last dial was refused (the peer's host is up, its port closed). */
+  #refused = false;
   /** No dial before this monotonic ms. */
   #retryAtMs = 0;
 
@@ -250,6 +263,16 @@ class OutboundPeer {
     this.#drop();
   }
 
+  /**
+   * Gossip says the peer is up (it joined, or came back): a dial backing off from its
+   * last failures may go at the next send, not after the rest of its backoff.
+   */
+  forgetFailures(): void {
+    if (this.#socket !== null) return;
+    this.#failures = 0;
+    this.#retryAtMs = 0;
+  }
+
   #dial(endpoint: Endpoint, nowMs: number): void {
     const socket = connect({ host: endpoint.host, port: endpoint.port });
     socket.setNoDelay(true);
@@ -273,7 +296,9 @@ class OutboundPeer {
     socket.on("data", () => {});
     socket.on("error", (error: NodeJS.ErrnoException) => {
       log.debug("Raft connection error", { peer: this.#id, error: error.message });
-      if (error.code === "ECONNREFUSED" && this.#socket === socket) this.#onRefused();
+      if (this.#socket !== socket) return;
+      this.#refused = error.code === "ECONNREFUSED";
+      if (this.#refused) this.#onRefused();
     });
     socket.on("close", () => {
       if (this.#socket !== socket) return;
@@ -296,9 +321,10 @@ class OutboundPeer {
     this.#drop();
     this.#failures++;
     const ceiling = Math.min(
-      BACKOFF_MS_MAX,
+      this.#refused ? REFUSED_BACKOFF_MS_MAX : BACKOFF_MS_MAX,
       BACKOFF_MS_MIN * 2 ** Math.min(this.#failures - 1, 16),
     );
+    this.#refused = false;
     // Full jitter in [ceiling / 2, ceiling]: peers that failed together retry apart.
     const delay = ceiling / 2 + this.#random.next() * (ceiling / 2);
     this.#retryAtMs = this.#clock.monotonicMs() + delay;
