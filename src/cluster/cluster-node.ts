@@ -126,6 +126,12 @@ export class ClusterNode {
       },
       stateMachine: {
         apply(entry) {
+          if (entry.kind === "noop") {
+            // A new leader's first entry: once applied, this node is the controller and
+            // passes at once (fencing a dead leader's node), not at its next tick.
+            queueMicrotask(() => holder.node?.passIfNewController());
+            return;
+          }
           if (entry.kind !== "data") return;
           for (const record of decodeEntry(entry.data)) image.apply(record);
         },
@@ -290,10 +296,13 @@ export class ClusterNode {
     this.#ticks++;
     // Every RECONCILE_EVERY_TICKS, and at once in a new term (a new controller).
     if (!this.#raft.isReadyLeader()) return;
-    if (
-      this.#ticks % RECONCILE_EVERY_TICKS === 0 ||
-      this.#reconciledTerm !== this.#raft.status().term
-    )
+    if (this.#ticks % RECONCILE_EVERY_TICKS === 0) this.reconcileNow();
+    else this.passIfNewController();
+  }
+
+  /** A controller pass now if this node leads a term it has not passed in yet. */
+  passIfNewController(): void {
+    if (this.#raft.isReadyLeader() && this.#reconciledTerm !== this.#raft.status().term)
       this.reconcileNow();
   }
 

@@ -59,6 +59,8 @@ export const BACKOFF_MS_MAX = 1_000;
  * address that gossip never saw die needs this.
  */
 export const REFUSED_BACKOFF_MS_MAX = 200;
+/** Redials at once of connections that ended, per peer and second (see "close"). */
+const REDIALS_AT_ONCE_MAX = 3;
 
 export interface Endpoint {
   readonly host: string;
@@ -208,8 +210,11 @@ class OutboundPeer {
 
   readonly #onRefused: () => void;
   readonly #clusterId: () => string;
-  /** When a broken connection was last redialled at once (monotonic ms). */
-  #lastRedialMs = -Infinity;
+  /** Redials at once (see "close") since #redialWindowMs (monotonic ms). */
+  #redialsInWindow = 0;
+  #redialWindowMs = -Infinity;
+  /** When the current connection opened (monotonic ms). */
+  #openedAtMs = 0;
 
   constructor(
     id: NodeId,
@@ -285,6 +290,7 @@ class OutboundPeer {
     socket.on("connect", () => {
       if (this.#socket !== socket) return;
       this.#open = true;
+      this.#openedAtMs = this.#clock.monotonicMs();
       this.#failures = 0;
       log.debug("Raft connection open", {
         peer: this.#id,
@@ -305,11 +311,19 @@ class OutboundPeer {
       const wasOpen = this.#open;
       this.#fail();
       // An open connection that ends: dial again at once, to learn whether the peer is
-      // gone (refused) or only the connection was; at most once a second, so that a
-      // peer that keeps closing connections (another cluster's) is not dialled in a loop.
+      // gone (refused: the controller fences it now) or only the connection was. A peer
+      // that closes connections as they open (another cluster's, on reading our header)
+      // is dialled this way at most REDIALS_AT_ONCE_MAX times a second. A dying process
+      // can take one such dial before its port closes (open, then reset), so one is not
+      // enough; one that kept it open a heartbeat's time had accepted us, always.
       const nowMs = this.#clock.monotonicMs();
-      if (wasOpen && nowMs - this.#lastRedialMs >= BACKOFF_MS_MAX) {
-        this.#lastRedialMs = nowMs;
+      if (nowMs - this.#redialWindowMs >= BACKOFF_MS_MAX) {
+        this.#redialWindowMs = nowMs;
+        this.#redialsInWindow = 0;
+      }
+      const accepted = nowMs - this.#openedAtMs >= BACKOFF_MS_MIN;
+      if (wasOpen && (accepted || this.#redialsInWindow < REDIALS_AT_ONCE_MAX)) {
+        this.#redialsInWindow++;
         this.#retryAtMs = 0;
         this.#dial(endpoint, nowMs);
       }
