@@ -149,6 +149,8 @@ export class ClusterNode {
         }),
       // A peer that died: the controller (if this is it) fences it now, not at its next pass.
       onPeerRefused: (id) => holder.node?.peerRefused(id),
+      // A peer whose port took a dial is up: no longer counted gone for a past refusal.
+      onPeerConnected: (id) => holder.node?.peerConnected(id),
       clusterId,
       onFatal: (error) =>
         options.onFatal(error instanceof Error ? error : new Error(String(error))),
@@ -316,6 +318,15 @@ export class ClusterNode {
     if (gossip === undefined) return;
     this.#markRefused(id, gossip);
     this.reconcileNow();
+  }
+
+  /**
+   * Raft's dial to `id`'s cluster port opened. A node restarted on its address was marked
+   * refused while it was down; until now only the controller's next probe cleared that,
+   * and a topic created in between fenced the live node again (#fenceGone).
+   */
+  peerConnected(id: number): void {
+    this.#refused.delete(id);
   }
 
   #markRefused(nodeId: number, gossip: Endpoint): void {

@@ -445,7 +445,7 @@ describe("cluster: three nodes", () => {
       "a topic created after the controller died, every partition with a leader",
       async () => {
         const answer = await createTopicWithPython(survivors[1]!, "after-failover", 2);
-        const created = answer.created["after-failover"];
+        const created = answer.created["after-failover"] ?? null;
         // Created by an earlier attempt whose answer was lost: the metadata shows it.
         if (created !== null && !/already exists/i.test(created)) return false;
         const partitions = Object.values(answer.topics["after-failover"]?.partitions ?? {});

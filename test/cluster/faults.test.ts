@@ -246,7 +246,7 @@ describe("faults: three nodes, replication factor 3", () => {
     expect(report.errors).toBe(0);
     await follower.kill();
     rmSync(follower.dataDir, { recursive: true, force: true });
-    const back = await restart(follower, seed);
+    const back = await restart(follower, seed, { samePorts: true });
     nodes[nodes.indexOf(follower)] = back;
     for (const partition of [0, 1]) await settled("refilled", partition);
     for (const partition of [0, 1]) {
@@ -299,7 +299,7 @@ describe("faults: three nodes, replication factor 3", () => {
     const seed = nodes.find((node) => node !== follower)!;
     await follower.kill();
     rmSync(follower.dataDir, { recursive: true, force: true });
-    const back = await restart(follower, seed);
+    const back = await restart(follower, seed, { samePorts: true });
     nodes[nodes.indexOf(follower)] = back;
     // It fetched across the gaps to the leader's log end (a follower that took a gap for
     // a misplaced answer would stall here, out of the ISR).

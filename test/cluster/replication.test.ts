@@ -159,7 +159,7 @@ describe("replication: three nodes, replication factor 3", () => {
       client.close();
     }
     // Back with its data dir: it truncates if it must, fetches what it missed, rejoins.
-    const back = await restart(follower, seed);
+    const back = await restart(follower, seed, { samePorts: true });
     nodes[nodes.indexOf(follower)] = back;
     await eventually(
       "the follower back in the ISR",
@@ -305,7 +305,7 @@ describe("replication: three nodes, replication factor 3", () => {
     expect(rest).toBe(lines.length - seen);
 
     // The killed node comes back and the cluster has three brokers again.
-    const back = await restart(coordinator, survivors[0]!);
+    const back = await restart(coordinator, survivors[0]!, { samePorts: true });
     nodes[nodes.indexOf(coordinator)] = back;
     for (const node of nodes) await whole(node, 3, 3, [back]); // every node sees it, for the next test
   });

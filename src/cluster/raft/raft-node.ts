@@ -78,6 +78,8 @@ export interface RaftNodeOptions {
   onStateChange?: (state: SoftState) => void;
   /** A peer's cluster port refused a connection (its process is gone), after Raft was told. */
   onPeerRefused?: (id: NodeId) => void;
+  /** A dial to a peer's cluster port opened (it listens again). */
+  onPeerConnected?: (id: NodeId) => void;
   /** The cluster id the TCP transport names and checks on every connection (null until known). */
   clusterId?: () => string | null;
   /** Storage failed; the node has stopped. Default: log it. */
@@ -185,6 +187,9 @@ export class RaftNode {
           this.#raft.leaderUnreachable(id);
           this.#schedule();
           options.onPeerRefused?.(id);
+        },
+        onConnected: (id) => {
+          if (!this.#closed) options.onPeerConnected?.(id);
         },
         clock,
         random,

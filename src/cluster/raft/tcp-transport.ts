@@ -90,6 +90,8 @@ export interface TcpTransportOptions {
    * connection that breaks is redialled at once to find this out.
    */
   onRefused?: (id: NodeId) => void;
+  /** A dial to `id` opened: something of this cluster listens on its port again. */
+  onConnected?: (id: NodeId) => void;
   clock: Clock;
   /** Backoff jitter. */
   random: Random;
@@ -123,13 +125,16 @@ export class TcpTransport implements RaftTransport {
       }
       let peer = this.#peers.get(message.to);
       if (peer === undefined) {
-        const onRefused = this.#options.onRefused;
+        const { onRefused, onConnected } = this.#options;
         peer = new OutboundPeer(
           message.to,
           this.#options.clock,
           this.#options.random,
           () => {
             if (!this.#closed) onRefused?.(message.to);
+          },
+          () => {
+            if (!this.#closed) onConnected?.(message.to);
           },
           () => this.#clusterId(),
         );
@@ -209,6 +214,7 @@ class OutboundPeer {
   #retryAtMs = 0;
 
   readonly #onRefused: () => void;
+  readonly #onConnected: () => void;
   readonly #clusterId: () => string;
   /** Redials at once (see "close") since #redialWindowMs (monotonic ms). */
   #redialsInWindow = 0;
@@ -221,12 +227,14 @@ class OutboundPeer {
     clock: Clock,
     random: Random,
     onRefused: () => void,
+    onConnected: () => void,
     clusterId: () => string,
   ) {
     this.#id = id;
     this.#clock = clock;
     this.#random = random;
     this.#onRefused = onRefused;
+    this.#onConnected = onConnected;
     this.#clusterId = clusterId;
   }
 
@@ -297,6 +305,7 @@ class OutboundPeer {
         host: endpoint.host,
         port: endpoint.port,
       });
+      this.#onConnected();
     });
     // The peer never writes on this connection; read to notice its end.
     socket.on("data", () => {});
