@@ -82,6 +82,19 @@ async function node(id: number, ports: Map<number, number>, clusterId = ""): Pro
   return { transport, received, port };
 }
 
+/** A transport that only receives (it resolves no peer), and what it received. */
+function receiver(id: number): { transport: TcpTransport; received: Message[] } {
+  const received: Message[] = [];
+  const transport = new TcpTransport({
+    id,
+    resolve: () => null,
+    onMessage: (message) => received.push(message),
+    clock: systemClock,
+    random: new SeededRandom(id),
+  });
+  return { transport, received };
+}
+
 function append(from: number, to: number, index: number, bytes = 10): Message {
   return {
     type: "append",
@@ -190,14 +203,7 @@ test("raft: tcp transport: unknown peers and dead ones drop messages; a restarte
   a.transport.send([append(1, 2, 1)]);
 
   // Node 2 comes up at a new address: the transport dials it on a later send.
-  const received: Message[] = [];
-  const b = new TcpTransport({
-    id: 2,
-    resolve: () => null,
-    onMessage: (message) => received.push(message),
-    clock: systemClock,
-    random: new SeededRandom(2),
-  });
+  const { transport: b, received } = receiver(2);
   const { port } = await listen(b.handleConnection);
   cleanups.push(() => b.close());
   ports.set(2, port);
@@ -240,14 +246,7 @@ async function refusedThenBack(refusals: number) {
   a.send([append(1, 2, refusals + 1)]);
   await waitFor(() => refused === refusals + 1, "the last refusal");
   await new Promise((resolve) => setTimeout(resolve, 20));
-  const received: Message[] = [];
-  const b = new TcpTransport({
-    id: 2,
-    resolve: () => null,
-    onMessage: (message) => received.push(message),
-    clock: systemClock,
-    random: new SeededRandom(2),
-  });
+  const { transport: b, received } = receiver(2);
   await listen(b.handleConnection, port);
   cleanups.push(() => b.close());
   return { a, clock, received };
