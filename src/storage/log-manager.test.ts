@@ -130,7 +130,7 @@ test("storage: log manager: a clean stop checkpoints and marks; the next start v
   expect(existsSync(marker(dataDir))).toBe(false);
 });
 
-test("storage: log manager: after a crash, recovery starts at the checkpointed recovery point", () => {
+test("storage: log manager: after a crash, recovery starts at the checkpointed recovery point", async () => {
   const dataDir = freshDataDir();
   const clock = new ManualClock(T0);
   const records = topicRecords("events", 1, { "segment.bytes": "4096" });
@@ -139,13 +139,16 @@ test("storage: log manager: after a crash, recovery starts at the checkpointed r
   for (let i = 0; i < 9; i++)
     first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
   const log = first.manager.get("events", 0)!;
-  // Two batches per segment: bases 0, 2, 4, 6, 8; rolls moved the recovery point to 8.
+  // Two batches per segment: bases 0, 2, 4, 6, 8; rolls (once their background fsyncs
+  // are done) moved the recovery point to 8.
+  await log.sealsSettled();
   expect(log.recoveryPoint).toBe(8);
   clock.advance(5_000);
   first.manager.tick(); // Checkpoint interval passed: recovery point 8 is written.
   expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 8 });
   for (let i = 0; i < 4; i++)
     first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
+  await log.sealsSettled();
   expect(log.recoveryPoint).toBe(12);
   crash(first.manager); // The checkpoint still says 8.
 

@@ -345,13 +345,14 @@ test("storage: recovery: deleted .index files are rebuilt (sealed and active seg
   }
 });
 
-test("storage: recovery: a corrupt sealed segment below the recovery point is refused", () => {
+test("storage: recovery: a corrupt sealed segment below the recovery point is refused", async () => {
   // Below the recovery point a segment was fsynced: damage there is not a crash fault.
   // (Segments after the recovery point are verified and cut: recovery.test.ts.)
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
   fillLog(log, model, 3, 7);
+  await log.sealsSettled();
   const recovery = { recoveryPoint: log.recoveryPoint, logStartOffset: 0, cleanShutdown: false };
   log.close();
   const logs = segmentFiles(dir, ".log");

@@ -99,6 +99,7 @@ import {
   TIME_INDEX_SUFFIX,
   segmentFileName,
   syncDirectory,
+  syncInBackground,
 } from "./segment-files.ts";
 import { FileSlice, type SliceRange } from "./file-slice.ts";
 import { SegmentCache } from "./segment-cache.ts";
@@ -140,6 +141,11 @@ export interface PartitionLogOptions {
    * high-watermark checkpoint), clamped to [log start, log end]. Absent: the log end.
    */
   initialHighWatermark?: number;
+  /**
+   * fsyncs a rolled segment's files and then the directory, off the event loop
+   * (segment-files.ts `syncInBackground`; tests replace it to choose when each finishes).
+   */
+  syncRolled?: (fds: readonly number[], dir: string) => Promise<void>;
 }
 
 /** A log's entries in the data dir's checkpoints, and how the node last stopped. */
@@ -252,6 +258,19 @@ interface PendingDelete {
   dueMs: number;
 }
 
+/** A rolled segment whose files are fsynced off the event loop (see #roll). */
+interface PendingSeal {
+  readonly segment: Segment;
+  /** The offset after its last batch: the recovery point once it is durable. */
+  readonly end: number;
+  /** Its .log and index descriptors, open until the background fsync has settled. */
+  readonly files: readonly number[];
+  /** Its files, and the directory naming them and the next segment, are fsynced. */
+  durable: boolean;
+  /** The background fsync has settled (its descriptors are closed). */
+  settled: boolean;
+}
+
 export class PartitionLog {
   readonly dir: string;
   #config: LogConfig;
@@ -281,6 +300,15 @@ export class PartitionLog {
    * segments retention and DeleteRecords delete within that delay.
    */
   readonly #pendingDeletes: PendingDelete[] = [];
+  /**
+   * Rolled segments not yet known durable, oldest first: the recovery point passes each
+   * only once it and every older one are (a later fsync may finish first).
+   */
+  readonly #pendingSeals: PendingSeal[] = [];
+  /** A background fsync failed: what was rolled may not be on disk (flush throws it). */
+  #sealFailure: StorageIoError | null = null;
+  readonly #sealWaiters: Array<() => void> = [];
+  readonly #syncRolled: (fds: readonly number[], dir: string) => Promise<void>;
   readonly #openReport: Readonly<OpenReport>;
   /**
    * Compaction of this log (idle unless cleanup.policy has compact). Replaced by a fresh
@@ -302,6 +330,7 @@ export class PartitionLog {
     highWatermarkFollowsAppends: boolean,
     report: OpenReport,
     cleanerOptions: CleanerOptions,
+    syncRolled: (fds: readonly number[], dir: string) => Promise<void>,
   ) {
     assert(segments.length > 0, "A log has at least one segment");
     const active = segments[segments.length - 1]!;
@@ -331,6 +360,7 @@ export class PartitionLog {
     this.#openReport = Object.freeze(report);
     this.#cleanerOptions = cleanerOptions;
     this.#cleaner = new LogCleaner(this, clock, cleanerOptions);
+    this.#syncRolled = syncRolled;
   }
 
   /**
@@ -424,6 +454,7 @@ export class PartitionLog {
       followsAppends,
       report,
       options.cleaner ?? {},
+      options.syncRolled ?? syncInBackground,
     );
     log.debug("Opened partition log", {
       dir,
@@ -473,9 +504,10 @@ export class PartitionLog {
       segments.push(recovered.segment);
       if (last) break;
       if (recovered.truncatedBytes === 0) {
-        // Its bytes were fsynced when it was first sealed; only the closing index entry
-        // is new, and index damage is found and repaired on open anyway.
-        recovered.segment.seal(false);
+        // Intact, but past the recovery point: its roll's background fsync may not have
+        // run before the process died (the page cache kept its bytes). fsynced now, so
+        // that the recovery point may pass it.
+        recovered.segment.seal(true);
         continue;
       }
       // A damaged segment that is not the last: what follows it cannot be appended after
@@ -678,6 +710,9 @@ export class PartitionLog {
     assert(baseOffset === this.#logEndOffset, "A write starts at the log end");
     assert(lastOffset >= baseOffset, "A write holds at least one offset");
     assert(Number.isSafeInteger(lastOffset), "Offsets ran past 2^53");
+    // A rolled segment could not be made durable: this log's disk is failing, and what
+    // is written now might not survive either (Kafka takes such a log dir offline).
+    if (this.#sealFailure !== null) throw this.#sealFailure;
     this.#maybeRoll(records.byteLength, batches.length, lastOffset, nowMs);
     const active = this.#active();
     active.append(records, batches, baseOffset, this.#config.indexIntervalBytes, nowMs);
@@ -904,11 +939,13 @@ export class PartitionLog {
    */
   flush(): void {
     this.#assertOpen();
+    if (this.#sealFailure !== null) throw this.#sealFailure;
     if (this.#recoveryPoint === this.#logEndOffset) {
       this.#lastFlushMs = this.#clock.monotonicMs();
       return;
     }
     try {
+      this.#syncPendingSeals();
       this.#active().flush();
     } catch (error) {
       throw new StorageIoError(`Flush failed: ${this.dir}: ${String(error)}`, { cause: error });
@@ -1201,6 +1238,7 @@ export class PartitionLog {
   #close(sync: boolean): void {
     if (this.#closed) return;
     this.#cleaner.abort();
+    if (sync) this.#syncPendingSeals();
     for (const segment of this.#segments) segment.close(sync);
     for (const pending of this.#pendingDeletes.splice(0)) pending.segment.close(sync);
     this.#recoveryPoint = this.#logEndOffset;
@@ -1356,23 +1394,26 @@ export class PartitionLog {
   }
 
   /**
-   * Seals the active (non-empty) segment and starts a new one at the log end. Sealing
-   * fsyncs, so the recovery point moves to the new segment's base.
+   * Seals the active (non-empty) segment and starts a new one at the log end. The sealed
+   * segment's fsync runs in the background: on a busy log it waits for the disk to write
+   * back up to segment.bytes of dirty pages, and would stop every connection meanwhile
+   * (Kafka flushes a rolled segment on a background thread too). The recovery point
+   * moves past the sealed segment once that fsync is done; until then a crash has
+   * recovery verify it, and cut the log there if it was torn.
    */
   #roll(reason: string): void {
     const active = this.#active();
     assert(!active.isEmpty, "An empty segment is never rolled");
     const nowMs = this.#clock.nowMs();
     const config = this.#config;
-    // Seal (fsync) before the next segment exists: only segments after the recovery
-    // point may be torn.
-    active.seal();
-    this.#recoveryPoint = this.#logEndOffset;
+    const end = this.#logEndOffset;
+    const files = active.sealUnsynced();
     this.#lastFlushMs = this.#clock.monotonicMs();
     let next: Segment;
     try {
-      next = Segment.create(this.dir, this.#logEndOffset, this.#cache);
+      next = Segment.create(this.dir, end, this.#cache);
     } catch (error) {
+      for (const fd of files) closeSync(fd);
       // Keep the log usable: the sealed segment becomes the active one again.
       const interval = config.indexIntervalBytes;
       const reopened = Segment.recover(this.dir, active.baseOffset, interval, this.#cache, nowMs);
@@ -1380,8 +1421,64 @@ export class PartitionLog {
       throw new StorageIoError(`Cannot roll ${this.dir}: ${String(error)}`, { cause: error });
     }
     this.#segments.push(next);
-    syncDirectory(this.dir);
+    const pending: PendingSeal = { segment: active, end, files, durable: false, settled: false };
+    this.#pendingSeals.push(pending);
+    void this.#sealInBackground(pending);
     log.debug("Rolled segment", { dir: this.dir, baseOffset: next.baseOffset, reason });
+  }
+
+  async #sealInBackground(pending: PendingSeal): Promise<void> {
+    try {
+      await this.#syncRolled(pending.files, this.dir);
+      pending.durable = true;
+    } catch (error) {
+      this.#sealFailure ??= new StorageIoError(
+        `fsync of a rolled segment failed: ${this.dir}: ${String(error)}`,
+        { cause: error },
+      );
+      log.error("fsync of a rolled segment failed; the recovery point stays before it", {
+        dir: this.dir,
+        baseOffset: pending.segment.baseOffset,
+        error: String(error),
+      });
+    } finally {
+      for (const fd of pending.files) closeSync(fd);
+      pending.settled = true;
+      this.#passDurableSeals();
+    }
+  }
+
+  /**
+   * Moves the recovery point past the oldest rolled segments that are durable, in order;
+   * one that failed holds it (recovery verifies from there). A segment gone from the log
+   * meanwhile (retention, truncation, compaction) moves nothing.
+   */
+  #passDurableSeals(): void {
+    const queue = this.#pendingSeals;
+    while (queue.length > 0 && queue[0]!.settled && queue[0]!.durable) {
+      const done = queue.shift()!;
+      if (!this.#closed && this.#segments.includes(done.segment))
+        this.#recoveryPoint = Math.max(this.#recoveryPoint, done.end);
+    }
+    if (queue.every((pending) => pending.settled))
+      for (const wake of this.#sealWaiters.splice(0)) wake();
+  }
+
+  /** fsyncs, here and now, rolled segments whose background fsync has not finished. */
+  #syncPendingSeals(): void {
+    const open = this.#pendingSeals.filter((pending) => !pending.settled && !pending.durable);
+    if (open.length === 0) return;
+    for (const pending of open) {
+      for (const fd of pending.files) fsyncSync(fd);
+      pending.durable = true;
+    }
+    syncDirectory(this.dir);
+  }
+
+  /** Resolves once every rolled segment's background fsync has settled (tests, shutdown). */
+  sealsSettled(): Promise<void> {
+    if (this.#pendingSeals.every((pending) => pending.settled)) return Promise.resolve();
+    return new Promise((resolve) => this.#sealWaiters.push(resolve));
   }
 }
 

@@ -104,12 +104,14 @@ function stderrOf(body: () => void): string {
   return text;
 }
 
-test("storage: recovery: a torn half batch at the tail goes, every offset before it stays", () => {
+test("storage: recovery: a torn half batch at the tail goes, every offset before it stays", async () => {
   const dir = freshDir();
   const model = new LogModel();
   const log = open(dir);
   fill(log, model, 3, 1);
-  // Rolls fsync the old segment: the recovery point is the active segment's base.
+  // Rolls fsync the old segment (off the event loop): then the recovery point is the
+  // active segment's base.
+  await log.sealsSettled();
   const recoveryPoint = log.recoveryPoint;
   const activeBase = baseOf(logFiles(dir).at(-1)!);
   expect(recoveryPoint).toBe(activeBase);
@@ -266,7 +268,7 @@ test("storage: recovery: damage in a sealed segment past the recovery point cuts
   expect(readsAllOf(reopened, model)).toBe(true);
 });
 
-test("storage: recovery: segments below the recovery point are not verified (garbage there stays)", () => {
+test("storage: recovery: segments below the recovery point are not verified (garbage there stays)", async () => {
   // What this proves: open does not CRC-check a segment wholly below the recovery point
   // (the damage below would be cut otherwise, as the second open shows), and reads no
   // byte of its .log: bytesRead counts every .log read open makes (scans, index
@@ -275,6 +277,7 @@ test("storage: recovery: segments below the recovery point are not verified (gar
   const model = new LogModel();
   const log = open(dir);
   fill(log, model, 4, 6);
+  await log.sealsSettled();
   const recoveryPoint = log.recoveryPoint;
   log.close();
   const names = logFiles(dir);
@@ -359,7 +362,7 @@ test("storage: recovery: a torn tail despite a clean-shutdown marker is verified
   expect(again.openReport.truncatedBytes).toBe(last.bytes.byteLength - 10);
 });
 
-test("storage: recovery: the recovery point follows rolls, flush, flush.messages and flush.ms", () => {
+test("storage: recovery: the recovery point follows rolls, flush, flush.messages and flush.ms", async () => {
   const clock = new ManualClock(T0);
   const dir = freshDir();
   const log = open(dir, {}, { segmentBytes: 4096, flushMessages: 5, flushMs: 1000 }, clock);
@@ -381,16 +384,27 @@ test("storage: recovery: the recovery point follows rolls, flush, flush.messages
   clock.advance(1000);
   model.append(log, makeBatch({ count: 1 }));
   expect(log.recoveryPoint).toBe(8);
-  // A roll seals (fsyncs) the old segment: the recovery point moves to the new base.
+  // A roll seals the old segment and fsyncs it off the event loop: the recovery point
+  // moves to the new base once that fsync is done.
   const defaults = open(freshDir(), {}, { segmentBytes: 4096 }, clock);
   const other = new LogModel();
   other.append(defaults, makeBatch({ count: 3, valueBytes: 1500 }));
   expect(defaults.recoveryPoint).toBe(0);
   other.append(defaults, makeBatch({ count: 3, valueBytes: 1500 }));
   expect(defaults.segmentCount()).toBe(2);
+  expect(defaults.recoveryPoint).toBe(0);
+  await defaults.sealsSettled();
   expect(defaults.recoveryPoint).toBe(3);
   defaults.flush();
   expect(defaults.recoveryPoint).toBe(6);
+  // A flush does not wait for a roll's background fsync: it fsyncs that segment itself.
+  other.append(defaults, makeBatch({ count: 3, valueBytes: 1500 }));
+  other.append(defaults, makeBatch({ count: 3, valueBytes: 1500 }));
+  expect(defaults.segmentCount()).toBe(4);
+  defaults.flush();
+  expect(defaults.recoveryPoint).toBe(12);
+  await defaults.sealsSettled();
+  expect(defaults.recoveryPoint).toBe(12);
 });
 
 test("storage: recovery: the checkpointed log start holds inside a segment, and past a lost tail", () => {

@@ -10,6 +10,7 @@
  */
 import {
   closeSync,
+  fsync,
   fsyncSync,
   openSync,
   readSync,
@@ -88,22 +89,57 @@ export function writeFully(fd: number, source: Uint8Array, position: number): vo
  * EINVAL.
  */
 export function syncDirectory(dir: string): void {
-  let fd: number;
-  try {
-    fd = openSync(dir, "r");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EISDIR" || code === "EPERM" || code === "EACCES") return;
-    throw error;
-  }
+  const fd = openDirectory(dir);
+  if (fd === null) return;
   try {
     fsyncSync(fd);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "EISDIR" && code !== "EPERM" && code !== "EINVAL") throw error;
+    if (!cannotSyncDirectory(error)) throw error;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * fsyncs `fds` one after another, then `dir` (as `syncDirectory`), off the event loop:
+ * the runtime's file system thread pool waits for the disk, not the thread that serves
+ * the sockets. The descriptors must stay open until this settles.
+ */
+export async function syncInBackground(fds: readonly number[], dir: string): Promise<void> {
+  for (const fd of fds) await fsyncAsync(fd);
+  const dirFd = openDirectory(dir);
+  if (dirFd === null) return;
+  try {
+    await fsyncAsync(dirFd);
+  } catch (error) {
+    if (!cannotSyncDirectory(error)) throw error;
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+function fsyncAsync(fd: number): Promise<void> {
+  return new Promise((done, fail) => fsync(fd, (error) => (error ? fail(error) : done())));
+}
+
+/**
+ * A directory opened for fsync; null where directories cannot be opened so, or where it
+ * no longer exists (a deleted log's: nothing in it is left to make durable).
+ */
+function openDirectory(dir: string): number | null {
+  try {
+    return openSync(dir, "r");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EISDIR" || code === "EPERM" || code === "EACCES" || code === "ENOENT")
+      return null;
+    throw error;
+  }
+}
+
+function cannotSyncDirectory(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "EISDIR" || code === "EPERM" || code === "EINVAL";
 }
 
 /**

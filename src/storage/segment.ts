@@ -898,21 +898,33 @@ export class Segment {
   /**
    * Seals the active segment: closing time index entry, indexes written, all three files
    * fsynced (unless `sync` is false) and closed. Afterwards the segment is read through
-   * the shared cache. Recovery reseals intact segments it verified without fsyncing:
-   * their bytes were fsynced when they were first sealed.
+   * the shared cache. Recovery reseals segments it verified: an intact one past the
+   * recovery point may never have been fsynced (its roll's fsync runs off the event loop,
+   * and the process may have died first), so recovery fsyncs it.
    */
   seal(sync = true): void {
+    const files = this.sealUnsynced();
+    try {
+      if (sync) for (const fd of files) fsyncSync(fd);
+    } finally {
+      for (const fd of files) closeSync(fd);
+    }
+  }
+
+  /**
+   * Seals like `seal(false)` but leaves the three files open and hands them over (.log,
+   * offset index, time index): the caller fsyncs them off the event loop and closes
+   * them. A roll's fsync can take as long as the disk needs to write back up to
+   * segment.bytes of dirty pages, and must not stop every connection meanwhile.
+   */
+  sealUnsynced(): number[] {
     const writer = this.#activeWriter();
     const { offsetIndex, timeIndex } = writer;
     const builder = new IndexBuilder(offsetIndex, timeIndex, 0, 0, this.#maxTimestamp);
     builder.close(writer.lastBatchBaseOffset);
     this.#persistIndexes();
-    if (sync) {
-      fsyncSync(writer.logFd);
-      fsyncSync(writer.indexFd);
-      fsyncSync(writer.timeIndexFd);
-    }
-    this.#closeWriter(writer);
+    this.#detachWriter(writer);
+    return [writer.logFd, writer.indexFd, writer.timeIndexFd];
   }
 
   /**
@@ -1044,6 +1056,12 @@ export class Segment {
     closeSync(writer.logFd);
     closeSync(writer.indexFd);
     closeSync(writer.timeIndexFd);
+    this.#detachWriter(writer);
+  }
+
+  /** The segment stops being the active one; its files are the caller's to close. */
+  #detachWriter(writer: Writer): void {
+    assert(this.#writer === writer, "Detaching a writer this segment does not hold");
     this.#writer = null;
     // A sealed segment is read from its index: the ring's memory goes with the writer.
     this.#recent = null;
