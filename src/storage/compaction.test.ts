@@ -813,7 +813,7 @@ describe("storage: compaction: concurrent readers", () => {
     for (let offset = 0; offset < log.logEndOffset; offset++) checkRead(log, model, offset);
   });
 
-  test("a reader holding a replaced segment reads it until file.delete.delay.ms has passed", () => {
+  test("a reader holding a replaced segment reads it until file.delete.delay.ms has passed", async () => {
     const clock = new ManualClock(T0);
     const dir = freshDir();
     const log = open(dir, clock, { segmentBytes: 600, fileDeleteDelayMs: 30_000 });
@@ -832,6 +832,7 @@ describe("storage: compaction: concurrent readers", () => {
     clock.advance(30_000);
     log.deleteExpiredFiles();
     expect(log.pendingDeleteCount()).toBe(0);
+    await log.removalsSettled();
     expect(listFiles(dir).some((name) => name.endsWith(".deleted"))).toBe(false);
   });
 

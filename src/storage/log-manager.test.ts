@@ -4,7 +4,14 @@
  * unclean stop costs, and when retention, flush.ms and checkpoint writes happen.
  */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { MetadataImage, type MetadataRecord } from "../cluster/metadata-image.ts";
 import { ManualClock } from "../util/clock.ts";
@@ -89,6 +96,28 @@ function freshDataDir(): string {
 
 const marker = (dataDir: string) => join(dataDir, "checkpoints", "clean-shutdown");
 
+test("storage: log manager: a deleted log's directory is renamed at once and removed in the background, also after a stop", async () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const first = start(dataDir, clock, topicRecords("gone", 1, {}));
+  managers.push(first.manager);
+  first.manager.startupComplete();
+  first.manager.append("gone", 0, makeBatch({ count: 3 }), 0);
+  const log = first.manager.get("gone", 0)!;
+  log.deleteAll();
+  expect(existsSync(join(dataDir, "gone-0"))).toBe(false);
+  await log.removalsSettled();
+  expect(readdirSync(dataDir).filter((name) => name.endsWith("-delete"))).toEqual([]);
+  // A removal a stop interrupted: the next start removes what is left.
+  const leftover = join(dataDir, "gone-0.0123456789ab-delete");
+  mkdirSync(leftover);
+  writeFileSync(join(leftover, "00000000000000000000.log"), "x");
+  const second = start(dataDir, clock, []);
+  managers.push(second.manager);
+  await second.manager.deletedLogsRemoved();
+  expect(existsSync(leftover)).toBe(false);
+});
+
 test("storage: log manager: a clean stop checkpoints and marks; the next start verifies nothing", () => {
   const dataDir = freshDataDir();
   const clock = new ManualClock(T0);
@@ -171,7 +200,7 @@ test("storage: log manager: after a crash, recovery starts at the checkpointed r
   expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 13 });
 });
 
-test("storage: log manager: the tick runs retention at its interval and checkpoints the log start at once", () => {
+test("storage: log manager: the tick runs retention at its interval and checkpoints the log start at once", async () => {
   const dataDir = freshDataDir();
   const clock = new ManualClock(T0 + 100_000);
   const records = topicRecords("old", 1, {
@@ -193,7 +222,8 @@ test("storage: log manager: the tick runs retention at its interval and checkpoi
   const partitionDir = join(dataDir, "old-0");
   expect(readdirSync(partitionDir).filter((n) => n.endsWith(".deleted"))).toHaveLength(9);
   clock.advance(1_000);
-  manager.tick(); // file.delete.delay.ms has passed: the files go.
+  manager.tick(); // file.delete.delay.ms has passed: the files go (in the background).
+  await log.removalsSettled();
   expect(readdirSync(partitionDir).filter((n) => n.endsWith(".deleted"))).toEqual([]);
 
   for (let i = 0; i < 4; i++)

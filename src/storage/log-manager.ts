@@ -28,7 +28,14 @@
  * - the clean-shutdown marker exists only between a completed `close` and the next
  *   `startupComplete`: never while a log can take an append.
  */
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { MetadataImage, MetadataRecord } from "../cluster/metadata-image.ts";
 import { logConfigFromOverrides } from "../cluster/topic-config.ts";
@@ -55,7 +62,12 @@ import {
 import type { CleanerOptions } from "./compaction.ts";
 import { CLEANER_BYTES_PER_TICK } from "./limits.ts";
 import type { LogConfig } from "./log-config.ts";
-import { StorageIoError, syncDirectory } from "./segment-files.ts";
+import {
+  DELETED_DIR_SUFFIX,
+  removeInBackground,
+  StorageIoError,
+  syncDirectory,
+} from "./segment-files.ts";
 import { SegmentCache } from "./segment-cache.ts";
 
 const log = logger("log-manager");
@@ -142,6 +154,7 @@ export class LogManager {
   #lastCheckpointMs: number;
   /** Offsets as last written per checkpoint file, by key, to skip writes that change nothing. */
   readonly #written = new Map<string, ReadonlyMap<string, number>>();
+  #leftoversRemoved: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(options: LogManagerOptions) {
@@ -158,9 +171,32 @@ export class LogManager {
     this.#startedMs = this.#clock.monotonicMs();
     this.#lastCheckpointMs = this.#startedMs;
     mkdirSync(this.#checkpointsDir, { recursive: true });
+    this.#removeDeletedLogs();
     this.#cleanShutdown = existsSync(join(this.#checkpointsDir, CLEAN_SHUTDOWN_MARKER));
     this.#readCheckpoints();
     options.image.onApply((record, image) => this.#onMetadata(record, image));
+  }
+
+  /**
+   * Directories of logs deleted before the last stop whose background removal did not
+   * finish (PartitionLog.deleteAll) are removed, in the background again.
+   */
+  #removeDeletedLogs(): void {
+    const leftovers = readdirSync(this.#dataDir)
+      .filter((name) => name.endsWith(DELETED_DIR_SUFFIX))
+      .map((name) => join(this.#dataDir, name));
+    if (leftovers.length === 0) return;
+    log.info("Removing the directories of logs deleted before the last stop", {
+      count: leftovers.length,
+    });
+    this.#leftoversRemoved = removeInBackground(leftovers, (error) =>
+      log.warn("Removing a deleted log's directory failed", { error: String(error) }),
+    );
+  }
+
+  /** Resolves once the leftovers `#removeDeletedLogs` found are gone (tests). */
+  deletedLogsRemoved(): Promise<void> {
+    return this.#leftoversRemoved;
   }
 
   /** Whether the last run stopped cleanly (the clean-shutdown marker was found at start). */

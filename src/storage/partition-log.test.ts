@@ -540,7 +540,7 @@ test("storage: partition log: a small shared cache serves many sealed segments",
   expect(cache.stats().openFiles).toBe(0);
 });
 
-test("storage: partition log: deleteAll drops the log's unwritten pages instead of fsyncing them", () => {
+test("storage: partition log: deleteAll drops the log's unwritten pages instead of fsyncing them", async () => {
   // /proc/self/io counts bytes whose dirty pages were dropped before writeback
   // (cancelled_write_bytes): a log fsynced before removal would drop none.
   const cancelled = () =>
@@ -550,16 +550,19 @@ test("storage: partition log: deleteAll drops the log's unwritten pages instead 
   for (let i = 0; i < 12; i++) expect(log.append(blob, { leaderEpoch: 0 }).ok).toBe(true);
   const before = cancelled();
   log.deleteAll();
+  await log.removalsSettled();
   expect(cancelled() - before).toBeGreaterThanOrEqual(8 * 1024 * 1024);
 });
 
-test("storage: partition log: deleteAll removes the directory", () => {
+test("storage: partition log: deleteAll renames the directory at once and removes it in the background", async () => {
   const dir = freshDir();
   const log = open(dir);
   fillLog(log, new LogModel(), 2, 11);
   log.deleteAll();
   expect(existsSync(dir)).toBe(false);
   expect(() => log.read(0, 1, { minOneBatch: true })).toThrow(/closed/);
+  await log.removalsSettled();
+  expect(readdirSync(join(dir, "..")).filter((name) => name.endsWith("-delete"))).toEqual([]);
 });
 
 test("storage: partition log: flush, then a reopened log has everything", () => {

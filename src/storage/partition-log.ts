@@ -41,6 +41,7 @@
  *   reads skip (a fetch inside a gap gets the next batch).
  */
 import { Buffer } from "node:buffer";
+import { randomBytes } from "node:crypto";
 import {
   closeSync,
   fsyncSync,
@@ -48,7 +49,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  rmSync,
+  renameSync,
   statSync,
   unlinkSync,
 } from "node:fs";
@@ -97,6 +98,8 @@ import {
   SEGMENT_FILE_PATTERN,
   StorageIoError,
   TIME_INDEX_SUFFIX,
+  DELETED_DIR_SUFFIX,
+  removeInBackground,
   segmentFileName,
   syncDirectory,
   syncInBackground,
@@ -300,6 +303,8 @@ export class PartitionLog {
    * segments retention and DeleteRecords delete within that delay.
    */
   readonly #pendingDeletes: PendingDelete[] = [];
+  /** Background removals of expired segments' files, until they settle. */
+  readonly #removals = new Set<Promise<void>>();
   /**
    * Rolled segments not yet known durable, oldest first: the recovery point passes each
    * only once it and every older one are (a later fsync may finish first).
@@ -1200,9 +1205,8 @@ export class PartitionLog {
     const nowMs = this.#clock.monotonicMs();
     let removed = 0;
     while (this.#pendingDeletes.length > 0 && this.#pendingDeletes[0]!.dueMs <= nowMs) {
-      const pending = this.#pendingDeletes[0]!;
-      pending.segment.delete();
-      this.#pendingDeletes.shift();
+      const pending = this.#pendingDeletes.shift()!;
+      this.#track(pending.segment.deleteInBackground());
       removed++;
     }
     return removed;
@@ -1229,8 +1233,34 @@ export class PartitionLog {
    */
   deleteAll(): void {
     this.#close(false);
-    rmSync(this.dir, { recursive: true, force: true });
+    // Renamed at once (nothing is created under the new name), removed in the background
+    // (Kafka does the same): removing GiBs of segments takes the file system a while.
+    const renamed = `${this.dir}.${randomBytes(6).toString("hex")}${DELETED_DIR_SUFFIX}`;
+    try {
+      renameSync(this.dir, renamed);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw error;
+    }
+    this.#track(
+      removeInBackground([renamed], (error) =>
+        log.warn("Removing a deleted log's directory failed; the next start removes it", {
+          dir: renamed,
+          error: String(error),
+        }),
+      ),
+    );
     log.info("Deleted partition log", { dir: this.dir });
+  }
+
+  /** Resolves once the files this log removes in the background are gone (tests). */
+  async removalsSettled(): Promise<void> {
+    await Promise.all([...this.#removals]);
+  }
+
+  #track(removal: Promise<void>): void {
+    this.#removals.add(removal);
+    void removal.then(() => this.#removals.delete(removal));
   }
 
   // -------------------------------------------------------------------------------------

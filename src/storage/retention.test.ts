@@ -57,7 +57,7 @@ function bases(log: PartitionLog): number[] {
 
 const OUT_OF_RANGE = { ok: false, kind: "offsetOutOfRange" } as const;
 
-test("storage: retention: retention.ms deletes the expired prefix, then .deleted files after the delay", () => {
+test("storage: retention: retention.ms deletes the expired prefix, then .deleted files after the delay", async () => {
   const clock = new ManualClock(T0 + 10_000);
   const dir = freshDir();
   const log = open(dir, { retentionMs: 5_000, fileDeleteDelayMs: 60_000 }, clock);
@@ -97,6 +97,7 @@ test("storage: retention: retention.ms deletes the expired prefix, then .deleted
   expect(files(dir, ".deleted")).toHaveLength(6);
   clock.advance(1);
   expect(log.deleteExpiredFiles()).toBe(2);
+  await log.removalsSettled(); // Removed off the event loop.
   expect(files(dir, ".deleted")).toEqual([]);
   expect(log.pendingDeleteCount()).toBe(0);
 });
@@ -177,7 +178,7 @@ test("storage: retention: cleanup.policy compact keeps everything, compact,delet
   expect(log.applyRetention().segmentsDeleted).toBe(3);
 });
 
-test("storage: retention: a reader holding a deleted segment keeps reading it until the delay ends", () => {
+test("storage: retention: a reader holding a deleted segment keeps reading it until the delay ends", async () => {
   const clock = new ManualClock(T0 + 100_000);
   const dir = freshDir();
   const log = open(dir, { retentionMs: 5_000, fileDeleteDelayMs: 30_000 }, clock);
@@ -203,6 +204,7 @@ test("storage: retention: a reader holding a deleted segment keeps reading it un
   expect(held.locate(3, 2048)).toMatchObject({ baseOffset: 2, lastOffset: 3 });
   clock.advance(30_000);
   expect(log.deleteExpiredFiles()).toBe(1);
+  await log.removalsSettled();
   expect(existsSync(held.logPath)).toBe(false);
   expect(readHeld).toThrow(/closed/);
 });

@@ -74,6 +74,7 @@ import {
   StorageIoError,
   TIME_INDEX_SUFFIX,
   readFully,
+  removeInBackground,
   replaceFile,
   segmentFileName,
   writeFully,
@@ -982,6 +983,20 @@ export class Segment {
     this.#logPath = renamed(this.#logPath);
     this.#indexPath = renamed(this.#indexPath);
     this.#timeIndexPath = renamed(this.#timeIndexPath);
+  }
+
+  /**
+   * Closes the segment and removes its files, renamed for deletion, off the event loop
+   * (`removeInBackground`); resolves once they are gone (or the removal failed: logged).
+   */
+  deleteInBackground(): Promise<void> {
+    assert(this.isRenamedForDeletion, `Only a segment renamed for deletion: ${this.logPath}`);
+    this.close();
+    return removeInBackground([this.logPath, this.indexPath, this.timeIndexPath], (error) =>
+      log.warn("Removing a deleted segment's file failed; the next start removes it", {
+        error: String(error),
+      }),
+    );
   }
 
   /** Closes and removes the segment's files (under whichever names they have now). */
