@@ -21,7 +21,8 @@
  *   lowers it. Nothing here acts on offsets at or above it: retention, DeleteRecords and
  *   compaction stay below it (records above it are not committed and may be truncated).
  * - first segment's base <= recoveryPoint <= logEndOffset; offsets below the recovery
- *   point are fsynced (a roll seals, that is fsyncs, the old segment; a flush the active).
+ *   point are fsynced (a roll's background fsync of the sealed segment, passed in roll
+ *   order; a flush fsyncs whatever is pending and the active segment).
  * - Segments are sorted by base offset; each base offset is the offset of its first batch
  *   as written (or, for an empty active segment, the log end offset). Compaction may
  *   remove that batch, so a segment's batches start at or after its base offset, and a
@@ -103,6 +104,7 @@ import {
   segmentFileName,
   syncDirectory,
   syncInBackground,
+  unlinkIfExists,
 } from "./segment-files.ts";
 import { FileSlice, type SliceRange } from "./file-slice.ts";
 import { SegmentCache } from "./segment-cache.ts";
@@ -568,7 +570,8 @@ export class PartitionLog {
       const deleted = name.endsWith(DELETED_SUFFIX);
       if (!stray && !deleted) continue;
       if (stray) log.info("Removing a file without its segment", { dir, file: name });
-      unlinkSync(join(dir, name));
+      // A `.deleted` file may be going already: the previous open's background removal.
+      unlinkIfExists(join(dir, name));
     }
     const bases = [...logs].sort().map((digits) => Number(digits));
     for (const base of bases) {
