@@ -19,7 +19,7 @@
 import { Buffer } from "node:buffer";
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync } from "node:fs";
 import { assert } from "../util/assert.ts";
-import { syncDirectory, writeFully } from "./segment-files.ts";
+import { syncDirectory, syncInBackground, writeFully } from "./segment-files.ts";
 
 export const CHECKPOINT_VERSION = 0;
 /** Kafka's name: offsets below the recovery point are fsynced. */
@@ -31,6 +31,8 @@ export const HIGH_WATERMARK_CHECKPOINT = "replication-offset-checkpoint";
 /** Written last by a clean stop, removed once the next start has loaded the logs. */
 export const CLEAN_SHUTDOWN_MARKER = "clean-shutdown";
 const TEMPORARY_SUFFIX = ".tmp";
+/** A background write's temporary file: never the one a synchronous write is using. */
+const BACKGROUND_TEMPORARY_SUFFIX = ".tmp-background";
 
 export interface CheckpointEntry {
   topic: string;
@@ -50,6 +52,37 @@ export function writeCheckpoint(
   dir: string,
   entries: readonly CheckpointEntry[],
 ): void {
+  writeFileAtomically(path, dir, formatCheckpoint(entries));
+}
+
+/**
+ * Writes `entries` like `writeCheckpoint`, but the waits for the disk (the fsyncs of the
+ * temporary file and of the directory) run on the runtime's file-system threads, not on
+ * the caller's. The rename happens on the caller's thread, and only if `stillWanted()`
+ * says so then: a synchronous write made meanwhile (a forced one, at close) must not be
+ * replaced by this older content. Resolves true when the file was replaced.
+ */
+export async function writeCheckpointInBackground(
+  path: string,
+  dir: string,
+  entries: readonly CheckpointEntry[],
+  stillWanted: () => boolean,
+): Promise<boolean> {
+  const temporary = `${path}${BACKGROUND_TEMPORARY_SUFFIX}`;
+  const fd = openSync(temporary, "w");
+  try {
+    writeFully(fd, Buffer.from(formatCheckpoint(entries), "utf8"), 0);
+    await syncInBackground([fd], null);
+  } finally {
+    closeSync(fd);
+  }
+  if (!stillWanted()) return false;
+  renameSync(temporary, path);
+  await syncInBackground([], dir);
+  return true;
+}
+
+function formatCheckpoint(entries: readonly CheckpointEntry[]): string {
   let text = `${CHECKPOINT_VERSION}\n${entries.length}\n`;
   for (const { topic, partition, offset } of entries) {
     assert(TOPIC_PATTERN.test(topic), `Topic name cannot go in a checkpoint: ${topic}`);
@@ -59,7 +92,7 @@ export function writeCheckpoint(
     assert(offset >= 0, "Checkpoint offset is negative");
     text += `${topic} ${partition} ${offset}\n`;
   }
-  writeFileAtomically(path, dir, text);
+  return text;
 }
 
 /**

@@ -174,6 +174,7 @@ test("storage: log manager: after a crash, recovery starts at the checkpointed r
   expect(log.recoveryPoint).toBe(8);
   clock.advance(5_000);
   first.manager.tick(); // Checkpoint interval passed: recovery point 8 is written.
+  await first.manager.checkpointsSettled(); // Written off the event loop.
   expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 8 });
   for (let i = 0; i < 4; i++)
     first.manager.append("events", 0, makeBatch({ count: 1, valueBytes: 1500 }), 0);
@@ -197,7 +198,25 @@ test("storage: log manager: after a crash, recovery starts at the checkpointed r
   second.manager.flushAll();
   clock.advance(5_000);
   second.manager.tick();
+  await second.manager.checkpointsSettled();
   expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 13 });
+});
+
+test("storage: log manager: a checkpoint written in the background never replaces a newer one written at close", async () => {
+  const dataDir = freshDataDir();
+  const clock = new ManualClock(T0);
+  const records = topicRecords("events", 1, {});
+  const first = start(dataDir, clock, records);
+  managers.push(first.manager);
+  first.manager.startupComplete();
+  for (let i = 0; i < 3; i++) first.manager.append("events", 0, makeBatch({ count: 1 }), 0);
+  first.manager.flushAll();
+  clock.advance(5_000);
+  first.manager.tick(); // Recovery point 3, written in the background: still waiting for the disk.
+  first.manager.append("events", 0, makeBatch({ count: 2 }), 0);
+  first.manager.close(); // Recovery point 5, written at once.
+  await first.manager.checkpointsSettled();
+  expect(checkpoint(dataDir, "recovery-point-offset-checkpoint")).toEqual({ "events-0": 5 });
 });
 
 test("storage: log manager: the tick runs retention at its interval and checkpoints the log start at once", async () => {
@@ -349,7 +368,7 @@ test("storage: log manager: replicated: appends leave the high watermark; moving
   expect(manager.setHighWatermark("events", 0, 99)).toBe(5);
 });
 
-test("storage: log manager: replicated: the high-watermark checkpoint is read back at restart", () => {
+test("storage: log manager: replicated: the high-watermark checkpoint is read back at restart", async () => {
   const dataDir = freshDataDir();
   const clock = new ManualClock(T0);
   const records = topicRecords("events", 2);
@@ -373,6 +392,7 @@ test("storage: log manager: replicated: the high-watermark checkpoint is read ba
   second.manager.setHighWatermark("events", 0, 5);
   clock.advance(5_000);
   second.manager.tick(); // The changed high watermark is checkpointed with the others.
+  await second.manager.checkpointsSettled();
   expect(checkpoint(dataDir, "replication-offset-checkpoint")).toEqual({
     "events-0": 5,
     "events-1": 0,

@@ -50,6 +50,7 @@ import {
   RECOVERY_POINT_CHECKPOINT,
   readCheckpoint,
   writeCheckpoint,
+  writeCheckpointInBackground,
   writeFileAtomically,
 } from "./checkpoint.ts";
 import {
@@ -155,6 +156,10 @@ export class LogManager {
   /** Offsets as last written per checkpoint file, by key, to skip writes that change nothing. */
   readonly #written = new Map<string, ReadonlyMap<string, number>>();
   #leftoversRemoved: Promise<void> = Promise.resolve();
+  /** Checkpoint writes waiting for the disk in the background, by file. */
+  readonly #backgroundWrites = new Map<string, Promise<void>>();
+  /** Per file, how many synchronous writes were made: a background one started before is stale. */
+  readonly #generations = new Map<string, number>();
   #closed = false;
 
   constructor(options: LogManagerOptions) {
@@ -554,7 +559,11 @@ export class LogManager {
 
   /**
    * Every checkpoint file whose offsets changed (all with `force`). True when all that
-   * needed writing were written; failures are logged, and the next tick retries.
+   * needed writing were written; failures are logged, and the next tick retries. The
+   * periodic writes of recovery points and high watermarks wait for the disk in the
+   * background (a stale one costs only recovery time, or hides committed records until
+   * the leader moves the high watermark again); forced writes (start, close) and log
+   * starts (DeleteRecords answers once its new log start is checkpointed) do not.
    */
   #writeCheckpoints(force: boolean): boolean {
     this.#lastCheckpointMs = this.#clock.monotonicMs();
@@ -562,25 +571,38 @@ export class LogManager {
       RECOVERY_POINT_CHECKPOINT,
       force,
       (p) => p.recoveryPoint,
+      !force,
     );
     // Single node: the high watermark is the log end. Replicated: read back at start.
     const highWatermarks = this.#writeIfChanged(
       HIGH_WATERMARK_CHECKPOINT,
       force,
       (p) => p.highWatermark,
+      !force,
     );
     const logStarts = this.#writeLogStarts(force);
     return recoveryPoints && highWatermarks && logStarts;
   }
 
   #writeLogStarts(force: boolean): boolean {
-    return this.#writeIfChanged(LOG_START_CHECKPOINT, force, (p) => p.logStartOffset);
+    return this.#writeIfChanged(LOG_START_CHECKPOINT, force, (p) => p.logStartOffset, false);
   }
 
-  #writeIfChanged(file: string, force: boolean, offsetOf: (p: PartitionLog) => number): boolean {
+  #writeIfChanged(
+    file: string,
+    force: boolean,
+    offsetOf: (p: PartitionLog) => number,
+    background: boolean,
+  ): boolean {
     const offsets = this.#entries(offsetOf);
     const written = this.#written.get(file);
     if (!force && written !== undefined && !changed(written, offsets)) return true;
+    if (background) {
+      this.#writeInBackground(file, offsets);
+      return true;
+    }
+    // A background write still in flight must not replace this newer content.
+    this.#generations.set(file, (this.#generations.get(file) ?? 0) + 1);
     if (!this.#write(file, offsets)) return false;
     this.#written.set(file, offsets);
     return true;
@@ -592,12 +614,17 @@ export class LogManager {
     return entries;
   }
 
-  #write(file: string, offsets: ReadonlyMap<string, number>): boolean {
+  #checkpointEntries(offsets: ReadonlyMap<string, number>): CheckpointEntry[] {
     const entries: CheckpointEntry[] = [];
     for (const [key, offset] of offsets) {
       const id = this.#ids.get(key)!;
       entries.push({ topic: id.topic, partition: id.partition, offset });
     }
+    return entries;
+  }
+
+  #write(file: string, offsets: ReadonlyMap<string, number>): boolean {
+    const entries = this.#checkpointEntries(offsets);
     try {
       writeCheckpoint(join(this.#checkpointsDir, file), this.#checkpointsDir, entries);
       return true;
@@ -606,6 +633,34 @@ export class LogManager {
       log.error("Writing a checkpoint failed; will retry", { file, error: String(error) });
       return false;
     }
+  }
+
+  /** One background write per file at a time; one still running skips this turn. */
+  #writeInBackground(file: string, offsets: ReadonlyMap<string, number>): void {
+    if (this.#backgroundWrites.has(file)) return;
+    const generation = this.#generations.get(file) ?? 0;
+    const entries = this.#checkpointEntries(offsets);
+    const stillWanted = () => !this.#closed && (this.#generations.get(file) ?? 0) === generation;
+    const write = writeCheckpointInBackground(
+      join(this.#checkpointsDir, file),
+      this.#checkpointsDir,
+      entries,
+      stillWanted,
+    )
+      .then((replaced) => {
+        if (replaced) this.#written.set(file, offsets);
+      })
+      .catch((error: unknown) => {
+        if (!isIoError(error)) throw error;
+        log.error("Writing a checkpoint failed; will retry", { file, error: String(error) });
+      })
+      .finally(() => this.#backgroundWrites.delete(file));
+    this.#backgroundWrites.set(file, write);
+  }
+
+  /** Resolves once the checkpoint writes running in the background are done (tests). */
+  async checkpointsSettled(): Promise<void> {
+    await Promise.all([...this.#backgroundWrites.values()]);
   }
 
   /** fsyncs every log's active segment. */

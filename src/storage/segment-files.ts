@@ -102,12 +102,13 @@ export function syncDirectory(dir: string): void {
 }
 
 /**
- * fsyncs `fds` one after another, then `dir` (as `syncDirectory`), off the event loop:
- * the runtime's file system thread pool waits for the disk, not the thread that serves
- * the sockets. The descriptors must stay open until this settles.
+ * fsyncs `fds` one after another, then `dir` if given (as `syncDirectory`), off the event
+ * loop: the runtime's file system thread pool waits for the disk, not the thread that
+ * serves the sockets. The descriptors must stay open until this settles.
  */
-export async function syncInBackground(fds: readonly number[], dir: string): Promise<void> {
+export async function syncInBackground(fds: readonly number[], dir: string | null): Promise<void> {
   for (const fd of fds) await fsyncAsync(fd);
+  if (dir === null) return;
   const dirFd = openDirectory(dir);
   if (dirFd === null) return;
   try {
