@@ -34,6 +34,20 @@ const PARTITION_BYTES_MAX = 1024 * 1024;
 const RESPONSE_BYTES_MAX = 10 * 1024 * 1024;
 /** Kafka's replica.fetch.backoff.ms, after an error. */
 const BACKOFF_MS = 200;
+/**
+ * The first wait after answers that only say the leader and this node disagree on the
+ * leader epoch for now (one of them has not applied the newest metadata yet: a follower
+ * often learns of a new leader a millisecond before the leader does). Doubled on each
+ * such answer in a row, up to BACKOFF_MS. A full BACKOFF_MS there held every partition
+ * from that leader, and the new leader's first acks=all answers, for 200 ms.
+ */
+const EPOCH_RACE_BACKOFF_MS = 5;
+/** Errors that the metadata catching up on either side ends. */
+const EPOCH_RACE_ERRORS: ReadonlySet<number> = new Set([
+  ErrorCode.NOT_LEADER_OR_FOLLOWER,
+  ErrorCode.UNKNOWN_LEADER_EPOCH,
+  ErrorCode.FENCED_LEADER_EPOCH,
+]);
 /** How often a loop with nothing to ask looks again (a partition waiting for metadata). */
 const IDLE_MS = 50;
 
@@ -53,6 +67,8 @@ export class FollowerFetcher {
   readonly #asking = new Map<number, ReadonlySet<string>>();
   /** Leaders whose connection `refresh` closed to cut a long poll short. */
   readonly #interrupted = new Set<number>();
+  /** Per leader, answers in a row that were only epoch races (see EPOCH_RACE_BACKOFF_MS). */
+  readonly #races = new Map<number, number>();
   #closed = false;
 
   constructor(options: FollowerFetcherOptions) {
@@ -112,11 +128,13 @@ export class FollowerFetcher {
         }
         const truncating = asks.filter(([, r]) => r.kind === "offsetForLeaderEpoch");
         const fetching = asks.filter(([, r]) => r.kind === "fetch");
-        if (truncating.length > 0) await this.#askEpochs(connection, truncating);
+        if (truncating.length > 0) await this.#askEpochs(leaderId, connection, truncating);
         else if (fetching.length > 0) {
           // Every partition this loop knows, asked or not: only a new one cuts the poll.
           this.#asking.set(leaderId, new Set(followed.map((f) => f.key)));
-          await this.#fetch(connection, fetching).finally(() => this.#asking.delete(leaderId));
+          await this.#fetch(leaderId, connection, fetching).finally(() =>
+            this.#asking.delete(leaderId),
+          );
         } else await this.#sleep(IDLE_MS);
       } catch (error) {
         if (this.#closed) return;
@@ -133,6 +151,7 @@ export class FollowerFetcher {
   }
 
   async #askEpochs(
+    leaderId: number,
     connection: KafkaConnection,
     asks: Array<[FollowedPartition, FollowerRequest]>,
   ): Promise<void> {
@@ -151,13 +170,13 @@ export class FollowerFetcher {
         })),
       },
     );
-    let failed = false;
+    const errors: number[] = [];
     for (const topic of answer.topics) {
       for (const p of topic.partitions) {
         const ask = asks.find(([f]) => f.topic === topic.topic && f.partition === p.partition);
         if (ask === undefined) continue;
         if (p.errorCode !== ErrorCode.NONE) {
-          failed = true;
+          errors.push(p.errorCode);
           continue;
         }
         this.#options.replicas.onEpochEndOffset(ask[0], {
@@ -166,11 +185,31 @@ export class FollowerFetcher {
         });
       }
     }
-    // Fenced or not leader yet: the metadata will say what to do; do not spin meanwhile.
-    if (failed) await this.#sleep(BACKOFF_MS);
+    await this.#afterErrors(leaderId, errors);
+  }
+
+  /**
+   * Fenced or not leader yet: the metadata will say what to do, so do not spin meanwhile;
+   * but when every error is an epoch race, ask again soon (EPOCH_RACE_BACKOFF_MS).
+   */
+  async #afterErrors(leaderId: number, errors: readonly number[]): Promise<void> {
+    if (errors.length > 0)
+      log.debug("The leader refused partitions", { leader: leaderId, errors: errors.join(",") });
+    if (errors.length === 0) {
+      this.#races.delete(leaderId);
+      return;
+    }
+    if (!errors.every((code) => EPOCH_RACE_ERRORS.has(code))) {
+      this.#races.delete(leaderId);
+      return this.#sleep(BACKOFF_MS);
+    }
+    const races = this.#races.get(leaderId) ?? 0;
+    this.#races.set(leaderId, races + 1);
+    await this.#sleep(Math.min(BACKOFF_MS, EPOCH_RACE_BACKOFF_MS * 2 ** races));
   }
 
   async #fetch(
+    leaderId: number,
     connection: KafkaConnection,
     asks: Array<[FollowedPartition, FollowerRequest]>,
   ): Promise<void> {
@@ -201,14 +240,14 @@ export class FollowerFetcher {
       },
       REPLICA_FETCH_WAIT_MAX_MS,
     );
-    let failed = false;
+    const errors: number[] = [];
     for (const topic of answer.responses) {
       for (const p of topic.partitions) {
         const ask = asks.find(([f]) => f.topic === topic.topic && f.partition === p.partitionIndex);
         if (ask === undefined || ask[1].kind !== "fetch") continue;
         const [followed, request] = ask;
         if (p.errorCode !== ErrorCode.NONE) {
-          failed = true;
+          errors.push(p.errorCode);
           continue;
         }
         if (p.divergingEpoch.epoch >= 0 || p.divergingEpoch.endOffset >= 0) {
@@ -223,7 +262,7 @@ export class FollowerFetcher {
         );
       }
     }
-    if (failed) await this.#sleep(BACKOFF_MS);
+    await this.#afterErrors(leaderId, errors);
   }
 
   /** The connection to a leader's Kafka listener; null while its address is unknown. */
