@@ -9,6 +9,7 @@ import { expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
 import {
   appendFileSync,
+  cpSync,
   existsSync,
   readdirSync,
   readFileSync,
@@ -434,4 +435,26 @@ test("storage: recovery: the checkpointed log start holds inside a segment, and 
     ok: true,
     baseOffset: end + 10,
   });
+});
+
+test("storage: recovery: index entries an active segment had not yet written are re-added after a crash", () => {
+  const dir = freshDir();
+  const model = new LogModel();
+  const overrides = { segmentBytes: 1 << 20, indexIntervalBytes: 512 };
+  const log = open(dir, {}, overrides);
+  for (let i = 0; i < 70; i++) model.append(log, makeBatch({ count: 1, valueBytes: 600 }));
+  // The process dies here: what is on disk is what the kernel was handed so far.
+  const crashed = join(dir, "..", "crashed");
+  cpSync(dir, crashed, { recursive: true });
+  log.close();
+  const indexName = readdirSync(dir).find((name) => name.endsWith(".index"))!;
+  const complete = readFileSync(join(dir, indexName));
+  // Entries are written in groups: the crashed copy's index ends before the last few.
+  expect(readFileSync(join(crashed, indexName)).byteLength).toBeLessThan(complete.byteLength);
+
+  const again = open(crashed, {}, overrides);
+  expect(again.logEndOffset).toBe(70);
+  expect(readsAllOf(again, model)).toBe(true);
+  again.close();
+  expect(readFileSync(join(crashed, indexName)).equals(complete)).toBe(true);
 });
