@@ -13,7 +13,7 @@ import { RequestHeader } from "../protocol/generated/request-header.ts";
 import { requestHeaderVersion } from "../protocol/headers.ts";
 import { Writer } from "../protocol/writer.ts";
 import { Connection, TURN_BYTES_MAX } from "./connection.ts";
-import { defineHandler } from "./handler.ts";
+import { defineHandler, type RequestContext } from "./handler.ts";
 import { HandlerRegistry } from "./registry.ts";
 
 const METADATA_VERSION = 9;
@@ -66,22 +66,36 @@ function metadataFrame(correlationId: number, bytes: number): Buffer {
   return frame;
 }
 
-test("connection: a pipelining connection yields every TURN_BYTES_MAX; each keeps its order", async () => {
-  const handled: string[] = [];
+const EMPTY_METADATA = {
+  throttleTimeMs: 0,
+  brokers: [],
+  clusterId: null,
+  controllerId: -1,
+  topics: [],
+};
+
+/** A registry whose Metadata handler is `handle`. */
+function metadataRegistry(
+  handle: (context: RequestContext) => typeof EMPTY_METADATA | Promise<typeof EMPTY_METADATA>,
+): HandlerRegistry {
   const registry = new HandlerRegistry();
   registry.register(
     defineHandler({
       request: MetadataRequest,
       response: MetadataResponse,
       versions: [0, 12],
-      handle: (_request, context) => {
-        handled.push(
-          `${context.connectionId === big.id ? "big" : "small"}${context.correlationId}`,
-        );
-        return { throttleTimeMs: 0, brokers: [], clusterId: null, controllerId: -1, topics: [] };
-      },
+      handle: (_request, context) => handle(context),
     }),
   );
+  return registry;
+}
+
+test("connection: a pipelining connection yields every TURN_BYTES_MAX; each keeps its order", async () => {
+  const handled: string[] = [];
+  const registry = metadataRegistry((context) => {
+    handled.push(`${context.connectionId === big.id ? "big" : "small"}${context.correlationId}`);
+    return EMPTY_METADATA;
+  });
   const options = { frameBytesMax: 8 << 20, registry, onClose: () => {} };
   const bigSocket = new FakeSocket();
   const smallSocket = new FakeSocket();
@@ -111,4 +125,57 @@ test("connection: a pipelining connection yields every TURN_BYTES_MAX; each keep
     at += 4 + correlationIds.readInt32BE(at);
   }
   expect(ids).toEqual([1, 2, 3, 4, 5, 6]);
+});
+
+/** The correlation ids of the response frames in `written`, in order. */
+function responseIds(written: Uint8Array[]): number[] {
+  const bytes = Buffer.concat(written.map((chunk) => Buffer.from(chunk)));
+  const ids: number[] = [];
+  for (let at = 0; at < bytes.length; at += 4 + bytes.readInt32BE(at)) {
+    ids.push(bytes.readInt32BE(at + 4));
+  }
+  return ids;
+}
+
+test("connection: the answers of one turn leave in one write, ready at once or after microtasks", async () => {
+  const late = new Map<number, () => void>();
+  const registry = metadataRegistry((context) => {
+    const id = context.correlationId;
+    if (id <= 20) return EMPTY_METADATA; // at once
+    if (id <= 40) return Promise.resolve(EMPTY_METADATA); // after a few microtasks
+    return new Promise((resolve) => late.set(id, () => resolve(EMPTY_METADATA))); // a long poll
+  });
+  const socket = new FakeSocket();
+  new Connection(socket as unknown as Socket, {
+    frameBytesMax: 1 << 20,
+    registry,
+    onClose: () => {},
+  });
+  const frames = (from: number, to: number) =>
+    Buffer.concat(Array.from({ length: to - from + 1 }, (_, i) => metadataFrame(from + i, 10)));
+
+  socket.emit("data", frames(1, 20));
+  expect(socket.written.length).toBe(1);
+  expect(responseIds(socket.written)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+
+  socket.emit("data", frames(21, 40));
+  expect(socket.written.length).toBe(1); // not before the microtasks ran
+  await Promise.resolve().then(() => new Promise((resolve) => setImmediate(resolve)));
+  expect(socket.written.length).toBe(2);
+  expect(responseIds(socket.written.slice(1))).toEqual(
+    Array.from({ length: 20 }, (_, i) => i + 21),
+  );
+
+  // A request that waits holds back the ones behind it; they leave together with it.
+  socket.emit("data", frames(41, 43));
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(socket.written.length).toBe(2);
+  late.get(43)!();
+  late.get(42)!();
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(socket.written.length).toBe(2);
+  late.get(41)!();
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(socket.written.length).toBe(3);
+  expect(responseIds(socket.written.slice(2))).toEqual([41, 42, 43]);
 });

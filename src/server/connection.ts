@@ -42,6 +42,8 @@ const OUTBOUND_BYTES_LOW = 16 * 1024 * 1024;
  * read one request per connection per poll for the same reason).
  */
 export const TURN_BYTES_MAX = 256 * 1024;
+/** Ready answers of at least this many bytes are sent at once rather than at the turn's end. */
+const FLUSH_AT_ONCE_BYTES = 64 * 1024;
 
 interface Slot {
   /** Encoded response chunks once ready; null while the handler runs; [] for no response. */
@@ -100,6 +102,18 @@ export class Connection {
   #taking = false;
   /** A turn ended with whole frames left: they are taken after the other connections' I/O. */
   #yielded = false;
+  /**
+   * Responses are ready but not yet handed to the socket: they go in one write at the end
+   * of the turn (#takeFrames) or of the microtasks that completed them.
+   */
+  #flushDue = false;
+  /**
+   * Bytes of answers encoded but not yet handed to #outbound (waiting for the end of the
+   * turn, or behind an earlier request still running). They count toward the bound on
+   * what one client may make the broker hold, like the queued ones: a deferred fetch
+   * answer holds its segment files open.
+   */
+  #readyBytes = 0;
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.#socket = socket;
@@ -149,6 +163,7 @@ export class Connection {
   #dropPending(): void {
     for (const slot of this.#slots) if (slot.chunks !== null) releaseChunks(slot.chunks);
     this.#slots.length = 0;
+    this.#readyBytes = 0;
     this.#frames.clear();
     this.#outbound.clear();
   }
@@ -182,6 +197,8 @@ export class Connection {
       }
     } finally {
       this.#taking = false;
+      // The answers this turn's frames got at once leave in one write.
+      this.#flushNow();
     }
   }
 
@@ -316,15 +333,47 @@ export class Connection {
         releaseChunks(chunks);
         return;
       }
-      slot.chunks = chunks;
+      this.#ready(slot, chunks);
     }
-    this.#flush();
+    this.#flushSoon();
   }
 
   #respondNow(handler: ApiHandler, context: RequestContext, version: number, value: unknown): void {
     const slot: Slot = { chunks: null, startedAt: 0 };
     this.#slots.push(slot);
-    slot.chunks = this.#encodeResponse(handler, { ...context, apiVersion: version }, value);
+    this.#ready(slot, this.#encodeResponse(handler, { ...context, apiVersion: version }, value));
+    this.#flushSoon();
+  }
+
+  #ready(slot: Slot, chunks: OutChunk[]): void {
+    slot.chunks = chunks;
+    for (const chunk of chunks) this.#readyBytes += chunk.byteLength;
+  }
+
+  /**
+   * Sends ready responses once the current turn is done rather than one write each: a
+   * client pipelining small requests (librdkafka's linger.ms=0 producer sends one per
+   * partition batch) gets all the answers of a turn in one send, so a busier broker makes
+   * fewer system calls per request instead of more. Frames taken in #takeFrames are
+   * flushed at its end; answers completed later (a promise, a long poll) at the end of
+   * the microtasks that completed them, before the event loop goes back to I/O.
+   */
+  #flushSoon(): void {
+    // Large answers gain nothing from waiting, and must reach the bound of #updateReading.
+    if (this.#readyBytes >= FLUSH_AT_ONCE_BYTES) {
+      this.#flushDue = true;
+      this.#flushNow();
+      return;
+    }
+    this.#updateReading();
+    if (this.#flushDue) return;
+    this.#flushDue = true;
+    if (!this.#taking) queueMicrotask(() => this.#flushNow());
+  }
+
+  #flushNow(): void {
+    if (!this.#flushDue) return;
+    this.#flushDue = false;
     this.#flush();
   }
 
@@ -343,7 +392,10 @@ export class Connection {
     if (this.#closed) return;
     const ready: OutChunk[] = [];
     while (this.#slots.length > 0 && this.#slots[0]!.chunks !== null) {
-      for (const chunk of this.#slots.shift()!.chunks!) ready.push(chunk);
+      for (const chunk of this.#slots.shift()!.chunks!) {
+        ready.push(chunk);
+        this.#readyBytes -= chunk.byteLength;
+      }
     }
     if (ready.length > 0) this.#outbound.send(ready);
     this.#updateReading();
@@ -357,7 +409,7 @@ export class Connection {
   #updateReading(): void {
     if (this.#closed) return;
     const pending = this.#slots.length;
-    const queued = this.#outbound.queuedBytes;
+    const queued = this.#outbound.queuedBytes + this.#readyBytes;
     if (!this.#paused && (pending >= IN_FLIGHT_MAX || queued > OUTBOUND_BYTES_HIGH)) {
       this.#paused = true;
       this.#socket.pause();
