@@ -23,7 +23,9 @@
  *     [--stamp-fetch-offsets]
  *
  * prints `null broker ready kafka=127.0.0.1:<port> sink=127.0.0.1:<port>` on stdout and
- * runs until killed.
+ * runs until killed. It starts with the allocator settings Brook starts with
+ * (src/runtime/allocator.ts), so that the limit is measured in the same runtime
+ * conditions.
  */
 import { Buffer } from "node:buffer";
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
@@ -53,6 +55,7 @@ import {
   encodeResponseFrame,
   requestHeaderVersion,
 } from "../../src/protocol/headers.ts";
+import { applyAllocatorSettings } from "../../src/runtime/allocator.ts";
 import { Reader } from "../../src/protocol/reader.ts";
 import {
   LOG_OVERHEAD_BYTES,
@@ -64,6 +67,8 @@ import type { MessageSchema } from "../../src/protocol/schema.ts";
 import { Outbound } from "../../src/server/outbound.ts";
 import { FrameSocket } from "./wire.ts";
 import { throughputBatch } from "./workload.ts";
+
+applyAllocatorSettings();
 
 const NODE_ID = 1;
 /** Enough batches for the largest partition_max_bytes the bench asks for (32 MiB). */
