@@ -67,6 +67,8 @@ export class FollowerFetcher {
   readonly #asking = new Map<number, ReadonlySet<string>>();
   /** Leaders whose connection `refresh` closed to cut a long poll short. */
   readonly #interrupted = new Set<number>();
+  /** Per leader, ends the error backoff its loop sleeps in (see `refresh`). */
+  readonly #backoffs = new Map<number, () => void>();
   /** Per leader, answers in a row that were only epoch races (see EPOCH_RACE_BACKOFF_MS). */
   readonly #races = new Map<number, number>();
   #closed = false;
@@ -80,13 +82,21 @@ export class FollowerFetcher {
    * whose Fetch is held in a long poll that lacks a partition now following its leader
    * (a leadership moved there) has the poll cut short by closing its connection:
    * otherwise the partition would wait up to REPLICA_FETCH_WAIT_MAX_MS, and with it the
-   * new leader's high watermark and its acks=all answers.
+   * new leader's high watermark and its acks=all answers. A loop backing off after an
+   * answer that refused other partitions asks again at once, with the new one: one
+   * partition's error (a topic being deleted, seen by the leader first) must not hold a
+   * leadership that just moved for BACKOFF_MS.
    */
   refresh(): void {
     if (this.#closed) return;
     const followed = this.#options.replicas.followed();
     for (const [leaderId, asking] of this.#asking) {
       if (!followed.some((f) => f.leaderId === leaderId && !asking.has(f.key))) continue;
+      const backoff = this.#backoffs.get(leaderId);
+      if (backoff !== undefined) {
+        backoff();
+        continue;
+      }
       this.#asking.delete(leaderId);
       this.#interrupted.add(leaderId);
       this.#connections.get(leaderId)?.close();
@@ -107,6 +117,7 @@ export class FollowerFetcher {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const end of [...this.#backoffs.values()]) end();
     for (const connection of this.#connections.values()) connection.close();
     await Promise.allSettled([...this.#loops.values()]);
   }
@@ -201,11 +212,24 @@ export class FollowerFetcher {
     }
     if (!errors.every((code) => EPOCH_RACE_ERRORS.has(code))) {
       this.#races.delete(leaderId);
-      return this.#sleep(BACKOFF_MS);
+      return this.#backOff(leaderId, BACKOFF_MS);
     }
     const races = this.#races.get(leaderId) ?? 0;
     this.#races.set(leaderId, races + 1);
-    await this.#sleep(Math.min(BACKOFF_MS, EPOCH_RACE_BACKOFF_MS * 2 ** races));
+    await this.#backOff(leaderId, Math.min(BACKOFF_MS, EPOCH_RACE_BACKOFF_MS * 2 ** races));
+  }
+
+  /** Sleeps `ms` after refused partitions, or less if `refresh` has a new one to ask for. */
+  #backOff(leaderId: number, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const end = () => {
+        cancel();
+        this.#backoffs.delete(leaderId);
+        resolve();
+      };
+      const cancel = this.#options.timers.after(ms, end);
+      this.#backoffs.set(leaderId, end);
+    });
   }
 
   async #fetch(
