@@ -5,12 +5,13 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { createServer, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import { encode } from "../protocol/codec.ts";
 import { ApiVersionsRequest, ApiVersionsResponse } from "../protocol/generated/index.ts";
 import { encodeResponseHeader } from "../protocol/headers.ts";
 import { Writer } from "../protocol/writer.ts";
 import { KafkaConnection } from "./kafka-client.ts";
+import { framePeer } from "./test-peer.ts";
 
 const ApiVersions = { request: ApiVersionsRequest, response: ApiVersionsResponse };
 let server: Server | null = null;
@@ -22,19 +23,9 @@ afterEach(() => {
 
 /** A peer that hands each request's correlation id to `onRequest`. */
 async function peer(onRequest: (socket: Socket, correlationId: number) => void): Promise<number> {
-  server = createServer((socket) => {
-    let buffer = Buffer.alloc(0);
-    socket.on("data", (data: Buffer) => {
-      buffer = Buffer.concat([buffer, data]);
-      while (buffer.length >= 4 && buffer.length >= 4 + buffer.readInt32BE(0)) {
-        const frame = buffer.subarray(4, 4 + buffer.readInt32BE(0));
-        buffer = buffer.subarray(4 + frame.length);
-        onRequest(socket, frame.readInt32BE(4));
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-  return (server!.address() as { port: number }).port;
+  const started = await framePeer((socket, frame) => onRequest(socket, frame.readInt32BE(4)));
+  server = started.server;
+  return started.port;
 }
 
 /** An ApiVersions v3 answer naming one api key, framed. */

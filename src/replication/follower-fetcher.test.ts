@@ -6,7 +6,8 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { createServer, type Server } from "node:net";
+import type { Server } from "node:net";
+import { framePeer } from "../client/test-peer.ts";
 import type { MetadataImage } from "../cluster/metadata-image.ts";
 import { decode } from "../protocol/codec.ts";
 import { ErrorCode } from "../protocol/error-codes.ts";
@@ -36,51 +37,43 @@ afterEach(async () => {
 
 /** A leader that answers every Fetch at once: `gone` refused, anything else empty. */
 async function fakeLeader(gone: string, asked: string[][]): Promise<number> {
-  server = createServer((socket) => {
-    let buffer = Buffer.alloc(0);
-    socket.on("data", (data: Buffer) => {
-      buffer = Buffer.concat([buffer, data]);
-      while (buffer.length >= 4 && buffer.length >= 4 + buffer.readInt32BE(0)) {
-        const frame = buffer.subarray(4, 4 + buffer.readInt32BE(0));
-        buffer = buffer.subarray(4 + frame.length);
-        const reader = new Reader(frame);
-        const apiKey = frame.readInt16BE(0);
-        const version = frame.readInt16BE(2);
-        expect(apiKey).toBe(FETCH);
-        const header = decodeRequestHeader(reader, requestHeaderVersion(FetchRequest, version));
-        const request = decode(FetchRequest, version, reader);
-        const keys = request.topics.flatMap((t) =>
-          t.partitions.map((p) => `${t.topic}-${p.partition}`),
-        );
-        asked.push(keys);
-        const responses = request.topics.map((t) => ({
-          topic: t.topic,
-          partitions: t.partitions.map((p) => ({
-            partitionIndex: p.partition,
-            errorCode:
-              `${t.topic}-${p.partition}` === gone
-                ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                : ErrorCode.NONE,
-            highWatermark: 0,
-            lastStableOffset: 0,
-            logStartOffset: 0,
-            abortedTransactions: null,
-            preferredReadReplica: -1,
-            records: null,
-          })),
-        }));
-        const chunks = encodeResponseFrame(FETCH, version, header.correlationId, FetchResponse, {
-          throttleTimeMs: 0,
-          errorCode: 0,
-          sessionId: 0,
-          responses,
-        } as never);
-        socket.write(Buffer.concat(chunks as Uint8Array[]));
-      }
-    });
+  const started = await framePeer((socket, frame) => {
+    const reader = new Reader(frame);
+    const apiKey = frame.readInt16BE(0);
+    const version = frame.readInt16BE(2);
+    expect(apiKey).toBe(FETCH);
+    const header = decodeRequestHeader(reader, requestHeaderVersion(FetchRequest, version));
+    const request = decode(FetchRequest, version, reader);
+    const keys = request.topics.flatMap((t) =>
+      t.partitions.map((p) => `${t.topic}-${p.partition}`),
+    );
+    asked.push(keys);
+    const responses = request.topics.map((t) => ({
+      topic: t.topic,
+      partitions: t.partitions.map((p) => ({
+        partitionIndex: p.partition,
+        errorCode:
+          `${t.topic}-${p.partition}` === gone
+            ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            : ErrorCode.NONE,
+        highWatermark: 0,
+        lastStableOffset: 0,
+        logStartOffset: 0,
+        abortedTransactions: null,
+        preferredReadReplica: -1,
+        records: null,
+      })),
+    }));
+    const chunks = encodeResponseFrame(FETCH, version, header.correlationId, FetchResponse, {
+      throttleTimeMs: 0,
+      errorCode: 0,
+      sessionId: 0,
+      responses,
+    } as never);
+    socket.write(Buffer.concat(chunks as Uint8Array[]));
   });
-  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-  return (server!.address() as { port: number }).port;
+  server = started.server;
+  return started.port;
 }
 
 function partition(topic: string): FollowedPartition {
