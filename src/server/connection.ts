@@ -36,13 +36,10 @@ const OUTBOUND_BYTES_HIGH = 64 * 1024 * 1024;
 /** ...until they fall to this. */
 const OUTBOUND_BYTES_LOW = 16 * 1024 * 1024;
 /**
- * Request bytes one connection may have handled in one turn of the event loop before it
- * lets the others have theirs: a producer pipelining large requests would otherwise hold
- * the event loop for all of them at once, while every other client's small request waits
- * (Kafka's network threads read one request per connection per poll for the same
- * reason). A turn is everything between two polls: the runtime reads a busy socket again
- * and again in one poll (Bun: up to three 512 KiB reads), so the count carries over from
- * one chunk to the next until the turn ends.
+ * Request bytes one connection may have handled before it lets the others have a turn:
+ * a producer pipelining large requests would otherwise hold the event loop for all of
+ * them at once, while every other client's small request waits (Kafka's network threads
+ * read one request per connection per poll for the same reason).
  */
 export const TURN_BYTES_MAX = 256 * 1024;
 /** Ready answers of at least this many bytes are sent at once rather than at the turn's end. */
@@ -103,9 +100,7 @@ export class Connection {
   #paused = false;
   /** True while #takeFrames runs. */
   #taking = false;
-  /** Request bytes taken in this turn of the event loop (see TURN_BYTES_MAX). */
-  #turnBytes = 0;
-  /** The turn's budget is spent: reading stops until the turn ends (#endTurn). */
+  /** A turn ended with whole frames left: they are taken after the other connections' I/O. */
   #yielded = false;
   /**
    * Responses are ready but not yet handed to the socket: they go in one write at the end
@@ -187,17 +182,17 @@ export class Connection {
     // Resumed from within the loop below: it carries on. Yielded: the turn's end takes them.
     if (this.#taking || this.#yielded) return;
     this.#taking = true;
+    let turnBytes = 0;
     try {
       while (!this.#closed && !this.#paused) {
-        if (this.#turnBytes >= TURN_BYTES_MAX) {
+        if (turnBytes >= TURN_BYTES_MAX && this.#frames.hasFrame()) {
           this.#yield();
           return;
         }
         const frame = this.#frames.next();
         if (frame === null) return;
         if (isFrameError(frame)) return this.close(frame.error);
-        if (this.#turnBytes === 0) setImmediate(() => this.#endTurn());
-        this.#turnBytes += frame.byteLength;
+        turnBytes += frame.byteLength;
         this.#onFrame(frame);
       }
     } finally {
@@ -208,23 +203,19 @@ export class Connection {
   }
 
   /**
-   * Ends this connection's part of the turn: reading stops (what the client sends
-   * meanwhile waits in the kernel, not here) until the event loop has polled and served
-   * the other connections' I/O; #endTurn then takes the remaining frames.
+   * Ends this connection's turn: reading stops (what it sends meanwhile waits in the
+   * kernel, not here) and the remaining frames are taken once the event loop has served
+   * the I/O that is ready.
    */
   #yield(): void {
     this.#yielded = true;
     this.#socket.pause();
-  }
-
-  /** Runs once the turn in which this connection took its first frame is over. */
-  #endTurn(): void {
-    this.#turnBytes = 0;
-    if (!this.#yielded) return;
-    this.#yielded = false;
-    if (this.#closed) return;
-    if (!this.#paused) this.#socket.resume();
-    this.#takeFrames();
+    setImmediate(() => {
+      this.#yielded = false;
+      if (this.#closed) return;
+      if (!this.#paused) this.#socket.resume();
+      this.#takeFrames();
+    });
   }
 
   #onFrame(frame: Buffer): void {
