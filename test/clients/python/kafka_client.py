@@ -8,7 +8,7 @@ Run with /usr/bin/python3 (the interpreter that has confluent_kafka installed).
 Commands ("op"):
   create_topics     {bootstrap, topics: [{name, partitions, configs?}]}
   describe_configs  {bootstrap, topic}
-  produce           {bootstrap, topic, codec, linger_ms, debug?,
+  produce           {bootstrap, topic, codec, linger_ms, debug?, config?,
                      messages: [[key, value, [[hk, hv]...], timestamp?, partition?]...]}
   consume           {bootstrap, topic, assignments: [[partition, offset]...], timeout_s}
   watermarks        {bootstrap, topic, partitions}
@@ -88,6 +88,7 @@ def produce(cmd):
     }
     if cmd.get("debug"):
         config["debug"] = cmd["debug"]  # librdkafka logs to stderr
+    config.update(cmd.get("config", {}))  # e.g. retries: 0, to see a broker's first error
     producer = Producer(config)
     delivered = [None] * len(cmd["messages"])
     errors = []
