@@ -16,6 +16,12 @@ export interface DeferredBytes {
   /** Releases what the bytes hold (file descriptors); safe to call more than once. */
   release(): void;
   /**
+   * Null when the next piece of at most `maxBytes` can be taken (`next` or `sendWith`)
+   * without waiting for the disk; else a promise, never rejected, that settles once it
+   * can. The writer does not take a piece before then.
+   */
+  whenReadable?(maxBytes: number): Promise<void> | null;
+  /**
    * Where the bytes are in a file and sending them straight from it (sendfile) is worth
    * it: sends the next at most `maxBytes` with `send` (file descriptor, position,
    * count → bytes sent, 0 when the socket is full) and returns what was sent. Null when

@@ -51,6 +51,30 @@ class FakeDeferred implements DeferredBytes {
   }
 }
 
+/** Deferred bytes whose pieces listed as cold must be waited for (whenReadable) until `settle`. */
+class ColdDeferred extends FakeDeferred {
+  readonly #cold: Set<number>;
+  #settle: (() => void) | null = null;
+  constructor(source: Uint8Array, coldPieces: number[]) {
+    super(source);
+    this.#cold = new Set(coldPieces);
+  }
+  whenReadable(): Promise<void> | null {
+    const piece = this.read / PIECE_BYTES;
+    if (!this.#cold.has(piece)) return null;
+    return new Promise<void>((resolve) => {
+      this.#settle = () => {
+        this.#cold.delete(piece);
+        resolve();
+      };
+    });
+  }
+  settle(): void {
+    this.#settle?.();
+    this.#settle = null;
+  }
+}
+
 function pattern(size: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
@@ -114,5 +138,30 @@ describe("server: outbound", () => {
     expect(broken.map((e) => e.message)).toEqual(["file shrank"]);
     expect(failing.released).toBe(1);
     expect(other.queuedBytes).toBe(0);
+  });
+
+  test("a deferred piece that must come from the disk holds the queue, not the thread; it goes on in order once read", async () => {
+    const socket = new FakeSocket();
+    let written = 0;
+    const outbound = new Outbound(socket, { onBroken: () => {}, onWritten: () => written++ });
+    const cold = new ColdDeferred(pattern(3 * PIECE_BYTES + 9, 7), [0, 2]);
+    outbound.send([pattern(20, 1), cold, pattern(30, 2)]);
+    // The first piece is cold: what came before it went, nothing after it did.
+    expect(cold.read).toBe(0);
+    expect(socket.sent()).toEqual(Buffer.from(pattern(20, 1)));
+    outbound.send([pattern(40, 3)]);
+    expect(socket.sent().byteLength).toBe(20);
+    cold.settle();
+    await Promise.resolve();
+    // Read: that piece and the next (cached) one went; the third is cold again.
+    expect(cold.read).toBe(2 * PIECE_BYTES);
+    expect(written).toBe(1);
+    cold.settle();
+    await Promise.resolve();
+    expect(cold.released).toBe(1);
+    expect(socket.sent()).toEqual(
+      Buffer.concat([pattern(20, 1), cold.source, pattern(30, 2), pattern(40, 3)]),
+    );
+    expect(outbound.queuedBytes).toBe(0);
   });
 });

@@ -63,6 +63,8 @@ export class Outbound {
   #headSent = 0;
   #queuedBytes = 0;
   #waitingForDrain = false;
+  /** The head chunk's next piece is being read off the request thread (not cached). */
+  #waitingForDisk = false;
 
   constructor(socket: WritableSocket, events: OutboundEvents, direct: DirectSend | null = null) {
     this.#socket = socket;
@@ -95,9 +97,15 @@ export class Outbound {
   }
 
   #pump(): void {
-    while (!this.#waitingForDrain && this.#queuedBytes > 0 && !this.#socket.destroyed) {
+    while (
+      !this.#waitingForDrain &&
+      !this.#waitingForDisk &&
+      this.#queuedBytes > 0 &&
+      !this.#socket.destroyed
+    ) {
       let piece: Uint8Array;
       try {
+        if (this.#waitForDisk()) return;
         if (this.#sendDirect()) continue;
         piece = this.#nextPiece();
       } catch (error) {
@@ -125,6 +133,30 @@ export class Outbound {
   }
 
   /**
+   * True when the head chunk's next piece is not in the page cache: it is read on the
+   * runtime's file-system threads and the queue goes on once it is, so the request
+   * thread never waits for the disk on a consumer's behalf.
+   */
+  #waitForDisk(): boolean {
+    const first = this.#chunks[this.#head]!;
+    if (!isDeferred(first) || first.whenReadable === undefined) return false;
+    const readable = first.whenReadable(this.#pieceBytes(first));
+    if (readable === null) return false;
+    this.#waitingForDisk = true;
+    void readable.then(() => {
+      this.#waitingForDisk = false;
+      this.#pump();
+      this.#events.onWritten?.();
+    });
+    return true;
+  }
+
+  /** The size of the next piece of a deferred head chunk. */
+  #pieceBytes(head: OutChunk): number {
+    return Math.min(PIECE_BYTES, head.byteLength - this.#headSent);
+  }
+
+  /**
    * sendfile from the head chunk when it is in a file that wants it and the runtime
    * holds nothing for the socket (so bytes cannot overtake each other). True when bytes
    * went out; false when the socket is full (a read piece goes next, and its write waits
@@ -138,7 +170,7 @@ export class Outbound {
     const { socketFd, sendFile } = direct;
     const sent = first.sendWith(
       (fileFd, position, count) => sendFile(socketFd, fileFd, position, count),
-      first.byteLength - this.#headSent,
+      this.#pieceBytes(first),
     );
     if (sent === null || sent === 0) return false;
     this.#queuedBytes -= sent;
@@ -150,7 +182,7 @@ export class Outbound {
   #nextPiece(): Uint8Array {
     const first = this.#chunks[this.#head]!;
     if (isDeferred(first)) {
-      const piece = first.next(Math.min(PIECE_BYTES, first.byteLength - this.#headSent));
+      const piece = first.next(this.#pieceBytes(first));
       if (piece.byteLength === 0) throw new Error("Deferred bytes ended early");
       this.#advance(this.#headSent + piece.byteLength);
       return piece;

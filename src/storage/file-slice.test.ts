@@ -1,6 +1,14 @@
 import { expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { readdirSync, readSync, rmSync, truncateSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  truncateSync,
+} from "node:fs";
 import { join } from "node:path";
 import { countRecords } from "../admin/metrics.ts";
 import { materialize } from "../protocol/deferred-bytes.ts";
@@ -217,4 +225,63 @@ test("storage: a slice that counts no records (a follower's fetch) goes by sendf
   }
   expect(Buffer.concat(sent)).toEqual(Buffer.from(whole.records));
   expect(finished).toBe(0);
+});
+
+/** Writes the log's files back and drops their pages from the page cache (posix_fadvise DONTNEED). */
+function evictFromPageCache(dir: string): void {
+  const { dlopen, FFIType } = require("bun:ffi") as typeof import("bun:ffi");
+  const { symbols } = dlopen("libc.so.6", {
+    posix_fadvise: {
+      args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.i32],
+      returns: FFIType.i32,
+    },
+  });
+  const POSIX_FADV_DONTNEED = 4;
+  for (const name of readdirSync(dir)) {
+    const fd = openSync(join(dir, name), "r");
+    try {
+      fsyncSync(fd);
+      expect(symbols.posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+test("storage: a slice whose pages left the page cache is read off the request thread, piece by piece, byte for byte", async () => {
+  const { log, dir } = filledLog(4, 21);
+  log.flush();
+  const { whole, slice, finished } = wholeAndSlice(log);
+  evictFromPageCache(dir);
+  const pieces: Uint8Array[] = [];
+  let waited = 0;
+  for (let left = slice.byteLength; left > 0;) {
+    const size = Math.min(4096, left);
+    const readable = slice.whenReadable(size);
+    if (readable !== null) {
+      waited++;
+      // The read runs on another thread: the caller is free until it settles.
+      expect(slice.whenReadable(size)).toBe(readable);
+      await readable;
+    }
+    const piece = slice.next(size);
+    pieces.push(piece);
+    left -= piece.byteLength;
+  }
+  expect(waited).toBeGreaterThan(0);
+  expect(Buffer.concat(pieces).equals(whole)).toBe(true);
+  expect(finished()).toBe(countRecords(whole));
+});
+
+test("storage: a slice released while it reads ahead closes its files once the read is over", async () => {
+  const { log, dir } = filledLog(2, 22);
+  log.flush();
+  const { slice } = wholeAndSlice(log);
+  evictFromPageCache(dir);
+  const readable = slice.whenReadable(4096);
+  expect(readable).not.toBeNull();
+  slice.release();
+  await readable;
+  expect(() => slice.next(4096)).toThrow("released");
+  expect(slice.whenReadable(4096)).toBeNull();
 });

@@ -13,12 +13,16 @@
  * throws, and the connection closes because the frame can no longer be completed.
  * Batches never span segments, so each range holds whole batches.
  *
+ * A piece whose pages have left the page cache (a consumer far behind) is read on the
+ * runtime's file-system threads first (`whenReadable`, storage/page-cache.ts), so the
+ * thread that serves every connection never waits for the disk on one consumer's behalf.
+ *
  * Descriptors are closed when the last byte is read or on `release`; a slice that is
  * dropped without either is closed when it is garbage collected (a safety net, not the
  * plan: every owner releases).
  */
 import { Buffer } from "node:buffer";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, read } from "node:fs";
 import type { DeferredBytes } from "../protocol/deferred-bytes.ts";
 import {
   BATCH_HEADER_BYTES,
@@ -28,6 +32,7 @@ import {
 } from "../protocol/record-batch.ts";
 import { assert } from "../util/assert.ts";
 import { logger } from "../util/log.ts";
+import { rangeCached } from "./page-cache.ts";
 import { readFully } from "./segment-files.ts";
 
 const log = logger("storage");
@@ -92,6 +97,12 @@ export class FileSlice implements DeferredBytes {
 
   /** False for a follower's fetch: nothing counts its records, so sendfile always pays. */
   readonly #counting: boolean;
+  /** The next piece, read ahead off the request thread because it was not cached. */
+  #prepared: Buffer | null = null;
+  /** That read while it runs; the descriptors stay open until it ends. */
+  #reading: Promise<void> | null = null;
+  #readError: Error | null = null;
+  #releaseAfterRead = false;
 
   constructor(ranges: readonly SliceRange[], options: { countRecords?: boolean } = {}) {
     this.#counting = options.countRecords ?? true;
@@ -111,15 +122,58 @@ export class FileSlice implements DeferredBytes {
 
   next(maxBytes: number): Uint8Array {
     assert(maxBytes > 0, "A slice piece must be positive");
+    assert(this.#reading === null, "A slice piece is read while the last one is still read");
+    if (this.#readError !== null) throw this.#readError;
+    const range = this.#current();
+    let piece: Buffer;
+    if (this.#prepared !== null) {
+      piece = this.#prepared.subarray(0, maxBytes);
+      this.#prepared =
+        piece.byteLength < this.#prepared.byteLength ? this.#prepared.subarray(maxBytes) : null;
+    } else {
+      const size = Math.min(maxBytes, range.length - this.#inRange);
+      piece = Buffer.allocUnsafe(size);
+      this.#checkWhole(
+        range,
+        piece,
+        readFully(range.fd, piece, 0, size, range.position + this.#inRange),
+      );
+    }
+    if (this.#counting) this.#countBatches(range, this.#inRange + piece.byteLength, piece);
+    this.#advance(piece.byteLength);
+    return piece;
+  }
+
+  /**
+   * Null when the next piece of at most `maxBytes` can be read or sent at once (its pages
+   * are cached, or whether they are cannot be told); otherwise a promise that settles
+   * once the piece has been read on the runtime's file-system threads, `next` then
+   * handing it out. It never rejects: a failed read is thrown by `next`.
+   */
+  whenReadable(maxBytes: number): Promise<void> | null {
+    assert(maxBytes > 0, "A slice piece must be positive");
+    if (this.#reading !== null) return this.#reading;
+    if (this.#prepared !== null || this.#readError !== null || this.#released()) return null;
     const range = this.#current();
     const size = Math.min(maxBytes, range.length - this.#inRange);
+    const position = range.position + this.#inRange;
+    if (rangeCached(range.fd, position, size) !== false) return null;
     const piece = Buffer.allocUnsafe(size);
-    const n = readFully(range.fd, piece, 0, size, range.position + this.#inRange);
-    if (n < size)
-      throw new Error(`${range.path} ends before the batches it held (${n} of ${size} bytes read)`);
-    if (this.#counting) this.#countBatches(range, this.#inRange + size, piece);
-    this.#advance(size);
-    return piece;
+    this.#reading = new Promise<void>((settle) => {
+      read(range.fd, piece, 0, size, position, (error, bytesRead) => {
+        this.#reading = null;
+        try {
+          if (error !== null) throw error;
+          this.#checkWhole(range, piece, bytesRead);
+          this.#prepared = piece;
+        } catch (failure) {
+          this.#readError = failure instanceof Error ? failure : new Error(String(failure));
+        }
+        if (this.#releaseAfterRead) this.release();
+        settle();
+      });
+    });
+    return this.#reading;
   }
 
   /**
@@ -133,8 +187,10 @@ export class FileSlice implements DeferredBytes {
   ): number | null {
     assert(maxBytes > 0, "A slice piece must be positive");
     if (
-      this.#counting &&
-      (this.#batches === 0 || this.#counted / this.#batches < SENDFILE_BATCH_BYTES_MIN)
+      this.#prepared !== null ||
+      this.#readError !== null ||
+      (this.#counting &&
+        (this.#batches === 0 || this.#counted / this.#batches < SENDFILE_BATCH_BYTES_MIN))
     )
       return null;
     const range = this.#current();
@@ -150,9 +206,27 @@ export class FileSlice implements DeferredBytes {
   }
 
   release(): void {
-    if (this.#descriptors.fds.length === 0) return;
+    if (this.#released()) return;
+    if (this.#reading !== null) {
+      // A descriptor closed under a running read could be reused by another file.
+      this.#releaseAfterRead = true;
+      return;
+    }
     unreleased.unregister(this);
     closeAll(this.#descriptors);
+    this.#prepared = null;
+  }
+
+  #released(): boolean {
+    return this.#descriptors.fds.length === 0;
+  }
+
+  /** Throws unless a piece read from `range` came back whole. */
+  #checkWhole(range: OpenRange, piece: Buffer, bytesRead: number): void {
+    if (bytesRead < piece.byteLength)
+      throw new Error(
+        `${range.path} ends before the batches it held (${bytesRead} of ${piece.byteLength} bytes read)`,
+      );
   }
 
   #current(): OpenRange {
