@@ -280,7 +280,7 @@ export class LogManager {
     if (partitionLog === undefined) throw new Error(`No log for ${key}`);
     const before = partitionLog.logStartOffset;
     const result = partitionLog.deleteRecordsBefore(offset);
-    if (result.ok && result.logStartOffset !== before) this.#writeLogStarts(false);
+    if (result.ok && result.logStartOffset !== before) this.#writeLogStarts(false, false);
     return result;
   }
 
@@ -380,7 +380,9 @@ export class LogManager {
         log.error("Log maintenance failed; will retry", { log: key, error: String(error) });
       }
     }
-    if (logStartMoved) this.#writeLogStarts(false);
+    // Retention removes whole segments: recovery finds the log start from the first one
+    // left, so this write need not hold up the request thread.
+    if (logStartMoved) this.#writeLogStarts(false, true);
     this.#clean();
     if (nowMs - this.#lastCheckpointMs >= this.#checkpointIntervalMs) this.#writeCheckpoints(false);
   }
@@ -580,12 +582,12 @@ export class LogManager {
       (p) => p.highWatermark,
       !force,
     );
-    const logStarts = this.#writeLogStarts(force);
+    const logStarts = this.#writeLogStarts(force, !force);
     return recoveryPoints && highWatermarks && logStarts;
   }
 
-  #writeLogStarts(force: boolean): boolean {
-    return this.#writeIfChanged(LOG_START_CHECKPOINT, force, (p) => p.logStartOffset, false);
+  #writeLogStarts(force: boolean, background: boolean): boolean {
+    return this.#writeIfChanged(LOG_START_CHECKPOINT, force, (p) => p.logStartOffset, background);
   }
 
   #writeIfChanged(
