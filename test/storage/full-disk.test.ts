@@ -5,8 +5,8 @@
  * append that does not fit must reach the client as KAFKA_STORAGE_ERROR (our raw client
  * and librdkafka through confluent-kafka-python alike), and the node must go on: every
  * batch acknowledged before is read back at its offset, other requests are answered,
- * the periodic checkpoint that cannot be written does not stop it, and SIGTERM still
- * ends it.
+ * the periodic checkpoint that cannot be written does not stop it, appends resume where
+ * the log ended once a deleted topic gives space back, and SIGTERM still ends it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ import { readBaseOffset, readBatchSize } from "../../src/protocol/record-batch.t
 import { decodeRecords } from "../../src/protocol/records.ts";
 import {
   BUN,
+  eventually,
   REPO,
   startBroker,
   stopAndClean,
@@ -29,6 +30,8 @@ const PRODUCE = 0,
   METADATA = 3;
 const KAFKA_STORAGE_ERROR = 56;
 const TOPIC = "full";
+/** Written first and deleted once the disk is full, to give the space back. */
+const BALLAST = "ballast";
 const DISK_BYTES = 16 << 20;
 const BATCH_VALUE_BYTES = 512 << 10;
 const PYTHON = "/usr/bin/python3";
@@ -47,12 +50,14 @@ beforeAll(async () => {
     command: ["unshare", "-m", "sh", "-c", mountThenRun, dataDir, BUN, join(REPO, "src/main.ts")],
   });
   client = await RawClient.connect(broker.port);
-  const response = await fetch(`${broker.adminUrl}/v1/topics`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name: TOPIC, partitions: 1 }),
-  });
-  expect(response.status).toBe(201);
+  for (const name of [BALLAST, TOPIC]) {
+    const response = await fetch(`${broker.adminUrl}/v1/topics`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name, partitions: 1 }),
+    });
+    expect(response.status).toBe(201);
+  }
 });
 
 afterAll(async () => {
@@ -68,12 +73,15 @@ function batchOf(tag: string): Uint8Array {
   return buildBatch({ baseTimestamp: Date.now(), records: [{ value: valueOf(tag) }] });
 }
 
-async function produce(records: Uint8Array): Promise<{ errorCode: number; baseOffset: number }> {
+async function produce(
+  records: Uint8Array,
+  topic = TOPIC,
+): Promise<{ errorCode: number; baseOffset: number }> {
   const answer = await client.request(PRODUCE, 9, {
     transactionalId: null,
     acks: 1,
     timeoutMs: 5000,
-    topicData: [{ name: TOPIC, partitionData: [{ index: 0, records }] }],
+    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
   });
   return answer.responses[0].partitionResponses[0];
 }
@@ -124,7 +132,9 @@ async function readAll(): Promise<Map<number, string>> {
   }
 }
 
-test("full disk: the append that does not fit is KAFKA_STORAGE_ERROR; acknowledged batches stay readable; the node goes on", async () => {
+test("full disk: the append that does not fit is KAFKA_STORAGE_ERROR; acknowledged batches stay readable; the node goes on and resumes when space comes back", async () => {
+  for (let n = 0; n < 4; n++)
+    expect((await produce(batchOf(`ballast-${n}`), BALLAST)).errorCode).toBe(0);
   const acked = new Map<number, string>();
   let refused: number | null = null;
   for (let n = 0; n < (2 * DISK_BYTES) / BATCH_VALUE_BYTES && refused === null; n++) {
@@ -175,6 +185,17 @@ test("full disk: the append that does not fit is KAFKA_STORAGE_ERROR; acknowledg
   for (const [offset, tag] of acked) {
     expect(stored.get(offset)).toBe(valueOf(tag));
   }
+
+  // Space given back (a topic deleted): appends go on where the log ended.
+  const deleted = await fetch(`${broker.adminUrl}/v1/topics/${BALLAST}`, { method: "DELETE" });
+  expect(deleted.ok).toBe(true);
+  const next = Math.max(...acked.keys()) + 1;
+  const resumed = await eventually("an append once space is free", async () => {
+    const answer = await produce(batchOf("after"));
+    return answer.errorCode === 0 ? answer : null;
+  });
+  expect(resumed.baseOffset).toBe(next);
+  expect((await readAll()).get(next)).toBe(valueOf("after"));
 
   // The broker said why, and a full disk does not keep it from stopping.
   expect(broker.stderr()).toContain("Append failed");
