@@ -12,11 +12,9 @@ import {
   readTimestampType,
 } from "../../src/protocol/record-batch.ts";
 import { startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
-import { RawClient } from "../helpers/raw-client.ts";
+import { fetchPartition, producePartition, RawClient } from "../helpers/raw-client.ts";
 
-const PRODUCE = 0,
-  FETCH = 1,
-  LIST_OFFSETS = 2,
+const LIST_OFFSETS = 2,
   CREATE_TOPICS = 19;
 const OLD = 1_600_000_000_000;
 
@@ -61,41 +59,11 @@ async function produce(
       timestampDelta: i * stepMs,
     })),
   });
-  const answer = await client.request(PRODUCE, 9, {
-    acks: 1,
-    timeoutMs: 5000,
-    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
-  });
-  return answer.responses[0].partitionResponses[0];
+  return producePartition(client, topic, 0, records);
 }
 
 async function fetchFirstBatch(topic: string): Promise<Uint8Array> {
-  const answer = await client.request(FETCH, 12, {
-    replicaId: -1,
-    maxWaitMs: 0,
-    minBytes: 0,
-    maxBytes: 1 << 20,
-    isolationLevel: 0,
-    sessionId: 0,
-    sessionEpoch: -1,
-    topics: [
-      {
-        topic,
-        partitions: [
-          {
-            partition: 0,
-            currentLeaderEpoch: -1,
-            fetchOffset: 0,
-            logStartOffset: -1,
-            partitionMaxBytes: 1 << 20,
-          },
-        ],
-      },
-    ],
-    forgottenTopicsData: [],
-    rackId: "",
-  });
-  const records = answer.responses[0].partitions[0].records as Uint8Array;
+  const records = (await fetchPartition(client, topic, 0, 0, 1 << 20)).records as Uint8Array;
   return records.subarray(0, readBatchSize(records, 0));
 }
 

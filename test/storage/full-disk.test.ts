@@ -11,8 +11,6 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
-import { readBaseOffset, readBatchSize } from "../../src/protocol/record-batch.ts";
-import { decodeRecords } from "../../src/protocol/records.ts";
 import {
   BUN,
   eventually,
@@ -23,11 +21,14 @@ import {
   type TestBroker,
 } from "../helpers/broker.ts";
 import { runProcess } from "../helpers/clients-common.ts";
-import { RawClient } from "../helpers/raw-client.ts";
+import {
+  fetchPartition,
+  producePartition,
+  RawClient,
+  recordValues,
+} from "../helpers/raw-client.ts";
 
-const PRODUCE = 0,
-  FETCH = 1,
-  METADATA = 3;
+const METADATA = 3;
 const KAFKA_STORAGE_ERROR = 56;
 const TOPIC = "full";
 /** Written first and deleted once the disk is full, to give the space back. */
@@ -73,61 +74,19 @@ function batchOf(tag: string): Uint8Array {
   return buildBatch({ baseTimestamp: Date.now(), records: [{ value: valueOf(tag) }] });
 }
 
-async function produce(
-  records: Uint8Array,
-  topic = TOPIC,
-): Promise<{ errorCode: number; baseOffset: number }> {
-  const answer = await client.request(PRODUCE, 9, {
-    transactionalId: null,
-    acks: 1,
-    timeoutMs: 5000,
-    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
-  });
-  return answer.responses[0].partitionResponses[0];
-}
+const produce = (records: Uint8Array, topic = TOPIC) => producePartition(client, topic, 0, records);
 
-/** The first record's value of every batch from offset 0 on, by offset. */
+/** Every record's value from offset 0 on, by offset. */
 async function readAll(): Promise<Map<number, string>> {
   const values = new Map<number, string>();
   for (let offset = 0; ;) {
-    const answer = await client.request(FETCH, 12, {
-      replicaId: -1,
-      maxWaitMs: 0,
-      minBytes: 0,
-      maxBytes: 4 << 20,
-      isolationLevel: 0,
-      sessionId: 0,
-      sessionEpoch: -1,
-      topics: [
-        {
-          topic: TOPIC,
-          partitions: [
-            {
-              partition: 0,
-              currentLeaderEpoch: -1,
-              fetchOffset: offset,
-              logStartOffset: -1,
-              partitionMaxBytes: 4 << 20,
-            },
-          ],
-        },
-      ],
-      forgottenTopicsData: [],
-      rackId: "",
-    });
-    const data = answer.responses[0].partitions[0];
+    const data = await fetchPartition(client, TOPIC, 0, offset, 4 << 20);
     expect(data.errorCode).toBe(0);
     const records = data.records as Uint8Array | null;
     if (records === null || records.byteLength === 0) return values;
-    for (let at = 0; at < records.byteLength;) {
-      const size = readBatchSize(records, at);
-      const batch = records.subarray(at, at + size);
-      const base = readBaseOffset(batch, 0);
-      for (const record of decodeRecords(batch)!) {
-        values.set(base + record.offsetDelta, new TextDecoder().decode(record.value!));
-        offset = base + record.offsetDelta + 1;
-      }
-      at += size;
+    for (const [at, value] of recordValues(records)) {
+      values.set(at, value);
+      offset = at + 1;
     }
   }
 }

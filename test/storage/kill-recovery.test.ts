@@ -9,14 +9,15 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
-import { readBaseOffset, readBatchSize } from "../../src/protocol/record-batch.ts";
-import { decodeRecords } from "../../src/protocol/records.ts";
 import { startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
-import { RawClient } from "../helpers/raw-client.ts";
+import {
+  fetchPartition,
+  producePartition,
+  RawClient,
+  recordValues,
+} from "../helpers/raw-client.ts";
 
-const PRODUCE = 0,
-  FETCH = 1,
-  LIST_OFFSETS = 2,
+const LIST_OFFSETS = 2,
   CREATE_TOPICS = 19;
 const TOPIC = "crash";
 const PARTITIONS = 2;
@@ -39,15 +40,8 @@ function batchOf(values: string[]): Uint8Array {
   return buildBatch({ baseTimestamp: Date.now(), records: values.map((value) => ({ value })) });
 }
 
-async function produce(client: RawClient, partition: number, records: Uint8Array): Promise<any> {
-  const answer = await client.request(PRODUCE, 9, {
-    transactionalId: null,
-    acks: 1,
-    timeoutMs: 5000,
-    topicData: [{ name: TOPIC, partitionData: [{ index: partition, records }] }],
-  });
-  return answer.responses[0].partitionResponses[0];
-}
+const produce = (client: RawClient, partition: number, records: Uint8Array) =>
+  producePartition(client, TOPIC, partition, records);
 
 async function latest(client: RawClient, partition: number): Promise<number> {
   const answer = await client.request(LIST_OFFSETS, 7, {
@@ -72,47 +66,14 @@ async function readAll(
   const values = new Map<number, string>();
   let offset = 0;
   while (offset < end) {
-    const answer = await client.request(FETCH, 12, {
-      replicaId: -1,
-      maxWaitMs: 0,
-      minBytes: 0,
-      maxBytes: 4 << 20,
-      isolationLevel: 0,
-      sessionId: 0,
-      sessionEpoch: -1,
-      topics: [
-        {
-          topic: TOPIC,
-          partitions: [
-            {
-              partition,
-              currentLeaderEpoch: -1,
-              fetchOffset: offset,
-              logStartOffset: -1,
-              partitionMaxBytes: 4 << 20,
-            },
-          ],
-        },
-      ],
-      forgottenTopicsData: [],
-      rackId: "",
-    });
-    const data = answer.responses[0].partitions[0];
+    const data = await fetchPartition(client, TOPIC, partition, offset, 4 << 20);
     expect(data.errorCode).toBe(0);
     const records = data.records as Uint8Array;
     expect(records.byteLength).toBeGreaterThan(0);
-    let at = 0;
-    while (at < records.byteLength) {
-      const size = readBatchSize(records, at);
-      const batch = records.subarray(at, at + size);
-      const base = readBaseOffset(batch, 0);
-      for (const record of decodeRecords(batch)!) {
-        const recordOffset = base + record.offsetDelta;
-        expect(values.has(recordOffset)).toBe(false);
-        values.set(recordOffset, new TextDecoder().decode(record.value!));
-        offset = recordOffset + 1;
-      }
-      at += size;
+    for (const [recordOffset, value] of recordValues(records)) {
+      expect(values.has(recordOffset)).toBe(false);
+      values.set(recordOffset, value);
+      offset = recordOffset + 1;
     }
   }
   return values;

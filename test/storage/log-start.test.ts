@@ -10,11 +10,9 @@ import { ErrorCode } from "../../src/protocol/error-codes.ts";
 import { buildBatch } from "../../src/protocol/record-batch-builder.ts";
 import { readBaseOffset, readLastOffset } from "../../src/protocol/record-batch.ts";
 import { eventually, startBroker, stopAndClean, type TestBroker } from "../helpers/broker.ts";
-import { RawClient } from "../helpers/raw-client.ts";
+import { fetchPartition, producePartition, RawClient } from "../helpers/raw-client.ts";
 
-const PRODUCE = 0,
-  FETCH = 1,
-  LIST_OFFSETS = 2,
+const LIST_OFFSETS = 2,
   CREATE_TOPICS = 19,
   DELETE_RECORDS = 21;
 const HOUR_MS = 60 * 60 * 1000;
@@ -60,43 +58,11 @@ async function produce(topic: string, timestamp: number): Promise<any> {
     baseTimestamp: timestamp,
     records: [{ value: "a".repeat(500) }, { value: "b".repeat(500) }],
   });
-  const answer = await client.request(PRODUCE, 9, {
-    transactionalId: null,
-    acks: 1,
-    timeoutMs: 5000,
-    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
-  });
-  return answer.responses[0].partitionResponses[0];
+  return producePartition(client, topic, 0, records);
 }
 
-async function fetchAt(topic: string, fetchOffset: number): Promise<any> {
-  const answer = await client.request(FETCH, 12, {
-    replicaId: -1,
-    maxWaitMs: 0,
-    minBytes: 0,
-    maxBytes: 1 << 20,
-    isolationLevel: 0,
-    sessionId: 0,
-    sessionEpoch: -1,
-    topics: [
-      {
-        topic,
-        partitions: [
-          {
-            partition: 0,
-            currentLeaderEpoch: -1,
-            fetchOffset,
-            logStartOffset: -1,
-            partitionMaxBytes: 1 << 20,
-          },
-        ],
-      },
-    ],
-    forgottenTopicsData: [],
-    rackId: "",
-  });
-  return answer.responses[0].partitions[0];
-}
+const fetchAt = (topic: string, fetchOffset: number) =>
+  fetchPartition(client, topic, 0, fetchOffset, 1 << 20);
 
 async function listOffset(topic: string, timestamp: number): Promise<number> {
   const answer = await client.request(LIST_OFFSETS, 7, {
